@@ -1,0 +1,145 @@
+/*
+ * svdb.h — the whole public API of libsvdb, an embedded persistent vector
+ * database. What is not declared in this file is not part of the API.
+ *
+ * Conventions (see docs/api.md for the full reference):
+ *  - Every fallible function returns an int status: SVDB_OK (0) or one of the
+ *    negative SVDB_E* codes below. Codes are ABI: they are only ever appended.
+ *  - On failure, svdb_errmsg() returns a detailed message for the calling
+ *    thread's last failed call; svdb_strerror(status) a static description.
+ *  - Handles are opaque. Whatever the library allocates for the caller has a
+ *    matching *_free function. Nothing the caller passes is kept after a call.
+ *  - Options structs start with `unsigned int version`; fill them with the
+ *    matching *_init function so fields can be appended without an ABI break.
+ *  - All functions are thread-safe on a shared handle: searches run in
+ *    parallel, writes are serialized, a search sees a batch wholly or not at
+ *    all. svdb_close must not race with other calls on the same handle.
+ */
+#ifndef SVDB_H
+#define SVDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(SVDB_BUILDING)
+#define SVDB_API __declspec(dllexport)
+#elif defined(_WIN32)
+#define SVDB_API __declspec(dllimport)
+#elif defined(__GNUC__)
+#define SVDB_API __attribute__((visibility("default")))
+#else
+#define SVDB_API
+#endif
+
+/* Release version of the headers; svdb_version_number() gives the library's. */
+#define SVDB_VERSION_MAJOR 0
+#define SVDB_VERSION_MINOR 1
+#define SVDB_VERSION_PATCH 0
+#define SVDB_VERSION_NUMBER 100
+/* ABI version: bumped only on an incompatible change; equals the SOVERSION. */
+#define SVDB_ABI_VERSION 1
+
+/* Status codes. */
+#define SVDB_OK 0
+#define SVDB_EINVAL -1    /* an argument is invalid (NULL, empty, NaN, ...) */
+#define SVDB_EMISUSE -2   /* the handle is NULL, closed, or used wrongly */
+#define SVDB_ENOMEM -3    /* out of memory */
+#define SVDB_EIO -4       /* an I/O call failed; see svdb_errmsg() */
+#define SVDB_ECORRUPT -5  /* a file is damaged or not an svdb file */
+#define SVDB_EVERSION -6  /* a file's format version is not supported */
+#define SVDB_ELOCKED -7   /* another handle or process holds the collection */
+#define SVDB_ENOTFOUND -8 /* the id does not exist */
+#define SVDB_EEXISTS -9   /* the id already exists (use upsert) */
+#define SVDB_EDIM -10     /* vector dimension does not match the collection */
+#define SVDB_ENOSPC -11   /* the disk is full; nothing was applied */
+#define SVDB_ETOOBIG -12  /* an id, record or batch exceeds a documented limit */
+#define SVDB_EREADONLY -13 /* writes refused after an I/O failure: reopen */
+#define SVDB_EMETA -14    /* metadata is not a valid JSON object */
+#define SVDB_EDUPLICATE -15 /* the same id appears twice in one batch */
+#define SVDB_EMISMATCH -16  /* options disagree with the stored collection */
+
+/* Distance metrics (conventions of hnswlib and ChromaDB). */
+#define SVDB_METRIC_DEFAULT 0 /* the stored metric; L2 for a new collection */
+#define SVDB_METRIC_L2 1      /* squared Euclidean distance */
+#define SVDB_METRIC_COSINE 2  /* 1 - cosine similarity */
+#define SVDB_METRIC_IP 3      /* 1 - dot product */
+
+/* Durability modes. */
+#define SVDB_DURABILITY_PERSIST 0 /* log written per batch, fsync at persist/close (default) */
+#define SVDB_DURABILITY_SYNC 1    /* log fsynced per batch: survives power loss */
+
+/* Limits. */
+#define SVDB_MAX_ID_BYTES 1024          /* longest id, in bytes of UTF-8 */
+#define SVDB_MAX_DIM 65536              /* largest vector dimension */
+#define SVDB_MAX_METADATA_BYTES 1048576 /* largest metadata JSON per row */
+
+/* Opaque handle to an open collection. */
+typedef struct svdb svdb;
+
+#define SVDB_OPEN_OPTIONS_VERSION 1
+typedef struct svdb_open_options {
+    unsigned int version; /* SVDB_OPEN_OPTIONS_VERSION */
+    uint32_t dim;         /* 0: the stored one; on a new collection, fixed by the first add */
+    int metric;           /* SVDB_METRIC_* */
+    int durability;       /* SVDB_DURABILITY_* */
+    int create;           /* nonzero (default): create the collection if missing */
+} svdb_open_options;
+
+#define SVDB_SEARCH_OPTIONS_VERSION 1
+typedef struct svdb_search_options {
+    unsigned int version; /* SVDB_SEARCH_OPTIONS_VERSION */
+    uint32_t threads;     /* svdb_search_batch: worker threads, 0 = all cores */
+} svdb_search_options;
+
+/* One search result. The id points into the same allocation as the array. */
+typedef struct svdb_hit {
+    const char *id;
+    float distance;
+} svdb_hit;
+
+/* Versions and messages. */
+SVDB_API const char *svdb_version(void);
+SVDB_API int svdb_version_number(void);
+SVDB_API int svdb_abi_version(void);
+SVDB_API const char *svdb_strerror(int status);
+SVDB_API const char *svdb_errmsg(void);
+SVDB_API const char *svdb_simd_path(void);
+
+/* Options. */
+SVDB_API int svdb_open_options_init(svdb_open_options *opts, unsigned int version);
+SVDB_API int svdb_search_options_init(svdb_search_options *opts, unsigned int version);
+
+/* Lifecycle. */
+SVDB_API int svdb_open(svdb **out, const char *path, const svdb_open_options *opts);
+SVDB_API int svdb_close(svdb *db);
+SVDB_API int svdb_persist(svdb *db);
+
+/* Writes. */
+SVDB_API int svdb_add_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);
+SVDB_API int svdb_upsert_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);
+SVDB_API int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted);
+
+/* Reads. */
+SVDB_API int svdb_get(svdb *db, const char *id, float *vector, char **metadata);
+SVDB_API int svdb_contains(svdb *db, const char *id, int *found);
+SVDB_API int svdb_count(svdb *db, size_t *count);
+SVDB_API int svdb_dim(svdb *db, uint32_t *dim);
+SVDB_API int svdb_metric(svdb *db, int *metric);
+SVDB_API int svdb_ids(svdb *db, char ***ids, size_t *count);
+SVDB_API int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
+SVDB_API int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
+
+/* Freeing what the library returned. All accept NULL. */
+SVDB_API void svdb_free(void *ptr);
+SVDB_API void svdb_ids_free(char **ids);
+SVDB_API void svdb_hits_free(svdb_hit *hits);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SVDB_H */

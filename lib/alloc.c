@@ -1,0 +1,36 @@
+/* Allocation wrappers with a fault-injection countdown for OOM tests. */
+#include "alloc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static long fail_countdown; /* 0: never fail */
+
+void svdb__alloc_fail_after(long n) { __atomic_store_n(&fail_countdown, n, __ATOMIC_SEQ_CST); }
+
+static int should_fail(void)
+{
+    if (__atomic_load_n(&fail_countdown, __ATOMIC_RELAXED) <= 0) return 0;
+    return __atomic_sub_fetch(&fail_countdown, 1, __ATOMIC_SEQ_CST) == 0;
+}
+
+void *svdb__malloc(size_t n) { return should_fail() ? NULL : malloc(n ? n : 1); }
+
+void *svdb__calloc(size_t count, size_t size)
+{
+    return should_fail() ? NULL : calloc(count ? count : 1, size ? size : 1);
+}
+
+void *svdb__realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n ? n : 1); }
+
+void svdb__free(void *p) { free(p); }
+
+char *svdb__strndup(const char *s, size_t n)
+{
+    char *r = svdb__malloc(n + 1);
+    if (r) {
+        memcpy(r, s, n);
+        r[n] = '\0';
+    }
+    return r;
+}

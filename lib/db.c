@@ -1,0 +1,806 @@
+/* The public entry points: argument checks, locking, and the order of the
+ * durable steps. Each write is planned (validated, memory reserved), logged,
+ * then applied in memory, so a failure at any step leaves the collection
+ * exactly as it was. */
+#include "alloc.h"
+#include "distance.h"
+#include "error.h"
+#include "fileio.h"
+#include "idmap.h"
+#include "meta.h"
+#include "record.h"
+#include "search.h"
+#include "snapshot.h"
+#include "store.h"
+#include "svdb.h"
+#include "wal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DB_MAGIC 0x5356444248414e44ull /* "SVDBHAND" */
+#define DB_DEAD 0xdeaddeaddeaddeadull
+
+struct svdb {
+    uint64_t magic;
+    pid_t pid; /* a handle is not usable in a forked child */
+    char *dir;
+    int lock_fd;
+    int durability;
+    pthread_mutex_t write_mu; /* serializes writers and checkpoints */
+    pthread_rwlock_t rw;      /* readers vs. the brief in-memory apply */
+    svdb_store store;
+    svdb_wal wal;
+    uint64_t uuid;
+    uint64_t next_lsn;
+    uint64_t snap_lsn;
+    int poisoned;
+    const svdb_kernels *kern;
+};
+
+const char *svdb_version(void) { return "0.1.0"; }
+int svdb_version_number(void) { return SVDB_VERSION_NUMBER; }
+int svdb_abi_version(void) { return SVDB_ABI_VERSION; }
+const char *svdb_simd_path(void) { return svdb__kernels()->name; }
+
+void svdb_free(void *ptr) { svdb__free(ptr); }
+void svdb_ids_free(char **ids) { svdb__free(ids); }
+void svdb_hits_free(svdb_hit *hits) { svdb__free(hits); }
+
+int svdb_open_options_init(svdb_open_options *opts, unsigned int version)
+{
+    svdb__clear_error();
+    SVDB_FAIL_IF(!opts, SVDB_EINVAL, "opts is NULL");
+    SVDB_FAIL_IF(version == 0 || version > SVDB_OPEN_OPTIONS_VERSION, SVDB_EINVAL,
+                 "open options version %u is not supported (1..%d)", version, SVDB_OPEN_OPTIONS_VERSION);
+    memset(opts, 0, sizeof *opts);
+    opts->version = version;
+    opts->metric = SVDB_METRIC_DEFAULT;
+    opts->durability = SVDB_DURABILITY_PERSIST;
+    opts->create = 1;
+    return SVDB_OK;
+}
+
+int svdb_search_options_init(svdb_search_options *opts, unsigned int version)
+{
+    svdb__clear_error();
+    SVDB_FAIL_IF(!opts, SVDB_EINVAL, "opts is NULL");
+    SVDB_FAIL_IF(version == 0 || version > SVDB_SEARCH_OPTIONS_VERSION, SVDB_EINVAL,
+                 "search options version %u is not supported (1..%d)", version, SVDB_SEARCH_OPTIONS_VERSION);
+    memset(opts, 0, sizeof *opts);
+    opts->version = version;
+    return SVDB_OK;
+}
+
+static int check_db(const svdb *db)
+{
+    svdb__clear_error();
+    SVDB_FAIL_IF(!db, SVDB_EMISUSE, "database handle is NULL");
+    SVDB_FAIL_IF(db->magic != DB_MAGIC, SVDB_EMISUSE, "database handle is closed or invalid");
+    SVDB_FAIL_IF(db->pid != getpid(), SVDB_EMISUSE, "database handle was opened by another process (used after fork)");
+    return SVDB_OK;
+}
+
+/* ---------------------------------------------------------------- opening */
+
+static uint64_t new_uuid(void)
+{
+    uint64_t u = 0;
+    if (getrandom(&u, sizeof u, 0) != (ssize_t)sizeof u) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        u = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
+    }
+    return u ? u : 1;
+}
+
+static int make_dir(const char *path, int create)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        SVDB_FAIL_IF(!S_ISDIR(st.st_mode), SVDB_EINVAL, "%s exists and is not a directory", path);
+        return SVDB_OK;
+    }
+    if (errno != ENOENT) return svdb__fail_errno(SVDB_EIO, errno, "cannot access %s", path);
+    SVDB_FAIL_IF(!create, SVDB_ENOTFOUND, "no collection at %s (and create is off)", path);
+    if (mkdir(path, 0755) != 0) return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create directory %s", path);
+    /* Make the new directory entry itself durable. */
+    char *parent = svdb__strndup(path, strlen(path));
+    if (!parent) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else strcpy(parent, ".");
+    int rc = svdb__fsync_dir(parent);
+    svdb__free(parent);
+    return rc;
+}
+
+static int take_lock(svdb *db)
+{
+    char *p = svdb__path_join(db->dir, "LOCK");
+    if (!p) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    int rc = SVDB_OK;
+    db->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (db->lock_fd < 0) {
+        rc = svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create lock file %s", p);
+    } else if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        /* flock locks belong to the open file description, so a second handle
+         * in this same process conflicts too; the kernel drops it on exit. */
+        rc = errno == EWOULDBLOCK ? svdb__fail(SVDB_ELOCKED, "collection %s is locked: another handle or process has it open", db->dir)
+                                  : svdb__fail_errno(SVDB_EIO, errno, "cannot lock %s", p);
+    }
+    svdb__free(p);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- planning writes */
+
+typedef struct put_plan {
+    uint32_t *slots; /* existing slot, or SVDB_NO_SLOT for a new row */
+    char **ids;      /* copies for new rows */
+    char **metas;    /* copies, NULL for none */
+    size_t n_new;
+} put_plan;
+
+static void plan_free(put_plan *p, size_t n)
+{
+    for (size_t i = 0; p->ids && i < n; i++) svdb__free(p->ids[i]);
+    for (size_t i = 0; p->metas && i < n; i++) svdb__free(p->metas[i]);
+    svdb__free(p->ids);
+    svdb__free(p->metas);
+    svdb__free(p->slots);
+    memset(p, 0, sizeof *p);
+}
+
+/* Rejects an id that appears twice in the batch. */
+static int check_unique(const svdb_batch *b, int dup_status)
+{
+    if (b->n < 2) return SVDB_OK;
+    svdb_idmap seen = {0};
+    int rc = svdb__idmap_reserve(&seen, b->n);
+    for (size_t i = 0; rc == SVDB_OK && i < b->n; i++) {
+        uint32_t prev = svdb__idmap_find(&seen, b->ids[i], b->id_lens[i]);
+        if (prev != SVDB_NO_SLOT)
+            rc = svdb__fail(dup_status, "id '%.*s' appears twice in the batch (rows %u and %zu)", (int)b->id_lens[i],
+                            b->ids[i], prev, i);
+        else
+            svdb__idmap_insert(&seen, b->ids[i], b->id_lens[i], (uint32_t)i);
+    }
+    svdb__idmap_free(&seen);
+    return rc;
+}
+
+static int plan_put(const svdb_store *s, const svdb_batch *b, int is_add, int dup_status, put_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    SVDB_TRY(check_unique(b, dup_status));
+    p->slots = svdb__malloc(b->n * sizeof *p->slots);
+    p->ids = svdb__calloc(b->n, sizeof *p->ids);
+    p->metas = svdb__calloc(b->n, sizeof *p->metas);
+    int rc = (!p->slots || !p->ids || !p->metas) ? svdb__fail(SVDB_ENOMEM, "out of memory planning a batch") : SVDB_OK;
+    for (size_t i = 0; rc == SVDB_OK && i < b->n; i++) {
+        p->slots[i] = svdb__store_find(s, b->ids[i], b->id_lens[i]);
+        if (p->slots[i] != SVDB_NO_SLOT && is_add) {
+            rc = svdb__fail(SVDB_EEXISTS, "id '%.*s' (row %zu) already exists; use upsert to overwrite it",
+                            (int)b->id_lens[i], b->ids[i], i);
+            break;
+        }
+        if (p->slots[i] == SVDB_NO_SLOT) {
+            p->n_new++;
+            if (!(p->ids[i] = svdb__strndup(b->ids[i], b->id_lens[i]))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+        }
+        if (rc == SVDB_OK && b->metas && b->metas[i] && !(p->metas[i] = svdb__strndup(b->metas[i], b->meta_lens[i])))
+            rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+    }
+    if (rc != SVDB_OK) plan_free(p, b->n);
+    return rc;
+}
+
+/* Cannot fail: memory was reserved. Takes the plan's strings. */
+static void apply_put(svdb_store *s, const svdb_batch *b, put_plan *p)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const float *v = b->vectors + i * b->dim;
+        uint32_t mlen = p->metas[i] ? b->meta_lens[i] : 0;
+        if (p->slots[i] == SVDB_NO_SLOT) {
+            svdb__store_insert(s, p->ids[i], b->id_lens[i], p->metas[i], mlen, v);
+            p->ids[i] = NULL;
+        } else {
+            svdb__store_replace(s, p->slots[i], p->metas[i], mlen, v);
+        }
+        p->metas[i] = NULL;
+    }
+}
+
+/* Reserves room under the write lock (growth may move the chunk tables). */
+static int reserve(svdb *db, size_t adds, size_t deletes, uint32_t dim, int *dim_fixed)
+{
+    pthread_rwlock_wrlock(&db->rw);
+    *dim_fixed = 0;
+    if (db->store.dim == 0 && dim) {
+        svdb__store_set_dim(&db->store, dim);
+        *dim_fixed = 1;
+    }
+    int rc = svdb__store_reserve(&db->store, adds, deletes);
+    pthread_rwlock_unlock(&db->rw);
+    return rc;
+}
+
+/* Undoes a dimension fixed by a batch that then failed. */
+static void unfix_dim(svdb *db, int dim_fixed)
+{
+    if (!dim_fixed) return;
+    pthread_rwlock_wrlock(&db->rw);
+    if (db->store.n_slots == 0) {
+        int metric = db->store.metric;
+        svdb__store_free(&db->store);
+        svdb__store_init(&db->store, 0, metric);
+    }
+    pthread_rwlock_unlock(&db->rw);
+}
+
+/* ---------------------------------------------------------------- replay */
+
+static int replay_put(svdb *db, const unsigned char *payload, size_t len)
+{
+    svdb_batch b;
+    float *vec = NULL;
+    SVDB_TRY(svdb__put_decode(payload, len, &b, &vec));
+    int rc = SVDB_OK;
+    if (db->store.dim && db->store.dim != b.dim)
+        rc = svdb__fail(SVDB_ECORRUPT, "log record has %u dims but the collection has %u", b.dim, db->store.dim);
+    if (rc == SVDB_OK && db->store.metric == SVDB_METRIC_COSINE)
+        for (size_t i = 0; i < b.n && rc == SVDB_OK; i++) {
+            double n2 = 0;
+            for (uint32_t d = 0; d < b.dim; d++) n2 += (double)vec[i * b.dim + d] * vec[i * b.dim + d];
+            if (n2 == 0) rc = svdb__fail(SVDB_ECORRUPT, "log record holds a zero vector in a cosine collection");
+        }
+    put_plan p;
+    int fixed = 0;
+    if (rc == SVDB_OK) rc = plan_put(&db->store, &b, 0, SVDB_ECORRUPT, &p);
+    if (rc == SVDB_OK) {
+        rc = reserve(db, p.n_new, 0, b.dim, &fixed);
+        if (rc == SVDB_OK) apply_put(&db->store, &b, &p);
+        plan_free(&p, b.n);
+    }
+    svdb__batch_free(&b);
+    svdb__free(vec);
+    return rc;
+}
+
+static int replay_delete(svdb *db, const unsigned char *payload, size_t len)
+{
+    svdb_batch b;
+    SVDB_TRY(svdb__delete_decode(payload, len, &b));
+    int rc = check_unique(&b, SVDB_ECORRUPT), fixed;
+    uint32_t *slots = rc == SVDB_OK ? svdb__malloc(b.n * sizeof *slots) : NULL;
+    if (rc == SVDB_OK && !slots) rc = svdb__fail(SVDB_ENOMEM, "out of memory replaying the log");
+    for (size_t i = 0; rc == SVDB_OK && i < b.n; i++)
+        if ((slots[i] = svdb__store_find(&db->store, b.ids[i], b.id_lens[i])) == SVDB_NO_SLOT)
+            rc = svdb__fail(SVDB_ECORRUPT, "log deletes id '%.*s', which does not exist", (int)b.id_lens[i], b.ids[i]);
+    if (rc == SVDB_OK) rc = reserve(db, 0, b.n, 0, &fixed);
+    for (size_t i = 0; rc == SVDB_OK && i < b.n; i++) svdb__store_remove(&db->store, slots[i]);
+    svdb__free(slots);
+    svdb__batch_free(&b);
+    return rc;
+}
+
+static int replay_record(void *ctx, uint32_t type, const unsigned char *payload, size_t len)
+{
+    svdb *db = ctx;
+    return type == SVDB_REC_PUT ? replay_put(db, payload, len) : replay_delete(db, payload, len);
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+static int check_open_options(const svdb_open_options *o)
+{
+    SVDB_FAIL_IF(o->version == 0 || o->version > SVDB_OPEN_OPTIONS_VERSION, SVDB_EINVAL,
+                 "open options version %u is not supported (1..%d); call svdb_open_options_init", o->version,
+                 SVDB_OPEN_OPTIONS_VERSION);
+    SVDB_FAIL_IF(o->dim > SVDB_MAX_DIM, SVDB_ETOOBIG, "dim %u exceeds the maximum %d", o->dim, SVDB_MAX_DIM);
+    SVDB_FAIL_IF(o->metric < SVDB_METRIC_DEFAULT || o->metric > SVDB_METRIC_IP, SVDB_EINVAL, "unknown metric %d", o->metric);
+    SVDB_FAIL_IF(o->durability != SVDB_DURABILITY_PERSIST && o->durability != SVDB_DURABILITY_SYNC, SVDB_EINVAL,
+                 "unknown durability mode %d", o->durability);
+    return SVDB_OK;
+}
+
+static const char *metric_name(int m)
+{
+    return m == SVDB_METRIC_L2 ? "l2" : m == SVDB_METRIC_COSINE ? "cosine" : m == SVDB_METRIC_IP ? "ip" : "default";
+}
+
+static int create_collection(svdb *db, const svdb_open_options *o)
+{
+    db->uuid = new_uuid();
+    svdb__store_init(&db->store, o->dim, o->metric ? o->metric : SVDB_METRIC_L2);
+    char *walp = svdb__path_join(db->dir, "wal.svdb");
+    if (!walp) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    /* The log first, the snapshot last: the snapshot's rename is what makes
+     * the collection exist, so a crash in between leaves "no collection". */
+    int rc = svdb__wal_create(&db->wal, walp, db->uuid);
+    svdb__free(walp);
+    if (rc == SVDB_OK) {
+        svdb_snap_info info = {db->uuid, 0};
+        rc = svdb__snapshot_write(db->dir, &db->store, &info);
+    }
+    db->next_lsn = 1;
+    return rc;
+}
+
+static int load_collection(svdb *db, const svdb_open_options *o, const char *snap)
+{
+    svdb_snap_info info;
+    SVDB_TRY(svdb__snapshot_load(snap, &db->store, &info));
+    db->uuid = info.uuid;
+    db->snap_lsn = info.last_lsn;
+    if (o->metric && o->metric != db->store.metric)
+        return svdb__fail(SVDB_EMISMATCH, "collection %s uses metric %s, not %s", db->dir, metric_name(db->store.metric),
+                          metric_name(o->metric));
+    char *walp = svdb__path_join(db->dir, "wal.svdb");
+    if (!walp) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    int rc = svdb__wal_open(&db->wal, walp, db->uuid);
+    svdb__free(walp);
+    uint64_t last = 0, dropped = 0;
+    if (rc == SVDB_OK) rc = svdb__wal_replay(&db->wal, info.last_lsn, replay_record, db, &last, &dropped);
+    if (rc != SVDB_OK) return rc;
+    db->next_lsn = last + 1;
+    if (o->dim && db->store.dim && o->dim != db->store.dim)
+        return svdb__fail(SVDB_EMISMATCH, "collection %s has dimension %u, not %u", db->dir, db->store.dim, o->dim);
+    if (o->dim && !db->store.dim) svdb__store_set_dim(&db->store, o->dim);
+    return SVDB_OK;
+}
+
+static void destroy(svdb *db)
+{
+    db->magic = DB_DEAD;
+    svdb__wal_close(&db->wal);
+    svdb__store_free(&db->store);
+    if (db->lock_fd >= 0) close(db->lock_fd);
+    pthread_mutex_destroy(&db->write_mu);
+    pthread_rwlock_destroy(&db->rw);
+    svdb__free(db->dir);
+    svdb__free(db);
+}
+
+int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
+{
+    svdb__clear_error();
+    SVDB_FAIL_IF(!out, SVDB_EINVAL, "out is NULL");
+    *out = NULL;
+    SVDB_FAIL_IF(!path || !*path, SVDB_EINVAL, "path is NULL or empty");
+    svdb_open_options defaults;
+    svdb_open_options_init(&defaults, SVDB_OPEN_OPTIONS_VERSION);
+    const svdb_open_options *o = opts ? opts : &defaults;
+    SVDB_TRY(check_open_options(o));
+    SVDB_TRY(make_dir(path, o->create));
+
+    svdb *db = svdb__calloc(1, sizeof *db);
+    if (!db) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    db->lock_fd = -1;
+    db->wal.fd = -1;
+    db->durability = o->durability;
+    db->pid = getpid();
+    db->kern = svdb__kernels();
+    pthread_mutex_init(&db->write_mu, NULL);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    /* Without this, a steady stream of searches could starve writers. */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&db->rw, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    db->dir = svdb__strndup(path, strlen(path));
+    int rc = db->dir ? take_lock(db) : svdb__fail(SVDB_ENOMEM, "out of memory");
+    char *snap = NULL, *tmp = NULL;
+    if (rc == SVDB_OK) {
+        snap = svdb__path_join(db->dir, "snapshot.svdb");
+        tmp = svdb__path_join(db->dir, "snapshot.svdb.tmp");
+        if (!snap || !tmp) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+    }
+    if (rc == SVDB_OK) {
+        unlink(tmp); /* left by a checkpoint that never finished */
+        struct stat st;
+        if (stat(snap, &st) == 0)
+            rc = load_collection(db, o, snap);
+        else if (errno != ENOENT)
+            rc = svdb__fail_errno(SVDB_EIO, errno, "cannot access %s", snap);
+        else if (!o->create)
+            rc = svdb__fail(SVDB_ENOTFOUND, "no collection at %s (and create is off)", path);
+        else
+            rc = create_collection(db, o);
+    }
+    svdb__free(snap);
+    svdb__free(tmp);
+    if (rc != SVDB_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+        destroy(db);
+        return svdb__fail(rc, "%s", msg);
+    }
+    db->magic = DB_MAGIC;
+    *out = db;
+    return SVDB_OK;
+}
+
+/* Checkpoint; the caller holds write_mu. */
+static int checkpoint(svdb *db)
+{
+    SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir);
+    if (db->next_lsn - 1 == db->snap_lsn) return SVDB_OK; /* nothing new since the last snapshot */
+    svdb_snap_info info = {db->uuid, db->next_lsn - 1};
+    pthread_rwlock_rdlock(&db->rw); /* searches go on; writers wait on write_mu */
+    int rc = svdb__snapshot_write(db->dir, &db->store, &info);
+    pthread_rwlock_unlock(&db->rw);
+    if (rc != SVDB_OK) return rc;
+    db->snap_lsn = info.last_lsn;
+    /* The snapshot is durable; records it holds are skipped at replay, so a
+     * failure here loses nothing, but the log's state is now unknown. */
+    rc = svdb__wal_reset(&db->wal);
+    if (rc != SVDB_OK) db->poisoned = 1;
+    return rc;
+}
+
+int svdb_persist(svdb *db)
+{
+    SVDB_TRY(check_db(db));
+    pthread_mutex_lock(&db->write_mu);
+    int rc = checkpoint(db);
+    pthread_mutex_unlock(&db->write_mu);
+    return rc;
+}
+
+int svdb_close(svdb *db)
+{
+    svdb__clear_error();
+    if (!db) return SVDB_OK;
+    SVDB_TRY(check_db(db));
+    int rc = SVDB_OK;
+    if (!db->poisoned) {
+        pthread_mutex_lock(&db->write_mu);
+        rc = checkpoint(db);
+        pthread_mutex_unlock(&db->write_mu);
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+    destroy(db);
+    return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "%s", msg);
+}
+
+/* ---------------------------------------------------------------- writes */
+
+static int check_vector(const float *v, uint32_t dim, int metric, const char *what, size_t row)
+{
+    double n2 = 0.0;
+    for (uint32_t d = 0; d < dim; d++) {
+        if (!isfinite(v[d]))
+            return svdb__fail(SVDB_EINVAL, "%s %zu has a NaN or infinite value at component %u", what, row, d);
+        n2 += (double)v[d] * v[d];
+    }
+    if (metric == SVDB_METRIC_COSINE && n2 == 0.0)
+        return svdb__fail(SVDB_EINVAL, "%s %zu is a zero vector, which has no direction under the cosine metric", what, row);
+    return SVDB_OK;
+}
+
+static int check_dim(const svdb *db, uint32_t dim, const char *what)
+{
+    SVDB_FAIL_IF(dim == 0, SVDB_EDIM, "dim is 0");
+    SVDB_FAIL_IF(dim > SVDB_MAX_DIM, SVDB_EDIM, "dim %u exceeds the maximum %d", dim, SVDB_MAX_DIM);
+    SVDB_FAIL_IF(db->store.dim && dim != db->store.dim, SVDB_EDIM, "%s have %u dimensions but the collection has %u", what,
+                 dim, db->store.dim);
+    return SVDB_OK;
+}
+
+/* Builds a record buffer (header room + payload) and appends it. */
+static int log_record(svdb *db, uint32_t type, const svdb_batch *b)
+{
+    size_t plen = type == SVDB_REC_PUT ? svdb__put_size(b) : svdb__delete_size(b);
+    unsigned char *rec = svdb__malloc(SVDB_REC_HEADER_BYTES + plen);
+    if (!rec) return svdb__fail(SVDB_ENOMEM, "out of memory encoding a %zu-byte log record", plen);
+    if (type == SVDB_REC_PUT) svdb__put_encode(b, rec + SVDB_REC_HEADER_BYTES);
+    else svdb__delete_encode(b, rec + SVDB_REC_HEADER_BYTES);
+    int rc = svdb__wal_append(&db->wal, rec, plen, type, db->next_lsn, db->durability == SVDB_DURABILITY_SYNC,
+                              &db->poisoned);
+    svdb__free(rec);
+    if (rc == SVDB_OK) db->next_lsn++;
+    return rc;
+}
+
+static int put_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+                     const char *const *metadatas, int is_add)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
+    SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
+    SVDB_FAIL_IF(!vectors, SVDB_EINVAL, "vectors is NULL");
+    SVDB_FAIL_IF(n > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "batch of %zu rows is too large", n);
+    svdb_batch b;
+    SVDB_TRY(svdb__batch_alloc(&b, n, 1));
+    b.dim = dim;
+    b.vectors = vectors;
+    pthread_mutex_lock(&db->write_mu);
+    int rc = db->poisoned ? svdb__fail(SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir)
+                          : check_dim(db, dim, "vectors");
+    for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
+        size_t len;
+        rc = svdb__id_check(ids[i], &len);
+        if (rc != SVDB_OK) {
+            rc = svdb__fail(rc, "row %zu: %s", i, svdb_errmsg());
+            break;
+        }
+        b.ids[i] = ids[i];
+        b.id_lens[i] = (uint32_t)len;
+        rc = check_vector(vectors + i * dim, dim, db->store.metric, "vector of row", i);
+        if (rc == SVDB_OK && metadatas && metadatas[i]) {
+            size_t mlen = strnlen(metadatas[i], SVDB_MAX_METADATA_BYTES + 1);
+            rc = svdb__meta_check(metadatas[i], mlen, i);
+            b.metas[i] = metadatas[i];
+            b.meta_lens[i] = (uint32_t)mlen;
+        }
+    }
+    put_plan p = {0};
+    int planned = 0, fixed = 0;
+    if (rc == SVDB_OK) rc = plan_put(&db->store, &b, is_add, SVDB_EDUPLICATE, &p), planned = rc == SVDB_OK;
+    if (rc == SVDB_OK) rc = reserve(db, p.n_new, 0, dim, &fixed);
+    if (rc == SVDB_OK) rc = log_record(db, SVDB_REC_PUT, &b);
+    if (rc == SVDB_OK) {
+        pthread_rwlock_wrlock(&db->rw);
+        apply_put(&db->store, &b, &p);
+        pthread_rwlock_unlock(&db->rw);
+    } else {
+        unfix_dim(db, fixed);
+    }
+    pthread_mutex_unlock(&db->write_mu);
+    if (planned) plan_free(&p, n);
+    svdb__batch_free(&b);
+    return rc;
+}
+
+int svdb_add_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+                   const char *const *metadatas)
+{
+    return put_batch(db, n, ids, vectors, dim, metadatas, 1);
+}
+
+int svdb_upsert_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+                      const char *const *metadatas)
+{
+    return put_batch(db, n, ids, vectors, dim, metadatas, 0);
+}
+
+int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted)
+{
+    SVDB_TRY(check_db(db));
+    if (n_deleted) *n_deleted = 0;
+    SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
+    SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
+    svdb_batch all, hit;
+    SVDB_TRY(svdb__batch_alloc(&all, n, 0));
+    int rc = SVDB_OK;
+    for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
+        size_t len;
+        rc = svdb__id_check(ids[i], &len);
+        if (rc != SVDB_OK) rc = svdb__fail(rc, "row %zu: %s", i, svdb_errmsg());
+        all.ids[i] = ids[i];
+        all.id_lens[i] = (uint32_t)len;
+    }
+    if (rc == SVDB_OK) rc = svdb__batch_alloc(&hit, n, 0);
+    if (rc != SVDB_OK) {
+        svdb__batch_free(&all);
+        return rc;
+    }
+    uint32_t *slots = svdb__malloc(n * sizeof *slots);
+    svdb_idmap seen = {0};
+    rc = slots ? svdb__idmap_reserve(&seen, n) : svdb__fail(SVDB_ENOMEM, "out of memory");
+    pthread_mutex_lock(&db->write_mu);
+    if (rc == SVDB_OK && db->poisoned)
+        rc = svdb__fail(SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir);
+    /* Missing ids are skipped and repeats collapse: deleting is idempotent. */
+    hit.n = 0;
+    for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
+        uint32_t slot = svdb__store_find(&db->store, all.ids[i], all.id_lens[i]);
+        if (slot == SVDB_NO_SLOT || svdb__idmap_find(&seen, all.ids[i], all.id_lens[i]) != SVDB_NO_SLOT) continue;
+        svdb__idmap_insert(&seen, all.ids[i], all.id_lens[i], slot);
+        hit.ids[hit.n] = all.ids[i];
+        hit.id_lens[hit.n] = all.id_lens[i];
+        slots[hit.n++] = slot;
+    }
+    int fixed;
+    if (rc == SVDB_OK && hit.n) {
+        rc = reserve(db, 0, hit.n, 0, &fixed);
+        if (rc == SVDB_OK) rc = log_record(db, SVDB_REC_DELETE, &hit);
+        if (rc == SVDB_OK) {
+            pthread_rwlock_wrlock(&db->rw);
+            for (size_t i = 0; i < hit.n; i++) svdb__store_remove(&db->store, slots[i]);
+            pthread_rwlock_unlock(&db->rw);
+        }
+    }
+    pthread_mutex_unlock(&db->write_mu);
+    if (rc == SVDB_OK && n_deleted) *n_deleted = hit.n;
+    svdb__idmap_free(&seen);
+    svdb__free(slots);
+    svdb__batch_free(&all);
+    svdb__batch_free(&hit);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- reads */
+
+int svdb_get(svdb *db, const char *id, float *vector, char **metadata)
+{
+    SVDB_TRY(check_db(db));
+    if (metadata) *metadata = NULL;
+    size_t len;
+    SVDB_TRY(svdb__id_check(id, &len));
+    pthread_rwlock_rdlock(&db->rw);
+    int rc = SVDB_OK;
+    uint32_t slot = svdb__store_find(&db->store, id, len);
+    if (slot == SVDB_NO_SLOT) {
+        rc = svdb__fail(SVDB_ENOTFOUND, "id '%s' not found", id);
+    } else {
+        const svdb_row *r = svdb__row(&db->store, slot);
+        if (metadata && r->meta && !(*metadata = svdb__strndup(r->meta, r->meta_len)))
+            rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+        if (rc == SVDB_OK && vector) memcpy(vector, svdb__vec(&db->store, slot), db->store.dim * sizeof(float));
+    }
+    pthread_rwlock_unlock(&db->rw);
+    return rc;
+}
+
+int svdb_contains(svdb *db, const char *id, int *found)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(!found, SVDB_EINVAL, "found is NULL");
+    *found = 0;
+    size_t len;
+    SVDB_TRY(svdb__id_check(id, &len));
+    pthread_rwlock_rdlock(&db->rw);
+    *found = svdb__store_find(&db->store, id, len) != SVDB_NO_SLOT;
+    pthread_rwlock_unlock(&db->rw);
+    return SVDB_OK;
+}
+
+int svdb_count(svdb *db, size_t *count)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(!count, SVDB_EINVAL, "count is NULL");
+    pthread_rwlock_rdlock(&db->rw);
+    *count = db->store.n_live;
+    pthread_rwlock_unlock(&db->rw);
+    return SVDB_OK;
+}
+
+int svdb_dim(svdb *db, uint32_t *dim)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(!dim, SVDB_EINVAL, "dim is NULL");
+    pthread_rwlock_rdlock(&db->rw);
+    *dim = db->store.dim;
+    pthread_rwlock_unlock(&db->rw);
+    return SVDB_OK;
+}
+
+int svdb_metric(svdb *db, int *metric)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(!metric, SVDB_EINVAL, "metric is NULL");
+    *metric = db->store.metric; /* fixed for the handle's lifetime */
+    return SVDB_OK;
+}
+
+int svdb_ids(svdb *db, char ***ids, size_t *count)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
+    *ids = NULL;
+    *count = 0;
+    pthread_rwlock_rdlock(&db->rw);
+    uint32_t *order = NULL;
+    int rc = svdb__store_order(&db->store, &order);
+    size_t n = db->store.n_live, bytes = 0;
+    for (size_t i = 0; rc == SVDB_OK && i < n; i++) bytes += svdb__row(&db->store, order[i])->id_len + 1;
+    /* One block: a NULL-terminated pointer array, then the strings. */
+    char **arr = rc == SVDB_OK ? svdb__malloc((n + 1) * sizeof(char *) + bytes) : NULL;
+    if (rc == SVDB_OK && !arr) rc = svdb__fail(SVDB_ENOMEM, "out of memory listing %zu ids", n);
+    if (rc == SVDB_OK) {
+        char *s = (char *)(arr + n + 1);
+        for (size_t i = 0; i < n; i++) {
+            const svdb_row *r = svdb__row(&db->store, order[i]);
+            memcpy(s, r->id, r->id_len + 1);
+            arr[i] = s;
+            s += r->id_len + 1;
+        }
+        arr[n] = NULL;
+        *ids = arr;
+        *count = n;
+    }
+    pthread_rwlock_unlock(&db->rw);
+    svdb__free(order);
+    return rc;
+}
+
+/* Validates queries and copies them, normalised for cosine. */
+static int prepare_queries(const svdb *db, const float *q, size_t n, uint32_t dim, float **out)
+{
+    float *c = svdb__malloc(n * dim * sizeof(float));
+    if (!c) return svdb__fail(SVDB_ENOMEM, "out of memory copying %zu queries", n);
+    for (size_t i = 0; i < n; i++) {
+        const float *src = q + i * dim;
+        int rc = check_vector(src, dim, db->store.metric, "query", i);
+        if (rc != SVDB_OK) {
+            svdb__free(c);
+            return rc;
+        }
+        float scale = 1.0f;
+        if (db->store.metric == SVDB_METRIC_COSINE) {
+            double n2 = 0.0;
+            for (uint32_t d = 0; d < dim; d++) n2 += (double)src[d] * src[d];
+            scale = (float)(1.0 / sqrt(n2));
+        }
+        for (uint32_t d = 0; d < dim; d++) c[i * dim + d] = src[d] * scale;
+    }
+    *out = c;
+    return SVDB_OK;
+}
+
+static int check_search_args(const svdb *db, const void *q, uint32_t dim, size_t k, const svdb_search_options *opts,
+                             svdb_hit **hits, const size_t *n_hits)
+{
+    SVDB_FAIL_IF(!q, SVDB_EINVAL, "query is NULL");
+    SVDB_FAIL_IF(!hits || !n_hits, SVDB_EINVAL, "hits or n_hits is NULL");
+    SVDB_FAIL_IF(k == 0, SVDB_EINVAL, "k must be at least 1");
+    SVDB_FAIL_IF(opts && (opts->version == 0 || opts->version > SVDB_SEARCH_OPTIONS_VERSION), SVDB_EINVAL,
+                 "search options version %u is not supported (1..%d)", opts ? opts->version : 0,
+                 SVDB_SEARCH_OPTIONS_VERSION);
+    return check_dim(db, dim, "queries");
+}
+
+int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits,
+                size_t *n_hits)
+{
+    SVDB_TRY(check_db(db));
+    if (hits) *hits = NULL;
+    if (n_hits) *n_hits = 0;
+    return svdb_search_batch(db, 1, query, dim, k, opts, hits, n_hits);
+}
+
+int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k,
+                      const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits)
+{
+    SVDB_TRY(check_db(db));
+    if (hits) *hits = NULL;
+    SVDB_FAIL_IF(n_queries == 0, SVDB_EINVAL, "n_queries is 0");
+    SVDB_FAIL_IF(n_queries > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "too many queries");
+    SVDB_TRY(check_search_args(db, queries, dim, k, opts, hits, n_hits));
+    for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
+    float *q = NULL;
+    SVDB_TRY(prepare_queries(db, queries, n_queries, dim, &q));
+    pthread_rwlock_rdlock(&db->rw);
+    int rc = SVDB_OK;
+    size_t keff = k < db->store.n_live ? k : db->store.n_live;
+    if (keff > 0) {
+        svdb_cand *cands = NULL;
+        if (n_queries > SIZE_MAX / sizeof(svdb_cand) / keff ||
+            !(cands = svdb__malloc(n_queries * keff * sizeof *cands)))
+            rc = svdb__fail(SVDB_ENOMEM, "out of memory for %zu x %zu results", n_queries, keff);
+        unsigned threads = opts && opts->threads ? opts->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+        if (rc == SVDB_OK) rc = svdb__flat_search_many(&db->store, db->kern, q, n_queries, keff, threads ? threads : 1, cands, n_hits);
+        if (rc == SVDB_OK) rc = svdb__hits_build(&db->store, cands, keff, n_hits, n_queries, hits);
+        if (rc != SVDB_OK)
+            for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
+        svdb__free(cands);
+    }
+    pthread_rwlock_unlock(&db->rw);
+    svdb__free(q);
+    return rc;
+}

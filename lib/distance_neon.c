@@ -1,0 +1,43 @@
+/* NEON kernels for AArch64, where Advanced SIMD is always present. */
+#include "distance.h"
+#include "distance_kernel.h"
+
+#include <arm_neon.h>
+
+static inline __attribute__((always_inline)) void row_q(const float *const *q, const int NQ, const float *x,
+                                                        size_t dim, int is_l2, float *out, size_t stride)
+{
+    float32x4_t a0[SVDB_KERNEL_MAX_Q], a1[SVDB_KERNEL_MAX_Q];
+    for (int j = 0; j < NQ; j++) a0[j] = a1[j] = vdupq_n_f32(0.0f);
+    size_t d = 0;
+    for (; d + 8 <= dim; d += 8) {
+        float32x4_t x0 = vld1q_f32(x + d), x1 = vld1q_f32(x + d + 4);
+        for (int j = 0; j < NQ; j++) {
+            float32x4_t q0 = vld1q_f32(q[j] + d), q1 = vld1q_f32(q[j] + d + 4);
+            if (is_l2) {
+                q0 = vsubq_f32(q0, x0);
+                q1 = vsubq_f32(q1, x1);
+                a0[j] = vfmaq_f32(a0[j], q0, q0);
+                a1[j] = vfmaq_f32(a1[j], q1, q1);
+            } else {
+                a0[j] = vfmaq_f32(a0[j], q0, x0);
+                a1[j] = vfmaq_f32(a1[j], q1, x1);
+            }
+        }
+    }
+    for (int j = 0; j < NQ; j++) {
+        float s = vaddvq_f32(vaddq_f32(a0[j], a1[j]));
+        for (size_t t = d; t < dim; t++) {
+            float v = is_l2 ? q[j][t] - x[t] : q[j][t];
+            s += is_l2 ? v * v : v * x[t];
+        }
+        out[(size_t)j * stride] = s;
+    }
+}
+
+SVDB_DEFINE_KERNEL(l2_neon, 1)
+SVDB_DEFINE_KERNEL(dot_neon, 0)
+
+static const svdb_kernels table = {"neon", l2_neon, dot_neon};
+
+const svdb_kernels *svdb__kernels_neon(void) { return &table; }

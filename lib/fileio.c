@@ -1,0 +1,109 @@
+/* POSIX file helpers. Every failure path returns a status with a message that
+ * names the file; ENOSPC-like errors become SVDB_ENOSPC so callers can tell a
+ * full disk from a broken one. */
+#include "fileio.h"
+
+#include "alloc.h"
+#include "error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static long io_countdown;
+static int io_err;
+
+void svdb__io_fail_after(long n, int err)
+{
+    io_err = err;
+    __atomic_store_n(&io_countdown, n, __ATOMIC_SEQ_CST);
+}
+
+/* Returns nonzero (with errno set) when the fault hook fires. */
+static int injected(void)
+{
+    if (__atomic_load_n(&io_countdown, __ATOMIC_RELAXED) <= 0) return 0;
+    if (__atomic_sub_fetch(&io_countdown, 1, __ATOMIC_SEQ_CST) != 0) return 0;
+    errno = io_err ? io_err : EIO;
+    return 1;
+}
+
+static int io_status(int err) { return (err == ENOSPC || err == EDQUOT || err == EFBIG) ? SVDB_ENOSPC : SVDB_EIO; }
+
+int svdb__pwrite_all(int fd, const void *buf, size_t len, uint64_t off, const char *path)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t w = injected() ? -1 : pwrite(fd, p, len, (off_t)off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int err = w < 0 ? errno : EIO;
+            return svdb__fail_errno(io_status(err), err, "cannot write %s at offset %llu", path,
+                                    (unsigned long long)off);
+        }
+        p += w;
+        off += (uint64_t)w;
+        len -= (size_t)w;
+    }
+    return SVDB_OK;
+}
+
+int svdb__pread_all(int fd, void *buf, size_t len, uint64_t off, const char *path)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t r = pread(fd, p, len, (off_t)off);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot read %s at offset %llu", path, (unsigned long long)off);
+        if (r == 0)
+            return svdb__fail(SVDB_ECORRUPT, "%s is truncated: %zu bytes missing at offset %llu", path, len,
+                              (unsigned long long)off);
+        p += r;
+        off += (uint64_t)r;
+        len -= (size_t)r;
+    }
+    return SVDB_OK;
+}
+
+int svdb__fsync(int fd, const char *path)
+{
+    if (injected() || fdatasync(fd) != 0) return svdb__fail_errno(io_status(errno), errno, "cannot fsync %s", path);
+    return SVDB_OK;
+}
+
+int svdb__fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot open directory %s", dir);
+    int rc = SVDB_OK;
+    if (injected() || fsync(fd) != 0) rc = svdb__fail_errno(SVDB_EIO, errno, "cannot fsync directory %s", dir);
+    close(fd);
+    return rc;
+}
+
+int svdb__rename(const char *from, const char *to)
+{
+    if (injected() || rename(from, to) != 0)
+        return svdb__fail_errno(io_status(errno), errno, "cannot rename %s to %s", from, to);
+    return SVDB_OK;
+}
+
+int svdb__truncate(int fd, uint64_t len, const char *path)
+{
+    if (injected() || ftruncate(fd, (off_t)len) != 0)
+        return svdb__fail_errno(io_status(errno), errno, "cannot truncate %s", path);
+    return SVDB_OK;
+}
+
+char *svdb__path_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = svdb__malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}

@@ -1,0 +1,146 @@
+/* The id hash table and id validation. */
+#include "idmap.h"
+
+#include "alloc.h"
+#include "error.h"
+
+#include <string.h>
+
+/* FNV-1a over the bytes, then the murmur3 finalizer: sequential ids such as
+ * "doc1", "doc2" differ in one byte, and the finalizer spreads that over all
+ * 64 bits so they do not cluster in neighbouring buckets. */
+uint64_t svdb__hash(const char *s, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+}
+
+void svdb__idmap_free(svdb_idmap *m)
+{
+    svdb__free(m->b);
+    memset(m, 0, sizeof *m);
+}
+
+static void place(svdb_idmap_entry *b, size_t cap, svdb_idmap_entry e)
+{
+    size_t i = (size_t)e.hash & (cap - 1);
+    while (b[i].key) i = (i + 1) & (cap - 1);
+    b[i] = e;
+}
+
+int svdb__idmap_reserve(svdb_idmap *m, size_t extra)
+{
+    size_t need = m->n + extra;
+    if (need > SIZE_MAX / 2) return svdb__fail(SVDB_ENOMEM, "id table cannot hold %zu ids", need);
+    size_t cap = m->cap ? m->cap : 16;
+    while (need * 10 > cap * 7) cap *= 2; /* load factor at most 0.7 */
+    if (cap == m->cap) return SVDB_OK;
+    svdb_idmap_entry *nb = svdb__calloc(cap, sizeof *nb);
+    if (!nb) return svdb__fail(SVDB_ENOMEM, "out of memory growing the id table to %zu buckets", cap);
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->b[i].key) place(nb, cap, m->b[i]);
+    svdb__free(m->b);
+    m->b = nb;
+    m->cap = cap;
+    return SVDB_OK;
+}
+
+static size_t find_bucket(const svdb_idmap *m, const char *key, size_t len, uint64_t h)
+{
+    if (!m->cap) return SIZE_MAX;
+    for (size_t i = (size_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        const svdb_idmap_entry *e = &m->b[i];
+        if (!e->key) return SIZE_MAX;
+        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0) return i;
+    }
+}
+
+uint32_t svdb__idmap_find(const svdb_idmap *m, const char *key, size_t len)
+{
+    size_t i = find_bucket(m, key, len, svdb__hash(key, len));
+    return i == SIZE_MAX ? SVDB_NO_SLOT : m->b[i].slot;
+}
+
+void svdb__idmap_insert(svdb_idmap *m, const char *key, size_t len, uint32_t slot)
+{
+    svdb_idmap_entry e = {svdb__hash(key, len), key, (uint32_t)len, slot};
+    place(m->b, m->cap, e);
+    m->n++;
+}
+
+void svdb__idmap_rekey(svdb_idmap *m, const char *key, size_t len)
+{
+    size_t i = find_bucket(m, key, len, svdb__hash(key, len));
+    if (i != SIZE_MAX) m->b[i].key = key;
+}
+
+void svdb__idmap_remove(svdb_idmap *m, const char *key, size_t len)
+{
+    size_t i = find_bucket(m, key, len, svdb__hash(key, len));
+    if (i == SIZE_MAX) return;
+    size_t mask = m->cap - 1;
+    /* Backward-shift: pull later members of the probe run into the hole. */
+    for (size_t j = (i + 1) & mask; m->b[j].key; j = (j + 1) & mask) {
+        size_t home = (size_t)m->b[j].hash & mask;
+        /* Move b[j] to i when its home is not within (i, j] cyclically. */
+        int move = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
+        if (move) {
+            m->b[i] = m->b[j];
+            i = j;
+        }
+    }
+    m->b[i].key = NULL;
+    m->n--;
+}
+
+int svdb__utf8_check(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    for (size_t i = 0; i < len;) {
+        unsigned c = s[i];
+        size_t n;
+        unsigned min;
+        if (c == 0) {
+            return svdb__fail(SVDB_EINVAL, "id contains a NUL byte at offset %zu", i);
+        } else if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xE0) == 0xC0) {
+            n = 1, min = 0x80, c &= 0x1F;
+        } else if ((c & 0xF0) == 0xE0) {
+            n = 2, min = 0x800, c &= 0x0F;
+        } else if ((c & 0xF8) == 0xF0) {
+            n = 3, min = 0x10000, c &= 0x07;
+        } else {
+            return svdb__fail(SVDB_EINVAL, "id is not valid UTF-8 (bad lead byte at offset %zu)", i);
+        }
+        if (i + n >= len) return svdb__fail(SVDB_EINVAL, "id is not valid UTF-8 (truncated at offset %zu)", i);
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return svdb__fail(SVDB_EINVAL, "id is not valid UTF-8 (bad continuation at offset %zu)", i + k);
+            c = (c << 6) | (s[i + k] & 0x3F);
+        }
+        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+            return svdb__fail(SVDB_EINVAL, "id is not valid UTF-8 (overlong or invalid code point at offset %zu)", i);
+        i += n + 1;
+    }
+    return SVDB_OK;
+}
+
+int svdb__id_check(const char *id, size_t *len_out)
+{
+    if (!id) return svdb__fail(SVDB_EINVAL, "id is NULL");
+    size_t len = strnlen(id, SVDB_MAX_ID_BYTES + 1);
+    if (len == 0) return svdb__fail(SVDB_EINVAL, "id is empty");
+    if (len > SVDB_MAX_ID_BYTES)
+        return svdb__fail(SVDB_ETOOBIG, "id is longer than %d bytes", SVDB_MAX_ID_BYTES);
+    SVDB_TRY(svdb__utf8_check(id, len));
+    *len_out = len;
+    return SVDB_OK;
+}

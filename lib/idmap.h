@@ -1,0 +1,41 @@
+/* String id -> slot hash table (open addressing, linear probing, backward-shift
+ * deletion, so a delete leaves no tombstone and frees its bucket). The keys are
+ * borrowed from the row store, which owns the id strings. */
+#ifndef SVDB_IDMAP_H
+#define SVDB_IDMAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SVDB_NO_SLOT UINT32_MAX
+
+typedef struct svdb_idmap_entry {
+    uint64_t hash;
+    const char *key; /* NULL: empty bucket */
+    uint32_t len;
+    uint32_t slot;
+} svdb_idmap_entry;
+
+typedef struct svdb_idmap {
+    svdb_idmap_entry *b;
+    size_t cap; /* power of two */
+    size_t n;
+} svdb_idmap;
+
+uint64_t svdb__hash(const char *s, size_t len);
+void svdb__idmap_free(svdb_idmap *m);
+/* Makes room for `extra` more keys so later inserts cannot fail. */
+int svdb__idmap_reserve(svdb_idmap *m, size_t extra);
+uint32_t svdb__idmap_find(const svdb_idmap *m, const char *key, size_t len);
+/* Inserts a key known to be absent; capacity must have been reserved. */
+void svdb__idmap_insert(svdb_idmap *m, const char *key, size_t len, uint32_t slot);
+/* Points an existing key at a new string (same text, new owner). */
+void svdb__idmap_rekey(svdb_idmap *m, const char *key, size_t len);
+void svdb__idmap_remove(svdb_idmap *m, const char *key, size_t len);
+
+/* Ids are non-empty valid UTF-8 without NUL, at most SVDB_MAX_ID_BYTES. */
+int svdb__id_check(const char *id, size_t *len_out);
+/* The UTF-8 part of that check, for ids read back from files (no NUL allowed). */
+int svdb__utf8_check(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,203 @@
+/* Encoding of log payloads.
+ * PUT:    u32 dim, u32 reserved, u64 n, n*dim f32, then per row
+ *         u32 id_len, u32 meta_len (0xFFFFFFFF = none), id bytes, meta bytes.
+ * DELETE: u64 n, then per row u32 id_len, id bytes. */
+#include "record.h"
+
+#include "alloc.h"
+#include "error.h"
+#include "idmap.h"
+#include "meta.h"
+
+#include <math.h>
+#include <string.h>
+
+int svdb__batch_alloc(svdb_batch *b, size_t n, int with_meta)
+{
+    memset(b, 0, sizeof *b);
+    b->n = n;
+    b->ids = svdb__calloc(n, sizeof *b->ids);
+    b->id_lens = svdb__calloc(n, sizeof *b->id_lens);
+    if (with_meta) {
+        b->metas = svdb__calloc(n, sizeof *b->metas);
+        b->meta_lens = svdb__calloc(n, sizeof *b->meta_lens);
+    }
+    if (!b->ids || !b->id_lens || (with_meta && (!b->metas || !b->meta_lens))) {
+        svdb__batch_free(b);
+        return svdb__fail(SVDB_ENOMEM, "out of memory for a batch of %zu rows", n);
+    }
+    return SVDB_OK;
+}
+
+void svdb__batch_free(svdb_batch *b)
+{
+    svdb__free((void *)b->ids);
+    svdb__free(b->id_lens);
+    svdb__free((void *)b->metas);
+    svdb__free(b->meta_lens);
+    memset(b, 0, sizeof *b);
+}
+
+static unsigned char *put32(unsigned char *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+    return p + 4;
+}
+static unsigned char *put64(unsigned char *p, uint64_t v)
+{
+    memcpy(p, &v, 8);
+    return p + 8;
+}
+
+size_t svdb__put_size(const svdb_batch *b)
+{
+    size_t s = 16 + b->n * (size_t)b->dim * sizeof(float) + b->n * 8;
+    for (size_t i = 0; i < b->n; i++) s += b->id_lens[i] + (b->metas[i] ? b->meta_lens[i] : 0);
+    return s;
+}
+
+void svdb__put_encode(const svdb_batch *b, unsigned char *p)
+{
+    p = put32(p, b->dim);
+    p = put32(p, 0);
+    p = put64(p, b->n);
+    size_t vbytes = b->n * (size_t)b->dim * sizeof(float);
+    memcpy(p, b->vectors, vbytes);
+    p += vbytes;
+    for (size_t i = 0; i < b->n; i++) {
+        p = put32(p, b->id_lens[i]);
+        p = put32(p, b->metas[i] ? b->meta_lens[i] : SVDB_NO_META);
+        memcpy(p, b->ids[i], b->id_lens[i]);
+        p += b->id_lens[i];
+        if (b->metas[i]) {
+            memcpy(p, b->metas[i], b->meta_lens[i]);
+            p += b->meta_lens[i];
+        }
+    }
+}
+
+size_t svdb__delete_size(const svdb_batch *b)
+{
+    size_t s = 8 + b->n * 4;
+    for (size_t i = 0; i < b->n; i++) s += b->id_lens[i];
+    return s;
+}
+
+void svdb__delete_encode(const svdb_batch *b, unsigned char *p)
+{
+    p = put64(p, b->n);
+    for (size_t i = 0; i < b->n; i++) {
+        p = put32(p, b->id_lens[i]);
+        memcpy(p, b->ids[i], b->id_lens[i]);
+        p += b->id_lens[i];
+    }
+}
+
+/* A bounds-checked reader over a payload. */
+typedef struct {
+    const unsigned char *p;
+    size_t left;
+} reader;
+
+static int take(reader *r, void *dst, size_t n)
+{
+    if (n > r->left) return 0;
+    if (dst) memcpy(dst, r->p, n);
+    r->p += n;
+    r->left -= n;
+    return 1;
+}
+
+static int corrupt(const char *what) { return svdb__fail(SVDB_ECORRUPT, "log record is corrupt: %s", what); }
+
+static int read_id(reader *r, svdb_batch *b, size_t i)
+{
+    uint32_t len;
+    if (!take(r, &len, 4)) return corrupt("truncated id length");
+    if (len == 0 || len > SVDB_MAX_ID_BYTES) return corrupt("id length out of range");
+    b->ids[i] = (const char *)r->p;
+    b->id_lens[i] = len;
+    if (!take(r, NULL, len)) return corrupt("truncated id");
+    if (svdb__utf8_check(b->ids[i], len) != SVDB_OK) return corrupt("id is not valid UTF-8");
+    return SVDB_OK;
+}
+
+int svdb__put_decode(const unsigned char *p, size_t len, svdb_batch *b, float **vec_copy)
+{
+    reader r = {p, len};
+    uint32_t dim, reserved;
+    uint64_t n;
+    *vec_copy = NULL;
+    if (!take(&r, &dim, 4) || !take(&r, &reserved, 4) || !take(&r, &n, 8)) return corrupt("truncated put header");
+    if (dim == 0 || dim > SVDB_MAX_DIM) return corrupt("dimension out of range");
+    /* Each row needs at least its vector and 9 bytes of id framing. */
+    if (n == 0 || n > len / ((uint64_t)dim * 4 + 9)) return corrupt("row count does not fit the record");
+    size_t vbytes = (size_t)n * dim * sizeof(float);
+    float *v = svdb__malloc(vbytes);
+    if (!v) return svdb__fail(SVDB_ENOMEM, "out of memory replaying the log");
+    take(&r, v, vbytes); /* fits: checked above */
+    for (size_t i = 0; i < vbytes / sizeof(float); i++)
+        if (!isfinite(v[i])) {
+            svdb__free(v);
+            return corrupt("vector holds NaN or Inf");
+        }
+    int rc = svdb__batch_alloc(b, (size_t)n, 1);
+    if (rc != SVDB_OK) {
+        svdb__free(v);
+        return rc;
+    }
+    b->dim = dim;
+    b->vectors = v;
+    for (size_t i = 0; i < n && rc == SVDB_OK; i++) {
+        uint32_t idlen, mlen;
+        if (!take(&r, &idlen, 4) || !take(&r, &mlen, 4)) {
+            rc = corrupt("truncated row header");
+            break;
+        }
+        if (idlen == 0 || idlen > SVDB_MAX_ID_BYTES) {
+            rc = corrupt("id length out of range");
+            break;
+        }
+        b->ids[i] = (const char *)r.p;
+        b->id_lens[i] = idlen;
+        if (!take(&r, NULL, idlen)) {
+            rc = corrupt("truncated id");
+            break;
+        }
+        if (svdb__utf8_check(b->ids[i], idlen) != SVDB_OK) {
+            rc = corrupt("id is not valid UTF-8");
+            break;
+        }
+        if (mlen != SVDB_NO_META) {
+            b->metas[i] = (const char *)r.p;
+            b->meta_lens[i] = mlen;
+            if (mlen > SVDB_MAX_METADATA_BYTES || !take(&r, NULL, mlen)) {
+                rc = corrupt("metadata length out of range");
+                break;
+            }
+            if (svdb__meta_check(b->metas[i], mlen, i) != SVDB_OK) rc = corrupt("metadata is not a JSON object");
+        }
+    }
+    if (rc == SVDB_OK && r.left != 0) rc = corrupt("trailing bytes after the last row");
+    if (rc != SVDB_OK) {
+        svdb__batch_free(b);
+        svdb__free(v);
+        return rc;
+    }
+    *vec_copy = v;
+    return SVDB_OK;
+}
+
+int svdb__delete_decode(const unsigned char *p, size_t len, svdb_batch *b)
+{
+    reader r = {p, len};
+    uint64_t n;
+    if (!take(&r, &n, 8)) return corrupt("truncated delete header");
+    if (n == 0 || n > len / 5) return corrupt("row count does not fit the record");
+    SVDB_TRY(svdb__batch_alloc(b, (size_t)n, 0));
+    int rc = SVDB_OK;
+    for (size_t i = 0; i < n && rc == SVDB_OK; i++) rc = read_id(&r, b, i);
+    if (rc == SVDB_OK && r.left != 0) rc = corrupt("trailing bytes after the last id");
+    if (rc != SVDB_OK) svdb__batch_free(b);
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* Log record payloads: a batch of puts or of deletes, encoded little-endian
+ * with every length checked on the way back in (see docs/format.md). */
+#ifndef SVDB_RECORD_H
+#define SVDB_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SVDB_REC_PUT 1
+#define SVDB_REC_DELETE 2
+
+#define SVDB_NO_META UINT32_MAX
+
+/* A batch as pointers into caller memory or into a decoded payload; ids and
+ * metadata need not be NUL-terminated. */
+typedef struct svdb_batch {
+    size_t n;
+    uint32_t dim;         /* puts only */
+    const float *vectors; /* puts only: n * dim, possibly unaligned in a payload */
+    const char **ids;
+    uint32_t *id_lens;
+    const char **metas;  /* puts only; entry NULL = no metadata */
+    uint32_t *meta_lens;
+} svdb_batch;
+
+/* Allocates the pointer arrays of a batch of n rows. */
+int svdb__batch_alloc(svdb_batch *b, size_t n, int with_meta);
+void svdb__batch_free(svdb_batch *b);
+
+size_t svdb__put_size(const svdb_batch *b);
+void svdb__put_encode(const svdb_batch *b, unsigned char *out);
+size_t svdb__delete_size(const svdb_batch *b);
+void svdb__delete_encode(const svdb_batch *b, unsigned char *out);
+
+/* Decode and validate; the batch points into `p`, which must outlive it.
+ * Vectors are copied to `*vec_copy` (aligned) for puts. */
+int svdb__put_decode(const unsigned char *p, size_t len, svdb_batch *b, float **vec_copy);
+int svdb__delete_decode(const unsigned char *p, size_t len, svdb_batch *b);
+
+#endif

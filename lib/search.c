@@ -1,0 +1,128 @@
+/* The exact scan. Distances for a block of rows are computed first (SIMD,
+ * several queries sharing each row load), then filtered through each heap;
+ * liveness and sequence are only read for rows good enough to enter it. */
+#include "search.h"
+
+#include "alloc.h"
+#include "error.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#define BLOCK_ROWS 256
+
+static inline float finish_dist(int metric, float raw, float norm)
+{
+    switch (metric) {
+    case SVDB_METRIC_COSINE: return 1.0f - raw * norm;
+    case SVDB_METRIC_IP: return 1.0f - raw;
+    default: return raw;
+    }
+}
+
+void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float *const *q, int nq, svdb_topk *tops)
+{
+    float dist[SVDB_KERNEL_MAX_Q * BLOCK_ROWS];
+    svdb_kernel_fn fn = s->metric == SVDB_METRIC_L2 ? kern->l2 : kern->dot;
+    size_t per = svdb__chunk_rows(s);
+    for (size_t c = 0; c < s->n_chunks; c++) {
+        size_t base = c * per;
+        if (base >= s->n_slots) break;
+        size_t rows = s->n_slots - base < per ? s->n_slots - base : per;
+        const float *vec = s->vec[c], *norm = s->norm[c];
+        const svdb_row *meta = s->rows[c];
+        for (size_t b = 0; b < rows; b += BLOCK_ROWS) {
+            size_t nb = rows - b < BLOCK_ROWS ? rows - b : BLOCK_ROWS;
+            fn(q, nq, vec + b * s->dim, nb, s->dim, dist);
+            for (int j = 0; j < nq; j++) {
+                svdb_topk *t = &tops[j];
+                const float *dj = dist + (size_t)j * nb;
+                for (size_t i = 0; i < nb; i++) {
+                    float d = finish_dist(s->metric, dj[i], norm[b + i]);
+                    if (!svdb__topk_wants(t, d)) continue;
+                    const svdb_row *r = &meta[b + i];
+                    if (!r->id) continue; /* a freed slot */
+                    svdb_cand cand = {d, (uint32_t)(base + b + i), r->seq};
+                    svdb__topk_push(t, cand);
+                }
+            }
+        }
+    }
+}
+
+typedef struct {
+    const svdb_store *s;
+    const svdb_kernels *kern;
+    const float *queries;
+    size_t k, next, n;
+    pthread_mutex_t mu; /* hands out groups of queries */
+    svdb_cand *cands;
+    size_t *counts;
+} batch_job;
+
+static void *batch_worker(void *arg)
+{
+    batch_job *job = arg;
+    size_t dim = job->s->dim;
+    for (;;) {
+        pthread_mutex_lock(&job->mu);
+        size_t first = job->next;
+        size_t nq = job->n - first < SVDB_KERNEL_MAX_Q ? job->n - first : SVDB_KERNEL_MAX_Q;
+        job->next += nq;
+        pthread_mutex_unlock(&job->mu);
+        if (nq == 0) break;
+        const float *q[SVDB_KERNEL_MAX_Q];
+        svdb_topk tops[SVDB_KERNEL_MAX_Q];
+        for (size_t j = 0; j < nq; j++) {
+            q[j] = job->queries + (first + j) * dim;
+            svdb__topk_init(&tops[j], job->cands + (first + j) * job->k, job->k);
+        }
+        svdb__flat_scan(job->s, job->kern, q, (int)nq, tops);
+        for (size_t j = 0; j < nq; j++) job->counts[first + j] = svdb__topk_finish(&tops[j]);
+    }
+    return NULL;
+}
+
+int svdb__flat_search_many(const svdb_store *s, const svdb_kernels *kern, const float *queries, size_t n, size_t k,
+                           unsigned threads, svdb_cand *cands, size_t *counts)
+{
+    batch_job job = {s, kern, queries, k, 0, n, PTHREAD_MUTEX_INITIALIZER, cands, counts};
+    size_t groups = (n + SVDB_KERNEL_MAX_Q - 1) / SVDB_KERNEL_MAX_Q;
+    if (threads > groups) threads = (unsigned)groups;
+    if (threads > 256) threads = 256;
+    pthread_t tids[256];
+    unsigned started = 0;
+    for (unsigned t = 1; t < threads; t++) {
+        if (pthread_create(&tids[started], NULL, batch_worker, &job) != 0) break; /* run on fewer threads */
+        started++;
+    }
+    batch_worker(&job); /* the calling thread works too */
+    for (unsigned t = 0; t < started; t++) pthread_join(tids[t], NULL);
+    pthread_mutex_destroy(&job.mu);
+    return SVDB_OK;
+}
+
+int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, const size_t *counts, size_t n,
+                     svdb_hit **out)
+{
+    size_t total = 0, bytes = 0;
+    for (size_t q = 0; q < n; q++)
+        for (size_t i = 0; i < counts[q]; i++) {
+            total++;
+            bytes += svdb__row(s, cands[q * k + i].slot)->id_len + 1;
+        }
+    svdb_hit *hits = svdb__malloc(total * sizeof *hits + bytes);
+    if (!hits) return svdb__fail(SVDB_ENOMEM, "out of memory returning %zu hits", total);
+    char *str = (char *)(hits + total);
+    size_t h = 0;
+    for (size_t q = 0; q < n; q++)
+        for (size_t i = 0; i < counts[q]; i++, h++) {
+            const svdb_row *r = svdb__row(s, cands[q * k + i].slot);
+            memcpy(str, r->id, r->id_len + 1);
+            hits[h].id = str;
+            hits[h].distance = cands[q * k + i].dist;
+            str += r->id_len + 1;
+        }
+    *out = hits;
+    return SVDB_OK;
+}

@@ -1,0 +1,287 @@
+/* Snapshot file format (little-endian; docs/format.md has the full layout):
+ *   header (4096 bytes, 128 used): magic "SVDBSNAP", u32 version, u32 header
+ *     bytes, u64 uuid, u64 last_lsn, u64 next_seq, u64 count, u32 dim,
+ *     u32 metric, u64 vec_offset, u64 vec_bytes, u64 rec_offset, u64 rec_bytes,
+ *     u32 vec_crc, u32 rec_crc, zeros, u32 crc32c(bytes 0..123)
+ *   vectors: count * dim f32 at a page-aligned offset, rows in insertion order
+ *   records: per row u64 seq, u32 id_len, u32 meta_len (0xFFFFFFFF = none), id, meta */
+#include "snapshot.h"
+
+#include "alloc.h"
+#include "crc32c.h"
+#include "error.h"
+#include "fileio.h"
+#include "meta.h"
+#include "record.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SNAP_VERSION 1
+#define SNAP_NAME "snapshot.svdb"
+#define SNAP_TMP "snapshot.svdb.tmp"
+static const char snap_magic[8] = {'S', 'V', 'D', 'B', 'S', 'N', 'A', 'P'};
+
+typedef struct snap_header {
+    uint64_t uuid, last_lsn, next_seq, count;
+    uint32_t dim, metric;
+    uint64_t vec_offset, vec_bytes, rec_offset, rec_bytes;
+    uint32_t vec_crc, rec_crc;
+} snap_header;
+
+static void encode_header(unsigned char *h, const snap_header *x)
+{
+    uint32_t version = SNAP_VERSION, hbytes = SVDB_SNAPSHOT_HEADER_BYTES;
+    memset(h, 0, SVDB_SNAPSHOT_HEADER_BYTES);
+    memcpy(h, snap_magic, 8);
+    memcpy(h + 8, &version, 4);
+    memcpy(h + 12, &hbytes, 4);
+    memcpy(h + 16, &x->uuid, 8);
+    memcpy(h + 24, &x->last_lsn, 8);
+    memcpy(h + 32, &x->next_seq, 8);
+    memcpy(h + 40, &x->count, 8);
+    memcpy(h + 48, &x->dim, 4);
+    memcpy(h + 52, &x->metric, 4);
+    memcpy(h + 56, &x->vec_offset, 8);
+    memcpy(h + 64, &x->vec_bytes, 8);
+    memcpy(h + 72, &x->rec_offset, 8);
+    memcpy(h + 80, &x->rec_bytes, 8);
+    memcpy(h + 88, &x->vec_crc, 4);
+    memcpy(h + 92, &x->rec_crc, 4);
+    uint32_t crc = svdb__crc32c(0, h, 124);
+    memcpy(h + 124, &crc, 4);
+}
+
+/* Buffered sequential writer with a running CRC of the current section. */
+typedef struct {
+    int fd;
+    const char *path;
+    unsigned char *buf;
+    size_t used, cap;
+    uint64_t off;
+    uint32_t crc;
+} writer;
+
+static int flush(writer *w)
+{
+    if (!w->used) return SVDB_OK;
+    SVDB_TRY(svdb__pwrite_all(w->fd, w->buf, w->used, w->off, w->path));
+    w->off += w->used;
+    w->used = 0;
+    return SVDB_OK;
+}
+
+static int emit(writer *w, const void *p, size_t n)
+{
+    w->crc = svdb__crc32c(w->crc, p, n);
+    const unsigned char *c = p;
+    while (n) {
+        if (w->used == w->cap) SVDB_TRY(flush(w));
+        size_t take = w->cap - w->used < n ? w->cap - w->used : n;
+        memcpy(w->buf + w->used, c, take);
+        w->used += take;
+        c += take;
+        n -= take;
+    }
+    return SVDB_OK;
+}
+
+static int write_body(writer *w, const svdb_store *s, const uint32_t *order, snap_header *h)
+{
+    h->vec_offset = SVDB_SNAPSHOT_HEADER_BYTES;
+    w->off = h->vec_offset;
+    w->crc = 0;
+    for (size_t i = 0; i < s->n_live; i++) SVDB_TRY(emit(w, svdb__vec(s, order[i]), (size_t)s->dim * sizeof(float)));
+    SVDB_TRY(flush(w));
+    h->vec_crc = w->crc;
+    h->vec_bytes = w->off - h->vec_offset;
+    h->rec_offset = w->off;
+    w->crc = 0;
+    for (size_t i = 0; i < s->n_live; i++) {
+        const svdb_row *r = svdb__row(s, order[i]);
+        uint32_t mlen = r->meta ? r->meta_len : SVDB_NO_META;
+        SVDB_TRY(emit(w, &r->seq, 8));
+        SVDB_TRY(emit(w, &r->id_len, 4));
+        SVDB_TRY(emit(w, &mlen, 4));
+        SVDB_TRY(emit(w, r->id, r->id_len));
+        if (r->meta) SVDB_TRY(emit(w, r->meta, r->meta_len));
+    }
+    SVDB_TRY(flush(w));
+    h->rec_crc = w->crc;
+    h->rec_bytes = w->off - h->rec_offset;
+    unsigned char *hb = svdb__malloc(SVDB_SNAPSHOT_HEADER_BYTES);
+    if (!hb) return svdb__fail(SVDB_ENOMEM, "out of memory writing a snapshot");
+    encode_header(hb, h);
+    int rc = svdb__pwrite_all(w->fd, hb, SVDB_SNAPSHOT_HEADER_BYTES, 0, w->path);
+    svdb__free(hb);
+    if (rc == SVDB_OK) rc = svdb__fsync(w->fd, w->path);
+    return rc;
+}
+
+int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_snap_info *info)
+{
+    char *tmp = svdb__path_join(dir, SNAP_TMP), *final = svdb__path_join(dir, SNAP_NAME);
+    uint32_t *order = NULL;
+    writer w = {-1, tmp, NULL, 0, (size_t)1 << 20, 0, 0};
+    int rc = (!tmp || !final) ? svdb__fail(SVDB_ENOMEM, "out of memory") : SVDB_OK;
+    if (rc == SVDB_OK) rc = svdb__store_order(s, &order);
+    if (rc == SVDB_OK && !(w.buf = svdb__malloc(w.cap))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+    if (rc == SVDB_OK) {
+        w.fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (w.fd < 0) rc = svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create %s", tmp);
+    }
+    if (rc == SVDB_OK) {
+        snap_header h = {info->uuid, info->last_lsn, s->next_seq, s->n_live, s->dim, (uint32_t)s->metric,
+                         0, 0, 0, 0, 0, 0};
+        rc = write_body(&w, s, order, &h);
+    }
+    if (w.fd >= 0) close(w.fd);
+    if (rc == SVDB_OK) rc = svdb__rename(tmp, final);
+    if (rc == SVDB_OK) rc = svdb__fsync_dir(dir);
+    else if (tmp) unlink(tmp); /* the old snapshot stays in place */
+    svdb__free(w.buf);
+    svdb__free(order);
+    svdb__free(tmp);
+    svdb__free(final);
+    return rc;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+static uint32_t get32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static int bad(const char *path, const char *what) { return svdb__fail(SVDB_ECORRUPT, "snapshot %s is corrupt: %s", path, what); }
+
+/* Every field is checked against the file size before anything is allocated. */
+static int check_header(const char *path, const unsigned char *b, uint64_t size, snap_header *h)
+{
+    if (memcmp(b, snap_magic, 8) != 0) return bad(path, "not an svdb snapshot (bad magic)");
+    if (get32(b + 124) != svdb__crc32c(0, b, 124)) return bad(path, "header checksum mismatch");
+    if (get32(b + 8) != SNAP_VERSION)
+        return svdb__fail(SVDB_EVERSION, "snapshot %s has format version %u; this library reads %u", path,
+                          get32(b + 8), SNAP_VERSION);
+    if (get32(b + 12) != SVDB_SNAPSHOT_HEADER_BYTES) return bad(path, "unexpected header size");
+    h->uuid = get64(b + 16);
+    h->last_lsn = get64(b + 24);
+    h->next_seq = get64(b + 32);
+    h->count = get64(b + 40);
+    h->dim = get32(b + 48);
+    h->metric = get32(b + 52);
+    h->vec_offset = get64(b + 56);
+    h->vec_bytes = get64(b + 64);
+    h->rec_offset = get64(b + 72);
+    h->rec_bytes = get64(b + 80);
+    h->vec_crc = get32(b + 88);
+    h->rec_crc = get32(b + 92);
+    if (h->dim > SVDB_MAX_DIM) return bad(path, "dimension out of range");
+    if (h->metric < SVDB_METRIC_L2 || h->metric > SVDB_METRIC_IP) return bad(path, "unknown metric");
+    if (h->count && !h->dim) return bad(path, "rows without a dimension");
+    if (h->count > UINT32_MAX - 1 || h->count > size / 17) return bad(path, "row count does not fit the file");
+    if (h->vec_offset != SVDB_SNAPSHOT_HEADER_BYTES) return bad(path, "unexpected vector offset");
+    if (h->vec_bytes != h->count * h->dim * 4) return bad(path, "vector section size does not match count and dim");
+    if (h->rec_offset != h->vec_offset + h->vec_bytes || h->rec_offset > size || h->rec_bytes != size - h->rec_offset)
+        return bad(path, "section sizes do not match the file size");
+    if (h->rec_bytes < h->count * 17) return bad(path, "record section too small for the row count");
+    if (h->next_seq < h->count) return bad(path, "sequence counter behind the row count");
+    return SVDB_OK;
+}
+
+static int load_rows(const char *path, svdb_store *s, const snap_header *h, const unsigned char *rec)
+{
+    uint64_t pos = 0, prev_seq = 0;
+    for (uint64_t i = 0; i < h->count; i++) {
+        if (h->rec_bytes - pos < 16) return bad(path, "record section truncated");
+        uint64_t seq = get64(rec + pos);
+        uint32_t idlen = get32(rec + pos + 8), mlen = get32(rec + pos + 12);
+        pos += 16;
+        if ((i && seq <= prev_seq) || seq >= h->next_seq) return bad(path, "row sequence numbers out of order");
+        prev_seq = seq;
+        if (idlen == 0 || idlen > SVDB_MAX_ID_BYTES || idlen > h->rec_bytes - pos) return bad(path, "id length out of range");
+        const char *id = (const char *)rec + pos;
+        pos += idlen;
+        if (svdb__utf8_check(id, idlen) != SVDB_OK) return bad(path, "id is not valid UTF-8");
+        if (svdb__store_find(s, id, idlen) != SVDB_NO_SLOT) return bad(path, "duplicate id");
+        const char *meta = NULL;
+        if (mlen != SVDB_NO_META) {
+            if (mlen > SVDB_MAX_METADATA_BYTES || mlen > h->rec_bytes - pos) return bad(path, "metadata length out of range");
+            meta = (const char *)rec + pos;
+            pos += mlen;
+            if (svdb__meta_check(meta, mlen, (size_t)i) != SVDB_OK) return bad(path, "metadata is not a JSON object");
+        }
+        const float *v = svdb__vec(s, (size_t)i);
+        for (uint32_t d = 0; d < h->dim; d++)
+            if (!isfinite(v[d])) return bad(path, "vector holds NaN or Inf");
+        char *idc = svdb__strndup(id, idlen), *mc = meta ? svdb__strndup(meta, mlen) : NULL;
+        if (!idc || (meta && !mc)) {
+            svdb__free(idc);
+            svdb__free(mc);
+            return svdb__fail(SVDB_ENOMEM, "out of memory loading %s", path);
+        }
+        svdb__store_insert(s, idc, idlen, mc, meta ? mlen : 0, v);
+        svdb__row(s, (size_t)i)->seq = seq;
+    }
+    if (pos != h->rec_bytes) return bad(path, "trailing bytes in the record section");
+    s->next_seq = h->next_seq;
+    return SVDB_OK;
+}
+
+static int load_body(int fd, const char *path, svdb_store *s, const snap_header *h)
+{
+    SVDB_TRY(svdb__store_reserve(s, (size_t)h->count, 0));
+    /* Rows land in slots 0..count-1, so each chunk is read straight into place. */
+    uint32_t crc = 0;
+    size_t per = svdb__chunk_rows(s);
+    for (size_t c = 0; c * per < h->count; c++) {
+        size_t rows = h->count - c * per < per ? (size_t)h->count - c * per : per;
+        size_t bytes = rows * h->dim * sizeof(float);
+        SVDB_TRY(svdb__pread_all(fd, s->vec[c], bytes, h->vec_offset + (uint64_t)c * per * h->dim * 4, path));
+        crc = svdb__crc32c(crc, s->vec[c], bytes);
+    }
+    if (crc != h->vec_crc) return bad(path, "vector section checksum mismatch");
+    unsigned char *rec = svdb__malloc((size_t)h->rec_bytes);
+    if (!rec) return svdb__fail(SVDB_ENOMEM, "out of memory loading %s", path);
+    int rc = svdb__pread_all(fd, rec, (size_t)h->rec_bytes, h->rec_offset, path);
+    if (rc == SVDB_OK && svdb__crc32c(0, rec, (size_t)h->rec_bytes) != h->rec_crc)
+        rc = bad(path, "record section checksum mismatch");
+    if (rc == SVDB_OK) rc = load_rows(path, s, h, rec);
+    svdb__free(rec);
+    return rc;
+}
+
+int svdb__snapshot_load(const char *path, svdb_store *s, svdb_snap_info *info)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot open snapshot %s", path);
+    struct stat st;
+    unsigned char hb[128];
+    snap_header h = {0};
+    int rc = SVDB_OK;
+    if (fstat(fd, &st) != 0) rc = svdb__fail_errno(SVDB_EIO, errno, "cannot stat %s", path);
+    else if ((uint64_t)st.st_size < SVDB_SNAPSHOT_HEADER_BYTES) rc = bad(path, "file shorter than its header");
+    if (rc == SVDB_OK) rc = svdb__pread_all(fd, hb, sizeof hb, 0, path);
+    if (rc == SVDB_OK) rc = check_header(path, hb, (uint64_t)st.st_size, &h);
+    if (rc == SVDB_OK) {
+        svdb__store_init(s, h.dim, (int)h.metric);
+        rc = load_body(fd, path, s, &h);
+        if (rc != SVDB_OK) svdb__store_free(s);
+    }
+    close(fd);
+    if (rc == SVDB_OK) {
+        info->uuid = h.uuid;
+        info->last_lsn = h.last_lsn;
+    }
+    return rc;
+}

@@ -1,0 +1,182 @@
+/* Row storage in chunks. */
+#include "store.h"
+
+#include "alloc.h"
+#include "error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* About 4 MiB of vectors per chunk: big enough for long sequential scans,
+ * small enough that growth costs little. */
+static unsigned pick_shift(uint32_t dim)
+{
+    size_t rows = ((size_t)4 << 20) / ((size_t)(dim ? dim : 1) * sizeof(float));
+    unsigned shift = 6;
+    while (shift < 16 && ((size_t)1 << (shift + 1)) <= rows) shift++;
+    return shift;
+}
+
+void svdb__store_init(svdb_store *s, uint32_t dim, int metric)
+{
+    memset(s, 0, sizeof *s);
+    s->metric = metric;
+    svdb__store_set_dim(s, dim);
+}
+
+void svdb__store_set_dim(svdb_store *s, uint32_t dim)
+{
+    s->dim = dim;
+    s->shift = pick_shift(dim);
+}
+
+void svdb__store_free(svdb_store *s)
+{
+    for (size_t c = 0; c < s->n_chunks; c++) {
+        size_t base = c << s->shift;
+        for (size_t i = 0; i < svdb__chunk_rows(s) && base + i < s->n_slots; i++) {
+            svdb__free(s->rows[c][i].id);
+            svdb__free(s->rows[c][i].meta);
+        }
+        svdb__free(s->vec[c]);
+        svdb__free(s->norm[c]);
+        svdb__free(s->rows[c]);
+    }
+    svdb__free(s->vec);
+    svdb__free(s->norm);
+    svdb__free(s->rows);
+    svdb__free(s->free_slots);
+    svdb__idmap_free(&s->map);
+    memset(s, 0, sizeof *s);
+}
+
+static int grow_array(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap) return SVDB_OK;
+    size_t ncap = *cap ? *cap : 8;
+    while (ncap < need) ncap *= 2;
+    void *p = svdb__realloc(*arr, ncap * elem);
+    if (!p) return svdb__fail(SVDB_ENOMEM, "out of memory growing the row store");
+    *arr = p;
+    *cap = ncap;
+    return SVDB_OK;
+}
+
+int svdb__store_reserve(svdb_store *s, size_t adds, size_t deletes)
+{
+    if (s->n_live + adds > (size_t)SVDB_NO_SLOT - 1)
+        return svdb__fail(SVDB_ETOOBIG, "a collection holds at most %u rows", (unsigned)SVDB_NO_SLOT - 1);
+    SVDB_TRY(grow_array((void **)&s->free_slots, &s->cap_free, s->n_free + deletes, sizeof(uint32_t)));
+    SVDB_TRY(svdb__idmap_reserve(&s->map, adds));
+    size_t fresh = adds > s->n_free ? adds - s->n_free : 0;
+    size_t need_slots = s->n_slots + fresh;
+    size_t need_chunks = (need_slots + svdb__chunk_rows(s) - 1) >> s->shift;
+    if (need_chunks <= s->n_chunks) return SVDB_OK;
+    /* The three chunk arrays always share one capacity. */
+    size_t cap = s->cap_chunks, cap2 = s->cap_chunks, cap3 = s->cap_chunks;
+    SVDB_TRY(grow_array((void **)&s->vec, &cap, need_chunks, sizeof(float *)));
+    SVDB_TRY(grow_array((void **)&s->norm, &cap2, need_chunks, sizeof(float *)));
+    SVDB_TRY(grow_array((void **)&s->rows, &cap3, need_chunks, sizeof(svdb_row *)));
+    s->cap_chunks = cap;
+    while (s->n_chunks < need_chunks) {
+        size_t rows = svdb__chunk_rows(s);
+        float *v = svdb__malloc(rows * s->dim * sizeof(float));
+        float *nm = svdb__malloc(rows * sizeof(float));
+        svdb_row *r = svdb__calloc(rows, sizeof(svdb_row));
+        if (!v || !nm || !r) {
+            svdb__free(v);
+            svdb__free(nm);
+            svdb__free(r);
+            return svdb__fail(SVDB_ENOMEM, "out of memory allocating %zu rows of %u floats", rows, s->dim);
+        }
+        s->vec[s->n_chunks] = v;
+        s->norm[s->n_chunks] = nm;
+        s->rows[s->n_chunks] = r;
+        s->n_chunks++;
+    }
+    return SVDB_OK;
+}
+
+uint32_t svdb__store_find(const svdb_store *s, const char *id, size_t len) { return svdb__idmap_find(&s->map, id, len); }
+
+static void set_vector(svdb_store *s, uint32_t slot, const float *v)
+{
+    float *dst = svdb__vec(s, slot);
+    if (dst != v) memcpy(dst, v, (size_t)s->dim * sizeof(float)); /* a loaded snapshot is read in place */
+    double n2 = 0.0;
+    for (uint32_t d = 0; d < s->dim; d++) n2 += (double)v[d] * v[d];
+    /* A zero vector only reaches here under l2/ip, where norm is unused. */
+    s->norm[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] = n2 > 0.0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+}
+
+void svdb__store_insert(svdb_store *s, char *id, uint32_t id_len, char *meta, uint32_t meta_len, const float *v)
+{
+    uint32_t slot = s->n_free ? s->free_slots[--s->n_free] : (uint32_t)s->n_slots++;
+    svdb_row *r = svdb__row(s, slot);
+    r->id = id;
+    r->id_len = id_len;
+    r->meta = meta;
+    r->meta_len = meta_len;
+    r->seq = s->next_seq++;
+    set_vector(s, slot, v);
+    svdb__idmap_insert(&s->map, id, id_len, slot);
+    s->n_live++;
+}
+
+void svdb__store_replace(svdb_store *s, uint32_t slot, char *meta, uint32_t meta_len, const float *v)
+{
+    svdb_row *r = svdb__row(s, slot);
+    svdb__free(r->meta);
+    r->meta = meta;
+    r->meta_len = meta_len;
+    set_vector(s, slot, v);
+}
+
+void svdb__store_remove(svdb_store *s, uint32_t slot)
+{
+    svdb_row *r = svdb__row(s, slot);
+    svdb__idmap_remove(&s->map, r->id, r->id_len);
+    svdb__free(r->id);
+    svdb__free(r->meta);
+    memset(r, 0, sizeof *r);
+    s->free_slots[s->n_free++] = slot;
+    s->n_live--;
+}
+
+typedef struct {
+    uint64_t seq;
+    uint32_t slot;
+} seq_slot;
+
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = ((const seq_slot *)a)->seq, y = ((const seq_slot *)b)->seq;
+    return (x > y) - (x < y);
+}
+
+int svdb__store_order(const svdb_store *s, uint32_t **slots_out)
+{
+    seq_slot *tmp = svdb__malloc(s->n_live * sizeof *tmp);
+    uint32_t *out = svdb__malloc(s->n_live * sizeof *out);
+    if (!tmp || !out) {
+        svdb__free(tmp);
+        svdb__free(out);
+        return svdb__fail(SVDB_ENOMEM, "out of memory listing %zu ids", s->n_live);
+    }
+    size_t n = 0;
+    int sorted = 1;
+    for (size_t slot = 0; slot < s->n_slots; slot++) {
+        const svdb_row *r = svdb__row(s, slot);
+        if (!r->id) continue;
+        if (n && r->seq < tmp[n - 1].seq) sorted = 0;
+        tmp[n].seq = r->seq;
+        tmp[n].slot = (uint32_t)slot;
+        n++;
+    }
+    if (!sorted) qsort(tmp, n, sizeof *tmp, by_seq);
+    for (size_t i = 0; i < n; i++) out[i] = tmp[i].slot;
+    svdb__free(tmp);
+    *slots_out = out;
+    return SVDB_OK;
+}

@@ -1,0 +1,210 @@
+/* Log file format (little-endian; docs/format.md has the full layout):
+ *   header: "SVDBLOG\0", u32 version, u32 0, u64 uuid, u32 0, u32 crc32c(bytes 0..27)
+ *   record: u32 type, u32 crc32c(type, lsn, len, payload), u64 lsn, u64 len, payload */
+#include "wal.h"
+
+#include "alloc.h"
+#include "crc32c.h"
+#include "error.h"
+#include "fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define WAL_VERSION 1
+static const char wal_magic[8] = {'S', 'V', 'D', 'B', 'L', 'O', 'G', 0};
+
+static uint32_t load32(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+static void encode_header(unsigned char *h, uint64_t uuid)
+{
+    uint32_t v = WAL_VERSION, z = 0;
+    memset(h, 0, SVDB_WAL_HEADER_BYTES);
+    memcpy(h, wal_magic, 8);
+    memcpy(h + 8, &v, 4);
+    memcpy(h + 12, &z, 4);
+    memcpy(h + 16, &uuid, 8);
+    uint32_t crc = svdb__crc32c(0, h, 28);
+    memcpy(h + 28, &crc, 4);
+}
+
+static int set_path(svdb_wal *w, const char *path)
+{
+    w->fd = -1;
+    w->path = svdb__strndup(path, strlen(path));
+    return w->path ? SVDB_OK : svdb__fail(SVDB_ENOMEM, "out of memory");
+}
+
+int svdb__wal_create(svdb_wal *w, const char *path, uint64_t uuid)
+{
+    SVDB_TRY(set_path(w, path));
+    w->uuid = uuid;
+    w->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w->fd < 0) {
+        int rc = svdb__fail_errno(SVDB_EIO, errno, "cannot create log %s", path);
+        svdb__wal_close(w);
+        return rc;
+    }
+    unsigned char h[SVDB_WAL_HEADER_BYTES];
+    encode_header(h, uuid);
+    int rc = svdb__pwrite_all(w->fd, h, sizeof h, 0, path);
+    if (rc == SVDB_OK) rc = svdb__fsync(w->fd, path);
+    if (rc != SVDB_OK) {
+        svdb__wal_close(w);
+        return rc;
+    }
+    w->end = SVDB_WAL_HEADER_BYTES;
+    return SVDB_OK;
+}
+
+int svdb__wal_open(svdb_wal *w, const char *path, uint64_t uuid)
+{
+    SVDB_TRY(set_path(w, path));
+    w->uuid = uuid;
+    w->fd = open(path, O_RDWR | O_CLOEXEC);
+    int rc = SVDB_OK;
+    if (w->fd < 0) {
+        rc = errno == ENOENT ? svdb__fail(SVDB_ECORRUPT, "log %s is missing", path)
+                             : svdb__fail_errno(SVDB_EIO, errno, "cannot open log %s", path);
+        svdb__wal_close(w);
+        return rc;
+    }
+    unsigned char h[SVDB_WAL_HEADER_BYTES], want[SVDB_WAL_HEADER_BYTES];
+    rc = svdb__pread_all(w->fd, h, sizeof h, 0, path);
+    if (rc == SVDB_OK) {
+        encode_header(want, uuid);
+        uint32_t version;
+        memcpy(&version, h + 8, 4);
+        if (memcmp(h, wal_magic, 8) != 0 || svdb__crc32c(0, h, 28) != load32(h + 28))
+            rc = svdb__fail(SVDB_ECORRUPT, "log %s has a damaged header", path);
+        else if (version != WAL_VERSION)
+            rc = svdb__fail(SVDB_EVERSION, "log %s has format version %u; this library reads %u", path, version,
+                            WAL_VERSION);
+        else if (memcmp(h, want, sizeof h) != 0)
+            rc = svdb__fail(SVDB_ECORRUPT, "log %s belongs to another collection", path);
+    }
+    if (rc != SVDB_OK) {
+        svdb__wal_close(w);
+        return rc;
+    }
+    w->end = SVDB_WAL_HEADER_BYTES;
+    return SVDB_OK;
+}
+
+void svdb__wal_close(svdb_wal *w)
+{
+    if (w->fd >= 0) close(w->fd);
+    w->fd = -1;
+    svdb__free(w->path);
+    w->path = NULL;
+}
+
+static uint32_t record_crc(const unsigned char *hdr, const unsigned char *payload, size_t len)
+{
+    uint32_t crc = svdb__crc32c(0, hdr, 4);
+    crc = svdb__crc32c(crc, hdr + 8, 16);
+    return svdb__crc32c(crc, payload, len);
+}
+
+int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx, uint64_t *last_lsn,
+                     uint64_t *dropped)
+{
+    struct stat st;
+    if (fstat(w->fd, &st) != 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot stat log %s", w->path);
+    uint64_t size = (uint64_t)st.st_size, pos = SVDB_WAL_HEADER_BYTES, prev = 0;
+    int have_prev = 0;
+    *last_lsn = after_lsn;
+    while (pos + SVDB_REC_HEADER_BYTES <= size) {
+        unsigned char h[SVDB_REC_HEADER_BYTES];
+        SVDB_TRY(svdb__pread_all(w->fd, h, sizeof h, pos, w->path));
+        uint32_t type, crc;
+        uint64_t lsn, len;
+        memcpy(&type, h, 4);
+        memcpy(&crc, h + 4, 4);
+        memcpy(&lsn, h + 8, 8);
+        memcpy(&len, h + 16, 8);
+        /* A length past the end of the file is a torn tail, never an allocation. */
+        if (len > size - pos - SVDB_REC_HEADER_BYTES) break;
+        unsigned char *payload = svdb__malloc((size_t)len);
+        if (!payload) return svdb__fail(SVDB_ENOMEM, "out of memory reading a %llu-byte log record", (unsigned long long)len);
+        int rc = svdb__pread_all(w->fd, payload, (size_t)len, pos + SVDB_REC_HEADER_BYTES, w->path);
+        if (rc == SVDB_OK && record_crc(h, payload, (size_t)len) != crc) {
+            svdb__free(payload);
+            break; /* torn or damaged: everything from here on is dropped */
+        }
+        if (rc == SVDB_OK && have_prev && lsn != prev + 1) {
+            svdb__free(payload);
+            break; /* a stale record from before the file was last cut back */
+        }
+        if (rc == SVDB_OK && !have_prev && lsn > after_lsn + 1)
+            rc = svdb__fail(SVDB_ECORRUPT, "log %s starts at record %llu but the snapshot ends at %llu", w->path,
+                            (unsigned long long)lsn, (unsigned long long)after_lsn);
+        if (rc == SVDB_OK && type != 1 && type != 2)
+            rc = svdb__fail(SVDB_ECORRUPT, "log %s has a record of unknown type %u at offset %llu", w->path, type,
+                            (unsigned long long)pos);
+        if (rc == SVDB_OK && lsn > after_lsn) {
+            rc = fn(ctx, type, payload, (size_t)len);
+            if (rc == SVDB_OK) *last_lsn = lsn;
+        }
+        svdb__free(payload);
+        if (rc != SVDB_OK) return rc;
+        prev = lsn;
+        have_prev = 1;
+        pos += SVDB_REC_HEADER_BYTES + len;
+    }
+    *dropped = size - pos;
+    if (pos < size) {
+        SVDB_TRY(svdb__truncate(w->fd, pos, w->path));
+        SVDB_TRY(svdb__fsync(w->fd, w->path));
+    }
+    w->end = pos;
+    return SVDB_OK;
+}
+
+int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32_t type, uint64_t lsn, int sync,
+                     int *poisoned)
+{
+    uint64_t len = payload_len;
+    memcpy(rec, &type, 4);
+    memcpy(rec + 8, &lsn, 8);
+    memcpy(rec + 16, &len, 8);
+    uint32_t crc = record_crc(rec, rec + SVDB_REC_HEADER_BYTES, payload_len);
+    memcpy(rec + 4, &crc, 4);
+    size_t total = SVDB_REC_HEADER_BYTES + payload_len;
+    int rc = svdb__pwrite_all(w->fd, rec, total, w->end, w->path);
+    if (rc == SVDB_OK && sync) {
+        rc = svdb__fsync(w->fd, w->path);
+        /* After a failed fsync the kernel may have dropped the pages while a
+         * retry would report success: the handle must stop writing. */
+        if (rc != SVDB_OK) *poisoned = 1;
+    }
+    if (rc != SVDB_OK) {
+        if (!*poisoned) {
+            int keep = rc;
+            char msg[512];
+            strncpy(msg, svdb_errmsg(), sizeof msg - 1);
+            msg[sizeof msg - 1] = '\0';
+            if (svdb__truncate(w->fd, w->end, w->path) != SVDB_OK) *poisoned = 1;
+            svdb__fail(keep, "%s", msg);
+        }
+        return rc;
+    }
+    w->end += total;
+    return SVDB_OK;
+}
+
+int svdb__wal_reset(svdb_wal *w)
+{
+    SVDB_TRY(svdb__truncate(w->fd, SVDB_WAL_HEADER_BYTES, w->path));
+    SVDB_TRY(svdb__fsync(w->fd, w->path));
+    w->end = SVDB_WAL_HEADER_BYTES;
+    return SVDB_OK;
+}

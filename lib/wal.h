@@ -1,0 +1,38 @@
+/* The write-ahead log: an append-only file of checksummed, numbered records.
+ * Every acknowledged write is in it before the call returns. */
+#ifndef SVDB_WAL_H
+#define SVDB_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SVDB_WAL_HEADER_BYTES 32
+#define SVDB_REC_HEADER_BYTES 24
+
+typedef struct svdb_wal {
+    int fd;
+    uint64_t end; /* offset where the next record goes */
+    uint64_t uuid;
+    char *path;
+} svdb_wal;
+
+/* Creates (or empties) the log for collection `uuid`, synced. */
+int svdb__wal_create(svdb_wal *w, const char *path, uint64_t uuid);
+/* Opens an existing log and checks it belongs to collection `uuid`. */
+int svdb__wal_open(svdb_wal *w, const char *path, uint64_t uuid);
+void svdb__wal_close(svdb_wal *w);
+
+typedef int (*svdb_wal_fn)(void *ctx, uint32_t type, const unsigned char *payload, size_t len);
+/* Calls fn for each record with lsn > after_lsn, in order. Stops at a torn or
+ * damaged tail, cuts it off the file and reports its size in *dropped. */
+int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx, uint64_t *last_lsn,
+                     uint64_t *dropped);
+/* Appends one record. `rec` holds SVDB_REC_HEADER_BYTES of room followed by
+ * the payload. On failure the file is cut back to its previous end; if even
+ * that fails, *poisoned is set. */
+int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32_t type, uint64_t lsn, int sync,
+                     int *poisoned);
+/* Drops every record (after a checkpoint), synced. */
+int svdb__wal_reset(svdb_wal *w);
+
+#endif
