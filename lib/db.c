@@ -46,6 +46,7 @@ struct svdb {
     uint64_t snap_lsn;
     int poisoned;
     const svdb_kernels *kern;
+    unsigned ncpu; /* read once: sysconf reads /sys on every call */
 };
 
 const char *svdb_version(void) { return "0.1.0"; }
@@ -393,6 +394,8 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     db->durability = o->durability;
     db->pid = getpid();
     db->kern = svdb__kernels();
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    db->ncpu = ncpu > 0 ? (unsigned)ncpu : 1;
     pthread_mutex_init(&db->write_mu, NULL);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
@@ -793,8 +796,8 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
         if (n_queries > SIZE_MAX / sizeof(svdb_cand) / keff ||
             !(cands = svdb__malloc(n_queries * keff * sizeof *cands)))
             rc = svdb__fail(SVDB_ENOMEM, "out of memory for %zu x %zu results", n_queries, keff);
-        unsigned threads = opts && opts->threads ? opts->threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
-        if (rc == SVDB_OK) rc = svdb__flat_search_many(&db->store, db->kern, q, n_queries, keff, threads ? threads : 1, cands, n_hits);
+        unsigned threads = opts && opts->threads ? opts->threads : db->ncpu;
+        if (rc == SVDB_OK) rc = svdb__flat_search_many(&db->store, db->kern, q, n_queries, keff, threads, cands, n_hits);
         if (rc == SVDB_OK) rc = svdb__hits_build(&db->store, cands, keff, n_hits, n_queries, hits);
         if (rc != SVDB_OK)
             for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;

@@ -1,21 +1,35 @@
-/* Shared by the per-ISA files: turns a file's always-inline `row_q` into a
- * kernel with the svdb_kernel_fn signature, instantiating row_q once per
- * query count so every count runs the same per-query arithmetic. */
+/* Shared by the per-ISA files: turns a file's always-inline `tile` (R rows x
+ * NQ queries, both compile-time constants at each use) into a kernel with the
+ * svdb_kernel_fn signature. Tiling lets several rows share each query load
+ * and several queries share each row load; since every (row, query) pair runs
+ * the same arithmetic in the same order whatever the tile shape, batch and
+ * single searches agree bit for bit. R1..R4 are the rows per tile for 1..4
+ * queries, chosen per ISA to fit its register file. */
 #ifndef SVDB_DISTANCE_KERNEL_H
 #define SVDB_DISTANCE_KERNEL_H
 
-#define SVDB_DEFINE_KERNEL(NAME, IS_L2)                                                            \
+#define SVDB_RUN_TILES(NQ, R, IS_L2)                                                               \
+    do {                                                                                           \
+        size_t i_ = 0;                                                                             \
+        for (; i_ + (R) <= n; i_ += (R)) tile(q, NQ, x + i_ * dim, R, dim, IS_L2, out + i_, n);    \
+        for (; i_ < n; i_++) tile(q, NQ, x + i_ * dim, 1, dim, IS_L2, out + i_, n);                \
+    } while (0)
+
+#define SVDB_DEFINE_KERNEL(NAME, IS_L2, R1, R2, R3, R4)                                            \
     static void NAME(const float *const *q, int nq, const float *x, size_t n, size_t dim, float *out) \
     {                                                                                              \
-        for (size_t i = 0; i < n; i++) {                                                           \
-            const float *row = x + i * dim;                                                        \
-            switch (nq) {                                                                          \
-            case 1: row_q(q, 1, row, dim, IS_L2, out + i, n); break;                               \
-            case 2: row_q(q, 2, row, dim, IS_L2, out + i, n); break;                               \
-            case 3: row_q(q, 3, row, dim, IS_L2, out + i, n); break;                               \
-            default: row_q(q, 4, row, dim, IS_L2, out + i, n); break;                              \
-            }                                                                                      \
+        switch (nq) {                                                                              \
+        case 1: SVDB_RUN_TILES(1, R1, IS_L2); break;                                               \
+        case 2: SVDB_RUN_TILES(2, R2, IS_L2); break;                                               \
+        case 3: SVDB_RUN_TILES(3, R3, IS_L2); break;                                               \
+        default: SVDB_RUN_TILES(4, R4, IS_L2); break;                                              \
         }                                                                                          \
     }
+
+#define SVDB_TILE_MAX_R 4
+
+/* The tile loops have constant trip counts; unrolled, their accumulators
+ * live in registers instead of on the stack. */
+#define SVDB_UNROLL _Pragma("GCC unroll 4")
 
 #endif

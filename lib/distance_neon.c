@@ -4,14 +4,19 @@
 
 #include <arm_neon.h>
 
-static inline __attribute__((always_inline)) void row_q(const float *const *q, const int NQ, const float *x,
-                                                        size_t dim, int is_l2, float *out, size_t stride)
+/* One row per tile (R is always 1 here); see distance_kernel.h. */
+static inline __attribute__((always_inline)) void tile(const float *const *q, const int NQ, const float *x,
+                                                       const int R, size_t dim, int is_l2, float *out,
+                                                       size_t stride)
 {
+    (void)R;
     float32x4_t a0[SVDB_KERNEL_MAX_Q], a1[SVDB_KERNEL_MAX_Q];
+    SVDB_UNROLL
     for (int j = 0; j < NQ; j++) a0[j] = a1[j] = vdupq_n_f32(0.0f);
     size_t d = 0;
     for (; d + 8 <= dim; d += 8) {
         float32x4_t x0 = vld1q_f32(x + d), x1 = vld1q_f32(x + d + 4);
+        SVDB_UNROLL
         for (int j = 0; j < NQ; j++) {
             float32x4_t q0 = vld1q_f32(q[j] + d), q1 = vld1q_f32(q[j] + d + 4);
             if (is_l2) {
@@ -25,6 +30,7 @@ static inline __attribute__((always_inline)) void row_q(const float *const *q, c
             }
         }
     }
+    SVDB_UNROLL
     for (int j = 0; j < NQ; j++) {
         float s = vaddvq_f32(vaddq_f32(a0[j], a1[j]));
         for (size_t t = d; t < dim; t++) {
@@ -35,8 +41,8 @@ static inline __attribute__((always_inline)) void row_q(const float *const *q, c
     }
 }
 
-SVDB_DEFINE_KERNEL(l2_neon, 1)
-SVDB_DEFINE_KERNEL(dot_neon, 0)
+SVDB_DEFINE_KERNEL(l2_neon, 1, 1, 1, 1, 1)
+SVDB_DEFINE_KERNEL(dot_neon, 0, 1, 1, 1, 1)
 
 static const svdb_kernels table = {"neon", l2_neon, dot_neon};
 

@@ -11,12 +11,34 @@
 
 #define BLOCK_ROWS 256
 
+/* Converts a kernel result to the metric's distance. */
 static inline float finish_dist(int metric, float raw, float norm)
 {
     switch (metric) {
     case SVDB_METRIC_COSINE: return 1.0f - raw * norm;
     case SVDB_METRIC_IP: return 1.0f - raw;
     default: return raw;
+    }
+}
+
+/* The heap's admission bound: +inf until it holds k entries. */
+static inline float bound(const svdb_topk *t) { return t->n < t->k ? __builtin_inff() : t->a[0].dist; }
+
+/* Offers one block of finished distances to a heap. Specialised per metric
+ * (METRIC is a constant at each call) so the hot loop is a compare. */
+static inline __attribute__((always_inline)) void offer(svdb_topk *t, const int METRIC, const float *raw,
+                                                        const float *norm, const svdb_row *rows, size_t nb,
+                                                        size_t first_slot)
+{
+    float thr = bound(t);
+    for (size_t i = 0; i < nb; i++) {
+        float d = finish_dist(METRIC, raw[i], norm[i]);
+        if (d > thr) continue;
+        const svdb_row *r = &rows[i];
+        if (!r->id) continue; /* a freed slot */
+        svdb_cand cand = {d, (uint32_t)(first_slot + i), r->seq};
+        svdb__topk_push(t, cand);
+        thr = bound(t);
     }
 }
 
@@ -29,21 +51,17 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
         size_t base = c * per;
         if (base >= s->n_slots) break;
         size_t rows = s->n_slots - base < per ? s->n_slots - base : per;
-        const float *vec = s->vec[c], *norm = s->norm[c];
-        const svdb_row *meta = s->rows[c];
         for (size_t b = 0; b < rows; b += BLOCK_ROWS) {
             size_t nb = rows - b < BLOCK_ROWS ? rows - b : BLOCK_ROWS;
-            fn(q, nq, vec + b * s->dim, nb, s->dim, dist);
+            fn(q, nq, s->vec[c] + b * s->dim, nb, s->dim, dist);
+            const float *norm = s->norm[c] + b;
+            const svdb_row *meta = s->rows[c] + b;
             for (int j = 0; j < nq; j++) {
-                svdb_topk *t = &tops[j];
                 const float *dj = dist + (size_t)j * nb;
-                for (size_t i = 0; i < nb; i++) {
-                    float d = finish_dist(s->metric, dj[i], norm[b + i]);
-                    if (!svdb__topk_wants(t, d)) continue;
-                    const svdb_row *r = &meta[b + i];
-                    if (!r->id) continue; /* a freed slot */
-                    svdb_cand cand = {d, (uint32_t)(base + b + i), r->seq};
-                    svdb__topk_push(t, cand);
+                switch (s->metric) {
+                case SVDB_METRIC_COSINE: offer(&tops[j], SVDB_METRIC_COSINE, dj, norm, meta, nb, base + b); break;
+                case SVDB_METRIC_IP: offer(&tops[j], SVDB_METRIC_IP, dj, norm, meta, nb, base + b); break;
+                default: offer(&tops[j], SVDB_METRIC_L2, dj, norm, meta, nb, base + b); break;
                 }
             }
         }

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building and testing svdb needs, only when it is missing.
+# Usage: scripts/ensure_deps.sh [demo|test]
+set -euo pipefail
+mode=${1:-test}
+pkgs=()
+command -v cmake >/dev/null 2>&1 || pkgs+=(cmake)
+command -v cc >/dev/null 2>&1 || pkgs+=(gcc)
+command -v make >/dev/null 2>&1 || pkgs+=(make)
+[ -f /usr/include/cjson/cJSON.h ] || pkgs+=(libcjson-dev)
+if [ "$mode" = test ]; then
+  [ -f /usr/include/cmocka.h ] || pkgs+=(libcmocka-dev)
+  command -v valgrind >/dev/null 2>&1 || pkgs+=(valgrind)
+  command -v nm >/dev/null 2>&1 || pkgs+=(binutils)
+fi
+if [ ${#pkgs[@]} -gt 0 ]; then
+  echo "== installing Debian packages: ${pkgs[*]}"
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}" >/dev/null
+fi
+py_mods="numpy cffi"
+pip_pkgs="numpy cffi"
+if [ "$mode" = test ]; then
+  py_mods="$py_mods pytest scikit_build_core mypy"
+  pip_pkgs="$pip_pkgs pytest scikit-build-core mypy"
+fi
+for m in $py_mods; do
+  if ! python3 -c "import $m" >/dev/null 2>&1; then
+    echo "== installing Python packages: $pip_pkgs"
+    python3 -m pip install -q $pip_pkgs
+    break
+  fi
+done

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole svdb test suite: C tests (plain, ASan+UBSan, valgrind) and the
+# Python tests against a pip-installed pysvdb. Installs what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+jobs=$(nproc 2>/dev/null || echo 2)
+scripts/ensure_deps.sh test
+
+echo "== C suite (RelWithDebInfo)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs" >/dev/null
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+echo "== C suite under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSVDB_SANITIZE=ON -DSVDB_BUILD_BENCH=OFF >/dev/null
+cmake --build build-asan -j"$jobs" >/dev/null
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j"$jobs"
+
+echo "== C suite under valgrind (memcheck, leaks are errors)"
+failed=0
+for t in build/tests/test_*; do
+  [ -x "$t" ] || continue
+  if ! SVDB_TEST_TMP="$root/build/tests/tmp-vg" SVDB_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
+      --errors-for-leak-kinds=definite,indirect --trace-children=no "$t" >"$t.vg.log" 2>&1; then
+    echo "valgrind: $t FAILED"; tail -40 "$t.vg.log"; failed=1
+  else
+    echo "valgrind: $t clean"
+  fi
+done
+[ "$failed" -eq 0 ] || exit 1
+
+if [ -f pyproject.toml ]; then
+  echo "== Python suite (pip install . then pytest)"
+  python3 -m pip install -q . 
+  (cd tests/python 2>/dev/null || exit 0; python3 -m pytest -q -p no:cacheprovider .)
+fi
