@@ -756,8 +756,8 @@ static int prepare_queries(const svdb *db, const float *q, size_t n, uint32_t di
     return SVDB_OK;
 }
 
-static int check_search_args(const svdb *db, const void *q, uint32_t dim, size_t k, const svdb_search_options *opts,
-                             svdb_hit **hits, const size_t *n_hits)
+static int check_search_args(const void *q, size_t k, const svdb_search_options *opts, svdb_hit **hits,
+                             const size_t *n_hits)
 {
     SVDB_FAIL_IF(!q, SVDB_EINVAL, "query is NULL");
     SVDB_FAIL_IF(!hits || !n_hits, SVDB_EINVAL, "hits or n_hits is NULL");
@@ -765,7 +765,7 @@ static int check_search_args(const svdb *db, const void *q, uint32_t dim, size_t
     SVDB_FAIL_IF(opts && (opts->version == 0 || opts->version > SVDB_SEARCH_OPTIONS_VERSION), SVDB_EINVAL,
                  "search options version %u is not supported (1..%d)", opts ? opts->version : 0,
                  SVDB_SEARCH_OPTIONS_VERSION);
-    return check_dim(db, dim, "queries");
+    return SVDB_OK;
 }
 
 int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits,
@@ -784,14 +784,14 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
     if (hits) *hits = NULL;
     SVDB_FAIL_IF(n_queries == 0, SVDB_EINVAL, "n_queries is 0");
     SVDB_FAIL_IF(n_queries > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "too many queries");
-    SVDB_TRY(check_search_args(db, queries, dim, k, opts, hits, n_hits));
+    SVDB_TRY(check_search_args(queries, k, opts, hits, n_hits));
     for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
+    pthread_rwlock_rdlock(&db->rw); /* the first add may fix the dimension concurrently */
     float *q = NULL;
-    SVDB_TRY(prepare_queries(db, queries, n_queries, dim, &q));
-    pthread_rwlock_rdlock(&db->rw);
-    int rc = SVDB_OK;
+    int rc = check_dim(db, dim, "queries");
+    if (rc == SVDB_OK) rc = prepare_queries(db, queries, n_queries, dim, &q);
     size_t keff = k < db->store.n_live ? k : db->store.n_live;
-    if (keff > 0) {
+    if (rc == SVDB_OK && keff > 0) {
         svdb_cand *cands = NULL;
         if (n_queries > SIZE_MAX / sizeof(svdb_cand) / keff ||
             !(cands = svdb__malloc(n_queries * keff * sizeof *cands)))

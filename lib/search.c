@@ -34,6 +34,10 @@ static inline __attribute__((always_inline)) void offer(svdb_topk *t, const int 
     for (size_t i = 0; i < nb; i++) {
         float d = finish_dist(METRIC, raw[i], norm[i]);
         if (d > thr) continue;
+        if (d != d) { /* +inf + -inf in a huge dot product: rank it last, deterministically */
+            d = __builtin_inff();
+            if (d > thr) continue;
+        }
         const svdb_row *r = &rows[i];
         if (!r->id) continue; /* a freed slot */
         svdb_cand cand = {d, (uint32_t)(first_slot + i), r->seq};

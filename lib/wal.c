@@ -186,8 +186,11 @@ int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32
          * retry would report success: the handle must stop writing. */
         if (rc != SVDB_OK) *poisoned = 1;
     }
+    /* A full disk is a clean, retryable failure once the tail is cut back;
+     * any other write error means the file's state is unknown. */
+    if (rc != SVDB_OK && rc != SVDB_ENOSPC) *poisoned = 1;
     if (rc != SVDB_OK) {
-        if (!*poisoned) {
+        if (rc == SVDB_ENOSPC && !*poisoned) {
             int keep = rc;
             char msg[512];
             strncpy(msg, svdb_errmsg(), sizeof msg - 1);
