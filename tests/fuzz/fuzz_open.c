@@ -1,0 +1,46 @@
+/* Opens a collection made of arbitrary bytes: the input is split into a
+ * snapshot and a log at a point given by its first two bytes. Opening must
+ * fail cleanly or succeed with a usable collection; never crash, hang, leak
+ * or allocate more than the files justify. */
+#include "fuzz_common.h"
+#include "svdb.h"
+
+#include <stdint.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 2) return 0;
+    size_t split = ((size_t)data[0] << 8 | data[1]) % (size - 1);
+    const char *dir = fz_dir();
+    fz_write(dir, "snapshot.svdb", data + 2, split);
+    fz_write(dir, "wal.svdb", data + 2 + split, size - 2 - split);
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.create = 0;
+    svdb *db = NULL;
+    if (svdb_open(&db, dir, &o) == SVDB_OK) {
+        size_t n = 0, nids = 0;
+        uint32_t dim = 0;
+        svdb_count(db, &n);
+        svdb_dim(db, &dim);
+        char **ids = NULL;
+        if (svdb_ids(db, &ids, &nids) == SVDB_OK && nids != n) abort();
+        if (dim > 0 && dim <= 4096) {
+            float *q = calloc(dim, sizeof *q);
+            q[0] = 1.0f;
+            svdb_hit *hits = NULL;
+            size_t nh = 0;
+            if (svdb_search(db, q, dim, 3, NULL, &hits, &nh) == SVDB_OK && nh != (n < 3 ? n : 3)) abort();
+            svdb_hits_free(hits);
+            if (nids) {
+                char *meta = NULL;
+                if (svdb_get(db, ids[0], q, &meta) != SVDB_OK) abort();
+                svdb_free(meta);
+            }
+            free(q);
+        }
+        svdb_ids_free(ids);
+        svdb_close(db);
+    }
+    return 0;
+}
