@@ -1,0 +1,380 @@
+/* Compiles a where clause into a small tree and evaluates it by scanning the
+ * row's JSON text for the top-level key. The text was validated at insert, so
+ * the scanner can rely on well-formed JSON; it allocates nothing per row. */
+#include "filter.h"
+
+#include "alloc.h"
+#include "error.h"
+#include "svdb.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+
+typedef enum { V_STR, V_NUM, V_BOOL } vtype;
+typedef struct {
+    vtype t;
+    double num;
+    int b;
+    char *str;
+    size_t len;
+} value;
+
+typedef enum { OP_AND, OP_OR, OP_EQ, OP_NE, OP_GT, OP_GTE, OP_LT, OP_LTE, OP_IN, OP_NIN, OP_CONTAINS, OP_NCONTAINS } opcode;
+
+struct svdb_filter {
+    opcode op;
+    char *key; /* comparisons */
+    size_t key_len;
+    value *vals; /* 1 operand, or the $in/$nin list */
+    size_t n_vals;
+    svdb_filter **kids; /* $and / $or */
+    size_t n_kids;
+};
+
+void svdb__filter_free(svdb_filter *f)
+{
+    if (!f) return;
+    for (size_t i = 0; i < f->n_kids; i++) svdb__filter_free(f->kids[i]);
+    for (size_t i = 0; i < f->n_vals; i++) svdb__free(f->vals[i].str);
+    svdb__free(f->kids);
+    svdb__free(f->vals);
+    svdb__free(f->key);
+    svdb__free(f);
+}
+
+/* ------------------------------------------------------------ compiling */
+
+static int bad(const char *msg, const char *detail)
+{
+    return svdb__fail(SVDB_EINVAL, "invalid where filter: %s%s%s", msg, detail ? ": " : "", detail ? detail : "");
+}
+
+static int to_value(const cJSON *j, value *v, int numbers_only, const char *op)
+{
+    memset(v, 0, sizeof *v);
+    if (cJSON_IsNumber(j)) {
+        v->t = V_NUM;
+        v->num = j->valuedouble;
+        return SVDB_OK;
+    }
+    if (numbers_only) return bad("operand must be a number for", op);
+    if (cJSON_IsBool(j)) {
+        v->t = V_BOOL;
+        v->b = cJSON_IsTrue(j);
+        return SVDB_OK;
+    }
+    if (cJSON_IsString(j)) {
+        v->t = V_STR;
+        v->len = strlen(j->valuestring);
+        v->str = svdb__strndup(j->valuestring, v->len);
+        return v->str ? SVDB_OK : svdb__fail(SVDB_ENOMEM, "out of memory");
+    }
+    return bad("operand must be a string, number or boolean for", op);
+}
+
+static const struct {
+    const char *name;
+    opcode op;
+} ops[] = {{"$eq", OP_EQ},   {"$ne", OP_NE},   {"$gt", OP_GT},           {"$gte", OP_GTE},
+           {"$lt", OP_LT},   {"$lte", OP_LTE}, {"$in", OP_IN},           {"$nin", OP_NIN},
+           {"$contains", OP_CONTAINS}, {"$not_contains", OP_NCONTAINS}};
+
+static int compile(const cJSON *j, int depth, svdb_filter **out);
+
+static svdb_filter *new_node(opcode op)
+{
+    svdb_filter *f = svdb__calloc(1, sizeof *f);
+    if (f) f->op = op;
+    return f;
+}
+
+static int compile_logic(const cJSON *list, opcode op, const char *name, int depth, svdb_filter **out)
+{
+    if (!cJSON_IsArray(list)) return bad("expected a list after", name);
+    int n = cJSON_GetArraySize(list);
+    if (n < 2) return bad("needs at least two clauses:", name);
+    svdb_filter *f = new_node(op);
+    if (!f || !(f->kids = svdb__calloc((size_t)n, sizeof *f->kids))) {
+        svdb__filter_free(f);
+        return svdb__fail(SVDB_ENOMEM, "out of memory");
+    }
+    const cJSON *c;
+    cJSON_ArrayForEach(c, list)
+    {
+        int rc = compile(c, depth + 1, &f->kids[f->n_kids]);
+        if (rc != SVDB_OK) {
+            svdb__filter_free(f);
+            return rc;
+        }
+        f->n_kids++;
+    }
+    *out = f;
+    return SVDB_OK;
+}
+
+static int compile_cmp(const char *key, const cJSON *spec, svdb_filter **out)
+{
+    opcode op = OP_EQ;
+    const cJSON *operand = spec;
+    const char *opname = "$eq";
+    if (cJSON_IsObject(spec)) {
+        if (cJSON_GetArraySize(spec) != 1) return bad("an operator object must have exactly one key, for field", key);
+        operand = spec->child;
+        opname = operand->string;
+        size_t i = 0;
+        while (i < sizeof ops / sizeof ops[0] && strcmp(ops[i].name, opname) != 0) i++;
+        if (i == sizeof ops / sizeof ops[0]) return bad("unknown operator", opname);
+        op = ops[i].op;
+    }
+    svdb_filter *f = new_node(op);
+    if (!f || !(f->key = svdb__strndup(key, strlen(key)))) {
+        svdb__filter_free(f);
+        return svdb__fail(SVDB_ENOMEM, "out of memory");
+    }
+    f->key_len = strlen(key);
+    int rc = SVDB_OK;
+    if (op == OP_IN || op == OP_NIN) {
+        int n = cJSON_IsArray(operand) ? cJSON_GetArraySize(operand) : 0;
+        if (n == 0) rc = bad("expected a non-empty list after", opname);
+        if (rc == SVDB_OK && !(f->vals = svdb__calloc((size_t)n, sizeof *f->vals)))
+            rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+        const cJSON *c;
+        if (rc == SVDB_OK)
+            cJSON_ArrayForEach(c, operand)
+            {
+                rc = to_value(c, &f->vals[f->n_vals], 0, opname);
+                if (rc != SVDB_OK) break;
+                f->n_vals++;
+                if (f->vals[f->n_vals - 1].t != f->vals[0].t) {
+                    rc = bad("all values in the list must have one type, after", opname);
+                    break;
+                }
+            }
+    } else {
+        int numeric = op == OP_GT || op == OP_GTE || op == OP_LT || op == OP_LTE;
+        if (!(f->vals = svdb__calloc(1, sizeof *f->vals))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+        if (rc == SVDB_OK) rc = to_value(operand, &f->vals[0], numeric, opname);
+        if (rc == SVDB_OK) f->n_vals = 1;
+    }
+    if (rc != SVDB_OK) {
+        svdb__filter_free(f);
+        return rc;
+    }
+    *out = f;
+    return SVDB_OK;
+}
+
+static int compile(const cJSON *j, int depth, svdb_filter **out)
+{
+    if (depth > MAX_DEPTH) return bad("nested too deeply", NULL);
+    if (!cJSON_IsObject(j)) return bad("expected an object", NULL);
+    if (cJSON_GetArraySize(j) != 1) return bad("every where object must have exactly one key", NULL);
+    const cJSON *item = j->child;
+    const char *key = item->string;
+    if (strcmp(key, "$and") == 0) return compile_logic(item, OP_AND, key, depth, out);
+    if (strcmp(key, "$or") == 0) return compile_logic(item, OP_OR, key, depth, out);
+    if (key[0] == '$') return bad("unexpected operator at field position", key);
+    if (key[0] == '\0') return bad("empty field name", NULL);
+    return compile_cmp(key, item, out);
+}
+
+int svdb__filter_compile(const char *where, svdb_filter **out)
+{
+    *out = NULL;
+    if (!where) return bad("NULL", NULL);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithOpts(where, &end, 1);
+    if (!j) return bad("not valid JSON", NULL);
+    int rc = compile(j, 0, out);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* ------------------------------------------------------------ scanning row JSON */
+
+static const char *ws(const char *p, const char *e)
+{
+    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* p at an opening quote; returns the position after the closing quote. */
+static const char *skip_string(const char *p, const char *e)
+{
+    for (p++; p < e && *p != '"'; p++)
+        if (*p == '\\') p++;
+    return p < e ? p + 1 : e;
+}
+
+static const char *skip_value(const char *p, const char *e)
+{
+    if (p >= e) return e;
+    if (*p == '"') return skip_string(p, e);
+    if (*p == '{' || *p == '[') {
+        int depth = 0;
+        for (; p < e; p++) {
+            if (*p == '"') {
+                p = skip_string(p, e) - 1;
+            } else if (*p == '{' || *p == '[') {
+                depth++;
+            } else if (*p == '}' || *p == ']') {
+                if (--depth == 0) return p + 1;
+            }
+        }
+        return e;
+    }
+    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\t' && *p != '\r') p++;
+    return p;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Compares the JSON string literal at p (escapes decoded) with s. */
+static int string_equals(const char *p, const char *e, const char *s, size_t n)
+{
+    size_t i = 0;
+    for (p++; p < e && *p != '"'; p++) {
+        unsigned char out[4];
+        size_t m = 1;
+        if (*p != '\\') {
+            out[0] = (unsigned char)*p;
+        } else {
+            p++;
+            if (p >= e) return 0;
+            switch (*p) {
+            case 'n': out[0] = '\n'; break;
+            case 't': out[0] = '\t'; break;
+            case 'r': out[0] = '\r'; break;
+            case 'b': out[0] = '\b'; break;
+            case 'f': out[0] = '\f'; break;
+            case 'u': {
+                if (e - p < 5) return 0;
+                unsigned cp = 0;
+                for (int k = 1; k <= 4; k++) {
+                    int h = hexval(p[k]);
+                    if (h < 0) return 0;
+                    cp = cp << 4 | (unsigned)h;
+                }
+                p += 4;
+                if (cp >= 0xD800 && cp <= 0xDBFF && e - p >= 7 && p[1] == '\\' && p[2] == 'u') {
+                    unsigned lo = 0;
+                    for (int k = 3; k <= 6; k++) {
+                        int h = hexval(p[k]);
+                        if (h < 0) return 0;
+                        lo = lo << 4 | (unsigned)h;
+                    }
+                    if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                        p += 6;
+                    }
+                }
+                if (cp < 0x80) {
+                    out[0] = (unsigned char)cp;
+                } else if (cp < 0x800) {
+                    out[0] = (unsigned char)(0xC0 | cp >> 6), out[1] = (unsigned char)(0x80 | (cp & 0x3F)), m = 2;
+                } else if (cp < 0x10000) {
+                    out[0] = (unsigned char)(0xE0 | cp >> 12), out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+                    out[2] = (unsigned char)(0x80 | (cp & 0x3F)), m = 3;
+                } else {
+                    out[0] = (unsigned char)(0xF0 | cp >> 18), out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+                    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)), out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+                    m = 4;
+                }
+                break;
+            }
+            default: out[0] = (unsigned char)*p; break; /* \" \\ \/ */
+            }
+        }
+        if (i + m > n || memcmp(s + i, out, m) != 0) return 0;
+        i += m;
+    }
+    return i == n;
+}
+
+/* Finds the top-level key; returns the start of its value or NULL. */
+static const char *find_key(const char *p, const char *e, const char *key, size_t klen)
+{
+    p = ws(p, e);
+    if (p >= e || *p != '{') return NULL;
+    p = ws(p + 1, e);
+    while (p < e && *p == '"') {
+        const char *kend = skip_string(p, e);
+        int match = string_equals(p, e, key, klen);
+        p = ws(kend, e);
+        if (p >= e || *p != ':') return NULL;
+        p = ws(p + 1, e);
+        if (match) return p;
+        p = ws(skip_value(p, e), e);
+        if (p < e && *p == ',') p = ws(p + 1, e);
+    }
+    return NULL;
+}
+
+/* Equality of a JSON scalar at p with an operand; -1 when p is no scalar of a comparable kind. */
+static int scalar_equals(const char *p, const char *e, const value *v)
+{
+    switch (*p) {
+    case '"': return v->t == V_STR && string_equals(p, e, v->str, v->len);
+    case 't': return v->t == V_BOOL && v->b;
+    case 'f': return v->t == V_BOOL && !v->b;
+    case 'n': case '{': case '[': return 0;
+    default: return v->t == V_NUM && strtod(p, NULL) == v->num;
+    }
+}
+
+static int is_number(const char *p) { return *p == '-' || (*p >= '0' && *p <= '9'); }
+
+static int array_contains(const char *p, const char *e, const value *v)
+{
+    if (*p != '[') return 0;
+    p = ws(p + 1, e);
+    while (p < e && *p != ']') {
+        if (scalar_equals(p, e, v) == 1) return 1;
+        p = ws(skip_value(p, e), e);
+        if (p < e && *p == ',') p = ws(p + 1, e);
+    }
+    return 0;
+}
+
+static int match(const svdb_filter *f, const char *meta, size_t len)
+{
+    switch (f->op) {
+    case OP_AND:
+        for (size_t i = 0; i < f->n_kids; i++)
+            if (!match(f->kids[i], meta, len)) return 0;
+        return 1;
+    case OP_OR:
+        for (size_t i = 0; i < f->n_kids; i++)
+            if (match(f->kids[i], meta, len)) return 1;
+        return 0;
+    default: break;
+    }
+    const char *e = meta + len;
+    const char *v = meta ? find_key(meta, e, f->key, f->key_len) : NULL;
+    switch (f->op) {
+    case OP_EQ: return v && scalar_equals(v, e, &f->vals[0]) == 1;
+    case OP_NE: return !v || scalar_equals(v, e, &f->vals[0]) != 1;
+    case OP_GT: return v && is_number(v) && strtod(v, NULL) > f->vals[0].num;
+    case OP_GTE: return v && is_number(v) && strtod(v, NULL) >= f->vals[0].num;
+    case OP_LT: return v && is_number(v) && strtod(v, NULL) < f->vals[0].num;
+    case OP_LTE: return v && is_number(v) && strtod(v, NULL) <= f->vals[0].num;
+    case OP_IN:
+    case OP_NIN: {
+        int found = 0;
+        for (size_t i = 0; v && !found && i < f->n_vals; i++) found = scalar_equals(v, e, &f->vals[i]) == 1;
+        return f->op == OP_IN ? found : !found;
+    }
+    case OP_CONTAINS: return v && array_contains(v, e, &f->vals[0]);
+    case OP_NCONTAINS: return !v || !array_contains(v, e, &f->vals[0]);
+    default: return 0;
+    }
+}
+
+int svdb__filter_match(const svdb_filter *f, const char *meta, size_t len) { return match(f, meta, len); }
