@@ -1,0 +1,606 @@
+/* Hierarchical navigable small-world graph (Malkov & Yashunin), with the
+ * neighbour-selection heuristic, deterministic levels and real deletion. */
+#include "hnsw.h"
+
+#include "alloc.h"
+#include "error.h"
+#include "svdb.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LEVEL 16
+
+typedef struct {
+    float d;
+    uint32_t id;
+} pair;
+
+/* Per-search scratch: visit marks by generation, and the two heaps. */
+typedef struct searcher {
+    uint16_t *mark;
+    size_t mark_cap;
+    uint16_t gen;
+    pair *cand, *res;
+    size_t cand_cap, res_cap;
+} searcher;
+
+struct svdb_hnsw {
+    svdb_hnsw_params p;
+    uint32_t m0;
+    double ml;
+    size_t cap;
+    uint8_t *level;
+    uint32_t *l0;      /* cap blocks of (m0 + 1): count, then ids */
+    uint32_t **upper;  /* per slot: level blocks of (m + 1) */
+    uint32_t entry;
+    int max_level;     /* -1 when empty */
+    pthread_mutex_t pool_mu;
+    searcher **pool;
+    size_t n_pool, cap_pool;
+};
+
+int svdb__hnsw_create(svdb_hnsw **out, const svdb_hnsw_params *p)
+{
+    svdb_hnsw *h = svdb__calloc(1, sizeof *h);
+    if (!h) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    h->p = *p;
+    h->m0 = 2 * p->m;
+    h->ml = 1.0 / log((double)(p->m > 1 ? p->m : 2));
+    h->max_level = -1;
+    h->entry = UINT32_MAX;
+    pthread_mutex_init(&h->pool_mu, NULL);
+    *out = h;
+    return SVDB_OK;
+}
+
+static void searcher_free(searcher *s)
+{
+    if (!s) return;
+    svdb__free(s->mark);
+    svdb__free(s->cand);
+    svdb__free(s->res);
+    svdb__free(s);
+}
+
+void svdb__hnsw_free(svdb_hnsw *h)
+{
+    if (!h) return;
+    for (size_t i = 0; i < h->cap; i++) svdb__free(h->upper ? h->upper[i] : NULL);
+    for (size_t i = 0; i < h->n_pool; i++) searcher_free(h->pool[i]);
+    svdb__free(h->pool);
+    svdb__free(h->upper);
+    svdb__free(h->l0);
+    svdb__free(h->level);
+    pthread_mutex_destroy(&h->pool_mu);
+    svdb__free(h);
+}
+
+const svdb_hnsw_params *svdb__hnsw_params(const svdb_hnsw *h) { return &h->p; }
+uint8_t svdb__hnsw_level_of(const svdb_hnsw *h, uint32_t slot) { return slot < h->cap ? h->level[slot] : SVDB_HNSW_NO_LEVEL; }
+
+int svdb__hnsw_reserve(svdb_hnsw *h, size_t n_slots)
+{
+    if (n_slots <= h->cap) return SVDB_OK;
+    size_t cap = h->cap ? h->cap : 1024;
+    while (cap < n_slots) cap *= 2;
+    uint8_t *lv = svdb__realloc(h->level, cap);
+    if (!lv) return svdb__fail(SVDB_ENOMEM, "out of memory growing the graph");
+    h->level = lv;
+    uint32_t *l0 = svdb__realloc(h->l0, cap * (h->m0 + 1) * sizeof *l0);
+    if (!l0) return svdb__fail(SVDB_ENOMEM, "out of memory growing the graph");
+    h->l0 = l0;
+    uint32_t **up = svdb__realloc(h->upper, cap * sizeof *up);
+    if (!up) return svdb__fail(SVDB_ENOMEM, "out of memory growing the graph");
+    h->upper = up;
+    memset(h->level + h->cap, SVDB_HNSW_NO_LEVEL, cap - h->cap);
+    memset(h->upper + h->cap, 0, (cap - h->cap) * sizeof *up);
+    h->cap = cap;
+    return SVDB_OK;
+}
+
+static inline uint32_t *links(const svdb_hnsw *h, uint32_t slot, int l)
+{
+    return l == 0 ? h->l0 + (size_t)slot * (h->m0 + 1) : h->upper[slot] + (size_t)(l - 1) * (h->p.m + 1);
+}
+static inline uint32_t max_links(const svdb_hnsw *h, int l) { return l == 0 ? h->m0 : h->p.m; }
+
+/* ------------------------------------------------------------ distances */
+
+/* A query: a vector and, for cosine, its inverse norm (1 for prepared queries). */
+typedef struct {
+    const float *v;
+    float inv_norm;
+} qref;
+
+static inline float node_norm(const svdb_store *s, uint32_t slot)
+{
+    return s->norm[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)];
+}
+
+static inline float dist(const svdb_store *s, const svdb_kernels *k, qref q, uint32_t slot)
+{
+    float raw;
+    const float *qq[1] = {q.v};
+    (s->metric == SVDB_METRIC_L2 ? k->l2 : k->dot)(qq, 1, svdb__vec(s, slot), 1, s->dim, &raw);
+    if (s->metric == SVDB_METRIC_COSINE) raw = 1.0f - raw * q.inv_norm * node_norm(s, slot);
+    else if (s->metric == SVDB_METRIC_IP) raw = 1.0f - raw;
+    return raw != raw ? __builtin_inff() : raw;
+}
+
+static inline qref node_ref(const svdb_store *s, uint32_t slot)
+{
+    qref q = {svdb__vec(s, slot), s->metric == SVDB_METRIC_COSINE ? node_norm(s, slot) : 1.0f};
+    return q;
+}
+
+/* ------------------------------------------------------------ heaps of pairs */
+
+/* Min-heap when sign = 1 (candidates), max-heap when sign = -1 (results). */
+static inline int before(pair a, pair b, int sign) { return sign > 0 ? a.d < b.d : a.d > b.d; }
+
+static void heap_push(pair *a, size_t *n, pair x, int sign)
+{
+    size_t i = (*n)++;
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!before(x, a[p], sign)) break;
+        a[i] = a[p];
+        i = p;
+    }
+    a[i] = x;
+}
+
+static pair heap_pop(pair *a, size_t *n, int sign)
+{
+    pair top = a[0], x = a[--(*n)];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= *n) break;
+        if (c + 1 < *n && before(a[c + 1], a[c], sign)) c++;
+        if (!before(a[c], x, sign)) break;
+        a[i] = a[c];
+        i = c;
+    }
+    if (*n) a[i] = x;
+    return top;
+}
+
+static int grow(pair **a, size_t *cap, size_t need)
+{
+    if (need <= *cap) return SVDB_OK;
+    size_t c = *cap ? *cap : 64;
+    while (c < need) c *= 2;
+    pair *p = svdb__realloc(*a, c * sizeof *p);
+    if (!p) return svdb__fail(SVDB_ENOMEM, "out of memory in graph search");
+    *a = p;
+    *cap = c;
+    return SVDB_OK;
+}
+
+/* ------------------------------------------------------------ searcher pool */
+
+static searcher *take_searcher(svdb_hnsw *h)
+{
+    pthread_mutex_lock(&h->pool_mu);
+    searcher *s = h->n_pool ? h->pool[--h->n_pool] : NULL;
+    pthread_mutex_unlock(&h->pool_mu);
+    if (!s) s = svdb__calloc(1, sizeof *s);
+    if (s && s->mark_cap < h->cap) {
+        uint16_t *m = svdb__calloc(h->cap, sizeof *m);
+        if (!m) {
+            searcher_free(s);
+            return NULL;
+        }
+        svdb__free(s->mark);
+        s->mark = m;
+        s->mark_cap = h->cap;
+        s->gen = 0;
+    }
+    return s;
+}
+
+static void give_searcher(svdb_hnsw *h, searcher *s)
+{
+    pthread_mutex_lock(&h->pool_mu);
+    if (h->n_pool == h->cap_pool) {
+        size_t c = h->cap_pool ? h->cap_pool * 2 : 8;
+        searcher **p = svdb__realloc(h->pool, c * sizeof *p);
+        if (!p) {
+            pthread_mutex_unlock(&h->pool_mu);
+            searcher_free(s);
+            return;
+        }
+        h->pool = p;
+        h->cap_pool = c;
+    }
+    h->pool[h->n_pool++] = s;
+    pthread_mutex_unlock(&h->pool_mu);
+}
+
+/* ------------------------------------------------------------ layer search */
+
+typedef struct {
+    const svdb_hnsw *h;
+    const svdb_store *s;
+    const svdb_kernels *k;
+    searcher *sr;
+    svdb_admit_fn admit; /* NULL: every live node may be a result */
+    void *admit_ctx;
+} walk;
+
+static inline int admitted(const walk *w, uint32_t id)
+{
+    if (!svdb__row(w->s, id)->id) return 0;
+    return !w->admit || w->admit(w->admit_ctx, id);
+}
+
+/* Greedy descent on one upper level. */
+static uint32_t greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int l)
+{
+    for (int changed = 1; changed;) {
+        changed = 0;
+        const uint32_t *ln = links(w->h, ep, l);
+        for (uint32_t i = 1; i <= ln[0]; i++) {
+            uint32_t n = ln[i];
+            if (w->h->level[n] == SVDB_HNSW_NO_LEVEL || (int)w->h->level[n] < l) continue;
+            float d = dist(w->s, w->k, q, n);
+            if (d < *ep_d) {
+                *ep_d = d;
+                ep = n;
+                changed = 1;
+            }
+        }
+    }
+    return ep;
+}
+
+/* The ef-bounded best-first search of one level; leaves the results as a
+ * max-heap in sr->res (n_res entries). */
+static int search_level(const walk *w, qref q, uint32_t ep, float ep_d, int l, size_t ef, size_t *n_res)
+{
+    searcher *sr = w->sr;
+    const svdb_hnsw *h = w->h;
+    if (++sr->gen == 0) { /* generations wrapped: clear the marks once */
+        memset(sr->mark, 0, sr->mark_cap * sizeof *sr->mark);
+        sr->gen = 1;
+    }
+    uint16_t gen = sr->gen;
+    size_t nc = 0, nr = 0;
+    SVDB_TRY(grow(&sr->res, &sr->res_cap, ef + 1));
+    SVDB_TRY(grow(&sr->cand, &sr->cand_cap, 64));
+    sr->mark[ep] = gen;
+    pair e = {ep_d, ep};
+    heap_push(sr->cand, &nc, e, 1);
+    if (admitted(w, ep)) heap_push(sr->res, &nr, e, -1);
+    while (nc) {
+        pair c = heap_pop(sr->cand, &nc, 1);
+        if (nr >= ef && c.d > sr->res[0].d) break;
+        const uint32_t *ln = links(h, c.id, l);
+        uint32_t cnt = ln[0];
+        for (uint32_t i = 1; i <= cnt; i++) {
+            uint32_t n = ln[i];
+            if (sr->mark[n] == gen) continue;
+            sr->mark[n] = gen;
+            if (h->level[n] == SVDB_HNSW_NO_LEVEL || (int)h->level[n] < l) continue;
+            if (i < cnt) __builtin_prefetch(svdb__vec(w->s, ln[i + 1]));
+            float d = dist(w->s, w->k, q, n);
+            if (nr < ef || d < sr->res[0].d) {
+                SVDB_TRY(grow(&sr->cand, &sr->cand_cap, nc + 1));
+                pair x = {d, n};
+                heap_push(sr->cand, &nc, x, 1);
+                if (admitted(w, n)) {
+                    heap_push(sr->res, &nr, x, -1);
+                    if (nr > ef) heap_pop(sr->res, &nr, -1);
+                }
+            }
+        }
+    }
+    *n_res = nr;
+    return SVDB_OK;
+}
+
+/* ------------------------------------------------------------ neighbour selection */
+
+static int by_dist(const void *a, const void *b)
+{
+    float x = ((const pair *)a)->d, y = ((const pair *)b)->d;
+    if (x != y) return (x > y) - (x < y);
+    uint32_t i = ((const pair *)a)->id, j = ((const pair *)b)->id;
+    return (i > j) - (i < j);
+}
+
+/* Keeps a candidate only when it is closer to the base than to every
+ * neighbour already kept: spreads links over directions. `c` is sorted. */
+static size_t select_neighbors(const svdb_store *s, const svdb_kernels *k, pair *c, size_t n, size_t m, uint32_t *out)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < n && kept < m; i++) {
+        int good = 1;
+        qref ci = node_ref(s, c[i].id);
+        for (size_t j = 0; j < kept && good; j++)
+            if (dist(s, k, ci, out[j]) < c[i].d) good = 0;
+        if (good) out[kept++] = c[i].id;
+    }
+    return kept;
+}
+
+/* Adds `from` to the links of `to` at level l, re-selecting when full. */
+static int add_link(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t to, uint32_t from, int l)
+{
+    uint32_t *ln = links(h, to, l);
+    uint32_t cap = max_links(h, l);
+    for (uint32_t i = 1; i <= ln[0]; i++)
+        if (ln[i] == from) return SVDB_OK;
+    if (ln[0] < cap) {
+        ln[++ln[0]] = from;
+        return SVDB_OK;
+    }
+    pair c[2 * 64 + 1];
+    pair *cands = cap + 1 <= sizeof c / sizeof c[0] ? c : svdb__malloc((cap + 1) * sizeof *cands);
+    if (!cands) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
+    qref base = node_ref(s, to);
+    size_t n = 0;
+    for (uint32_t i = 1; i <= ln[0]; i++) cands[n++] = (pair){dist(s, k, base, ln[i]), ln[i]};
+    cands[n++] = (pair){dist(s, k, base, from), from};
+    qsort(cands, n, sizeof *cands, by_dist);
+    uint32_t sel[2 * 64 + 1];
+    uint32_t *out = cap <= sizeof sel / sizeof sel[0] ? sel : svdb__malloc(cap * sizeof *out);
+    if (!out) {
+        if (cands != c) svdb__free(cands);
+        return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
+    }
+    size_t kept = select_neighbors(s, k, cands, n, cap, out);
+    memcpy(ln + 1, out, kept * sizeof *out);
+    ln[0] = (uint32_t)kept;
+    if (cands != c) svdb__free(cands);
+    if (out != sel) svdb__free(out);
+    return SVDB_OK;
+}
+
+/* ------------------------------------------------------------ insert */
+
+static int draw_level(const svdb_hnsw *h, uint64_t seq)
+{
+    uint64_t z = h->p.seed ^ (seq + 1) * 0x9E3779B97F4A7C15ull; /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    double u = ((double)(z >> 11) + 1.0) / 9007199254740992.0; /* (0, 1] */
+    int l = (int)floor(-log(u) * h->ml);
+    return l > MAX_LEVEL ? MAX_LEVEL : l;
+}
+
+int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot)
+{
+    SVDB_TRY(svdb__hnsw_reserve(h, (size_t)slot + 1));
+    int L = draw_level(h, svdb__row(s, slot)->seq);
+    if (L > 0) {
+        h->upper[slot] = svdb__calloc((size_t)L * (h->p.m + 1), sizeof(uint32_t));
+        if (!h->upper[slot]) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
+    }
+    links(h, slot, 0)[0] = 0;
+    h->level[slot] = (uint8_t)L;
+    if (h->max_level < 0) {
+        h->entry = slot;
+        h->max_level = L;
+        return SVDB_OK;
+    }
+    searcher *sr = take_searcher(h);
+    if (!sr) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
+    walk w = {h, s, k, sr, NULL, NULL};
+    qref q = node_ref(s, slot);
+    uint32_t ep = h->entry;
+    float ep_d = dist(s, k, q, ep);
+    for (int l = h->max_level; l > L; l--) ep = greedy(&w, q, ep, &ep_d, l);
+    int rc = SVDB_OK;
+    uint32_t sel[2 * 64 + 1];
+    uint32_t *out = h->m0 <= sizeof sel / sizeof sel[0] ? sel : svdb__malloc(h->m0 * sizeof *out);
+    if (!out) rc = svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
+    for (int l = L < h->max_level ? L : h->max_level; rc == SVDB_OK && l >= 0; l--) {
+        size_t nr;
+        rc = search_level(&w, q, ep, ep_d, l, h->p.ef_construction, &nr);
+        if (rc != SVDB_OK) break;
+        qsort(sr->res, nr, sizeof *sr->res, by_dist);
+        /* the node itself may be reached through a stale link to its slot */
+        size_t j = 0;
+        for (size_t i = 0; i < nr; i++)
+            if (sr->res[i].id != slot) sr->res[j++] = sr->res[i];
+        nr = j;
+        size_t kept = select_neighbors(s, k, sr->res, nr, h->p.m, out);
+        uint32_t *ln = links(h, slot, l);
+        memcpy(ln + 1, out, kept * sizeof *out);
+        ln[0] = (uint32_t)kept;
+        for (size_t i = 0; i < kept && rc == SVDB_OK; i++) rc = add_link(h, s, k, out[i], slot, l);
+        if (nr) {
+            ep = sr->res[0].id;
+            ep_d = sr->res[0].d;
+        }
+    }
+    if (out && out != sel) svdb__free(out);
+    give_searcher(h, sr);
+    if (rc == SVDB_OK && L > h->max_level) {
+        h->entry = slot;
+        h->max_level = L;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ remove */
+
+static void repair(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t u, uint32_t d, int l)
+{
+    uint32_t *lu = links(h, u, l);
+    uint32_t found = 0;
+    for (uint32_t i = 1; i <= lu[0]; i++)
+        if (lu[i] == d) found = i;
+    if (!found) return;
+    lu[found] = lu[lu[0]--];
+    /* Refill from d's neighbours, which were near d and so likely near u. */
+    const uint32_t *ld = links(h, d, l);
+    pair c[4 * 64 + 2];
+    size_t n = 0;
+    qref base = node_ref(s, u);
+    for (uint32_t i = 1; i <= lu[0] && n < sizeof c / sizeof c[0]; i++) c[n++] = (pair){dist(s, k, base, lu[i]), lu[i]};
+    for (uint32_t i = 1; i <= ld[0] && n < sizeof c / sizeof c[0]; i++) {
+        uint32_t x = ld[i];
+        int dup = x == u || x == d || h->level[x] == SVDB_HNSW_NO_LEVEL || (int)h->level[x] < l;
+        for (uint32_t j = 1; j <= lu[0] && !dup; j++) dup = lu[j] == x;
+        if (!dup) c[n++] = (pair){dist(s, k, base, x), x};
+    }
+    qsort(c, n, sizeof *c, by_dist);
+    uint32_t out[2 * 64 + 1];
+    size_t kept = select_neighbors(s, k, c, n, max_links(h, l), out);
+    memcpy(lu + 1, out, kept * sizeof *out);
+    lu[0] = (uint32_t)kept;
+}
+
+void svdb__hnsw_remove(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot)
+{
+    if (slot >= h->cap || h->level[slot] == SVDB_HNSW_NO_LEVEL) return;
+    int L = h->level[slot];
+    for (int l = 0; l <= L; l++) {
+        const uint32_t *ld = links(h, slot, l);
+        for (uint32_t i = 1; i <= ld[0]; i++) {
+            uint32_t u = ld[i];
+            if (h->level[u] != SVDB_HNSW_NO_LEVEL && (int)h->level[u] >= l) repair(h, s, k, u, slot, l);
+        }
+    }
+    h->level[slot] = SVDB_HNSW_NO_LEVEL;
+    links(h, slot, 0)[0] = 0;
+    svdb__free(h->upper[slot]);
+    h->upper[slot] = NULL;
+    if (h->entry == slot) {
+        /* The new entry is the first node on the highest remaining level. */
+        h->entry = UINT32_MAX;
+        h->max_level = -1;
+        for (size_t i = 0; i < h->cap; i++)
+            if (h->level[i] != SVDB_HNSW_NO_LEVEL && (int)h->level[i] > h->max_level) {
+                h->max_level = h->level[i];
+                h->entry = (uint32_t)i;
+            }
+    }
+}
+
+/* ------------------------------------------------------------ query */
+
+int svdb__hnsw_search(const svdb_hnsw *hc, const svdb_store *s, const svdb_kernels *k, const float *qv, size_t ef,
+                      svdb_admit_fn admit, void *ctx, svdb_topk *out)
+{
+    svdb_hnsw *h = (svdb_hnsw *)hc; /* only the searcher pool is touched, under its mutex */
+    if (h->max_level < 0 || out->k == 0) return SVDB_OK;
+    if (ef < out->k) ef = out->k;
+    searcher *sr = take_searcher(h);
+    if (!sr) return svdb__fail(SVDB_ENOMEM, "out of memory searching the graph");
+    walk w = {h, s, k, sr, admit, ctx};
+    qref q = {qv, 1.0f};
+    uint32_t ep = h->entry;
+    float ep_d = dist(s, k, q, ep);
+    for (int l = h->max_level; l > 0; l--) ep = greedy(&w, q, ep, &ep_d, l);
+    size_t nr = 0;
+    int rc = search_level(&w, q, ep, ep_d, 0, ef, &nr);
+    for (size_t i = 0; rc == SVDB_OK && i < nr; i++) {
+        svdb_cand c = {sr->res[i].d, sr->res[i].id, svdb__row(s, sr->res[i].id)->seq};
+        svdb__topk_push(out, c);
+    }
+    give_searcher(h, sr);
+    return rc;
+}
+
+/* ------------------------------------------------------------ serialisation */
+
+size_t svdb__hnsw_encoded_size(const svdb_hnsw *h, const uint32_t *order, size_t n)
+{
+    size_t bytes = 8;
+    for (size_t i = 0; i < n; i++) {
+        int L = h->level[order[i]];
+        bytes += 1;
+        if (L == SVDB_HNSW_NO_LEVEL) continue;
+        for (int l = 0; l <= L; l++) bytes += 4 + 4 * (size_t)links(h, order[i], l)[0];
+    }
+    return bytes;
+}
+
+static unsigned char *put32(unsigned char *p, uint32_t v)
+{
+    memcpy(p, &v, 4);
+    return p + 4;
+}
+
+void svdb__hnsw_encode(const svdb_hnsw *h, const uint32_t *order, size_t n, const uint32_t *slot_to_row,
+                       unsigned char *p)
+{
+    p = put32(p, h->entry == UINT32_MAX ? UINT32_MAX : slot_to_row[h->entry]);
+    p = put32(p, (uint32_t)h->max_level);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t L = h->level[order[i]];
+        *p++ = L;
+        if (L == SVDB_HNSW_NO_LEVEL) continue;
+        for (int l = 0; l <= L; l++) {
+            const uint32_t *ln = links(h, order[i], l);
+            p = put32(p, ln[0]);
+            for (uint32_t j = 1; j <= ln[0]; j++) p = put32(p, slot_to_row[ln[j]]);
+        }
+    }
+}
+
+int svdb__hnsw_decode(svdb_hnsw *h, const unsigned char *p, size_t len, size_t n)
+{
+#define NEED(x)                                                                                    \
+    do {                                                                                           \
+        if ((size_t)(end - p) < (x)) return svdb__fail(SVDB_ECORRUPT, "graph section is truncated"); \
+    } while (0)
+    const unsigned char *end = p + len;
+    SVDB_TRY(svdb__hnsw_reserve(h, n ? n : 1));
+    uint32_t entry, maxl;
+    NEED(8);
+    memcpy(&entry, p, 4);
+    memcpy(&maxl, p + 4, 4);
+    p += 8;
+    int max_seen = -1;
+    for (size_t i = 0; i < n; i++) {
+        NEED(1);
+        uint8_t L = *p++;
+        if (L == SVDB_HNSW_NO_LEVEL) continue;
+        if (L > MAX_LEVEL) return svdb__fail(SVDB_ECORRUPT, "graph level out of range");
+        if (L > 0 && !(h->upper[i] = svdb__calloc((size_t)L * (h->p.m + 1), sizeof(uint32_t))))
+            return svdb__fail(SVDB_ENOMEM, "out of memory loading the graph");
+        h->level[i] = L;
+        for (int l = 0; l <= L; l++) {
+            uint32_t cnt;
+            NEED(4);
+            memcpy(&cnt, p, 4);
+            p += 4;
+            if (cnt > max_links(h, l)) return svdb__fail(SVDB_ECORRUPT, "graph node has too many links");
+            NEED((size_t)cnt * 4);
+            uint32_t *ln = links(h, (uint32_t)i, l);
+            ln[0] = cnt;
+            memcpy(ln + 1, p, (size_t)cnt * 4);
+            p += (size_t)cnt * 4;
+            for (uint32_t j = 1; j <= cnt; j++)
+                if (ln[j] >= n) return svdb__fail(SVDB_ECORRUPT, "graph link points past the last row");
+        }
+        if ((int)L > max_seen) max_seen = L;
+    }
+    if (p != end) return svdb__fail(SVDB_ECORRUPT, "trailing bytes in the graph section");
+    /* Links must point at nodes present on that level. */
+    for (size_t i = 0; i < n; i++) {
+        if (h->level[i] == SVDB_HNSW_NO_LEVEL) continue;
+        for (int l = 0; l <= h->level[i]; l++) {
+            const uint32_t *ln = links(h, (uint32_t)i, l);
+            for (uint32_t j = 1; j <= ln[0]; j++)
+                if (h->level[ln[j]] == SVDB_HNSW_NO_LEVEL || (int)h->level[ln[j]] < l)
+                    return svdb__fail(SVDB_ECORRUPT, "graph link points to a node missing from its level");
+        }
+    }
+    if ((int)maxl != max_seen || (max_seen >= 0 && (entry >= n || h->level[entry] != maxl)) ||
+        (max_seen < 0 && entry != UINT32_MAX))
+        return svdb__fail(SVDB_ECORRUPT, "graph entry point is inconsistent");
+    h->entry = entry;
+    h->max_level = max_seen;
+    return SVDB_OK;
+#undef NEED
+}

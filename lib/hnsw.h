@@ -1,0 +1,54 @@
+/* HNSW approximate-nearest-neighbour graph over the row store's slots.
+ * Nodes are store slots; vectors stay in the store. Levels are a hash of
+ * (seed, insertion sequence), so a graph built in the same order with the
+ * same seed is identical. Deletes repair the neighbours of the removed node
+ * and leave its slot free for reuse. Callers hold the collection's locks:
+ * inserts and removals exclusively, searches shared. */
+#ifndef SVDB_HNSW_H
+#define SVDB_HNSW_H
+
+#include "distance.h"
+#include "store.h"
+#include "topk.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SVDB_HNSW_NO_LEVEL 0xFF
+
+typedef struct svdb_hnsw_params {
+    uint32_t m;               /* links per node on upper levels; 2m on level 0 */
+    uint32_t ef_construction; /* candidate list size while inserting */
+    uint32_t ef_search;       /* default candidate list size while searching */
+    uint64_t seed;
+} svdb_hnsw_params;
+
+typedef struct svdb_hnsw svdb_hnsw;
+
+/* A row predicate for filtered search; returns nonzero to admit `slot`. */
+typedef int (*svdb_admit_fn)(void *ctx, uint32_t slot);
+
+int svdb__hnsw_create(svdb_hnsw **out, const svdb_hnsw_params *p);
+void svdb__hnsw_free(svdb_hnsw *h);
+const svdb_hnsw_params *svdb__hnsw_params(const svdb_hnsw *h);
+/* Room for slots below `n_slots`, so inserts only allocate upper levels. */
+int svdb__hnsw_reserve(svdb_hnsw *h, size_t n_slots);
+/* Links slot (already written to the store) into the graph. */
+int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot);
+/* Unlinks slot, repairing its neighbours; the store row must still hold its vector. */
+void svdb__hnsw_remove(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot);
+/* Fills `out` (k entries) with the nearest admitted live rows to the
+ * prepared query q (normalised for cosine); `ef` >= k widens the search. */
+int svdb__hnsw_search(const svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const float *q, size_t ef,
+                      svdb_admit_fn admit, void *ctx, svdb_topk *out);
+
+/* Serialisation: links are written as row numbers through `slot_to_row`. */
+size_t svdb__hnsw_encoded_size(const svdb_hnsw *h, const uint32_t *order, size_t n);
+void svdb__hnsw_encode(const svdb_hnsw *h, const uint32_t *order, size_t n, const uint32_t *slot_to_row,
+                       unsigned char *out);
+/* Loads a graph for rows 0..n-1 (slots equal rows); SVDB_ECORRUPT on any
+ * inconsistency. */
+int svdb__hnsw_decode(svdb_hnsw *h, const unsigned char *p, size_t len, size_t n);
+uint8_t svdb__hnsw_level_of(const svdb_hnsw *h, uint32_t slot);
+
+#endif
