@@ -68,6 +68,11 @@ extern "C" {
 #define SVDB_METRIC_COSINE 2  /* 1 - cosine similarity */
 #define SVDB_METRIC_IP 3      /* 1 - dot product */
 
+/* Index types. */
+#define SVDB_INDEX_DEFAULT 0 /* the stored index; flat for a new collection */
+#define SVDB_INDEX_FLAT 1    /* exact search by a SIMD scan */
+#define SVDB_INDEX_HNSW 2    /* approximate search on an HNSW graph */
+
 /* Durability modes. */
 #define SVDB_DURABILITY_PERSIST 0 /* log written per batch, fsync at persist/close (default) */
 #define SVDB_DURABILITY_SYNC 1    /* log fsynced per batch: survives power loss */
@@ -87,12 +92,19 @@ typedef struct svdb_open_options {
     int metric;           /* SVDB_METRIC_* */
     int durability;       /* SVDB_DURABILITY_* */
     int create;           /* nonzero (default): create the collection if missing */
+    int index;            /* SVDB_INDEX_*; fixed when the collection is created */
+    uint32_t hnsw_m;      /* HNSW links per node (2..64); 0 = 16; fixed at creation */
+    uint32_t hnsw_ef_construction; /* HNSW build candidate list; 0 = 200; fixed at creation */
+    uint32_t hnsw_ef_search;       /* default search candidate list; 0 = stored or 64 */
+    uint64_t seed;        /* HNSW level seed: same seed + same insertion order = same graph */
 } svdb_open_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 1
 typedef struct svdb_search_options {
     unsigned int version; /* SVDB_SEARCH_OPTIONS_VERSION */
     uint32_t threads;     /* svdb_search_batch: worker threads, 0 = all cores */
+    uint32_t ef;          /* HNSW candidate list for this search; 0 = the collection default */
+    const char *where;    /* metadata filter (JSON, see docs/api.md), or NULL */
 } svdb_search_options;
 
 /* One search result. The id points into the same allocation as the array. */
@@ -129,6 +141,7 @@ SVDB_API int svdb_contains(svdb *db, const char *id, int *found);
 SVDB_API int svdb_count(svdb *db, size_t *count);
 SVDB_API int svdb_dim(svdb *db, uint32_t *dim);
 SVDB_API int svdb_metric(svdb *db, int *metric);
+SVDB_API int svdb_index_type(svdb *db, int *index);
 SVDB_API int svdb_ids(svdb *db, char ***ids, size_t *count);
 SVDB_API int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 SVDB_API int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);

@@ -6,6 +6,8 @@
 #include "distance.h"
 #include "error.h"
 #include "fileio.h"
+#include "filter.h"
+#include "hnsw.h"
 #include "idmap.h"
 #include "meta.h"
 #include "record.h"
@@ -40,6 +42,9 @@ struct svdb {
     pthread_mutex_t write_mu; /* serializes writers and checkpoints */
     pthread_rwlock_t rw;      /* readers vs. the brief in-memory apply */
     svdb_store store;
+    int index;              /* SVDB_INDEX_FLAT or SVDB_INDEX_HNSW */
+    svdb_hnsw *graph;       /* HNSW only */
+    svdb_hnsw_params hnsw;  /* as stored; ef_search may be overridden per handle */
     svdb_wal wal;
     uint64_t uuid;
     uint64_t next_lsn;
@@ -69,6 +74,7 @@ int svdb_open_options_init(svdb_open_options *opts, unsigned int version)
     opts->metric = SVDB_METRIC_DEFAULT;
     opts->durability = SVDB_DURABILITY_PERSIST;
     opts->create = 1;
+    opts->index = SVDB_INDEX_DEFAULT;
     return SVDB_OK;
 }
 
@@ -208,20 +214,30 @@ static int plan_put(const svdb_store *s, const svdb_batch *b, int is_add, int du
     return rc;
 }
 
-/* Cannot fail: memory was reserved. Takes the plan's strings. */
-static void apply_put(svdb_store *s, const svdb_batch *b, put_plan *p)
+/* The store part cannot fail (memory was reserved) and takes the plan's
+ * strings. Linking into the HNSW graph may still run out of memory for an
+ * upper level; the handle is then poisoned, since the graph no longer covers
+ * every row, and reopening rebuilds a consistent state. */
+static int apply_put(svdb *db, const svdb_batch *b, put_plan *p)
 {
+    svdb_store *s = &db->store;
+    int rc = SVDB_OK;
     for (size_t i = 0; i < b->n; i++) {
         const float *v = b->vectors + i * b->dim;
         uint32_t mlen = p->metas[i] ? b->meta_lens[i] : 0;
-        if (p->slots[i] == SVDB_NO_SLOT) {
-            svdb__store_insert(s, p->ids[i], b->id_lens[i], p->metas[i], mlen, v);
+        uint32_t slot = p->slots[i];
+        if (slot == SVDB_NO_SLOT) {
+            slot = svdb__store_insert(s, p->ids[i], b->id_lens[i], p->metas[i], mlen, v);
             p->ids[i] = NULL;
         } else {
-            svdb__store_replace(s, p->slots[i], p->metas[i], mlen, v);
+            if (db->graph) svdb__hnsw_remove(db->graph, s, db->kern, slot);
+            svdb__store_replace(s, slot, p->metas[i], mlen, v);
         }
         p->metas[i] = NULL;
+        if (db->graph && rc == SVDB_OK) rc = svdb__hnsw_insert(db->graph, s, db->kern, slot);
     }
+    if (rc != SVDB_OK) db->poisoned = 1;
+    return rc;
 }
 
 /* Reserves room under the write lock (growth may move the chunk tables). */
@@ -234,6 +250,7 @@ static int reserve(svdb *db, size_t adds, size_t deletes, uint32_t dim, int *dim
         *dim_fixed = 1;
     }
     int rc = svdb__store_reserve(&db->store, adds, deletes);
+    if (rc == SVDB_OK && db->graph) rc = svdb__hnsw_reserve(db->graph, db->store.n_slots + adds);
     pthread_rwlock_unlock(&db->rw);
     return rc;
 }
@@ -272,7 +289,7 @@ static int replay_put(svdb *db, const unsigned char *payload, size_t len)
     if (rc == SVDB_OK) rc = plan_put(&db->store, &b, 0, SVDB_ECORRUPT, &p);
     if (rc == SVDB_OK) {
         rc = reserve(db, p.n_new, 0, b.dim, &fixed);
-        if (rc == SVDB_OK) apply_put(&db->store, &b, &p);
+        if (rc == SVDB_OK) rc = apply_put(db, &b, &p);
         plan_free(&p, b.n);
     }
     svdb__batch_free(&b);
@@ -291,7 +308,10 @@ static int replay_delete(svdb *db, const unsigned char *payload, size_t len)
         if ((slots[i] = svdb__store_find(&db->store, b.ids[i], b.id_lens[i])) == SVDB_NO_SLOT)
             rc = svdb__fail(SVDB_ECORRUPT, "log deletes id '%.*s', which does not exist", (int)b.id_lens[i], b.ids[i]);
     if (rc == SVDB_OK) rc = reserve(db, 0, b.n, 0, &fixed);
-    for (size_t i = 0; rc == SVDB_OK && i < b.n; i++) svdb__store_remove(&db->store, slots[i]);
+    for (size_t i = 0; rc == SVDB_OK && i < b.n; i++) {
+        if (db->graph) svdb__hnsw_remove(db->graph, &db->store, db->kern, slots[i]);
+        svdb__store_remove(&db->store, slots[i]);
+    }
     svdb__free(slots);
     svdb__batch_free(&b);
     return rc;
@@ -314,6 +334,10 @@ static int check_open_options(const svdb_open_options *o)
     SVDB_FAIL_IF(o->metric < SVDB_METRIC_DEFAULT || o->metric > SVDB_METRIC_IP, SVDB_EINVAL, "unknown metric %d", o->metric);
     SVDB_FAIL_IF(o->durability != SVDB_DURABILITY_PERSIST && o->durability != SVDB_DURABILITY_SYNC, SVDB_EINVAL,
                  "unknown durability mode %d", o->durability);
+    SVDB_FAIL_IF(o->index < SVDB_INDEX_DEFAULT || o->index > SVDB_INDEX_HNSW, SVDB_EINVAL, "unknown index type %d", o->index);
+    SVDB_FAIL_IF(o->hnsw_m == 1 || o->hnsw_m > 64, SVDB_EINVAL, "hnsw_m must be 2..64 (or 0 for 16), not %u", o->hnsw_m);
+    SVDB_FAIL_IF(o->hnsw_ef_construction > 100000 || o->hnsw_ef_search > 100000, SVDB_EINVAL,
+                 "ef values must be at most 100000");
     return SVDB_OK;
 }
 
@@ -322,10 +346,23 @@ static const char *metric_name(int m)
     return m == SVDB_METRIC_L2 ? "l2" : m == SVDB_METRIC_COSINE ? "cosine" : m == SVDB_METRIC_IP ? "ip" : "default";
 }
 
+/* The snapshot's description of this collection. */
+static svdb_snap_info snap_info(const svdb *db, uint64_t last_lsn)
+{
+    svdb_snap_info info = {db->uuid, last_lsn, db->index, db->hnsw};
+    if (db->index == SVDB_INDEX_HNSW) info.hnsw = *svdb__hnsw_params(db->graph); /* the stored default ef */
+    return info;
+}
+
 static int create_collection(svdb *db, const svdb_open_options *o)
 {
     db->uuid = new_uuid();
     svdb__store_init(&db->store, o->dim, o->metric ? o->metric : SVDB_METRIC_L2);
+    db->index = o->index ? o->index : SVDB_INDEX_FLAT;
+    svdb_hnsw_params hp = {o->hnsw_m ? o->hnsw_m : 16, o->hnsw_ef_construction ? o->hnsw_ef_construction : 200,
+                           o->hnsw_ef_search ? o->hnsw_ef_search : 64, o->seed};
+    db->hnsw = hp;
+    if (db->index == SVDB_INDEX_HNSW) SVDB_TRY(svdb__hnsw_create(&db->graph, &hp));
     char *walp = svdb__path_join(db->dir, "wal.svdb");
     if (!walp) return svdb__fail(SVDB_ENOMEM, "out of memory");
     /* The log first, the snapshot last: the snapshot's rename is what makes
@@ -333,8 +370,8 @@ static int create_collection(svdb *db, const svdb_open_options *o)
     int rc = svdb__wal_create(&db->wal, walp, db->uuid);
     svdb__free(walp);
     if (rc == SVDB_OK) {
-        svdb_snap_info info = {db->uuid, 0};
-        rc = svdb__snapshot_write(db->dir, &db->store, &info);
+        svdb_snap_info info = snap_info(db, 0);
+        rc = svdb__snapshot_write(db->dir, &db->store, db->graph, &info);
     }
     db->next_lsn = 1;
     return rc;
@@ -343,9 +380,19 @@ static int create_collection(svdb *db, const svdb_open_options *o)
 static int load_collection(svdb *db, const svdb_open_options *o, const char *snap)
 {
     svdb_snap_info info;
-    SVDB_TRY(svdb__snapshot_load(snap, &db->store, &info));
+    SVDB_TRY(svdb__snapshot_load(snap, &db->store, &db->graph, &info));
     db->uuid = info.uuid;
     db->snap_lsn = info.last_lsn;
+    db->index = info.index;
+    db->hnsw = info.hnsw;
+    if (o->index && o->index != db->index)
+        return svdb__fail(SVDB_EMISMATCH, "collection %s uses the %s index, not %s", db->dir,
+                          db->index == SVDB_INDEX_HNSW ? "hnsw" : "flat", o->index == SVDB_INDEX_HNSW ? "hnsw" : "flat");
+    if (db->index == SVDB_INDEX_HNSW && ((o->hnsw_m && o->hnsw_m != info.hnsw.m) ||
+                                         (o->hnsw_ef_construction && o->hnsw_ef_construction != info.hnsw.ef_construction)))
+        return svdb__fail(SVDB_EMISMATCH, "collection %s was built with hnsw_m=%u, ef_construction=%u", db->dir,
+                          info.hnsw.m, info.hnsw.ef_construction);
+    if (o->hnsw_ef_search) db->hnsw.ef_search = o->hnsw_ef_search; /* this handle's default only */
     if (o->metric && o->metric != db->store.metric)
         return svdb__fail(SVDB_EMISMATCH, "collection %s uses metric %s, not %s", db->dir, metric_name(db->store.metric),
                           metric_name(o->metric));
@@ -367,6 +414,7 @@ static void destroy(svdb *db)
 {
     db->magic = DB_DEAD;
     svdb__wal_close(&db->wal);
+    svdb__hnsw_free(db->graph);
     svdb__store_free(&db->store);
     if (db->lock_fd >= 0) close(db->lock_fd);
     pthread_mutex_destroy(&db->write_mu);
@@ -441,9 +489,9 @@ static int checkpoint(svdb *db)
 {
     SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir);
     if (db->next_lsn - 1 == db->snap_lsn) return SVDB_OK; /* nothing new since the last snapshot */
-    svdb_snap_info info = {db->uuid, db->next_lsn - 1};
+    svdb_snap_info info = snap_info(db, db->next_lsn - 1);
     pthread_rwlock_rdlock(&db->rw); /* searches go on; writers wait on write_mu */
-    int rc = svdb__snapshot_write(db->dir, &db->store, &info);
+    int rc = svdb__snapshot_write(db->dir, &db->store, db->graph, &info);
     pthread_rwlock_unlock(&db->rw);
     if (rc != SVDB_OK) return rc;
     db->snap_lsn = info.last_lsn;
@@ -558,8 +606,11 @@ static int put_batch(svdb *db, size_t n, const char *const *ids, const float *ve
     if (rc == SVDB_OK) rc = log_record(db, SVDB_REC_PUT, &b);
     if (rc == SVDB_OK) {
         pthread_rwlock_wrlock(&db->rw);
-        apply_put(&db->store, &b, &p);
+        rc = apply_put(db, &b, &p);
         pthread_rwlock_unlock(&db->rw);
+        if (rc != SVDB_OK)
+            rc = svdb__fail(rc, "the write was logged but the index could not be updated (%s); reopen the collection",
+                            svdb_errmsg());
     } else {
         unfix_dim(db, fixed);
     }
@@ -624,7 +675,10 @@ int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted)
         if (rc == SVDB_OK) rc = log_record(db, SVDB_REC_DELETE, &hit);
         if (rc == SVDB_OK) {
             pthread_rwlock_wrlock(&db->rw);
-            for (size_t i = 0; i < hit.n; i++) svdb__store_remove(&db->store, slots[i]);
+            for (size_t i = 0; i < hit.n; i++) {
+                if (db->graph) svdb__hnsw_remove(db->graph, &db->store, db->kern, slots[i]);
+                svdb__store_remove(&db->store, slots[i]);
+            }
             pthread_rwlock_unlock(&db->rw);
         }
     }
@@ -698,6 +752,14 @@ int svdb_metric(svdb *db, int *metric)
     SVDB_TRY(check_db(db));
     SVDB_FAIL_IF(!metric, SVDB_EINVAL, "metric is NULL");
     *metric = db->store.metric; /* fixed for the handle's lifetime */
+    return SVDB_OK;
+}
+
+int svdb_index_type(svdb *db, int *index)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(!index, SVDB_EINVAL, "index is NULL");
+    *index = db->index; /* fixed for the handle's lifetime */
     return SVDB_OK;
 }
 
@@ -786,6 +848,8 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
     SVDB_FAIL_IF(n_queries > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "too many queries");
     SVDB_TRY(check_search_args(queries, k, opts, hits, n_hits));
     for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
+    svdb_filter *filter = NULL;
+    if (opts && opts->where) SVDB_TRY(svdb__filter_compile(opts->where, &filter));
     pthread_rwlock_rdlock(&db->rw); /* the first add may fix the dimension concurrently */
     float *q = NULL;
     int rc = check_dim(db, dim, "queries");
@@ -797,13 +861,16 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
             !(cands = svdb__malloc(n_queries * keff * sizeof *cands)))
             rc = svdb__fail(SVDB_ENOMEM, "out of memory for %zu x %zu results", n_queries, keff);
         unsigned threads = opts && opts->threads ? opts->threads : db->ncpu;
-        if (rc == SVDB_OK) rc = svdb__flat_search_many(&db->store, db->kern, q, n_queries, keff, threads, cands, n_hits);
+        svdb_search_plan plan = {&db->store, db->kern, db->graph, opts && opts->ef ? opts->ef : db->hnsw.ef_search,
+                                 filter};
+        if (rc == SVDB_OK) rc = svdb__search_many(&plan, q, n_queries, keff, threads, cands, n_hits);
         if (rc == SVDB_OK) rc = svdb__hits_build(&db->store, cands, keff, n_hits, n_queries, hits);
         if (rc != SVDB_OK)
             for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
         svdb__free(cands);
     }
     pthread_rwlock_unlock(&db->rw);
+    svdb__filter_free(filter);
     svdb__free(q);
     return rc;
 }

@@ -28,7 +28,7 @@ static inline float bound(const svdb_topk *t) { return t->n < t->k ? __builtin_i
  * (METRIC is a constant at each call) so the hot loop is a compare. */
 static inline __attribute__((always_inline)) void offer(svdb_topk *t, const int METRIC, const float *raw,
                                                         const float *norm, const svdb_row *rows, size_t nb,
-                                                        size_t first_slot)
+                                                        size_t first_slot, svdb_admit_fn admit, void *ctx)
 {
     float thr = bound(t);
     for (size_t i = 0; i < nb; i++) {
@@ -40,13 +40,15 @@ static inline __attribute__((always_inline)) void offer(svdb_topk *t, const int 
         }
         const svdb_row *r = &rows[i];
         if (!r->id) continue; /* a freed slot */
+        if (admit && !admit(ctx, (uint32_t)(first_slot + i))) continue;
         svdb_cand cand = {d, (uint32_t)(first_slot + i), r->seq};
         svdb__topk_push(t, cand);
         thr = bound(t);
     }
 }
 
-void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float *const *q, int nq, svdb_topk *tops)
+void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float *const *q, int nq, svdb_topk *tops,
+                     svdb_admit_fn admit, void *ctx)
 {
     float dist[SVDB_KERNEL_MAX_Q * BLOCK_ROWS];
     svdb_kernel_fn fn = s->metric == SVDB_METRIC_L2 ? kern->l2 : kern->dot;
@@ -63,29 +65,83 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
             for (int j = 0; j < nq; j++) {
                 const float *dj = dist + (size_t)j * nb;
                 switch (s->metric) {
-                case SVDB_METRIC_COSINE: offer(&tops[j], SVDB_METRIC_COSINE, dj, norm, meta, nb, base + b); break;
-                case SVDB_METRIC_IP: offer(&tops[j], SVDB_METRIC_IP, dj, norm, meta, nb, base + b); break;
-                default: offer(&tops[j], SVDB_METRIC_L2, dj, norm, meta, nb, base + b); break;
+                case SVDB_METRIC_COSINE: offer(&tops[j], SVDB_METRIC_COSINE, dj, norm, meta, nb, base + b, admit, ctx); break;
+                case SVDB_METRIC_IP: offer(&tops[j], SVDB_METRIC_IP, dj, norm, meta, nb, base + b, admit, ctx); break;
+                default: offer(&tops[j], SVDB_METRIC_L2, dj, norm, meta, nb, base + b, admit, ctx); break;
                 }
             }
         }
     }
 }
 
+/* The filter as a row predicate. */
 typedef struct {
     const svdb_store *s;
-    const svdb_kernels *kern;
+    const svdb_filter *f;
+} filter_ctx;
+
+static int admit_row(void *arg, uint32_t slot)
+{
+    const filter_ctx *c = arg;
+    const svdb_row *r = svdb__row(c->s, slot);
+    return svdb__filter_match(c->f, r->meta, r->meta ? r->meta_len : 0);
+}
+
+/* Fraction of rows a filter keeps, from an even sample of at most 512 live rows. */
+static double selectivity(const svdb_store *s, const svdb_filter *f)
+{
+    size_t step = s->n_slots / 512 + 1, seen = 0, kept = 0;
+    for (size_t slot = 0; slot < s->n_slots; slot += step) {
+        const svdb_row *r = svdb__row(s, slot);
+        if (!r->id) continue;
+        seen++;
+        kept += (size_t)svdb__filter_match(f, r->meta, r->meta ? r->meta_len : 0);
+    }
+    return seen ? (double)kept / (double)seen : 0.0;
+}
+
+typedef struct {
+    const svdb_search_plan *plan;
+    int exact;      /* scan instead of walking the graph */
+    size_t ef;      /* graph candidate list, widened for a filter */
+    size_t min_hits; /* fewer graph hits than this triggers an exact rescan */
+    filter_ctx fctx;
     const float *queries;
     size_t k, next, n;
     pthread_mutex_t mu; /* hands out groups of queries */
     svdb_cand *cands;
     size_t *counts;
+    int rc;
 } batch_job;
+
+static void run_group(batch_job *job, size_t first, size_t nq)
+{
+    const svdb_search_plan *p = job->plan;
+    svdb_admit_fn admit = p->filter ? admit_row : NULL;
+    const float *q[SVDB_KERNEL_MAX_Q];
+    svdb_topk tops[SVDB_KERNEL_MAX_Q];
+    for (size_t j = 0; j < nq; j++) {
+        q[j] = job->queries + (first + j) * p->s->dim;
+        svdb__topk_init(&tops[j], job->cands + (first + j) * job->k, job->k);
+    }
+    if (job->exact) {
+        svdb__flat_scan(p->s, p->kern, q, (int)nq, tops, admit, &job->fctx);
+    } else {
+        for (size_t j = 0; j < nq; j++) {
+            int rc = svdb__hnsw_search(p->graph, p->s, p->kern, q[j], job->ef, admit, &job->fctx, &tops[j]);
+            if (rc != SVDB_OK) __atomic_store_n(&job->rc, rc, __ATOMIC_RELAXED);
+            if (tops[j].n < job->min_hits) { /* the walk starved: answer exactly */
+                tops[j].n = 0;
+                svdb__flat_scan(p->s, p->kern, &q[j], 1, &tops[j], admit, &job->fctx);
+            }
+        }
+    }
+    for (size_t j = 0; j < nq; j++) job->counts[first + j] = svdb__topk_finish(&tops[j]);
+}
 
 static void *batch_worker(void *arg)
 {
     batch_job *job = arg;
-    size_t dim = job->s->dim;
     for (;;) {
         pthread_mutex_lock(&job->mu);
         size_t first = job->next;
@@ -93,22 +149,28 @@ static void *batch_worker(void *arg)
         job->next += nq;
         pthread_mutex_unlock(&job->mu);
         if (nq == 0) break;
-        const float *q[SVDB_KERNEL_MAX_Q];
-        svdb_topk tops[SVDB_KERNEL_MAX_Q];
-        for (size_t j = 0; j < nq; j++) {
-            q[j] = job->queries + (first + j) * dim;
-            svdb__topk_init(&tops[j], job->cands + (first + j) * job->k, job->k);
-        }
-        svdb__flat_scan(job->s, job->kern, q, (int)nq, tops);
-        for (size_t j = 0; j < nq; j++) job->counts[first + j] = svdb__topk_finish(&tops[j]);
+        run_group(job, first, nq);
     }
     return NULL;
 }
 
-int svdb__flat_search_many(const svdb_store *s, const svdb_kernels *kern, const float *queries, size_t n, size_t k,
-                           unsigned threads, svdb_cand *cands, size_t *counts)
+int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t n, size_t k, unsigned threads,
+                      svdb_cand *cands, size_t *counts)
 {
-    batch_job job = {s, kern, queries, k, 0, n, PTHREAD_MUTEX_INITIALIZER, cands, counts};
+    batch_job job = {plan, plan->graph == NULL, plan->ef, 0, {plan->s, plan->filter}, queries, k, 0, n,
+                     PTHREAD_MUTEX_INITIALIZER, cands, counts, SVDB_OK};
+    if (plan->graph && plan->filter) {
+        /* A selective filter would starve the graph walk: scan the matching
+         * rows exactly instead; otherwise widen the walk by the selectivity. */
+        double p = selectivity(plan->s, plan->filter);
+        double matches = p * (double)plan->s->n_live;
+        if (p < 0.02 || matches < 4.0 * (double)(plan->ef > k ? plan->ef : k)) {
+            job.exact = 1;
+        } else {
+            job.ef = (size_t)((double)plan->ef / p);
+            job.min_hits = k < (size_t)matches ? k : (size_t)matches;
+        }
+    }
     size_t groups = (n + SVDB_KERNEL_MAX_Q - 1) / SVDB_KERNEL_MAX_Q;
     if (threads > groups) threads = (unsigned)groups;
     if (threads > 256) threads = 256;
@@ -121,7 +183,7 @@ int svdb__flat_search_many(const svdb_store *s, const svdb_kernels *kern, const 
     batch_worker(&job); /* the calling thread works too */
     for (unsigned t = 0; t < started; t++) pthread_join(tids[t], NULL);
     pthread_mutex_destroy(&job.mu);
-    return SVDB_OK;
+    return __atomic_load_n(&job.rc, __ATOMIC_RELAXED);
 }
 
 int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, const size_t *counts, size_t n,
@@ -133,6 +195,10 @@ int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, cons
             total++;
             bytes += svdb__row(s, cands[q * k + i].slot)->id_len + 1;
         }
+    if (total == 0) { /* documented: no hits means a NULL array */
+        *out = NULL;
+        return SVDB_OK;
+    }
     svdb_hit *hits = svdb__malloc(total * sizeof *hits + bytes);
     if (!hits) return svdb__fail(SVDB_ENOMEM, "out of memory returning %zu hits", total);
     char *str = (char *)(hits + total);

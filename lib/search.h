@@ -1,21 +1,33 @@
-/* Exact (flat) search: a SIMD scan of every row with a bounded heap per query,
- * and a threaded driver for batches. Callers hold the store's read lock. */
+/* Search: the exact SIMD scan, the driver that runs a batch of queries on
+ * several threads over the flat scan or the HNSW graph, and the metadata
+ * filter in either. Callers hold the store's read lock. */
 #ifndef SVDB_SEARCH_H
 #define SVDB_SEARCH_H
 
 #include "distance.h"
+#include "filter.h"
+#include "hnsw.h"
 #include "store.h"
 #include "svdb.h"
 #include "topk.h"
 
-/* Scans every live row for nq (<= SVDB_KERNEL_MAX_Q) prepared queries
- * (normalised for cosine), filling tops[j]. */
-void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float *const *q, int nq, svdb_topk *tops);
+/* Scans every live row admitted by `admit` (NULL: all) for nq (<=
+ * SVDB_KERNEL_MAX_Q) prepared queries (normalised for cosine), filling tops[j]. */
+void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float *const *q, int nq, svdb_topk *tops,
+                     svdb_admit_fn admit, void *ctx);
+
+typedef struct svdb_search_plan {
+    const svdb_store *s;
+    const svdb_kernels *kern;
+    const svdb_hnsw *graph;     /* NULL: exact scan */
+    size_t ef;                  /* graph candidate list */
+    const svdb_filter *filter;  /* NULL: no filter */
+} svdb_search_plan;
 
 /* Searches n prepared queries (contiguous, dim floats each) on `threads`
  * threads; cands must hold n * k entries; counts[i] receives query i's hits. */
-int svdb__flat_search_many(const svdb_store *s, const svdb_kernels *kern, const float *queries, size_t n, size_t k,
-                           unsigned threads, svdb_cand *cands, size_t *counts);
+int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t n, size_t k, unsigned threads,
+                      svdb_cand *cands, size_t *counts);
 
 /* Packs the candidates of n queries into one caller-owned svdb_hit array
  * (ids copied after the array; freed by svdb_hits_free). */

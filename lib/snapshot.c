@@ -2,9 +2,12 @@
  *   header (4096 bytes, 128 used): magic "SVDBSNAP", u32 version, u32 header
  *     bytes, u64 uuid, u64 last_lsn, u64 next_seq, u64 count, u32 dim,
  *     u32 metric, u64 vec_offset, u64 vec_bytes, u64 rec_offset, u64 rec_bytes,
- *     u32 vec_crc, u32 rec_crc, zeros, u32 crc32c(bytes 0..123)
+ *     u32 vec_crc, u32 rec_crc, u32 index, u32 hnsw_m, u32 ef_construction,
+ *     u32 ef_search, u64 graph_bytes, u32 graph_crc, u32 crc32c(bytes 0..123);
+ *     then u64 seed, zeros, u32 crc32c(bytes 128..251)
  *   vectors: count * dim f32 at a page-aligned offset, rows in insertion order
- *   records: per row u64 seq, u32 id_len, u32 meta_len (0xFFFFFFFF = none), id, meta */
+ *   records: per row u64 seq, u32 id_len, u32 meta_len (0xFFFFFFFF = none), id, meta
+ *   graph (HNSW only): see svdb__hnsw_encode, links as row numbers */
 #include "snapshot.h"
 
 #include "alloc.h"
@@ -31,6 +34,10 @@ typedef struct snap_header {
     uint32_t dim, metric;
     uint64_t vec_offset, vec_bytes, rec_offset, rec_bytes;
     uint32_t vec_crc, rec_crc;
+    uint32_t index, m, ef_construction, ef_search;
+    uint64_t graph_bytes;
+    uint32_t graph_crc;
+    uint64_t seed;
 } snap_header;
 
 static void encode_header(unsigned char *h, const snap_header *x)
@@ -52,8 +59,17 @@ static void encode_header(unsigned char *h, const snap_header *x)
     memcpy(h + 80, &x->rec_bytes, 8);
     memcpy(h + 88, &x->vec_crc, 4);
     memcpy(h + 92, &x->rec_crc, 4);
+    memcpy(h + 96, &x->index, 4);
+    memcpy(h + 100, &x->m, 4);
+    memcpy(h + 104, &x->ef_construction, 4);
+    memcpy(h + 108, &x->ef_search, 4);
+    memcpy(h + 112, &x->graph_bytes, 8);
+    memcpy(h + 120, &x->graph_crc, 4);
     uint32_t crc = svdb__crc32c(0, h, 124);
     memcpy(h + 124, &crc, 4);
+    memcpy(h + 128, &x->seed, 8);
+    crc = svdb__crc32c(0, h + 128, 124);
+    memcpy(h + 252, &crc, 4);
 }
 
 /* Buffered sequential writer with a running CRC of the current section. */
@@ -90,7 +106,27 @@ static int emit(writer *w, const void *p, size_t n)
     return SVDB_OK;
 }
 
-static int write_body(writer *w, const svdb_store *s, const uint32_t *order, snap_header *h)
+static int write_graph(writer *w, const svdb_store *s, const svdb_hnsw *g, const uint32_t *order, snap_header *h)
+{
+    size_t bytes = svdb__hnsw_encoded_size(g, order, s->n_live);
+    uint32_t *inv = svdb__malloc((s->n_slots ? s->n_slots : 1) * sizeof *inv);
+    unsigned char *buf = svdb__malloc(bytes);
+    int rc = (!inv || !buf) ? svdb__fail(SVDB_ENOMEM, "out of memory writing the graph") : SVDB_OK;
+    if (rc == SVDB_OK) {
+        for (size_t i = 0; i < s->n_live; i++) inv[order[i]] = (uint32_t)i;
+        svdb__hnsw_encode(g, order, s->n_live, inv, buf);
+        w->crc = 0;
+        rc = emit(w, buf, bytes);
+        if (rc == SVDB_OK) rc = flush(w);
+        h->graph_crc = w->crc;
+        h->graph_bytes = bytes;
+    }
+    svdb__free(inv);
+    svdb__free(buf);
+    return rc;
+}
+
+static int write_body(writer *w, const svdb_store *s, const svdb_hnsw *g, const uint32_t *order, snap_header *h)
 {
     h->vec_offset = SVDB_SNAPSHOT_HEADER_BYTES;
     w->off = h->vec_offset;
@@ -113,6 +149,7 @@ static int write_body(writer *w, const svdb_store *s, const uint32_t *order, sna
     SVDB_TRY(flush(w));
     h->rec_crc = w->crc;
     h->rec_bytes = w->off - h->rec_offset;
+    if (g) SVDB_TRY(write_graph(w, s, g, order, h));
     unsigned char *hb = svdb__malloc(SVDB_SNAPSHOT_HEADER_BYTES);
     if (!hb) return svdb__fail(SVDB_ENOMEM, "out of memory writing a snapshot");
     encode_header(hb, h);
@@ -122,7 +159,7 @@ static int write_body(writer *w, const svdb_store *s, const uint32_t *order, sna
     return rc;
 }
 
-int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_snap_info *info)
+int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info)
 {
     char *tmp = svdb__path_join(dir, SNAP_TMP), *final = svdb__path_join(dir, SNAP_NAME);
     uint32_t *order = NULL;
@@ -135,9 +172,19 @@ int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_snap_i
         if (w.fd < 0) rc = svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create %s", tmp);
     }
     if (rc == SVDB_OK) {
-        snap_header h = {info->uuid, info->last_lsn, s->next_seq, s->n_live, s->dim, (uint32_t)s->metric,
-                         0, 0, 0, 0, 0, 0};
-        rc = write_body(&w, s, order, &h);
+        snap_header h = {0};
+        h.uuid = info->uuid;
+        h.last_lsn = info->last_lsn;
+        h.next_seq = s->next_seq;
+        h.count = s->n_live;
+        h.dim = s->dim;
+        h.metric = (uint32_t)s->metric;
+        h.index = (uint32_t)info->index;
+        h.m = info->hnsw.m;
+        h.ef_construction = info->hnsw.ef_construction;
+        h.ef_search = info->hnsw.ef_search;
+        h.seed = info->hnsw.seed;
+        rc = write_body(&w, s, g, order, &h);
     }
     if (w.fd >= 0) close(w.fd);
     if (rc == SVDB_OK) rc = svdb__rename(tmp, final);
@@ -186,13 +233,26 @@ static int check_header(const char *path, const unsigned char *b, uint64_t size,
     h->rec_bytes = get64(b + 80);
     h->vec_crc = get32(b + 88);
     h->rec_crc = get32(b + 92);
+    h->index = get32(b + 96);
+    h->m = get32(b + 100);
+    h->ef_construction = get32(b + 104);
+    h->ef_search = get32(b + 108);
+    h->graph_bytes = get64(b + 112);
+    h->graph_crc = get32(b + 120);
+    if (get32(b + 252) != svdb__crc32c(0, b + 128, 124)) return bad(path, "second header block checksum mismatch");
+    h->seed = get64(b + 128);
+    if (h->index != SVDB_INDEX_FLAT && h->index != SVDB_INDEX_HNSW) return bad(path, "unknown index type");
+    if (h->index == SVDB_INDEX_HNSW && (h->m < 2 || h->m > 64 || h->ef_construction == 0 || h->ef_search == 0))
+        return bad(path, "HNSW parameters out of range");
+    if (h->index == SVDB_INDEX_FLAT && h->graph_bytes != 0) return bad(path, "graph section in a flat collection");
     if (h->dim > SVDB_MAX_DIM) return bad(path, "dimension out of range");
     if (h->metric < SVDB_METRIC_L2 || h->metric > SVDB_METRIC_IP) return bad(path, "unknown metric");
     if (h->count && !h->dim) return bad(path, "rows without a dimension");
     if (h->count > UINT32_MAX - 1 || h->count > size / 17) return bad(path, "row count does not fit the file");
     if (h->vec_offset != SVDB_SNAPSHOT_HEADER_BYTES) return bad(path, "unexpected vector offset");
     if (h->vec_bytes != h->count * h->dim * 4) return bad(path, "vector section size does not match count and dim");
-    if (h->rec_offset != h->vec_offset + h->vec_bytes || h->rec_offset > size || h->rec_bytes != size - h->rec_offset)
+    if (h->rec_offset != h->vec_offset + h->vec_bytes || h->rec_offset > size || h->rec_bytes > size - h->rec_offset ||
+        h->graph_bytes != size - h->rec_offset - h->rec_bytes)
         return bad(path, "section sizes do not match the file size");
     if (h->rec_bytes < h->count * 17) return bad(path, "record section too small for the row count");
     if (h->next_seq < h->count) return bad(path, "sequence counter behind the row count");
@@ -238,6 +298,19 @@ static int load_rows(const char *path, svdb_store *s, const snap_header *h, cons
     return SVDB_OK;
 }
 
+static int load_graph(int fd, const char *path, svdb_hnsw *g, const snap_header *h)
+{
+    unsigned char *buf = svdb__malloc((size_t)h->graph_bytes);
+    if (!buf) return svdb__fail(SVDB_ENOMEM, "out of memory loading %s", path);
+    int rc = svdb__pread_all(fd, buf, (size_t)h->graph_bytes, h->rec_offset + h->rec_bytes, path);
+    if (rc == SVDB_OK && svdb__crc32c(0, buf, (size_t)h->graph_bytes) != h->graph_crc)
+        rc = bad(path, "graph section checksum mismatch");
+    if (rc == SVDB_OK && svdb__hnsw_decode(g, buf, (size_t)h->graph_bytes, (size_t)h->count) != SVDB_OK)
+        rc = svdb__fail(SVDB_ECORRUPT, "snapshot %s is corrupt: %s", path, svdb_errmsg());
+    svdb__free(buf);
+    return rc;
+}
+
 static int load_body(int fd, const char *path, svdb_store *s, const snap_header *h)
 {
     SVDB_TRY(svdb__store_reserve(s, (size_t)h->count, 0));
@@ -261,27 +334,39 @@ static int load_body(int fd, const char *path, svdb_store *s, const snap_header 
     return rc;
 }
 
-int svdb__snapshot_load(const char *path, svdb_store *s, svdb_snap_info *info)
+int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info)
 {
+    *g = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot open snapshot %s", path);
     struct stat st;
-    unsigned char hb[128];
+    unsigned char hb[256];
     snap_header h = {0};
     int rc = SVDB_OK;
     if (fstat(fd, &st) != 0) rc = svdb__fail_errno(SVDB_EIO, errno, "cannot stat %s", path);
     else if ((uint64_t)st.st_size < SVDB_SNAPSHOT_HEADER_BYTES) rc = bad(path, "file shorter than its header");
     if (rc == SVDB_OK) rc = svdb__pread_all(fd, hb, sizeof hb, 0, path);
     if (rc == SVDB_OK) rc = check_header(path, hb, (uint64_t)st.st_size, &h);
+    svdb_hnsw_params hp = {h.m, h.ef_construction, h.ef_search, h.seed};
     if (rc == SVDB_OK) {
         svdb__store_init(s, h.dim, (int)h.metric);
         rc = load_body(fd, path, s, &h);
-        if (rc != SVDB_OK) svdb__store_free(s);
+        if (rc == SVDB_OK && h.index == SVDB_INDEX_HNSW) {
+            rc = svdb__hnsw_create(g, &hp);
+            if (rc == SVDB_OK) rc = load_graph(fd, path, *g, &h);
+        }
+        if (rc != SVDB_OK) {
+            svdb__store_free(s);
+            svdb__hnsw_free(*g);
+            *g = NULL;
+        }
     }
     close(fd);
     if (rc == SVDB_OK) {
         info->uuid = h.uuid;
         info->last_lsn = h.last_lsn;
+        info->index = (int)h.index;
+        info->hnsw = hp;
     }
     return rc;
 }

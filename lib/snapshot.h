@@ -3,6 +3,7 @@
 #ifndef SVDB_SNAPSHOT_H
 #define SVDB_SNAPSHOT_H
 
+#include "hnsw.h"
 #include "store.h"
 
 #include <stdint.h>
@@ -12,12 +13,16 @@
 typedef struct svdb_snap_info {
     uint64_t uuid;
     uint64_t last_lsn; /* every log record up to this one is in the snapshot */
+    int index;         /* SVDB_INDEX_FLAT or SVDB_INDEX_HNSW */
+    svdb_hnsw_params hnsw;
 } svdb_snap_info;
 
-/* Writes `s` to dir/snapshot.svdb through dir/snapshot.svdb.tmp. */
-int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_snap_info *info);
-/* Loads dir/snapshot.svdb into a store initialised here; the store is left
- * empty on failure. */
-int svdb__snapshot_load(const char *path, svdb_store *s, svdb_snap_info *info);
+/* Writes `s` (and its graph, for HNSW) to dir/snapshot.svdb through
+ * dir/snapshot.svdb.tmp. */
+int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info);
+/* Loads dir/snapshot.svdb into a store initialised here, and for an HNSW
+ * collection a graph created here (*g, else NULL). Both are left empty on
+ * failure. */
+int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info);
 
 #endif

@@ -110,7 +110,7 @@ static void set_vector(svdb_store *s, uint32_t slot, const float *v)
     s->norm[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] = n2 > 0.0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
 }
 
-void svdb__store_insert(svdb_store *s, char *id, uint32_t id_len, char *meta, uint32_t meta_len, const float *v)
+uint32_t svdb__store_insert(svdb_store *s, char *id, uint32_t id_len, char *meta, uint32_t meta_len, const float *v)
 {
     uint32_t slot = s->n_free ? s->free_slots[--s->n_free] : (uint32_t)s->n_slots++;
     svdb_row *r = svdb__row(s, slot);
@@ -122,6 +122,7 @@ void svdb__store_insert(svdb_store *s, char *id, uint32_t id_len, char *meta, ui
     set_vector(s, slot, v);
     svdb__idmap_insert(&s->map, id, id_len, slot);
     s->n_live++;
+    return slot;
 }
 
 void svdb__store_replace(svdb_store *s, uint32_t slot, char *meta, uint32_t meta_len, const float *v)

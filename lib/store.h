@@ -54,7 +54,8 @@ int svdb__store_reserve(svdb_store *s, size_t adds, size_t deletes);
 uint32_t svdb__store_find(const svdb_store *s, const char *id, size_t len);
 
 /* Apply steps (cannot fail once reserved). They take ownership of id/meta. */
-void svdb__store_insert(svdb_store *s, char *id, uint32_t id_len, char *meta, uint32_t meta_len, const float *v);
+/* Returns the slot the row went to. */
+uint32_t svdb__store_insert(svdb_store *s, char *id, uint32_t id_len, char *meta, uint32_t meta_len, const float *v);
 void svdb__store_replace(svdb_store *s, uint32_t slot, char *meta, uint32_t meta_len, const float *v);
 void svdb__store_remove(svdb_store *s, uint32_t slot);
 
