@@ -97,6 +97,7 @@ typedef struct svdb_open_options {
     uint32_t hnsw_ef_construction; /* HNSW build candidate list; 0 = 200; fixed at creation */
     uint32_t hnsw_ef_search;       /* default search candidate list; 0 = stored or 64 */
     uint64_t seed;        /* HNSW level seed: same seed + same insertion order = same graph */
+    uint32_t build_threads; /* threads linking a large batch into HNSW; 0 = all cores, 1 = deterministic */
 } svdb_open_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 1

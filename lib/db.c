@@ -52,6 +52,7 @@ struct svdb {
     int poisoned;
     const svdb_kernels *kern;
     unsigned ncpu; /* read once: sysconf reads /sys on every call */
+    unsigned build_threads; /* HNSW linking of large batches */
 };
 
 const char *svdb_version(void) { return "0.1.0"; }
@@ -221,7 +222,7 @@ static int plan_put(const svdb_store *s, const svdb_batch *b, int is_add, int du
 static int apply_put(svdb *db, const svdb_batch *b, put_plan *p)
 {
     svdb_store *s = &db->store;
-    int rc = SVDB_OK;
+    uint32_t *linked = db->graph ? p->slots : NULL; /* reused: the slot each row ends in */
     for (size_t i = 0; i < b->n; i++) {
         const float *v = b->vectors + i * b->dim;
         uint32_t mlen = p->metas[i] ? b->meta_lens[i] : 0;
@@ -234,8 +235,10 @@ static int apply_put(svdb *db, const svdb_batch *b, put_plan *p)
             svdb__store_replace(s, slot, p->metas[i], mlen, v);
         }
         p->metas[i] = NULL;
-        if (db->graph && rc == SVDB_OK) rc = svdb__hnsw_insert(db->graph, s, db->kern, slot);
+        if (linked) linked[i] = slot;
     }
+    if (!db->graph) return SVDB_OK;
+    int rc = svdb__hnsw_insert_many(db->graph, s, db->kern, linked, b->n, db->build_threads);
     if (rc != SVDB_OK) db->poisoned = 1;
     return rc;
 }
@@ -444,6 +447,7 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     db->kern = svdb__kernels();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     db->ncpu = ncpu > 0 ? (unsigned)ncpu : 1;
+    db->build_threads = o->build_threads ? o->build_threads : db->ncpu;
     pthread_mutex_init(&db->write_mu, NULL);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #define MAX_LEVEL 16
+#define N_STRIPES 1024 /* link-list locks for parallel inserts, by slot */
+#define MIN_PARALLEL 256 /* smaller batches are linked on one thread */
 
 typedef struct {
     float d;
@@ -40,6 +42,8 @@ struct svdb_hnsw {
     pthread_mutex_t pool_mu;
     searcher **pool;
     size_t n_pool, cap_pool;
+    pthread_mutex_t entry_mu;             /* entry point and top level during parallel inserts */
+    pthread_mutex_t stripes[N_STRIPES];   /* a node's links, during parallel inserts */
 };
 
 int svdb__hnsw_create(svdb_hnsw **out, const svdb_hnsw_params *p)
@@ -52,6 +56,8 @@ int svdb__hnsw_create(svdb_hnsw **out, const svdb_hnsw_params *p)
     h->max_level = -1;
     h->entry = UINT32_MAX;
     pthread_mutex_init(&h->pool_mu, NULL);
+    pthread_mutex_init(&h->entry_mu, NULL);
+    for (int i = 0; i < N_STRIPES; i++) pthread_mutex_init(&h->stripes[i], NULL);
     *out = h;
     return SVDB_OK;
 }
@@ -75,6 +81,8 @@ void svdb__hnsw_free(svdb_hnsw *h)
     svdb__free(h->l0);
     svdb__free(h->level);
     pthread_mutex_destroy(&h->pool_mu);
+    pthread_mutex_destroy(&h->entry_mu);
+    for (int i = 0; i < N_STRIPES; i++) pthread_mutex_destroy(&h->stripes[i]);
     svdb__free(h);
 }
 
@@ -230,7 +238,29 @@ typedef struct {
     searcher *sr;
     svdb_admit_fn admit; /* NULL: every live node may be a result */
     void *admit_ctx;
+    int locked; /* parallel insert: read link lists under their stripe lock */
 } walk;
+
+static inline void lock_node(const svdb_hnsw *h, int locked, uint32_t slot)
+{
+    if (locked) pthread_mutex_lock((pthread_mutex_t *)&h->stripes[slot % N_STRIPES]);
+}
+static inline void unlock_node(const svdb_hnsw *h, int locked, uint32_t slot)
+{
+    if (locked) pthread_mutex_unlock((pthread_mutex_t *)&h->stripes[slot % N_STRIPES]);
+}
+
+/* A node's links at level l, copied under its lock when inserts run in
+ * parallel; otherwise the list itself. */
+static inline const uint32_t *read_links(const walk *w, uint32_t slot, int l, uint32_t *buf)
+{
+    const uint32_t *ln = links(w->h, slot, l);
+    if (!w->locked) return ln;
+    lock_node(w->h, 1, slot);
+    memcpy(buf, ln, ((size_t)ln[0] + 1) * sizeof *ln);
+    unlock_node(w->h, 1, slot);
+    return buf;
+}
 
 static inline int admitted(const walk *w, uint32_t id)
 {
@@ -241,9 +271,10 @@ static inline int admitted(const walk *w, uint32_t id)
 /* Greedy descent on one upper level. */
 static uint32_t greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int l)
 {
+    uint32_t buf[2 * 64 + 1];
     for (int changed = 1; changed;) {
         changed = 0;
-        const uint32_t *ln = links(w->h, ep, l);
+        const uint32_t *ln = read_links(w, ep, l, buf);
         for (uint32_t i = 1; i <= ln[0]; i++) {
             uint32_t n = ln[i];
             if (w->h->level[n] == SVDB_HNSW_NO_LEVEL || (int)w->h->level[n] < l) continue;
@@ -276,10 +307,11 @@ static int search_level(const walk *w, qref q, uint32_t ep, float ep_d, int l, s
     pair e = {ep_d, ep};
     heap_push(sr->cand, &nc, e, 1);
     if (admitted(w, ep)) heap_push(sr->res, &nr, e, -1);
+    uint32_t buf[2 * 64 + 1];
     while (nc) {
         pair c = heap_pop(sr->cand, &nc, 1);
         if (nr >= ef && c.d > sr->res[0].d) break;
-        const uint32_t *ln = links(h, c.id, l);
+        const uint32_t *ln = read_links(w, c.id, l, buf);
         uint32_t cnt = ln[0];
         for (uint32_t i = 1; i <= cnt; i++) {
             uint32_t n = ln[i];
@@ -329,7 +361,20 @@ static size_t select_neighbors(const svdb_store *s, const svdb_kernels *k, pair 
 }
 
 /* Adds `from` to the links of `to` at level l, re-selecting when full. */
-static int add_link(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t to, uint32_t from, int l)
+static int add_link_unlocked(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t to, uint32_t from,
+                             int l);
+
+static int add_link(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t to, uint32_t from, int l,
+                    int locked)
+{
+    lock_node(h, locked, to);
+    int rc = add_link_unlocked(h, s, k, to, from, l);
+    unlock_node(h, locked, to);
+    return rc;
+}
+
+static int add_link_unlocked(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t to, uint32_t from,
+                             int l)
 {
     uint32_t *ln = links(h, to, l);
     uint32_t cap = max_links(h, l);
@@ -374,9 +419,8 @@ static int draw_level(const svdb_hnsw *h, uint64_t seq)
     return l > MAX_LEVEL ? MAX_LEVEL : l;
 }
 
-int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot)
+static int insert_one(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot, int locked)
 {
-    SVDB_TRY(svdb__hnsw_reserve(h, (size_t)slot + 1));
     int L = draw_level(h, svdb__row(s, slot)->seq);
     if (L > 0) {
         h->upper[slot] = svdb__calloc((size_t)L * (h->p.m + 1), sizeof(uint32_t));
@@ -384,23 +428,30 @@ int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, 
     }
     links(h, slot, 0)[0] = 0;
     h->level[slot] = (uint8_t)L;
+    /* A node that raises the top level keeps the entry lock for its whole
+     * insert (rare: about one node in M^level), as hnswlib does. */
+    if (locked) pthread_mutex_lock(&h->entry_mu);
+    int hold = 1;
     if (h->max_level < 0) {
         h->entry = slot;
         h->max_level = L;
+        if (locked) pthread_mutex_unlock(&h->entry_mu);
         return SVDB_OK;
     }
-    searcher *sr = take_searcher(h);
-    if (!sr) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
-    walk w = {h, s, k, sr, NULL, NULL};
-    qref q = node_ref(s, slot);
     uint32_t ep = h->entry;
-    float ep_d = dist(s, k, q, ep);
-    for (int l = h->max_level; l > L; l--) ep = greedy(&w, q, ep, &ep_d, l);
-    int rc = SVDB_OK;
-    uint32_t sel[2 * 64 + 1];
-    uint32_t *out = h->m0 <= sizeof sel / sizeof sel[0] ? sel : svdb__malloc(h->m0 * sizeof *out);
-    if (!out) rc = svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
-    for (int l = L < h->max_level ? L : h->max_level; rc == SVDB_OK && l >= 0; l--) {
+    int top = h->max_level;
+    if (locked && L <= top) {
+        pthread_mutex_unlock(&h->entry_mu);
+        hold = 0;
+    }
+    searcher *sr = take_searcher(h);
+    int rc = sr ? SVDB_OK : svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
+    walk w = {h, s, k, sr, NULL, NULL, locked};
+    qref q = node_ref(s, slot);
+    float ep_d = rc == SVDB_OK ? dist(s, k, q, ep) : 0.0f;
+    for (int l = top; rc == SVDB_OK && l > L; l--) ep = greedy(&w, q, ep, &ep_d, l);
+    uint32_t out[2 * 64 + 1];
+    for (int l = L < top ? L : top; rc == SVDB_OK && l >= 0; l--) {
         size_t nr;
         rc = search_level(&w, q, ep, ep_d, l, h->p.ef_construction, &nr);
         if (rc != SVDB_OK) break;
@@ -411,22 +462,78 @@ int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, 
             if (sr->res[i].id != slot) sr->res[j++] = sr->res[i];
         nr = j;
         size_t kept = select_neighbors(s, k, sr->res, nr, h->p.m, out);
+        lock_node(h, locked, slot);
         uint32_t *ln = links(h, slot, l);
         memcpy(ln + 1, out, kept * sizeof *out);
         ln[0] = (uint32_t)kept;
-        for (size_t i = 0; i < kept && rc == SVDB_OK; i++) rc = add_link(h, s, k, out[i], slot, l);
+        unlock_node(h, locked, slot);
+        for (size_t i = 0; i < kept && rc == SVDB_OK; i++) rc = add_link(h, s, k, out[i], slot, l, locked);
         if (nr) {
             ep = sr->res[0].id;
             ep_d = sr->res[0].d;
         }
     }
-    if (out && out != sel) svdb__free(out);
-    give_searcher(h, sr);
-    if (rc == SVDB_OK && L > h->max_level) {
+    if (sr) give_searcher(h, sr);
+    /* Only a node holding the entry lock can be above the top level. */
+    if (rc == SVDB_OK && hold && L > h->max_level) {
         h->entry = slot;
         h->max_level = L;
     }
+    if (locked && hold) pthread_mutex_unlock(&h->entry_mu);
     return rc;
+}
+
+int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot)
+{
+    SVDB_TRY(svdb__hnsw_reserve(h, (size_t)slot + 1));
+    return insert_one(h, s, k, slot, 0);
+}
+
+typedef struct {
+    svdb_hnsw *h;
+    const svdb_store *s;
+    const svdb_kernels *k;
+    const uint32_t *slots;
+    size_t n, next;
+    int rc;
+} insert_job;
+
+static void *insert_worker(void *arg)
+{
+    insert_job *job = arg;
+    for (;;) {
+        size_t i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
+        if (i >= job->n || __atomic_load_n(&job->rc, __ATOMIC_RELAXED) != SVDB_OK) break;
+        int rc = insert_one(job->h, job->s, job->k, job->slots[i], 1);
+        if (rc != SVDB_OK) __atomic_store_n(&job->rc, rc, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+int svdb__hnsw_insert_many(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const uint32_t *slots, size_t n,
+                           unsigned threads)
+{
+    size_t max_slot = 0;
+    for (size_t i = 0; i < n; i++)
+        if (slots[i] > max_slot) max_slot = slots[i];
+    if (n) SVDB_TRY(svdb__hnsw_reserve(h, max_slot + 1));
+    /* The first nodes of an empty graph go in one by one, so the parallel
+     * phase starts from a graph with some structure. */
+    size_t i = 0;
+    size_t serial = (threads <= 1 || n < MIN_PARALLEL) ? n : (h->max_level < 0 ? 64 : 0);
+    for (; i < serial && i < n; i++) SVDB_TRY(insert_one(h, s, k, slots[i], 0));
+    if (i == n) return SVDB_OK;
+    insert_job job = {h, s, k, slots + i, n - i, 0, SVDB_OK};
+    if (threads > 64) threads = 64;
+    pthread_t tids[64];
+    unsigned started = 0;
+    for (unsigned t = 1; t < threads; t++) {
+        if (pthread_create(&tids[started], NULL, insert_worker, &job) != 0) break;
+        started++;
+    }
+    insert_worker(&job);
+    for (unsigned t = 0; t < started; t++) pthread_join(tids[t], NULL);
+    return job.rc;
 }
 
 /* ------------------------------------------------------------ remove */
@@ -495,7 +602,7 @@ int svdb__hnsw_search(const svdb_hnsw *hc, const svdb_store *s, const svdb_kerne
     if (ef < out->k) ef = out->k;
     searcher *sr = take_searcher(h);
     if (!sr) return svdb__fail(SVDB_ENOMEM, "out of memory searching the graph");
-    walk w = {h, s, k, sr, admit, ctx};
+    walk w = {h, s, k, sr, admit, ctx, 0};
     qref q = {qv, 1.0f};
     uint32_t ep = h->entry;
     float ep_d = dist(s, k, q, ep);

@@ -35,6 +35,11 @@ const svdb_hnsw_params *svdb__hnsw_params(const svdb_hnsw *h);
 int svdb__hnsw_reserve(svdb_hnsw *h, size_t n_slots);
 /* Links slot (already written to the store) into the graph. */
 int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot);
+/* Links n slots, on up to `threads` threads when the batch is large enough
+ * to pay for them (the result then depends on thread timing); with one
+ * thread, exactly as n calls of svdb__hnsw_insert in order. */
+int svdb__hnsw_insert_many(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const uint32_t *slots, size_t n,
+                           unsigned threads);
 /* Unlinks slot, repairing its neighbours; the store row must still hold its vector. */
 void svdb__hnsw_remove(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot);
 /* Fills `out` (k entries) with the nearest admitted live rows to the

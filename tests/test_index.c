@@ -47,6 +47,7 @@ static svdb *open_hnsw(const char *dir, int index)
     svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
     o.index = index;
     o.seed = 5;
+    o.build_threads = 1; /* deterministic: the reopen test compares results */
     svdb *db = NULL;
     assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
     return db;
