@@ -600,6 +600,7 @@ int svdb__hnsw_search(const svdb_hnsw *hc, const svdb_store *s, const svdb_kerne
     svdb_hnsw *h = (svdb_hnsw *)hc; /* only the searcher pool is touched, under its mutex */
     if (h->max_level < 0 || out->k == 0) return SVDB_OK;
     if (ef < out->k) ef = out->k;
+    if (ef > h->cap) ef = h->cap; /* never more candidates than nodes */
     searcher *sr = take_searcher(h);
     if (!sr) return svdb__fail(SVDB_ENOMEM, "out of memory searching the graph");
     walk w = {h, s, k, sr, admit, ctx, 0};

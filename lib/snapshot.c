@@ -242,7 +242,8 @@ static int check_header(const char *path, const unsigned char *b, uint64_t size,
     if (get32(b + 252) != svdb__crc32c(0, b + 128, 124)) return bad(path, "second header block checksum mismatch");
     h->seed = get64(b + 128);
     if (h->index != SVDB_INDEX_FLAT && h->index != SVDB_INDEX_HNSW) return bad(path, "unknown index type");
-    if (h->index == SVDB_INDEX_HNSW && (h->m < 2 || h->m > 64 || h->ef_construction == 0 || h->ef_search == 0))
+    if (h->index == SVDB_INDEX_HNSW && (h->m < 2 || h->m > 64 || h->ef_construction == 0 || h->ef_search == 0 ||
+                                        h->ef_construction > 100000 || h->ef_search > 100000))
         return bad(path, "HNSW parameters out of range");
     if (h->index == SVDB_INDEX_FLAT && h->graph_bytes != 0) return bad(path, "graph section in a flat collection");
     if (h->dim > SVDB_MAX_DIM) return bad(path, "dimension out of range");
