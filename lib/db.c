@@ -35,7 +35,7 @@
 
 struct svdb {
     uint64_t magic;
-    pid_t pid; /* a handle is not usable in a forked child */
+    unsigned fork_gen; /* a handle is not usable in a forked child */
     char *dir;
     int lock_fd;
     int durability;
@@ -90,12 +90,20 @@ int svdb_search_options_init(svdb_search_options *opts, unsigned int version)
     return SVDB_OK;
 }
 
+/* Counts forks in this process image, so handles can tell they were opened
+ * by a parent without a getpid() system call on every call. */
+static unsigned fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void on_fork_child(void) { fork_generation++; }
+static void watch_forks(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+
 static int check_db(const svdb *db)
 {
     svdb__clear_error();
     SVDB_FAIL_IF(!db, SVDB_EMISUSE, "database handle is NULL");
     SVDB_FAIL_IF(db->magic != DB_MAGIC, SVDB_EMISUSE, "database handle is closed or invalid");
-    SVDB_FAIL_IF(db->pid != getpid(), SVDB_EMISUSE, "database handle was opened by another process (used after fork)");
+    SVDB_FAIL_IF(db->fork_gen != fork_generation, SVDB_EMISUSE,
+                 "database handle was opened by another process (used after fork)");
     return SVDB_OK;
 }
 
@@ -443,7 +451,8 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     db->lock_fd = -1;
     db->wal.fd = -1;
     db->durability = o->durability;
-    db->pid = getpid();
+    pthread_once(&fork_once, watch_forks);
+    db->fork_gen = fork_generation;
     db->kern = svdb__kernels();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     db->ncpu = ncpu > 0 ? (unsigned)ncpu : 1;

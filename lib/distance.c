@@ -32,7 +32,21 @@ static void dot_scalar(const float *const *q, int nq, const float *x, size_t n, 
         }
 }
 
-static const svdb_kernels scalar_table = {"scalar", l2_scalar, dot_scalar};
+static float l2_pair_scalar(const float *q, const float *x, size_t dim)
+{
+    float out;
+    l2_scalar(&q, 1, x, 1, dim, &out);
+    return out;
+}
+
+static float dot_pair_scalar(const float *q, const float *x, size_t dim)
+{
+    float out;
+    dot_scalar(&q, 1, x, 1, dim, &out);
+    return out;
+}
+
+static const svdb_kernels scalar_table = {"scalar", l2_scalar, dot_scalar, l2_pair_scalar, dot_pair_scalar};
 
 const svdb_kernels *svdb__kernels_scalar(void) { return &scalar_table; }
 

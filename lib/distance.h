@@ -13,10 +13,15 @@
 typedef void (*svdb_kernel_fn)(const float *const *q, int nq, const float *x, size_t n, size_t dim,
                                float *out);
 
+/* One query against one row: the graph walk's inner call. */
+typedef float (*svdb_pair_fn)(const float *q, const float *x, size_t dim);
+
 typedef struct svdb_kernels {
     const char *name;
     svdb_kernel_fn l2;  /* squared Euclidean distance */
     svdb_kernel_fn dot; /* dot product */
+    svdb_pair_fn l2_pair;
+    svdb_pair_fn dot_pair;
 } svdb_kernels;
 
 /* The fastest table this CPU supports (SVDB_SIMD in the environment may

@@ -98,6 +98,9 @@ static inline __attribute__((always_inline)) void tile(const float *const *q, co
 SVDB_DEFINE_KERNEL(l2_avx2, 1, 1, 1, 1, 1)
 SVDB_DEFINE_KERNEL(dot_avx2, 0, 1, 1, 1, 1)
 
-static const svdb_kernels table = {"avx2", l2_avx2, dot_avx2};
+SVDB_DEFINE_PAIR(l2_pair_avx2, 1)
+SVDB_DEFINE_PAIR(dot_pair_avx2, 0)
+
+static const svdb_kernels table = {"avx2", l2_avx2, dot_avx2, l2_pair_avx2, dot_pair_avx2};
 
 const svdb_kernels *svdb__kernels_avx2(void) { return &table; }

@@ -86,6 +86,9 @@ static inline __attribute__((always_inline)) void tile(const float *const *q, co
 SVDB_DEFINE_KERNEL(l2_avx512, 1, 4, 1, 1, 1)
 SVDB_DEFINE_KERNEL(dot_avx512, 0, 4, 1, 1, 1)
 
-static const svdb_kernels table = {"avx512", l2_avx512, dot_avx512};
+SVDB_DEFINE_PAIR(l2_pair_avx512, 1)
+SVDB_DEFINE_PAIR(dot_pair_avx512, 0)
+
+static const svdb_kernels table = {"avx512", l2_avx512, dot_avx512, l2_pair_avx512, dot_pair_avx512};
 
 const svdb_kernels *svdb__kernels_avx512(void) { return &table; }

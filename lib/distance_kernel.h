@@ -26,6 +26,16 @@
         }                                                                                          \
     }
 
+/* A pair kernel from the same tile, so a pair's distance equals the batch one. */
+#define SVDB_DEFINE_PAIR(NAME, IS_L2)                                                              \
+    static float NAME(const float *qv, const float *x, size_t dim)                                 \
+    {                                                                                              \
+        const float *q[1] = {qv};                                                                  \
+        float out;                                                                                 \
+        tile(q, 1, x, 1, dim, IS_L2, &out, 1);                                                     \
+        return out;                                                                                \
+    }
+
 #define SVDB_TILE_MAX_R 4
 
 /* The tile loops have constant trip counts; unrolled, their accumulators

@@ -44,6 +44,9 @@ static inline __attribute__((always_inline)) void tile(const float *const *q, co
 SVDB_DEFINE_KERNEL(l2_neon, 1, 1, 1, 1, 1)
 SVDB_DEFINE_KERNEL(dot_neon, 0, 1, 1, 1, 1)
 
-static const svdb_kernels table = {"neon", l2_neon, dot_neon};
+SVDB_DEFINE_PAIR(l2_pair_neon, 1)
+SVDB_DEFINE_PAIR(dot_pair_neon, 0)
+
+static const svdb_kernels table = {"neon", l2_neon, dot_neon, l2_pair_neon, dot_pair_neon};
 
 const svdb_kernels *svdb__kernels_neon(void) { return &table; }

@@ -130,9 +130,7 @@ static inline float node_norm(const svdb_store *s, uint32_t slot)
 
 static inline float dist(const svdb_store *s, const svdb_kernels *k, qref q, uint32_t slot)
 {
-    float raw;
-    const float *qq[1] = {q.v};
-    (s->metric == SVDB_METRIC_L2 ? k->l2 : k->dot)(qq, 1, svdb__vec(s, slot), 1, s->dim, &raw);
+    float raw = (s->metric == SVDB_METRIC_L2 ? k->l2_pair : k->dot_pair)(q.v, svdb__vec(s, slot), s->dim);
     if (s->metric == SVDB_METRIC_COSINE) raw = 1.0f - raw * q.inv_norm * node_norm(s, slot);
     else if (s->metric == SVDB_METRIC_IP) raw = 1.0f - raw;
     return raw != raw ? __builtin_inff() : raw;
@@ -146,36 +144,37 @@ static inline qref node_ref(const svdb_store *s, uint32_t slot)
 
 /* ------------------------------------------------------------ heaps of pairs */
 
-/* Min-heap when sign = 1 (candidates), max-heap when sign = -1 (results). */
-static inline int before(pair a, pair b, int sign) { return sign > 0 ? a.d < b.d : a.d > b.d; }
-
-static void heap_push(pair *a, size_t *n, pair x, int sign)
-{
-    size_t i = (*n)++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!before(x, a[p], sign)) break;
-        a[i] = a[p];
-        i = p;
+/* Binary heaps of pairs: MIN_HEAP for candidates (nearest on top), and a
+ * max-heap for results (farthest on top). */
+#define DEFINE_HEAP(NAME, BEFORE)                                                                  \
+    static inline void NAME##_push(pair *a, size_t *n, pair x)                                     \
+    {                                                                                              \
+        size_t i = (*n)++;                                                                         \
+        while (i > 0) {                                                                            \
+            size_t p = (i - 1) / 2;                                                                \
+            if (!(x.d BEFORE a[p].d)) break;                                                       \
+            a[i] = a[p];                                                                           \
+            i = p;                                                                                 \
+        }                                                                                          \
+        a[i] = x;                                                                                  \
+    }                                                                                              \
+    static inline pair NAME##_pop(pair *a, size_t *n)                                              \
+    {                                                                                              \
+        pair top = a[0], x = a[--(*n)];                                                            \
+        size_t i = 0, m = *n;                                                                      \
+        for (;;) {                                                                                 \
+            size_t c = 2 * i + 1;                                                                  \
+            if (c >= m) break;                                                                     \
+            if (c + 1 < m && a[c + 1].d BEFORE a[c].d) c++;                                        \
+            if (!(a[c].d BEFORE x.d)) break;                                                       \
+            a[i] = a[c];                                                                           \
+            i = c;                                                                                 \
+        }                                                                                          \
+        if (m) a[i] = x;                                                                           \
+        return top;                                                                                \
     }
-    a[i] = x;
-}
-
-static pair heap_pop(pair *a, size_t *n, int sign)
-{
-    pair top = a[0], x = a[--(*n)];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && before(a[c + 1], a[c], sign)) c++;
-        if (!before(a[c], x, sign)) break;
-        a[i] = a[c];
-        i = c;
-    }
-    if (*n) a[i] = x;
-    return top;
-}
+DEFINE_HEAP(minh, <)
+DEFINE_HEAP(maxh, >)
 
 static int grow(pair **a, size_t *cap, size_t need)
 {
@@ -262,11 +261,9 @@ static inline const uint32_t *read_links(const walk *w, uint32_t slot, int l, ui
     return buf;
 }
 
-static inline int admitted(const walk *w, uint32_t id)
-{
-    if (!svdb__row(w->s, id)->id) return 0;
-    return !w->admit || w->admit(w->admit_ctx, id);
-}
+/* Nodes in the graph are live rows (deletes unlink them), so only the
+ * filter decides. */
+static inline int admitted(const walk *w, uint32_t id) { return !w->admit || w->admit(w->admit_ctx, id); }
 
 /* Greedy descent on one upper level. */
 static uint32_t greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int l)
@@ -290,43 +287,68 @@ static uint32_t greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int l)
 }
 
 /* The ef-bounded best-first search of one level; leaves the results as a
- * max-heap in sr->res (n_res entries). */
+ * max-heap in sr->res (n_res entries). Everything the loop reads is copied
+ * into locals first: the distance kernel is an indirect call, after which
+ * the compiler would otherwise reload each field through its pointer. */
 static int search_level(const walk *w, qref q, uint32_t ep, float ep_d, int l, size_t ef, size_t *n_res)
 {
     searcher *sr = w->sr;
     const svdb_hnsw *h = w->h;
+    const svdb_store *s = w->s;
     if (++sr->gen == 0) { /* generations wrapped: clear the marks once */
         memset(sr->mark, 0, sr->mark_cap * sizeof *sr->mark);
         sr->gen = 1;
     }
-    uint16_t gen = sr->gen;
+    const uint16_t gen = sr->gen;
+    uint16_t *const mark = sr->mark;
+    const uint8_t *const level = h->level;
+    float *const *const vecs = s->vec;
+    const float *const *const norms = (const float *const *)s->norm;
+    const unsigned shift = s->shift;
+    const size_t mask = svdb__chunk_rows(s) - 1, dim = s->dim;
+    const int metric = s->metric;
+    const svdb_pair_fn pf = metric == SVDB_METRIC_L2 ? w->k->l2_pair : w->k->dot_pair;
+    const float qn = q.inv_norm;
+    const int locked = w->locked;
     size_t nc = 0, nr = 0;
     SVDB_TRY(grow(&sr->res, &sr->res_cap, ef + 1));
     SVDB_TRY(grow(&sr->cand, &sr->cand_cap, 64));
-    sr->mark[ep] = gen;
+    pair *res = sr->res, *cand = sr->cand;
+    size_t cand_cap = sr->cand_cap;
+    mark[ep] = gen;
     pair e = {ep_d, ep};
-    heap_push(sr->cand, &nc, e, 1);
-    if (admitted(w, ep)) heap_push(sr->res, &nr, e, -1);
+    minh_push(cand, &nc, e);
+    if (admitted(w, ep)) maxh_push(res, &nr, e);
     uint32_t buf[2 * 64 + 1];
     while (nc) {
-        pair c = heap_pop(sr->cand, &nc, 1);
-        if (nr >= ef && c.d > sr->res[0].d) break;
-        const uint32_t *ln = read_links(w, c.id, l, buf);
+        pair c = minh_pop(cand, &nc);
+        if (nr >= ef && c.d > res[0].d) break;
+        const uint32_t *ln = locked ? read_links(w, c.id, l, buf) : links(h, c.id, l);
         uint32_t cnt = ln[0];
+        if (cnt) __builtin_prefetch(vecs[ln[1] >> shift] + (ln[1] & mask) * dim);
+        for (uint32_t i = 1; i <= cnt; i++) __builtin_prefetch(&mark[ln[i]]);
         for (uint32_t i = 1; i <= cnt; i++) {
             uint32_t n = ln[i];
-            if (sr->mark[n] == gen) continue;
-            sr->mark[n] = gen;
-            if (h->level[n] == SVDB_HNSW_NO_LEVEL || (int)h->level[n] < l) continue;
-            if (i < cnt) __builtin_prefetch(svdb__vec(w->s, ln[i + 1]));
-            float d = dist(w->s, w->k, q, n);
-            if (nr < ef || d < sr->res[0].d) {
-                SVDB_TRY(grow(&sr->cand, &sr->cand_cap, nc + 1));
+            if (mark[n] == gen) continue;
+            mark[n] = gen;
+            if (level[n] == SVDB_HNSW_NO_LEVEL || (int)level[n] < l) continue;
+            if (i < cnt) __builtin_prefetch(vecs[ln[i + 1] >> shift] + (ln[i + 1] & mask) * dim);
+            float d = pf(q.v, vecs[n >> shift] + (n & mask) * dim, dim);
+            if (metric == SVDB_METRIC_COSINE) d = 1.0f - d * qn * norms[n >> shift][n & mask];
+            else if (metric == SVDB_METRIC_IP) d = 1.0f - d;
+            if (d != d) d = __builtin_inff();
+            if (nr < ef || d < res[0].d) {
+                if (nc + 1 > cand_cap) {
+                    sr->cand = cand;
+                    SVDB_TRY(grow(&sr->cand, &sr->cand_cap, nc + 1));
+                    cand = sr->cand;
+                    cand_cap = sr->cand_cap;
+                }
                 pair x = {d, n};
-                heap_push(sr->cand, &nc, x, 1);
+                minh_push(cand, &nc, x);
                 if (admitted(w, n)) {
-                    heap_push(sr->res, &nr, x, -1);
-                    if (nr > ef) heap_pop(sr->res, &nr, -1);
+                    maxh_push(res, &nr, x);
+                    if (nr > ef) maxh_pop(res, &nr);
                 }
             }
         }
