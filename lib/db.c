@@ -508,11 +508,10 @@ static int checkpoint(svdb *db)
     pthread_rwlock_unlock(&db->rw);
     if (rc != SVDB_OK) return rc;
     db->snap_lsn = info.last_lsn;
-    /* The snapshot is durable; records it holds are skipped at replay, so a
-     * failure here loses nothing, but the log's state is now unknown. */
-    rc = svdb__wal_reset(&db->wal);
-    if (rc != SVDB_OK) db->poisoned = 1;
-    return rc;
+    /* The snapshot is durable and replay skips the records it holds, so a
+     * failed cut of the log loses nothing and the handle stays writable; the
+     * error still tells the caller the checkpoint did not finish. */
+    return svdb__wal_reset(&db->wal);
 }
 
 int svdb_persist(svdb *db)

@@ -207,7 +207,8 @@ int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32
 int svdb__wal_reset(svdb_wal *w)
 {
     SVDB_TRY(svdb__truncate(w->fd, SVDB_WAL_HEADER_BYTES, w->path));
-    SVDB_TRY(svdb__fsync(w->fd, w->path));
+    /* The file is short now, synced or not: appends must follow it, or a hole
+     * of zeros would end replay before them. */
     w->end = SVDB_WAL_HEADER_BYTES;
-    return SVDB_OK;
+    return svdb__fsync(w->fd, w->path);
 }

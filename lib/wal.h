@@ -33,7 +33,8 @@ int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx,
  * *poisoned. */
 int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32_t type, uint64_t lsn, int sync,
                      int *poisoned);
-/* Drops every record (after a checkpoint), synced. */
+/* Drops every record (after a checkpoint), synced. A failure leaves the log
+ * consistent with `end`: either untouched or cut. */
 int svdb__wal_reset(svdb_wal *w);
 
 #endif
