@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -180,28 +181,33 @@ int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32
     memcpy(rec + 4, &crc, 4);
     size_t total = SVDB_REC_HEADER_BYTES + payload_len;
     int rc = svdb__pwrite_all(w->fd, rec, total, w->end, w->path);
+    int synced_failed = 0;
     if (rc == SVDB_OK && sync) {
         rc = svdb__fsync(w->fd, w->path);
-        /* After a failed fsync the kernel may have dropped the pages while a
-         * retry would report success: the handle must stop writing. */
-        if (rc != SVDB_OK) *poisoned = 1;
+        synced_failed = rc != SVDB_OK;
+    }
+    if (rc == SVDB_OK) {
+        w->end += total;
+        return SVDB_OK;
+    }
+    /* The caller is told the batch failed, so the record must not be replayed
+     * later: cut it back off. */
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+    int cut = svdb__truncate(w->fd, w->end, w->path) == SVDB_OK;
+    if (synced_failed) {
+        /* After a failed fsync the kernel may have dropped dirty pages while a
+         * retry would report success: stop writing until reopened. */
+        *poisoned = 1;
+        return svdb__fail(SVDB_EIO, "%s; the collection refuses writes until it is reopened", msg);
     }
     /* A full disk is a clean, retryable failure once the tail is cut back;
-     * any other write error means the file's state is unknown. */
-    if (rc != SVDB_OK && rc != SVDB_ENOSPC) *poisoned = 1;
-    if (rc != SVDB_OK) {
-        if (rc == SVDB_ENOSPC && !*poisoned) {
-            int keep = rc;
-            char msg[512];
-            strncpy(msg, svdb_errmsg(), sizeof msg - 1);
-            msg[sizeof msg - 1] = '\0';
-            if (svdb__truncate(w->fd, w->end, w->path) != SVDB_OK) *poisoned = 1;
-            svdb__fail(keep, "%s", msg);
-        }
-        return rc;
+     * any other write error leaves the file's state in doubt. */
+    if (rc != SVDB_ENOSPC || !cut) {
+        *poisoned = 1;
+        return svdb__fail(rc == SVDB_ENOSPC ? SVDB_EIO : rc, "%s; the collection refuses writes until it is reopened", msg);
     }
-    w->end += total;
-    return SVDB_OK;
+    return svdb__fail(rc, "%s", msg);
 }
 
 int svdb__wal_reset(svdb_wal *w)

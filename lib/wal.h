@@ -28,8 +28,9 @@ typedef int (*svdb_wal_fn)(void *ctx, uint32_t type, const unsigned char *payloa
 int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx, uint64_t *last_lsn,
                      uint64_t *dropped);
 /* Appends one record. `rec` holds SVDB_REC_HEADER_BYTES of room followed by
- * the payload. On a full disk the file is cut back to its previous end and
- * the handle stays writable; any other failure (or a failed cut) sets
+ * the payload. On any failure the record is cut back off the file. A full
+ * disk during the write is SVDB_ENOSPC and leaves the handle writable; a
+ * failed fsync, another write error, or a failed cut is SVDB_EIO and sets
  * *poisoned. */
 int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32_t type, uint64_t lsn, int sync,
                      int *poisoned);
