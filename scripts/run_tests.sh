@@ -31,8 +31,7 @@ for t in build/tests/test_*; do
 done
 [ "$failed" -eq 0 ] || exit 1
 
-if [ -f pyproject.toml ]; then
-  echo "== Python suite (pip install . then pytest)"
-  python3 -m pip install -q . 
-  (cd tests/python 2>/dev/null || exit 0; python3 -m pytest -q -p no:cacheprovider .)
-fi
+echo "== pysvdb: type check, pip install ., then the Python suite against the installed package"
+python3 -m mypy --strict pysvdb
+python3 -m pip install -q .
+python3 -m pytest -q -p no:cacheprovider

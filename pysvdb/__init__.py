@@ -1,0 +1,109 @@
+"""pysvdb: Python bindings for libsvdb, an embedded persistent vector database.
+
+Quick start::
+
+    import pysvdb
+
+    with pysvdb.SvDBPython("./db", metric="cosine") as db:
+        db.add(ids=["a", "b"], embeddings=[[1, 0], [0, 1]], metadatas=[{"n": 1}, None])
+        db.search([1, 0.1], k=1)      # [("a", 0.0049...)]
+
+See docs/python.md for the full reference.
+"""
+
+from __future__ import annotations
+
+from ._errors import (
+    ClosedError,
+    CorruptError,
+    DimensionError,
+    DuplicateIdError,
+    FormatVersionError,
+    IdExistsError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    LockedError,
+    MetadataError,
+    MismatchError,
+    MisuseError,
+    NoSpaceError,
+    NotFoundError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    SvDBError,
+    SvDBIOError,
+    TooBigError,
+)
+from ._lib import ffi as _ffi
+from ._lib import lib as _clib
+from ._lib import library_path
+from ._db import (
+    BatchResult,
+    Durability,
+    IndexType,
+    Matrix,
+    Metadata,
+    Metric,
+    SvDBPython,
+    Vector,
+    Where,
+)
+
+__version__: str = "0.1.0"
+
+#: ABI version of the loaded libsvdb (equals the SOVERSION).
+ABI_VERSION: int = int(_clib.svdb_abi_version())
+#: Limits of the loaded library.
+MAX_ID_BYTES: int = int(_clib.SVDB_MAX_ID_BYTES)
+MAX_DIM: int = int(_clib.SVDB_MAX_DIM)
+MAX_METADATA_BYTES: int = int(_clib.SVDB_MAX_METADATA_BYTES)
+
+
+def library_version() -> str:
+    """The release version of the loaded libsvdb, e.g. "0.1.0"."""
+    return str(_ffi.string(_clib.svdb_version()).decode("ascii", "replace"))
+
+
+def simd_path() -> str:
+    """The distance kernels the library chose for this CPU (e.g. "avx2")."""
+    return str(_ffi.string(_clib.svdb_simd_path()).decode("ascii", "replace"))
+
+
+__all__ = [
+    "SvDBPython",
+    "BatchResult",
+    "Metric",
+    "Durability",
+    "IndexType",
+    "Vector",
+    "Matrix",
+    "Metadata",
+    "Where",
+    "SvDBError",
+    "InvalidArgumentError",
+    "InvalidTypeError",
+    "MisuseError",
+    "ClosedError",
+    "OutOfMemoryError",
+    "SvDBIOError",
+    "CorruptError",
+    "FormatVersionError",
+    "LockedError",
+    "NotFoundError",
+    "IdExistsError",
+    "DimensionError",
+    "NoSpaceError",
+    "TooBigError",
+    "ReadOnlyError",
+    "MetadataError",
+    "DuplicateIdError",
+    "MismatchError",
+    "ABI_VERSION",
+    "MAX_ID_BYTES",
+    "MAX_DIM",
+    "MAX_METADATA_BYTES",
+    "library_path",
+    "library_version",
+    "simd_path",
+    "__version__",
+]

@@ -1,0 +1,128 @@
+"""The C declarations of libsvdb, as cffi reads them.
+
+This is a copy of the declarations in ``include/svdb.h`` (without the
+``SVDB_API`` export macro and the preprocessor guards). The test
+``tests/python/test_cdef.py`` compares the two after normalising whitespace
+and comments, so a change to the header that is not mirrored here fails CI.
+"""
+
+from __future__ import annotations
+
+#: ABI version this package was written against; must equal svdb_abi_version().
+EXPECTED_ABI_VERSION = 1
+
+CDEF = r"""
+/* Release version of the headers; svdb_version_number() gives the library's. */
+#define SVDB_VERSION_MAJOR 0
+#define SVDB_VERSION_MINOR 1
+#define SVDB_VERSION_PATCH 0
+#define SVDB_VERSION_NUMBER 100
+#define SVDB_ABI_VERSION 1
+
+/* Status codes. */
+#define SVDB_OK 0
+#define SVDB_EINVAL -1
+#define SVDB_EMISUSE -2
+#define SVDB_ENOMEM -3
+#define SVDB_EIO -4
+#define SVDB_ECORRUPT -5
+#define SVDB_EVERSION -6
+#define SVDB_ELOCKED -7
+#define SVDB_ENOTFOUND -8
+#define SVDB_EEXISTS -9
+#define SVDB_EDIM -10
+#define SVDB_ENOSPC -11
+#define SVDB_ETOOBIG -12
+#define SVDB_EREADONLY -13
+#define SVDB_EMETA -14
+#define SVDB_EDUPLICATE -15
+#define SVDB_EMISMATCH -16
+
+/* Distance metrics. */
+#define SVDB_METRIC_DEFAULT 0
+#define SVDB_METRIC_L2 1
+#define SVDB_METRIC_COSINE 2
+#define SVDB_METRIC_IP 3
+
+/* Index types. */
+#define SVDB_INDEX_DEFAULT 0
+#define SVDB_INDEX_FLAT 1
+#define SVDB_INDEX_HNSW 2
+
+/* Durability modes. */
+#define SVDB_DURABILITY_PERSIST 0
+#define SVDB_DURABILITY_SYNC 1
+
+/* Limits. */
+#define SVDB_MAX_ID_BYTES 1024
+#define SVDB_MAX_DIM 65536
+#define SVDB_MAX_METADATA_BYTES 1048576
+
+typedef struct svdb svdb;
+
+#define SVDB_OPEN_OPTIONS_VERSION 1
+typedef struct svdb_open_options {
+    unsigned int version;
+    uint32_t dim;
+    int metric;
+    int durability;
+    int create;
+    int index;
+    uint32_t hnsw_m;
+    uint32_t hnsw_ef_construction;
+    uint32_t hnsw_ef_search;
+    uint64_t seed;
+    uint32_t build_threads;
+} svdb_open_options;
+
+#define SVDB_SEARCH_OPTIONS_VERSION 1
+typedef struct svdb_search_options {
+    unsigned int version;
+    uint32_t threads;
+    uint32_t ef;
+    const char *where;
+} svdb_search_options;
+
+typedef struct svdb_hit {
+    const char *id;
+    float distance;
+} svdb_hit;
+
+/* Versions and messages. */
+const char *svdb_version(void);
+int svdb_version_number(void);
+int svdb_abi_version(void);
+const char *svdb_strerror(int status);
+const char *svdb_errmsg(void);
+const char *svdb_simd_path(void);
+
+/* Options. */
+int svdb_open_options_init(svdb_open_options *opts, unsigned int version);
+int svdb_search_options_init(svdb_search_options *opts, unsigned int version);
+
+/* Lifecycle. */
+int svdb_open(svdb **out, const char *path, const svdb_open_options *opts);
+int svdb_close(svdb *db);
+int svdb_persist(svdb *db);
+
+/* Writes. */
+int svdb_add_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);
+int svdb_upsert_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);
+int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted);
+
+/* Reads. */
+int svdb_get(svdb *db, const char *id, float *vector, char **metadata);
+int svdb_contains(svdb *db, const char *id, int *found);
+int svdb_count(svdb *db, size_t *count);
+int svdb_dim(svdb *db, uint32_t *dim);
+int svdb_metric(svdb *db, int *metric);
+int svdb_index_type(svdb *db, int *index);
+int svdb_ids(svdb *db, char ***ids, size_t *count);
+int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
+int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
+
+/* Freeing what the library returned. */
+void svdb_free(void *ptr);
+void svdb_ids_free(char **ids);
+void svdb_hits_free(svdb_hit *hits);
+"""

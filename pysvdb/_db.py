@@ -1,0 +1,825 @@
+"""SvDBPython: a collection of vectors with string ids and JSON metadata."""
+
+from __future__ import annotations
+
+import json
+import operator
+import os
+import threading
+from typing import (
+    Any,
+    Iterable,
+    List,
+    Literal,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+import numpy as np
+import numpy.typing as npt
+
+from ._errors import (
+    ClosedError,
+    DimensionError,
+    InvalidArgumentError,
+    InvalidTypeError,
+    MetadataError,
+    NotFoundError,
+    OutOfMemoryError,
+    SvDBError,
+    TooBigError,
+    error_class,
+)
+from ._lib import ffi, lib
+
+__all__ = [
+    "SvDBPython",
+    "BatchResult",
+    "Metric",
+    "Durability",
+    "IndexType",
+    "Vector",
+    "Matrix",
+    "Metadata",
+    "Where",
+]
+
+#: Distance metric names (see docs/python.md): squared L2, 1 - cosine, 1 - dot.
+Metric = Literal["l2", "cosine", "ip"]
+#: Durability modes: "persist" (fsync at persist()/close()) or "sync" (fsync per write).
+Durability = Literal["persist", "sync"]
+#: Index types: "flat" (exact) or "hnsw" (approximate).
+IndexType = Literal["flat", "hnsw"]
+#: One vector: a 1-d numpy array or a sequence of numbers.
+Vector = Union[npt.NDArray[Any], Sequence[float]]
+#: Several vectors: a 2-d numpy array or a sequence of vectors.
+Matrix = Union[npt.NDArray[Any], Sequence[Vector]]
+#: One row's metadata: a JSON object as text, a dict (serialised with json.dumps), or None.
+Metadata = Union[str, Mapping[str, Any], None]
+#: A metadata filter (Chroma-style where clause): a dict or its JSON text.
+Where = Union[str, Mapping[str, Any]]
+
+_METRICS = {"l2": 1, "cosine": 2, "ip": 3}
+_METRIC_NAMES = {v: k for k, v in _METRICS.items()}
+_DURABILITY = {"persist": 0, "sync": 1}
+_INDEXES = {"flat": 1, "hnsw": 2}
+_INDEX_NAMES = {v: k for k, v in _INDEXES.items()}
+_U32_MAX = 2**32 - 1
+_U64_MAX = 2**64 - 1
+_NUMERIC_KINDS = "fiu"
+
+
+class BatchResult(NamedTuple):
+    """Result of :meth:`SvDBPython.search_batch`; unpacks as ``ids, distances``.
+
+    ``ids`` is an object array of shape ``(nq, k)`` holding ``str`` ids, padded
+    with ``None`` where a query found fewer than ``k`` hits; ``distances`` is a
+    float32 array of shape ``(nq, k)`` padded with ``inf``. Row ``i`` is
+    nearest first.
+    """
+
+    ids: npt.NDArray[np.object_]
+    distances: npt.NDArray[np.float32]
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _error(rc: int) -> SvDBError:
+    msg = ffi.string(lib.svdb_errmsg()).decode("utf-8", "replace")
+    if not msg:
+        msg = ffi.string(lib.svdb_strerror(rc)).decode("utf-8", "replace")
+    return error_class(rc)(msg, rc)
+
+
+def _check(rc: int) -> None:
+    if rc != 0:
+        raise _error(rc)
+
+
+def _typename(x: object) -> str:
+    return type(x).__name__
+
+
+def _uint(name: str, value: object, maximum: int, *, allow_none: bool = True) -> int:
+    """An unsigned integer option; None means 0 (the library's default)."""
+    if value is None and allow_none:
+        return 0
+    if isinstance(value, bool):
+        raise InvalidTypeError("%s must be an int, not bool" % name, -1)
+    try:
+        v = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidTypeError("%s must be an int, not %s" % (name, _typename(value)), -1) from None
+    if v < 0 or v > maximum:
+        raise InvalidArgumentError("%s must be between 0 and %d, not %d" % (name, maximum, v), -1)
+    return v
+
+
+def _k(k: object) -> int:
+    if isinstance(k, bool):
+        raise InvalidTypeError("k must be an int, not bool", -1)
+    try:
+        v = operator.index(k)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidTypeError("k must be an int, not %s" % _typename(k), -1) from None
+    if v <= 0:
+        raise InvalidArgumentError("k must be at least 1, not %d" % v, -1)
+    return min(v, 2**62)
+
+
+def _encode_id(value: object, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidTypeError("%s must be a str, not %s" % (what, _typename(value)), -1)
+    if not value:
+        raise InvalidArgumentError("%s is empty" % what, -1)
+    if "\0" in value:
+        raise InvalidArgumentError("%s contains a NUL character" % what, -1)
+    try:
+        b = value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidArgumentError("%s cannot be encoded as UTF-8: %s" % (what, e), -1) from None
+    if len(b) > int(lib.SVDB_MAX_ID_BYTES):
+        raise TooBigError("%s is %d bytes of UTF-8; the limit is %d" % (what, len(b), lib.SVDB_MAX_ID_BYTES), -12)
+    return b
+
+
+def _id_list(ids: object, what: str = "ids") -> List[bytes]:
+    if isinstance(ids, (str, bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
+        raise InvalidTypeError("%s must be a list of str, not %s" % (what, _typename(ids)), -1)
+    out = [_encode_id(v, "%s[%d]" % (what, i)) for i, v in enumerate(ids)]
+    if not out:
+        raise InvalidArgumentError("%s is empty" % what, -1)
+    return out
+
+
+def _pointer_array(items: Sequence[Optional[bytes]]) -> Tuple[Any, List[Any]]:
+    """A ``const char *[]`` pointing at NUL-terminated copies of items (None -> NULL).
+
+    Returns the array and the objects that must stay alive while it is used.
+    """
+    n = len(items)
+    lens = np.fromiter((len(b) + 1 if b is not None else 0 for b in items), dtype=np.uint64, count=n)
+    blob = b"".join(b + b"\0" for b in items if b is not None)
+    buf = ffi.from_buffer(blob) if blob else ffi.NULL
+    base = int(ffi.cast("uintptr_t", buf))
+    starts = np.zeros(n, dtype=np.uint64)
+    if n > 1:
+        np.cumsum(lens[:-1], out=starts[1:])
+    addrs = (starts + np.uint64(base)).astype(np.uintp)
+    if any(b is None for b in items):
+        addrs[lens == 0] = 0
+    arr = ffi.from_buffer("char *[]", addrs)
+    return arr, [blob, buf, addrs]
+
+
+def _as_float32(x: object, what: str, ndim: int) -> npt.NDArray[np.float32]:
+    """x as a C-contiguous float32 array of ndim dimensions; no copy when it already is one."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous and x.ndim == ndim:
+        arr: npt.NDArray[np.float32] = x
+    else:
+        if isinstance(x, (str, bytes, bytearray, Mapping)) or x is None:
+            raise InvalidTypeError(
+                "%s must be a %s of numbers, not %s"
+                % (what, "list or 1-d array" if ndim == 1 else "list of lists or 2-d array", _typename(x)),
+                -1,
+            )
+        try:
+            src = np.asarray(x)
+        except (ValueError, TypeError, OverflowError) as e:
+            raise InvalidArgumentError("%s is not a %d-d array of numbers: %s" % (what, ndim, e), -1) from None
+        if src.ndim != ndim:
+            raise InvalidArgumentError(
+                "%s must be %d-dimensional (%s), got shape %s"
+                % (what, ndim, "one vector" if ndim == 1 else "one vector per row", src.shape),
+                -1,
+            )
+        if src.dtype.kind not in _NUMERIC_KINDS:
+            raise InvalidTypeError("%s must hold numbers, not %s (dtype %s)" % (what, src.dtype.name, src.dtype), -1)
+        with np.errstate(over="ignore", invalid="ignore"):  # values out of float32 range become inf: C rejects them
+            arr = np.ascontiguousarray(src, dtype=np.float32)
+    dim = arr.shape[-1]
+    if dim == 0:
+        raise DimensionError("%s have 0 dimensions" % what, -10)
+    if dim > int(lib.SVDB_MAX_DIM):
+        raise DimensionError("%s have %d dimensions; the maximum is %d" % (what, dim, lib.SVDB_MAX_DIM), -10)
+    return arr
+
+
+def _encode_metadata(m: object, what: str) -> Optional[bytes]:
+    if m is None:
+        return None
+    if isinstance(m, Mapping):
+        try:
+            text = json.dumps(dict(m), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            raise MetadataError("%s cannot be serialised as JSON: %s" % (what, e), -14) from None
+    elif isinstance(m, str):
+        text = m
+    else:
+        raise MetadataError("%s must be a dict, a JSON object string or None, not %s" % (what, _typename(m)), -14)
+    if "\0" in text:
+        raise MetadataError("%s contains a NUL character" % what, -14)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise MetadataError("%s cannot be encoded as UTF-8: %s" % (what, e), -14) from None
+
+
+def _metadata_list(metadatas: object, n: int) -> Optional[List[Optional[bytes]]]:
+    if metadatas is None:
+        return None
+    if isinstance(metadatas, (str, bytes, bytearray, Mapping)) or not isinstance(metadatas, Iterable):
+        raise InvalidTypeError("metadatas must be a list (one entry per id) or None, not %s" % _typename(metadatas), -1)
+    out = [_encode_metadata(m, "metadatas[%d]" % i) for i, m in enumerate(metadatas)]
+    if len(out) != n:
+        raise InvalidArgumentError("metadatas has %d entries but there are %d ids" % (len(out), n), -1)
+    if all(m is None for m in out):
+        return None
+    return out
+
+
+def _encode_where(where: object) -> Optional[bytes]:
+    if where is None:
+        return None
+    if isinstance(where, Mapping):
+        try:
+            text = json.dumps(dict(where), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            raise InvalidArgumentError("where cannot be serialised as JSON: %s" % e, -1) from None
+    elif isinstance(where, str):
+        text = where
+    else:
+        raise InvalidTypeError("where must be a dict or a JSON string, not %s" % _typename(where), -1)
+    if "\0" in text:
+        raise InvalidArgumentError("where contains a NUL character", -1)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise InvalidArgumentError("where cannot be encoded as UTF-8: %s" % e, -1) from None
+
+
+def _choice(name: str, value: object, table: Mapping[str, int]) -> int:
+    if value is None:
+        return 0
+    if not isinstance(value, str):
+        raise InvalidTypeError("%s must be one of %s, not %s" % (name, ", ".join(map(repr, table)), _typename(value)), -1)
+    try:
+        return table[value.lower()]
+    except KeyError:
+        raise InvalidArgumentError(
+            "%s must be one of %s, not %r" % (name, ", ".join(map(repr, table)), value), -1
+        ) from None
+
+
+# ---------------------------------------------------------------- the collection
+
+
+class SvDBPython:
+    """An open libsvdb collection stored in the directory ``path``.
+
+    Args:
+        path: directory of the collection; created (with its parent's
+            existing) unless ``create=False``.
+        dim: vector dimension. ``None`` (default) uses the stored one, or for
+            a new collection lets the first add fix it.
+        metric: ``"l2"`` (squared Euclidean), ``"cosine"`` (1 - cosine
+            similarity) or ``"ip"`` (1 - dot product). ``None``: the stored
+            metric, ``"l2"`` for a new collection.
+        durability: ``"persist"`` (default: each write is logged, fsync at
+            :meth:`persist`/:meth:`close`) or ``"sync"`` (fsync per write).
+        create: create the collection if it does not exist (default True).
+        index: ``"flat"`` (exact, default for new collections) or ``"hnsw"``
+            (approximate); fixed when the collection is created.
+        hnsw_m, hnsw_ef_construction: HNSW build parameters, fixed at creation.
+        hnsw_ef_search: default HNSW search candidate list for this handle.
+        seed: HNSW level seed (same seed + same insertions = same graph).
+        build_threads: threads linking a large batch into the HNSW graph
+            (None/0: all cores; 1: deterministic builds).
+
+    Raises:
+        LockedError: another handle (in this or another process) has it open.
+        MismatchError: dim/metric/index disagree with the stored collection.
+        NotFoundError: no collection there and ``create=False``.
+        CorruptError, FormatVersionError, SvDBIOError: the files cannot be read.
+    """
+
+    __slots__ = ("_handle", "_cv", "_active", "_path", "_durability", "_dim_lock", "_dim_settled", "__weakref__")
+
+    def __init__(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        dim: Optional[int] = None,
+        metric: Optional[Metric] = None,
+        durability: Durability = "persist",
+        *,
+        create: bool = True,
+        index: Optional[IndexType] = None,
+        hnsw_m: Optional[int] = None,
+        hnsw_ef_construction: Optional[int] = None,
+        hnsw_ef_search: Optional[int] = None,
+        seed: Optional[int] = None,
+        build_threads: Optional[int] = None,
+    ) -> None:
+        self._handle: Any = None
+        self._cv = threading.Condition(threading.Lock())
+        self._active = 0
+        self._dim_lock = threading.Lock()
+        self._dim_settled = False
+        try:
+            fspath = os.fspath(path)
+        except TypeError:
+            raise InvalidTypeError("path must be a str or os.PathLike, not %s" % _typename(path), -1) from None
+        if isinstance(fspath, bytes):
+            raise InvalidTypeError("path must be a str or os.PathLike[str], not bytes", -1)
+        if not fspath:
+            raise InvalidArgumentError("path is empty", -1)
+        if "\0" in fspath:
+            raise InvalidArgumentError("path contains a NUL character", -1)
+        try:
+            cpath = os.fsencode(fspath)
+        except UnicodeEncodeError as e:
+            raise InvalidArgumentError("path cannot be encoded: %s" % e, -1) from None
+        self._path = fspath
+        if dim is not None:
+            if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+                raise InvalidTypeError("dim must be an int or None, not %s" % _typename(dim), -1)
+            if dim < 0:
+                raise InvalidArgumentError("dim must be positive, not %d" % dim, -1)
+            if dim > int(lib.SVDB_MAX_DIM):
+                raise TooBigError("dim %d exceeds the maximum %d" % (dim, lib.SVDB_MAX_DIM), -12)
+        if not isinstance(create, (bool, int)):
+            raise InvalidTypeError("create must be a bool, not %s" % _typename(create), -1)
+        opts = ffi.new("svdb_open_options *")
+        _check(lib.svdb_open_options_init(opts, lib.SVDB_OPEN_OPTIONS_VERSION))
+        opts.dim = int(dim or 0)
+        opts.metric = _choice("metric", metric, _METRICS)
+        if durability is None:
+            durability = "persist"
+        opts.durability = _choice("durability", durability, _DURABILITY)
+        self._durability: Durability = "sync" if opts.durability == 1 else "persist"
+        opts.create = 1 if create else 0
+        opts.index = _choice("index", index, _INDEXES)
+        opts.hnsw_m = _uint("hnsw_m", hnsw_m, _U32_MAX)
+        opts.hnsw_ef_construction = _uint("hnsw_ef_construction", hnsw_ef_construction, _U32_MAX)
+        opts.hnsw_ef_search = _uint("hnsw_ef_search", hnsw_ef_search, _U32_MAX)
+        opts.seed = _uint("seed", seed, _U64_MAX)
+        opts.build_threads = _uint("build_threads", build_threads, _U32_MAX)
+        out = ffi.new("svdb **")
+        _check(lib.svdb_open(out, cpath, opts))
+        self._handle = out[0]
+        self._dim_settled = self._read_dim() != 0
+
+    # ------------------------------------------------------------ handle guard
+    #
+    # svdb_close must not race with other calls on the handle, and the GIL is
+    # released during every C call. Each call registers itself under _cv;
+    # close() takes the handle away (new calls raise ClosedError) and waits
+    # until the calls in flight have returned.
+
+    def _acquire(self) -> Any:
+        with self._cv:
+            h = self._handle
+            if h is None:
+                raise ClosedError("database %r is closed" % self._path, -2)
+            self._active += 1
+            return h
+
+    def _release(self) -> None:
+        with self._cv:
+            self._active -= 1
+            if self._active == 0:
+                self._cv.notify_all()
+
+    def _read_dim(self) -> int:
+        h = self._acquire()
+        try:
+            d = ffi.new("uint32_t *")
+            _check(lib.svdb_dim(h, d))
+            return int(d[0])
+        finally:
+            self._release()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Checkpoints (as :meth:`persist`) and closes the collection.
+
+        Waits for calls running in other threads to return. Closing twice is
+        a no-op; any other call on a closed database raises ClosedError. The
+        handle is released even when the final checkpoint fails, in which case
+        the error is raised (what was logged is replayed at the next open).
+        """
+        with self._cv:
+            h = self._handle
+            if h is None:
+                return
+            self._handle = None
+            while self._active:
+                self._cv.wait()
+        _check(lib.svdb_close(h))
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._handle is None
+
+    def persist(self) -> None:
+        """Writes a snapshot and fsyncs it, then truncates the log.
+
+        After it returns, everything written so far survives a crash or power
+        loss. Cheap when nothing changed since the last snapshot.
+        """
+        h = self._acquire()
+        try:
+            _check(lib.svdb_persist(h))
+        finally:
+            self._release()
+
+    def __enter__(self) -> "SvDBPython":
+        if self._handle is None:
+            raise ClosedError("database %r is closed" % self._path, -2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            h = self._handle
+        except AttributeError:
+            return
+        if h is not None and lib is not None:
+            self._handle = None
+            try:
+                lib.svdb_close(h)
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise InvalidTypeError("SvDBPython objects cannot be pickled or copied; open the path again", -1)
+
+    def __copy__(self) -> "SvDBPython":
+        raise InvalidTypeError("SvDBPython objects cannot be copied; share the object instead", -1)
+
+    def __deepcopy__(self, memo: object) -> "SvDBPython":
+        raise InvalidTypeError("SvDBPython objects cannot be copied; share the object instead", -1)
+
+    # ------------------------------------------------------------ writes
+
+    def _put(self, fn: Any, ids: Sequence[str], embeddings: Matrix, metadatas: Optional[Sequence[Metadata]]) -> None:
+        bids = _id_list(ids)
+        n = len(bids)
+        vecs = _as_float32(embeddings, "embeddings", 2)
+        if vecs.shape[0] != n:
+            raise InvalidArgumentError("there are %d ids but %d embeddings" % (n, vecs.shape[0]), -1)
+        metas = _metadata_list(metadatas, n)
+        dim = int(vecs.shape[1])
+        id_arr, keep_ids = _pointer_array(bids)
+        if metas is None:
+            meta_arr: Any = ffi.NULL
+            keep_metas: List[Any] = []
+        else:
+            meta_arr, keep_metas = _pointer_array(metas)
+        vptr = ffi.from_buffer("float[]", vecs)
+        h = self._acquire()
+        try:
+            if self._dim_settled:
+                rc = fn(h, n, id_arr, vptr, dim, meta_arr)
+            else:
+                # The first successful write fixes the dimension for good;
+                # until then get_vector() must not run beside a write.
+                with self._dim_lock:
+                    rc = fn(h, n, id_arr, vptr, dim, meta_arr)
+                    if rc == 0:
+                        self._dim_settled = True
+            _check(rc)
+        finally:
+            self._release()
+        del keep_ids, keep_metas
+
+    def add(
+        self,
+        ids: Sequence[str],
+        embeddings: Matrix,
+        metadatas: Optional[Sequence[Metadata]] = None,
+    ) -> None:
+        """Adds rows; all of them or none.
+
+        Args:
+            ids: one non-empty str per row (at most 1024 bytes of UTF-8, no NUL).
+            embeddings: ``(n, dim)`` numbers: a 2-d numpy array (a C-contiguous
+                float32 array is passed to C without a copy) or a list of lists.
+            metadatas: ``None``, or one entry per row: a dict (serialised with
+                ``json.dumps``), a JSON object string, or ``None``.
+
+        Raises:
+            IdExistsError: an id already exists (use :meth:`upsert`).
+            DuplicateIdError: an id appears twice in ``ids``.
+            DimensionError: the vectors' dimension is not the collection's.
+            InvalidArgumentError: bad id, NaN/inf, zero vector under cosine,
+                wrong shape, length mismatch, empty batch.
+            InvalidTypeError: an argument of the wrong type.
+            MetadataError: metadata not a JSON object or not serialisable.
+            TooBigError: an id or metadata over the limits.
+        """
+        self._put(lib.svdb_add_batch, ids, embeddings, metadatas)
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        embeddings: Matrix,
+        metadatas: Optional[Sequence[Metadata]] = None,
+    ) -> None:
+        """Like :meth:`add`, but rows whose id exists are overwritten (vector
+        and metadata; a ``None`` metadata removes it) and keep their position."""
+        self._put(lib.svdb_upsert_batch, ids, embeddings, metadatas)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Deletes the rows with these ids and returns how many were removed.
+
+        Missing ids are skipped and repeated ids count once.
+        """
+        bids = _id_list(ids)
+        arr, keep = _pointer_array(bids)
+        out = ffi.new("size_t *")
+        h = self._acquire()
+        try:
+            _check(lib.svdb_delete(h, len(bids), arr, out))
+        finally:
+            self._release()
+        del keep
+        return int(out[0])
+
+    # ------------------------------------------------------------ reads
+
+    def get(self, id: str) -> Optional[str]:
+        """The metadata JSON text stored with ``id``, or None if it has none.
+
+        Raises:
+            NotFoundError: no row has this id (also a KeyError).
+        """
+        bid = _encode_id(id, "id")
+        meta = ffi.new("char **")
+        h = self._acquire()
+        try:
+            _check(lib.svdb_get(h, bid, ffi.NULL, meta))
+        finally:
+            self._release()
+        if meta[0] == ffi.NULL:
+            return None
+        try:
+            return ffi.string(meta[0]).decode("utf-8", "replace")  # type: ignore[no-any-return]
+        finally:
+            lib.svdb_free(meta[0])
+
+    def get_vector(self, id: str) -> npt.NDArray[np.float32]:
+        """A copy of the vector stored with ``id`` (float32, shape ``(dim,)``).
+
+        Raises:
+            NotFoundError: no row has this id (also a KeyError).
+        """
+        bid = _encode_id(id, "id")
+        h = self._acquire()
+        try:
+            # svdb_get writes dim floats without knowing the buffer's size, so
+            # the dimension must not change between svdb_dim and svdb_get.
+            if self._dim_settled:
+                return self._get_vector(h, bid, id)
+            with self._dim_lock:
+                return self._get_vector(h, bid, id)
+        finally:
+            self._release()
+
+    def _get_vector(self, h: Any, bid: bytes, id: str) -> npt.NDArray[np.float32]:
+        d = ffi.new("uint32_t *")
+        _check(lib.svdb_dim(h, d))
+        if d[0] == 0:
+            raise NotFoundError("id %r not found" % id, -8)
+        vec = np.empty(int(d[0]), dtype=np.float32)
+        _check(lib.svdb_get(h, bid, ffi.from_buffer("float[]", vec), ffi.NULL))
+        return vec
+
+    def contains(self, id: str) -> bool:
+        """True when a row has this id (same as ``id in db``)."""
+        bid = _encode_id(id, "id")
+        found = ffi.new("int *")
+        h = self._acquire()
+        try:
+            _check(lib.svdb_contains(h, bid, found))
+        finally:
+            self._release()
+        return bool(found[0])
+
+    def __contains__(self, id: object) -> bool:
+        return self.contains(id)  # type: ignore[arg-type]
+
+    def count(self) -> int:
+        """The number of rows."""
+        out = ffi.new("size_t *")
+        h = self._acquire()
+        try:
+            _check(lib.svdb_count(h, out))
+        finally:
+            self._release()
+        return int(out[0])
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __bool__(self) -> bool:
+        # An open database is truthy even when empty (unlike a container).
+        return True
+
+    def get_all_ids(self) -> List[str]:
+        """Every id, in insertion order (an upsert keeps the row's position)."""
+        arr = ffi.new("char ***")
+        cnt = ffi.new("size_t *")
+        h = self._acquire()
+        try:
+            _check(lib.svdb_ids(h, arr, cnt))
+        finally:
+            self._release()
+        try:
+            p = arr[0]
+            return [ffi.string(p[i]).decode("utf-8", "replace") for i in range(int(cnt[0]))]
+        finally:
+            lib.svdb_ids_free(arr[0])
+
+    def _search_options(self, where: Optional[Where], ef: Optional[int], threads: Optional[int]) -> Tuple[Any, Any]:
+        wbytes = _encode_where(where)
+        ef_v = _uint("ef", ef, _U32_MAX)
+        th_v = _uint("threads", threads, _U32_MAX)
+        if wbytes is None and not ef_v and not th_v:
+            return ffi.NULL, None
+        opts = ffi.new("svdb_search_options *")
+        _check(lib.svdb_search_options_init(opts, lib.SVDB_SEARCH_OPTIONS_VERSION))
+        opts.ef = ef_v
+        opts.threads = th_v
+        keep = None
+        if wbytes is not None:
+            keep = ffi.new("char[]", wbytes)
+            opts.where = keep
+        return opts, keep
+
+    def search(
+        self,
+        query: Vector,
+        k: int = 10,
+        *,
+        where: Optional[Where] = None,
+        ef: Optional[int] = None,
+    ) -> List[Tuple[str, float]]:
+        """The ``k`` nearest rows to ``query`` as ``[(id, distance), ...]``, nearest first.
+
+        Fewer than ``k`` when the collection (or the rows matching ``where``)
+        has fewer; ``[]`` for an empty collection.
+
+        Args:
+            query: one vector (list or 1-d array) of the collection's dimension.
+            k: how many hits, at least 1.
+            where: metadata filter, e.g. ``{"year": {"$gte": 2020}}``.
+            ef: HNSW candidate list for this search (None: the default).
+
+        Raises:
+            DimensionError: the query's dimension is not the collection's.
+            InvalidArgumentError: k < 1, NaN/inf, not 1-d, bad filter.
+        """
+        kk = _k(k)
+        q = _as_float32(query, "query", 1)
+        opts, keep = self._search_options(where, ef, None)
+        hits = ffi.new("svdb_hit **")
+        n = ffi.new("size_t *")
+        qptr = ffi.from_buffer("float[]", q)
+        h = self._acquire()
+        try:
+            _check(lib.svdb_search(h, qptr, int(q.shape[0]), kk, opts, hits, n))
+        finally:
+            self._release()
+        del keep
+        try:
+            hp = hits[0]
+            return [
+                (ffi.string(hp[i].id).decode("utf-8", "replace"), float(hp[i].distance)) for i in range(int(n[0]))
+            ]
+        finally:
+            lib.svdb_hits_free(hits[0])
+
+    def search_batch(
+        self,
+        queries: Matrix,
+        k: int = 10,
+        *,
+        where: Optional[Where] = None,
+        ef: Optional[int] = None,
+        threads: int = 0,
+    ) -> BatchResult:
+        """Searches several queries at once (spread over ``threads`` C threads,
+        0 = all cores).
+
+        Returns:
+            ``BatchResult(ids, distances)``: ``ids`` an object array of shape
+            ``(nq, k)`` (str, padded with None), ``distances`` float32 of shape
+            ``(nq, k)`` (padded with inf); row i holds query i's hits nearest
+            first.
+        """
+        kk = _k(k)
+        qs = _as_float32(queries, "queries", 2)
+        nq = int(qs.shape[0])
+        if nq == 0:
+            raise InvalidArgumentError("queries is empty", -1)
+        opts, keep = self._search_options(where, ef, threads)
+        hits = ffi.new("svdb_hit **")
+        counts = np.zeros(nq, dtype=np.uintp)
+        cptr = ffi.from_buffer("size_t[]", counts)
+        qptr = ffi.from_buffer("float[]", qs)
+        h = self._acquire()
+        try:
+            _check(lib.svdb_search_batch(h, nq, qptr, int(qs.shape[1]), kk, opts, hits, cptr))
+        finally:
+            self._release()
+        del keep
+        try:
+            total = int(counts.sum())
+            try:
+                width = kk
+                ids = np.full((nq, width), None, dtype=object)
+                dists = np.full((nq, width), np.inf, dtype=np.float32)
+            except (MemoryError, ValueError) as e:
+                raise OutOfMemoryError("cannot allocate %d x %d results: %s" % (nq, kk, e), -3) from None
+            if total:
+                hp = hits[0]
+                rec = np.dtype(
+                    {
+                        "names": ["distance"],
+                        "formats": [np.float32],
+                        "offsets": [ffi.offsetof("svdb_hit", "distance")],
+                        "itemsize": ffi.sizeof("svdb_hit"),
+                    }
+                )
+                flat = np.frombuffer(ffi.buffer(hp, total * ffi.sizeof("svdb_hit")), dtype=rec)["distance"]
+                mask = np.arange(width)[None, :] < counts.astype(np.int64)[:, None]
+                dists[mask] = flat
+                ids[mask] = [ffi.string(hp[i].id).decode("utf-8", "replace") for i in range(total)]
+            return BatchResult(ids, dists)
+        finally:
+            lib.svdb_hits_free(hits[0])
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def path(self) -> str:
+        """The collection's directory, as given to the constructor."""
+        return self._path
+
+    @property
+    def dim(self) -> Optional[int]:
+        """The vector dimension, or None while no add has fixed it."""
+        d = self._read_dim()
+        return d or None
+
+    @property
+    def metric(self) -> Metric:
+        """The distance metric: "l2", "cosine" or "ip"."""
+        out = ffi.new("int *")
+        h = self._acquire()
+        try:
+            _check(lib.svdb_metric(h, out))
+        finally:
+            self._release()
+        name = _METRIC_NAMES.get(int(out[0]), "l2")
+        return name  # type: ignore[return-value]
+
+    @property
+    def index(self) -> IndexType:
+        """The index type: "flat" or "hnsw"."""
+        out = ffi.new("int *")
+        h = self._acquire()
+        try:
+            _check(lib.svdb_index_type(h, out))
+        finally:
+            self._release()
+        return _INDEX_NAMES.get(int(out[0]), "flat")  # type: ignore[return-value]
+
+    @property
+    def durability(self) -> Durability:
+        """The durability mode this handle was opened with."""
+        return self._durability
+
+    def __repr__(self) -> str:
+        if self._handle is None:
+            return "<SvDBPython path=%r closed>" % self._path
+        try:
+            return "<SvDBPython path=%r dim=%s metric=%r index=%r count=%d>" % (
+                self._path,
+                self.dim,
+                self.metric,
+                self.index,
+                self.count(),
+            )
+        except SvDBError:
+            return "<SvDBPython path=%r closed>" % self._path
