@@ -12,6 +12,8 @@ if [ "$mode" = test ]; then
   [ -f /usr/include/cmocka.h ] || pkgs+=(libcmocka-dev)
   command -v valgrind >/dev/null 2>&1 || pkgs+=(valgrind)
   command -v nm >/dev/null 2>&1 || pkgs+=(binutils)
+  command -v clang >/dev/null 2>&1 || pkgs+=(clang)
+  [ -n "$(find /usr/lib/llvm-*/lib/clang -name 'libclang_rt.fuzzer*.a' 2>/dev/null | head -1)" ] || pkgs+=(libclang-rt-dev)
 fi
 if [ ${#pkgs[@]} -gt 0 ]; then
   echo "== installing Debian packages: ${pkgs[*]}"

@@ -35,3 +35,14 @@ echo "== pysvdb: type check, pip install ., then the Python suite against the in
 python3 -m mypy --strict pysvdb
 python3 -m pip install -q .
 python3 -m pytest -q -p no:cacheprovider
+
+echo "== crash-kill harness, short run (docs/reliability.md has the long one)"
+for writer in c python; do
+  for durability in persist sync; do
+    python3 tests/crash/crash_harness.py --writer "$writer" --c-writer build/svdb_crash_writer \
+      --durability "$durability" --rounds "${SVDB_CRASH_ROUNDS:-40}"
+  done
+done
+
+echo "== fuzz smoke run (libFuzzer + ASan/UBSan, ${SVDB_FUZZ_SECONDS:-60}s per target)"
+tests/fuzz/run_fuzz.sh "${SVDB_FUZZ_SECONDS:-60}"
