@@ -295,8 +295,8 @@ class SvDBPython:
         create: create the collection if it does not exist (default True).
         index: ``"flat"`` (exact, default for new collections) or ``"hnsw"``
             (approximate); fixed when the collection is created.
-        hnsw_m, hnsw_ef_construction: HNSW build parameters, fixed at creation.
-        hnsw_ef_search: default HNSW search candidate list for this handle.
+        M, ef_construction: HNSW build parameters, fixed at creation.
+        ef_search: default HNSW search candidate list for this handle.
         seed: HNSW level seed (same seed + same insertions = same graph).
         build_threads: threads linking a large batch into the HNSW graph
             (None/0: all cores; 1: deterministic builds).
@@ -319,9 +319,9 @@ class SvDBPython:
         *,
         create: bool = True,
         index: Optional[IndexType] = None,
-        hnsw_m: Optional[int] = None,
-        hnsw_ef_construction: Optional[int] = None,
-        hnsw_ef_search: Optional[int] = None,
+        M: Optional[int] = None,
+        ef_construction: Optional[int] = None,
+        ef_search: Optional[int] = None,
         seed: Optional[int] = None,
         build_threads: Optional[int] = None,
     ) -> None:
@@ -364,9 +364,9 @@ class SvDBPython:
         self._durability: Durability = "sync" if opts.durability == 1 else "persist"
         opts.create = 1 if create else 0
         opts.index = _choice("index", index, _INDEXES)
-        opts.hnsw_m = _uint("hnsw_m", hnsw_m, _U32_MAX)
-        opts.hnsw_ef_construction = _uint("hnsw_ef_construction", hnsw_ef_construction, _U32_MAX)
-        opts.hnsw_ef_search = _uint("hnsw_ef_search", hnsw_ef_search, _U32_MAX)
+        opts.hnsw_m = _uint("M", M, _U32_MAX)
+        opts.hnsw_ef_construction = _uint("ef_construction", ef_construction, _U32_MAX)
+        opts.hnsw_ef_search = _uint("ef_search", ef_search, _U32_MAX)
         opts.seed = _uint("seed", seed, _U64_MAX)
         opts.build_threads = _uint("build_threads", build_threads, _U32_MAX)
         out = ffi.new("svdb **")

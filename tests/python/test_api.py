@@ -177,7 +177,7 @@ def test_where_filter(db: SvDBPython) -> None:
 
 def test_hnsw_index(db_path: str) -> None:
     data = rows(500, 16, seed=11)
-    with SvDBPython(db_path, index="hnsw", hnsw_m=8, hnsw_ef_construction=64, hnsw_ef_search=64, seed=1,
+    with SvDBPython(db_path, index="hnsw", M=8, ef_construction=64, ef_search=64, seed=1,
                     build_threads=1) as db:
         assert db.index == "hnsw"
         db.add(["%d" % i for i in range(500)], data)

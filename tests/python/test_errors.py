@@ -291,8 +291,8 @@ BAD_OPENS: Dict[str, Tuple[Type[E.SvDBError], Dict[str, Any]]] = {
     "dim huge": (E.TooBigError, dict(dim=2**40)),
     "dim str": (E.InvalidTypeError, dict(dim="3")),
     "dim float": (E.InvalidTypeError, dict(dim=3.0)),
-    "hnsw_m 1": (E.InvalidArgumentError, dict(index="hnsw", hnsw_m=1)),
-    "hnsw_m 100": (E.InvalidArgumentError, dict(index="hnsw", hnsw_m=100)),
+    "M 1": (E.InvalidArgumentError, dict(index="hnsw", M=1)),
+    "M 100": (E.InvalidArgumentError, dict(index="hnsw", M=100)),
     "seed negative": (E.InvalidArgumentError, dict(seed=-1)),
     "seed huge": (E.InvalidArgumentError, dict(seed=2**64)),
 }
