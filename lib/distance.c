@@ -46,7 +46,18 @@ static float dot_pair_scalar(const float *q, const float *x, size_t dim)
     return out;
 }
 
-static const svdb_kernels scalar_table = {"scalar", l2_scalar, dot_scalar, l2_pair_scalar, dot_pair_scalar};
+static void l2_gather_scalar(const float *q, const float *const *rows, size_t n, size_t dim, float *out)
+{
+    for (size_t i = 0; i < n; i++) out[i] = l2_pair_scalar(q, rows[i], dim);
+}
+
+static void dot_gather_scalar(const float *q, const float *const *rows, size_t n, size_t dim, float *out)
+{
+    for (size_t i = 0; i < n; i++) out[i] = dot_pair_scalar(q, rows[i], dim);
+}
+
+static const svdb_kernels scalar_table = {"scalar",         l2_scalar,        dot_scalar,       l2_pair_scalar,
+                                          dot_pair_scalar, l2_gather_scalar, dot_gather_scalar};
 
 const svdb_kernels *svdb__kernels_scalar(void) { return &scalar_table; }
 

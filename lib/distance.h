@@ -13,8 +13,11 @@
 typedef void (*svdb_kernel_fn)(const float *const *q, int nq, const float *x, size_t n, size_t dim,
                                float *out);
 
-/* One query against one row: the graph walk's inner call. */
+/* One query against one row. */
 typedef float (*svdb_pair_fn)(const float *q, const float *x, size_t dim);
+/* One query against n rows given by pointers: out[i] = dist(q, rows[i]).
+ * The graph walk scores a node's unvisited neighbours with one call. */
+typedef void (*svdb_gather_fn)(const float *q, const float *const *rows, size_t n, size_t dim, float *out);
 
 typedef struct svdb_kernels {
     const char *name;
@@ -22,6 +25,8 @@ typedef struct svdb_kernels {
     svdb_kernel_fn dot; /* dot product */
     svdb_pair_fn l2_pair;
     svdb_pair_fn dot_pair;
+    svdb_gather_fn l2_gather;
+    svdb_gather_fn dot_gather;
 } svdb_kernels;
 
 /* The fastest table this CPU supports (SVDB_SIMD in the environment may

@@ -21,9 +21,9 @@ static inline __m256i tail_mask(size_t r)
 
 /* R rows x NQ queries; same accumulation scheme as distance_avx512.c with
  * 8-lane halves of 16-float steps. */
-static inline __attribute__((always_inline)) void tile(const float *const *q, const int NQ, const float *x,
-                                                       const int R, size_t dim, int is_l2, float *out,
-                                                       size_t stride)
+static inline __attribute__((always_inline)) void tile(const float *const *q, const int NQ,
+                                                       const float *const *xr, const int R, size_t dim,
+                                                       int is_l2, float *out, size_t stride)
 {
     __m256 a0[SVDB_TILE_MAX_R][SVDB_KERNEL_MAX_Q], a1[SVDB_TILE_MAX_R][SVDB_KERNEL_MAX_Q];
     SVDB_UNROLL
@@ -35,8 +35,8 @@ static inline __attribute__((always_inline)) void tile(const float *const *q, co
         __m256 x0[SVDB_TILE_MAX_R], x1[SVDB_TILE_MAX_R];
         SVDB_UNROLL
         for (int r = 0; r < R; r++) {
-            x0[r] = _mm256_loadu_ps(x + r * dim + d);
-            x1[r] = _mm256_loadu_ps(x + r * dim + d + 8);
+            x0[r] = _mm256_loadu_ps(xr[r] + d);
+            x1[r] = _mm256_loadu_ps(xr[r] + d + 8);
         }
         SVDB_UNROLL
         for (int j = 0; j < NQ; j++) {
@@ -60,7 +60,7 @@ static inline __attribute__((always_inline)) void tile(const float *const *q, co
             __m256 q0 = _mm256_loadu_ps(q[j] + d);
             SVDB_UNROLL
             for (int r = 0; r < R; r++) {
-                __m256 x0 = _mm256_loadu_ps(x + r * dim + d);
+                __m256 x0 = _mm256_loadu_ps(xr[r] + d);
                 if (is_l2) {
                     __m256 t0 = _mm256_sub_ps(q0, x0);
                     a0[r][j] = _mm256_fmadd_ps(t0, t0, a0[r][j]);
@@ -78,7 +78,7 @@ static inline __attribute__((always_inline)) void tile(const float *const *q, co
             __m256 q0 = _mm256_maskload_ps(q[j] + d, m);
             SVDB_UNROLL
             for (int r = 0; r < R; r++) {
-                __m256 x0 = _mm256_maskload_ps(x + r * dim + d, m);
+                __m256 x0 = _mm256_maskload_ps(xr[r] + d, m);
                 if (is_l2) {
                     __m256 t0 = _mm256_sub_ps(q0, x0);
                     a1[r][j] = _mm256_fmadd_ps(t0, t0, a1[r][j]);
@@ -100,7 +100,9 @@ SVDB_DEFINE_KERNEL(dot_avx2, 0, 1, 1, 1, 1)
 
 SVDB_DEFINE_PAIR(l2_pair_avx2, 1)
 SVDB_DEFINE_PAIR(dot_pair_avx2, 0)
+SVDB_DEFINE_GATHER(l2_gather_avx2, 1, 1)
+SVDB_DEFINE_GATHER(dot_gather_avx2, 0, 1)
 
-static const svdb_kernels table = {"avx2", l2_avx2, dot_avx2, l2_pair_avx2, dot_pair_avx2};
+static const svdb_kernels table = {"avx2", l2_avx2, dot_avx2, l2_pair_avx2, dot_pair_avx2, l2_gather_avx2, dot_gather_avx2};
 
 const svdb_kernels *svdb__kernels_avx2(void) { return &table; }

@@ -6,9 +6,9 @@
 
 /* R rows x NQ queries; accumulators a0/a1 per pair take alternate 16-lane
  * halves of each 32-float step, then the tail goes to a0 (16) and a1 (masked). */
-static inline __attribute__((always_inline)) void tile(const float *const *q, const int NQ, const float *x,
-                                                       const int R, size_t dim, int is_l2, float *out,
-                                                       size_t stride)
+static inline __attribute__((always_inline)) void tile(const float *const *q, const int NQ,
+                                                       const float *const *xr, const int R, size_t dim,
+                                                       int is_l2, float *out, size_t stride)
 {
     __m512 a0[SVDB_TILE_MAX_R][SVDB_KERNEL_MAX_Q], a1[SVDB_TILE_MAX_R][SVDB_KERNEL_MAX_Q];
     SVDB_UNROLL
@@ -20,8 +20,8 @@ static inline __attribute__((always_inline)) void tile(const float *const *q, co
         __m512 x0[SVDB_TILE_MAX_R], x1[SVDB_TILE_MAX_R];
         SVDB_UNROLL
         for (int r = 0; r < R; r++) {
-            x0[r] = _mm512_loadu_ps(x + r * dim + d);
-            x1[r] = _mm512_loadu_ps(x + r * dim + d + 16);
+            x0[r] = _mm512_loadu_ps(xr[r] + d);
+            x1[r] = _mm512_loadu_ps(xr[r] + d + 16);
         }
         SVDB_UNROLL
         for (int j = 0; j < NQ; j++) {
@@ -45,7 +45,7 @@ static inline __attribute__((always_inline)) void tile(const float *const *q, co
             __m512 q0 = _mm512_loadu_ps(q[j] + d);
             SVDB_UNROLL
             for (int r = 0; r < R; r++) {
-                __m512 x0 = _mm512_loadu_ps(x + r * dim + d);
+                __m512 x0 = _mm512_loadu_ps(xr[r] + d);
                 if (is_l2) {
                     __m512 t0 = _mm512_sub_ps(q0, x0);
                     a0[r][j] = _mm512_fmadd_ps(t0, t0, a0[r][j]);
@@ -63,7 +63,7 @@ static inline __attribute__((always_inline)) void tile(const float *const *q, co
             __m512 q0 = _mm512_maskz_loadu_ps(m, q[j] + d);
             SVDB_UNROLL
             for (int r = 0; r < R; r++) {
-                __m512 x0 = _mm512_maskz_loadu_ps(m, x + r * dim + d);
+                __m512 x0 = _mm512_maskz_loadu_ps(m, xr[r] + d);
                 if (is_l2) {
                     __m512 t0 = _mm512_sub_ps(q0, x0);
                     a1[r][j] = _mm512_fmadd_ps(t0, t0, a1[r][j]);
@@ -88,7 +88,9 @@ SVDB_DEFINE_KERNEL(dot_avx512, 0, 4, 1, 1, 1)
 
 SVDB_DEFINE_PAIR(l2_pair_avx512, 1)
 SVDB_DEFINE_PAIR(dot_pair_avx512, 0)
+SVDB_DEFINE_GATHER(l2_gather_avx512, 1, 4)
+SVDB_DEFINE_GATHER(dot_gather_avx512, 0, 4)
 
-static const svdb_kernels table = {"avx512", l2_avx512, dot_avx512, l2_pair_avx512, dot_pair_avx512};
+static const svdb_kernels table = {"avx512", l2_avx512, dot_avx512, l2_pair_avx512, dot_pair_avx512, l2_gather_avx512, dot_gather_avx512};
 
 const svdb_kernels *svdb__kernels_avx512(void) { return &table; }

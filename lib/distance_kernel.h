@@ -11,8 +11,15 @@
 #define SVDB_RUN_TILES(NQ, R, IS_L2)                                                               \
     do {                                                                                           \
         size_t i_ = 0;                                                                             \
-        for (; i_ + (R) <= n; i_ += (R)) tile(q, NQ, x + i_ * dim, R, dim, IS_L2, out + i_, n);    \
-        for (; i_ < n; i_++) tile(q, NQ, x + i_ * dim, 1, dim, IS_L2, out + i_, n);                \
+        for (; i_ + (R) <= n; i_ += (R)) {                                                         \
+            const float *xr_[SVDB_TILE_MAX_R];                                                     \
+            for (int r_ = 0; r_ < (R); r_++) xr_[r_] = x + (i_ + (size_t)r_) * dim;                \
+            tile(q, NQ, xr_, R, dim, IS_L2, out + i_, n);                                          \
+        }                                                                                          \
+        for (; i_ < n; i_++) {                                                                     \
+            const float *xr_[1] = {x + i_ * dim};                                                  \
+            tile(q, NQ, xr_, 1, dim, IS_L2, out + i_, n);                                          \
+        }                                                                                          \
     } while (0)
 
 #define SVDB_DEFINE_KERNEL(NAME, IS_L2, R1, R2, R3, R4)                                            \
@@ -31,9 +38,21 @@
     static float NAME(const float *qv, const float *x, size_t dim)                                 \
     {                                                                                              \
         const float *q[1] = {qv};                                                                  \
+        const float *xr[1] = {x};                                                                  \
         float out;                                                                                 \
-        tile(q, 1, x, 1, dim, IS_L2, &out, 1);                                                     \
+        tile(q, 1, xr, 1, dim, IS_L2, &out, 1);                                                    \
         return out;                                                                                \
+    }
+
+/* One query against rows scattered in memory (a graph node's neighbours),
+ * R rows per tile, again with the same per-row arithmetic. */
+#define SVDB_DEFINE_GATHER(NAME, IS_L2, R)                                                         \
+    static void NAME(const float *qv, const float *const *rows, size_t n, size_t dim, float *out)  \
+    {                                                                                              \
+        const float *q[1] = {qv};                                                                  \
+        size_t i = 0;                                                                              \
+        for (; i + (R) <= n; i += (R)) tile(q, 1, rows + i, R, dim, IS_L2, out + i, 1);            \
+        for (; i < n; i++) tile(q, 1, rows + i, 1, dim, IS_L2, out + i, 1);                        \
     }
 
 #define SVDB_TILE_MAX_R 4

@@ -307,7 +307,7 @@ static int search_level(const walk *w, qref q, uint32_t ep, float ep_d, int l, s
     const unsigned shift = s->shift;
     const size_t mask = svdb__chunk_rows(s) - 1, dim = s->dim;
     const int metric = s->metric;
-    const svdb_pair_fn pf = metric == SVDB_METRIC_L2 ? w->k->l2_pair : w->k->dot_pair;
+    const svdb_gather_fn gf = metric == SVDB_METRIC_L2 ? w->k->l2_gather : w->k->dot_gather;
     const float qn = q.inv_norm;
     const int locked = w->locked;
     size_t nc = 0, nr = 0;
@@ -325,15 +325,27 @@ static int search_level(const walk *w, qref q, uint32_t ep, float ep_d, int l, s
         if (nr >= ef && c.d > res[0].d) break;
         const uint32_t *ln = locked ? read_links(w, c.id, l, buf) : links(h, c.id, l);
         uint32_t cnt = ln[0];
-        if (cnt) __builtin_prefetch(vecs[ln[1] >> shift] + (ln[1] & mask) * dim);
         for (uint32_t i = 1; i <= cnt; i++) __builtin_prefetch(&mark[ln[i]]);
+        /* Gather the unvisited neighbours, then score them in one call. */
+        uint32_t ids[2 * 64];
+        const float *rows[2 * 64];
+        float ds[2 * 64];
+        size_t m = 0;
         for (uint32_t i = 1; i <= cnt; i++) {
             uint32_t n = ln[i];
             if (mark[n] == gen) continue;
             mark[n] = gen;
             if (level[n] == SVDB_HNSW_NO_LEVEL || (int)level[n] < l) continue;
-            if (i < cnt) __builtin_prefetch(vecs[ln[i + 1] >> shift] + (ln[i + 1] & mask) * dim);
-            float d = pf(q.v, vecs[n >> shift] + (n & mask) * dim, dim);
+            ids[m] = n;
+            rows[m] = vecs[n >> shift] + (n & mask) * dim;
+            __builtin_prefetch(rows[m]);
+            m++;
+        }
+        if (!m) continue;
+        gf(q.v, rows, m, dim, ds);
+        for (size_t j = 0; j < m; j++) {
+            uint32_t n = ids[j];
+            float d = ds[j];
             if (metric == SVDB_METRIC_COSINE) d = 1.0f - d * qn * norms[n >> shift][n & mask];
             else if (metric == SVDB_METRIC_IP) d = 1.0f - d;
             if (d != d) d = __builtin_inff();
