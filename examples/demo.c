@@ -32,7 +32,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n; i++) printf("  %s  %.4f\n", hits[i].id, hits[i].distance);
     svdb_hits_free(hits);
     char *meta = NULL;
-    CHECK(svdb_get(db, "apple", NULL, &meta));
+    CHECK(svdb_get(db, "apple", NULL, 0, &meta));
     printf("apple -> %s\n", meta ? meta : "(no metadata)");
     svdb_free(meta);
     CHECK(svdb_close(db));

@@ -137,7 +137,7 @@ SVDB_API int svdb_upsert_batch(svdb *db, size_t n, const char *const *ids, const
 SVDB_API int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted);
 
 /* Reads. */
-SVDB_API int svdb_get(svdb *db, const char *id, float *vector, char **metadata);
+SVDB_API int svdb_get(svdb *db, const char *id, float *vector, uint32_t dim, char **metadata);
 SVDB_API int svdb_contains(svdb *db, const char *id, int *found);
 SVDB_API int svdb_count(svdb *db, size_t *count);
 SVDB_API int svdb_dim(svdb *db, uint32_t *dim);

@@ -705,7 +705,7 @@ int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted)
 
 /* ---------------------------------------------------------------- reads */
 
-int svdb_get(svdb *db, const char *id, float *vector, char **metadata)
+int svdb_get(svdb *db, const char *id, float *vector, uint32_t dim, char **metadata)
 {
     SVDB_TRY(check_db(db));
     if (metadata) *metadata = NULL;
@@ -718,7 +718,11 @@ int svdb_get(svdb *db, const char *id, float *vector, char **metadata)
         rc = svdb__fail(SVDB_ENOTFOUND, "id '%s' not found", id);
     } else {
         const svdb_row *r = svdb__row(&db->store, slot);
-        if (metadata && r->meta && !(*metadata = svdb__strndup(r->meta, r->meta_len)))
+        /* The buffer's size is checked under the lock, where the dimension cannot change. */
+        if (vector && dim != db->store.dim)
+            rc = svdb__fail(SVDB_EDIM, "vector buffer holds %u floats but the collection has %u dimensions", dim,
+                            db->store.dim);
+        if (rc == SVDB_OK && metadata && r->meta && !(*metadata = svdb__strndup(r->meta, r->meta_len)))
             rc = svdb__fail(SVDB_ENOMEM, "out of memory");
         if (rc == SVDB_OK && vector) memcpy(vector, svdb__vec(&db->store, slot), db->store.dim * sizeof(float));
     }

@@ -38,22 +38,27 @@ const char *svdb_errmsg(void) { return tl_msg; }
 
 void svdb__clear_error(void) { tl_msg[0] = '\0'; }
 
+/* Messages are formatted into a local buffer first: callers may pass the
+ * current message (svdb_errmsg()) as an argument to extend it. */
 int svdb__fail(int status, const char *fmt, ...)
 {
+    char buf[sizeof tl_msg];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(tl_msg, buf, sizeof tl_msg);
     return status;
 }
 
 int svdb__fail_errno(int status, int err, const char *fmt, ...)
 {
+    char buf[sizeof tl_msg];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tl_msg, sizeof tl_msg, fmt, ap);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof tl_msg)
-        snprintf(tl_msg + n, sizeof tl_msg - (size_t)n, ": %s", strerror(err));
+    if (n >= 0 && (size_t)n < sizeof buf) snprintf(buf + n, sizeof buf - (size_t)n, ": %s", strerror(err));
+    memcpy(tl_msg, buf, sizeof tl_msg);
     return status;
 }

@@ -118,7 +118,7 @@ static void run_group(batch_job *job, size_t first, size_t nq)
 {
     const svdb_search_plan *p = job->plan;
     svdb_admit_fn admit = p->filter ? admit_row : NULL;
-    const float *q[SVDB_KERNEL_MAX_Q];
+    const float *q[SVDB_KERNEL_MAX_Q] = {0};
     svdb_topk tops[SVDB_KERNEL_MAX_Q];
     for (size_t j = 0; j < nq; j++) {
         q[j] = job->queries + (first + j) * p->s->dim;

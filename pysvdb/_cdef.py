@@ -111,7 +111,7 @@ int svdb_upsert_batch(svdb *db, size_t n, const char *const *ids, const float *v
 int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted);
 
 /* Reads. */
-int svdb_get(svdb *db, const char *id, float *vector, char **metadata);
+int svdb_get(svdb *db, const char *id, float *vector, uint32_t dim, char **metadata);
 int svdb_contains(svdb *db, const char *id, int *found);
 int svdb_count(svdb *db, size_t *count);
 int svdb_dim(svdb *db, uint32_t *dim);

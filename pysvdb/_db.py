@@ -308,7 +308,7 @@ class SvDBPython:
         CorruptError, FormatVersionError, SvDBIOError: the files cannot be read.
     """
 
-    __slots__ = ("_handle", "_cv", "_active", "_path", "_durability", "_dim_lock", "_dim_settled", "__weakref__")
+    __slots__ = ("_handle", "_cv", "_active", "_path", "_durability", "__weakref__")
 
     def __init__(
         self,
@@ -328,8 +328,6 @@ class SvDBPython:
         self._handle: Any = None
         self._cv = threading.Condition(threading.Lock())
         self._active = 0
-        self._dim_lock = threading.Lock()
-        self._dim_settled = False
         try:
             fspath = os.fspath(path)
         except TypeError:
@@ -372,7 +370,6 @@ class SvDBPython:
         out = ffi.new("svdb **")
         _check(lib.svdb_open(out, cpath, opts))
         self._handle = out[0]
-        self._dim_settled = self._read_dim() != 0
 
     # ------------------------------------------------------------ handle guard
     #
@@ -488,16 +485,7 @@ class SvDBPython:
         vptr = ffi.from_buffer("float[]", vecs)
         h = self._acquire()
         try:
-            if self._dim_settled:
-                rc = fn(h, n, id_arr, vptr, dim, meta_arr)
-            else:
-                # The first successful write fixes the dimension for good;
-                # until then get_vector() must not run beside a write.
-                with self._dim_lock:
-                    rc = fn(h, n, id_arr, vptr, dim, meta_arr)
-                    if rc == 0:
-                        self._dim_settled = True
-            _check(rc)
+            _check(fn(h, n, id_arr, vptr, dim, meta_arr))
         finally:
             self._release()
         del keep_ids, keep_metas
@@ -567,7 +555,7 @@ class SvDBPython:
         meta = ffi.new("char **")
         h = self._acquire()
         try:
-            _check(lib.svdb_get(h, bid, ffi.NULL, meta))
+            _check(lib.svdb_get(h, bid, ffi.NULL, 0, meta))
         finally:
             self._release()
         if meta[0] == ffi.NULL:
@@ -586,12 +574,7 @@ class SvDBPython:
         bid = _encode_id(id, "id")
         h = self._acquire()
         try:
-            # svdb_get writes dim floats without knowing the buffer's size, so
-            # the dimension must not change between svdb_dim and svdb_get.
-            if self._dim_settled:
-                return self._get_vector(h, bid, id)
-            with self._dim_lock:
-                return self._get_vector(h, bid, id)
+            return self._get_vector(h, bid, id)
         finally:
             self._release()
 
@@ -601,7 +584,8 @@ class SvDBPython:
         if d[0] == 0:
             raise NotFoundError("id %r not found" % id, -8)
         vec = np.empty(int(d[0]), dtype=np.float32)
-        _check(lib.svdb_get(h, bid, ffi.from_buffer("float[]", vec), ffi.NULL))
+        # The library checks the buffer's size against the dimension under its lock.
+        _check(lib.svdb_get(h, bid, ffi.from_buffer("float[]", vec), d[0], ffi.NULL))
         return vec
 
     def contains(self, id: str) -> bool:

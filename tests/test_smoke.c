@@ -35,7 +35,7 @@ static void test_smoke__roundtrip(void **state)
     assert_int_equal(svdb_count(db, &c), SVDB_OK);
     assert_int_equal(c, 2);
     char *m;
-    assert_int_equal(svdb_get(db, "a", NULL, &m), SVDB_OK);
+    assert_int_equal(svdb_get(db, "a", NULL, 0, &m), SVDB_OK);
     assert_string_equal(m, "{\"x\":1}");
     svdb_free(m);
     assert_int_equal(svdb_close(db), SVDB_OK);

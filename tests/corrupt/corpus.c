@@ -113,7 +113,7 @@ static void try_open(const char *dir)
     float *v = calloc(dim ? dim : 1, sizeof *v);
     for (size_t i = 0; i < nids; i++) {
         char *meta = NULL;
-        if (svdb_get(db, ids[i], v, &meta) != SVDB_OK) fail_used(dir, "get");
+        if (svdb_get(db, ids[i], v, dim, &meta) != SVDB_OK) fail_used(dir, "get");
         svdb_free(meta);
     }
     if (dim) {

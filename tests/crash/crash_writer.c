@@ -58,7 +58,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < nid; i++) {
         char id[32], *meta = NULL;
         snprintf(id, sizeof id, "k%d", i);
-        if (svdb_get(db, id, NULL, &meta) == SVDB_OK) {
+        if (svdb_get(db, id, NULL, 0, &meta) == SVDB_OK) {
             present[i] = 1;
             const char *p = meta ? strstr(meta, "\"v\": ") : NULL;
             ver[i] = p ? atoi(p + 5) : 0;

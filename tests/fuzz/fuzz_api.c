@@ -37,7 +37,7 @@ static void check_all(void)
         char id[8], *meta = NULL;
         snprintf(id, sizeof id, "k%d", i);
         float v[DIM];
-        int rc = svdb_get(db, id, v, &meta);
+        int rc = svdb_get(db, id, v, DIM, &meta);
         if (model[i].present != (rc == SVDB_OK)) abort();
         if (rc == SVDB_OK) {
             if (memcmp(v, model[i].v, sizeof v) != 0) abort();

@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if ((rc == SVDB_OK) != ok) abort();
     if (rc == SVDB_OK) {
         char *back = NULL;
-        if (svdb_get(db, "m", NULL, &back) != SVDB_OK || strcmp(back, json) != 0) abort();
+        if (svdb_get(db, "m", NULL, 0, &back) != SVDB_OK || strcmp(back, json) != 0) abort();
         svdb_free(back);
     }
     free(json);

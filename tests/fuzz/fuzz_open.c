@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             svdb_hits_free(hits);
             if (nids) {
                 char *meta = NULL;
-                if (svdb_get(db, ids[0], q, &meta) != SVDB_OK) abort();
+                if (svdb_get(db, ids[0], q, dim, &meta) != SVDB_OK) abort();
                 svdb_free(meta);
             }
             free(q);

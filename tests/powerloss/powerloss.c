@@ -146,7 +146,7 @@ static int verify(const char *path, const model *m, char *why, size_t whylen)
         snprintf(idb, sizeof idb, "id%d", id);
         float v[DIM], want[DIM];
         char *meta = NULL;
-        int got = svdb_get(db, idb, v, &meta) == SVDB_OK;
+        int got = svdb_get(db, idb, v, DIM, &meta) == SVDB_OK;
         int ok_states = 0;
         /* the acknowledged state, or the in-flight one if this id is in it */
         for (int alt = 0; alt < 2; alt++) {
@@ -187,7 +187,7 @@ static int verify(const char *path, const model *m, char *why, size_t whylen)
             char idb[16];
             snprintf(idb, sizeof idb, "id%d", m->ids[i]);
             char *meta = NULL;
-            int got = svdb_get(db, idb, NULL, &meta) == SVDB_OK;
+            int got = svdb_get(db, idb, NULL, 0, &meta) == SVDB_OK;
             char wm[32];
             snprintf(wm, sizeof wm, "{\"ver\": %d}", m->vers[i]);
             applied += m->kind == 'd' ? !got : (got && meta && strcmp(meta, wm) == 0);
