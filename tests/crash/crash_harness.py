@@ -122,25 +122,27 @@ def python_writer(path: str, log: str, durability: str, seed: int, first_op: int
 
 @dataclass
 class Model:
+    """What the collection must hold: acknowledged operations, read from the
+    log incrementally (each round only parses what the last writer added)."""
+
     ver: Dict[int, int] = field(default_factory=dict)
     present: Dict[int, bool] = field(default_factory=dict)
     acked_ops: int = 0
     last_op: int = -1
+    offset: int = 0
 
-    def replay(self, log: str) -> Tuple[Optional[Tuple[str, List[Tuple[int, int]]]], bool]:
-        """Applies acknowledged operations; returns the one in flight, if any, and whether the writer opened."""
+    def replay(self, log: str) -> Optional[Tuple[str, List[Tuple[int, int]]]]:
+        """Applies newly acknowledged operations; returns the one in flight, if any."""
         inflight: Optional[Tuple[str, List[Tuple[int, int]]]] = None
-        opened = False
         if not os.path.exists(log):  # killed before it wrote anything: nothing acknowledged
-            return None, False
-        with open(log) as f:
-            lines = f.read().splitlines()
-        for line in lines:
-            if line == "O":
-                opened = True
-                continue
+            return None
+        with open(log, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        for line in data.decode().splitlines():
             parts = line.split()
-            if not parts:
+            if not parts or parts[0] == "O":
                 continue
             if parts[0] == "I":
                 self.last_op = int(parts[1])
@@ -154,7 +156,24 @@ class Model:
                         self.ver[i] = v
                         self.present[i] = kind != "d"
                 inflight = None
-        return inflight, opened
+        return inflight
+
+    def adopt(self, path: str, inflight: Optional[Tuple[str, List[Tuple[int, int]]]]) -> None:
+        """After a clean check, takes the recovered outcome of the op in flight."""
+        if inflight is None or inflight[0] not in "aud":
+            return
+        import pysvdb
+
+        with pysvdb.SvDBPython(path) as db:
+            for i, v in inflight[1]:
+                key = "k%d" % i
+                if key in db:
+                    self.present[i] = True
+                    self.ver[i] = int(json.loads(db.get(key) or "{}").get("v", 0))
+                else:
+                    if self.present.get(i):
+                        self.ver[i] = v
+                    self.present[i] = False
 
 
 def verify(path: str, model: Model, inflight: Optional[Tuple[str, List[Tuple[int, int]]]]) -> Optional[str]:
@@ -263,11 +282,11 @@ def main() -> int:
             proc.wait()
             stats["kills"][mode] += 1
             stats["rounds"] += 1
-            model = Model()
-            inflight, _opened = model.replay(log)
+            inflight = model.replay(log)
             problem = verify(path, model, inflight)
             if problem is None:
                 stats["clean"] += 1
+                model.adopt(path, inflight)
             else:
                 print("round %d (%s kill): %s" % (rnd, mode, problem))
                 if problem.startswith("open failed"):
