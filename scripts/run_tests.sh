@@ -18,6 +18,12 @@ cmake --build build-asan -j"$jobs" >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"$jobs"
 
+echo "== threaded C tests under ThreadSanitizer"
+cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSVDB_TSAN=ON -DSVDB_BUILD_BENCH=OFF >/dev/null
+cmake --build build-tsan -j"$jobs" --target test_concurrency test_index test_lock test_api >/dev/null
+TSAN_OPTIONS=halt_on_error=1:report_signal_unsafe=0 \
+  ctest --test-dir build-tsan --output-on-failure -R 'test_(concurrency|index|lock|api)$'
+
 echo "== C suite under valgrind (memcheck, leaks are errors)"
 failed=0
 for t in build/tests/test_*; do

@@ -29,6 +29,9 @@
 enum { DIM = 4, N_OPS = 14 };
 
 /* The scripted workload: random valid ops with a few checkpoints. */
+/* Injection points tried, reported at the end (docs/reliability.md). */
+static long io_points, oom_points;
+
 static th_op script[N_OPS];
 
 static int setup_script(void **state)
@@ -86,6 +89,7 @@ static void io_workload(int dur, int err, long n, int *fired)
     int poisoned = 0, enospc_op = -1;
     *fired = 0;
     svdb__io_fail_after(n, err);
+    io_points++;
     for (int i = 0; i < N_OPS; i++) {
         int rc = th_op_run(db, &script[i]);
         if (rc == SVDB_OK) {
@@ -193,6 +197,7 @@ static void test_faults__io_at_close(void **state)
                 th_op_model(&m, &script[i]);
             }
             svdb__io_fail_after(n, errs[e]);
+            io_points++;
             int rc = svdb_close(db);
             svdb__io_fail_after(0, 0);
             if (rc != SVDB_OK) assert_true(rc == SVDB_EIO || rc == SVDB_ENOSPC);
@@ -215,6 +220,7 @@ static void test_faults__io_at_open(void **state)
         char *dir = th_tmpdir("faults-open-new");
         svdb *db = (svdb *)0x1;
         svdb__io_fail_after(n, EIO);
+        io_points++;
         int rc = svdb_open(&db, dir, NULL);
         svdb__io_fail_after(0, 0);
         if (rc != SVDB_OK) {
@@ -253,6 +259,7 @@ static void test_faults__io_at_open(void **state)
         assert_int_equal(th_write_file(snapp, s, sl), 0);
         assert_int_equal(th_write_file(walp, torn, wl + 10), 0);
         svdb__io_fail_after(n, EIO);
+        io_points++;
         int rc = svdb_open(&db, dir, NULL);
         svdb__io_fail_after(0, 0);
         if (rc == SVDB_OK) {
@@ -287,6 +294,7 @@ static void oom_loop(svdb *db, th_model *m, oom_fn fn, void *ctx, const char *wh
     int streak = 0, failures = 0;
     for (long n = 1; streak < 8; n++) {
         svdb__alloc_fail_after(n);
+        oom_points++;
         int rc = fn(db, m, ctx);
         svdb__alloc_fail_after(0);
         if (rc == SVDB_OK) {
@@ -433,6 +441,7 @@ static void test_faults__oom_open_persist_close(void **state)
         assert_int_equal(th_write_file(walp, w, wl), 0);
         db = (svdb *)0x1;
         svdb__alloc_fail_after(n);
+        oom_points++;
         int rc = svdb_open(&db, dir, NULL);
         svdb__alloc_fail_after(0);
         if (rc == SVDB_OK) {
@@ -440,6 +449,7 @@ static void test_faults__oom_open_persist_close(void **state)
             assert_true(th_check_db(db, &m, 1));
             /* persist under allocation failure */
             svdb__alloc_fail_after(n);
+            oom_points++;
             rc = svdb_persist(db);
             svdb__alloc_fail_after(0);
             if (rc != SVDB_OK) assert_int_equal(rc, SVDB_ENOMEM);
@@ -465,6 +475,7 @@ static void test_faults__oom_open_persist_close(void **state)
         assert_int_equal(th_write_file(walp, w, wl), 0);
         ASSERT_OK(svdb_open(&db, dir, NULL));
         svdb__alloc_fail_after(n);
+        oom_points++;
         int rc = svdb_close(db);
         svdb__alloc_fail_after(0);
         if (rc == SVDB_OK) streak++;
@@ -478,6 +489,7 @@ static void test_faults__oom_open_persist_close(void **state)
     for (long n = 1; n < 200; n++) {
         char *d2 = th_tmpdir("faults-oom-new");
         svdb__alloc_fail_after(n);
+        oom_points++;
         int rc = svdb_open(&db, d2, NULL);
         svdb__alloc_fail_after(0);
         if (rc == SVDB_OK) ASSERT_OK(svdb_close(db));
@@ -507,5 +519,8 @@ int main(void)
         cmocka_unit_test(test_faults__oom_writes_and_reads),
         cmocka_unit_test(test_faults__oom_open_persist_close),
     };
-    return cmocka_run_group_tests(tests, setup_script, teardown_script);
+    int failed = cmocka_run_group_tests(tests, setup_script, teardown_script);
+    printf("faults: %ld injected I/O failures and %ld injected allocation failures, %d failing tests\n", io_points,
+           oom_points, failed);
+    return failed;
 }
