@@ -157,6 +157,37 @@ def _id_list(ids: object, what: str = "ids") -> List[bytes]:
     return out
 
 
+def _id_pointers(ids: object, what: str = "ids") -> Tuple[Any, List[Any], int]:
+    """A ``const char *[]`` of the ids, the objects to keep alive with it, and the count.
+
+    Encodes the whole list at once (one join, one encode, the offsets found
+    with numpy): per-id Python work would cost more than the C call itself.
+    Anything unusual takes the per-id path, which names the offending id.
+    """
+    if isinstance(ids, (str, bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
+        raise InvalidTypeError("%s must be a list of str, not %s" % (what, _typename(ids)), -1)
+    seq = ids if isinstance(ids, list) else list(ids)
+    n = len(seq)
+    try:
+        joined = "\0".join(seq)
+        clean = n > 0 and joined.count("\0") == n - 1  # no id holds a NUL of its own
+        blob = joined.encode("utf-8") + b"\0" if clean else b""
+    except (TypeError, UnicodeEncodeError):
+        clean = False
+    if clean:
+        ends = np.flatnonzero(np.frombuffer(blob, dtype=np.uint8) == 0).astype(np.uint64)
+        starts = np.zeros(n, dtype=np.uint64)
+        starts[1:] = ends[:-1] + np.uint64(1)
+        lengths = ends - starts
+        clean = bool(lengths.min() > 0) and int(lengths.max()) <= int(lib.SVDB_MAX_ID_BYTES)
+    if not clean:
+        arr, keep = _pointer_array(_id_list(seq, what))
+        return arr, keep, n
+    buf = ffi.from_buffer(blob)
+    addrs = (starts + np.uint64(int(ffi.cast("uintptr_t", buf)))).astype(np.uintp)
+    return ffi.from_buffer("char *[]", addrs), [blob, buf, addrs], n
+
+
 def _pointer_array(items: Sequence[Optional[bytes]]) -> Tuple[Any, List[Any]]:
     """A ``const char *[]`` pointing at NUL-terminated copies of items (None -> NULL).
 
@@ -469,14 +500,12 @@ class SvDBPython:
     # ------------------------------------------------------------ writes
 
     def _put(self, fn: Any, ids: Sequence[str], embeddings: Matrix, metadatas: Optional[Sequence[Metadata]]) -> None:
-        bids = _id_list(ids)
-        n = len(bids)
+        id_arr, keep_ids, n = _id_pointers(ids)
         vecs = _as_float32(embeddings, "embeddings", 2)
         if vecs.shape[0] != n:
             raise InvalidArgumentError("there are %d ids but %d embeddings" % (n, vecs.shape[0]), -1)
         metas = _metadata_list(metadatas, n)
         dim = int(vecs.shape[1])
-        id_arr, keep_ids = _pointer_array(bids)
         if metas is None:
             meta_arr: Any = ffi.NULL
             keep_metas: List[Any] = []
