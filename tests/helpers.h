@@ -3,6 +3,7 @@
 #define SVDB_TEST_HELPERS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 /* A new empty directory path under $SVDB_TEST_TMP (or /tmp); caller frees. */
 char *th_tmpdir(const char *tag);
@@ -89,5 +90,21 @@ void th_op_model(th_model *m, const th_op *op);
 pid_t th_fork(void);
 void th_child_exit(int code) __attribute__((noreturn));
 int th_wait(pid_t pid);
+
+/* Status checks that print the library's message when they fail (include
+ * after <cmocka.h>). */
+#define ASSERT_OK(expr)                                                                            \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        if (rc_ != SVDB_OK) fprintf(stderr, "%s: got %d (%s)\n", #expr, rc_, svdb_errmsg());       \
+        assert_int_equal(rc_, SVDB_OK);                                                            \
+    } while (0)
+#define ASSERT_FAILS(expr, code)                                                                   \
+    do {                                                                                           \
+        int rc_ = (expr);                                                                          \
+        if (rc_ != (code)) fprintf(stderr, "%s: got %d (%s)\n", #expr, rc_, svdb_errmsg());        \
+        assert_int_equal(rc_, (code));                                                             \
+        assert_true(svdb_errmsg()[0] != '\0');                                                     \
+    } while (0)
 
 #endif

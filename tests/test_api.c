@@ -19,21 +19,6 @@
 #include "helpers.h"
 #include "svdb.h"
 
-#define ASSERT_FAILS(expr, code)                                                                   \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        if (rc_ != (code)) fprintf(stderr, "%s: got %d (%s)\n", #expr, rc_, svdb_errmsg());        \
-        assert_int_equal(rc_, (code));                                                             \
-        assert_true(svdb_errmsg()[0] != '\0');                                                     \
-    } while (0)
-
-#define ASSERT_OK(expr)                                                                            \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        if (rc_ != SVDB_OK) fprintf(stderr, "%s: got %d (%s)\n", #expr, rc_, svdb_errmsg());       \
-        assert_int_equal(rc_, SVDB_OK);                                                            \
-    } while (0)
-
 typedef struct fixture {
     char *dir;
     svdb *db;

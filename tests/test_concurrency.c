@@ -15,13 +15,6 @@
 #include "helpers.h"
 #include "svdb.h"
 
-#define ASSERT_OK(expr)                                                                            \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        if (rc_ != SVDB_OK) fprintf(stderr, "%s: got %d (%s)\n", #expr, rc_, svdb_errmsg());       \
-        assert_int_equal(rc_, SVDB_OK);                                                            \
-    } while (0)
-
 enum { B = 8, D = 16, ITERS = 400, READERS = 3, MAX_BATCHES = ITERS + 1 };
 
 typedef struct shared {

@@ -22,13 +22,6 @@
 #include "helpers.h"
 #include "svdb.h"
 
-#define ASSERT_OK(expr)                                                                            \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        if (rc_ != SVDB_OK) fprintf(stderr, "%s: got %d (%s)\n", #expr, rc_, svdb_errmsg());       \
-        assert_int_equal(rc_, SVDB_OK);                                                            \
-    } while (0)
-
 static int read_u32(int fd, uint32_t *v)
 {
     size_t got = 0;

@@ -19,13 +19,6 @@
 #include "helpers.h"
 #include "svdb.h"
 
-#define ASSERT_OK(expr)                                                                            \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        if (rc_ != SVDB_OK) fprintf(stderr, "%s: got %d (%s)\n", #expr, rc_, svdb_errmsg());       \
-        assert_int_equal(rc_, SVDB_OK);                                                            \
-    } while (0)
-
 enum { DIM = 4, N_OPS = 14 };
 
 /* The scripted workload: random valid ops with a few checkpoints. */

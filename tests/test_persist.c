@@ -16,13 +16,6 @@
 #include "helpers.h"
 #include "svdb.h"
 
-#define ASSERT_OK(expr)                                                                            \
-    do {                                                                                           \
-        int rc_ = (expr);                                                                          \
-        if (rc_ != SVDB_OK) fprintf(stderr, "%s: got %d (%s)\n", #expr, rc_, svdb_errmsg());       \
-        assert_int_equal(rc_, SVDB_OK);                                                            \
-    } while (0)
-
 /* Runs n_ops random ops from seed on db and the model; persist_pct as in th_gen_op. */
 static int run_ops(svdb *db, th_model *m, uint64_t *rng, unsigned *next_id, int n_ops, int persist_pct)
 {
