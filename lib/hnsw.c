@@ -115,6 +115,15 @@ static inline uint32_t *links(const svdb_hnsw *h, uint32_t slot, int l)
 }
 static inline uint32_t max_links(const svdb_hnsw *h, int l) { return l == 0 ? h->m0 : h->p.m; }
 
+/* A link is stale when its target was deleted (or its slot reused by a node
+ * that does not reach level l): deletes repair only the removed node's own
+ * neighbours, so other nodes may still point at the slot. Walks skip stale
+ * links; re-selection and serialisation drop them. */
+static inline int on_level(const svdb_hnsw *h, uint32_t n, int l)
+{
+    return h->level[n] != SVDB_HNSW_NO_LEVEL && (int)h->level[n] >= l;
+}
+
 /* ------------------------------------------------------------ distances */
 
 /* A query: a vector and, for cosine, its inverse norm (1 for prepared queries). */
@@ -423,7 +432,8 @@ static int add_link_unlocked(svdb_hnsw *h, const svdb_store *s, const svdb_kerne
     if (!cands) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
     qref base = node_ref(s, to);
     size_t n = 0;
-    for (uint32_t i = 1; i <= ln[0]; i++) cands[n++] = (pair){dist(s, k, base, ln[i]), ln[i]};
+    for (uint32_t i = 1; i <= ln[0]; i++)
+        if (on_level(h, ln[i], l)) cands[n++] = (pair){dist(s, k, base, ln[i]), ln[i]};
     cands[n++] = (pair){dist(s, k, base, from), from};
     qsort(cands, n, sizeof *cands, by_dist);
     uint32_t sel[2 * 64 + 1];
@@ -585,7 +595,8 @@ static void repair(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uin
     pair c[4 * 64 + 2];
     size_t n = 0;
     qref base = node_ref(s, u);
-    for (uint32_t i = 1; i <= lu[0] && n < sizeof c / sizeof c[0]; i++) c[n++] = (pair){dist(s, k, base, lu[i]), lu[i]};
+    for (uint32_t i = 1; i <= lu[0] && n < sizeof c / sizeof c[0]; i++)
+        if (on_level(h, lu[i], l)) c[n++] = (pair){dist(s, k, base, lu[i]), lu[i]};
     for (uint32_t i = 1; i <= ld[0] && n < sizeof c / sizeof c[0]; i++) {
         uint32_t x = ld[i];
         int dup = x == u || x == d || h->level[x] == SVDB_HNSW_NO_LEVEL || (int)h->level[x] < l;
@@ -661,7 +672,11 @@ size_t svdb__hnsw_encoded_size(const svdb_hnsw *h, const uint32_t *order, size_t
         int L = h->level[order[i]];
         bytes += 1;
         if (L == SVDB_HNSW_NO_LEVEL) continue;
-        for (int l = 0; l <= L; l++) bytes += 4 + 4 * (size_t)links(h, order[i], l)[0];
+        for (int l = 0; l <= L; l++) {
+            const uint32_t *ln = links(h, order[i], l);
+            bytes += 4;
+            for (uint32_t j = 1; j <= ln[0]; j++) bytes += on_level(h, ln[j], l) ? 4 : 0;
+        }
     }
     return bytes;
 }
@@ -683,8 +698,11 @@ void svdb__hnsw_encode(const svdb_hnsw *h, const uint32_t *order, size_t n, cons
         if (L == SVDB_HNSW_NO_LEVEL) continue;
         for (int l = 0; l <= L; l++) {
             const uint32_t *ln = links(h, order[i], l);
-            p = put32(p, ln[0]);
-            for (uint32_t j = 1; j <= ln[0]; j++) p = put32(p, slot_to_row[ln[j]]);
+            uint32_t live = 0;
+            for (uint32_t j = 1; j <= ln[0]; j++) live += (uint32_t)on_level(h, ln[j], l);
+            p = put32(p, live);
+            for (uint32_t j = 1; j <= ln[0]; j++)
+                if (on_level(h, ln[j], l)) p = put32(p, slot_to_row[ln[j]]);
         }
     }
 }

@@ -49,6 +49,10 @@ for writer in c python; do
       --durability "$durability" --rounds "${SVDB_CRASH_ROUNDS:-40}"
   done
 done
+for writer in c python; do
+  python3 tests/crash/crash_harness.py --writer "$writer" --c-writer build/svdb_crash_writer --index hnsw \
+    --durability persist --rounds "${SVDB_CRASH_ROUNDS:-40}"
+done
 
 echo "== fuzz smoke run (libFuzzer + ASan/UBSan, ${SVDB_FUZZ_SECONDS:-60}s per target)"
 tests/fuzz/run_fuzz.sh "${SVDB_FUZZ_SECONDS:-60}"

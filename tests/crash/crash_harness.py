@@ -59,7 +59,7 @@ def meta_for(ident: int, ver: int) -> str:
 
 # ---------------------------------------------------------------- the Python writer
 
-def python_writer(path: str, log: str, durability: str, seed: int, first_op: int) -> None:
+def python_writer(path: str, log: str, durability: str, seed: int, first_op: int, index: str) -> None:
     import pysvdb
 
     fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -67,7 +67,7 @@ def python_writer(path: str, log: str, durability: str, seed: int, first_op: int
     def say(line: str) -> None:
         os.write(fd, (line + "\n").encode())  # one write(2) per line: never torn by SIGKILL
 
-    db = pysvdb.SvDBPython(path, dim=DIM, durability=durability)
+    db = pysvdb.SvDBPython(path, dim=DIM, durability=durability, index=index)  # type: ignore[arg-type]
     ver: Dict[int, int] = {}
     present: Dict[int, bool] = {}
     for i in range(NID):
@@ -83,7 +83,7 @@ def python_writer(path: str, log: str, durability: str, seed: int, first_op: int
             say("I %d %s" % (op, "c" if kind == 19 else "p"))
             if kind == 19:
                 db.close()
-                db = pysvdb.SvDBPython(path, dim=DIM, durability=durability)
+                db = pysvdb.SvDBPython(path, dim=DIM, durability=durability, index=index)  # type: ignore[arg-type]
             else:
                 db.persist()
             say("A %d" % op)
@@ -231,15 +231,16 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--durability", choices=["persist", "sync"], default="persist")
     ap.add_argument("--writer", choices=["c", "python"], default="c")
+    ap.add_argument("--index", choices=["flat", "hnsw"], default="flat")
     ap.add_argument("--c-writer", default="build/svdb_crash_writer")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    ap.add_argument("--_child", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--_child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
-        path, log, durability, rest = args._child
+        path, log, durability, rest, index = args._child
         seed, first = (int(x) for x in rest.split(","))
-        python_writer(path, log, durability, seed, first)
+        python_writer(path, log, durability, seed, first, index)
         return 0
 
     rng = random.Random(args.seed)
@@ -253,10 +254,10 @@ def main() -> int:
             first = model.last_op + 1
             if args.writer == "c":
                 cmd = [args.c_writer, path, log, args.durability, str(rng.randrange(1 << 30)), str(first),
-                       str(NID), str(DIM)]
+                       str(NID), str(DIM), args.index]
             else:
                 cmd = [sys.executable, __file__, "--_child", path, log, args.durability,
-                       "%d,%d" % (rng.randrange(1 << 30), first)]
+                       "%d,%d" % (rng.randrange(1 << 30), first), args.index]
             start_size = os.path.getsize(log) if os.path.exists(log) else 0
             proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
             if mode == "recovery":
@@ -300,9 +301,9 @@ def main() -> int:
         else:
             print("work directory kept:", work)
     k = stats["kills"]
-    print("crash[%s, %s writer]: %d/%d rounds clean, %d acknowledged ops checked, %d lost or partial, "
+    print("crash[%s, %s, %s writer]: %d/%d rounds clean, %d acknowledged ops checked, %d lost or partial, "
           "%d failed opens (kills: %d random, %d around persist/reopen, %d during recovery); seed %d"
-          % (args.durability, args.writer, stats["clean"], stats["rounds"], model.acked_ops, stats["bad"],
+          % (args.index, args.durability, args.writer, stats["clean"], stats["rounds"], model.acked_ops, stats["bad"],
              stats["failed_opens"], k["random"], k["persist"], k["recovery"], args.seed))
     return 0 if stats["clean"] == stats["rounds"] == args.rounds else 1
 

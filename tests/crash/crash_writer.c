@@ -1,7 +1,7 @@
 /* The C-API writer for crash_harness.py: opens the collection and performs
  * random adds, upserts, deletes and persists forever, announcing each one on
  * the acknowledgement log before the call (I ...) and after it (A / F).
- * Usage: svdb_crash_writer DIR LOGFILE persist|sync SEED FIRST_OP NID DIM */
+ * Usage: svdb_crash_writer DIR LOGFILE persist|sync SEED FIRST_OP NID DIM [flat|hnsw] */
 #define _GNU_SOURCE
 #include "svdb.h"
 
@@ -38,7 +38,7 @@ static void vec_for(int id, int ver, int dim, float *v)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) return 2;
+    if (argc != 8 && argc != 9) return 2;
     const char *dir = argv[1];
     logfd = open(argv[2], O_WRONLY | O_APPEND | O_CREAT, 0644);
     int sync = strcmp(argv[3], "sync") == 0, nid = atoi(argv[6]), dim = atoi(argv[7]);
@@ -48,6 +48,7 @@ int main(int argc, char **argv)
     svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
     o.dim = (uint32_t)dim;
     o.durability = sync ? SVDB_DURABILITY_SYNC : SVDB_DURABILITY_PERSIST;
+    o.index = argc == 9 && strcmp(argv[8], "hnsw") == 0 ? SVDB_INDEX_HNSW : SVDB_INDEX_FLAT;
     svdb *db;
     if (svdb_open(&db, dir, &o) != SVDB_OK) {
         fprintf(stderr, "writer: open: %s\n", svdb_errmsg());
