@@ -47,9 +47,12 @@ static inline __attribute__((always_inline)) void offer(svdb_topk *t, const int 
     }
 }
 
-void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float *const *q, int nq, svdb_topk *tops,
-                     svdb_admit_fn admit, void *ctx)
+void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float *const *q, size_t nq,
+                     svdb_topk *tops, svdb_admit_fn admit, void *ctx)
 {
+    /* Row blocks outside, queries inside: a block of rows is read from memory
+     * once and then stays in cache while every query scores it, so a batch
+     * costs one pass over the data however many queries it has. */
     float dist[SVDB_KERNEL_MAX_Q * BLOCK_ROWS];
     svdb_kernel_fn fn = s->metric == SVDB_METRIC_L2 ? kern->l2 : kern->dot;
     size_t per = svdb__chunk_rows(s);
@@ -59,15 +62,19 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
         size_t rows = s->n_slots - base < per ? s->n_slots - base : per;
         for (size_t b = 0; b < rows; b += BLOCK_ROWS) {
             size_t nb = rows - b < BLOCK_ROWS ? rows - b : BLOCK_ROWS;
-            fn(q, nq, s->vec[c] + b * s->dim, nb, s->dim, dist);
             const float *norm = s->norm[c] + b;
             const svdb_row *meta = s->rows[c] + b;
-            for (int j = 0; j < nq; j++) {
-                const float *dj = dist + (size_t)j * nb;
-                switch (s->metric) {
-                case SVDB_METRIC_COSINE: offer(&tops[j], SVDB_METRIC_COSINE, dj, norm, meta, nb, base + b, admit, ctx); break;
-                case SVDB_METRIC_IP: offer(&tops[j], SVDB_METRIC_IP, dj, norm, meta, nb, base + b, admit, ctx); break;
-                default: offer(&tops[j], SVDB_METRIC_L2, dj, norm, meta, nb, base + b, admit, ctx); break;
+            for (size_t g = 0; g < nq; g += SVDB_KERNEL_MAX_Q) {
+                int ng = nq - g < SVDB_KERNEL_MAX_Q ? (int)(nq - g) : SVDB_KERNEL_MAX_Q;
+                fn(q + g, ng, s->vec[c] + b * s->dim, nb, s->dim, dist);
+                for (int j = 0; j < ng; j++) {
+                    const float *dj = dist + (size_t)j * nb;
+                    svdb_topk *t = &tops[g + (size_t)j];
+                    switch (s->metric) {
+                    case SVDB_METRIC_COSINE: offer(t, SVDB_METRIC_COSINE, dj, norm, meta, nb, base + b, admit, ctx); break;
+                    case SVDB_METRIC_IP: offer(t, SVDB_METRIC_IP, dj, norm, meta, nb, base + b, admit, ctx); break;
+                    default: offer(t, SVDB_METRIC_L2, dj, norm, meta, nb, base + b, admit, ctx); break;
+                    }
                 }
             }
         }
@@ -107,29 +114,37 @@ typedef struct {
     size_t min_hits; /* fewer graph hits than this triggers an exact rescan */
     filter_ctx fctx;
     const float *queries;
-    size_t k, next, n;
-    pthread_mutex_t mu; /* hands out groups of queries */
+    size_t k, next, n, slice;
+    pthread_mutex_t mu; /* hands out queries */
     svdb_cand *cands;
     size_t *counts;
     int rc;
 } batch_job;
 
-static void run_group(batch_job *job, size_t first, size_t nq)
+/* Searches queries [first, first + nq): one pass over the rows for the exact
+ * scan, one graph walk per query otherwise. */
+static int run_range(batch_job *job, size_t first, size_t nq)
 {
     const svdb_search_plan *p = job->plan;
     svdb_admit_fn admit = p->filter ? admit_row : NULL;
-    const float *q[SVDB_KERNEL_MAX_Q] = {0};
-    svdb_topk tops[SVDB_KERNEL_MAX_Q];
+    const float **q = svdb__malloc(nq * sizeof *q);
+    svdb_topk *tops = svdb__malloc(nq * sizeof *tops);
+    if (!q || !tops) {
+        svdb__free(q);
+        svdb__free(tops);
+        return SVDB_ENOMEM;
+    }
     for (size_t j = 0; j < nq; j++) {
         q[j] = job->queries + (first + j) * p->s->dim;
         svdb__topk_init(&tops[j], job->cands + (first + j) * job->k, job->k);
     }
+    int rc = SVDB_OK;
     if (job->exact) {
-        svdb__flat_scan(p->s, p->kern, q, (int)nq, tops, admit, &job->fctx);
+        svdb__flat_scan(p->s, p->kern, q, nq, tops, admit, &job->fctx);
     } else {
         for (size_t j = 0; j < nq; j++) {
-            int rc = svdb__hnsw_search(p->graph, p->s, p->kern, q[j], job->ef, admit, &job->fctx, &tops[j]);
-            if (rc != SVDB_OK) __atomic_store_n(&job->rc, rc, __ATOMIC_RELAXED);
+            int r = svdb__hnsw_search(p->graph, p->s, p->kern, q[j], job->ef, admit, &job->fctx, &tops[j]);
+            if (r != SVDB_OK) rc = r;
             if (tops[j].n < job->min_hits) { /* the walk starved: answer exactly */
                 tops[j].n = 0;
                 svdb__flat_scan(p->s, p->kern, &q[j], 1, &tops[j], admit, &job->fctx);
@@ -137,19 +152,26 @@ static void run_group(batch_job *job, size_t first, size_t nq)
         }
     }
     for (size_t j = 0; j < nq; j++) job->counts[first + j] = svdb__topk_finish(&tops[j]);
+    svdb__free(q);
+    svdb__free(tops);
+    return rc;
 }
 
 static void *batch_worker(void *arg)
 {
     batch_job *job = arg;
+    /* Exact scans take one even slice per thread (each slice is one pass over
+     * the data); graph walks take small groups, which balances uneven walks. */
     for (;;) {
         pthread_mutex_lock(&job->mu);
         size_t first = job->next;
-        size_t nq = job->n - first < SVDB_KERNEL_MAX_Q ? job->n - first : SVDB_KERNEL_MAX_Q;
+        size_t want = job->exact ? job->slice : SVDB_KERNEL_MAX_Q;
+        size_t nq = job->n - first < want ? job->n - first : want;
         job->next += nq;
         pthread_mutex_unlock(&job->mu);
         if (nq == 0) break;
-        run_group(job, first, nq);
+        int rc = run_range(job, first, nq);
+        if (rc != SVDB_OK) __atomic_store_n(&job->rc, rc, __ATOMIC_RELAXED);
     }
     return NULL;
 }
@@ -157,7 +179,7 @@ static void *batch_worker(void *arg)
 int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t n, size_t k, unsigned threads,
                       svdb_cand *cands, size_t *counts)
 {
-    batch_job job = {plan, plan->graph == NULL, plan->ef, 0, {plan->s, plan->filter}, queries, k, 0, n,
+    batch_job job = {plan, plan->graph == NULL, plan->ef, 0, {plan->s, plan->filter}, queries, k, 0, n, 0,
                      PTHREAD_MUTEX_INITIALIZER, cands, counts, SVDB_OK};
     if (plan->graph && plan->filter) {
         /* A selective filter would starve the graph walk: scan the matching
@@ -174,6 +196,8 @@ int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t
     size_t groups = (n + SVDB_KERNEL_MAX_Q - 1) / SVDB_KERNEL_MAX_Q;
     if (threads > groups) threads = (unsigned)groups;
     if (threads > 256) threads = 256;
+    if (threads == 0) threads = 1;
+    job.slice = (n + threads - 1) / threads;
     pthread_t tids[256];
     unsigned started = 0;
     for (unsigned t = 1; t < threads; t++) {
@@ -183,7 +207,9 @@ int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t
     batch_worker(&job); /* the calling thread works too */
     for (unsigned t = 0; t < started; t++) pthread_join(tids[t], NULL);
     pthread_mutex_destroy(&job.mu);
-    return __atomic_load_n(&job.rc, __ATOMIC_RELAXED);
+    int rc = __atomic_load_n(&job.rc, __ATOMIC_RELAXED);
+    /* Workers' messages are thread-local: state the failure in this thread. */
+    return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "out of memory while searching %zu queries", n);
 }
 
 int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, const size_t *counts, size_t n,

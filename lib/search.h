@@ -11,10 +11,10 @@
 #include "svdb.h"
 #include "topk.h"
 
-/* Scans every live row admitted by `admit` (NULL: all) for nq (<=
- * SVDB_KERNEL_MAX_Q) prepared queries (normalised for cosine), filling tops[j]. */
-void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float *const *q, int nq, svdb_topk *tops,
-                     svdb_admit_fn admit, void *ctx);
+/* Scans every live row admitted by `admit` (NULL: all) for nq prepared
+ * queries (normalised for cosine), filling tops[j]; one pass over the rows. */
+void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float *const *q, size_t nq,
+                     svdb_topk *tops, svdb_admit_fn admit, void *ctx);
 
 typedef struct svdb_search_plan {
     const svdb_store *s;
