@@ -82,6 +82,10 @@ extern "C" {
 #define SVDB_MAX_DIM 65536              /* largest vector dimension */
 #define SVDB_MAX_METADATA_BYTES 1048576 /* largest metadata JSON per row */
 
+/* A row's document (ChromaDB's `documents`) is the string value of this key
+ * in its metadata object; `where_document` filters test it. */
+#define SVDB_DOCUMENT_KEY "#document"
+
 /* Opaque handle to an open collection. */
 typedef struct svdb svdb;
 
@@ -106,6 +110,7 @@ typedef struct svdb_search_options {
     uint32_t threads;     /* svdb_search_batch: worker threads, 0 = all cores */
     uint32_t ef;          /* HNSW candidate list for this search; 0 = the collection default */
     const char *where;    /* metadata filter (JSON, see docs/api.md), or NULL */
+    const char *where_document; /* document filter (JSON, see docs/api.md), or NULL */
 } svdb_search_options;
 
 /* One search result. The id points into the same allocation as the array. */
@@ -144,6 +149,7 @@ SVDB_API int svdb_dim(svdb *db, uint32_t *dim);
 SVDB_API int svdb_metric(svdb *db, int *metric);
 SVDB_API int svdb_index_type(svdb *db, int *index);
 SVDB_API int svdb_ids(svdb *db, char ***ids, size_t *count);
+SVDB_API int svdb_ids_where(svdb *db, const char *where, const char *where_document, char ***ids, size_t *count);
 SVDB_API int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 SVDB_API int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 

@@ -779,17 +779,22 @@ int svdb_index_type(svdb *db, int *index)
     return SVDB_OK;
 }
 
-int svdb_ids(svdb *db, char ***ids, size_t *count)
+/* The ids of live rows admitted by `filter` (NULL: all), in insertion order. */
+static int list_ids(svdb *db, const svdb_filter *filter, char ***ids, size_t *count)
 {
-    SVDB_TRY(check_db(db));
-    SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
-    *ids = NULL;
-    *count = 0;
     pthread_rwlock_rdlock(&db->rw);
     uint32_t *order = NULL;
     int rc = svdb__store_order(&db->store, &order);
-    size_t n = db->store.n_live, bytes = 0;
-    for (size_t i = 0; rc == SVDB_OK && i < n; i++) bytes += svdb__row(&db->store, order[i])->id_len + 1;
+    size_t n = 0, bytes = 0;
+    /* Keep the admitted slots in place at the front of `order`. */
+    for (size_t i = 0; rc == SVDB_OK && i < db->store.n_live; i++) {
+        const svdb_row *r = svdb__row(&db->store, order[i]);
+        int m = filter ? svdb__filter_match(filter, r->meta, r->meta ? r->meta_len : 0) : 1;
+        if (m < 0) rc = svdb__fail(SVDB_ENOMEM, "out of memory testing a document");
+        if (m <= 0) continue;
+        order[n++] = order[i];
+        bytes += r->id_len + 1;
+    }
     /* One block: a NULL-terminated pointer array, then the strings. */
     char **arr = rc == SVDB_OK ? svdb__malloc((n + 1) * sizeof(char *) + bytes) : NULL;
     if (rc == SVDB_OK && !arr) rc = svdb__fail(SVDB_ENOMEM, "out of memory listing %zu ids", n);
@@ -807,6 +812,28 @@ int svdb_ids(svdb *db, char ***ids, size_t *count)
     }
     pthread_rwlock_unlock(&db->rw);
     svdb__free(order);
+    return rc;
+}
+
+int svdb_ids(svdb *db, char ***ids, size_t *count)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
+    *ids = NULL;
+    *count = 0;
+    return list_ids(db, NULL, ids, count);
+}
+
+int svdb_ids_where(svdb *db, const char *where, const char *where_document, char ***ids, size_t *count)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
+    *ids = NULL;
+    *count = 0;
+    svdb_filter *filter = NULL;
+    SVDB_TRY(svdb__filter_compile(where, where_document, &filter));
+    int rc = list_ids(db, filter, ids, count);
+    svdb__filter_free(filter);
     return rc;
 }
 
@@ -865,7 +892,7 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
     SVDB_TRY(check_search_args(queries, k, opts, hits, n_hits));
     for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
     svdb_filter *filter = NULL;
-    if (opts && opts->where) SVDB_TRY(svdb__filter_compile(opts->where, &filter));
+    if (opts) SVDB_TRY(svdb__filter_compile(opts->where, opts->where_document, &filter));
     pthread_rwlock_rdlock(&db->rw); /* the first add may fix the dimension concurrently */
     float *q = NULL;
     int rc = check_dim(db, dim, "queries");

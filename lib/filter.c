@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <regex.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +24,11 @@ typedef struct {
     size_t len;
 } value;
 
-typedef enum { OP_AND, OP_OR, OP_EQ, OP_NE, OP_GT, OP_GTE, OP_LT, OP_LTE, OP_IN, OP_NIN, OP_CONTAINS, OP_NCONTAINS } opcode;
+typedef enum {
+    OP_AND, OP_OR, OP_EQ, OP_NE, OP_GT, OP_GTE, OP_LT, OP_LTE, OP_IN, OP_NIN, OP_CONTAINS, OP_NCONTAINS,
+    /* where_document: tests on the string value of SVDB_DOCUMENT_KEY */
+    OP_DOC_CONTAINS, OP_DOC_NCONTAINS, OP_DOC_REGEX, OP_DOC_NREGEX
+} opcode;
 
 struct svdb_filter {
     opcode op;
@@ -33,6 +38,7 @@ struct svdb_filter {
     size_t n_vals;
     svdb_filter **kids; /* $and / $or */
     size_t n_kids;
+    regex_t *re; /* $regex / $not_regex */
 };
 
 void svdb__filter_free(svdb_filter *f)
@@ -43,6 +49,8 @@ void svdb__filter_free(svdb_filter *f)
     svdb__free(f->kids);
     svdb__free(f->vals);
     svdb__free(f->key);
+    if (f->re) regfree(f->re);
+    svdb__free(f->re);
     svdb__free(f);
 }
 
@@ -116,6 +124,84 @@ static int compile_logic(const cJSON *list, opcode op, const char *name, int dep
     return SVDB_OK;
 }
 
+static int doc_leaf(opcode op, const char *text, svdb_filter **out)
+{
+    svdb_filter *f = new_node(op);
+    size_t n = strlen(text);
+    if (!f || !(f->vals = svdb__calloc(1, sizeof *f->vals)) || !(f->vals[0].str = svdb__strndup(text, n))) {
+        svdb__filter_free(f);
+        return svdb__fail(SVDB_ENOMEM, "out of memory");
+    }
+    f->n_vals = 1;
+    f->vals[0].t = V_STR;
+    f->vals[0].len = n;
+    if (op == OP_DOC_REGEX || op == OP_DOC_NREGEX) {
+        if (!(f->re = svdb__calloc(1, sizeof *f->re))) {
+            svdb__filter_free(f);
+            return svdb__fail(SVDB_ENOMEM, "out of memory");
+        }
+        int rc = regcomp(f->re, text, REG_EXTENDED | REG_NOSUB);
+        if (rc != 0) {
+            char why[128];
+            regerror(rc, f->re, why, sizeof why);
+            svdb__free(f->re);
+            f->re = NULL;
+            svdb__filter_free(f);
+            return svdb__fail(SVDB_EINVAL, "invalid where_document filter: bad regular expression \"%s\": %s", text, why);
+        }
+    }
+    *out = f;
+    return SVDB_OK;
+}
+
+static int bad_doc(const char *msg, const char *detail)
+{
+    return svdb__fail(SVDB_EINVAL, "invalid where_document filter: %s%s%s", msg, detail ? ": " : "", detail ? detail : "");
+}
+
+static int compile_doc(const cJSON *j, int depth, svdb_filter **out)
+{
+    if (depth > MAX_DEPTH) return bad_doc("nested too deeply", NULL);
+    if (!cJSON_IsObject(j)) return bad_doc("expected an object", NULL);
+    if (cJSON_GetArraySize(j) != 1) return bad_doc("every where_document object must have exactly one key", NULL);
+    const cJSON *item = j->child;
+    const char *key = item->string;
+    int is_and = strcmp(key, "$and") == 0;
+    if (is_and || strcmp(key, "$or") == 0) {
+        if (!cJSON_IsArray(item)) return bad_doc("expected a list after", key);
+        int n = cJSON_GetArraySize(item);
+        if (n < 2) return bad_doc("needs at least two clauses:", key);
+        svdb_filter *f = new_node(is_and ? OP_AND : OP_OR);
+        if (!f || !(f->kids = svdb__calloc((size_t)n, sizeof *f->kids))) {
+            svdb__filter_free(f);
+            return svdb__fail(SVDB_ENOMEM, "out of memory");
+        }
+        const cJSON *c;
+        cJSON_ArrayForEach(c, item)
+        {
+            int rc = compile_doc(c, depth + 1, &f->kids[f->n_kids]);
+            if (rc != SVDB_OK) {
+                svdb__filter_free(f);
+                return rc;
+            }
+            f->n_kids++;
+        }
+        *out = f;
+        return SVDB_OK;
+    }
+    static const struct {
+        const char *name;
+        opcode op;
+    } dops[] = {{"$contains", OP_DOC_CONTAINS}, {"$not_contains", OP_DOC_NCONTAINS},
+                {"$regex", OP_DOC_REGEX},       {"$not_regex", OP_DOC_NREGEX}};
+    for (size_t i = 0; i < sizeof dops / sizeof dops[0]; i++) {
+        if (strcmp(key, dops[i].name) != 0) continue;
+        if (!cJSON_IsString(item) || !item->valuestring[0]) return bad_doc("expected a non-empty string after", key);
+        return doc_leaf(dops[i].op, item->valuestring, out);
+    }
+    return bad_doc("unknown operator", key);
+}
+
 static int compile_cmp(const char *key, const cJSON *spec, svdb_filter **out)
 {
     opcode op = OP_EQ;
@@ -129,6 +215,13 @@ static int compile_cmp(const char *key, const cJSON *spec, svdb_filter **out)
         while (i < sizeof ops / sizeof ops[0] && strcmp(ops[i].name, opname) != 0) i++;
         if (i == sizeof ops / sizeof ops[0]) return bad("unknown operator", opname);
         op = ops[i].op;
+    }
+    int is_doc = strcmp(key, SVDB_DOCUMENT_KEY) == 0;
+    if (is_doc && (op == OP_CONTAINS || op == OP_NCONTAINS)) {
+        /* ChromaDB's spelling of a document search inside `where` */
+        if (!cJSON_IsString(operand) || !operand->valuestring[0])
+            return bad("expected a non-empty string after", opname);
+        return doc_leaf(op == OP_CONTAINS ? OP_DOC_CONTAINS : OP_DOC_NCONTAINS, operand->valuestring, out);
     }
     svdb_filter *f = new_node(op);
     if (!f || !(f->key = svdb__strndup(key, strlen(key)))) {
@@ -182,16 +275,42 @@ static int compile(const cJSON *j, int depth, svdb_filter **out)
     return compile_cmp(key, item, out);
 }
 
-int svdb__filter_compile(const char *where, svdb_filter **out)
+static int parse_and_compile(const char *text, int doc, svdb_filter **out)
 {
-    *out = NULL;
-    if (!where) return bad("NULL", NULL);
     const char *end = NULL;
-    cJSON *j = cJSON_ParseWithOpts(where, &end, 1);
-    if (!j) return bad("not valid JSON", NULL);
-    int rc = compile(j, 0, out);
+    cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
+    if (!j) return doc ? bad_doc("not valid JSON", NULL) : bad("not valid JSON", NULL);
+    int rc = doc ? compile_doc(j, 0, out) : compile(j, 0, out);
     cJSON_Delete(j);
     return rc;
+}
+
+int svdb__filter_compile(const char *where, const char *where_document, svdb_filter **out)
+{
+    *out = NULL;
+    svdb_filter *w = NULL, *d = NULL;
+    if (where) SVDB_TRY(parse_and_compile(where, 0, &w));
+    if (where_document) {
+        int rc = parse_and_compile(where_document, 1, &d);
+        if (rc != SVDB_OK) {
+            svdb__filter_free(w);
+            return rc;
+        }
+    }
+    if (!w || !d) {
+        *out = w ? w : d;
+        return SVDB_OK;
+    }
+    svdb_filter *both = new_node(OP_AND);
+    if (!both || !(both->kids = svdb__calloc(2, sizeof *both->kids))) {
+        svdb__free(both);
+        svdb__filter_free(w);
+        svdb__filter_free(d);
+        return svdb__fail(SVDB_ENOMEM, "out of memory");
+    }
+    both->kids[0] = w, both->kids[1] = d, both->n_kids = 2;
+    *out = both;
+    return SVDB_OK;
 }
 
 /* ------------------------------------------------------------ scanning row JSON */
@@ -343,17 +462,99 @@ static int array_contains(const char *p, const char *e, const value *v)
     return 0;
 }
 
+/* Decodes the JSON string literal at p into a NUL-terminated heap copy. */
+static char *decode_string(const char *p, const char *e, size_t *n)
+{
+    const char *end = skip_string(p, e);
+    char *out = svdb__malloc((size_t)(end - p) + 1);
+    if (!out) return NULL;
+    size_t i = 0;
+    for (p++; p < end - 1; p++) {
+        if (*p != '\\') {
+            out[i++] = *p;
+            continue;
+        }
+        p++;
+        switch (*p) {
+        case 'n': out[i++] = '\n'; break;
+        case 't': out[i++] = '\t'; break;
+        case 'r': out[i++] = '\r'; break;
+        case 'b': out[i++] = '\b'; break;
+        case 'f': out[i++] = '\f'; break;
+        case 'u': {
+            unsigned cp = 0;
+            for (int k = 1; k <= 4 && p + k < end; k++) cp = cp << 4 | (unsigned)hexval(p[k]);
+            p += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 7 && p[1] == '\\' && p[2] == 'u') {
+                unsigned lo = 0;
+                for (int k = 3; k <= 6; k++) lo = lo << 4 | (unsigned)hexval(p[k]);
+                if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    p += 6;
+                }
+            }
+            /* A \u0000 would end the C string early: keep it visible instead. */
+            if (cp == 0) cp = 0xFFFD;
+            if (cp < 0x80) {
+                out[i++] = (char)cp;
+            } else if (cp < 0x800) {
+                out[i++] = (char)(0xC0 | cp >> 6), out[i++] = (char)(0x80 | (cp & 0x3F));
+            } else if (cp < 0x10000) {
+                out[i++] = (char)(0xE0 | cp >> 12), out[i++] = (char)(0x80 | ((cp >> 6) & 0x3F));
+                out[i++] = (char)(0x80 | (cp & 0x3F));
+            } else {
+                out[i++] = (char)(0xF0 | cp >> 18), out[i++] = (char)(0x80 | ((cp >> 12) & 0x3F));
+                out[i++] = (char)(0x80 | ((cp >> 6) & 0x3F)), out[i++] = (char)(0x80 | (cp & 0x3F));
+            }
+            break;
+        }
+        default: out[i++] = *p; break;
+        }
+    }
+    out[i] = '\0';
+    *n = i;
+    return out;
+}
+
+/* A document test; rows without a string document match only the negations.
+ * -1 when the decoded copy cannot be allocated. */
+static int match_doc(const svdb_filter *f, const char *meta, size_t len)
+{
+    int negate = f->op == OP_DOC_NCONTAINS || f->op == OP_DOC_NREGEX;
+    const char *e = meta + len;
+    const char *v = meta ? find_key(meta, e, SVDB_DOCUMENT_KEY, sizeof SVDB_DOCUMENT_KEY - 1) : NULL;
+    if (!v || *v != '"') return negate;
+    size_t n;
+    char *doc = decode_string(v, e, &n);
+    if (!doc) return -1;
+    int hit;
+    if (f->re)
+        hit = regexec(f->re, doc, 0, NULL, 0) == 0;
+    else
+        hit = memmem(doc, n, f->vals[0].str, f->vals[0].len) != NULL;
+    svdb__free(doc);
+    return negate ? !hit : hit;
+}
+
 static int match(const svdb_filter *f, const char *meta, size_t len)
 {
     switch (f->op) {
     case OP_AND:
-        for (size_t i = 0; i < f->n_kids; i++)
-            if (!match(f->kids[i], meta, len)) return 0;
+        for (size_t i = 0; i < f->n_kids; i++) {
+            int m = match(f->kids[i], meta, len);
+            if (m <= 0) return m;
+        }
         return 1;
     case OP_OR:
-        for (size_t i = 0; i < f->n_kids; i++)
-            if (match(f->kids[i], meta, len)) return 1;
+        for (size_t i = 0; i < f->n_kids; i++) {
+            int m = match(f->kids[i], meta, len);
+            if (m != 0) return m;
+        }
         return 0;
+    case OP_DOC_CONTAINS:
+    case OP_DOC_NCONTAINS:
+    case OP_DOC_REGEX:
+    case OP_DOC_NREGEX: return match_doc(f, meta, len);
     default: break;
     }
     const char *e = meta + len;

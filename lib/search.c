@@ -85,13 +85,16 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
 typedef struct {
     const svdb_store *s;
     const svdb_filter *f;
+    int oom; /* a document test could not allocate (atomic); the search fails */
 } filter_ctx;
 
 static int admit_row(void *arg, uint32_t slot)
 {
-    const filter_ctx *c = arg;
+    filter_ctx *c = arg;
     const svdb_row *r = svdb__row(c->s, slot);
-    return svdb__filter_match(c->f, r->meta, r->meta ? r->meta_len : 0);
+    int m = svdb__filter_match(c->f, r->meta, r->meta ? r->meta_len : 0);
+    if (m < 0) __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
+    return m > 0;
 }
 
 /* Fraction of rows a filter keeps, from an even sample of at most 512 live rows. */
@@ -102,7 +105,7 @@ static double selectivity(const svdb_store *s, const svdb_filter *f)
         const svdb_row *r = svdb__row(s, slot);
         if (!r->id) continue;
         seen++;
-        kept += (size_t)svdb__filter_match(f, r->meta, r->meta ? r->meta_len : 0);
+        kept += svdb__filter_match(f, r->meta, r->meta ? r->meta_len : 0) > 0;
     }
     return seen ? (double)kept / (double)seen : 0.0;
 }
@@ -179,7 +182,7 @@ static void *batch_worker(void *arg)
 int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t n, size_t k, unsigned threads,
                       svdb_cand *cands, size_t *counts)
 {
-    batch_job job = {plan, plan->graph == NULL, plan->ef, 0, {plan->s, plan->filter}, queries, k, 0, n, 0,
+    batch_job job = {plan, plan->graph == NULL, plan->ef, 0, {plan->s, plan->filter, 0}, queries, k, 0, n, 0,
                      PTHREAD_MUTEX_INITIALIZER, cands, counts, SVDB_OK};
     if (plan->graph && plan->filter) {
         /* A selective filter would starve the graph walk: scan the matching
@@ -208,6 +211,7 @@ int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t
     for (unsigned t = 0; t < started; t++) pthread_join(tids[t], NULL);
     pthread_mutex_destroy(&job.mu);
     int rc = __atomic_load_n(&job.rc, __ATOMIC_RELAXED);
+    if (__atomic_load_n(&job.fctx.oom, __ATOMIC_RELAXED)) rc = SVDB_ENOMEM;
     /* Workers' messages are thread-local: state the failure in this thread. */
     return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "out of memory while searching %zu queries", n);
 }

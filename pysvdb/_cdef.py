@@ -81,6 +81,7 @@ typedef struct svdb_search_options {
     uint32_t threads;
     uint32_t ef;
     const char *where;
+    const char *where_document;
 } svdb_search_options;
 
 typedef struct svdb_hit {
@@ -118,6 +119,7 @@ int svdb_dim(svdb *db, uint32_t *dim);
 int svdb_metric(svdb *db, int *metric);
 int svdb_index_type(svdb *db, int *index);
 int svdb_ids(svdb *db, char ***ids, size_t *count);
+int svdb_ids_where(svdb *db, const char *where, const char *where_document, char ***ids, size_t *count);
 int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 

@@ -143,6 +143,7 @@ static void test_api__null_handle(void **state)
     ASSERT_FAILS(svdb_metric(NULL, &x), SVDB_EMISUSE);
     ASSERT_FAILS(svdb_index_type(NULL, &x), SVDB_EMISUSE);
     ASSERT_FAILS(svdb_ids(NULL, &idl, &n), SVDB_EMISUSE);
+    ASSERT_FAILS(svdb_ids_where(NULL, NULL, NULL, &idl, &n), SVDB_EMISUSE);
     ASSERT_FAILS(svdb_search(NULL, v, 2, 1, NULL, &hits, &n), SVDB_EMISUSE);
     ASSERT_FAILS(svdb_search_batch(NULL, 1, v, 2, 1, NULL, &hits, &n), SVDB_EMISUSE);
     assert_int_equal(svdb_close(NULL), SVDB_OK);
@@ -942,6 +943,100 @@ static void test_api__handle_unusable_after_fork(void **state)
     check_unchanged(f);
 }
 
+/* ------------------------------------------------------------------ documents and filtered listing */
+
+static void expect_ids(char **ids, size_t n, const char *const *want, size_t n_want)
+{
+    assert_int_equal(n, n_want);
+    for (size_t i = 0; i < n; i++) assert_string_equal(ids[i], want[i]);
+    assert_null(ids[n]);
+    svdb_ids_free(ids);
+}
+
+static void test_api__ids_where_and_documents(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("docs");
+    for (int index = SVDB_INDEX_FLAT; index <= SVDB_INDEX_HNSW; index++) {
+        svdb_open_options o;
+        svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+        o.index = index;
+        svdb *db;
+        ASSERT_OK(svdb_open(&db, dir, &o));
+        const char *ids[] = {"r0", "r1", "r2", "r3", "r4"};
+        float v[] = {0, 0, 1, 0, 2, 0, 3, 0, 4, 0};
+        const char *metas[] = {
+            "{\"" SVDB_DOCUMENT_KEY "\": \"red apples\", \"n\": 1}",
+            "{\"" SVDB_DOCUMENT_KEY "\": \"green apples\", \"n\": 2}",
+            "{\"n\": 3}",
+            NULL,
+            "{\"" SVDB_DOCUMENT_KEY "\": \"red\\nwine\", \"n\": 5}",
+        };
+        ASSERT_OK(svdb_add_batch(db, 5, ids, v, 2, metas));
+        char **l;
+        size_t n;
+        ASSERT_OK(svdb_ids_where(db, NULL, NULL, &l, &n));
+        expect_ids(l, n, ids, 5);
+        ASSERT_OK(svdb_ids_where(db, "{\"n\": {\"$gte\": 2}}", NULL, &l, &n));
+        expect_ids(l, n, (const char *[]){"r1", "r2", "r4"}, 3);
+        ASSERT_OK(svdb_ids_where(db, NULL, "{\"$contains\": \"red\"}", &l, &n));
+        expect_ids(l, n, (const char *[]){"r0", "r4"}, 2);
+        ASSERT_OK(svdb_ids_where(db, NULL, "{\"$not_contains\": \"apples\"}", &l, &n));
+        expect_ids(l, n, (const char *[]){"r2", "r3", "r4"}, 3);
+        ASSERT_OK(svdb_ids_where(db, "{\"n\": {\"$lt\": 5}}", "{\"$regex\": \"^(red|green) \"}", &l, &n));
+        expect_ids(l, n, (const char *[]){"r0", "r1"}, 2);
+        ASSERT_OK(svdb_ids_where(db, "{\"n\": 9}", NULL, &l, &n)); /* nothing matches: an empty list */
+        assert_int_equal(n, 0);
+        assert_non_null(l);
+        assert_null(l[0]);
+        svdb_ids_free(l);
+
+        /* search: where_document restricts the candidates, with and without where */
+        float q[] = {4, 0};
+        svdb_search_options so;
+        svdb_search_options_init(&so, SVDB_SEARCH_OPTIONS_VERSION);
+        so.where_document = "{\"$contains\": \"apples\"}";
+        svdb_hit *h;
+        ASSERT_OK(svdb_search(db, q, 2, 10, &so, &h, &n));
+        assert_int_equal(n, 2);
+        assert_string_equal(h[0].id, "r1");
+        assert_string_equal(h[1].id, "r0");
+        svdb_hits_free(h);
+        so.where = "{\"n\": 1}";
+        ASSERT_OK(svdb_search(db, q, 2, 10, &so, &h, &n));
+        assert_int_equal(n, 1);
+        assert_string_equal(h[0].id, "r0");
+        svdb_hits_free(h);
+
+        /* bad filters and arguments: an error, nothing returned */
+        l = (char **)0x1;
+        n = 7;
+        ASSERT_FAILS(svdb_ids_where(db, "{\"n\": {\"$gt\": \"x\"}}", NULL, &l, &n), SVDB_EINVAL);
+        assert_null(l);
+        assert_int_equal(n, 0);
+        ASSERT_FAILS(svdb_ids_where(db, NULL, "{\"$regex\": \"(\"}", &l, &n), SVDB_EINVAL);
+        assert_non_null(strstr(svdb_errmsg(), "regular expression"));
+        ASSERT_FAILS(svdb_ids_where(db, NULL, "{\"$contains\": \"\"}", &l, &n), SVDB_EINVAL);
+        ASSERT_FAILS(svdb_ids_where(db, NULL, NULL, NULL, &n), SVDB_EINVAL);
+        ASSERT_FAILS(svdb_ids_where(db, NULL, NULL, &l, NULL), SVDB_EINVAL);
+        so.where = NULL;
+        so.where_document = "{\"$nope\": \"x\"}";
+        h = (svdb_hit *)0x1;
+        ASSERT_FAILS(svdb_search(db, q, 2, 10, &so, &h, &n), SVDB_EINVAL);
+        assert_null(h);
+        assert_non_null(strstr(svdb_errmsg(), "where_document"));
+
+        /* documents live in the metadata, so they persist like it */
+        ASSERT_OK(svdb_close(db));
+        ASSERT_OK(svdb_open(&db, dir, NULL));
+        ASSERT_OK(svdb_ids_where(db, NULL, "{\"$contains\": \"wine\"}", &l, &n));
+        expect_ids(l, n, (const char *[]){"r4"}, 1);
+        ASSERT_OK(svdb_close(db));
+        th_rmrf(dir);
+    }
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -964,6 +1059,7 @@ int main(void)
         cmocka_unit_test(test_api__search_empty),
         cmocka_unit_test(test_api__search_metrics),
         cmocka_unit_test(test_api__search_batch_matches_single),
+        cmocka_unit_test(test_api__ids_where_and_documents),
         cmocka_unit_test_setup_teardown(test_api__persist_and_close, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_api__handle_unusable_after_fork, setup_db, teardown_db),
     };

@@ -369,6 +369,9 @@ static int oom_reads(svdb *db, th_model *m, void *ctx)
         char **ids;
         rc = svdb_ids(db, &ids, &n);
         if (rc == SVDB_OK) svdb_ids_free(ids);
+        if (rc == SVDB_OK) rc = svdb_ids_where(db, "{\"$or\": [{\"k\": 1}, {\"k\": {\"$ne\": 2}}]}",
+                                               "{\"$not_regex\": \"^x+$\"}", &ids, &n);
+        if (rc == SVDB_OK) svdb_ids_free(ids);
     }
     if (rc == SVDB_OK && m->n) {
         char *meta = NULL;

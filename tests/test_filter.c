@@ -11,10 +11,22 @@
 #include "filter.h"
 #include "svdb.h"
 
+static int eval2(const char *where, const char *where_document, const char *meta)
+{
+    svdb_filter *f = NULL;
+    assert_int_equal(svdb__filter_compile(where, where_document, &f), SVDB_OK);
+    assert_non_null(f);
+    int r = svdb__filter_match(f, meta, meta ? strlen(meta) : 0);
+    svdb__filter_free(f);
+    return r;
+}
+
+static int doc(const char *where_document, const char *meta) { return eval2(NULL, where_document, meta); }
+
 static int eval(const char *where, const char *meta)
 {
     svdb_filter *f = NULL;
-    assert_int_equal(svdb__filter_compile(where, &f), SVDB_OK);
+    assert_int_equal(svdb__filter_compile(where, NULL, &f), SVDB_OK);
     int r = svdb__filter_match(f, meta, meta ? strlen(meta) : 0);
     svdb__filter_free(f);
     return r;
@@ -44,12 +56,79 @@ static void test_filter__rejects_bad_clauses(void **state)
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         svdb_filter *f = (svdb_filter *)0x1;
-        assert_int_equal(svdb__filter_compile(bad[i], &f), SVDB_EINVAL);
+        assert_int_equal(svdb__filter_compile(bad[i], NULL, &f), SVDB_EINVAL);
         assert_null(f);
         assert_non_null(strstr(svdb_errmsg(), "where"));
     }
-    svdb_filter *f;
-    assert_int_equal(svdb__filter_compile(NULL, &f), SVDB_EINVAL);
+    svdb_filter *f = (svdb_filter *)0x1;
+    assert_int_equal(svdb__filter_compile(NULL, NULL, &f), SVDB_OK); /* no condition */
+    assert_null(f);
+}
+
+static void test_filter__rejects_bad_document_clauses(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "",                                             /* not JSON */
+        "\"text\"",                                     /* not an object */
+        "{}",                                           /* no key */
+        "{\"$contains\": \"a\", \"$regex\": \"b\"}",    /* two keys */
+        "{\"$contains\": \"\"}",                        /* empty operand */
+        "{\"$contains\": 3}",                           /* not a string */
+        "{\"$like\": \"a\"}",                           /* unknown operator */
+        "{\"text\": {\"$contains\": \"a\"}}",           /* a where clause, not a document clause */
+        "{\"$regex\": \"a(\"}",                         /* bad regular expression */
+        "{\"$and\": [{\"$contains\": \"a\"}]}",         /* fewer than two clauses */
+        "{\"$or\": {\"$contains\": \"a\"}}",            /* not a list */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        svdb_filter *f = (svdb_filter *)0x1;
+        assert_int_equal(svdb__filter_compile(NULL, bad[i], &f), SVDB_EINVAL);
+        assert_null(f);
+        assert_non_null(strstr(svdb_errmsg(), "where_document"));
+        /* a good where beside a bad where_document is freed, not leaked */
+        assert_int_equal(svdb__filter_compile("{\"a\": 1}", bad[i], &f), SVDB_EINVAL);
+        assert_null(f);
+    }
+    svdb_filter *f = (svdb_filter *)0x1;
+    assert_int_equal(svdb__filter_compile("{\"#document\": {\"$contains\": \"\"}}", NULL, &f), SVDB_EINVAL);
+    assert_null(f);
+}
+
+static void test_filter__documents(void **state)
+{
+    (void)state;
+    const char *m = "{\"#document\": \"The quick brown fox\\njumps \\\"over\\\" caf\\u00e9\", \"n\": 1}";
+    assert_true(doc("{\"$contains\": \"quick\"}", m));
+    assert_false(doc("{\"$contains\": \"Quick\"}", m)); /* case-sensitive */
+    assert_true(doc("{\"$contains\": \"fox\\njumps\"}", m)); /* escapes decoded before matching */
+    assert_true(doc("{\"$contains\": \"\\\"over\\\"\"}", m));
+    assert_true(doc("{\"$contains\": \"caf\xc3\xa9\"}", m));
+    assert_false(doc("{\"$not_contains\": \"brown\"}", m));
+    assert_true(doc("{\"$not_contains\": \"purple\"}", m));
+    assert_true(doc("{\"$regex\": \"q[a-z]+k\"}", m)); /* a search, not a full match */
+    assert_true(doc("{\"$regex\": \"^The\"}", m));
+    assert_false(doc("{\"$regex\": \"^quick\"}", m));
+    assert_true(doc("{\"$not_regex\": \"[0-9]\"}", m));
+    assert_false(doc("{\"$not_regex\": \"o{1}x\"}", m));
+    assert_true(doc("{\"$and\": [{\"$contains\": \"fox\"}, {\"$regex\": \"jumps\"}]}", m));
+    assert_false(doc("{\"$and\": [{\"$contains\": \"fox\"}, {\"$contains\": \"dog\"}]}", m));
+    assert_true(doc("{\"$or\": [{\"$contains\": \"dog\"}, {\"$contains\": \"fox\"}]}", m));
+    /* rows without a document (or with a non-string one) match only the negations */
+    const char *none[] = {NULL, "{\"n\": 1}", "{\"#document\": 5}", "{\"#document\": null}"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        assert_false(doc("{\"$contains\": \"a\"}", none[i]));
+        assert_false(doc("{\"$regex\": \".\"}", none[i]));
+        assert_true(doc("{\"$not_contains\": \"a\"}", none[i]));
+        assert_true(doc("{\"$not_regex\": \".\"}", none[i]));
+    }
+    /* ChromaDB's spelling inside where, and where AND where_document */
+    assert_true(eval("{\"#document\": {\"$contains\": \"brown\"}}", m));
+    assert_false(eval("{\"#document\": {\"$not_contains\": \"brown\"}}", m));
+    assert_true(eval("{\"#document\": {\"$not_contains\": \"brown\"}}", "{\"n\": 1}"));
+    assert_true(eval2("{\"n\": 1}", "{\"$contains\": \"fox\"}", m));
+    assert_false(eval2("{\"n\": 2}", "{\"$contains\": \"fox\"}", m));
+    assert_false(eval2("{\"n\": 1}", "{\"$contains\": \"dog\"}", m));
 }
 
 static void test_filter__equality_and_types(void **state)
@@ -123,7 +202,13 @@ static void test_filter__depth_limit(void **state)
     n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"a\": 1}");
     for (int i = 0; i < 100; i++) n += (size_t)snprintf(deep + n, sizeof deep - n, "]}");
     svdb_filter *f;
-    assert_int_equal(svdb__filter_compile(deep, &f), SVDB_EINVAL);
+    assert_int_equal(svdb__filter_compile(deep, NULL, &f), SVDB_EINVAL);
+    assert_non_null(strstr(svdb_errmsg(), "deep"));
+    n = 0;
+    for (int i = 0; i < 100; i++) n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"$or\": [{\"$contains\": \"a\"}, ");
+    n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"$contains\": \"b\"}");
+    for (int i = 0; i < 100; i++) n += (size_t)snprintf(deep + n, sizeof deep - n, "]}");
+    assert_int_equal(svdb__filter_compile(NULL, deep, &f), SVDB_EINVAL);
     assert_non_null(strstr(svdb_errmsg(), "deep"));
 }
 
@@ -132,6 +217,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_filter__rejects_bad_clauses),
         cmocka_unit_test(test_filter__equality_and_types),
+        cmocka_unit_test(test_filter__rejects_bad_document_clauses),
+        cmocka_unit_test(test_filter__documents),
         cmocka_unit_test(test_filter__ordering),
         cmocka_unit_test(test_filter__lists_and_logic),
         cmocka_unit_test(test_filter__depth_limit),
