@@ -124,6 +124,70 @@ static int compile_logic(const cJSON *list, opcode op, const char *name, int dep
     return SVDB_OK;
 }
 
+/* glibc's regcomp expands counted and nested repetitions, so a short
+ * pattern such as "a++++++++" or "((a{99}){99}){99}" can take minutes and
+ * gigabytes. Estimate the expanded size and refuse what would blow up; also
+ * refuse what ChromaDB's Rust regex refuses too and POSIX leaves undefined:
+ * a repetition of a repetition, and back-references (which would make
+ * matching exponential). Returns NULL or the reason. */
+#define REGEX_MAX_COST 20000.0
+static const char *regex_hazard(const char *p)
+{
+    double stack[MAX_DEPTH + 1] = {0}; /* expanded size of each open group */
+    double last = 0;                   /* size of the atom or group just closed */
+    int depth = 0, after_quant = 0;
+    if (strlen(p) > 4096) return "longer than 4096 bytes";
+    for (; *p; p++) {
+        double times = 0;
+        if (*p == '*' || *p == '+' || *p == '?') {
+            times = 2;
+        } else if (*p == '{' && p[1] >= '0' && p[1] <= '9') {
+            char *end;
+            double lo = strtod(p + 1, &end), hi = lo;
+            if (*end == ',') hi = end[1] == '}' ? lo + 1 : strtod(end + 1, &end);
+            if (hi > 1000) return "a repetition count over 1000";
+            times = hi > 1 ? hi : 1;
+            while (*p && *p != '}') p++;
+            if (!*p) break;
+        }
+        if (times > 0) {
+            if (after_quant) return "a repetition of a repetition";
+            stack[depth] += last * (times - 1);
+            after_quant = 1;
+            last = 0;
+            continue;
+        }
+        after_quant = 0;
+        if (*p == '(') {
+            if (depth == MAX_DEPTH) return "groups nested too deeply";
+            stack[++depth] = 0;
+            last = 0;
+        } else if (*p == ')' && depth > 0) {
+            last = stack[depth--];
+            stack[depth] += last;
+        } else if (*p == '[') { /* a bracket expression is one atom */
+            const char *q = p + 1;
+            if (*q == '^') q++;
+            if (*q == ']') q++;
+            while (*q && *q != ']') q++;
+            p = *q ? q : q - 1;
+            last = 1;
+            stack[depth] += 1;
+        } else if (*p == '\\' && p[1]) {
+            if (p[1] >= '1' && p[1] <= '9') return "a back-reference";
+            p++;
+            last = 1;
+            stack[depth] += 1;
+        } else {
+            last = 1;
+            stack[depth] += 1;
+        }
+        if (stack[depth] > REGEX_MAX_COST) return "too large once its repetitions are expanded";
+    }
+    while (depth > 0) stack[depth - 1] += stack[depth], depth--;
+    return stack[0] > REGEX_MAX_COST ? "too large once its repetitions are expanded" : NULL;
+}
+
 static int doc_leaf(opcode op, const char *text, svdb_filter **out)
 {
     svdb_filter *f = new_node(op);
@@ -136,6 +200,11 @@ static int doc_leaf(opcode op, const char *text, svdb_filter **out)
     f->vals[0].t = V_STR;
     f->vals[0].len = n;
     if (op == OP_DOC_REGEX || op == OP_DOC_NREGEX) {
+        const char *hazard = regex_hazard(text);
+        if (hazard) {
+            svdb__filter_free(f);
+            return svdb__fail(SVDB_EINVAL, "invalid where_document filter: regular expression refused: %s", hazard);
+        }
         if (!(f->re = svdb__calloc(1, sizeof *f->re))) {
             svdb__filter_free(f);
             return svdb__fail(SVDB_ENOMEM, "out of memory");
@@ -315,9 +384,13 @@ int svdb__filter_compile(const char *where, const char *where_document, svdb_fil
 
 /* ------------------------------------------------------------ scanning row JSON */
 
+/* cJSON, which validated the text at insert, takes every byte up to 0x20 as
+ * white space; the scanner must agree or it would miss keys. */
+static int is_ws(char c) { return (unsigned char)c <= 0x20; }
+
 static const char *ws(const char *p, const char *e)
 {
-    while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    while (p < e && is_ws(*p)) p++;
     return p;
 }
 
@@ -346,7 +419,7 @@ static const char *skip_value(const char *p, const char *e)
         }
         return e;
     }
-    while (p < e && *p != ',' && *p != '}' && *p != ']' && *p != ' ' && *p != '\n' && *p != '\t' && *p != '\r') p++;
+    while (p < e && *p != ',' && *p != '}' && *p != ']' && !is_ws(*p)) p++;
     return p;
 }
 

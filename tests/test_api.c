@@ -445,7 +445,10 @@ static void test_api__add_errors(void **state)
     check_unchanged(f);
 
     /* Metadata that is not a JSON object, in the last row. */
-    const char *bad_meta[] = {"[1]", "3", "{bad", "{} x", "", "null", "\"s\"", "{\"a\":}", "{\"a\":1,}", "{}{}", "true"};
+    const char *bad_meta[] = {"[1]", "3", "{bad", "{} x", "", "null", "\"s\"", "{\"a\":}", "{\"a\":1,}", "{}{}", "true",
+                             /* what cJSON would take but JSON does not */
+                             "{\x01\"a\": 1}", "{\"a\": \"tab\there\"}", "{\"a\": \"\\u12G4\"}", "{\"a\": \"\\x\"}",
+                             "{\"a\": \"\\u00\"}"};
     for (size_t i = 0; i < sizeof bad_meta / sizeof bad_meta[0]; i++) {
         const char *m2[] = {"{\"fine\":1}", bad_meta[i]};
         ASSERT_FAILS(svdb_add_batch(db, 2, ids, v, 3, m2), SVDB_EMETA);

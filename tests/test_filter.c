@@ -80,6 +80,12 @@ static void test_filter__rejects_bad_document_clauses(void **state)
         "{\"$regex\": \"a(\"}",                         /* bad regular expression */
         "{\"$and\": [{\"$contains\": \"a\"}]}",         /* fewer than two clauses */
         "{\"$or\": {\"$contains\": \"a\"}}",            /* not a list */
+        /* patterns whose compilation would blow up, and back-references */
+        "{\"$regex\": \"ab++++++++++++++++++++c\"}",
+        "{\"$regex\": \"a**\"}",
+        "{\"$regex\": \"((a{99}){99}){99}\"}",
+        "{\"$regex\": \"x{1001}\"}",
+        "{\"$regex\": \"(a)\\\\1\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         svdb_filter *f = (svdb_filter *)0x1;
@@ -110,6 +116,8 @@ static void test_filter__documents(void **state)
     assert_true(doc("{\"$regex\": \"^The\"}", m));
     assert_false(doc("{\"$regex\": \"^quick\"}", m));
     assert_true(doc("{\"$not_regex\": \"[0-9]\"}", m));
+    assert_true(doc("{\"$regex\": \"(qu|xx)i{1,3}c?k+\"}", m)); /* ordinary repetitions pass the guard */
+    assert_true(doc("{\"$regex\": \"[*+?]{0}brown\"}", m));
     assert_false(doc("{\"$not_regex\": \"o{1}x\"}", m));
     assert_true(doc("{\"$and\": [{\"$contains\": \"fox\"}, {\"$regex\": \"jumps\"}]}", m));
     assert_false(doc("{\"$and\": [{\"$contains\": \"fox\"}, {\"$contains\": \"dog\"}]}", m));
@@ -189,6 +197,8 @@ static void test_filter__lists_and_logic(void **state)
     assert_false(eval("{\"$and\": [{\"c\": \"b\"}, {\"n\": {\"$gt\": 3}}]}", m));
     assert_true(eval("{\"$or\": [{\"c\": \"q\"}, {\"n\": 3}]}", m));
     assert_true(eval("{\"$or\": [{\"c\": \"q\"}, {\"$and\": [{\"n\": 3}, {\"tags\": {\"$contains\": \"x\"}}]}]}", m));
+    /* cJSON accepts any control byte as white space at insert; so must the scanner */
+    assert_true(eval("{\"c\": \"b\"}", "{\x1d\"a\":\x01 1\x1f,\"c\"\x02:\x03\"b\"}"));
     /* a key that appears only inside a nested object or a string is not a top-level key */
     assert_false(eval("{\"z\": 1}", "{\"a\": {\"z\": 1}, \"b\": \"\\\"z\\\": 1\"}"));
 }
