@@ -274,24 +274,24 @@ def _metadata_list(metadatas: object, n: int) -> Optional[List[Optional[bytes]]]
     return out
 
 
-def _encode_where(where: object) -> Optional[bytes]:
+def _encode_where(where: object, what: str = "where") -> Optional[bytes]:
     if where is None:
         return None
     if isinstance(where, Mapping):
         try:
             text = json.dumps(dict(where), ensure_ascii=False, allow_nan=False)
         except (TypeError, ValueError, RecursionError) as e:
-            raise InvalidArgumentError("where cannot be serialised as JSON: %s" % e, -1) from None
+            raise InvalidArgumentError("%s cannot be serialised as JSON: %s" % (what, e), -1) from None
     elif isinstance(where, str):
         text = where
     else:
-        raise InvalidTypeError("where must be a dict or a JSON string, not %s" % _typename(where), -1)
+        raise InvalidTypeError("%s must be a dict or a JSON string, not %s" % (what, _typename(where)), -1)
     if "\0" in text:
-        raise InvalidArgumentError("where contains a NUL character", -1)
+        raise InvalidArgumentError("%s contains a NUL character" % what, -1)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise InvalidArgumentError("where cannot be encoded as UTF-8: %s" % e, -1) from None
+        raise InvalidArgumentError("%s cannot be encoded as UTF-8: %s" % (what, e), -1) from None
 
 
 def _choice(name: str, value: object, table: Mapping[str, int]) -> int:
@@ -663,20 +663,100 @@ class SvDBPython:
         finally:
             lib.svdb_ids_free(arr[0])
 
-    def _search_options(self, where: Optional[Where], ef: Optional[int], threads: Optional[int]) -> Tuple[Any, Any]:
+    def ids_where(self, where: Optional[Where] = None, where_document: Optional[Where] = None) -> List[str]:
+        """The ids of the rows matching ``where`` (metadata) and
+        ``where_document`` (document) filters, in insertion order.
+
+        Either filter may be None (no condition); with neither, this is
+        :meth:`get_all_ids`. The filters are evaluated by the C library.
+        """
         wbytes = _encode_where(where)
+        dbytes = _encode_where(where_document, "where_document")
+        arr = ffi.new("char ***")
+        cnt = ffi.new("size_t *")
+        h = self._acquire()
+        try:
+            _check(
+                lib.svdb_ids_where(
+                    h, wbytes if wbytes is not None else ffi.NULL, dbytes if dbytes is not None else ffi.NULL, arr, cnt
+                )
+            )
+        finally:
+            self._release()
+        try:
+            p = arr[0]
+            return [ffi.string(p[i]).decode("utf-8", "replace") for i in range(int(cnt[0]))]
+        finally:
+            lib.svdb_ids_free(arr[0])
+
+    def get_many(
+        self, ids: Sequence[str], *, metadata: bool = True, vectors: bool = False
+    ) -> Tuple[List[int], List[Optional[str]], Optional[npt.NDArray[np.float32]]]:
+        """Looks up several rows at once; ids that do not exist are skipped.
+
+        Returns ``(found, metadatas, vectors)``: ``found`` the positions in
+        ``ids`` of the rows that exist, ``metadatas`` their metadata JSON text
+        (None where a row has none; all None unless ``metadata``), and
+        ``vectors`` a float32 array of shape ``(len(found), dim)`` when
+        ``vectors`` is true, else None. The rows are read under one handle
+        registration, but each row is its own library call, so a concurrent
+        writer may change rows between them.
+        """
+        bids = [_encode_id(v, "ids[%d]" % i) for i, v in enumerate(ids)]
+        found: List[int] = []
+        metas: List[Optional[str]] = []
+        meta = ffi.new("char **") if metadata else ffi.NULL
+        h = self._acquire()
+        try:
+            d = ffi.new("uint32_t *")
+            _check(lib.svdb_dim(h, d))
+            dim = int(d[0])
+            out = np.empty((len(bids), dim), dtype=np.float32) if vectors else None
+            for i, bid in enumerate(bids):
+                if out is not None and dim:
+                    vptr = ffi.from_buffer("float[]", out[len(found)])
+                    rc = lib.svdb_get(h, bid, vptr, dim, meta)
+                else:
+                    rc = lib.svdb_get(h, bid, ffi.NULL, 0, meta)
+                if rc == lib.SVDB_ENOTFOUND:
+                    continue
+                _check(rc)
+                found.append(i)
+                if metadata and meta[0] != ffi.NULL:
+                    try:
+                        metas.append(ffi.string(meta[0]).decode("utf-8", "replace"))
+                    finally:
+                        lib.svdb_free(meta[0])
+                else:
+                    metas.append(None)
+        finally:
+            self._release()
+        return found, metas, (out[: len(found)] if out is not None else None)
+
+    def _search_options(
+        self,
+        where: Optional[Where],
+        ef: Optional[int],
+        threads: Optional[int],
+        where_document: Optional[Where] = None,
+    ) -> Tuple[Any, Any]:
+        wbytes = _encode_where(where)
+        dbytes = _encode_where(where_document, "where_document")
         ef_v = _uint("ef", ef, _U32_MAX)
         th_v = _uint("threads", threads, _U32_MAX)
-        if wbytes is None and not ef_v and not th_v:
+        if wbytes is None and dbytes is None and not ef_v and not th_v:
             return ffi.NULL, None
         opts = ffi.new("svdb_search_options *")
         _check(lib.svdb_search_options_init(opts, lib.SVDB_SEARCH_OPTIONS_VERSION))
         opts.ef = ef_v
         opts.threads = th_v
-        keep = None
+        keep = []
         if wbytes is not None:
-            keep = ffi.new("char[]", wbytes)
-            opts.where = keep
+            keep.append(ffi.new("char[]", wbytes))
+            opts.where = keep[-1]
+        if dbytes is not None:
+            keep.append(ffi.new("char[]", dbytes))
+            opts.where_document = keep[-1]
         return opts, keep
 
     def search(
@@ -686,6 +766,7 @@ class SvDBPython:
         *,
         where: Optional[Where] = None,
         ef: Optional[int] = None,
+        where_document: Optional[Where] = None,
     ) -> List[Tuple[str, float]]:
         """The ``k`` nearest rows to ``query`` as ``[(id, distance), ...]``, nearest first.
 
@@ -697,6 +778,8 @@ class SvDBPython:
             k: how many hits, at least 1.
             where: metadata filter, e.g. ``{"year": {"$gte": 2020}}``.
             ef: HNSW candidate list for this search (None: the default).
+            where_document: document filter (the metadata key
+                ``"#document"``), e.g. ``{"$contains": "cat"}``.
 
         Raises:
             DimensionError: the query's dimension is not the collection's.
@@ -704,7 +787,7 @@ class SvDBPython:
         """
         kk = _k(k)
         q = _as_float32(query, "query", 1)
-        opts, keep = self._search_options(where, ef, None)
+        opts, keep = self._search_options(where, ef, None, where_document)
         hits = ffi.new("svdb_hit **")
         n = ffi.new("size_t *")
         qptr = ffi.from_buffer("float[]", q)
@@ -730,6 +813,7 @@ class SvDBPython:
         where: Optional[Where] = None,
         ef: Optional[int] = None,
         threads: int = 0,
+        where_document: Optional[Where] = None,
     ) -> BatchResult:
         """Searches several queries at once (spread over ``threads`` C threads,
         0 = all cores).
@@ -745,7 +829,7 @@ class SvDBPython:
         nq = int(qs.shape[0])
         if nq == 0:
             raise InvalidArgumentError("queries is empty", -1)
-        opts, keep = self._search_options(where, ef, threads)
+        opts, keep = self._search_options(where, ef, threads, where_document)
         hits = ffi.new("svdb_hit **")
         counts = np.zeros(nq, dtype=np.uintp)
         cptr = ffi.from_buffer("size_t[]", counts)
