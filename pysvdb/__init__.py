@@ -8,7 +8,9 @@ Quick start::
         db.add(ids=["a", "b"], embeddings=[[1, 0], [0, 1]], metadatas=[{"n": 1}, None])
         db.search([1, 0.1], k=1)      # [("a", 0.0049...)]
 
-See docs/python.md for the full reference.
+See docs/python.md for the full reference. ``import pysvdb as chromadb`` gives
+code written for ChromaDB a compatible client (PersistentClient,
+EphemeralClient, Collection, ...): see docs/chroma.md.
 """
 
 from __future__ import annotations
@@ -49,6 +51,38 @@ from ._db import (
     Where,
 )
 
+from . import errors
+from ._chroma import (
+    DEFAULT_DATABASE,
+    DEFAULT_TENANT,
+    Client,
+    ClientAPI,
+    Collection,
+    DefaultEmbeddingFunction,
+    EphemeralClient,
+    PersistentClient,
+    Settings,
+)
+from ._chroma_types import (
+    URI,
+    CollectionMetadata,
+    DataLoader,
+    DeleteResult,
+    Document,
+    Documents,
+    Embedding,
+    EmbeddingFunction,
+    Embeddings,
+    GetResult,
+    ID,
+    IDs,
+    Include,
+    Metadatas,
+    QueryResult,
+    URIs,
+    WhereDocument,
+)
+
 __version__: str = "0.1.0"
 
 #: ABI version of the loaded libsvdb (equals the SOVERSION).
@@ -69,10 +103,13 @@ def simd_path() -> str:
     return str(_ffi.string(_clib.svdb_simd_path()).decode("ascii", "replace"))
 
 
-from . import _db, _errors
+from . import _chroma, _chroma_types, _db, _errors
 
 __all__ = [
     *_db.__all__,
+    *_chroma.__all__,
+    *_chroma_types.__all__,
+    "errors",
     *(name for name in _errors.__all__ if name != "error_class"),
     "ABI_VERSION",
     "MAX_ID_BYTES",

@@ -1,0 +1,1445 @@
+"""A ChromaDB-compatible client over libsvdb: ``import pysvdb as chromadb``.
+
+Clients, collections and results follow ChromaDB 1.5's core Python API (see
+docs/chroma.md for what is supported and every known difference). Python
+checks arguments the way ChromaDB does and converts; libsvdb stores the rows
+(vector, metadata and document together, durably) and evaluates ``where`` and
+``where_document`` during query, get and delete.
+
+A persistent client's directory holds a catalog (``pysvdb-chroma.json``:
+names, ids, metadata, HNSW settings), a lock file, and one libsvdb collection
+directory per collection, named by the collection's UUID.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+    cast,
+)
+from contextlib import contextmanager
+
+import numpy as np
+import numpy.typing as npt
+
+from . import errors
+from . import _errors as svdb_errors
+from ._chroma_types import (
+    SPACES,
+    UPDATABLE_HNSW_KEYS,
+    CollectionMetadata,
+    DataLoader,
+    DeleteResult,
+    EmbeddingFunction,
+    GetResult,
+    Include,
+    QueryResult,
+    check_finite,
+    check_hnsw_value,
+    check_ids_storable,
+    check_metadata_storable,
+    hnsw_from_create_args,
+    normalize_embeddings,
+    normalize_metadatas,
+    one_or_many,
+    storable_value,
+    unsigned,
+    validate_collection_metadata,
+    validate_collection_name,
+    validate_documents,
+    validate_ids,
+    validate_images,
+    validate_include,
+    validate_metadata,
+    validate_metadatas,
+    validate_n_results,
+    validate_where,
+    validate_where_document,
+)
+from ._db import SvDBPython
+
+__all__ = [
+    "Settings",
+    "ClientAPI",
+    "Client",
+    "PersistentClient",
+    "EphemeralClient",
+    "Collection",
+    "DefaultEmbeddingFunction",
+    "DEFAULT_TENANT",
+    "DEFAULT_DATABASE",
+]
+
+DEFAULT_TENANT = "default_tenant"
+DEFAULT_DATABASE = "default_database"
+#: The ChromaDB release whose API this module follows (what get_version() reports).
+CHROMA_API_VERSION = "1.5.9"
+#: get_max_batch_size(): pysvdb has no batch ceiling of its own.
+MAX_BATCH_SIZE = 2**31 - 1
+
+_CATALOG = "pysvdb-chroma.json"
+_LOCK = "pysvdb-chroma.lock"
+_DOC = "#document"
+_URI = "#uri"
+#: A collection is checkpointed (snapshot written, log emptied, space of
+#: deleted rows released) once this many rows, or as many as it holds, were
+#: written since the last checkpoint.
+_CHECKPOINT_ROWS = 50_000
+
+_NO_EMBEDDING_FUNCTION = (
+    "You must provide an embedding function to compute embeddings: pysvdb has no built-in embedding model "
+    "(ChromaDB's default downloads ONNX all-MiniLM-L6-v2). Pass embeddings=/query_embeddings=, or create/get the "
+    "collection with embedding_function=..."
+)
+
+
+class DefaultEmbeddingFunction(EmbeddingFunction[Any]):
+    """The default ``embedding_function``: pysvdb downloads no model, so embedding
+    with it raises a ValueError saying so. Pass your own function (any
+    callable taking a list of documents), or embeddings."""
+
+    def __call__(self, input: Any) -> Any:
+        raise ValueError(_NO_EMBEDDING_FUNCTION)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DefaultEmbeddingFunction)
+
+    def __hash__(self) -> int:
+        return hash(DefaultEmbeddingFunction)
+
+
+# ---------------------------------------------------------------- settings
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    v = os.environ.get(name.upper(), os.environ.get(name.lower()))
+    if v is None:
+        return default
+    return v.strip().lower() in ("1", "true", "yes", "on")
+
+
+class Settings:
+    """Client settings, as ``chromadb.Settings``.
+
+    ``allow_reset`` (default False, env ``ALLOW_RESET``) enables
+    :meth:`ClientAPI.reset`; ``is_persistent``/``persist_directory`` choose
+    :func:`Client`'s storage. Every other ChromaDB setting (such as
+    ``anonymized_telemetry``) is accepted and kept, and changes nothing:
+    pysvdb sends no telemetry. ``pysvdb_durability`` is pysvdb's own:
+    ``"sync"`` (default, each write is fsynced before it returns, as
+    ChromaDB's SQLite commit) or ``"persist"`` (writes survive a process
+    crash; fsync at checkpoints and close).
+    """
+
+    allow_reset: bool
+    anonymized_telemetry: bool
+    is_persistent: bool
+    persist_directory: str
+    chroma_api_impl: str
+    pysvdb_durability: str
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.allow_reset = _env_bool("allow_reset", False)
+        self.anonymized_telemetry = _env_bool("anonymized_telemetry", True)
+        self.is_persistent = _env_bool("is_persistent", False)
+        self.persist_directory = os.environ.get("PERSIST_DIRECTORY", "./chroma")
+        self.chroma_api_impl = "chromadb.api.rust.RustBindingsAPI"
+        self.pysvdb_durability = "sync"
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        if self.pysvdb_durability not in ("sync", "persist"):
+            raise ValueError("pysvdb_durability must be 'sync' or 'persist', not %r" % (self.pysvdb_durability,))
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def require(self, key: str) -> Any:
+        val = getattr(self, key, None)
+        if val is None:
+            raise ValueError("Missing required config value '%s'" % key)
+        return val
+
+    def _fields(self) -> Dict[str, Any]:
+        return dict(vars(self))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:  # mutable, like ChromaDB's: compared, never hashed
+        raise TypeError("Settings objects are unhashable")
+
+    def __repr__(self) -> str:
+        return "Settings(%s)" % ", ".join("%s=%r" % kv for kv in sorted(self._fields().items()))
+
+
+# ---------------------------------------------------------------- catalog and engine
+
+
+class _Record:
+    """One collection's catalog entry, shared by every Collection object for it."""
+
+    __slots__ = ("id", "name", "metadata", "hnsw")
+
+    def __init__(self, id: uuid.UUID, name: str, metadata: Optional[Dict[str, Any]], hnsw: Dict[str, Any]) -> None:
+        self.id = id
+        self.name = name
+        self.metadata = metadata
+        self.hnsw = hnsw
+
+    def to_json(self) -> Dict[str, Any]:
+        return {"id": str(self.id), "name": self.name, "metadata": self.metadata, "hnsw": self.hnsw}
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> "_Record":
+        return _Record(uuid.UUID(d["id"]), str(d["name"]), d.get("metadata"), dict(d["hnsw"]))
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
+
+
+class _Engine:
+    """The storage behind every client of one directory (or of the ephemeral store)."""
+
+    def __init__(self, key: str, root: Optional[str], settings: Settings) -> None:
+        self.key = key
+        self.settings = settings
+        self.refs = 0
+        self.closed = False
+        self.ephemeral = root is None
+        self.mu = threading.RLock()
+        self.records: Dict[uuid.UUID, _Record] = {}
+        self.handles: Dict[uuid.UUID, SvDBPython] = {}
+        self.writers: Dict[uuid.UUID, threading.Lock] = {}
+        self.unsaved: Dict[uuid.UUID, int] = {}
+        self.durability = "persist" if self.ephemeral else settings.pysvdb_durability
+        self.lock_fd: Optional[int] = None
+        if root is None:
+            self.root = tempfile.mkdtemp(prefix="pysvdb-ephemeral-")
+        else:
+            self.root = root
+            self._open_dir()
+
+    def _open_dir(self) -> None:
+        if os.path.exists(os.path.join(self.root, "chroma.sqlite3")):
+            raise ValueError(
+                "%s holds a ChromaDB database (chroma.sqlite3); pysvdb cannot read ChromaDB's files. "
+                "Use another directory and copy the data over (collection.get(include=[...]) then add)." % self.root
+            )
+        os.makedirs(self.root, exist_ok=True)
+        fd = os.open(os.path.join(self.root, _LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            finally:
+                os.close(fd)
+            raise svdb_errors.LockedError(
+                "%s is locked: another process (pid %s) has a client open on it. pysvdb allows one process per "
+                "directory; close the other client or use another directory." % (self.root, holder or "?"),
+                -7,
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
+        self.lock_fd = fd
+        try:
+            self._load()
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)  # releases the flock
+            self.lock_fd = None
+
+    def _load(self) -> None:
+        path = os.path.join(self.root, _CATALOG)
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                doc = json.load(f)
+        except FileNotFoundError:
+            doc = {"collections": []}
+        except (OSError, ValueError) as e:
+            raise svdb_errors.CorruptError("cannot read the catalog %s: %s" % (path, e), -5) from None
+        if doc.get("version", 1) != 1:
+            raise svdb_errors.FormatVersionError(
+                "the catalog %s has format version %r; this pysvdb reads version 1" % (path, doc.get("version")), -6
+            )
+        for entry in doc.get("collections", []):
+            rec = _Record.from_json(entry)
+            self.records[rec.id] = rec
+        # Collection directories the catalog does not name were left by a
+        # create or delete interrupted by a crash.
+        for name in os.listdir(self.root):
+            if _is_uuid(name) and uuid.UUID(name) not in self.records:
+                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+
+    def save(self) -> None:
+        """Writes the catalog atomically (temporary file, fsync, rename, fsync of the directory)."""
+        if self.ephemeral:
+            return
+        path = os.path.join(self.root, _CATALOG)
+        tmp = path + ".tmp"
+        text = json.dumps({"format": "pysvdb-chroma", "version": 1, "collections": [r.to_json() for r in self.records.values()]})
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.root)
+
+    def check(self) -> None:
+        if self.closed:
+            raise ValueError("this client was closed; create a new one")
+
+    # ---- collections
+
+    def find(self, name: str) -> Optional[_Record]:
+        for rec in self.records.values():
+            if rec.name == name:
+                return rec
+        return None
+
+    def handle(self, rec: _Record) -> SvDBPython:
+        with self.mu:
+            if self.closed or self.records.get(rec.id) is not rec:
+                raise errors.NotFoundError("Collection [%s] does not exist." % rec.id)
+            h = self.handles.get(rec.id)
+            if h is None:
+                hn = rec.hnsw
+                h = SvDBPython(
+                    os.path.join(self.root, str(rec.id)),
+                    metric=hn["space"],
+                    durability=self.durability,  # type: ignore[arg-type]
+                    index="hnsw",
+                    M=hn["max_neighbors"],
+                    ef_construction=hn["ef_construction"],
+                    ef_search=hn["ef_search"],
+                    build_threads=hn.get("num_threads"),
+                )
+                self.handles[rec.id] = h
+                self.writers[rec.id] = threading.Lock()
+                self.unsaved[rec.id] = 0
+            return h
+
+    def writer(self, rec: _Record) -> threading.Lock:
+        self.handle(rec)
+        return self.writers[rec.id]
+
+    def wrote(self, rec: _Record, h: SvDBPython, rows: int) -> None:
+        """Counts written rows; checkpoints when the log has grown as large as the collection."""
+        n = self.unsaved.get(rec.id, 0) + rows
+        if n >= _CHECKPOINT_ROWS and n >= h.count():
+            h.persist()
+            n = 0
+        self.unsaved[rec.id] = n
+
+    def drop(self, rec: _Record) -> None:
+        """Removes a collection: catalog first (atomically), then its files."""
+        with self.mu:
+            h = self.handles.pop(rec.id, None)
+            lock = self.writers.pop(rec.id, None)
+            self.unsaved.pop(rec.id, None)
+            del self.records[rec.id]
+            self.save()
+        if lock is not None:
+            with lock:
+                pass
+        if h is not None:
+            try:
+                h.close()
+            except svdb_errors.SvDBError:
+                pass  # the files are removed next
+        shutil.rmtree(os.path.join(self.root, str(rec.id)), ignore_errors=True)
+
+    def stop(self) -> None:
+        with self.mu:
+            if self.closed:
+                return
+            self.closed = True
+            handles = list(self.handles.values())
+            self.handles.clear()
+        first: Optional[BaseException] = None
+        for h in handles:
+            try:
+                h.close()
+            except svdb_errors.SvDBError as e:
+                first = first or e
+        if self.ephemeral:
+            shutil.rmtree(self.root, ignore_errors=True)
+        self._unlock()
+        if first is not None:
+            raise first
+
+
+_engines: Dict[str, _Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _comparable(settings: Settings) -> Dict[str, Any]:
+    f = settings._fields()
+    f.pop("persist_directory", None)
+    return f
+
+
+def _acquire_engine(settings: Settings) -> _Engine:
+    if settings.is_persistent:
+        root: Optional[str] = os.path.realpath(os.path.expanduser(str(settings.persist_directory)))
+        key = cast(str, root)
+    else:
+        root, key = None, "ephemeral"
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _Engine(key, root, settings)
+            _engines[key] = engine
+        elif _comparable(engine.settings) != _comparable(settings):
+            raise ValueError("An instance of Chroma already exists for %s with different settings" % key)
+        engine.refs += 1
+        return engine
+
+
+def _release_engine(engine: _Engine) -> None:
+    with _engines_lock:
+        engine.refs -= 1
+        if engine.refs > 0:
+            return
+        if _engines.get(engine.key) is engine:
+            del _engines[engine.key]
+    engine.stop()
+
+
+@atexit.register
+def _stop_all() -> None:
+    with _engines_lock:
+        engines = list(_engines.values())
+        _engines.clear()
+    for e in engines:
+        try:
+            e.stop()
+        except Exception:  # pragma: no cover - nothing to report to at exit
+            pass
+
+
+# ---------------------------------------------------------------- storage helpers
+
+
+@contextmanager
+def _storage(rec: _Record) -> Iterator[None]:
+    """Turns the errors of a libsvdb call into the ones ChromaDB raises."""
+    try:
+        yield
+    except svdb_errors.ClosedError:
+        raise errors.NotFoundError("Collection [%s] does not exist." % rec.id) from None
+    except (svdb_errors.DimensionError, svdb_errors.MetadataError, svdb_errors.TooBigError) as e:
+        raise errors.InvalidArgumentError(e.message) from None
+    except svdb_errors.InvalidArgumentError as e:
+        if isinstance(e, TypeError):
+            raise
+        raise errors.InvalidArgumentError(e.message) from None
+
+
+def _encode_row(meta: Optional[Mapping[str, Any]], doc: Optional[str], uri: Optional[str]) -> Optional[str]:
+    d: Dict[str, Any] = {k: storable_value(v) for k, v in meta.items() if v is not None} if meta else {}
+    if doc is not None:
+        d[_DOC] = doc
+    if uri is not None:
+        d[_URI] = uri
+    return json.dumps(d, ensure_ascii=False, allow_nan=False) if d else None
+
+
+def _decode_row(text: Optional[str]) -> Tuple[Optional[Dict[str, Any]], Optional[str], Optional[str]]:
+    if text is None:
+        return None, None, None
+    d = json.loads(text)
+    doc = d.pop(_DOC, None)
+    uri = d.pop(_URI, None)
+    return (d or None), doc, uri
+
+
+def _as_array(rows: Sequence[npt.NDArray[np.float32]], dim: int) -> npt.NDArray[Any]:
+    """Embeddings as ChromaDB returns them: np.array of lists of Python floats (float64)."""
+    if not rows:
+        return np.array([])
+    return np.stack(rows).astype(np.float64).reshape(len(rows), dim)
+
+
+def _distances(space: str, q: npt.NDArray[np.float32], x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Distances of each query (rows of q) to each row of x, in svdb's conventions."""
+    d: npt.NDArray[Any]
+    if space == "l2":
+        d = ((q[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    elif space == "ip":
+        d = 1.0 - q @ x.T
+    else:
+        qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(np.float32).tiny)
+        d = 1.0 - qn @ xn.T
+    out: npt.NDArray[np.float32] = d.astype(np.float32)
+    return out
+
+
+# ---------------------------------------------------------------- collection
+
+
+class Collection:
+    """A collection of records: ids, embeddings, metadata, documents and uris.
+
+    Obtained from a client (``create_collection``, ``get_collection``, ...).
+    Methods, arguments and results are ChromaDB's.
+    """
+
+    def __init__(
+        self,
+        engine: _Engine,
+        record: _Record,
+        embedding_function: Optional[Any],
+        data_loader: Optional[Any],
+        tenant: str = DEFAULT_TENANT,
+        database: str = DEFAULT_DATABASE,
+    ) -> None:
+        if embedding_function is not None and not callable(embedding_function):
+            raise ValueError("embedding_function must be callable, not %s" % type(embedding_function).__name__)
+        self._engine = engine
+        self._record = record
+        self._embedding_function = embedding_function
+        self._data_loader = data_loader
+        self._tenant = tenant
+        self._database = database
+
+    # ------------------------------------------------------------ properties
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def metadata(self) -> Optional[CollectionMetadata]:
+        m = self._record.metadata
+        return dict(m) if m is not None else None
+
+    @property
+    def configuration_json(self) -> Dict[str, Any]:
+        return {"hnsw": dict(self._record.hnsw), "spann": None, "embedding_function": None}
+
+    @property
+    def configuration(self) -> Dict[str, Any]:
+        ef = self._embedding_function
+        if isinstance(ef, DefaultEmbeddingFunction):
+            ef = None
+        return {"hnsw": dict(self._record.hnsw), "spann": None, "embedding_function": ef}
+
+    @property
+    def schema(self) -> None:
+        return None
+
+    @property
+    def tenant(self) -> str:
+        return self._tenant
+
+    @property
+    def database(self) -> str:
+        return self._database
+
+    def __repr__(self) -> str:
+        return "Collection(name=%s)" % self.name
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Collection):
+            return False
+        return (
+            self.id == other.id
+            and self.name == other.name
+            and self.metadata == other.metadata
+            and self.configuration_json == other.configuration_json
+            and self._embedding_function == other._embedding_function
+            and self._data_loader == other._data_loader
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    # ------------------------------------------------------------ internals
+
+    def _db(self) -> SvDBPython:
+        return self._engine.handle(self._record)
+
+    def _embed(self, inputs: Sequence[Any], is_query: bool) -> npt.NDArray[np.float32]:
+        ef = self._embedding_function
+        if ef is None or isinstance(ef, DefaultEmbeddingFunction):
+            raise ValueError(_NO_EMBEDDING_FUNCTION)
+        fn = getattr(ef, "embed_query", None) if is_query else None
+        out = fn(input=list(inputs)) if callable(fn) else self._call_ef(ef, list(inputs))
+        vecs = normalize_embeddings(out)
+        if vecs is None or vecs.shape[0] != len(inputs):
+            raise ValueError(
+                "the embedding function returned %s embeddings for %d inputs"
+                % (0 if vecs is None else vecs.shape[0], len(inputs))
+            )
+        return vecs
+
+    @staticmethod
+    def _call_ef(ef: Any, inputs: List[Any]) -> Any:
+        try:
+            return ef(input=inputs)
+        except TypeError as e:
+            if "input" not in str(e):
+                raise
+            return ef(inputs)  # a plain function with another parameter name
+
+    def _embed_record_set(
+        self,
+        documents: Optional[List[Any]],
+        images: Optional[List[Any]],
+        uris: Optional[List[Any]],
+        fields: Tuple[str, ...],
+        is_query: bool = False,
+    ) -> npt.NDArray[np.float32]:
+        given = {"documents": documents, "images": images, "uris": uris}
+        if sum(given[f] is not None for f in fields) != 1:
+            raise ValueError("Exactly one of %s must be provided" % ", ".join(fields))
+        if documents is not None and "documents" in fields:
+            return self._embed(documents, is_query)
+        if images is not None and "images" in fields:
+            return self._embed(images, is_query)
+        if self._data_loader is None:
+            raise ValueError("You must set a data loader on the collection if loading from URIs.")
+        return self._embed(self._data_loader(uris), is_query)
+
+    def _normalize_insert(
+        self,
+        op: str,
+        ids: Any,
+        embeddings: Any,
+        metadatas: Any,
+        documents: Any,
+        images: Any,
+        uris: Any,
+    ) -> Tuple[List[str], Optional[npt.NDArray[np.float32]], Optional[List[Any]], Optional[List[Any]], Optional[List[Any]], Optional[List[Any]]]:
+        """Chroma's normalize + validate_insert_record_set, in its order."""
+        vecs = normalize_embeddings(embeddings)
+        id_list = one_or_many(ids)
+        meta_list = normalize_metadatas(one_or_many(metadatas))
+        doc_list = one_or_many(documents)
+        img_list = one_or_many(images)
+        uri_list = one_or_many(uris)
+        fields = [
+            ("ids", id_list),
+            ("embeddings", vecs),
+            ("metadatas", meta_list),
+            ("documents", doc_list),
+            ("images", img_list),
+            ("uris", uri_list),
+        ]
+        present = [(k, len(v)) for k, v in fields if v is not None]
+        empty = [k for k, n in present if n == 0]
+        if empty:
+            raise ValueError("Non-empty lists are required for %s" % empty)
+        if len({n for _, n in present}) > 1:
+            raise ValueError("Unequal lengths for fields: %s" % ", ".join("%s: %d" % kv for kv in present))
+        if doc_list is not None:
+            validate_documents(doc_list, nullable=vecs is not None)
+        if img_list is not None:
+            validate_images(img_list)
+        validate_ids(id_list)
+        if meta_list is not None:
+            validate_metadatas(meta_list)
+        return cast(List[str], id_list), vecs, meta_list, doc_list, img_list, uri_list
+
+    def _check_vectors(self, db: SvDBPython, vecs: npt.NDArray[np.float32]) -> None:
+        dim = db.dim
+        if dim is not None and vecs.shape[1] != dim:
+            raise errors.InvalidArgumentError(
+                "Collection expecting embedding with dimension of %d, got %d" % (dim, vecs.shape[1])
+            )
+        check_finite(vecs)
+
+    # ------------------------------------------------------------ writes
+
+    def add(
+        self,
+        ids: Union[str, List[str]],
+        embeddings: Optional[Any] = None,
+        metadatas: Optional[Any] = None,
+        documents: Optional[Any] = None,
+        images: Optional[Any] = None,
+        uris: Optional[Any] = None,
+    ) -> None:
+        """Adds records; an id that already exists is ignored (the first write wins).
+
+        Without ``embeddings``, the collection's embedding function embeds
+        ``documents`` (or ``images``, or what the data loader loads from ``uris``).
+        """
+        id_list, vecs, metas, docs, images_, uri_list = self._normalize_insert(
+            "add", ids, embeddings, metadatas, documents, images, uris
+        )
+        if vecs is None:
+            vecs = self._embed_record_set(docs, images_, uri_list, ("documents", "images", "uris"))
+        check_ids_storable(id_list)
+        if metas is not None:
+            check_metadata_storable(metas, allow_none_values=False)
+        n = len(id_list)
+        rows = [
+            _encode_row(
+                metas[i] if metas is not None else None,
+                docs[i] if docs is not None else None,
+                uri_list[i] if uri_list is not None else None,
+            )
+            for i in range(n)
+        ]
+        rec = self._record
+        with _storage(rec):
+            db = self._db()
+            self._check_vectors(db, vecs)
+            with self._engine.writer(rec):
+                try:
+                    db.add(id_list, vecs, rows)
+                    written = n
+                except svdb_errors.IdExistsError:
+                    keep = [i for i in range(n) if not db.contains(id_list[i])]
+                    written = len(keep)
+                    if keep:
+                        db.add([id_list[i] for i in keep], vecs[keep], [rows[i] for i in keep])
+                self._engine.wrote(rec, db, written)
+
+    def _merge_write(self, op: str, ids: Any, embeddings: Any, metadatas: Any, documents: Any, images: Any, uris: Any) -> None:
+        id_list, vecs, metas, docs, images_, uri_list = self._normalize_insert(
+            op, ids, embeddings, metadatas, documents, images, uris
+        )
+        if vecs is None and (op == "upsert" or docs is not None or images_ is not None):
+            vecs = self._embed_record_set(docs, images_, None, ("documents", "images"))
+        check_ids_storable(id_list)
+        if metas is not None:
+            check_metadata_storable(metas, allow_none_values=True)
+        rec = self._record
+        with _storage(rec):
+            db = self._db()
+            if vecs is not None:
+                self._check_vectors(db, vecs)
+            with self._engine.writer(rec):
+                found, old_rows, old_vecs = db.get_many(id_list, metadata=True, vectors=vecs is None)
+                exists = dict(zip(found, old_rows))
+                out_ids: List[str] = []
+                out_rows: List[Optional[str]] = []
+                picks: List[int] = []
+                for i, id_ in enumerate(id_list):
+                    if i in exists:
+                        meta, doc, uri = _decode_row(exists[i])
+                        new_meta = metas[i] if metas is not None else None
+                        if new_meta is not None:
+                            meta = dict(meta or {})
+                            for k, v in new_meta.items():
+                                if v is None:
+                                    meta.pop(k, None)
+                                else:
+                                    meta[k] = v
+                        if docs is not None and docs[i] is not None:
+                            doc = docs[i]
+                        if uri_list is not None and uri_list[i] is not None:
+                            uri = uri_list[i]
+                        out_rows.append(_encode_row(meta, doc, uri))
+                    elif op == "upsert":
+                        out_rows.append(
+                            _encode_row(
+                                metas[i] if metas is not None else None,
+                                docs[i] if docs is not None else None,
+                                uri_list[i] if uri_list is not None else None,
+                            )
+                        )
+                    else:
+                        continue  # update of a missing id: ignored
+                    out_ids.append(id_)
+                    picks.append(i)
+                if not out_ids:
+                    return
+                if vecs is not None:
+                    new_vecs = vecs[picks]
+                else:
+                    assert old_vecs is not None
+                    new_vecs = old_vecs
+                db.upsert(out_ids, new_vecs, out_rows)
+                self._engine.wrote(rec, db, len(out_ids))
+
+    def update(
+        self,
+        ids: Union[str, List[str]],
+        embeddings: Optional[Any] = None,
+        metadatas: Optional[Any] = None,
+        documents: Optional[Any] = None,
+        images: Optional[Any] = None,
+        uris: Optional[Any] = None,
+    ) -> None:
+        """Updates existing records; ids that do not exist are ignored.
+
+        Metadata is merged key by key (a key set to None is removed); a
+        document, uri or embedding is replaced only when given. Documents
+        without embeddings are re-embedded by the embedding function.
+        """
+        self._merge_write("update", ids, embeddings, metadatas, documents, images, uris)
+
+    def upsert(
+        self,
+        ids: Union[str, List[str]],
+        embeddings: Optional[Any] = None,
+        metadatas: Optional[Any] = None,
+        documents: Optional[Any] = None,
+        images: Optional[Any] = None,
+        uris: Optional[Any] = None,
+    ) -> None:
+        """Adds new ids and updates existing ones (metadata merged, as :meth:`update`)."""
+        self._merge_write("upsert", ids, embeddings, metadatas, documents, images, uris)
+
+    def delete(
+        self,
+        ids: Optional[Union[str, List[str]]] = None,
+        where: Optional[Dict[str, Any]] = None,
+        where_document: Optional[Dict[str, Any]] = None,
+        limit: Optional[int] = None,
+    ) -> DeleteResult:
+        """Deletes the records matching ``ids`` and the filters (ANDed).
+
+        Returns ``{"deleted": n}``; with ids only, n is the number of ids
+        given (as in ChromaDB), else the number of records removed.
+        """
+        if ids is None and where is None and where_document is None:
+            raise ValueError("At least one of ids, where, or where_document must be provided")
+        if limit is not None:
+            if not isinstance(limit, int) or isinstance(limit, bool):
+                raise TypeError("limit must be a non-negative integer")
+            if limit < 0:
+                raise ValueError("limit must be a non-negative integer")
+            if where is None and where_document is None:
+                raise ValueError("limit can only be specified when a where or where_document clause is provided")
+        id_list = one_or_many(ids)
+        if id_list is not None:
+            validate_ids(id_list)
+        if where is not None:
+            validate_where(where)
+        if where_document is not None:
+            validate_where_document(where_document)
+        rec = self._record
+        with _storage(rec):
+            db = self._db()
+            with self._engine.writer(rec):
+                if where is None and where_document is None:
+                    ids_ = cast(List[str], id_list)
+                    removed = db.delete(ids_)
+                    self._engine.wrote(rec, db, removed)
+                    return {"deleted": len(ids_)}
+                cand = db.ids_where(where, where_document)
+                if id_list is not None:
+                    wanted = set(id_list)
+                    cand = [i for i in cand if i in wanted]
+                if limit is not None:
+                    cand = cand[:limit]
+                removed = db.delete(cand) if cand else 0
+                self._engine.wrote(rec, db, removed)
+                return {"deleted": removed}
+
+    # ------------------------------------------------------------ reads
+
+    def count(self) -> int:
+        """The number of records (O(1))."""
+        rec = self._record
+        with _storage(rec):
+            return self._db().count()
+
+    def _rows(
+        self, db: SvDBPython, ids: List[str], include: Sequence[str]
+    ) -> Tuple[List[str], List[Tuple[Optional[Dict[str, Any]], Optional[str], Optional[str]]], Optional[List[npt.NDArray[np.float32]]]]:
+        need_rows = any(x in include for x in ("metadatas", "documents", "uris", "data"))
+        need_vecs = "embeddings" in include
+        if not need_rows and not need_vecs:
+            return ids, [], None
+        found, texts, vecs = db.get_many(ids, metadata=need_rows, vectors=need_vecs)
+        rows = [_decode_row(t) for t in texts] if need_rows else []
+        return [ids[i] for i in found], rows, (list(vecs) if vecs is not None else None)
+
+    def get(
+        self,
+        ids: Optional[Union[str, List[str]]] = None,
+        where: Optional[Dict[str, Any]] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        where_document: Optional[Dict[str, Any]] = None,
+        include: Include = ["metadatas", "documents"],  # noqa: B006 - never mutated
+    ) -> GetResult:
+        """Records matching ``ids`` and the filters, in insertion order.
+
+        ``offset``/``limit`` page through the matches. ``include`` picks the
+        fields returned beside ``ids``: "metadatas", "documents",
+        "embeddings" (a 2-d numpy array), "uris", "data".
+        """
+        id_list = one_or_many(ids)
+        if id_list is not None:
+            validate_ids(id_list)
+        if where is not None:
+            validate_where(where)
+        if where_document is not None:
+            validate_where_document(where_document)
+        inc = validate_include(include, ("distances",))
+        if "data" in inc and self._data_loader is None:
+            raise ValueError("You must set a data loader on the collection if loading from URIs.")
+        if "data" in inc and "uris" not in inc:
+            inc.append("uris")
+        lim = unsigned("limit", limit)
+        off = unsigned("offset", offset) or 0
+        rec = self._record
+        with _storage(rec):
+            db = self._db()
+            if where is not None or where_document is not None:
+                cand = db.ids_where(where, where_document)
+                if id_list is not None:
+                    wanted = set(id_list)
+                    cand = [i for i in cand if i in wanted]
+            elif id_list is not None and len(id_list) == 1:
+                cand = id_list if db.contains(id_list[0]) else []
+            elif id_list is not None:
+                wanted = set(id_list)
+                cand = [i for i in db.get_all_ids() if i in wanted]
+            else:
+                cand = db.get_all_ids()
+            cand = cand[off : off + lim] if lim is not None else cand[off:]
+            out_ids, rows, vecs = self._rows(db, cand, inc)
+            dim = db.dim or 0
+        result: GetResult = {
+            "ids": out_ids,
+            "embeddings": _as_array(vecs, dim) if vecs is not None else None,
+            "documents": [r[1] for r in rows] if "documents" in inc else None,
+            "uris": [r[2] for r in rows] if "uris" in inc else None,
+            "data": None,
+            "metadatas": [r[0] for r in rows] if "metadatas" in inc else None,
+            "included": cast(Include, inc),
+        }
+        if "data" in inc and self._data_loader is not None:
+            result["data"] = self._data_loader(result["uris"])
+        return result
+
+    def peek(self, limit: int = 10) -> GetResult:
+        """The first ``limit`` records, with their embeddings."""
+        return self.get(limit=limit, include=["metadatas", "documents", "embeddings"])
+
+    def query(
+        self,
+        query_embeddings: Optional[Any] = None,
+        query_texts: Optional[Any] = None,
+        query_images: Optional[Any] = None,
+        query_uris: Optional[Any] = None,
+        ids: Optional[Union[str, List[str]]] = None,
+        n_results: int = 10,
+        where: Optional[Dict[str, Any]] = None,
+        where_document: Optional[Dict[str, Any]] = None,
+        include: Include = ["metadatas", "documents", "distances"],  # noqa: B006 - never mutated
+    ) -> QueryResult:
+        """The ``n_results`` nearest records to each query, nearest first.
+
+        Queries are ``query_embeddings``, or ``query_texts``/``query_images``/
+        ``query_uris`` embedded by the collection's embedding function.
+        ``ids``, ``where`` and ``where_document`` restrict the candidates (the
+        filters run inside libsvdb, during the HNSW search).
+        """
+        qvecs = normalize_embeddings(query_embeddings)
+        texts = one_or_many(query_texts)
+        images_ = one_or_many(query_images)
+        uri_list = one_or_many(query_uris)
+        present = [
+            (k, len(v))
+            for k, v in (("embeddings", qvecs), ("documents", texts), ("images", images_), ("uris", uri_list))
+            if v is not None
+        ]
+        if not present:
+            raise ValueError("At least one of one of embeddings, documents, images, uris must be provided")
+        empty = [k for k, n in present if n == 0]
+        if empty:
+            raise ValueError("Non-empty lists are required for %s" % empty)
+        if len({n for _, n in present}) > 1:
+            raise ValueError("Unequal lengths for fields: %s" % ", ".join("%s: %d" % kv for kv in present))
+        if texts is not None:
+            validate_documents(texts, nullable=qvecs is not None)
+        if images_ is not None:
+            validate_images(images_)
+        filter_ids = one_or_many(ids)
+        if where is not None:
+            validate_where(where)
+        if where_document is not None:
+            validate_where_document(where_document)
+        inc = validate_include(include)
+        k = validate_n_results(n_results)
+        if qvecs is None:
+            qvecs = self._embed_record_set(texts, images_, uri_list, ("documents", "images", "uris"), is_query=True)
+        if "data" in inc and "uris" not in inc:
+            inc.append("uris")
+        nq = int(qvecs.shape[0])
+        rec = self._record
+        with _storage(rec):
+            db = self._db()
+            dim = db.dim
+            if dim is None:  # never written: any dimension is fine, nothing matches
+                hit_ids: List[List[str]] = [[] for _ in range(nq)]
+                hit_d: List[List[float]] = [[] for _ in range(nq)]
+            else:
+                if qvecs.shape[1] != dim:
+                    raise errors.InvalidArgumentError(
+                        "Collection expecting embedding with dimension of %d, got %d" % (dim, qvecs.shape[1])
+                    )
+                if not np.isfinite(qvecs).all():
+                    raise errors.InvalidArgumentError("Query embeddings must not contain NaN or Infinity values")
+                if filter_ids is not None:
+                    hit_ids, hit_d = self._query_ids(db, qvecs, filter_ids, k, where, where_document)
+                else:
+                    kk = min(k, db.count())
+                    if kk == 0:
+                        hit_ids, hit_d = [[] for _ in range(nq)], [[] for _ in range(nq)]
+                    else:
+                        res = db.search_batch(
+                            qvecs, kk, where=where, where_document=where_document, ef=self._record.hnsw["ef_search"]
+                        )
+                        hit_ids, hit_d = [], []
+                        for row_ids, row_d in zip(res.ids, res.distances):
+                            m = sum(1 for x in row_ids if x is not None)
+                            hit_ids.append(list(row_ids[:m]))
+                            hit_d.append(row_d[:m].tolist())
+            fetched: Dict[str, Tuple[Any, Any]] = {}
+            if dim is not None:
+                unique = list(dict.fromkeys(i for row in hit_ids for i in row))
+                got_ids, rows, vecs = self._rows(db, unique, inc)
+                for j, id_ in enumerate(got_ids):
+                    fetched[id_] = (rows[j] if rows else None, vecs[j] if vecs is not None else None)
+        if dim is not None:
+            # Drop hits deleted by another thread between the search and the fetch.
+            keep = [[j for j, i in enumerate(row) if i in fetched] for row in hit_ids]
+            if any(len(kp) != len(row) for kp, row in zip(keep, hit_ids)):
+                hit_d = [[row[j] for j in kp] for kp, row in zip(keep, hit_d)]
+                hit_ids = [[row[j] for j in kp] for kp, row in zip(keep, hit_ids)]
+
+        def column(pos: int) -> List[List[Any]]:
+            return [[fetched[i][0][pos] for i in row] for row in hit_ids]
+
+        result: QueryResult = {
+            "ids": hit_ids,
+            "embeddings": (
+                [_as_array([fetched[i][1] for i in row], dim or 0) for row in hit_ids] if "embeddings" in inc else None
+            ),
+            "documents": column(1) if "documents" in inc else None,
+            "uris": column(2) if "uris" in inc else None,
+            "data": None,
+            "metadatas": column(0) if "metadatas" in inc else None,
+            "distances": hit_d if "distances" in inc else None,
+            "included": cast(Include, inc),
+        }
+        if "data" in inc and self._data_loader is not None and result["uris"] is not None:
+            result["data"] = [self._data_loader(u) for u in result["uris"]]
+        return result
+
+    def _query_ids(
+        self,
+        db: SvDBPython,
+        qvecs: npt.NDArray[np.float32],
+        filter_ids: List[Any],
+        k: int,
+        where: Optional[Dict[str, Any]],
+        where_document: Optional[Dict[str, Any]],
+    ) -> Tuple[List[List[str]], List[List[float]]]:
+        """A query restricted to ``ids``: an exact scan of those rows."""
+        if where is not None or where_document is not None:
+            wanted = set(filter_ids)
+            cand = [i for i in db.ids_where(where, where_document) if i in wanted]
+        else:
+            cand = list(dict.fromkeys(filter_ids))
+            found, _, _ = db.get_many(cand, metadata=False, vectors=False)
+            if len(found) != len(cand):
+                raise errors.InternalError("Error executing plan: Internal error: Error finding id")
+        found, _, vecs = db.get_many(cand, metadata=False, vectors=True)
+        cand = [cand[i] for i in found]
+        if not cand or vecs is None:
+            return [[] for _ in range(len(qvecs))], [[] for _ in range(len(qvecs))]
+        d = _distances(self._record.hnsw["space"], qvecs, vecs)
+        order = np.argsort(d, axis=1, kind="stable")[:, :k]
+        return (
+            [[cand[j] for j in row] for row in order],
+            [d[qi, row].tolist() for qi, row in enumerate(order)],
+        )
+
+    # ------------------------------------------------------------ collection changes
+
+    def modify(
+        self,
+        name: Optional[str] = None,
+        metadata: Optional[CollectionMetadata] = None,
+        configuration: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """Renames the collection, replaces its metadata, or changes the updatable
+        HNSW settings (ef_search, num_threads, batch_size, sync_threshold,
+        resize_factor). The distance space cannot change."""
+        if metadata is not None:
+            validate_metadata(metadata)
+            if "hnsw:space" in metadata:
+                raise ValueError(
+                    "Changing the distance function of a collection once it is created is not supported currently."
+                )
+        if name is not None:
+            validate_collection_name(name, "new_name")
+        if metadata is not None:
+            validate_collection_metadata(metadata)
+        hnsw_updates: Dict[str, Any] = {}
+        ef = None
+        if configuration is not None:
+            for key, value in configuration.items():
+                if key == "embedding_function":
+                    ef = value
+                elif key == "hnsw":
+                    if not isinstance(value, Mapping):
+                        raise errors.InvalidArgumentError("not a valid hnsw config: %r" % (value,))
+                    for hk, hv in value.items():
+                        if hk not in UPDATABLE_HNSW_KEYS:
+                            raise errors.InvalidArgumentError(
+                                "unknown field `%s`, expected one of %s"
+                                % (hk, ", ".join("`%s`" % x for x in UPDATABLE_HNSW_KEYS))
+                            )
+                        if hv is not None:
+                            hnsw_updates[hk] = check_hnsw_value(hk, hv, legacy=False)
+                elif key == "spann":
+                    if value is not None:
+                        raise errors.InvalidArgumentError("pysvdb collections use HNSW; spann cannot be configured")
+                else:
+                    raise errors.InvalidArgumentError("unknown configuration field `%s`" % key)
+        engine, rec = self._engine, self._record
+        with engine.mu:
+            engine.check()
+            if engine.records.get(rec.id) is not rec:
+                raise errors.NotFoundError("Collection [%s] does not exist." % rec.id)
+            if name is not None and name != rec.name and engine.find(name) is not None:
+                raise errors.InternalError("Collection [%s] already exists" % name)
+            old = (rec.name, rec.metadata, dict(rec.hnsw))
+            if name is not None:
+                rec.name = name
+            if metadata is not None:
+                rec.metadata = dict(metadata)
+            rec.hnsw.update(hnsw_updates)
+            try:
+                engine.save()
+            except BaseException:
+                rec.name, rec.metadata, rec.hnsw = old[0], old[1], old[2]
+                raise
+        if ef is not None:
+            self._embedding_function = ef
+
+    # ------------------------------------------------------------ not in local ChromaDB
+
+    def fork(self, new_name: str) -> "Collection":
+        raise NotImplementedError("Collection forking is not implemented for Local Chroma")
+
+    def fork_count(self) -> int:
+        raise NotImplementedError("Fork count is not implemented for Local Chroma")
+
+    def search(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("Search is not implemented for Local Chroma")
+
+    def get_indexing_status(self) -> Any:
+        raise NotImplementedError("Indexing status is not implemented for Local Chroma")
+
+
+# ---------------------------------------------------------------- clients
+
+
+def _ef_default_space(ef: Any) -> Optional[str]:
+    """ChromaDB takes the space of a non-legacy embedding function when none is given."""
+    if ef is None or isinstance(ef, DefaultEmbeddingFunction):
+        return None
+    try:
+        is_legacy = getattr(ef, "is_legacy", None)
+        if not callable(is_legacy) or is_legacy():
+            return None
+        space = ef.default_space()
+    except Exception:
+        return None
+    return space if space in SPACES else None
+
+
+class ClientAPI:
+    """A client of a persistent directory or of the in-memory store.
+
+    Create it with :func:`PersistentClient`, :func:`EphemeralClient` or
+    :func:`Client`. Clients of the same directory in one process share one
+    store; ``close()`` (or the end of a ``with`` block) releases it when the
+    last one closes, which also checkpoints every collection.
+    """
+
+    def __init__(
+        self,
+        settings: Optional[Settings] = None,
+        tenant: str = DEFAULT_TENANT,
+        database: str = DEFAULT_DATABASE,
+    ) -> None:
+        self._closed = True
+        if settings is None:
+            settings = Settings()
+        if not isinstance(settings, Settings):
+            raise TypeError("settings must be a pysvdb.Settings, not %s" % type(settings).__name__)
+        tenant, database = str(tenant), str(database)
+        if tenant != DEFAULT_TENANT:
+            raise ValueError("Could not connect to tenant %s. Are you sure it exists?" % tenant)
+        if database != DEFAULT_DATABASE:
+            raise ValueError("Could not connect to database %s for tenant %s. Are you sure it exists?" % (database, tenant))
+        self.tenant = tenant
+        self.database = database
+        self._settings = settings
+        self._engine = _acquire_engine(settings)
+        self._closed = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Releases this client; the store closes with the last client of it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        _release_engine(self._engine)
+
+    def __enter__(self) -> "ClientAPI":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _live(self) -> _Engine:
+        if self._closed:
+            raise ValueError("this client was closed; create a new one")
+        self._engine.check()
+        return self._engine
+
+    # ------------------------------------------------------------ informational
+
+    def heartbeat(self) -> int:
+        """Nanoseconds since the epoch."""
+        self._live()
+        return time.time_ns()
+
+    def get_version(self) -> str:
+        """The ChromaDB version whose API pysvdb follows ("1.5.9"); pysvdb's own is pysvdb.__version__."""
+        return CHROMA_API_VERSION
+
+    def get_settings(self) -> Settings:
+        return self._settings
+
+    def get_max_batch_size(self) -> int:
+        """pysvdb has no batch ceiling: a very large number, so batching helpers make one batch."""
+        return MAX_BATCH_SIZE
+
+    # ------------------------------------------------------------ collections
+
+    def _collection(self, rec: _Record, embedding_function: Any, data_loader: Any) -> Collection:
+        return Collection(self._engine, rec, embedding_function, data_loader, self.tenant, self.database)
+
+    def list_collections(self, limit: Optional[int] = None, offset: Optional[int] = None) -> List[Collection]:
+        """Every collection, in creation order (ChromaDB's order is arbitrary)."""
+        lim = unsigned("limit", limit)
+        off = unsigned("offset", offset) or 0
+        engine = self._live()
+        with engine.mu:
+            recs = list(engine.records.values())
+        recs = recs[off : off + lim] if lim is not None else recs[off:]
+        return [self._collection(r, DefaultEmbeddingFunction(), None) for r in recs]
+
+    def count_collections(self) -> int:
+        engine = self._live()
+        with engine.mu:
+            return len(engine.records)
+
+    def create_collection(
+        self,
+        name: str,
+        schema: Optional[Any] = None,
+        configuration: Optional[Mapping[str, Any]] = None,
+        metadata: Optional[CollectionMetadata] = None,
+        embedding_function: Optional[Any] = DefaultEmbeddingFunction(),  # noqa: B008 - immutable
+        data_loader: Optional[DataLoader[Any]] = None,
+        get_or_create: bool = False,
+    ) -> Collection:
+        """Creates a collection (``get_or_create=True``: or returns the existing one as is).
+
+        The distance space comes from ``configuration={"hnsw": {"space": ...}}``
+        or ``metadata={"hnsw:space": ...}``: "l2" (default), "cosine" or "ip".
+        The HNSW settings ``max_neighbors``, ``ef_construction``,
+        ``ef_search`` and ``num_threads`` become libsvdb's ``M``,
+        ``ef_construction``, ``ef_search`` and build threads.
+        """
+        if schema is not None:
+            raise ValueError("pysvdb does not support collection schemas; use configuration/metadata")
+        validate_collection_name(name)
+        validate_collection_metadata(metadata)
+        if configuration is not None and configuration.get("embedding_function") is not None:
+            if embedding_function is not None and not isinstance(embedding_function, DefaultEmbeddingFunction):
+                if configuration["embedding_function"] is not embedding_function:
+                    raise ValueError(
+                        "Multiple embedding functions provided. Please provide only one: in the configuration or "
+                        "as the embedding_function argument."
+                    )
+            embedding_function = configuration["embedding_function"]
+        hnsw = hnsw_from_create_args(configuration, metadata, lambda: _ef_default_space(embedding_function))
+        engine = self._live()
+        with engine.mu:
+            engine.check()
+            existing = engine.find(name)
+            if existing is not None:
+                if get_or_create:
+                    return self._collection(existing, embedding_function, data_loader)
+                raise errors.InternalError("Collection [%s] already exists" % name)
+            rec = _Record(uuid.uuid4(), name, dict(metadata) if metadata is not None else None, hnsw)
+            engine.records[rec.id] = rec
+            try:
+                engine.save()
+            except BaseException:
+                del engine.records[rec.id]
+                raise
+        return self._collection(rec, embedding_function, data_loader)
+
+    def get_or_create_collection(
+        self,
+        name: str,
+        schema: Optional[Any] = None,
+        configuration: Optional[Mapping[str, Any]] = None,
+        metadata: Optional[CollectionMetadata] = None,
+        embedding_function: Optional[Any] = DefaultEmbeddingFunction(),  # noqa: B008 - immutable
+        data_loader: Optional[DataLoader[Any]] = None,
+    ) -> Collection:
+        """The collection named ``name``, created when missing; an existing one is
+        returned as is (``configuration`` and ``metadata`` are then ignored)."""
+        return self.create_collection(
+            name, schema, configuration, metadata, embedding_function, data_loader, get_or_create=True
+        )
+
+    def get_collection(
+        self,
+        name: str,
+        embedding_function: Optional[Any] = DefaultEmbeddingFunction(),  # noqa: B008 - immutable
+        data_loader: Optional[DataLoader[Any]] = None,
+    ) -> Collection:
+        """The collection named ``name``; NotFoundError when there is none.
+
+        Embedding functions are not stored with the collection: pass it again here.
+        """
+        engine = self._live()
+        with engine.mu:
+            rec = engine.find(name)
+        if rec is None:
+            raise errors.NotFoundError("Collection [%s] does not exist" % name)
+        return self._collection(rec, embedding_function, data_loader)
+
+    def get_collection_by_id(
+        self,
+        id: uuid.UUID,
+        embedding_function: Optional[Any] = DefaultEmbeddingFunction(),  # noqa: B008 - immutable
+        data_loader: Optional[DataLoader[Any]] = None,
+    ) -> Collection:
+        engine = self._live()
+        key = id if isinstance(id, uuid.UUID) else uuid.UUID(str(id))
+        with engine.mu:
+            rec = engine.records.get(key)
+        if rec is None:
+            raise errors.NotFoundError("Collection [%s] does not exist" % id)
+        return self._collection(rec, embedding_function, data_loader)
+
+    def delete_collection(self, name: str) -> None:
+        """Deletes the collection and its files; NotFoundError when there is none."""
+        engine = self._live()
+        with engine.mu:
+            rec = engine.find(name)
+            if rec is None:
+                raise errors.NotFoundError("Collection [%s] does not exist" % name)
+            engine.drop(rec)
+
+    def reset(self) -> bool:
+        """Deletes every collection; only with ``Settings(allow_reset=True)``."""
+        engine = self._live()
+        if not engine.settings.allow_reset:
+            raise errors.AuthorizationError("Reset is disabled by config")
+        with engine.mu:
+            for rec in list(engine.records.values()):
+                engine.drop(rec)
+        return True
+
+    # ------------------------------------------------------------ tenants
+
+    def set_tenant(self, tenant: str, database: str = DEFAULT_DATABASE) -> None:
+        if tenant != DEFAULT_TENANT or database != DEFAULT_DATABASE:
+            raise ValueError("pysvdb has one tenant and database: %s/%s" % (DEFAULT_TENANT, DEFAULT_DATABASE))
+
+    def set_database(self, database: str) -> None:
+        self.set_tenant(self.tenant, database)
+
+
+def PersistentClient(
+    path: Union[str, "os.PathLike[str]"] = "./chroma",
+    settings: Optional[Settings] = None,
+    tenant: str = DEFAULT_TENANT,
+    database: str = DEFAULT_DATABASE,
+) -> ClientAPI:
+    """A client storing its collections in the directory ``path`` (created if missing).
+
+    One process at a time: a client in another process raises
+    :class:`pysvdb.LockedError` at once instead of waiting.
+    """
+    if settings is None:
+        settings = Settings()
+    settings.persist_directory = str(os.fspath(path))
+    settings.is_persistent = True
+    return ClientAPI(settings, tenant, database)
+
+
+def EphemeralClient(
+    settings: Optional[Settings] = None,
+    tenant: str = DEFAULT_TENANT,
+    database: str = DEFAULT_DATABASE,
+) -> ClientAPI:
+    """A client of the process's in-memory store (files in a temporary directory,
+    removed when the last client closes or the process exits)."""
+    if settings is None:
+        settings = Settings()
+    settings.is_persistent = False
+    return ClientAPI(settings, tenant, database)
+
+
+def Client(
+    settings: Optional[Settings] = None,
+    tenant: str = DEFAULT_TENANT,
+    database: str = DEFAULT_DATABASE,
+) -> ClientAPI:
+    """A client as ``settings`` say: persistent at ``settings.persist_directory`` when
+    ``settings.is_persistent``, else ephemeral."""
+    return ClientAPI(settings if settings is not None else Settings(), tenant, database)

@@ -1,0 +1,345 @@
+"""What pysvdb's ChromaDB-compatible API does beyond (or differently from) ChromaDB,
+and the SvDBPython calls it is built on: filters evaluated in libsvdb, no batch
+ceiling, an immediate "locked" error for a second process, crash-safe catalog,
+disk space released at checkpoints, no default model download."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional
+
+import numpy as np
+import pytest
+
+import pysvdb
+from pysvdb import SvDBPython, errors
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[pysvdb.ClientAPI]:
+    c = pysvdb.PersistentClient(path=str(tmp_path / "db"))
+    yield c
+    c.close()
+
+
+# ---------------------------------------------------------------- SvDBPython additions
+
+
+def _docs_db(path: str) -> SvDBPython:
+    db = SvDBPython(path)
+    db.add(
+        ["a", "b", "c", "d"],
+        [[1, 0], [0, 1], [1, 1], [2, 2]],
+        [{"#document": "hello world", "n": 1}, {"#document": "Hello", "n": 2}, None, {"n": 3}],
+    )
+    return db
+
+
+def test_ids_where(db_path: str) -> None:
+    with _docs_db(db_path) as db:
+        assert db.ids_where() == ["a", "b", "c", "d"] == db.get_all_ids()
+        assert db.ids_where({"n": {"$gte": 2}}) == ["b", "d"]
+        assert db.ids_where(where_document={"$contains": "ello"}) == ["a", "b"]
+        assert db.ids_where(where_document={"$not_contains": "world"}) == ["b", "c", "d"]
+        assert db.ids_where({"n": {"$lt": 3}}, {"$regex": "^H"}) == ["b"]
+        assert db.ids_where('{"#document": {"$contains": "world"}}') == ["a"]
+        with pytest.raises(pysvdb.InvalidArgumentError, match="where_document"):
+            db.ids_where(where_document={"$regex": "("})
+        with pytest.raises(pysvdb.InvalidTypeError):
+            db.ids_where(where_document=5)  # type: ignore[arg-type]
+
+
+def test_search_where_document(db_path: str) -> None:
+    with _docs_db(db_path) as db:
+        assert db.search([1, 0], k=4, where_document={"$contains": "o"}) == [("a", 0.0), ("b", 2.0)]
+        assert db.search([1, 0], k=4, where={"n": 2}, where_document={"$contains": "o"}) == [("b", 2.0)]
+        res = db.search_batch([[1, 0], [0, 1]], k=3, where_document={"$not_regex": "w"})
+        assert res.ids.tolist() == [["c", "b", "d"], ["b", "c", "d"]]
+
+
+def test_get_many(db_path: str) -> None:
+    with _docs_db(db_path) as db:
+        found, metas, vecs = db.get_many(["d", "zz", "a", "c"], vectors=True)
+        assert found == [0, 2, 3]
+        assert metas == ['{"n": 3}', '{"#document": "hello world", "n": 1}', None]
+        np.testing.assert_array_equal(vecs, [[2, 2], [1, 0], [1, 1]])
+        found, metas, vecs = db.get_many(["b"], metadata=False)
+        assert found == [0] and metas == [None] and vecs is None
+        assert db.get_many([], vectors=True)[0] == []
+    with SvDBPython(db_path + "-empty") as empty:
+        assert empty.get_many(["a"], vectors=True)[0] == []
+
+
+# ---------------------------------------------------------------- filters in libsvdb vs a reference model
+
+
+def _model_where(meta: Optional[Dict[str, Any]], w: Dict[str, Any]) -> bool:
+    """ChromaDB's where semantics, numbers compared mathematically."""
+    (key, value), = w.items()
+    if key == "$and":
+        return all(_model_where(meta, x) for x in value)
+    if key == "$or":
+        return any(_model_where(meta, x) for x in value)
+    m = meta or {}
+    op, arg = next(iter(value.items())) if isinstance(value, dict) else ("$eq", value)
+    present = key in m
+    v = m.get(key)
+
+    def same(a: Any, b: Any) -> bool:
+        return isinstance(a, bool) == isinstance(b, bool) and type(a) in (int, float, bool, str) and (
+            a == b if not isinstance(a, str) and not isinstance(b, str) else (isinstance(a, str) and isinstance(b, str) and a == b)
+        )
+
+    if op == "$eq":
+        return present and not isinstance(v, list) and same(v, arg)
+    if op == "$ne":
+        return not (present and not isinstance(v, list) and same(v, arg))
+    if op in ("$gt", "$gte", "$lt", "$lte"):
+        if not present or isinstance(v, (bool, str, list)):
+            return False
+        return {"$gt": v > arg, "$gte": v >= arg, "$lt": v < arg, "$lte": v <= arg}[op]
+    if op == "$in":
+        return present and not isinstance(v, list) and any(same(v, a) for a in arg)
+    if op == "$nin":
+        return not (present and not isinstance(v, list) and any(same(v, a) for a in arg))
+    if op == "$contains":
+        return present and isinstance(v, list) and any(same(x, arg) for x in v)
+    if op == "$not_contains":
+        return not (present and isinstance(v, list) and any(same(x, arg) for x in v))
+    raise AssertionError(op)
+
+
+def _random_where(rng: random.Random, depth: int = 0) -> Dict[str, Any]:
+    if depth < 2 and rng.random() < 0.3:
+        return {rng.choice(["$and", "$or"]): [_random_where(rng, depth + 1) for _ in range(rng.randint(2, 3))]}
+    key = rng.choice(["i", "f", "s", "b", "l", "missing"])
+    op = rng.choice(["$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$contains", "$not_contains"])
+    if op in ("$gt", "$gte", "$lt", "$lte"):
+        return {key: {op: rng.choice([rng.randint(-3, 3), rng.randint(-6, 6) / 2])}}
+    scalar = rng.choice([rng.randint(-3, 3), float(rng.randint(-3, 3)), rng.randint(-6, 6) / 2, "s%d" % rng.randint(0, 3), rng.random() < 0.5])
+    if op in ("$in", "$nin"):
+        if isinstance(scalar, bool):
+            return {key: {op: [scalar, not scalar]}}
+        if isinstance(scalar, str):
+            return {key: {op: [scalar, "s%d" % rng.randint(0, 3)]}}
+        return {key: {op: [scalar, rng.randint(-3, 3)] if isinstance(scalar, int) else [scalar, 0.5]}}
+    return {key: {op: scalar}}
+
+
+def test_where_matches_reference_model(client: pysvdb.ClientAPI) -> None:
+    rng = random.Random(7)
+    col = client.create_collection("model", embedding_function=None)
+    metas: List[Optional[Dict[str, Any]]] = []
+    for i in range(300):
+        m: Dict[str, Any] = {}
+        if rng.random() < 0.8:
+            m["i"] = rng.randint(-3, 3)
+        if rng.random() < 0.7:
+            m["f"] = rng.randint(-6, 6) / 2
+        if rng.random() < 0.7:
+            m["s"] = "s%d" % rng.randint(0, 3)
+        if rng.random() < 0.5:
+            m["b"] = rng.random() < 0.5
+        if rng.random() < 0.5:
+            m["l"] = rng.choice([[rng.randint(-3, 3) for _ in range(3)], ["s%d" % rng.randint(0, 3)], [True]])
+        metas.append(m or None)
+    ids = ["id%03d" % i for i in range(300)]
+    vecs = np.random.default_rng(1).standard_normal((300, 4)).astype(np.float32)
+    col.add(ids=ids, embeddings=vecs, metadatas=metas)
+    for _ in range(300):
+        w = _random_where(rng)
+        want = [i for i, m in zip(ids, metas) if _model_where(m, w)]
+        assert col.get(where=w, include=[])["ids"] == want, w
+        hits = col.query(query_embeddings=vecs[0], n_results=300, where=w, include=[])["ids"][0]
+        assert sorted(hits) == want, w
+
+
+# ---------------------------------------------------------------- beyond ChromaDB
+
+
+def test_no_default_embedding_model(client: pysvdb.ClientAPI) -> None:
+    col = client.create_collection("noef")
+    with pytest.raises(ValueError, match="no built-in embedding model"):
+        col.add(ids=["a"], documents=["text"])
+    with pytest.raises(ValueError, match="no built-in embedding model"):
+        col.query(query_texts=["text"])
+    col2 = client.create_collection("noef2", embedding_function=None)
+    with pytest.raises(ValueError, match="embedding function"):
+        col2.add(ids=["a"], documents=["text"])
+    assert col.count() == 0 and col2.count() == 0
+
+
+def test_plain_callable_embedding_function(client: pysvdb.ClientAPI) -> None:
+    col = client.create_collection("plain", embedding_function=lambda texts: [[float(len(t)), 1.0] for t in texts])
+    col.add(ids=["a", "b"], documents=["xx", "xxxx"])
+    assert col.query(query_texts=["xxx"], n_results=1, include=["distances"])["distances"] == [[1.0]]
+
+
+def test_no_batch_ceiling(client: pysvdb.ClientAPI) -> None:
+    n = 20_000  # ChromaDB refuses more than 5461 per call
+    col = client.create_collection("big", metadata={"hnsw:space": "cosine"}, embedding_function=None)
+    vecs = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
+    col.add(ids=[str(i) for i in range(n)], embeddings=vecs, metadatas=[{"i": i} for i in range(n)])
+    assert col.count() == n
+    assert client.get_max_batch_size() >= n
+    assert col.get(where={"i": {"$gte": n - 3}})["ids"] == [str(n - 3), str(n - 2), str(n - 1)]
+
+
+def test_second_process_gets_locked_error(tmp_path: Path) -> None:
+    path = str(tmp_path / "locked")
+    with pysvdb.PersistentClient(path=path) as c:
+        c.create_collection("abc", embedding_function=None)
+        code = textwrap.dedent(
+            """
+            import sys, time, pysvdb
+            t = time.time()
+            try:
+                pysvdb.PersistentClient(path=sys.argv[1])
+            except pysvdb.LockedError as e:
+                print("LOCKED", round(time.time() - t, 3), e)
+                sys.exit(0)
+            sys.exit(1)
+            """
+        )
+        out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.startswith("LOCKED") and "pid %d" % os.getpid() in out.stdout
+        assert float(out.stdout.split()[1]) < 1.0
+    # Free again once closed.
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys, pysvdb; print(pysvdb.PersistentClient(path=sys.argv[1]).count_collections())", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.stdout.strip() == "1", out.stderr
+
+
+def test_ephemeral_clients_share_and_clean_up() -> None:
+    a = pysvdb.EphemeralClient()
+    b = pysvdb.EphemeralClient()
+    try:
+        a.create_collection("eph", embedding_function=None).add(ids=["x"], embeddings=[[1.0]])
+        assert b.get_collection("eph").count() == 1
+        root = a._engine.root
+        assert os.path.isdir(root)
+    finally:
+        a.close()
+        b.close()
+    assert not os.path.exists(root)
+    with pysvdb.EphemeralClient() as c:
+        assert c.count_collections() == 0
+
+
+def test_client_from_settings(tmp_path: Path) -> None:
+    s = pysvdb.Settings(is_persistent=True, persist_directory=str(tmp_path / "viaset"), anonymized_telemetry=False)
+    with pysvdb.Client(s) as c:
+        c.create_collection("abc", embedding_function=None)
+    assert (tmp_path / "viaset" / "pysvdb-chroma.json").exists()
+    with pysvdb.Client() as c:
+        assert c._engine.ephemeral
+
+
+def test_catalog_and_crash_leftovers(tmp_path: Path) -> None:
+    path = tmp_path / "cat"
+    with pysvdb.PersistentClient(path=str(path)) as c:
+        col = c.create_collection("one", metadata={"k": 1}, configuration={"hnsw": {"space": "ip"}}, embedding_function=None)
+        col.add(ids=["a"], embeddings=[[1.0, 2.0]])
+        cid = str(col.id)
+    catalog = json.loads((path / "pysvdb-chroma.json").read_text())
+    assert [e["name"] for e in catalog["collections"]] == ["one"]
+    assert catalog["collections"][0]["hnsw"]["space"] == "ip"
+    assert (path / cid).is_dir()
+    # A collection directory without a catalog entry (a crash between the two) is removed at open.
+    stray = path / str(uuid.uuid4())
+    stray.mkdir()
+    (stray / "junk").write_text("x")
+    (path / "pysvdb-chroma.json.tmp").write_text("{half")
+    with pysvdb.PersistentClient(path=str(path)) as c:
+        assert not stray.exists()
+        assert c.get_collection("one").query(query_embeddings=[1.0, 0.0], n_results=1)["distances"] == [[0.0]]
+
+
+def test_refuses_chromadb_directory(tmp_path: Path) -> None:
+    (tmp_path / "chroma.sqlite3").write_bytes(b"SQLite format 3\0")
+    with pytest.raises(ValueError, match="ChromaDB database"):
+        pysvdb.PersistentClient(path=str(tmp_path))
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def test_deletes_free_disk_at_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "shrink"
+    vecs = np.random.default_rng(0).standard_normal((3000, 64)).astype(np.float32)
+    with pysvdb.PersistentClient(path=str(path)) as c:
+        col = c.create_collection("abc", embedding_function=None)
+        col.add(ids=[str(i) for i in range(3000)], embeddings=vecs, documents=["doc %d" % i for i in range(3000)])
+    full = _size(path)
+    with pysvdb.PersistentClient(path=str(path)) as c:
+        col = c.get_collection("abc")
+        # "doc 1", "doc 10".."doc 19", ... "doc 1999" stay: 1 + 10 + 100 + 1000 of them.
+        assert col.delete(where={"#document": {"$not_contains": "doc 1"}})["deleted"] == 3000 - 1111
+    assert _size(path) < full / 2
+    with pysvdb.PersistentClient(path=str(path)) as c:
+        assert c.get_collection("abc").count() == 1111
+
+
+def test_checkpoint_bounds_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pysvdb import _chroma
+
+    monkeypatch.setattr(_chroma, "_CHECKPOINT_ROWS", 100)
+    with pysvdb.PersistentClient(path=str(tmp_path / "ck")) as c:
+        col = c.create_collection("abc", embedding_function=None)
+        for b in range(5):
+            col.add(ids=["%d-%d" % (b, i) for i in range(60)], embeddings=np.ones((60, 4), dtype=np.float32) * (b + 1))
+        # Checkpointed once the log held as many rows as the collection (after 120 rows).
+        assert c._engine.unsaved[col.id] == 180 and col.count() == 300
+
+
+def test_storage_errors_keep_pysvdb_classes() -> None:
+    assert errors.LockedError is pysvdb.LockedError
+    assert not issubclass(errors.NotFoundError, ValueError)
+    assert issubclass(errors.InvalidArgumentError, errors.ChromaError)
+    assert errors.NotFoundError("x").code() == 404 and errors.NotFoundError.name() == "NotFoundError"
+
+
+def test_cosine_zero_vector_rejected(client: pysvdb.ClientAPI) -> None:
+    col = client.create_collection("cos", metadata={"hnsw:space": "cosine"}, embedding_function=None)
+    with pytest.raises(errors.InvalidArgumentError):
+        col.add(ids=["z"], embeddings=[[0.0, 0.0]])
+    assert col.count() == 0
+
+
+def test_nan_query_rejected(client: pysvdb.ClientAPI) -> None:
+    col = client.create_collection("nanq", embedding_function=None)
+    col.add(ids=["a"], embeddings=[[1.0, 2.0]])
+    with pytest.raises(errors.InvalidArgumentError):
+        col.query(query_embeddings=[float("nan"), 0.0])
+
+
+def test_concurrent_upserts_merge(client: pysvdb.ClientAPI) -> None:
+    import threading
+
+    col = client.create_collection("conc", embedding_function=None)
+    col.add(ids=["row"], embeddings=[[1.0]], metadatas=[{"start": 0}])
+
+    def work(k: int) -> None:
+        for j in range(50):
+            col.update(ids=["row"], metadatas=[{"t%d_%d" % (k, j): j}])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    meta = col.get(ids=["row"])["metadatas"][0]
+    assert len(meta) == 1 + 4 * 50  # no update lost to a concurrent read-modify-write
