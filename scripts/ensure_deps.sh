@@ -34,3 +34,10 @@ for m in $py_mods; do
     break
   fi
 done
+# The ChromaDB compatibility suite (tests/python/test_chroma_compat.py) runs
+# against chromadb too when it is importable; without it only pysvdb's side runs.
+if [ "$mode" = test ] && [ "${SVDB_SKIP_CHROMADB:-0}" != 1 ] && ! python3 -c "import chromadb" >/dev/null 2>&1; then
+  echo "== installing chromadb (reference for the compatibility suite)"
+  python3 -m pip install -q chromadb \
+    || echo "== WARNING: chromadb could not be installed; the compatibility suite runs against pysvdb only"
+fi

@@ -49,11 +49,18 @@ import pysvdb  # noqa: E402
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return "pysvdb: %s, library %s (%s, %s)" % (
+    try:
+        import chromadb
+
+        chroma = "chromadb %s: the ChromaDB compatibility suite runs against it too" % chromadb.__version__
+    except Exception:
+        chroma = "chromadb not installed: the ChromaDB compatibility suite runs against pysvdb only"
+    return "pysvdb: %s, library %s (%s, %s)\n%s" % (
         os.path.dirname(pysvdb.__file__),
         pysvdb.library_path,
         pysvdb.library_version(),
         pysvdb.simd_path(),
+        chroma,
     )
 
 
