@@ -61,6 +61,7 @@ from ._chroma_types import (
     normalize_metadatas,
     one_or_many,
     storable_value,
+    translate_where_document,
     unsigned,
     validate_collection_metadata,
     validate_collection_name,
@@ -852,6 +853,7 @@ class Collection:
             validate_where(where)
         if where_document is not None:
             validate_where_document(where_document)
+            where_document = translate_where_document(where_document)
         rec = self._record
         with _storage(rec):
             db = self._db()
@@ -912,6 +914,7 @@ class Collection:
             validate_where(where)
         if where_document is not None:
             validate_where_document(where_document)
+            where_document = translate_where_document(where_document)
         inc = validate_include(include, ("distances",))
         if "data" in inc and self._data_loader is None:
             raise ValueError("You must set a data loader on the collection if loading from URIs.")
@@ -998,6 +1001,7 @@ class Collection:
             validate_where(where)
         if where_document is not None:
             validate_where_document(where_document)
+            where_document = translate_where_document(where_document)
         inc = validate_include(include)
         k = validate_n_results(n_results)
         if qvecs is None:
@@ -1025,6 +1029,11 @@ class Collection:
                     kk = min(k, db.count())
                     if kk == 0:
                         hit_ids, hit_d = [[] for _ in range(nq)], [[] for _ in range(nq)]
+                    elif nq == 1:
+                        hits = db.search(
+                            qvecs[0], kk, where=where, where_document=where_document, ef=self._record.hnsw["ef_search"]
+                        )
+                        hit_ids, hit_d = [[h[0] for h in hits]], [[h[1] for h in hits]]
                     else:
                         res = db.search_batch(
                             qvecs, kk, where=where, where_document=where_document, ef=self._record.hnsw["ef_search"]

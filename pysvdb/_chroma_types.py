@@ -500,6 +500,82 @@ def validate_where_document(where_document: object) -> None:
             raise ValueError("Expected where document operand value for operator %s to be a non-empty str" % op)
 
 
+_BRACKET_ESCAPES = {"d": "0-9", "s": "[:space:]", "w": "[:alnum:]_", "\\": "\\"}
+_PLAIN_ESCAPES = {"d": "[0-9]", "D": "[^0-9]", "n": "\n", "t": "\t", "r": "\r"}
+
+
+def posix_regex(pattern: str) -> str:
+    """A Rust-regex pattern (ChromaDB's) as the POSIX extended one libsvdb runs.
+
+    ``\\d``/``\\D`` become ``[0-9]``/``[^0-9]`` (POSIX would read a literal
+    "d"), ``\\n``/``\\t``/``\\r`` the characters; ``\\w \\W \\s \\S \\b \\B`` and escaped
+    punctuation are kept (glibc knows them). Any other letter escape, and a
+    backslash escape inside brackets other than ``\\d \\s \\w``, raises
+    InvalidArgumentError instead of silently matching something else.
+    """
+    out: List[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\" and i + 1 < n:
+            e = pattern[i + 1]
+            if e in _PLAIN_ESCAPES:
+                out.append(_PLAIN_ESCAPES[e])
+            elif e.isalnum() and e not in "wWsSbB":
+                raise InvalidArgumentError(
+                    "Regex syntax error: \\%s is not supported (pysvdb runs POSIX extended regular expressions)" % e
+                )
+            else:
+                out.append(c + e)
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            body: List[str] = ["["]
+            if j < n and pattern[j] == "^":
+                body.append("^")
+                j += 1
+            if j < n and pattern[j] == "]":
+                body.append("]")
+                j += 1
+            while j < n and pattern[j] != "]":
+                if pattern[j] == "[" and j + 1 < n and pattern[j + 1] == ":":
+                    end = pattern.find(":]", j + 2)
+                    if end < 0:
+                        break
+                    body.append(pattern[j : end + 2])
+                    j = end + 2
+                    continue
+                if pattern[j] == "\\" and j + 1 < n:
+                    e = pattern[j + 1]
+                    if e not in _BRACKET_ESCAPES:
+                        raise InvalidArgumentError(
+                            "Regex syntax error: \\%s inside [...] is not supported (pysvdb runs POSIX extended "
+                            "regular expressions; use a POSIX class such as [:digit:])" % e
+                        )
+                    body.append(_BRACKET_ESCAPES[e])
+                    j += 2
+                    continue
+                body.append(pattern[j])
+                j += 1
+            out.append("".join(body))
+            i = j
+            continue
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def translate_where_document(where_document: Dict[str, Any]) -> Dict[str, Any]:
+    """where_document with its regular expressions in libsvdb's POSIX syntax."""
+    (op, operand), = where_document.items()
+    if op in ("$and", "$or"):
+        return {op: [translate_where_document(x) for x in operand]}
+    if op in ("$regex", "$not_regex"):
+        return {op: posix_regex(operand)}
+    return where_document
+
+
 def validate_include(include: object, disallowed: Sequence[str] = ()) -> List[str]:
     if not isinstance(include, list):
         raise ValueError("Expected include to be a list, got %s" % (include,))

@@ -769,6 +769,28 @@ def test_bad_regex(api: types.SimpleNamespace, filled: Any) -> None:
         filled.get(where_document={"$regex": "("})
 
 
+@pytest.mark.parametrize(
+    "pattern, expected",
+    [
+        (r"\d{3}-\d{4}", ["p1"]),
+        (r"[\d.]+%", ["p3"]),
+        (r"^\w+ \w+\.$", ["p2"]),
+        (r"\bcat\b", ["p2"]),
+        (r"\D\.$", ["p2"]),
+        (r"tab\there", ["p4"]),
+        (r"[[:upper:]]{3}", ["p1"]),
+        (r"\\", ["p4"]),
+    ],
+)
+def test_regex_syntax(col: Any, pattern: str, expected: List[str]) -> None:
+    col.add(
+        ids=["p1", "p2", "p3", "p4"],
+        embeddings=[[1.0], [2.0], [3.0], [4.0]],
+        documents=["call ABC 555-1234", "black cat.", "rate 12.5% up", "tab\there \\ back"],
+    )
+    assert col.get(where_document={"$regex": pattern})["ids"] == expected
+
+
 def test_get_where_and_ids(filled: Any) -> None:
     assert filled.get(ids=["r1", "r2", "r4"], where={"s": "apple"})["ids"] == ["r1", "r4"]
     assert filled.get(where={"s": "apple"}, limit=1, offset=1)["ids"] == ["r4"]
