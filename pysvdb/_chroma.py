@@ -322,7 +322,7 @@ class _Engine:
 
     def check(self) -> None:
         if self.closed:
-            raise ValueError("this client was closed; create a new one")
+            raise ValueError("the client of this store was closed; create a new client")
 
     # ---- collections
 
@@ -334,7 +334,8 @@ class _Engine:
 
     def handle(self, rec: _Record) -> SvDBPython:
         with self.mu:
-            if self.closed or self.records.get(rec.id) is not rec:
+            self.check()
+            if self.records.get(rec.id) is not rec:
                 raise errors.NotFoundError("Collection [%s] does not exist." % rec.id)
             h = self.handles.get(rec.id)
             if h is None:
@@ -414,7 +415,15 @@ def _comparable(settings: Settings) -> Dict[str, Any]:
     return f
 
 
+_LOCAL_IMPLS = ("chromadb.api.rust.RustBindingsAPI", "chromadb.api.segment.SegmentAPI")
+
+
 def _acquire_engine(settings: Settings) -> _Engine:
+    if settings.chroma_api_impl not in _LOCAL_IMPLS:
+        raise ValueError(
+            "Unsupported Chroma API implementation %s: pysvdb is an embedded database and has no HTTP client"
+            % settings.chroma_api_impl
+        )
     if settings.is_persistent:
         root: Optional[str] = os.path.realpath(os.path.expanduser(str(settings.persist_directory)))
         key = cast(str, root)

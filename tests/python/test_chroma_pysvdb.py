@@ -343,3 +343,18 @@ def test_concurrent_upserts_merge(client: pysvdb.ClientAPI) -> None:
         t.join()
     meta = col.get(ids=["row"])["metadatas"][0]
     assert len(meta) == 1 + 4 * 50  # no update lost to a concurrent read-modify-write
+
+
+def test_closed_client(tmp_path: Path) -> None:
+    c = pysvdb.PersistentClient(path=str(tmp_path / "closed"))
+    col = c.create_collection("abc", embedding_function=None)
+    c.close()
+    with pytest.raises(ValueError, match="closed"):
+        c.list_collections()
+    with pytest.raises(ValueError, match="closed"):
+        col.count()
+
+
+def test_http_settings_refused() -> None:
+    with pytest.raises(ValueError, match="HTTP"):
+        pysvdb.Client(pysvdb.Settings(chroma_api_impl="chromadb.api.fastapi.FastAPI"))
