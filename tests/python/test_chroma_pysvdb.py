@@ -358,3 +358,20 @@ def test_closed_client(tmp_path: Path) -> None:
 def test_http_settings_refused() -> None:
     with pytest.raises(ValueError, match="HTTP"):
         pysvdb.Client(pysvdb.Settings(chroma_api_impl="chromadb.api.fastapi.FastAPI"))
+
+
+def test_documented_limits(client: pysvdb.ClientAPI) -> None:
+    col = client.create_collection("limits", metadata={"tags": ["a", "b"]}, embedding_function=None)
+    assert client.get_collection("limits").metadata == {"tags": ["a", "b"]}
+    with pytest.raises(errors.InvalidArgumentError):
+        col.add(ids=["x" * 1025], embeddings=[[1.0]])
+    with pytest.raises(errors.InvalidArgumentError):
+        col.add(ids=["big"], embeddings=[[1.0]], documents=["x" * (1 << 20)])
+    with pytest.raises(ValueError):
+        col.add(ids=["nan"], embeddings=[[1.0]], metadatas=[{"v": float("nan")}])
+    col.add(ids=["huge"], embeddings=[[1.0]], metadatas=[{"v": 2**70}])
+    assert col.get(ids=["huge"])["metadatas"] == [{"v": float(2**70)}]
+    assert col.count() == 1
+    assert client.get_version() == "1.5.9"
+    with pytest.raises(ValueError):
+        pysvdb.PersistentClient(path=str(Path(client._engine.root)), tenant="other")
