@@ -24,7 +24,6 @@ import time
 import uuid
 from typing import (
     Any,
-    Callable,
     Dict,
     Iterator,
     List,
