@@ -179,6 +179,14 @@ static void plan_free(put_plan *p, size_t n)
     memset(p, 0, sizeof *p);
 }
 
+/* Keys of a "seen" table over a batch: the slot is the row in the batch. */
+static const char *batch_key(const void *ctx, uint32_t i, size_t *len)
+{
+    const svdb_batch *b = ctx;
+    *len = b->id_lens[i];
+    return b->ids[i];
+}
+
 /* Rejects an id that appears twice in the batch. */
 static int check_unique(const svdb_batch *b, int dup_status)
 {
@@ -186,7 +194,7 @@ static int check_unique(const svdb_batch *b, int dup_status)
     svdb_idmap seen = {0};
     int rc = svdb__idmap_reserve(&seen, b->n);
     for (size_t i = 0; rc == SVDB_OK && i < b->n; i++) {
-        uint32_t prev = svdb__idmap_find(&seen, b->ids[i], b->id_lens[i]);
+        uint32_t prev = svdb__idmap_find(&seen, b->ids[i], b->id_lens[i], batch_key, b);
         if (prev != SVDB_NO_SLOT)
             rc = svdb__fail(dup_status, "id '%.*s' appears twice in the batch (rows %u and %zu)", (int)b->id_lens[i],
                             b->ids[i], prev, i);
@@ -675,8 +683,10 @@ int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted)
     hit.n = 0;
     for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
         uint32_t slot = svdb__store_find(&db->store, all.ids[i], all.id_lens[i]);
-        if (slot == SVDB_NO_SLOT || svdb__idmap_find(&seen, all.ids[i], all.id_lens[i]) != SVDB_NO_SLOT) continue;
-        svdb__idmap_insert(&seen, all.ids[i], all.id_lens[i], slot);
+        /* keyed by position in `hit`, which holds the ids taken so far */
+        if (slot == SVDB_NO_SLOT || svdb__idmap_find(&seen, all.ids[i], all.id_lens[i], batch_key, &hit) != SVDB_NO_SLOT)
+            continue;
+        svdb__idmap_insert(&seen, all.ids[i], all.id_lens[i], (uint32_t)hit.n);
         hit.ids[hit.n] = all.ids[i];
         hit.id_lens[hit.n] = all.id_lens[i];
         slots[hit.n++] = slot;

@@ -30,63 +30,62 @@ void svdb__idmap_free(svdb_idmap *m)
 static void place(svdb_idmap_entry *b, size_t cap, svdb_idmap_entry e)
 {
     size_t i = (size_t)e.hash & (cap - 1);
-    while (b[i].key) i = (i + 1) & (cap - 1);
+    while (b[i].slot != SVDB_NO_SLOT) i = (i + 1) & (cap - 1);
     b[i] = e;
 }
 
 int svdb__idmap_reserve(svdb_idmap *m, size_t extra)
 {
     size_t need = m->n + extra;
-    if (need > SIZE_MAX / 2) return svdb__fail(SVDB_ENOMEM, "id table cannot hold %zu ids", need);
+    if (need > ((size_t)1 << 32) / 10 * 7) return svdb__fail(SVDB_ENOMEM, "id table cannot hold %zu ids", need);
     size_t cap = m->cap ? m->cap : 16;
-    while (need * 10 > cap * 7) cap *= 2; /* load factor at most 0.7 */
+    while (need * 10 > cap * 7) cap *= 2; /* load factor at most 0.7, so cap <= 2^32 */
     if (cap == m->cap) return SVDB_OK;
-    svdb_idmap_entry *nb = svdb__calloc(cap, sizeof *nb);
+    svdb_idmap_entry *nb = svdb__malloc(cap * sizeof *nb);
     if (!nb) return svdb__fail(SVDB_ENOMEM, "out of memory growing the id table to %zu buckets", cap);
+    memset(nb, 0xFF, cap * sizeof *nb); /* every slot SVDB_NO_SLOT */
     for (size_t i = 0; i < m->cap; i++)
-        if (m->b[i].key) place(nb, cap, m->b[i]);
+        if (m->b[i].slot != SVDB_NO_SLOT) place(nb, cap, m->b[i]);
     svdb__free(m->b);
     m->b = nb;
     m->cap = cap;
     return SVDB_OK;
 }
 
-static size_t find_bucket(const svdb_idmap *m, const char *key, size_t len, uint64_t h)
+static size_t find_bucket(const svdb_idmap *m, const char *key, size_t len, svdb_key_fn kf, const void *ctx)
 {
     if (!m->cap) return SIZE_MAX;
+    uint32_t h = (uint32_t)svdb__hash(key, len);
     for (size_t i = (size_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
         const svdb_idmap_entry *e = &m->b[i];
-        if (!e->key) return SIZE_MAX;
-        if (e->hash == h && e->len == len && memcmp(e->key, key, len) == 0) return i;
+        if (e->slot == SVDB_NO_SLOT) return SIZE_MAX;
+        if (e->hash != h) continue;
+        size_t klen;
+        const char *k = kf(ctx, e->slot, &klen);
+        if (klen == len && memcmp(k, key, len) == 0) return i;
     }
 }
 
-uint32_t svdb__idmap_find(const svdb_idmap *m, const char *key, size_t len)
+uint32_t svdb__idmap_find(const svdb_idmap *m, const char *key, size_t len, svdb_key_fn kf, const void *ctx)
 {
-    size_t i = find_bucket(m, key, len, svdb__hash(key, len));
+    size_t i = find_bucket(m, key, len, kf, ctx);
     return i == SIZE_MAX ? SVDB_NO_SLOT : m->b[i].slot;
 }
 
 void svdb__idmap_insert(svdb_idmap *m, const char *key, size_t len, uint32_t slot)
 {
-    svdb_idmap_entry e = {svdb__hash(key, len), key, (uint32_t)len, slot};
+    svdb_idmap_entry e = {slot, (uint32_t)svdb__hash(key, len)};
     place(m->b, m->cap, e);
     m->n++;
 }
 
-void svdb__idmap_rekey(svdb_idmap *m, const char *key, size_t len)
+void svdb__idmap_remove(svdb_idmap *m, const char *key, size_t len, svdb_key_fn kf, const void *ctx)
 {
-    size_t i = find_bucket(m, key, len, svdb__hash(key, len));
-    if (i != SIZE_MAX) m->b[i].key = key;
-}
-
-void svdb__idmap_remove(svdb_idmap *m, const char *key, size_t len)
-{
-    size_t i = find_bucket(m, key, len, svdb__hash(key, len));
+    size_t i = find_bucket(m, key, len, kf, ctx);
     if (i == SIZE_MAX) return;
     size_t mask = m->cap - 1;
     /* Backward-shift: pull later members of the probe run into the hole. */
-    for (size_t j = (i + 1) & mask; m->b[j].key; j = (j + 1) & mask) {
+    for (size_t j = (i + 1) & mask; m->b[j].slot != SVDB_NO_SLOT; j = (j + 1) & mask) {
         size_t home = (size_t)m->b[j].hash & mask;
         /* Move b[j] to i when its home is not within (i, j] cyclically. */
         int move = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
@@ -95,7 +94,7 @@ void svdb__idmap_remove(svdb_idmap *m, const char *key, size_t len)
             i = j;
         }
     }
-    m->b[i].key = NULL;
+    m->b[i].slot = SVDB_NO_SLOT;
     m->n--;
 }
 

@@ -32,7 +32,7 @@ static inline __attribute__((always_inline)) void offer(svdb_topk *t, const int 
 {
     float thr = bound(t);
     for (size_t i = 0; i < nb; i++) {
-        float d = finish_dist(METRIC, raw[i], norm[i]);
+        float d = finish_dist(METRIC, raw[i], METRIC == SVDB_METRIC_COSINE ? norm[i] : 0.0f);
         if (d > thr) continue;
         if (d != d) { /* +inf + -inf in a huge dot product: rank it last, deterministically */
             d = __builtin_inff();
@@ -62,7 +62,7 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
         size_t rows = s->n_slots - base < per ? s->n_slots - base : per;
         for (size_t b = 0; b < rows; b += BLOCK_ROWS) {
             size_t nb = rows - b < BLOCK_ROWS ? rows - b : BLOCK_ROWS;
-            const float *norm = s->norm[c] + b;
+            const float *norm = s->norm[c] ? s->norm[c] + b : NULL; /* cosine only */
             const svdb_row *meta = s->rows[c] + b;
             for (size_t g = 0; g < nq; g += SVDB_KERNEL_MAX_Q) {
                 int ng = nq - g < SVDB_KERNEL_MAX_Q ? (int)(nq - g) : SVDB_KERNEL_MAX_Q;

@@ -82,9 +82,10 @@ int svdb__store_reserve(svdb_store *s, size_t adds, size_t deletes)
     while (s->n_chunks < need_chunks) {
         size_t rows = svdb__chunk_rows(s);
         float *v = svdb__malloc(rows * s->dim * sizeof(float));
-        float *nm = svdb__malloc(rows * sizeof(float));
+        /* inverse norms serve cosine only: other metrics save 4 bytes a row */
+        float *nm = s->metric == SVDB_METRIC_COSINE ? svdb__malloc(rows * sizeof(float)) : NULL;
         svdb_row *r = svdb__calloc(rows, sizeof(svdb_row));
-        if (!v || !nm || !r) {
+        if (!v || (!nm && s->metric == SVDB_METRIC_COSINE) || !r) {
             svdb__free(v);
             svdb__free(nm);
             svdb__free(r);
@@ -98,15 +99,26 @@ int svdb__store_reserve(svdb_store *s, size_t adds, size_t deletes)
     return SVDB_OK;
 }
 
-uint32_t svdb__store_find(const svdb_store *s, const char *id, size_t len) { return svdb__idmap_find(&s->map, id, len); }
+static const char *row_key(const void *ctx, uint32_t slot, size_t *len)
+{
+    const svdb_row *r = svdb__row(ctx, slot);
+    *len = r->id_len;
+    return r->id;
+}
+
+uint32_t svdb__store_find(const svdb_store *s, const char *id, size_t len)
+{
+    return svdb__idmap_find(&s->map, id, len, row_key, s);
+}
 
 static void set_vector(svdb_store *s, uint32_t slot, const float *v)
 {
     float *dst = svdb__vec(s, slot);
     if (dst != v) memcpy(dst, v, (size_t)s->dim * sizeof(float)); /* a loaded snapshot is read in place */
+    if (s->metric != SVDB_METRIC_COSINE) return;
     double n2 = 0.0;
     for (uint32_t d = 0; d < s->dim; d++) n2 += (double)v[d] * v[d];
-    /* A zero vector only reaches here under l2/ip, where norm is unused. */
+    /* cosine refuses zero vectors, so n2 > 0 here */
     s->norm[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] = n2 > 0.0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
 }
 
@@ -137,7 +149,7 @@ void svdb__store_replace(svdb_store *s, uint32_t slot, char *meta, uint32_t meta
 void svdb__store_remove(svdb_store *s, uint32_t slot)
 {
     svdb_row *r = svdb__row(s, slot);
-    svdb__idmap_remove(&s->map, r->id, r->id_len);
+    svdb__idmap_remove(&s->map, r->id, r->id_len, row_key, s);
     svdb__free(r->id);
     svdb__free(r->meta);
     memset(r, 0, sizeof *r);
