@@ -11,6 +11,11 @@ from __future__ import annotations
 #: ABI version this package was written against; must equal svdb_abi_version().
 EXPECTED_ABI_VERSION = 1
 
+#: The header's string macros, which cffi's cdef cannot hold; the test
+#: compares them with include/svdb.h like the rest.
+STRING_MACROS = {"SVDB_DOCUMENT_KEY": "#document"}
+DOCUMENT_KEY = STRING_MACROS["SVDB_DOCUMENT_KEY"]
+
 CDEF = r"""
 /* Release version of the headers; svdb_version_number() gives the library's. */
 #define SVDB_VERSION_MAJOR 0

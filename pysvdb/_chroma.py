@@ -41,6 +41,7 @@ import numpy.typing as npt
 
 from . import errors
 from . import _errors as svdb_errors
+from ._cdef import DOCUMENT_KEY
 from ._chroma_types import (
     SPACES,
     UPDATABLE_HNSW_KEYS,
@@ -97,7 +98,7 @@ MAX_BATCH_SIZE = 2**31 - 1
 
 _CATALOG = "pysvdb-chroma.json"
 _LOCK = "pysvdb-chroma.lock"
-_DOC = "#document"
+_DOC = DOCUMENT_KEY
 _URI = "#uri"
 #: A collection is checkpointed (snapshot written, log emptied, space of
 #: deleted rows released) once this many rows, or as many as it holds, were

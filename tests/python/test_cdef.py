@@ -20,8 +20,8 @@ HEADER = Path(__file__).resolve().parents[2] / "include" / "svdb.h"
 Decls = Tuple[Dict[str, str], Dict[str, str], Dict[str, str]]
 
 
-def load_cdef() -> str:
-    """The CDEF of the pysvdb being tested, without loading the C library."""
+def load_cdef_module() -> Dict[str, object]:
+    """The namespace of the tested pysvdb's _cdef.py, without loading the C library."""
     spec = importlib.util.find_spec("pysvdb")
     assert spec is not None and spec.submodule_search_locations
     for d in spec.submodule_search_locations:
@@ -29,8 +29,16 @@ def load_cdef() -> str:
         if f.is_file():
             ns: Dict[str, object] = {}
             exec(compile(f.read_text(), str(f), "exec"), ns)
-            return str(ns["CDEF"])
+            return ns
     raise AssertionError("pysvdb/_cdef.py not found")
+
+
+def load_cdef() -> str:
+    """The CDEF text plus the string macros kept beside it as Python values."""
+    ns = load_cdef_module()
+    macros = ns["STRING_MACROS"]
+    assert isinstance(macros, dict)
+    return str(ns["CDEF"]) + "".join('\n#define %s "%s"\n' % kv for kv in macros.items())
 
 
 def strip_comments(text: str) -> str:
