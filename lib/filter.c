@@ -428,66 +428,69 @@ static int hexval(char c)
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
+/* Decodes one character of a JSON string literal at p (inside the quotes)
+ * into out; returns the position after it, or NULL on a malformed escape. */
+static const char *next_char(const char *p, const char *e, unsigned char out[4], size_t *m)
+{
+    *m = 1;
+    if (*p != '\\') {
+        out[0] = (unsigned char)*p;
+        return p + 1;
+    }
+    if (++p >= e) return NULL;
+    switch (*p) {
+    case 'n': out[0] = '\n'; return p + 1;
+    case 't': out[0] = '\t'; return p + 1;
+    case 'r': out[0] = '\r'; return p + 1;
+    case 'b': out[0] = '\b'; return p + 1;
+    case 'f': out[0] = '\f'; return p + 1;
+    case 'u': break;
+    default: out[0] = (unsigned char)*p; return p + 1; /* \" \\ \/ */
+    }
+    if (e - p < 5) return NULL;
+    unsigned cp = 0;
+    for (int k = 1; k <= 4; k++) {
+        int h = hexval(p[k]);
+        if (h < 0) return NULL;
+        cp = cp << 4 | (unsigned)h;
+    }
+    p += 5;
+    if (cp >= 0xD800 && cp <= 0xDBFF && e - p >= 6 && p[0] == '\\' && p[1] == 'u') {
+        unsigned lo = 0;
+        int k = 2;
+        for (; k <= 5 && hexval(p[k]) >= 0; k++) lo = lo << 4 | (unsigned)hexval(p[k]);
+        if (k == 6 && lo >= 0xDC00 && lo <= 0xDFFF) {
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        }
+    }
+    if (cp < 0x80) {
+        out[0] = (unsigned char)cp;
+    } else if (cp < 0x800) {
+        out[0] = (unsigned char)(0xC0 | cp >> 6), out[1] = (unsigned char)(0x80 | (cp & 0x3F)), *m = 2;
+    } else if (cp < 0x10000) {
+        out[0] = (unsigned char)(0xE0 | cp >> 12), out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (unsigned char)(0x80 | (cp & 0x3F)), *m = 3;
+    } else {
+        out[0] = (unsigned char)(0xF0 | cp >> 18), out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+        out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)), out[3] = (unsigned char)(0x80 | (cp & 0x3F));
+        *m = 4;
+    }
+    return p;
+}
+
 /* Compares the JSON string literal at p (escapes decoded) with s. */
 static int string_equals(const char *p, const char *e, const char *s, size_t n)
 {
     size_t i = 0;
-    for (p++; p < e && *p != '"'; p++) {
+    for (p++; p && p < e && *p != '"';) {
         unsigned char out[4];
-        size_t m = 1;
-        if (*p != '\\') {
-            out[0] = (unsigned char)*p;
-        } else {
-            p++;
-            if (p >= e) return 0;
-            switch (*p) {
-            case 'n': out[0] = '\n'; break;
-            case 't': out[0] = '\t'; break;
-            case 'r': out[0] = '\r'; break;
-            case 'b': out[0] = '\b'; break;
-            case 'f': out[0] = '\f'; break;
-            case 'u': {
-                if (e - p < 5) return 0;
-                unsigned cp = 0;
-                for (int k = 1; k <= 4; k++) {
-                    int h = hexval(p[k]);
-                    if (h < 0) return 0;
-                    cp = cp << 4 | (unsigned)h;
-                }
-                p += 4;
-                if (cp >= 0xD800 && cp <= 0xDBFF && e - p >= 7 && p[1] == '\\' && p[2] == 'u') {
-                    unsigned lo = 0;
-                    for (int k = 3; k <= 6; k++) {
-                        int h = hexval(p[k]);
-                        if (h < 0) return 0;
-                        lo = lo << 4 | (unsigned)h;
-                    }
-                    if (lo >= 0xDC00 && lo <= 0xDFFF) {
-                        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                        p += 6;
-                    }
-                }
-                if (cp < 0x80) {
-                    out[0] = (unsigned char)cp;
-                } else if (cp < 0x800) {
-                    out[0] = (unsigned char)(0xC0 | cp >> 6), out[1] = (unsigned char)(0x80 | (cp & 0x3F)), m = 2;
-                } else if (cp < 0x10000) {
-                    out[0] = (unsigned char)(0xE0 | cp >> 12), out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-                    out[2] = (unsigned char)(0x80 | (cp & 0x3F)), m = 3;
-                } else {
-                    out[0] = (unsigned char)(0xF0 | cp >> 18), out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-                    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)), out[3] = (unsigned char)(0x80 | (cp & 0x3F));
-                    m = 4;
-                }
-                break;
-            }
-            default: out[0] = (unsigned char)*p; break; /* \" \\ \/ */
-            }
-        }
-        if (i + m > n || memcmp(s + i, out, m) != 0) return 0;
+        size_t m;
+        p = next_char(p, e, out, &m);
+        if (!p || i + m > n || memcmp(s + i, out, m) != 0) return 0;
         i += m;
     }
-    return i == n;
+    return p && i == n;
 }
 
 /* Finds the top-level key; returns the start of its value or NULL. */
@@ -535,54 +538,24 @@ static int array_contains(const char *p, const char *e, const value *v)
     return 0;
 }
 
-/* Decodes the JSON string literal at p into a NUL-terminated heap copy. */
+/* Decodes the JSON string literal at p into a NUL-terminated heap copy
+ * (never longer than the literal: every escape is at least as long as the
+ * UTF-8 it decodes to). */
 static char *decode_string(const char *p, const char *e, size_t *n)
 {
     const char *end = skip_string(p, e);
     char *out = svdb__malloc((size_t)(end - p) + 1);
     if (!out) return NULL;
     size_t i = 0;
-    for (p++; p < end - 1; p++) {
-        if (*p != '\\') {
-            out[i++] = *p;
-            continue;
+    for (p++; p && p < end - 1;) {
+        size_t m;
+        p = next_char(p, end - 1, (unsigned char *)out + i, &m);
+        if (!p) break;
+        if (m == 1 && out[i] == '\0') { /* \u0000 would end the C string: U+FFFD instead */
+            memcpy(out + i, "\xEF\xBF\xBD", 3);
+            m = 3;
         }
-        p++;
-        switch (*p) {
-        case 'n': out[i++] = '\n'; break;
-        case 't': out[i++] = '\t'; break;
-        case 'r': out[i++] = '\r'; break;
-        case 'b': out[i++] = '\b'; break;
-        case 'f': out[i++] = '\f'; break;
-        case 'u': {
-            unsigned cp = 0;
-            for (int k = 1; k <= 4 && p + k < end; k++) cp = cp << 4 | (unsigned)hexval(p[k]);
-            p += 4;
-            if (cp >= 0xD800 && cp <= 0xDBFF && end - p >= 7 && p[1] == '\\' && p[2] == 'u') {
-                unsigned lo = 0;
-                for (int k = 3; k <= 6; k++) lo = lo << 4 | (unsigned)hexval(p[k]);
-                if (lo >= 0xDC00 && lo <= 0xDFFF) {
-                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                    p += 6;
-                }
-            }
-            /* A \u0000 would end the C string early: keep it visible instead. */
-            if (cp == 0) cp = 0xFFFD;
-            if (cp < 0x80) {
-                out[i++] = (char)cp;
-            } else if (cp < 0x800) {
-                out[i++] = (char)(0xC0 | cp >> 6), out[i++] = (char)(0x80 | (cp & 0x3F));
-            } else if (cp < 0x10000) {
-                out[i++] = (char)(0xE0 | cp >> 12), out[i++] = (char)(0x80 | ((cp >> 6) & 0x3F));
-                out[i++] = (char)(0x80 | (cp & 0x3F));
-            } else {
-                out[i++] = (char)(0xF0 | cp >> 18), out[i++] = (char)(0x80 | ((cp >> 12) & 0x3F));
-                out[i++] = (char)(0x80 | ((cp >> 6) & 0x3F)), out[i++] = (char)(0x80 | (cp & 0x3F));
-            }
-            break;
-        }
-        default: out[i++] = *p; break;
-        }
+        i += m;
     }
     out[i] = '\0';
     *n = i;
