@@ -480,6 +480,15 @@ def _storage(rec: _Record) -> Iterator[None]:
         raise errors.InvalidArgumentError(e.message) from None
 
 
+def _check_lengths(present: Sequence[Tuple[str, int]]) -> None:
+    """ChromaDB's checks on the given record fields: none empty, all one length."""
+    empty = [k for k, n in present if n == 0]
+    if empty:
+        raise ValueError("Non-empty lists are required for %s" % empty)
+    if len({n for _, n in present}) > 1:
+        raise ValueError("Unequal lengths for fields: %s" % ", ".join("%s: %d" % kv for kv in present))
+
+
 def _encode_row(meta: Optional[Mapping[str, Any]], doc: Optional[str], uri: Optional[str]) -> Optional[str]:
     d: Dict[str, Any] = {k: storable_value(v) for k, v in meta.items() if v is not None} if meta else {}
     if doc is not None:
@@ -677,11 +686,7 @@ class Collection:
             ("uris", uri_list),
         ]
         present = [(k, len(v)) for k, v in fields if v is not None]
-        empty = [k for k, n in present if n == 0]
-        if empty:
-            raise ValueError("Non-empty lists are required for %s" % empty)
-        if len({n for _, n in present}) > 1:
-            raise ValueError("Unequal lengths for fields: %s" % ", ".join("%s: %d" % kv for kv in present))
+        _check_lengths(present)
         if doc_list is not None:
             validate_documents(doc_list, nullable=vecs is not None)
         if img_list is not None:
@@ -996,11 +1001,7 @@ class Collection:
         ]
         if not present:
             raise ValueError("At least one of one of embeddings, documents, images, uris must be provided")
-        empty = [k for k, n in present if n == 0]
-        if empty:
-            raise ValueError("Non-empty lists are required for %s" % empty)
-        if len({n for _, n in present}) > 1:
-            raise ValueError("Unequal lengths for fields: %s" % ", ".join("%s: %d" % kv for kv in present))
+        _check_lengths(present)
         if texts is not None:
             validate_documents(texts, nullable=qvecs is not None)
         if images_ is not None:

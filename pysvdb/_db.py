@@ -650,18 +650,7 @@ class SvDBPython:
 
     def get_all_ids(self) -> List[str]:
         """Every id, in insertion order (an upsert keeps the row's position)."""
-        arr = ffi.new("char ***")
-        cnt = ffi.new("size_t *")
-        h = self._acquire()
-        try:
-            _check(lib.svdb_ids(h, arr, cnt))
-        finally:
-            self._release()
-        try:
-            p = arr[0]
-            return [ffi.string(p[i]).decode("utf-8", "replace") for i in range(int(cnt[0]))]
-        finally:
-            lib.svdb_ids_free(arr[0])
+        return self.ids_where()
 
     def ids_where(self, where: Optional[Where] = None, where_document: Optional[Where] = None) -> List[str]:
         """The ids of the rows matching ``where`` (metadata) and
@@ -676,11 +665,12 @@ class SvDBPython:
         cnt = ffi.new("size_t *")
         h = self._acquire()
         try:
-            _check(
-                lib.svdb_ids_where(
-                    h, wbytes if wbytes is not None else ffi.NULL, dbytes if dbytes is not None else ffi.NULL, arr, cnt
-                )
-            )
+            if wbytes is None and dbytes is None:
+                _check(lib.svdb_ids(h, arr, cnt))
+            else:
+                w = wbytes if wbytes is not None else ffi.NULL
+                d = dbytes if dbytes is not None else ffi.NULL
+                _check(lib.svdb_ids_where(h, w, d, arr, cnt))
         finally:
             self._release()
         try:
