@@ -126,7 +126,7 @@ class PySvdb(Adapter):
         super().__init__(dim, metric, m, efc, cores)
         import pysvdb
 
-        self.pysvdb = pysvdb
+        self.pysvdb: Any = pysvdb
         self.version = pysvdb.__version__ if hasattr(pysvdb, "__version__") else ""
         self.index = index
         self.db: Any = None
@@ -338,7 +338,7 @@ def main() -> None:
     cores = os.cpu_count() or 1
     xb = np.ascontiguousarray(read_vecs(ds["base"]), dtype=np.float32)
     xq = np.ascontiguousarray(read_vecs(ds["query"]), dtype=np.float32)
-    gt = read_vecs(ds["gt"], np.int32)
+    gt = read_vecs(ds["gt"], np.int32).astype(np.int32)
     if a.queries:
         xq, gt = xq[: a.queries], gt[: a.queries]
     n, dim = xb.shape

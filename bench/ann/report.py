@@ -1,6 +1,7 @@
 """Turns one ANN benchmark results file into docs/performance-ann.md and the recall-QPS plots.
 
-Usage: python3 bench/ann/report.py RESULTS.jsonl [DOCS_DIR]
+Usage: python3 bench/ann/report.py RESULTS.jsonl [DOCS_DIR] [--also=OTHER_RESULTS.jsonl ...]
+(--also: other runs whose target ratios are listed next to this run's, to show the noise)
 
 QPS at recall@10 = 0.95 is interpolated on each library's sweep: between the
 first ef whose recall reaches 0.95 and the ef before it, log(QPS) linear in
@@ -123,9 +124,43 @@ def plot(run: Dict[str, Any], sets: Dict[str, Dict[str, Result]], key: str, titl
     plt.close(fig)
 
 
+def target_ratios(libs: Dict[str, Result]) -> Optional[Tuple[Optional[float], Optional[float], Optional[float]]]:
+    """svdb-C / best of hnswlib and usearch and svdb-C / hnswlib in QPS@0.95 on
+    one thread, and svdb-C / hnswlib in build time; None without svdb-C."""
+    s, h, u = libs.get("svdb-c-hnsw"), libs.get("hnswlib"), libs.get("usearch")
+    if not s:
+        return None
+    sq = qps_at(s["sweep"], "qps_1t")[0]
+    hq = qps_at(h["sweep"], "qps_1t")[0] if h else None
+    uq = qps_at(u["sweep"], "qps_1t")[0] if u else None
+    best = max([q for q in (hq, uq) if q is not None], default=None)
+    return ratio(sq, best), ratio(sq, hq), ratio(s["build_s"], h["build_s"]) if h else None
+
+
+def repeat_section(runs: List[Tuple[Dict[str, Any], Dict[str, Dict[str, Result]]]]) -> List[str]:
+    """The target ratios of the same sets across several runs, to show the noise."""
+    out = ["## Repeatability\n",
+           "The same ratios from %d runs on this machine (the first is the run above); the spread between runs "
+           "is the measurement noise of this shared machine.\n" % len(runs),
+           "| set | run | svdb / best of hnswlib, usearch (QPS@0.95, 1 thread) | svdb / hnswlib | "
+           "build svdb / hnswlib |", "|---|---|---|---|---|"]
+    names = [s["name"] for s in runs[0][0]["sets"]]
+    for name in names:
+        for run, sets in runs:
+            r = target_ratios(sets.get(name, {}))
+            if r:
+                out.append("| %s | `%s`, %s, %s | %s | %s | %s |" % (
+                    name, run["command"].strip(), run["date"], run["commit"].split()[0], fmt(r[0], 2), fmt(r[1], 2),
+                    fmt(r[2], 2)))
+    out.append("")
+    return out
+
+
 def main() -> None:
-    path = sys.argv[1]
-    docs = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(__file__), "..", "..", "docs")
+    args = [x for x in sys.argv[1:] if not x.startswith("--also=")]
+    also = [x[len("--also="):] for x in sys.argv[1:] if x.startswith("--also=")]
+    path = args[0]
+    docs = args[1] if len(args) > 1 else os.path.join(os.path.dirname(__file__), "..", "..", "docs")
     run, results = load(path)
     failed = [r for r in results if "error" in r]
     sets = by_set([r for r in results if "error" not in r])
@@ -135,9 +170,11 @@ def main() -> None:
     md: List[str] = []
     w = md.append
     w("# Approximate search: svdb HNSW against hnswlib, faiss and usearch\n")
-    w("Figures of `%s`, run on %s on %s (%s cores), commit %s. Peers from PyPI: hnswlib %s, faiss-cpu %s, "
+    w("Figures of `%s`, run on %s on %s (%s cores), commit %s%s. Peers from PyPI: hnswlib %s, faiss-cpu %s, "
       "usearch %s. HNSW parameters for every library: M = %d (2·M links on the bottom layer), ef_construction = %d; "
-      "ef_search swept over %s. k = 10.\n" % (run["command"], run["date"], run["cpu"], run["cores"], run["commit"],
+      "ef_search swept over %s. k = 10.\n" % (run["command"].strip(), run["date"], run["cpu"], run["cores"],
+                                              run["commit"], ", libsvdb built %s" % run["libsvdb_built"]
+                                              if "libsvdb_built" in run else "",
                                               v.get("hnswlib", "?"), v.get("faiss", "?"), v.get("usearch", "?"),
                                               run["m"], run["ef_construction"], run["efs"].replace(",", ", ")))
     w("**The machine is shared with other jobs and noisy** (other builds and test suites ran at the same time). "
@@ -232,15 +269,18 @@ def main() -> None:
         reo_t = ("**met**" if s["reopen_ms"] < 100 else "**not met**") if s["n"] >= 1_000_000 else "n/a (not 1M)"
         w("| %s | %s | %s | %s | %s (first %s) | %s |" % (name, fmt(mb), fmt(mr), mem_t, fmt(s["reopen_ms"], 1),
                                                             fmt(s.get("first_reopen_ms"), 1), reo_t))
+        peers = [(lib, libs[lib]) for lib in ("hnswlib", "faiss-hnsw", "usearch") if lib in libs]
         if s["dim"] == 128:
-            verdicts.append("%s: memory %s (%.0f B/vector after build, %.0f reopened)%s." % (
+            verdicts.append("%s: memory %s (%.0f B/vector after build, %.0f reopened; %s)%s." % (
                 name, "**met**" if max(mb, mr) <= 700 else "**not met**", mb, mr,
+                ", ".join("%s %.0f" % (NAMES[lib], r["mem_build_bytes"] / r["n"]) for lib, r in peers),
                 "; on 10,000 vectors fixed overheads weigh in, the 1M set is the meaningful one"
                 if s["n"] < 100_000 else ""))
         if s["n"] >= 1_000_000:
-            verdicts.append("%s: reopen %s (%.1f ms median, %.1f ms first)." % (
-                name, "**met**" if s["reopen_ms"] < 100 else "**not met**", s["reopen_ms"],
-                s.get("first_reopen_ms", 0.0)))
+            verdicts.append("%s: reopen %s (%.1f ms median, %.1f ms first; loading the peers' saved indexes: "
+                            "%s)." % (name, "**met**" if s["reopen_ms"] < 100 else "**not met**", s["reopen_ms"],
+                                      s.get("first_reopen_ms", 0.0),
+                                      ", ".join("%s %.0f ms" % (NAMES[lib], r["reopen_ms"]) for lib, r in peers)))
     w("")
     if not any(s["n"] >= 1_000_000 for s in run["sets"]):
         verdicts.append("The 1M reopen target and the 1M memory figure need the full run (`run_ann.sh` without "
@@ -256,7 +296,7 @@ def main() -> None:
     # ---- per set
     for s_meta in run["sets"]:
         name = s_meta["name"]
-        libs = sets.get(name)
+        libs = sets.get(name, {})
         if not libs:
             continue
         w("## %s (%s x %d, %s, %s queries)\n" % (name, fmt(s_meta["n"]), s_meta["dim"], s_meta["metric"],
@@ -298,14 +338,23 @@ def main() -> None:
                 w("pysvdb against the C API on this set (median over the sweep): batch QPS %.2fx, per-query QPS "
                   "%.2fx (Python call, argument checks and result conversion included).\n" % (r1, rs))
 
+    if also:
+        runs = [(run, sets)]
+        for extra in also:
+            r2, res2 = load(extra)
+            runs.append((r2, by_set([r for r in res2 if "error" not in r])))
+        md.extend(repeat_section(runs))
+
     w("## How to reproduce\n")
     w("```sh")
-    w("bash bench/ann/run_ann.sh          # all five sets; the 1M builds take several minutes per library")
-    w("bash bench/ann/run_ann.sh --quick  # the three ../shared/data sets only, a few minutes")
+    w("bash bench/ann/run_ann.sh          # all five sets: about 45 minutes on 2 cores (the 1M builds: 2-7 min each)")
+    w("bash bench/ann/run_ann.sh --quick  # the three ../shared/data sets only: about 20 minutes")
     w("```\n")
     w("It installs what is missing (hnswlib, faiss-cpu, usearch, matplotlib from PyPI; the Debian package "
       "dataset-fashion-mnist), builds libsvdb and `bench_ann` in `build-ann/`, caches the generated sets and "
-      "results in `bench/ann/.cache/`, and rewrites this file and `docs/recall_qps*.png`.")
+      "results in `bench/ann/.cache/`, and rewrites this file and `docs/recall_qps*.png`. The runs quoted here "
+      "are kept in `bench/ann/results/`; this page was rendered from them with `python3 bench/ann/report.py "
+      "RUN.jsonl docs --also=OTHER_RUN.jsonl ...`.")
     with open(os.path.join(docs, "performance-ann.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     print("wrote %s" % os.path.join(docs, "performance-ann.md"))

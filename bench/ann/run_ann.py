@@ -128,10 +128,13 @@ def main() -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, ROOT, env.get("PYTHONPATH", "")) if p)
     lib_path = os.path.join(a.build, "libsvdb.so")
+    built = "missing"
     if os.path.exists(lib_path):
         env.setdefault("SVDB_LIBRARY", lib_path)
+        built = datetime.datetime.fromtimestamp(os.path.getmtime(lib_path)).strftime("%Y-%m-%d %H:%M")
     meta = {"run": {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "command": a.command or " ".join(
-        sys.argv), "cpu": cpu_model(), "cores": os.cpu_count(), "commit": git_commit(), "versions": versions(),
+        sys.argv), "cpu": cpu_model(), "cores": os.cpu_count(), "commit": git_commit(), "libsvdb_built": built,
+        "versions": versions(),
         "m": a.m, "ef_construction": a.efc, "efs": a.efs, "reps": a.reps, "min_time": a.min_time,
         "build_reps": a.build_reps,
         "sets": [s.to_json() for s in sets]}}

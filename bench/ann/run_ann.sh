@@ -6,7 +6,6 @@
 # (--quick: only the three ../shared/data sets, no 60k Fashion-MNIST, no 1M set).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-args=("$@")
 quick=""
 for a in "$@"; do [ "$a" = "--quick" ] && quick="--quick"; done
 scripts/ensure_deps.sh demo
@@ -29,5 +28,5 @@ cmake --build build-ann -j"$(nproc)" --target svdb bench_ann >/dev/null
 # SVDB_LIBRARY are set by run_ann.py), so the C and Python figures are of one build.
 out="bench/ann/.cache/results-$([ -n "$quick" ] && echo quick || echo full).jsonl"
 mkdir -p bench/ann/.cache
-python3 bench/ann/run_ann.py --out "$out" --command "bench/ann/run_ann.sh ${args[*]:-}" "${args[@]}"
+python3 bench/ann/run_ann.py --out "$out" --command "$(echo bench/ann/run_ann.sh "$@")" "$@"
 python3 bench/ann/report.py "$out" docs
