@@ -100,11 +100,16 @@ static svdb_filter *new_node(opcode op)
     return f;
 }
 
-static int compile_logic(const cJSON *list, opcode op, const char *name, int depth, svdb_filter **out)
+static int compile_doc(const cJSON *j, int depth, svdb_filter **out);
+static int bad_doc(const char *msg, const char *detail);
+
+/* $and / $or over two or more clauses of `where` or, with `doc`, of `where_document`. */
+static int compile_logic(const cJSON *list, opcode op, const char *name, int depth, int doc, svdb_filter **out)
 {
-    if (!cJSON_IsArray(list)) return bad("expected a list after", name);
+    int (*fail)(const char *, const char *) = doc ? bad_doc : bad;
+    if (!cJSON_IsArray(list)) return fail("expected a list after", name);
     int n = cJSON_GetArraySize(list);
-    if (n < 2) return bad("needs at least two clauses:", name);
+    if (n < 2) return fail("needs at least two clauses:", name);
     svdb_filter *f = new_node(op);
     if (!f || !(f->kids = svdb__calloc((size_t)n, sizeof *f->kids))) {
         svdb__filter_free(f);
@@ -113,7 +118,7 @@ static int compile_logic(const cJSON *list, opcode op, const char *name, int dep
     const cJSON *c;
     cJSON_ArrayForEach(c, list)
     {
-        int rc = compile(c, depth + 1, &f->kids[f->n_kids]);
+        int rc = doc ? compile_doc(c, depth + 1, &f->kids[f->n_kids]) : compile(c, depth + 1, &f->kids[f->n_kids]);
         if (rc != SVDB_OK) {
             svdb__filter_free(f);
             return rc;
@@ -235,29 +240,8 @@ static int compile_doc(const cJSON *j, int depth, svdb_filter **out)
     if (cJSON_GetArraySize(j) != 1) return bad_doc("every where_document object must have exactly one key", NULL);
     const cJSON *item = j->child;
     const char *key = item->string;
-    int is_and = strcmp(key, "$and") == 0;
-    if (is_and || strcmp(key, "$or") == 0) {
-        if (!cJSON_IsArray(item)) return bad_doc("expected a list after", key);
-        int n = cJSON_GetArraySize(item);
-        if (n < 2) return bad_doc("needs at least two clauses:", key);
-        svdb_filter *f = new_node(is_and ? OP_AND : OP_OR);
-        if (!f || !(f->kids = svdb__calloc((size_t)n, sizeof *f->kids))) {
-            svdb__filter_free(f);
-            return svdb__fail(SVDB_ENOMEM, "out of memory");
-        }
-        const cJSON *c;
-        cJSON_ArrayForEach(c, item)
-        {
-            int rc = compile_doc(c, depth + 1, &f->kids[f->n_kids]);
-            if (rc != SVDB_OK) {
-                svdb__filter_free(f);
-                return rc;
-            }
-            f->n_kids++;
-        }
-        *out = f;
-        return SVDB_OK;
-    }
+    if (strcmp(key, "$and") == 0) return compile_logic(item, OP_AND, key, depth, 1, out);
+    if (strcmp(key, "$or") == 0) return compile_logic(item, OP_OR, key, depth, 1, out);
     static const struct {
         const char *name;
         opcode op;
@@ -337,8 +321,8 @@ static int compile(const cJSON *j, int depth, svdb_filter **out)
     if (cJSON_GetArraySize(j) != 1) return bad("every where object must have exactly one key", NULL);
     const cJSON *item = j->child;
     const char *key = item->string;
-    if (strcmp(key, "$and") == 0) return compile_logic(item, OP_AND, key, depth, out);
-    if (strcmp(key, "$or") == 0) return compile_logic(item, OP_OR, key, depth, out);
+    if (strcmp(key, "$and") == 0) return compile_logic(item, OP_AND, key, depth, 0, out);
+    if (strcmp(key, "$or") == 0) return compile_logic(item, OP_OR, key, depth, 0, out);
     if (key[0] == '$') return bad("unexpected operator at field position", key);
     if (key[0] == '\0') return bad("empty field name", NULL);
     return compile_cmp(key, item, out);
