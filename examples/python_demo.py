@@ -117,6 +117,25 @@ def main() -> None:
             db.count()
         except pysvdb.ClosedError as e:
             print("using the closed handle ->", type(e).__name__ + ":", e)
+
+        show("the ChromaDB-compatible client (import pysvdb as chromadb)")
+        client = pysvdb.PersistentClient(path=os.path.join(tmp, "chroma"))
+        col = client.get_or_create_collection("fruit", metadata={"hnsw:space": "cosine"})
+        col.add(
+            ids=["a", "b", "c"],
+            embeddings=[[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]],
+            documents=["red apples", "green apples", "yellow bananas"],
+            metadatas=[{"price": 3}, {"price": 2}, {"price": 1}],
+        )
+        res = col.query(
+            query_embeddings=[[1.0, 0.05]],
+            n_results=2,
+            where={"price": {"$lte": 2}},
+            where_document={"$contains": "apples"},
+        )
+        print("query ->", res["ids"], res["documents"])
+        print("get(where) ->", col.get(where={"price": {"$gt": 1}})["ids"])
+        client.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("\ndone; removed", tmp)
