@@ -277,17 +277,33 @@ static inline int admitted(const walk *w, uint32_t id) { return !w->admit || w->
 /* Greedy descent on one upper level. */
 static uint32_t greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int l)
 {
+    const svdb_store *s = w->s;
+    const svdb_gather_fn gf = s->metric == SVDB_METRIC_L2 ? w->k->l2_gather : w->k->dot_gather;
     uint32_t buf[2 * 64 + 1];
     for (int changed = 1; changed;) {
         changed = 0;
         const uint32_t *ln = read_links(w, ep, l, buf);
+        /* Score the node's neighbours in one gather call (rows in parallel);
+         * its per-row arithmetic is the pair kernel's, so results are the same. */
+        uint32_t ids[2 * 64];
+        const float *rows[2 * 64];
+        float ds[2 * 64];
+        size_t m = 0;
         for (uint32_t i = 1; i <= ln[0]; i++) {
             uint32_t n = ln[i];
             if (w->h->level[n] == SVDB_HNSW_NO_LEVEL || (int)w->h->level[n] < l) continue;
-            float d = dist(w->s, w->k, q, n);
+            ids[m] = n;
+            rows[m++] = svdb__vec(s, n);
+        }
+        if (m) gf(q.v, rows, m, s->dim, ds);
+        for (size_t j = 0; j < m; j++) {
+            float d = ds[j];
+            if (s->metric == SVDB_METRIC_COSINE) d = 1.0f - d * q.inv_norm * node_norm(s, ids[j]);
+            else if (s->metric == SVDB_METRIC_IP) d = 1.0f - d;
+            if (d != d) d = __builtin_inff();
             if (d < *ep_d) {
                 *ep_d = d;
-                ep = n;
+                ep = ids[j];
                 changed = 1;
             }
         }
