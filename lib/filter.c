@@ -554,10 +554,21 @@ static int match_doc(const svdb_filter *f, const char *meta, size_t len)
     const char *e = meta + len;
     const char *v = meta ? find_key(meta, e, SVDB_DOCUMENT_KEY, sizeof SVDB_DOCUMENT_KEY - 1) : NULL;
     if (!v || *v != '"') return negate;
+    /* Most documents hold no escape: test the stored bytes in place (glibc's
+     * REG_STARTEND bounds the regex search) and allocate nothing per row. */
+    const char *body = v + 1, *end = skip_string(v, e) - 1;
+    int hit;
+    if (!memchr(body, '\\', (size_t)(end - body))) {
+        regmatch_t span = {0, (regoff_t)(end - body)};
+        if (f->re)
+            hit = regexec(f->re, body, 1, &span, REG_STARTEND) == 0;
+        else
+            hit = memmem(body, (size_t)(end - body), f->vals[0].str, f->vals[0].len) != NULL;
+        return negate ? !hit : hit;
+    }
     size_t n;
     char *doc = decode_string(v, e, &n);
     if (!doc) return -1;
-    int hit;
     if (f->re)
         hit = regexec(f->re, doc, 0, NULL, 0) == 0;
     else

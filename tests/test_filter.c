@@ -122,6 +122,13 @@ static void test_filter__documents(void **state)
     assert_true(doc("{\"$and\": [{\"$contains\": \"fox\"}, {\"$regex\": \"jumps\"}]}", m));
     assert_false(doc("{\"$and\": [{\"$contains\": \"fox\"}, {\"$contains\": \"dog\"}]}", m));
     assert_true(doc("{\"$or\": [{\"$contains\": \"dog\"}, {\"$contains\": \"fox\"}]}", m));
+    /* a document without escapes is tested in place: anchors see its ends, not the JSON around it */
+    const char *plain = "{\"#document\": \"quick brown fox\", \"z\": \"fox\"}";
+    assert_true(doc("{\"$regex\": \"^quick brown fox$\"}", plain));
+    assert_false(doc("{\"$regex\": \"fox\\\"\"}", plain));
+    assert_true(doc("{\"$contains\": \"own f\"}", plain));
+    assert_false(doc("{\"$contains\": \"fox\\\"\"}", plain));
+    assert_true(doc("{\"$not_regex\": \"^brown\"}", plain));
     /* rows without a document (or with a non-string one) match only the negations */
     const char *none[] = {NULL, "{\"n\": 1}", "{\"#document\": 5}", "{\"#document\": null}"};
     for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
