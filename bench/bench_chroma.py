@@ -133,8 +133,23 @@ def run_backend(backend: str, data_dir: str, batch: int) -> Dict[str, Any]:
             documents=r["documents"][s : s + batch],
         )
     ingest_s = time.perf_counter() - t0
+    # The first query at once: pysvdb may still be linking rows, which it
+    # then scans exactly; ChromaDB's add has indexed its rows before returning.
+    a = time.perf_counter()
+    col.query(query_embeddings=[queries[0]], n_results=K)
+    at_once_ms = (time.perf_counter() - a) * 1e3
+    if backend == "pysvdb":
+        col._db().index_wait()  # pysvdb-only: until every row is in the graph
+    indexed_s = time.perf_counter() - t0 - at_once_ms / 1e3
     assert col.count() == len(base)
-    results: Dict[str, Any] = {"backend": backend, "ingest_s": ingest_s, "ingest_vps": len(base) / ingest_s}
+    results: Dict[str, Any] = {
+        "backend": backend,
+        "ingest_s": ingest_s,
+        "ingest_vps": len(base) / ingest_s,
+        "indexed_s": indexed_s,
+        "indexed_vps": len(base) / indexed_s,
+        "query_at_once_ms": at_once_ms,
+    }
     if backend == "pysvdb":
         results["ingest_in_libsvdb_s"] = in_lib[0]
     for label, where in (("plain", None), ("where", WHERE)):
@@ -261,7 +276,9 @@ def summarize(runs: Dict[str, List[Dict[str, Any]]], backends: List[str]) -> str
         return 1e3 / med(backend, label, "p50_ms")
 
     rows_ = [
-        ("ingest (vectors/s)", lambda b: med(b, "ingest_vps"), "%.0f", True),
+        ("ingest: add calls, until they return (vectors/s)", lambda b: med(b, "ingest_vps"), "%.0f", True),
+        ("ingest: until every row is in the HNSW graph (vectors/s)", lambda b: med(b, "indexed_vps"), "%.0f", True),
+        ("first query right after the last add (ms)", lambda b: med(b, "query_at_once_ms"), "%.1f", False),
         ("query p50 (ms)", lambda b: med(b, "plain", "p50_ms"), "%.2f", False),
         ("query p99 (ms)", lambda b: med(b, "plain", "p99_ms"), "%.2f", False),
         ("query throughput, 1 / median latency (queries/s)", lambda b: med_qps(b, "plain"), "%.0f", True),
@@ -272,7 +289,7 @@ def summarize(runs: Dict[str, List[Dict[str, Any]]], backends: List[str]) -> str
         ("where throughput, 1 / median latency (queries/s)", lambda b: med_qps(b, "where"), "%.0f", True),
         ("where throughput, 1 / mean latency (queries/s)", lambda b: med(b, "where", "qps"), "%.0f", True),
         ("where query recall@10", lambda b: med(b, "where", "recall"), "%.3f", True),
-        ("first query after ingest (ms)", lambda b: med(b, "plain", "first_ms"), "%.1f", False),
+        ("first query once indexed (ms)", lambda b: med(b, "plain", "first_ms"), "%.1f", False),
         ("disk after close (MiB)", lambda b: med(b, "disk_bytes") / 2**20, "%.0f", False),
         ("peak RSS over data baseline (MiB)", lambda b: med(b, "peak_over_baseline_mib"), "%.0f", False),
         ("peak RSS of the process (MiB)", lambda b: med(b, "peak_rss_mib"), "%.0f", False),
@@ -289,6 +306,7 @@ def summarize(runs: Dict[str, List[Dict[str, Any]]], backends: List[str]) -> str
     text = "\n".join(table)
     if pair and backends[0] == "pysvdb":
         ingest_x = med("pysvdb", "ingest_vps") / med("chromadb", "ingest_vps")
+        indexed_x = med("pysvdb", "indexed_vps") / med("chromadb", "indexed_vps")
         qps_x = med_qps("pysvdb", "plain") / med_qps("chromadb", "plain")
         qps_mean_x = med("pysvdb", "plain", "qps") / med("chromadb", "plain", "qps")
         wqps_x = med_qps("pysvdb", "where") / med_qps("chromadb", "where")
@@ -303,16 +321,24 @@ def summarize(runs: Dict[str, List[Dict[str, Any]]], backends: List[str]) -> str
             [
                 "| target (issue 5) | median latency | mean latency | |",
                 "|---|---|---|---|",
-                "| ingest >= 10x ChromaDB's | %.2fx | | %s |" % (ingest_x, verdict(ingest_x, 10)),
+                "| ingest >= 10x ChromaDB's: add calls (rows durable and searchable when they return) "
+                "| %.2fx | | %s |" % (ingest_x, verdict(ingest_x, 10)),
+                "| ingest >= 10x ChromaDB's: until every row is linked into the graph | %.2fx | | %s |"
+                % (indexed_x, verdict(indexed_x, 10)),
                 "| query throughput >= 5x | %.2fx | %.2fx | %s |" % (qps_x, qps_mean_x, verdict(qps_x, 5)),
                 "| where-query throughput >= 5x | %.2fx | %.2fx | %s |" % (wqps_x, wqps_mean_x, verdict(wqps_x, 5)),
                 "| recall equal or better | | | %s |" % ("met" if rec_ok else "NOT met"),
                 "",
                 "Throughput is one query at a time, so it is 1 / latency; the verdict uses the median "
                 "latency, which the other processes on this shared machine disturb least (the mean is shown "
-                "too). %.0f%% of pysvdb's ingest time is spent inside SvDBPython.add, i.e. libsvdb storing "
-                "the rows and linking them into the HNSW graph; the rest is the Python layer (argument "
-                "checks, metadata and documents to JSON)." % (100 * lib),
+                "too). pysvdb's Chroma client opens collections with background indexing: an add returns once "
+                "its rows are logged and stored, and a libsvdb thread links them into the HNSW graph "
+                "afterwards; until then searches scan the unlinked rows exactly, so every row is found at "
+                "once (the first query right after the last add pays for that scan). %.0f%% of the add "
+                "calls' time is spent inside SvDBPython.add (libsvdb storing and logging the rows); the rest "
+                "is the Python layer (argument checks, metadata and documents to JSON). ChromaDB's add "
+                "indexes its rows before it returns, so both of its ingest rates are the same "
+                "measurement." % (100 * lib),
             ]
         )
     return text

@@ -102,6 +102,7 @@ typedef struct svdb_open_options {
     uint32_t hnsw_ef_search;       /* default search candidate list; 0 = stored or 64 */
     uint64_t seed;        /* HNSW level seed: same seed + same insertion order = same graph */
     uint32_t build_threads; /* threads linking a large batch into HNSW; 0 = all cores, 1 = deterministic */
+    int background_indexing; /* HNSW: nonzero links rows on a background thread (see svdb_index_wait) */
 } svdb_open_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 1
@@ -135,6 +136,16 @@ SVDB_API int svdb_search_options_init(svdb_search_options *opts, unsigned int ve
 SVDB_API int svdb_open(svdb **out, const char *path, const svdb_open_options *opts);
 SVDB_API int svdb_close(svdb *db);
 SVDB_API int svdb_persist(svdb *db);
+
+/* Background indexing (open option background_indexing, HNSW only). Writes
+ * return once their rows are logged and stored; a thread of this handle then
+ * links them into the graph, and searches scan the rows not yet linked
+ * exactly, so every row is found from the moment its write returns. */
+/* Waits until every row is linked. Returns at once without background
+ * indexing; returns the failure that stopped the indexer, if one did. */
+SVDB_API int svdb_index_wait(svdb *db);
+/* The number of rows waiting to be linked (0 without background indexing). */
+SVDB_API int svdb_index_pending(svdb *db, size_t *pending);
 
 /* Writes. */
 SVDB_API int svdb_add_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);

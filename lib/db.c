@@ -9,6 +9,7 @@
 #include "filter.h"
 #include "hnsw.h"
 #include "idmap.h"
+#include "indexer.h"
 #include "meta.h"
 #include "record.h"
 #include "search.h"
@@ -53,6 +54,8 @@ struct svdb {
     const svdb_kernels *kern;
     unsigned ncpu; /* read once: sysconf reads /sys on every call */
     unsigned build_threads; /* HNSW linking of large batches */
+    int background;         /* HNSW rows are linked by the indexer thread */
+    svdb_indexer ix;        /* its queue (empty unless background) */
 };
 
 const char *svdb_version(void) { return "0.1.0"; }
@@ -254,6 +257,10 @@ static int apply_put(svdb *db, const svdb_batch *b, put_plan *p)
         if (linked) linked[i] = slot;
     }
     if (!db->graph) return SVDB_OK;
+    if (db->background) {
+        for (size_t i = 0; i < b->n; i++) svdb__indexer_push(&db->ix, linked[i]);
+        return SVDB_OK;
+    }
     int rc = svdb__hnsw_insert_many(db->graph, s, db->kern, linked, b->n, db->build_threads);
     if (rc != SVDB_OK) db->poisoned = 1;
     return rc;
@@ -262,7 +269,7 @@ static int apply_put(svdb *db, const svdb_batch *b, put_plan *p)
 /* Reserves room under the write lock (growth may move the chunk tables). */
 static int reserve(svdb *db, size_t adds, size_t deletes, uint32_t dim, int *dim_fixed)
 {
-    pthread_rwlock_wrlock(&db->rw);
+    svdb__rw_wrlock(&db->ix, &db->rw);
     *dim_fixed = 0;
     if (db->store.dim == 0 && dim) {
         svdb__store_set_dim(&db->store, dim);
@@ -270,6 +277,7 @@ static int reserve(svdb *db, size_t adds, size_t deletes, uint32_t dim, int *dim
     }
     int rc = svdb__store_reserve(&db->store, adds, deletes);
     if (rc == SVDB_OK && db->graph) rc = svdb__hnsw_reserve(db->graph, db->store.n_slots + adds);
+    if (rc == SVDB_OK && db->background && db->graph) rc = svdb__indexer_reserve(&db->ix, db->store.n_slots + adds);
     pthread_rwlock_unlock(&db->rw);
     return rc;
 }
@@ -278,7 +286,7 @@ static int reserve(svdb *db, size_t adds, size_t deletes, uint32_t dim, int *dim
 static void unfix_dim(svdb *db, int dim_fixed)
 {
     if (!dim_fixed) return;
-    pthread_rwlock_wrlock(&db->rw);
+    svdb__rw_wrlock(&db->ix, &db->rw);
     if (db->store.n_slots == 0) {
         int metric = db->store.metric;
         svdb__store_free(&db->store);
@@ -396,10 +404,35 @@ static int create_collection(svdb *db, const svdb_open_options *o)
     return rc;
 }
 
+/* Rows a background indexer left unlinked when the collection was saved are
+ * queued again, or, without background indexing, linked now. */
+static int link_loaded(svdb *db)
+{
+    svdb_store *s = &db->store;
+    size_t n = 0;
+    for (size_t slot = 0; slot < s->n_slots; slot++) n += (size_t)svdb__indexer_is_pending(s, db->graph, (uint32_t)slot);
+    if (n == 0) return SVDB_OK;
+    if (db->background) {
+        SVDB_TRY(svdb__indexer_reserve(&db->ix, s->n_slots));
+        for (size_t slot = 0; slot < s->n_slots; slot++)
+            if (svdb__indexer_is_pending(s, db->graph, (uint32_t)slot)) svdb__indexer_push(&db->ix, (uint32_t)slot);
+        return SVDB_OK;
+    }
+    uint32_t *slots = svdb__malloc(n * sizeof *slots);
+    if (!slots) return svdb__fail(SVDB_ENOMEM, "out of memory linking %zu rows", n);
+    n = 0;
+    for (size_t slot = 0; slot < s->n_slots; slot++)
+        if (svdb__indexer_is_pending(s, db->graph, (uint32_t)slot)) slots[n++] = (uint32_t)slot;
+    int rc = svdb__hnsw_insert_many(db->graph, s, db->kern, slots, n, db->build_threads);
+    svdb__free(slots);
+    return rc;
+}
+
 static int load_collection(svdb *db, const svdb_open_options *o, const char *snap)
 {
     svdb_snap_info info;
     SVDB_TRY(svdb__snapshot_load(snap, &db->store, &db->graph, &info));
+    if (db->graph) SVDB_TRY(link_loaded(db));
     db->uuid = info.uuid;
     db->snap_lsn = info.last_lsn;
     db->index = info.index;
@@ -432,6 +465,7 @@ static int load_collection(svdb *db, const svdb_open_options *o, const char *sna
 static void destroy(svdb *db)
 {
     db->magic = DB_DEAD;
+    svdb__indexer_free(&db->ix); /* stops the thread before what it links goes */
     svdb__wal_close(&db->wal);
     svdb__hnsw_free(db->graph);
     svdb__store_free(&db->store);
@@ -465,6 +499,8 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     db->ncpu = ncpu > 0 ? (unsigned)ncpu : 1;
     db->build_threads = o->build_threads ? o->build_threads : db->ncpu;
+    db->background = o->background_indexing != 0;
+    svdb__indexer_init(&db->ix);
     pthread_mutex_init(&db->write_mu, NULL);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
@@ -494,6 +530,9 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     }
     svdb__free(snap);
     svdb__free(tmp);
+    if (db->index != SVDB_INDEX_HNSW) db->background = 0; /* a flat index has nothing to link */
+    if (rc == SVDB_OK && db->background)
+        rc = svdb__indexer_start(&db->ix, &db->rw, &db->store, db->graph, db->kern, db->build_threads);
     if (rc != SVDB_OK) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", svdb_errmsg());
@@ -511,7 +550,7 @@ static int checkpoint(svdb *db)
     SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir);
     if (db->next_lsn - 1 == db->snap_lsn) return SVDB_OK; /* nothing new since the last snapshot */
     svdb_snap_info info = snap_info(db, db->next_lsn - 1);
-    pthread_rwlock_rdlock(&db->rw); /* searches go on; writers wait on write_mu */
+    svdb__rw_rdlock(&db->ix, &db->rw); /* searches go on; writers wait on write_mu */
     int rc = svdb__snapshot_write(db->dir, &db->store, db->graph, &info);
     pthread_rwlock_unlock(&db->rw);
     if (rc != SVDB_OK) return rc;
@@ -537,6 +576,7 @@ int svdb_close(svdb *db)
     if (!db) return SVDB_OK;
     SVDB_TRY(check_db(db));
     int rc = SVDB_OK;
+    svdb__indexer_stop(&db->ix); /* rows still queued are saved unlinked and queued again at open */
     if (!db->poisoned) {
         pthread_mutex_lock(&db->write_mu);
         rc = checkpoint(db);
@@ -572,6 +612,17 @@ static int check_dim(const svdb *db, uint32_t dim, const char *what)
     return SVDB_OK;
 }
 
+/* Writes are refused once the log or the index could not be updated: the
+ * in-memory state may then differ from what a reopen would build. */
+static int writable(svdb *db)
+{
+    SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir);
+    SVDB_FAIL_IF(db->background && svdb__indexer_failed(&db->ix), SVDB_EREADONLY,
+                 "collection %s refuses writes: background indexing failed (svdb_index_wait tells why); reopen it",
+                 db->dir);
+    return SVDB_OK;
+}
+
 /* Builds a record buffer (header room + payload) and appends it. */
 static int log_record(svdb *db, uint32_t type, const svdb_batch *b)
 {
@@ -600,8 +651,8 @@ static int put_batch(svdb *db, size_t n, const char *const *ids, const float *ve
     b.dim = dim;
     b.vectors = vectors;
     pthread_mutex_lock(&db->write_mu);
-    int rc = db->poisoned ? svdb__fail(SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir)
-                          : check_dim(db, dim, "vectors");
+    int rc = writable(db);
+    if (rc == SVDB_OK) rc = check_dim(db, dim, "vectors");
     for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
         size_t len;
         rc = svdb__id_check(ids[i], &len);
@@ -625,9 +676,10 @@ static int put_batch(svdb *db, size_t n, const char *const *ids, const float *ve
     if (rc == SVDB_OK) rc = reserve(db, p.n_new, 0, dim, &fixed);
     if (rc == SVDB_OK) rc = log_record(db, SVDB_REC_PUT, &b);
     if (rc == SVDB_OK) {
-        pthread_rwlock_wrlock(&db->rw);
+        svdb__rw_wrlock(&db->ix, &db->rw);
         rc = apply_put(db, &b, &p);
         pthread_rwlock_unlock(&db->rw);
+        if (db->background) svdb__indexer_notify(&db->ix);
         if (rc != SVDB_OK)
             rc = svdb__fail(rc, "the write was logged but the index could not be updated (%s); reopen the collection",
                             svdb_errmsg());
@@ -677,8 +729,7 @@ int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted)
     svdb_idmap seen = {0};
     rc = slots ? svdb__idmap_reserve(&seen, n) : svdb__fail(SVDB_ENOMEM, "out of memory");
     pthread_mutex_lock(&db->write_mu);
-    if (rc == SVDB_OK && db->poisoned)
-        rc = svdb__fail(SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir);
+    if (rc == SVDB_OK) rc = writable(db);
     /* Missing ids are skipped and repeats collapse: deleting is idempotent. */
     hit.n = 0;
     for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
@@ -696,7 +747,7 @@ int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted)
         rc = reserve(db, 0, hit.n, 0, &fixed);
         if (rc == SVDB_OK) rc = log_record(db, SVDB_REC_DELETE, &hit);
         if (rc == SVDB_OK) {
-            pthread_rwlock_wrlock(&db->rw);
+            svdb__rw_wrlock(&db->ix, &db->rw);
             for (size_t i = 0; i < hit.n; i++) {
                 if (db->graph) svdb__hnsw_remove(db->graph, &db->store, db->kern, slots[i]);
                 svdb__store_remove(&db->store, slots[i]);
@@ -721,7 +772,7 @@ int svdb_get(svdb *db, const char *id, float *vector, uint32_t dim, char **metad
     if (metadata) *metadata = NULL;
     size_t len;
     SVDB_TRY(svdb__id_check(id, &len));
-    pthread_rwlock_rdlock(&db->rw);
+    svdb__rw_rdlock(&db->ix, &db->rw);
     int rc = SVDB_OK;
     uint32_t slot = svdb__store_find(&db->store, id, len);
     if (slot == SVDB_NO_SLOT) {
@@ -747,7 +798,7 @@ int svdb_contains(svdb *db, const char *id, int *found)
     *found = 0;
     size_t len;
     SVDB_TRY(svdb__id_check(id, &len));
-    pthread_rwlock_rdlock(&db->rw);
+    svdb__rw_rdlock(&db->ix, &db->rw);
     *found = svdb__store_find(&db->store, id, len) != SVDB_NO_SLOT;
     pthread_rwlock_unlock(&db->rw);
     return SVDB_OK;
@@ -757,7 +808,7 @@ int svdb_count(svdb *db, size_t *count)
 {
     SVDB_TRY(check_db(db));
     SVDB_FAIL_IF(!count, SVDB_EINVAL, "count is NULL");
-    pthread_rwlock_rdlock(&db->rw);
+    svdb__rw_rdlock(&db->ix, &db->rw);
     *count = db->store.n_live;
     pthread_rwlock_unlock(&db->rw);
     return SVDB_OK;
@@ -767,7 +818,7 @@ int svdb_dim(svdb *db, uint32_t *dim)
 {
     SVDB_TRY(check_db(db));
     SVDB_FAIL_IF(!dim, SVDB_EINVAL, "dim is NULL");
-    pthread_rwlock_rdlock(&db->rw);
+    svdb__rw_rdlock(&db->ix, &db->rw);
     *dim = db->store.dim;
     pthread_rwlock_unlock(&db->rw);
     return SVDB_OK;
@@ -792,7 +843,7 @@ int svdb_index_type(svdb *db, int *index)
 /* The ids of live rows admitted by `filter` (NULL: all), in insertion order. */
 static int list_ids(svdb *db, const svdb_filter *filter, char ***ids, size_t *count)
 {
-    pthread_rwlock_rdlock(&db->rw);
+    svdb__rw_rdlock(&db->ix, &db->rw);
     uint32_t *order = NULL;
     int rc = svdb__store_order(&db->store, &order);
     size_t n = 0, bytes = 0;
@@ -903,7 +954,7 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
     for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
     svdb_filter *filter = NULL;
     if (opts) SVDB_TRY(svdb__filter_compile(opts->where, opts->where_document, &filter));
-    pthread_rwlock_rdlock(&db->rw); /* the first add may fix the dimension concurrently */
+    svdb__rw_rdlock(&db->ix, &db->rw); /* the first add may fix the dimension concurrently */
     float *q = NULL;
     int rc = check_dim(db, dim, "queries");
     if (rc == SVDB_OK) rc = prepare_queries(db, queries, n_queries, dim, &q);
@@ -915,7 +966,7 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
             rc = svdb__fail(SVDB_ENOMEM, "out of memory for %zu x %zu results", n_queries, keff);
         unsigned threads = opts && opts->threads ? opts->threads : db->ncpu;
         svdb_search_plan plan = {&db->store, db->kern, db->graph, opts && opts->ef ? opts->ef : db->hnsw.ef_search,
-                                 filter};
+                                 filter, db->background ? &db->ix : NULL};
         if (rc == SVDB_OK) rc = svdb__search_many(&plan, q, n_queries, keff, threads, cands, n_hits);
         if (rc == SVDB_OK) rc = svdb__hits_build(&db->store, cands, keff, n_hits, n_queries, hits);
         if (rc != SVDB_OK)
@@ -926,4 +977,22 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
     svdb__filter_free(filter);
     svdb__free(q);
     return rc;
+}
+
+/* ---------------------------------------------------------------- background indexing */
+
+int svdb_index_wait(svdb *db)
+{
+    SVDB_TRY(check_db(db));
+    return db->background ? svdb__indexer_wait(&db->ix) : SVDB_OK;
+}
+
+int svdb_index_pending(svdb *db, size_t *pending)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(!pending, SVDB_EINVAL, "pending is NULL");
+    svdb__rw_rdlock(&db->ix, &db->rw);
+    *pending = db->background ? svdb__indexer_pending(&db->ix, &db->store, db->graph) : 0;
+    pthread_rwlock_unlock(&db->rw);
+    return SVDB_OK;
 }

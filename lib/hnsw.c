@@ -14,6 +14,7 @@
 #define MAX_LEVEL 16
 #define N_STRIPES 1024 /* link-list locks for parallel inserts, by slot */
 #define MIN_PARALLEL 256 /* smaller batches are linked on one thread */
+#define MIN_BEFORE_YIELD 32 /* rows insert_some links before it may stop early */
 
 typedef struct {
     float d;
@@ -119,9 +120,16 @@ static inline uint32_t max_links(const svdb_hnsw *h, int l) { return l == 0 ? h-
  * that does not reach level l): deletes repair only the removed node's own
  * neighbours, so other nodes may still point at the slot. Walks skip stale
  * links; re-selection and serialisation drop them. */
+/* A node's level as seen by a walk. During parallel inserts a walk can reach
+ * a slot that another thread is inserting right now, through a stale link
+ * to the slot's previous node: the level is published with release order
+ * after the node's link arrays are set up, and read with acquire order. */
+static inline uint8_t level_of(const svdb_hnsw *h, uint32_t n) { return __atomic_load_n(&h->level[n], __ATOMIC_ACQUIRE); }
+
 static inline int on_level(const svdb_hnsw *h, uint32_t n, int l)
 {
-    return h->level[n] != SVDB_HNSW_NO_LEVEL && (int)h->level[n] >= l;
+    uint8_t v = level_of(h, n);
+    return v != SVDB_HNSW_NO_LEVEL && (int)v >= l;
 }
 
 /* ------------------------------------------------------------ distances */
@@ -291,7 +299,7 @@ static uint32_t greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int l)
         size_t m = 0;
         for (uint32_t i = 1; i <= ln[0]; i++) {
             uint32_t n = ln[i];
-            if (w->h->level[n] == SVDB_HNSW_NO_LEVEL || (int)w->h->level[n] < l) continue;
+            if (!on_level(w->h, n, l)) continue;
             ids[m] = n;
             rows[m++] = svdb__vec(s, n);
         }
@@ -360,7 +368,8 @@ static int search_level(const walk *w, qref q, uint32_t ep, float ep_d, int l, s
             uint32_t n = ln[i];
             if (mark[n] == gen) continue;
             mark[n] = gen;
-            if (level[n] == SVDB_HNSW_NO_LEVEL || (int)level[n] < l) continue;
+            uint8_t lv = __atomic_load_n(&level[n], __ATOMIC_ACQUIRE);
+            if (lv == SVDB_HNSW_NO_LEVEL || (int)lv < l) continue;
             ids[m] = n;
             rows[m] = vecs[n >> shift] + (n & mask) * dim;
             __builtin_prefetch(rows[m]);
@@ -487,7 +496,7 @@ static int insert_one(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, 
         if (!h->upper[slot]) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
     }
     links(h, slot, 0)[0] = 0;
-    h->level[slot] = (uint8_t)L;
+    __atomic_store_n(&h->level[slot], (uint8_t)L, __ATOMIC_RELEASE);
     /* A node that raises the top level keeps the entry lock for its whole
      * insert (rare: about one node in M^level), as hnswlib does. */
     if (locked) pthread_mutex_lock(&h->entry_mu);
@@ -556,12 +565,18 @@ typedef struct {
     const uint32_t *slots;
     size_t n, next;
     int rc;
+    const int *yield; /* or NULL */
 } insert_job;
 
 static void *insert_worker(void *arg)
 {
     insert_job *job = arg;
     for (;;) {
+        /* checked before claiming a slot; the first few always go in, so a
+         * steady stream of callers cannot stop linking altogether */
+        if (job->yield && __atomic_load_n(&job->next, __ATOMIC_RELAXED) >= MIN_BEFORE_YIELD &&
+            __atomic_load_n(job->yield, __ATOMIC_RELAXED) > 0)
+            break;
         size_t i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
         if (i >= job->n || __atomic_load_n(&job->rc, __ATOMIC_RELAXED) != SVDB_OK) break;
         int rc = insert_one(job->h, job->s, job->k, job->slots[i], 1);
@@ -573,6 +588,14 @@ static void *insert_worker(void *arg)
 int svdb__hnsw_insert_many(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const uint32_t *slots, size_t n,
                            unsigned threads)
 {
+    size_t done;
+    return svdb__hnsw_insert_some(h, s, k, slots, n, threads, NULL, &done);
+}
+
+int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const uint32_t *slots, size_t n,
+                           unsigned threads, const int *yield, size_t *done)
+{
+    *done = 0;
     size_t max_slot = 0;
     for (size_t i = 0; i < n; i++)
         if (slots[i] > max_slot) max_slot = slots[i];
@@ -581,9 +604,13 @@ int svdb__hnsw_insert_many(svdb_hnsw *h, const svdb_store *s, const svdb_kernels
      * phase starts from a graph with some structure. */
     size_t i = 0;
     size_t serial = (threads <= 1 || n < MIN_PARALLEL) ? n : (h->max_level < 0 ? 64 : 0);
-    for (; i < serial && i < n; i++) SVDB_TRY(insert_one(h, s, k, slots[i], 0));
+    for (; i < serial; i++) {
+        if (yield && i >= MIN_BEFORE_YIELD && __atomic_load_n(yield, __ATOMIC_RELAXED) > 0) return SVDB_OK;
+        SVDB_TRY(insert_one(h, s, k, slots[i], 0));
+        *done = i + 1;
+    }
     if (i == n) return SVDB_OK;
-    insert_job job = {h, s, k, slots + i, n - i, 0, SVDB_OK};
+    insert_job job = {h, s, k, slots + i, n - i, 0, SVDB_OK, yield};
     if (threads > 64) threads = 64;
     pthread_t tids[64];
     unsigned started = 0;
@@ -593,6 +620,8 @@ int svdb__hnsw_insert_many(svdb_hnsw *h, const svdb_store *s, const svdb_kernels
     }
     insert_worker(&job);
     for (unsigned t = 0; t < started; t++) pthread_join(tids[t], NULL);
+    /* every claimed slot was linked (or failed, which ends the batch) */
+    *done = i + (job.next < job.n ? job.next : job.n);
     return job.rc;
 }
 

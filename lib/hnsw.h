@@ -40,6 +40,10 @@ int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, 
  * thread, exactly as n calls of svdb__hnsw_insert in order. */
 int svdb__hnsw_insert_many(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const uint32_t *slots, size_t n,
                            unsigned threads);
+/* The same, stopping early once *yield (read atomically) is nonzero: slots
+ * [0, *done) are then linked and the rest untouched. */
+int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const uint32_t *slots, size_t n,
+                           unsigned threads, const int *yield, size_t *done);
 /* Unlinks slot, repairing its neighbours; the store row must still hold its vector. */
 void svdb__hnsw_remove(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot);
 /* Fills `out` (k entries) with the nearest admitted live rows to the

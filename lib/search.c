@@ -81,6 +81,42 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
     }
 }
 
+/* Scores the rows still waiting for the background indexer, which the graph
+ * walk cannot reach, exactly: a row is found from the moment its write
+ * returns. */
+static void scan_pending(const svdb_search_plan *p, const float *q, svdb_topk *t, svdb_admit_fn admit, void *ctx)
+{
+    enum { TILE = 64 };
+    const svdb_indexer *ix = p->pending;
+    const svdb_store *s = p->s;
+    svdb_gather_fn fn = s->metric == SVDB_METRIC_L2 ? p->kern->l2_gather : p->kern->dot_gather;
+    const float *rows[TILE];
+    uint32_t slots[TILE];
+    float raw[TILE];
+    size_t n = 0;
+    for (size_t i = ix->head; i <= ix->tail; i++) {
+        if (i < ix->tail) {
+            uint32_t slot = ix->q[i];
+            if (!svdb__indexer_is_pending(s, p->graph, slot)) continue;
+            slots[n] = slot;
+            rows[n++] = svdb__vec(s, slot);
+            if (n < TILE) continue;
+        }
+        if (n == 0) continue;
+        fn(q, rows, n, s->dim, raw);
+        for (size_t j = 0; j < n; j++) {
+            uint32_t slot = slots[j];
+            float nm = s->metric == SVDB_METRIC_COSINE ? s->norm[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] : 0.0f;
+            float d = finish_dist(s->metric, raw[j], nm);
+            if (d != d) d = __builtin_inff();
+            if (d > bound(t) || (admit && !admit(ctx, slot))) continue;
+            svdb_cand cand = {d, slot, svdb__row(s, slot)->seq};
+            svdb__topk_push(t, cand);
+        }
+        n = 0;
+    }
+}
+
 /* The filter as a row predicate. */
 typedef struct {
     const svdb_store *s;
@@ -148,6 +184,7 @@ static int run_range(batch_job *job, size_t first, size_t nq)
         for (size_t j = 0; j < nq; j++) {
             int r = svdb__hnsw_search(p->graph, p->s, p->kern, q[j], job->ef, admit, &job->fctx, &tops[j]);
             if (r != SVDB_OK) rc = r;
+            if (p->pending) scan_pending(p, q[j], &tops[j], admit, &job->fctx);
             if (tops[j].n < job->min_hits) { /* the walk starved: answer exactly */
                 tops[j].n = 0;
                 svdb__flat_scan(p->s, p->kern, &q[j], 1, &tops[j], admit, &job->fctx);

@@ -7,6 +7,7 @@
 #include "distance.h"
 #include "filter.h"
 #include "hnsw.h"
+#include "indexer.h"
 #include "store.h"
 #include "svdb.h"
 #include "topk.h"
@@ -22,6 +23,7 @@ typedef struct svdb_search_plan {
     const svdb_hnsw *graph;     /* NULL: exact scan */
     size_t ef;                  /* graph candidate list */
     const svdb_filter *filter;  /* NULL: no filter */
+    const svdb_indexer *pending; /* rows not yet linked, scanned exactly beside the walk; or NULL */
 } svdb_search_plan;
 
 /* Searches n prepared queries (contiguous, dim floats each) on `threads`

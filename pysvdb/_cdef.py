@@ -78,6 +78,7 @@ typedef struct svdb_open_options {
     uint32_t hnsw_ef_search;
     uint64_t seed;
     uint32_t build_threads;
+    int background_indexing;
 } svdb_open_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 1
@@ -110,6 +111,10 @@ int svdb_search_options_init(svdb_search_options *opts, unsigned int version);
 int svdb_open(svdb **out, const char *path, const svdb_open_options *opts);
 int svdb_close(svdb *db);
 int svdb_persist(svdb *db);
+
+/* Background indexing (open option background_indexing, HNSW only). */
+int svdb_index_wait(svdb *db);
+int svdb_index_pending(svdb *db, size_t *pending);
 
 /* Writes. */
 int svdb_add_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);

@@ -349,6 +349,9 @@ class _Engine:
                     ef_construction=hn["ef_construction"],
                     ef_search=hn["ef_search"],
                     build_threads=hn.get("num_threads"),
+                    # writes return once logged; rows are linked on a thread
+                    # and searched exactly until then (docs/chroma.md)
+                    background_indexing=True,
                 )
                 self.handles[rec.id] = h
                 self.writers[rec.id] = threading.Lock()

@@ -331,6 +331,12 @@ class SvDBPython:
         seed: HNSW level seed (same seed + same insertions = same graph).
         build_threads: threads linking a large batch into the HNSW graph
             (None/0: all cores; 1: deterministic builds).
+        background_indexing: HNSW only. ``True`` makes writes return once
+            their rows are logged and stored; a thread of this handle links
+            them into the graph afterwards, and searches scan the rows not
+            yet linked exactly, so every row is found at once. See
+            :meth:`index_wait` and :meth:`index_pending`. Default ``False``
+            (writes link their rows before returning; deterministic).
 
     Raises:
         LockedError: another handle (in this or another process) has it open.
@@ -355,6 +361,7 @@ class SvDBPython:
         ef_search: Optional[int] = None,
         seed: Optional[int] = None,
         build_threads: Optional[int] = None,
+        background_indexing: bool = False,
     ) -> None:
         self._handle: Any = None
         self._cv = threading.Condition(threading.Lock())
@@ -398,6 +405,11 @@ class SvDBPython:
         opts.hnsw_ef_search = _uint("ef_search", ef_search, _U32_MAX)
         opts.seed = _uint("seed", seed, _U64_MAX)
         opts.build_threads = _uint("build_threads", build_threads, _U32_MAX)
+        if not isinstance(background_indexing, (bool, int)):
+            raise InvalidTypeError(
+                "background_indexing must be a bool, not %s" % _typename(background_indexing), -1
+            )
+        opts.background_indexing = 1 if background_indexing else 0
         out = ffi.new("svdb **")
         _check(lib.svdb_open(out, cpath, opts))
         self._handle = out[0]
@@ -465,6 +477,29 @@ class SvDBPython:
         h = self._acquire()
         try:
             _check(lib.svdb_persist(h))
+        finally:
+            self._release()
+
+    def index_wait(self) -> None:
+        """Blocks until every row is linked into the HNSW graph.
+
+        Returns at once without ``background_indexing``. Raises the error
+        that stopped the background indexer, if one did (writes are then
+        refused until the collection is reopened).
+        """
+        h = self._acquire()
+        try:
+            _check(lib.svdb_index_wait(h))
+        finally:
+            self._release()
+
+    def index_pending(self) -> int:
+        """The number of rows waiting to be linked (0 without background indexing)."""
+        h = self._acquire()
+        try:
+            n = ffi.new("size_t *")
+            _check(lib.svdb_index_pending(h, n))
+            return int(n[0])
         finally:
             self._release()
 

@@ -188,6 +188,30 @@ def test_hnsw_index(db_path: str) -> None:
         assert db.search(data[42], k=1)[0][0] == "42"
 
 
+def test_hnsw_background_indexing(db_path: str) -> None:
+    data = rows(3000, 16, seed=12)
+    ids = ["%d" % i for i in range(3000)]
+    with SvDBPython(db_path, index="hnsw", background_indexing=True) as db:
+        assert db.index_pending() == 0
+        db.add(ids[:2000], data[:2000])
+        # found at once, linked or not: a stored vector is its own nearest row
+        for i in (0, 999, 1999):
+            assert db.search(data[i], k=1, ef=100)[0][0] == ids[i]
+        db.delete(ids[:10])
+        db.add(ids[2000:], data[2000:])
+        assert 0 <= db.index_pending() <= 2990
+        db.index_wait()
+        assert db.index_pending() == 0 and db.count() == 2990
+        assert db.search(data[2500], k=1)[0][0] == "2500"
+        assert all(h[0] not in ids[:10] for h in db.search(data[5], k=20, ef=100))
+    with SvDBPython(db_path) as db:  # reopened without it: everything linked at open
+        assert db.index_pending() == 0
+        db.index_wait()
+        assert db.search(data[1500], k=1)[0][0] == "1500"
+    with pytest.raises(pysvdb.InvalidTypeError):
+        SvDBPython(db_path, background_indexing="yes")  # type: ignore[arg-type]
+
+
 def test_numpy_and_lists_identical(db_path: str, tmp_path: Path) -> None:
     data = rows(30, 6, seed=7)
     ids = ["x%d" % i for i in range(30)]

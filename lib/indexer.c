@@ -1,0 +1,217 @@
+/* The background linker: a queue of slots and one thread draining it. */
+#include "indexer.h"
+
+#include "alloc.h"
+#include "error.h"
+#include "svdb.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Rows linked per hold of the write lock, per build thread: searches wait
+ * for one chunk at most (tens of milliseconds), and the lock is not taken
+ * so often that its hand-offs cost much. */
+#define CHUNK_PER_THREAD 256
+
+void svdb__indexer_init(svdb_indexer *ix)
+{
+    memset(ix, 0, sizeof *ix);
+    pthread_mutex_init(&ix->mu, NULL);
+    pthread_cond_init(&ix->work_cv, NULL);
+    pthread_cond_init(&ix->idle_cv, NULL);
+}
+
+void svdb__indexer_free(svdb_indexer *ix)
+{
+    svdb__indexer_stop(ix);
+    svdb__free(ix->q);
+    svdb__free(ix->queued);
+    pthread_mutex_destroy(&ix->mu);
+    pthread_cond_destroy(&ix->work_cv);
+    pthread_cond_destroy(&ix->idle_cv);
+    memset(ix, 0, sizeof *ix);
+}
+
+int svdb__indexer_reserve(svdb_indexer *ix, size_t n_slots)
+{
+    if (n_slots <= ix->cap) return SVDB_OK;
+    size_t cap = ix->cap ? ix->cap : 1024;
+    while (cap < n_slots) cap *= 2;
+    uint32_t *q = svdb__malloc(cap * sizeof *q);
+    uint8_t *queued = svdb__calloc(cap, 1);
+    if (!q || !queued) {
+        svdb__free(q);
+        svdb__free(queued);
+        return svdb__fail(SVDB_ENOMEM, "out of memory growing the indexing queue");
+    }
+    size_t n = ix->tail - ix->head;
+    if (n) memcpy(q, ix->q + ix->head, n * sizeof *q);
+    if (ix->queued_cap) memcpy(queued, ix->queued, ix->queued_cap);
+    svdb__free(ix->q);
+    svdb__free(ix->queued);
+    ix->q = q;
+    ix->queued = queued;
+    ix->head = 0;
+    ix->tail = n;
+    ix->cap = ix->queued_cap = cap;
+    return SVDB_OK;
+}
+
+void svdb__indexer_push(svdb_indexer *ix, uint32_t slot)
+{
+    if (ix->queued[slot]) return;
+    /* Each slot is queued at most once and slot < cap, so after sliding the
+     * queue down there is always room. */
+    if (ix->tail == ix->cap) {
+        memmove(ix->q, ix->q + ix->head, (ix->tail - ix->head) * sizeof *ix->q);
+        ix->tail -= ix->head;
+        ix->head = 0;
+    }
+    ix->q[ix->tail++] = slot;
+    ix->queued[slot] = 1;
+}
+
+void svdb__indexer_notify(svdb_indexer *ix)
+{
+    pthread_mutex_lock(&ix->mu);
+    ix->work = 1;
+    pthread_cond_signal(&ix->work_cv);
+    pthread_mutex_unlock(&ix->mu);
+}
+
+/* Takes up to max queued rows that still need linking (write lock held). */
+static size_t pop_chunk(svdb_indexer *ix, uint32_t *out, size_t max)
+{
+    size_t n = 0;
+    while (ix->head < ix->tail && n < max) {
+        uint32_t slot = ix->q[ix->head++];
+        ix->queued[slot] = 0;
+        if (svdb__indexer_is_pending(ix->s, ix->g, slot)) out[n++] = slot;
+    }
+    return n;
+}
+
+/* Gives callers waiting for the lock up to YIELD_MS to take it before the
+ * next chunk; a steady stream of searches cannot hold linking off longer. */
+#define YIELD_MS 5
+static void let_waiters_in(svdb_indexer *ix)
+{
+    struct timespec pause = {0, 20000}; /* 20 us */
+    for (int i = 0; i < YIELD_MS * 50 && __atomic_load_n(&ix->waiters, __ATOMIC_RELAXED) > 0; i++)
+        nanosleep(&pause, NULL);
+}
+
+/* Links queued rows until the queue is empty, a link fails or stop is asked. */
+static int drain(svdb_indexer *ix, uint32_t *chunk, size_t max)
+{
+    for (;;) {
+        pthread_rwlock_wrlock(ix->rw);
+        size_t n = pop_chunk(ix, chunk, max), done = 0;
+        /* stops early when a caller waits for the lock */
+        int rc = n ? svdb__hnsw_insert_some(ix->g, ix->s, ix->k, chunk, n, ix->threads, &ix->waiters, &done) : SVDB_OK;
+        /* Rows not linked go back to the front, in order (pop_chunk left at
+         * least n free entries there); they stay searchable exactly. */
+        for (size_t i = n; i-- > 0;)
+            if (svdb__indexer_is_pending(ix->s, ix->g, chunk[i]) && !ix->queued[chunk[i]]) {
+                ix->q[--ix->head] = chunk[i];
+                ix->queued[chunk[i]] = 1;
+            }
+        if (ix->head == ix->tail) ix->head = ix->tail = 0;
+        int more = ix->head < ix->tail;
+        pthread_rwlock_unlock(ix->rw);
+        if (rc != SVDB_OK || !more || __atomic_load_n(&ix->stop, __ATOMIC_ACQUIRE)) return rc;
+        let_waiters_in(ix);
+    }
+}
+
+static void *run(void *arg)
+{
+    svdb_indexer *ix = arg;
+    size_t max = (size_t)CHUNK_PER_THREAD * (ix->threads ? ix->threads : 1);
+    uint32_t *chunk = svdb__malloc(max * sizeof *chunk);
+    pthread_mutex_lock(&ix->mu);
+    if (!chunk) {
+        ix->err = SVDB_ENOMEM;
+        snprintf(ix->errmsg, sizeof ix->errmsg, "out of memory starting the background indexer");
+    }
+    for (;;) {
+        while (!ix->stop && (!ix->work || ix->err)) pthread_cond_wait(&ix->work_cv, &ix->mu);
+        if (ix->stop) break;
+        ix->work = 0;
+        pthread_mutex_unlock(&ix->mu);
+        int rc = drain(ix, chunk, max);
+        pthread_mutex_lock(&ix->mu);
+        if (rc != SVDB_OK) {
+            ix->err = rc;
+            snprintf(ix->errmsg, sizeof ix->errmsg, "%s", svdb_errmsg());
+        }
+        pthread_cond_broadcast(&ix->idle_cv);
+    }
+    pthread_cond_broadcast(&ix->idle_cv);
+    pthread_mutex_unlock(&ix->mu);
+    svdb__free(chunk);
+    return NULL;
+}
+
+int svdb__indexer_start(svdb_indexer *ix, pthread_rwlock_t *rw, svdb_store *s, svdb_hnsw *g, const svdb_kernels *k,
+                        unsigned threads)
+{
+    ix->rw = rw;
+    ix->s = s;
+    ix->g = g;
+    ix->k = k;
+    ix->threads = threads;
+    ix->stop = 0;
+    ix->work = 1; /* rows queued while loading */
+    int e = pthread_create(&ix->tid, NULL, run, ix);
+    if (e != 0) return svdb__fail_errno(SVDB_EIO, e, "cannot start the background indexer thread");
+    ix->running = 1;
+    return SVDB_OK;
+}
+
+void svdb__indexer_stop(svdb_indexer *ix)
+{
+    if (!ix->running) return;
+    pthread_mutex_lock(&ix->mu);
+    __atomic_store_n(&ix->stop, 1, __ATOMIC_RELEASE);
+    pthread_cond_signal(&ix->work_cv);
+    pthread_mutex_unlock(&ix->mu);
+    pthread_join(ix->tid, NULL);
+    ix->running = 0;
+}
+
+int svdb__indexer_wait(svdb_indexer *ix)
+{
+    pthread_mutex_lock(&ix->mu);
+    for (;;) {
+        if (ix->err || !ix->running || ix->stop) break;
+        /* A chunk is popped and linked under one hold of the write lock, so
+         * an empty queue seen under the read lock means every row is linked. */
+        svdb__rw_rdlock(ix, ix->rw);
+        int empty = ix->head == ix->tail;
+        pthread_rwlock_unlock(ix->rw);
+        if (empty) break;
+        pthread_cond_wait(&ix->idle_cv, &ix->mu);
+    }
+    int rc = ix->err;
+    char msg[sizeof ix->errmsg];
+    memcpy(msg, ix->errmsg, sizeof msg);
+    pthread_mutex_unlock(&ix->mu);
+    return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "background indexing stopped: %s", msg);
+}
+
+int svdb__indexer_failed(svdb_indexer *ix)
+{
+    pthread_mutex_lock(&ix->mu);
+    int failed = ix->err != SVDB_OK;
+    pthread_mutex_unlock(&ix->mu);
+    return failed;
+}
+
+size_t svdb__indexer_pending(const svdb_indexer *ix, const svdb_store *s, const svdb_hnsw *g)
+{
+    size_t n = 0;
+    for (size_t i = ix->head; i < ix->tail; i++) n += (size_t)svdb__indexer_is_pending(s, g, ix->q[i]);
+    return n;
+}

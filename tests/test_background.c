@@ -1,0 +1,307 @@
+/* Background HNSW indexing through the public API: rows are searchable the
+ * moment a write returns (exactly, until linked), deletes and upserts of
+ * rows still queued, waiting, rows saved unlinked and linked again at open,
+ * searches running beside the indexer, and the API's errors. The checks do
+ * not depend on how far the indexer has got. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include "svdb.h"
+
+#define DIM 16
+
+static svdb *open_bg(const char *dir, int background)
+{
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.index = SVDB_INDEX_HNSW;
+    o.dim = DIM;
+    o.background_indexing = background;
+    svdb *db = NULL;
+    ASSERT_OK(svdb_open(&db, dir, &o));
+    return db;
+}
+
+/* Puts rows [from, to) of vecs with ids "r<i>" and metadata {"m": i % 10}. */
+static void put_rows(svdb *db, th_model *m, const float *vecs, size_t from, size_t to, int upsert)
+{
+    size_t cnt = to - from;
+    char **ids = malloc(cnt * sizeof *ids);
+    char **metas = malloc(cnt * sizeof *metas);
+    for (size_t i = 0; i < cnt; i++) {
+        ids[i] = malloc(24);
+        metas[i] = malloc(24);
+        snprintf(ids[i], 24, "r%zu", from + i);
+        snprintf(metas[i], 24, "{\"m\": %zu}", (from + i) % 10);
+    }
+    const float *v = vecs + from * DIM;
+    int rc = upsert ? svdb_upsert_batch(db, cnt, (const char *const *)ids, v, DIM, (const char *const *)metas)
+                    : svdb_add_batch(db, cnt, (const char *const *)ids, v, DIM, (const char *const *)metas);
+    ASSERT_OK(rc);
+    for (size_t i = 0; i < cnt; i++) {
+        if (m) th_model_put(m, ids[i], v + i * DIM, metas[i]);
+        free(ids[i]);
+        free(metas[i]);
+    }
+    free(ids);
+    free(metas);
+}
+
+static void delete_rows(svdb *db, th_model *m, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        char id[24];
+        const char *p = id;
+        snprintf(id, sizeof id, "r%zu", i);
+        size_t nd;
+        ASSERT_OK(svdb_delete(db, 1, &p, &nd));
+        assert_int_equal(nd, 1);
+        assert_int_equal(th_model_del(m, id), 1);
+    }
+}
+
+static float l2(const float *a, const float *b)
+{
+    float s = 0;
+    for (int d = 0; d < DIM; d++) s += (a[d] - b[d]) * (a[d] - b[d]);
+    return s;
+}
+
+/* Fraction of the true 10 nearest (among rows with m < m_below) that the
+ * collection returns, over nq queries; every hit must pass the filter. */
+static double recall_vs_model(svdb *db, const th_model *m, const float *qs, size_t nq, int m_below)
+{
+    svdb_search_options so;
+    svdb_search_options_init(&so, SVDB_SEARCH_OPTIONS_VERSION);
+    so.ef = 200;
+    char where[64];
+    if (m_below < 10) {
+        snprintf(where, sizeof where, "{\"m\": {\"$lt\": %d}}", m_below);
+        so.where = where;
+    }
+    size_t found = 0, want = 0;
+    float *d = malloc(m->n * sizeof *d);
+    for (size_t q = 0; q < nq; q++) {
+        const float *qv = qs + q * DIM;
+        size_t cand = 0;
+        for (size_t i = 0; i < m->n; i++) {
+            int mv = atoi(strchr(m->rows[i].meta, ':') + 1);
+            d[i] = mv < m_below ? l2(qv, m->rows[i].vec) : __builtin_inff();
+            cand += mv < m_below;
+        }
+        size_t k = cand < 10 ? cand : 10;
+        /* the k-th smallest distance */
+        float kth = -1;
+        for (size_t r = 0; r < k; r++) {
+            float best = __builtin_inff();
+            for (size_t i = 0; i < m->n; i++)
+                if (d[i] > kth && d[i] < best) best = d[i];
+            kth = best;
+        }
+        svdb_hit *h;
+        size_t nh;
+        ASSERT_OK(svdb_search(db, qv, DIM, 10, &so, &h, &nh));
+        assert_int_equal(nh, k);
+        for (size_t i = 0; i < nh; i++) {
+            long row = th_model_find(m, h[i].id);
+            assert_true(row >= 0);
+            assert_true(atoi(strchr(m->rows[row].meta, ':') + 1) < m_below);
+            found += h[i].distance <= kth * 1.0001f + 1e-6f;
+        }
+        want += k;
+        svdb_hits_free(h);
+    }
+    free(d);
+    return want ? (double)found / (double)want : 1.0;
+}
+
+static void test_background__searchable_at_once(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("bg_search");
+    svdb *db = open_bg(dir, 1);
+    size_t n = 6000, nq = 50;
+    float *v = malloc((n + nq) * DIM * sizeof *v);
+    th_random(v, (n + nq) * DIM, 7);
+    const float *qs = v + n * DIM;
+    th_model m;
+    th_model_init(&m, DIM);
+    /* Searches right after each write: rows still queued are scanned exactly. */
+    put_rows(db, &m, v, 0, 3000, 0);
+    assert_true(recall_vs_model(db, &m, qs, nq, 10) >= 0.98);
+    delete_rows(db, &m, 0, 300);               /* some of them still queued */
+    th_random(v, 500 * DIM, 8);                /* new vectors for r0..r499 */
+    put_rows(db, &m, v, 0, 500, 1);            /* re-adds deleted ids, replaces others */
+    put_rows(db, &m, v, 3000, n, 0);
+    assert_true(recall_vs_model(db, &m, qs, nq, 10) >= 0.98);
+    assert_true(recall_vs_model(db, &m, qs, nq, 3) >= 0.98); /* a 30% filter */
+    size_t pending, count;
+    ASSERT_OK(svdb_index_pending(db, &pending));
+    assert_true(pending <= n);
+    printf("rows waiting to be linked after the writes: %zu\n", pending);
+    ASSERT_OK(svdb_index_wait(db));
+    ASSERT_OK(svdb_index_pending(db, &pending));
+    assert_int_equal(pending, 0);
+    ASSERT_OK(svdb_count(db, &count));
+    assert_int_equal(count, m.n);
+    assert_true(th_check_db(db, &m, 1));
+    assert_true(recall_vs_model(db, &m, qs, nq, 10) >= 0.98);
+    assert_true(recall_vs_model(db, &m, qs, nq, 3) >= 0.98);
+    ASSERT_OK(svdb_close(db));
+    th_model_free(&m);
+    free(v);
+    th_rmrf(dir);
+    free(dir);
+}
+
+/* Rows saved while still queued are linked at the next open: by the
+ * indexer with background indexing, before svdb_open returns without. */
+static void test_background__unlinked_rows_survive_reopen(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("bg_reopen");
+    svdb *db = open_bg(dir, 1);
+    size_t n = 20000, nq = 40;
+    float *v = malloc((n + nq) * DIM * sizeof *v);
+    th_random(v, (n + nq) * DIM, 11);
+    th_model m;
+    th_model_init(&m, DIM);
+    put_rows(db, &m, v, 0, n / 2, 0);
+    ASSERT_OK(svdb_persist(db)); /* a snapshot, probably with rows not yet linked */
+    put_rows(db, &m, v, n / 2, n, 0);
+    ASSERT_OK(svdb_close(db)); /* closes without waiting for the indexer */
+
+    db = open_bg(dir, 1); /* rows from the snapshot and the log queued again */
+    size_t queued;
+    ASSERT_OK(svdb_index_pending(db, &queued));
+    printf("rows queued again at open: %zu\n", queued);
+    assert_true(recall_vs_model(db, &m, v + n * DIM, nq, 10) >= 0.98);
+    ASSERT_OK(svdb_close(db));
+
+    db = open_bg(dir, 0); /* without background indexing everything is linked at open */
+    size_t pending = 1;
+    ASSERT_OK(svdb_index_pending(db, &pending));
+    assert_int_equal(pending, 0);
+    ASSERT_OK(svdb_index_wait(db)); /* nothing to wait for */
+    assert_true(th_check_db(db, &m, 1));
+    assert_true(recall_vs_model(db, &m, v + n * DIM, nq, 10) >= 0.98);
+    /* every row is in the graph: each stored vector finds itself */
+    svdb_search_options so;
+    svdb_search_options_init(&so, SVDB_SEARCH_OPTIONS_VERSION);
+    so.ef = 100;
+    size_t self = 0;
+    for (size_t i = 0; i < n; i += 97) {
+        svdb_hit *h;
+        size_t nh;
+        ASSERT_OK(svdb_search(db, v + i * DIM, DIM, 1, &so, &h, &nh));
+        char id[24];
+        snprintf(id, sizeof id, "r%zu", i);
+        self += nh == 1 && strcmp(h[0].id, id) == 0;
+        svdb_hits_free(h);
+    }
+    assert_true(self >= (n / 97) * 99 / 100);
+    ASSERT_OK(svdb_close(db));
+    th_model_free(&m);
+    free(v);
+    th_rmrf(dir);
+    free(dir);
+}
+
+typedef struct {
+    svdb *db;
+    const float *qs;
+    int stop;
+    int failures;
+    size_t searches;
+} searcher_arg;
+
+static void *search_loop(void *arg)
+{
+    searcher_arg *a = arg;
+    while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+        svdb_hit *h;
+        size_t nh;
+        if (svdb_search(a->db, a->qs + (a->searches % 20) * DIM, DIM, 5, NULL, &h, &nh) != SVDB_OK) a->failures++;
+        svdb_hits_free(h);
+        a->searches++;
+    }
+    return NULL;
+}
+
+/* Searches, writes and the indexer at once (TSan runs this too). */
+static void test_background__concurrent_searches(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("bg_conc");
+    svdb *db = open_bg(dir, 1);
+    size_t n = 4000;
+    float *v = malloc((n + 20) * DIM * sizeof *v);
+    th_random(v, (n + 20) * DIM, 13);
+    put_rows(db, NULL, v, 0, 100, 0);
+    searcher_arg a = {db, v + n * DIM, 0, 0, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, search_loop, &a), 0);
+    for (size_t b = 100; b < n; b += 300) put_rows(db, NULL, v, b, b + 300 < n ? b + 300 : n, 0);
+    ASSERT_OK(svdb_index_wait(db));
+    __atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
+    pthread_join(t, NULL);
+    assert_int_equal(a.failures, 0);
+    assert_true(a.searches > 0);
+    size_t count;
+    ASSERT_OK(svdb_count(db, &count));
+    assert_int_equal(count, n);
+    ASSERT_OK(svdb_close(db));
+    free(v);
+    th_rmrf(dir);
+    free(dir);
+}
+
+static void test_background__api_errors(void **state)
+{
+    (void)state;
+    size_t pending = 7;
+    ASSERT_FAILS(svdb_index_wait(NULL), SVDB_EMISUSE);
+    ASSERT_FAILS(svdb_index_pending(NULL, &pending), SVDB_EMISUSE);
+    char *dir = th_tmpdir("bg_err");
+    svdb *db = open_bg(dir, 1);
+    ASSERT_FAILS(svdb_index_pending(db, NULL), SVDB_EINVAL);
+    ASSERT_OK(svdb_index_pending(db, &pending));
+    assert_int_equal(pending, 0);
+    ASSERT_OK(svdb_index_wait(db)); /* empty: returns at once */
+    ASSERT_OK(svdb_close(db));
+    th_rmrf(dir);
+    /* a flat collection has nothing to link: the option is ignored */
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.background_indexing = 1;
+    ASSERT_OK(svdb_open(&db, dir, &o));
+    float x[DIM] = {1};
+    const char *id = "a";
+    ASSERT_OK(svdb_add_batch(db, 1, &id, x, DIM, NULL));
+    ASSERT_OK(svdb_index_pending(db, &pending));
+    assert_int_equal(pending, 0);
+    ASSERT_OK(svdb_index_wait(db));
+    ASSERT_OK(svdb_close(db));
+    th_rmrf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_background__searchable_at_once),
+        cmocka_unit_test(test_background__unlinked_rows_survive_reopen),
+        cmocka_unit_test(test_background__concurrent_searches),
+        cmocka_unit_test(test_background__api_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
