@@ -56,8 +56,10 @@ for writer in c python; do
   done
 done
 for writer in c python; do
-  python3 tests/crash/crash_harness.py --writer "$writer" --c-writer build/svdb_crash_writer --index hnsw \
-    --durability persist --rounds "${SVDB_CRASH_ROUNDS:-40}"
+  for index in hnsw hnsw-bg; do
+    python3 tests/crash/crash_harness.py --writer "$writer" --c-writer build/svdb_crash_writer --index "$index" \
+      --durability persist --rounds "${SVDB_CRASH_ROUNDS:-40}"
+  done
 done
 
 stage "fuzz smoke run (libFuzzer + ASan/UBSan, ${SVDB_FUZZ_SECONDS:-60}s per target)"

@@ -67,7 +67,13 @@ def python_writer(path: str, log: str, durability: str, seed: int, first_op: int
     def say(line: str) -> None:
         os.write(fd, (line + "\n").encode())  # one write(2) per line: never torn by SIGKILL
 
-    db = pysvdb.SvDBPython(path, dim=DIM, durability=durability, index=index)  # type: ignore[arg-type]
+    def open_db() -> "pysvdb.SvDBPython":
+        # "hnsw-bg": HNSW with background indexing, so kills land while rows wait to be linked
+        return pysvdb.SvDBPython(path, dim=DIM, durability=durability,  # type: ignore[arg-type]
+                                 index="hnsw" if index == "hnsw-bg" else index,  # type: ignore[arg-type]
+                                 background_indexing=index == "hnsw-bg")
+
+    db = open_db()
     ver: Dict[int, int] = {}
     present: Dict[int, bool] = {}
     for i in range(NID):
@@ -83,7 +89,7 @@ def python_writer(path: str, log: str, durability: str, seed: int, first_op: int
             say("I %d %s" % (op, "c" if kind == 19 else "p"))
             if kind == 19:
                 db.close()
-                db = pysvdb.SvDBPython(path, dim=DIM, durability=durability, index=index)  # type: ignore[arg-type]
+                db = open_db()
             else:
                 db.persist()
             say("A %d" % op)
@@ -231,7 +237,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--durability", choices=["persist", "sync"], default="persist")
     ap.add_argument("--writer", choices=["c", "python"], default="c")
-    ap.add_argument("--index", choices=["flat", "hnsw"], default="flat")
+    ap.add_argument("--index", choices=["flat", "hnsw", "hnsw-bg"], default="flat")
     ap.add_argument("--c-writer", default="build/svdb_crash_writer")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")

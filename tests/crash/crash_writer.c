@@ -1,7 +1,7 @@
 /* The C-API writer for crash_harness.py: opens the collection and performs
  * random adds, upserts, deletes and persists forever, announcing each one on
  * the acknowledgement log before the call (I ...) and after it (A / F).
- * Usage: svdb_crash_writer DIR LOGFILE persist|sync SEED FIRST_OP NID DIM [flat|hnsw] */
+ * Usage: svdb_crash_writer DIR LOGFILE persist|sync SEED FIRST_OP NID DIM [flat|hnsw|hnsw-bg] */
 #define _GNU_SOURCE
 #include "svdb.h"
 
@@ -48,7 +48,8 @@ int main(int argc, char **argv)
     svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
     o.dim = (uint32_t)dim;
     o.durability = sync ? SVDB_DURABILITY_SYNC : SVDB_DURABILITY_PERSIST;
-    o.index = argc == 9 && strcmp(argv[8], "hnsw") == 0 ? SVDB_INDEX_HNSW : SVDB_INDEX_FLAT;
+    o.index = argc == 9 && strncmp(argv[8], "hnsw", 4) == 0 ? SVDB_INDEX_HNSW : SVDB_INDEX_FLAT;
+    o.background_indexing = argc == 9 && strcmp(argv[8], "hnsw-bg") == 0;
     svdb *db;
     if (svdb_open(&db, dir, &o) != SVDB_OK) {
         fprintf(stderr, "writer: open: %s\n", svdb_errmsg());
