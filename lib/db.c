@@ -987,6 +987,8 @@ int svdb_index_wait(svdb *db)
     return db->background ? svdb__indexer_wait(&db->ix) : SVDB_OK;
 }
 
+svdb_indexer *svdb__indexer_of(svdb *db) { return &db->ix; }
+
 int svdb_index_pending(svdb *db, size_t *pending)
 {
     SVDB_TRY(check_db(db));

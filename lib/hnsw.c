@@ -44,6 +44,7 @@ struct svdb_hnsw {
     searcher **pool;
     size_t n_pool, cap_pool;
     pthread_mutex_t entry_mu;             /* entry point and top level during parallel inserts */
+    uint8_t *busy;                        /* during parallel inserts: 1 while a node is being inserted */
     pthread_mutex_t stripes[N_STRIPES];   /* a node's links, during parallel inserts */
 };
 
@@ -278,6 +279,12 @@ static inline const uint32_t *read_links(const walk *w, uint32_t slot, int l, ui
     return buf;
 }
 
+/* A node another thread is inserting right now has links only on the levels
+ * it has done so far: a walk may score it and pick it as a neighbour, but
+ * must not descend through it, or the next level's search would start from
+ * a node without links there and find nothing else. */
+static inline int busy(const svdb_hnsw *h, uint32_t n) { return h->busy && __atomic_load_n(&h->busy[n], __ATOMIC_ACQUIRE); }
+
 /* Nodes in the graph are live rows (deletes unlink them), so only the
  * filter decides. */
 static inline int admitted(const walk *w, uint32_t id) { return !w->admit || w->admit(w->admit_ctx, id); }
@@ -309,7 +316,7 @@ static uint32_t greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int l)
             if (s->metric == SVDB_METRIC_COSINE) d = 1.0f - d * q.inv_norm * node_norm(s, ids[j]);
             else if (s->metric == SVDB_METRIC_IP) d = 1.0f - d;
             if (d != d) d = __builtin_inff();
-            if (d < *ep_d) {
+            if (d < *ep_d && !busy(w->h, ids[j])) {
                 *ep_d = d;
                 ep = ids[j];
                 changed = 1;
@@ -496,6 +503,7 @@ static int insert_one(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, 
         if (!h->upper[slot]) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
     }
     links(h, slot, 0)[0] = 0;
+    if (h->busy) __atomic_store_n(&h->busy[slot], 1, __ATOMIC_RELAXED); /* cleared by the worker */
     __atomic_store_n(&h->level[slot], (uint8_t)L, __ATOMIC_RELEASE);
     /* A node that raises the top level keeps the entry lock for its whole
      * insert (rare: about one node in M^level), as hnswlib does. */
@@ -537,9 +545,11 @@ static int insert_one(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, 
         ln[0] = (uint32_t)kept;
         unlock_node(h, locked, slot);
         for (size_t i = 0; i < kept && rc == SVDB_OK; i++) rc = add_link(h, s, k, out[i], slot, l, locked);
-        if (nr) {
-            ep = sr->res[0].id;
-            ep_d = sr->res[0].d;
+        size_t e = 0; /* the next level starts at the nearest node not being inserted */
+        while (e < nr && busy(h, sr->res[e].id)) e++;
+        if (e < nr) {
+            ep = sr->res[e].id;
+            ep_d = sr->res[e].d;
         }
     }
     if (sr) give_searcher(h, sr);
@@ -552,10 +562,19 @@ static int insert_one(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, 
     return rc;
 }
 
+/* Inserts one node on the calling thread; a node whose insert failed part
+ * way is unlinked again, so the graph holds only fully linked nodes. */
+static int insert_or_undo(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot)
+{
+    int rc = insert_one(h, s, k, slot, 0);
+    if (rc != SVDB_OK) svdb__hnsw_remove(h, s, k, slot);
+    return rc;
+}
+
 int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot)
 {
     SVDB_TRY(svdb__hnsw_reserve(h, (size_t)slot + 1));
-    return insert_one(h, s, k, slot, 0);
+    return insert_or_undo(h, s, k, slot);
 }
 
 typedef struct {
@@ -566,6 +585,8 @@ typedef struct {
     size_t n, next;
     int rc;
     const int *yield; /* or NULL */
+    uint32_t failed[64]; /* nodes whose insert failed part way (one per thread at most) */
+    unsigned n_failed;
 } insert_job;
 
 static void *insert_worker(void *arg)
@@ -580,7 +601,13 @@ static void *insert_worker(void *arg)
         size_t i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
         if (i >= job->n || __atomic_load_n(&job->rc, __ATOMIC_RELAXED) != SVDB_OK) break;
         int rc = insert_one(job->h, job->s, job->k, job->slots[i], 1);
-        if (rc != SVDB_OK) __atomic_store_n(&job->rc, rc, __ATOMIC_RELAXED);
+        __atomic_store_n(&job->h->busy[job->slots[i]], 0, __ATOMIC_RELEASE);
+        if (rc != SVDB_OK) {
+            unsigned f = __atomic_fetch_add(&job->n_failed, 1, __ATOMIC_RELAXED);
+            if (f < sizeof job->failed / sizeof job->failed[0]) job->failed[f] = job->slots[i];
+            __atomic_store_n(&job->rc, rc, __ATOMIC_RELAXED);
+            break;
+        }
     }
     return NULL;
 }
@@ -606,11 +633,12 @@ int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *s, const svdb_kernels
     size_t serial = (threads <= 1 || n < MIN_PARALLEL) ? n : (h->max_level < 0 ? 64 : 0);
     for (; i < serial; i++) {
         if (yield && i >= MIN_BEFORE_YIELD && __atomic_load_n(yield, __ATOMIC_RELAXED) > 0) return SVDB_OK;
-        SVDB_TRY(insert_one(h, s, k, slots[i], 0));
+        SVDB_TRY(insert_or_undo(h, s, k, slots[i]));
         *done = i + 1;
     }
     if (i == n) return SVDB_OK;
-    insert_job job = {h, s, k, slots + i, n - i, 0, SVDB_OK, yield};
+    insert_job job = {h, s, k, slots + i, n - i, 0, SVDB_OK, yield, {0}, 0};
+    if (!(h->busy = svdb__calloc(h->cap, 1))) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
     if (threads > 64) threads = 64;
     pthread_t tids[64];
     unsigned started = 0;
@@ -620,8 +648,13 @@ int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *s, const svdb_kernels
     }
     insert_worker(&job);
     for (unsigned t = 0; t < started; t++) pthread_join(tids[t], NULL);
+    svdb__free(h->busy);
+    h->busy = NULL;
     /* every claimed slot was linked (or failed, which ends the batch) */
     *done = i + (job.next < job.n ? job.next : job.n);
+    /* Unlink the nodes that failed part way, now that no other thread runs. */
+    for (unsigned f = 0; f < job.n_failed && f < sizeof job.failed / sizeof job.failed[0]; f++)
+        svdb__hnsw_remove(h, s, k, job.failed[f]);
     return job.rc;
 }
 

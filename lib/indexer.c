@@ -136,7 +136,7 @@ static void *run(void *arg)
         snprintf(ix->errmsg, sizeof ix->errmsg, "out of memory starting the background indexer");
     }
     for (;;) {
-        while (!ix->stop && (!ix->work || ix->err)) pthread_cond_wait(&ix->work_cv, &ix->mu);
+        while (!ix->stop && (!ix->work || ix->err || ix->paused)) pthread_cond_wait(&ix->work_cv, &ix->mu);
         if (ix->stop) break;
         ix->work = 0;
         pthread_mutex_unlock(&ix->mu);
@@ -199,6 +199,14 @@ int svdb__indexer_wait(svdb_indexer *ix)
     memcpy(msg, ix->errmsg, sizeof msg);
     pthread_mutex_unlock(&ix->mu);
     return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "background indexing stopped: %s", msg);
+}
+
+void svdb__indexer_pause(svdb_indexer *ix, int paused)
+{
+    pthread_mutex_lock(&ix->mu);
+    ix->paused = paused;
+    pthread_cond_signal(&ix->work_cv);
+    pthread_mutex_unlock(&ix->mu);
 }
 
 int svdb__indexer_failed(svdb_indexer *ix)

@@ -30,7 +30,7 @@ typedef struct svdb_indexer {
     pthread_t tid;
     pthread_mutex_t mu; /* guards what follows */
     pthread_cond_t work_cv, idle_cv;
-    int stop, work;
+    int stop, work, paused;
     int waiters; /* callers waiting for the rwlock (atomic) */
     int err; /* SVDB_OK, or the status of a link that failed; linking then stops */
     char errmsg[256];
@@ -53,6 +53,12 @@ void svdb__indexer_stop(svdb_indexer *ix);
 int svdb__indexer_wait(svdb_indexer *ix);
 /* Nonzero once linking has failed (writes are then refused). */
 int svdb__indexer_failed(svdb_indexer *ix);
+
+/* Test hooks: a paused indexer takes no new chunk until resumed; and the
+ * indexer of an open handle. */
+void svdb__indexer_pause(svdb_indexer *ix, int paused);
+struct svdb;
+svdb_indexer *svdb__indexer_of(struct svdb *db);
 
 /* The collection's rwlock, taken through these: callers waiting for it are
  * counted, and the indexer lets them in between two chunks, where it would

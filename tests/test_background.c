@@ -3,6 +3,7 @@
  * rows still queued, waiting, rows saved unlinked and linked again at open,
  * searches running beside the indexer, and the API's errors. The checks do
  * not depend on how far the indexer has got. */
+#define _GNU_SOURCE /* pthread_rwlock_t, through indexer.h */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,22 +15,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "helpers.h"
+#include "indexer.h"
 #include "svdb.h"
 
 #define DIM 16
 
-static svdb *open_bg(const char *dir, int background)
+static svdb *open_bg_threads(const char *dir, int background, uint32_t threads)
 {
     svdb_open_options o;
     svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
     o.index = SVDB_INDEX_HNSW;
     o.dim = DIM;
     o.background_indexing = background;
+    o.build_threads = threads;
     svdb *db = NULL;
     ASSERT_OK(svdb_open(&db, dir, &o));
     return db;
 }
+
+static svdb *open_bg(const char *dir, int background) { return open_bg_threads(dir, background, 0); }
 
 /* Puts rows [from, to) of vecs with ids "r<i>" and metadata {"m": i % 10}. */
 static void put_rows(svdb *db, th_model *m, const float *vecs, size_t from, size_t to, int upsert)
@@ -265,6 +271,110 @@ static void test_background__concurrent_searches(void **state)
     free(dir);
 }
 
+/* Each stored vector of rows [0, n) finds itself as its nearest row. */
+static void assert_all_found(svdb *db, const float *v, size_t n)
+{
+    svdb_search_options so;
+    svdb_search_options_init(&so, SVDB_SEARCH_OPTIONS_VERSION);
+    so.ef = 200;
+    for (size_t i = 0; i < n; i++) {
+        svdb_hit *h;
+        size_t nh;
+        char id[24];
+        snprintf(id, sizeof id, "r%zu", i);
+        ASSERT_OK(svdb_search(db, v + i * DIM, DIM, 1, &so, &h, &nh));
+        assert_int_equal(nh, 1);
+        if (strcmp(h[0].id, id) != 0) printf("row %s: nearest is %s at %g\n", id, h[0].id, h[0].distance);
+        assert_string_equal(h[0].id, id);
+        svdb_hits_free(h);
+    }
+}
+
+/* Out of memory while the indexer links: the rows it could not link stay
+ * queued and found, svdb_index_wait reports the failure, writes are refused,
+ * and a reopen links everything. The n-th allocation of the linking fails,
+ * for each n until linking gets through. */
+static void test_background__link_failure(void **state)
+{
+    (void)state;
+    size_t n = 600;
+    float *v = malloc(n * DIM * sizeof *v);
+    th_random(v, n * DIM, 17);
+    int failed = 0, passed = 0;
+    for (long k = 1; !passed && k < 200; k++) {
+        char *dir = th_tmpdir("bg_fail");
+        svdb *db = open_bg_threads(dir, 1, 1); /* one thread: the allocations come in a fixed order */
+        put_rows(db, NULL, v, 0, n / 2, 0);
+        ASSERT_OK(svdb_index_wait(db));
+        svdb_indexer *ix = svdb__indexer_of(db);
+        svdb__indexer_pause(ix, 1);
+        put_rows(db, NULL, v, n / 2, n, 0);
+        /* only the indexer allocates from here until the wait returns */
+        svdb__alloc_fail_after(k);
+        svdb__indexer_pause(ix, 0);
+        int rc = svdb_index_wait(db);
+        svdb__alloc_fail_after(0);
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+        size_t pending, count;
+        ASSERT_OK(svdb_index_pending(db, &pending));
+        if (rc == SVDB_OK) {
+            passed = 1;
+            assert_int_equal(pending, 0);
+        } else {
+            failed++;
+            assert_int_equal(rc, SVDB_ENOMEM);
+            assert_non_null(strstr(msg, "background indexing stopped: out of memory"));
+            assert_true(pending > 0);
+            ASSERT_FAILS(svdb_index_wait(db), SVDB_ENOMEM); /* stays failed */
+            float x[DIM] = {1};
+            const char *id = "extra", *gone = "r0";
+            ASSERT_FAILS(svdb_add_batch(db, 1, &id, x, DIM, NULL), SVDB_EREADONLY);
+            ASSERT_FAILS(svdb_delete(db, 1, &gone, NULL), SVDB_EREADONLY);
+        }
+        assert_all_found(db, v, n); /* linked or still queued */
+        ASSERT_OK(svdb_count(db, &count));
+        assert_int_equal(count, n);
+        ASSERT_OK(svdb_close(db));
+        db = open_bg(dir, 0); /* links what is left before returning */
+        ASSERT_OK(svdb_index_pending(db, &pending));
+        assert_int_equal(pending, 0);
+        assert_all_found(db, v, n);
+        ASSERT_OK(svdb_close(db));
+        th_rmrf(dir);
+        free(dir);
+    }
+    printf("linking failed at %d allocation points, then got through\n", failed);
+    assert_true(failed > 0 && passed);
+    free(v);
+}
+
+/* Rows linked on two threads are all reachable. A node being inserted has no
+ * links yet on its lower levels; a concurrent insert that started its next
+ * level's search from such a node found nothing else, linked only to it, and
+ * lost even that link when the node then wrote its own list (about 1 row in
+ * 500 was unreachable). Both linking paths are checked: in the write
+ * (synchronous) and on the indexer thread. */
+static void test_background__parallel_linking_reaches_every_row(void **state)
+{
+    (void)state;
+    size_t n = 600;
+    float *v = malloc(n * DIM * sizeof *v);
+    for (unsigned seed = 0; seed < 12; seed++) {
+        th_random(v, n * DIM, 100 + seed);
+        char *dir = th_tmpdir("bg_par");
+        svdb *db = open_bg_threads(dir, (int)(seed & 1), 2);
+        put_rows(db, NULL, v, 0, n / 2, 0); /* 300 rows: linked in parallel after the first 64 */
+        put_rows(db, NULL, v, n / 2, n, 0);
+        ASSERT_OK(svdb_index_wait(db));
+        assert_all_found(db, v, n);
+        ASSERT_OK(svdb_close(db));
+        th_rmrf(dir);
+        free(dir);
+    }
+    free(v);
+}
+
 static void test_background__api_errors(void **state)
 {
     (void)state;
@@ -301,6 +411,8 @@ int main(void)
         cmocka_unit_test(test_background__searchable_at_once),
         cmocka_unit_test(test_background__unlinked_rows_survive_reopen),
         cmocka_unit_test(test_background__concurrent_searches),
+        cmocka_unit_test(test_background__link_failure),
+        cmocka_unit_test(test_background__parallel_linking_reaches_every_row),
         cmocka_unit_test(test_background__api_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
