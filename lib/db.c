@@ -167,17 +167,14 @@ static int take_lock(svdb *db)
 
 typedef struct put_plan {
     uint32_t *slots; /* existing slot, or SVDB_NO_SLOT for a new row */
-    char **ids;      /* copies for new rows */
-    char **metas;    /* copies, NULL for none */
+    char **blobs;    /* each row's id and metadata packed by svdb__row_pack (NULL: inline) */
     size_t n_new;
 } put_plan;
 
 static void plan_free(put_plan *p, size_t n)
 {
-    for (size_t i = 0; p->ids && i < n; i++) svdb__free(p->ids[i]);
-    for (size_t i = 0; p->metas && i < n; i++) svdb__free(p->metas[i]);
-    svdb__free(p->ids);
-    svdb__free(p->metas);
+    for (size_t i = 0; p->blobs && i < n; i++) svdb__free(p->blobs[i]);
+    svdb__free(p->blobs);
     svdb__free(p->slots);
     memset(p, 0, sizeof *p);
 }
@@ -213,9 +210,8 @@ static int plan_put(const svdb_store *s, const svdb_batch *b, int is_add, int du
     memset(p, 0, sizeof *p);
     SVDB_TRY(check_unique(b, dup_status));
     p->slots = svdb__malloc(b->n * sizeof *p->slots);
-    p->ids = svdb__calloc(b->n, sizeof *p->ids);
-    p->metas = svdb__calloc(b->n, sizeof *p->metas);
-    int rc = (!p->slots || !p->ids || !p->metas) ? svdb__fail(SVDB_ENOMEM, "out of memory planning a batch") : SVDB_OK;
+    p->blobs = svdb__calloc(b->n, sizeof *p->blobs);
+    int rc = (!p->slots || !p->blobs) ? svdb__fail(SVDB_ENOMEM, "out of memory planning a batch") : SVDB_OK;
     for (size_t i = 0; rc == SVDB_OK && i < b->n; i++) {
         p->slots[i] = svdb__store_find(s, b->ids[i], b->id_lens[i]);
         if (p->slots[i] != SVDB_NO_SLOT && is_add) {
@@ -223,12 +219,10 @@ static int plan_put(const svdb_store *s, const svdb_batch *b, int is_add, int du
                             (int)b->id_lens[i], b->ids[i], i);
             break;
         }
-        if (p->slots[i] == SVDB_NO_SLOT) {
-            p->n_new++;
-            if (!(p->ids[i] = svdb__strndup(b->ids[i], b->id_lens[i]))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
-        }
-        if (rc == SVDB_OK && b->metas && b->metas[i] && !(p->metas[i] = svdb__strndup(b->metas[i], b->meta_lens[i])))
-            rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+        if (p->slots[i] == SVDB_NO_SLOT) p->n_new++;
+        int has_meta = b->metas && b->metas[i];
+        rc = svdb__row_pack(b->ids[i], b->id_lens[i], has_meta ? b->metas[i] : NULL, has_meta ? b->meta_lens[i] : 0,
+                            &p->blobs[i]);
     }
     if (rc != SVDB_OK) plan_free(p, b->n);
     return rc;
@@ -244,16 +238,15 @@ static int apply_put(svdb *db, const svdb_batch *b, put_plan *p)
     uint32_t *linked = db->graph ? p->slots : NULL; /* reused: the slot each row ends in */
     for (size_t i = 0; i < b->n; i++) {
         const float *v = b->vectors + i * b->dim;
-        uint32_t mlen = p->metas[i] ? b->meta_lens[i] : 0;
+        uint32_t mlen = b->metas && b->metas[i] ? b->meta_lens[i] : 0;
         uint32_t slot = p->slots[i];
         if (slot == SVDB_NO_SLOT) {
-            slot = svdb__store_insert(s, p->ids[i], b->id_lens[i], p->metas[i], mlen, v);
-            p->ids[i] = NULL;
+            slot = svdb__store_insert(s, p->blobs[i], b->ids[i], b->id_lens[i], mlen, v);
         } else {
             if (db->graph) svdb__hnsw_remove(db->graph, s, db->kern, slot);
-            svdb__store_replace(s, slot, p->metas[i], mlen, v);
+            svdb__store_replace(s, slot, p->blobs[i], mlen, v);
         }
-        p->metas[i] = NULL;
+        p->blobs[i] = NULL;
         if (linked) linked[i] = slot;
     }
     if (!db->graph) return SVDB_OK;
@@ -783,7 +776,7 @@ int svdb_get(svdb *db, const char *id, float *vector, uint32_t dim, char **metad
         if (vector && dim != db->store.dim)
             rc = svdb__fail(SVDB_EDIM, "vector buffer holds %u floats but the collection has %u dimensions", dim,
                             db->store.dim);
-        if (rc == SVDB_OK && metadata && r->meta && !(*metadata = svdb__strndup(r->meta, r->meta_len)))
+        if (rc == SVDB_OK && metadata && r->meta_len && !(*metadata = svdb__strndup(svdb__row_meta(r), r->meta_len)))
             rc = svdb__fail(SVDB_ENOMEM, "out of memory");
         if (rc == SVDB_OK && vector) memcpy(vector, svdb__vec(&db->store, slot), db->store.dim * sizeof(float));
     }
@@ -850,7 +843,7 @@ static int list_ids(svdb *db, const svdb_filter *filter, char ***ids, size_t *co
     /* Keep the admitted slots in place at the front of `order`. */
     for (size_t i = 0; rc == SVDB_OK && i < db->store.n_live; i++) {
         const svdb_row *r = svdb__row(&db->store, order[i]);
-        int m = filter ? svdb__filter_match(filter, r->meta, r->meta ? r->meta_len : 0) : 1;
+        int m = filter ? svdb__filter_match(filter, svdb__row_meta(r), r->meta_len) : 1;
         if (m < 0) rc = svdb__fail(SVDB_ENOMEM, "out of memory testing a document");
         if (m <= 0) continue;
         order[n++] = order[i];
@@ -863,7 +856,7 @@ static int list_ids(svdb *db, const svdb_filter *filter, char ***ids, size_t *co
         char *s = (char *)(arr + n + 1);
         for (size_t i = 0; i < n; i++) {
             const svdb_row *r = svdb__row(&db->store, order[i]);
-            memcpy(s, r->id, r->id_len + 1);
+            memcpy(s, svdb__row_id(r), r->id_len + 1);
             arr[i] = s;
             s += r->id_len + 1;
         }

@@ -81,7 +81,7 @@ static inline void svdb__rw_wrlock(svdb_indexer *ix, pthread_rwlock_t *rw)
  * scan exactly (read lock held). */
 static inline int svdb__indexer_is_pending(const svdb_store *s, const svdb_hnsw *g, uint32_t slot)
 {
-    return slot < s->n_slots && svdb__row(s, slot)->id && svdb__hnsw_level_of(g, slot) == SVDB_HNSW_NO_LEVEL;
+    return slot < s->n_slots && svdb__row_live(svdb__row(s, slot)) && svdb__hnsw_level_of(g, slot) == SVDB_HNSW_NO_LEVEL;
 }
 size_t svdb__indexer_pending(const svdb_indexer *ix, const svdb_store *s, const svdb_hnsw *g);
 

@@ -39,7 +39,7 @@ static inline __attribute__((always_inline)) void offer(svdb_topk *t, const int 
             if (d > thr) continue;
         }
         const svdb_row *r = &rows[i];
-        if (!r->id) continue; /* a freed slot */
+        if (!svdb__row_live(r)) continue; /* a freed slot */
         if (admit && !admit(ctx, (uint32_t)(first_slot + i))) continue;
         svdb_cand cand = {d, (uint32_t)(first_slot + i), r->seq};
         svdb__topk_push(t, cand);
@@ -128,7 +128,7 @@ static int admit_row(void *arg, uint32_t slot)
 {
     filter_ctx *c = arg;
     const svdb_row *r = svdb__row(c->s, slot);
-    int m = svdb__filter_match(c->f, r->meta, r->meta ? r->meta_len : 0);
+    int m = svdb__filter_match(c->f, svdb__row_meta(r), r->meta_len);
     if (m < 0) __atomic_store_n(&c->oom, 1, __ATOMIC_RELAXED);
     return m > 0;
 }
@@ -139,9 +139,9 @@ static double selectivity(const svdb_store *s, const svdb_filter *f)
     size_t step = s->n_slots / 512 + 1, seen = 0, kept = 0;
     for (size_t slot = 0; slot < s->n_slots; slot += step) {
         const svdb_row *r = svdb__row(s, slot);
-        if (!r->id) continue;
+        if (!svdb__row_live(r)) continue;
         seen++;
-        kept += svdb__filter_match(f, r->meta, r->meta ? r->meta_len : 0) > 0;
+        kept += svdb__filter_match(f, svdb__row_meta(r), r->meta_len) > 0;
     }
     return seen ? (double)kept / (double)seen : 0.0;
 }
@@ -275,7 +275,7 @@ int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, cons
     for (size_t q = 0; q < n; q++)
         for (size_t i = 0; i < counts[q]; i++, h++) {
             const svdb_row *r = svdb__row(s, cands[q * k + i].slot);
-            memcpy(str, r->id, r->id_len + 1);
+            memcpy(str, svdb__row_id(r), r->id_len + 1);
             hits[h].id = str;
             hits[h].distance = cands[q * k + i].dist;
             str += r->id_len + 1;

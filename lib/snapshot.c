@@ -139,12 +139,12 @@ static int write_body(writer *w, const svdb_store *s, const svdb_hnsw *g, const 
     w->crc = 0;
     for (size_t i = 0; i < s->n_live; i++) {
         const svdb_row *r = svdb__row(s, order[i]);
-        uint32_t mlen = r->meta ? r->meta_len : SVDB_NO_META;
+        uint32_t mlen = r->meta_len ? r->meta_len : SVDB_NO_META;
         SVDB_TRY(emit(w, &r->seq, 8));
         SVDB_TRY(emit(w, &r->id_len, 4));
         SVDB_TRY(emit(w, &mlen, 4));
-        SVDB_TRY(emit(w, r->id, r->id_len));
-        if (r->meta) SVDB_TRY(emit(w, r->meta, r->meta_len));
+        SVDB_TRY(emit(w, svdb__row_id(r), r->id_len));
+        if (r->meta_len) SVDB_TRY(emit(w, svdb__row_meta(r), r->meta_len));
     }
     SVDB_TRY(flush(w));
     h->rec_crc = w->crc;
@@ -285,13 +285,10 @@ static int load_rows(const char *path, svdb_store *s, const snap_header *h, cons
         const float *v = svdb__vec(s, (size_t)i);
         for (uint32_t d = 0; d < h->dim; d++)
             if (!isfinite(v[d])) return bad(path, "vector holds NaN or Inf");
-        char *idc = svdb__strndup(id, idlen), *mc = meta ? svdb__strndup(meta, mlen) : NULL;
-        if (!idc || (meta && !mc)) {
-            svdb__free(idc);
-            svdb__free(mc);
+        char *blob;
+        if (svdb__row_pack(id, idlen, meta, meta ? mlen : 0, &blob) != SVDB_OK)
             return svdb__fail(SVDB_ENOMEM, "out of memory loading %s", path);
-        }
-        svdb__store_insert(s, idc, idlen, mc, meta ? mlen : 0, v);
+        svdb__store_insert(s, blob, id, idlen, meta ? mlen : 0, v);
         svdb__row(s, (size_t)i)->seq = seq;
     }
     if (pos != h->rec_bytes) return bad(path, "trailing bytes in the record section");

@@ -36,8 +36,8 @@ void svdb__store_free(svdb_store *s)
     for (size_t c = 0; c < s->n_chunks; c++) {
         size_t base = c << s->shift;
         for (size_t i = 0; i < svdb__chunk_rows(s) && base + i < s->n_slots; i++) {
-            svdb__free(s->rows[c][i].id);
-            svdb__free(s->rows[c][i].meta);
+            svdb_row *r = &s->rows[c][i];
+            if (svdb__row_live(r) && !svdb__row_is_inline(r->id_len, r->meta_len)) svdb__free(r->u.blob);
         }
         svdb__free(s->vec[c]);
         svdb__free(s->norm[c]);
@@ -103,7 +103,40 @@ static const char *row_key(const void *ctx, uint32_t slot, size_t *len)
 {
     const svdb_row *r = svdb__row(ctx, slot);
     *len = r->id_len;
-    return r->id;
+    return svdb__row_id(r);
+}
+
+int svdb__row_pack(const char *id, uint32_t id_len, const char *meta, uint32_t meta_len, char **blob)
+{
+    *blob = NULL;
+    if (svdb__row_is_inline(id_len, meta_len)) return SVDB_OK;
+    char *b = svdb__malloc((size_t)id_len + 1 + (meta_len ? (size_t)meta_len + 1 : 0));
+    if (!b) return svdb__fail(SVDB_ENOMEM, "out of memory storing a row");
+    memcpy(b, id, id_len);
+    b[id_len] = '\0';
+    if (meta_len) {
+        memcpy(b + id_len + 1, meta, meta_len);
+        b[id_len + 1 + meta_len] = '\0';
+    }
+    *blob = b;
+    return SVDB_OK;
+}
+
+/* Stores a packed id and metadata in r, freeing what r held. `id` is only
+ * read when the row is inline, and may point into r's old blob. */
+static void row_set(svdb_row *r, char *blob, const char *id, uint32_t id_len, uint32_t meta_len)
+{
+    char *old = svdb__row_live(r) && !svdb__row_is_inline(r->id_len, r->meta_len) ? r->u.blob : NULL;
+    if (svdb__row_is_inline(id_len, meta_len)) {
+        char inl[SVDB_ROW_INLINE_ID + 1] = {0};
+        memcpy(inl, id, id_len);
+        memcpy(r->u.inl, inl, sizeof inl);
+    } else {
+        r->u.blob = blob;
+    }
+    r->id_len = id_len;
+    r->meta_len = meta_len;
+    svdb__free(old);
 }
 
 uint32_t svdb__store_find(const svdb_store *s, const char *id, size_t len)
@@ -122,14 +155,13 @@ static void set_vector(svdb_store *s, uint32_t slot, const float *v)
     s->norm[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] = n2 > 0.0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
 }
 
-uint32_t svdb__store_insert(svdb_store *s, char *id, uint32_t id_len, char *meta, uint32_t meta_len, const float *v)
+uint32_t svdb__store_insert(svdb_store *s, char *blob, const char *id, uint32_t id_len, uint32_t meta_len,
+                            const float *v)
 {
     uint32_t slot = s->n_free ? s->free_slots[--s->n_free] : (uint32_t)s->n_slots++;
     svdb_row *r = svdb__row(s, slot);
-    r->id = id;
-    r->id_len = id_len;
-    r->meta = meta;
-    r->meta_len = meta_len;
+    memset(r, 0, sizeof *r);
+    row_set(r, blob, id, id_len, meta_len);
     r->seq = s->next_seq++;
     set_vector(s, slot, v);
     svdb__idmap_insert(&s->map, id, id_len, slot);
@@ -137,21 +169,18 @@ uint32_t svdb__store_insert(svdb_store *s, char *id, uint32_t id_len, char *meta
     return slot;
 }
 
-void svdb__store_replace(svdb_store *s, uint32_t slot, char *meta, uint32_t meta_len, const float *v)
+void svdb__store_replace(svdb_store *s, uint32_t slot, char *blob, uint32_t meta_len, const float *v)
 {
     svdb_row *r = svdb__row(s, slot);
-    svdb__free(r->meta);
-    r->meta = meta;
-    r->meta_len = meta_len;
+    row_set(r, blob, svdb__row_id(r), r->id_len, meta_len);
     set_vector(s, slot, v);
 }
 
 void svdb__store_remove(svdb_store *s, uint32_t slot)
 {
     svdb_row *r = svdb__row(s, slot);
-    svdb__idmap_remove(&s->map, r->id, r->id_len, row_key, s);
-    svdb__free(r->id);
-    svdb__free(r->meta);
+    svdb__idmap_remove(&s->map, svdb__row_id(r), r->id_len, row_key, s);
+    if (!svdb__row_is_inline(r->id_len, r->meta_len)) svdb__free(r->u.blob);
     memset(r, 0, sizeof *r);
     s->free_slots[s->n_free++] = slot;
     s->n_live--;
@@ -181,7 +210,7 @@ int svdb__store_order(const svdb_store *s, uint32_t **slots_out)
     int sorted = 1;
     for (size_t slot = 0; slot < s->n_slots; slot++) {
         const svdb_row *r = svdb__row(s, slot);
-        if (!r->id) continue;
+        if (!svdb__row_live(r)) continue;
         if (n && r->seq < tmp[n - 1].seq) sorted = 0;
         tmp[n].seq = r->seq;
         tmp[n].slot = (uint32_t)slot;

@@ -11,13 +11,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A row's id and metadata share one allocation, "id\0meta\0"; an id of at
+ * most SVDB_ROW_INLINE_ID bytes without metadata is kept in the row itself,
+ * which spares the allocation and its overhead (numeric ids, for instance). */
+#define SVDB_ROW_INLINE_ID 7
 typedef struct svdb_row {
-    char *id;   /* owned; NULL when the slot is free */
-    char *meta; /* owned JSON text or NULL */
+    union {
+        char *blob;                        /* owned */
+        char inl[SVDB_ROW_INLINE_ID + 1];  /* NUL-terminated */
+    } u;
     uint64_t seq;
-    uint32_t id_len;
-    uint32_t meta_len;
+    uint32_t id_len;   /* 0 when the slot is free */
+    uint32_t meta_len; /* 0: no metadata (metadata is a JSON object, never empty) */
 } svdb_row;
+
+static inline int svdb__row_live(const svdb_row *r) { return r->id_len != 0; }
+static inline int svdb__row_is_inline(uint32_t id_len, uint32_t meta_len)
+{
+    return meta_len == 0 && id_len <= SVDB_ROW_INLINE_ID;
+}
+/* NUL-terminated, id_len bytes. */
+static inline const char *svdb__row_id(const svdb_row *r)
+{
+    return svdb__row_is_inline(r->id_len, r->meta_len) ? r->u.inl : r->u.blob;
+}
+/* NUL-terminated, meta_len bytes; NULL when the row has none. */
+static inline const char *svdb__row_meta(const svdb_row *r) { return r->meta_len ? r->u.blob + r->id_len + 1 : NULL; }
+/* Packs an id and metadata (meta_len 0: none) as a row keeps them: *blob is
+ * NULL when they fit in the row. The fallible half of an insert. */
+int svdb__row_pack(const char *id, uint32_t id_len, const char *meta, uint32_t meta_len, char **blob);
 
 typedef struct svdb_store {
     uint32_t dim; /* 0 until fixed by the first row */
@@ -53,10 +75,12 @@ void svdb__store_set_dim(svdb_store *s, uint32_t dim);
 int svdb__store_reserve(svdb_store *s, size_t adds, size_t deletes);
 uint32_t svdb__store_find(const svdb_store *s, const char *id, size_t len);
 
-/* Apply steps (cannot fail once reserved). They take ownership of id/meta. */
+/* Apply steps (cannot fail once reserved). They take ownership of `blob`,
+ * made by svdb__row_pack from the row's id and (new) metadata. */
 /* Returns the slot the row went to. */
-uint32_t svdb__store_insert(svdb_store *s, char *id, uint32_t id_len, char *meta, uint32_t meta_len, const float *v);
-void svdb__store_replace(svdb_store *s, uint32_t slot, char *meta, uint32_t meta_len, const float *v);
+uint32_t svdb__store_insert(svdb_store *s, char *blob, const char *id, uint32_t id_len, uint32_t meta_len,
+                            const float *v);
+void svdb__store_replace(svdb_store *s, uint32_t slot, char *blob, uint32_t meta_len, const float *v);
 void svdb__store_remove(svdb_store *s, uint32_t slot);
 
 /* Live slots in insertion order; caller frees with svdb__free. */

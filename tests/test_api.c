@@ -956,6 +956,53 @@ static void expect_ids(char **ids, size_t n, const char *const *want, size_t n_w
     svdb_ids_free(ids);
 }
 
+/* Ids of 7 bytes or fewer without metadata live in the row itself, the rest
+ * in one allocation with the metadata: every transition between the two, by
+ * upsert, keeps the id and metadata exact, before and after a reopen. */
+static void test_api__row_storage_transitions(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("rows");
+    svdb *db;
+    ASSERT_OK(th_open(&db, dir, 4, SVDB_METRIC_L2, SVDB_DURABILITY_PERSIST));
+    th_model m;
+    th_model_init(&m, 4);
+    const char *ids[] = {"a", "1234567", "12345678", "\xc3\xa9t\xc3\xa9", "a-rather-long-identifier-of-40-bytes-xx"};
+    const char *metas[] = {NULL, "{\"k\": 1}", NULL, "{\"doc\": \"x\"}", NULL};
+    float v[4] = {1, 2, 3, 4};
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < 5; i++) {
+            /* rotate which rows have metadata, so each id goes inline -> blob -> inline */
+            const char *meta = metas[(i + round) % 5];
+            v[0] = (float)(round * 10 + i);
+            ASSERT_OK(svdb_upsert_batch(db, 1, &ids[i], v, 4, &meta));
+            th_model_put(&m, ids[i], v, meta);
+        }
+        assert_true(th_check_db(db, &m, 1));
+        if (round == 1) {
+            ASSERT_OK(svdb_close(db));
+            ASSERT_OK(th_open(&db, dir, 4, SVDB_METRIC_L2, SVDB_DURABILITY_PERSIST));
+            assert_true(th_check_db(db, &m, 1));
+        }
+    }
+    /* deleting and re-adding reuses the slot with the other kind of storage */
+    size_t nd;
+    ASSERT_OK(svdb_delete(db, 1, &ids[1], &nd));
+    assert_int_equal(nd, 1);
+    th_model_del(&m, ids[1]);
+    const char *meta = "{\"again\": true}";
+    ASSERT_OK(svdb_add_batch(db, 1, &ids[1], v, 4, &meta));
+    th_model_put(&m, ids[1], v, meta);
+    assert_true(th_check_db(db, &m, 1));
+    ASSERT_OK(svdb_close(db));
+    ASSERT_OK(th_open(&db, dir, 4, SVDB_METRIC_L2, SVDB_DURABILITY_PERSIST));
+    assert_true(th_check_db(db, &m, 1));
+    ASSERT_OK(svdb_close(db));
+    th_model_free(&m);
+    th_rmrf(dir);
+    free(dir);
+}
+
 static void test_api__ids_where_and_documents(void **state)
 {
     (void)state;
@@ -1063,6 +1110,7 @@ int main(void)
         cmocka_unit_test(test_api__search_metrics),
         cmocka_unit_test(test_api__search_batch_matches_single),
         cmocka_unit_test(test_api__ids_where_and_documents),
+        cmocka_unit_test(test_api__row_storage_transitions),
         cmocka_unit_test_setup_teardown(test_api__persist_and_close, setup_db, teardown_db),
         cmocka_unit_test_setup_teardown(test_api__handle_unusable_after_fork, setup_db, teardown_db),
     };

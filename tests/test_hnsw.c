@@ -53,7 +53,9 @@ static void fill_store(svdb_store *s, const dataset *d)
     for (size_t i = 0; i < d->n; i++) {
         char id[32];
         int len = snprintf(id, sizeof id, "%zu", i);
-        svdb__store_insert(s, svdb__strndup(id, (size_t)len), (uint32_t)len, NULL, 0, d->base + i * d->dim);
+        char *blob;
+        assert_int_equal(svdb__row_pack(id, (uint32_t)len, NULL, 0, &blob), SVDB_OK);
+        svdb__store_insert(s, blob, id, (uint32_t)len, 0, d->base + i * d->dim);
     }
 }
 
@@ -80,7 +82,7 @@ static double recall10(const svdb_hnsw *h, const svdb_store *s, const dataset *d
         assert_int_equal(svdb__hnsw_search(h, s, k, q, ef, NULL, NULL, &t), SVDB_OK);
         size_t n = svdb__topk_finish(&t);
         for (size_t i = 0; i < n; i++) {
-            long row = atol(svdb__row(s, c[i].slot)->id);
+            long row = atol(svdb__row_id(svdb__row(s, c[i].slot)));
             for (size_t g = 0; g < 10; g++)
                 if (d->gt[qi * d->gt_k + g] == row) hit++;
         }
@@ -95,7 +97,7 @@ static svdb_hnsw *build(const svdb_store *s, uint64_t seed)
     svdb_hnsw *h;
     assert_int_equal(svdb__hnsw_create(&h, &p), SVDB_OK);
     for (size_t i = 0; i < s->n_slots; i++)
-        if (svdb__row(s, i)->id) assert_int_equal(svdb__hnsw_insert(h, s, svdb__kernels(), (uint32_t)i), SVDB_OK);
+        if (svdb__row_live(svdb__row(s, i))) assert_int_equal(svdb__hnsw_insert(h, s, svdb__kernels(), (uint32_t)i), SVDB_OK);
     return h;
 }
 
@@ -155,7 +157,9 @@ static void test_hnsw__churn_keeps_recall(void **state)
         if (i % 10 == 0) continue;
         char id[32];
         int len = snprintf(id, sizeof id, "%zu", i);
-        svdb__store_insert(&s, svdb__strndup(id, (size_t)len), (uint32_t)len, NULL, 0, d.base + i * d.dim);
+        char *blob;
+        assert_int_equal(svdb__row_pack(id, (uint32_t)len, NULL, 0, &blob), SVDB_OK);
+        svdb__store_insert(&s, blob, id, (uint32_t)len, 0, d.base + i * d.dim);
         uint32_t slot = svdb__store_find(&s, id, (size_t)len);
         assert_int_equal(svdb__hnsw_insert(h, &s, k, slot), SVDB_OK);
     }
