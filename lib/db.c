@@ -192,7 +192,7 @@ static int check_unique(const svdb_batch *b, int dup_status)
 {
     if (b->n < 2) return SVDB_OK;
     svdb_idmap seen = {0};
-    int rc = svdb__idmap_reserve(&seen, b->n);
+    int rc = svdb__idmap_reserve(&seen, b->n, batch_key, b);
     for (size_t i = 0; rc == SVDB_OK && i < b->n; i++) {
         uint32_t prev = svdb__idmap_find(&seen, b->ids[i], b->id_lens[i], batch_key, b);
         if (prev != SVDB_NO_SLOT)
@@ -720,7 +720,7 @@ int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted)
     }
     uint32_t *slots = svdb__malloc(n * sizeof *slots);
     svdb_idmap seen = {0};
-    rc = slots ? svdb__idmap_reserve(&seen, n) : svdb__fail(SVDB_ENOMEM, "out of memory");
+    rc = slots ? svdb__idmap_reserve(&seen, n, batch_key, &hit) : svdb__fail(SVDB_ENOMEM, "out of memory");
     pthread_mutex_lock(&db->write_mu);
     if (rc == SVDB_OK) rc = writable(db);
     /* Missing ids are skipped and repeats collapse: deleting is idempotent. */

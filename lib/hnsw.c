@@ -12,6 +12,11 @@
 #include <string.h>
 
 #define MAX_LEVEL 16
+/* Level-0 links live in chunks of L0_CHUNK nodes (the first one grows by
+ * doubling up to that size), so a large graph grows without copying its
+ * links and without up to 2x of unused capacity. */
+#define L0_SHIFT 14
+#define L0_CHUNK ((size_t)1 << L0_SHIFT)
 #define N_STRIPES 1024 /* link-list locks for parallel inserts, by slot */
 #define MIN_PARALLEL 256 /* smaller batches are linked on one thread */
 #define MIN_BEFORE_YIELD 32 /* rows insert_some links before it may stop early */
@@ -21,11 +26,13 @@ typedef struct {
     uint32_t id;
 } pair;
 
-/* Per-search scratch: visit marks by generation, and the two heaps. */
+/* Per-search scratch: visit marks by generation, and the two heaps. A mark
+ * is one byte per node (the array is cleared once every 255 searches), so
+ * each searcher in the pool costs a byte per node. */
 typedef struct searcher {
-    uint16_t *mark;
+    uint8_t *mark;
     size_t mark_cap;
-    uint16_t gen;
+    uint8_t gen;
     pair *cand, *res;
     size_t cand_cap, res_cap;
 } searcher;
@@ -36,7 +43,8 @@ struct svdb_hnsw {
     double ml;
     size_t cap;
     uint8_t *level;
-    uint32_t *l0;      /* cap blocks of (m0 + 1): count, then ids */
+    uint32_t **l0;     /* chunks of blocks of (m0 + 1): count, then ids */
+    size_t n_l0, cap_l0, l0_first; /* chunks allocated, table size, nodes in chunk 0 */
     uint32_t **upper;  /* per slot: level blocks of (m + 1) */
     uint32_t entry;
     int max_level;     /* -1 when empty */
@@ -80,6 +88,7 @@ void svdb__hnsw_free(svdb_hnsw *h)
     for (size_t i = 0; i < h->n_pool; i++) searcher_free(h->pool[i]);
     svdb__free(h->pool);
     svdb__free(h->upper);
+    for (size_t i = 0; i < h->n_l0; i++) svdb__free(h->l0[i]);
     svdb__free(h->l0);
     svdb__free(h->level);
     pthread_mutex_destroy(&h->pool_mu);
@@ -94,14 +103,37 @@ uint8_t svdb__hnsw_level_of(const svdb_hnsw *h, uint32_t slot) { return slot < h
 int svdb__hnsw_reserve(svdb_hnsw *h, size_t n_slots)
 {
     if (n_slots <= h->cap) return SVDB_OK;
-    size_t cap = h->cap ? h->cap : 1024;
-    while (cap < n_slots) cap *= 2;
+    size_t cap;
+    if (n_slots <= L0_CHUNK) {
+        cap = h->cap ? h->cap : 1024;
+        while (cap < n_slots) cap *= 2;
+    } else {
+        cap = (n_slots + L0_CHUNK - 1) & ~(L0_CHUNK - 1);
+    }
+    /* Each step keeps the graph usable if a later one fails: cap moves last. */
+    size_t block = (size_t)(h->m0 + 1) * sizeof(uint32_t), chunks = (cap + L0_CHUNK - 1) >> L0_SHIFT;
+    if (chunks > h->cap_l0) {
+        uint32_t **t = svdb__realloc(h->l0, chunks * sizeof *t);
+        if (!t) return svdb__fail(SVDB_ENOMEM, "out of memory growing the graph");
+        h->l0 = t;
+        h->cap_l0 = chunks;
+    }
+    size_t first = cap < L0_CHUNK ? cap : L0_CHUNK;
+    if (h->l0_first < first) {
+        uint32_t *c = svdb__realloc(h->n_l0 ? h->l0[0] : NULL, first * block);
+        if (!c) return svdb__fail(SVDB_ENOMEM, "out of memory growing the graph");
+        h->l0[0] = c;
+        h->n_l0 = h->n_l0 ? h->n_l0 : 1;
+        h->l0_first = first;
+    }
+    while (h->n_l0 < chunks) {
+        uint32_t *c = svdb__malloc(L0_CHUNK * block);
+        if (!c) return svdb__fail(SVDB_ENOMEM, "out of memory growing the graph");
+        h->l0[h->n_l0++] = c;
+    }
     uint8_t *lv = svdb__realloc(h->level, cap);
     if (!lv) return svdb__fail(SVDB_ENOMEM, "out of memory growing the graph");
     h->level = lv;
-    uint32_t *l0 = svdb__realloc(h->l0, cap * (h->m0 + 1) * sizeof *l0);
-    if (!l0) return svdb__fail(SVDB_ENOMEM, "out of memory growing the graph");
-    h->l0 = l0;
     uint32_t **up = svdb__realloc(h->upper, cap * sizeof *up);
     if (!up) return svdb__fail(SVDB_ENOMEM, "out of memory growing the graph");
     h->upper = up;
@@ -113,7 +145,8 @@ int svdb__hnsw_reserve(svdb_hnsw *h, size_t n_slots)
 
 static inline uint32_t *links(const svdb_hnsw *h, uint32_t slot, int l)
 {
-    return l == 0 ? h->l0 + (size_t)slot * (h->m0 + 1) : h->upper[slot] + (size_t)(l - 1) * (h->p.m + 1);
+    return l == 0 ? h->l0[slot >> L0_SHIFT] + (size_t)(slot & (L0_CHUNK - 1)) * (h->m0 + 1)
+                  : h->upper[slot] + (size_t)(l - 1) * (h->p.m + 1);
 }
 static inline uint32_t max_links(const svdb_hnsw *h, int l) { return l == 0 ? h->m0 : h->p.m; }
 
@@ -215,7 +248,7 @@ static searcher *take_searcher(svdb_hnsw *h)
     pthread_mutex_unlock(&h->pool_mu);
     if (!s) s = svdb__calloc(1, sizeof *s);
     if (s && s->mark_cap < h->cap) {
-        uint16_t *m = svdb__calloc(h->cap, sizeof *m);
+        uint8_t *m = svdb__calloc(h->cap, sizeof *m);
         if (!m) {
             searcher_free(s);
             return NULL;
@@ -339,8 +372,8 @@ static int search_level(const walk *w, qref q, uint32_t ep, float ep_d, int l, s
         memset(sr->mark, 0, sr->mark_cap * sizeof *sr->mark);
         sr->gen = 1;
     }
-    const uint16_t gen = sr->gen;
-    uint16_t *const mark = sr->mark;
+    const uint8_t gen = sr->gen;
+    uint8_t *const mark = sr->mark;
     const uint8_t *const level = h->level;
     float *const *const vecs = s->vec;
     const float *const *const norms = (const float *const *)s->norm;

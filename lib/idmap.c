@@ -23,45 +23,60 @@ uint64_t svdb__hash(const char *s, size_t len)
 
 void svdb__idmap_free(svdb_idmap *m)
 {
-    svdb__free(m->b);
+    svdb__free(m->slot);
     memset(m, 0, sizeof *m);
 }
 
-static void place(svdb_idmap_entry *b, size_t cap, svdb_idmap_entry e)
+static size_t home_of(const svdb_idmap *m, uint32_t slot, svdb_key_fn kf, const void *ctx)
 {
-    size_t i = (size_t)e.hash & (cap - 1);
-    while (b[i].slot != SVDB_NO_SLOT) i = (i + 1) & (cap - 1);
-    b[i] = e;
+    size_t len;
+    const char *k = kf(ctx, slot, &len);
+    return (size_t)svdb__hash(k, len) & (m->cap - 1);
 }
 
-int svdb__idmap_reserve(svdb_idmap *m, size_t extra)
+static void place(svdb_idmap *m, uint64_t hash, uint32_t slot)
+{
+    size_t i = (size_t)hash & (m->cap - 1);
+    while (m->slot[i] != SVDB_NO_SLOT) i = (i + 1) & (m->cap - 1);
+    m->slot[i] = slot;
+    m->tag[i] = svdb__idmap_tag(hash);
+}
+
+int svdb__idmap_reserve(svdb_idmap *m, size_t extra, svdb_key_fn kf, const void *ctx)
 {
     size_t need = m->n + extra;
     if (need > ((size_t)1 << 32) / 10 * 7) return svdb__fail(SVDB_ENOMEM, "id table cannot hold %zu ids", need);
     size_t cap = m->cap ? m->cap : 16;
     while (need * 10 > cap * 7) cap *= 2; /* load factor at most 0.7, so cap <= 2^32 */
     if (cap == m->cap) return SVDB_OK;
-    svdb_idmap_entry *nb = svdb__malloc(cap * sizeof *nb);
+    uint32_t *nb = svdb__malloc(cap * (sizeof *nb + 1));
     if (!nb) return svdb__fail(SVDB_ENOMEM, "out of memory growing the id table to %zu buckets", cap);
-    memset(nb, 0xFF, cap * sizeof *nb); /* every slot SVDB_NO_SLOT */
-    for (size_t i = 0; i < m->cap; i++)
-        if (m->b[i].slot != SVDB_NO_SLOT) place(nb, cap, m->b[i]);
-    svdb__free(m->b);
-    m->b = nb;
+    memset(nb, 0xFF, cap * sizeof *nb); /* every bucket SVDB_NO_SLOT */
+    svdb_idmap old = *m;
+    m->slot = nb;
+    m->tag = (uint8_t *)(nb + cap);
     m->cap = cap;
+    for (size_t i = 0; i < old.cap; i++) {
+        if (old.slot[i] == SVDB_NO_SLOT) continue;
+        size_t len;
+        const char *k = kf(ctx, old.slot[i], &len);
+        place(m, svdb__hash(k, len), old.slot[i]);
+    }
+    svdb__free(old.slot);
     return SVDB_OK;
 }
 
 static size_t find_bucket(const svdb_idmap *m, const char *key, size_t len, svdb_key_fn kf, const void *ctx)
 {
     if (!m->cap) return SIZE_MAX;
-    uint32_t h = (uint32_t)svdb__hash(key, len);
+    uint64_t h = svdb__hash(key, len);
+    uint8_t t = svdb__idmap_tag(h);
     for (size_t i = (size_t)h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-        const svdb_idmap_entry *e = &m->b[i];
-        if (e->slot == SVDB_NO_SLOT) return SIZE_MAX;
-        if (e->hash != h) continue;
+        uint32_t slot = m->slot[i];
+        if (slot == SVDB_NO_SLOT) return SIZE_MAX;
+        if (m->tag[i] != t) continue;
         size_t klen;
-        const char *k = kf(ctx, e->slot, &klen);
+        const char *k = kf(ctx, slot, &klen);
         if (klen == len && memcmp(k, key, len) == 0) return i;
     }
 }
@@ -69,13 +84,12 @@ static size_t find_bucket(const svdb_idmap *m, const char *key, size_t len, svdb
 uint32_t svdb__idmap_find(const svdb_idmap *m, const char *key, size_t len, svdb_key_fn kf, const void *ctx)
 {
     size_t i = find_bucket(m, key, len, kf, ctx);
-    return i == SIZE_MAX ? SVDB_NO_SLOT : m->b[i].slot;
+    return i == SIZE_MAX ? SVDB_NO_SLOT : m->slot[i];
 }
 
 void svdb__idmap_insert(svdb_idmap *m, const char *key, size_t len, uint32_t slot)
 {
-    svdb_idmap_entry e = {slot, (uint32_t)svdb__hash(key, len)};
-    place(m->b, m->cap, e);
+    place(m, svdb__hash(key, len), slot);
     m->n++;
 }
 
@@ -85,16 +99,17 @@ void svdb__idmap_remove(svdb_idmap *m, const char *key, size_t len, svdb_key_fn 
     if (i == SIZE_MAX) return;
     size_t mask = m->cap - 1;
     /* Backward-shift: pull later members of the probe run into the hole. */
-    for (size_t j = (i + 1) & mask; m->b[j].slot != SVDB_NO_SLOT; j = (j + 1) & mask) {
-        size_t home = (size_t)m->b[j].hash & mask;
-        /* Move b[j] to i when its home is not within (i, j] cyclically. */
+    for (size_t j = (i + 1) & mask; m->slot[j] != SVDB_NO_SLOT; j = (j + 1) & mask) {
+        size_t home = home_of(m, m->slot[j], kf, ctx);
+        /* Move bucket j to i when its home is not within (i, j] cyclically. */
         int move = (i <= j) ? (home <= i || home > j) : (home <= i && home > j);
         if (move) {
-            m->b[i] = m->b[j];
+            m->slot[i] = m->slot[j];
+            m->tag[i] = m->tag[j];
             i = j;
         }
     }
-    m->b[i].slot = SVDB_NO_SLOT;
+    m->slot[i] = SVDB_NO_SLOT;
     m->n--;
 }
 

@@ -63,12 +63,14 @@ static int grow_array(void **arr, size_t *cap, size_t need, size_t elem)
     return SVDB_OK;
 }
 
+static const char *row_key(const void *ctx, uint32_t slot, size_t *len);
+
 int svdb__store_reserve(svdb_store *s, size_t adds, size_t deletes)
 {
     if (s->n_live + adds > (size_t)SVDB_NO_SLOT - 1)
         return svdb__fail(SVDB_ETOOBIG, "a collection holds at most %u rows", (unsigned)SVDB_NO_SLOT - 1);
     SVDB_TRY(grow_array((void **)&s->free_slots, &s->cap_free, s->n_free + deletes, sizeof(uint32_t)));
-    SVDB_TRY(svdb__idmap_reserve(&s->map, adds));
+    SVDB_TRY(svdb__idmap_reserve(&s->map, adds, row_key, s));
     size_t fresh = adds > s->n_free ? adds - s->n_free : 0;
     size_t need_slots = s->n_slots + fresh;
     size_t need_chunks = (need_slots + svdb__chunk_rows(s) - 1) >> s->shift;

@@ -25,12 +25,21 @@ static const char *arr_key(const void *ctx, uint32_t slot, size_t *len)
 }
 
 /* Longest distance of any key from its home bucket. */
+/* Home bucket of the key in bucket i (the table maps key j to slot j of
+ * the global key array). */
+static char **g_keys;
+static size_t home_of(const svdb_idmap *m, size_t i)
+{
+    const char *k = g_keys[m->slot[i]];
+    return (size_t)svdb__hash(k, strlen(k)) & (m->cap - 1);
+}
+
 static size_t max_probe(const svdb_idmap *m, double *mean)
 {
     size_t worst = 0, total = 0;
     for (size_t i = 0; i < m->cap; i++) {
-        if (m->b[i].slot == SVDB_NO_SLOT) continue;
-        size_t home = (size_t)m->b[i].hash & (m->cap - 1);
+        if (m->slot[i] == SVDB_NO_SLOT) continue;
+        size_t home = home_of(m, i);
         size_t dist = (i - home) & (m->cap - 1);
         if (dist > worst) worst = dist;
         total += dist;
@@ -55,9 +64,11 @@ static void check_table(const svdb_idmap *m, char **keys, const int *present, si
     }
     assert_int_equal(m->n, live);
     for (size_t i = 0; i < m->cap; i++) {
-        if (m->b[i].slot == SVDB_NO_SLOT) continue;
-        for (size_t j = (size_t)m->b[i].hash & (m->cap - 1); j != i; j = (j + 1) & (m->cap - 1))
-            assert_int_not_equal(m->b[j].slot, SVDB_NO_SLOT);
+        if (m->slot[i] == SVDB_NO_SLOT) continue;
+        const char *k = keys[m->slot[i]];
+        assert_int_equal(m->tag[i], svdb__idmap_tag(svdb__hash(k, strlen(k))));
+        for (size_t j = (size_t)svdb__hash(k, strlen(k)) & (m->cap - 1); j != i; j = (j + 1) & (m->cap - 1))
+            assert_int_not_equal(m->slot[j], SVDB_NO_SLOT);
     }
 }
 
@@ -65,9 +76,10 @@ static void test_idmap__sequential_spread(void **state)
 {
     (void)state;
     enum { N = 100000 };
-    char **keys = malloc(N * sizeof *keys);
+    char **keys = calloc(N, sizeof *keys);
+    g_keys = keys;
     svdb_idmap m = {0};
-    assert_int_equal(svdb__idmap_reserve(&m, N), SVDB_OK);
+    assert_int_equal(svdb__idmap_reserve(&m, N, arr_key, keys), SVDB_OK);
     for (int i = 0; i < N; i++) {
         assert_true(asprintf(&keys[i], "id%d", i) > 0);
         svdb__idmap_insert(&m, keys[i], strlen(keys[i]), (uint32_t)i);
@@ -109,6 +121,7 @@ static void test_idmap__random_ops(void **state)
         char **keys = malloc(n * sizeof *keys);
         int *present = calloc(n, sizeof *present);
         for (size_t i = 0; i < n; i++) assert_true(asprintf(&keys[i], "k-%zu-%zu", si, i) > 0);
+        g_keys = keys;
         svdb_idmap m = {0};
         assert_int_equal(svdb__idmap_find(&m, "x", 1, arr_key, keys), SVDB_NO_SLOT); /* an empty table */
         svdb__idmap_remove(&m, "x", 1, arr_key, keys);
@@ -118,7 +131,7 @@ static void test_idmap__random_ops(void **state)
                 svdb__idmap_remove(&m, keys[i], strlen(keys[i]), arr_key, keys);
                 present[i] = 0;
             } else {
-                assert_int_equal(svdb__idmap_reserve(&m, 1), SVDB_OK);
+                assert_int_equal(svdb__idmap_reserve(&m, 1, arr_key, keys), SVDB_OK); /* grows: rehashes through arr_key */
                 svdb__idmap_insert(&m, keys[i], strlen(keys[i]), (uint32_t)i);
                 present[i] = 1;
             }
@@ -128,7 +141,7 @@ static void test_idmap__random_ops(void **state)
         for (size_t i = 0; i < n; i++)
             if (present[i]) svdb__idmap_remove(&m, keys[i], strlen(keys[i]), arr_key, keys), present[i] = 0;
         assert_int_equal(m.n, 0);
-        for (size_t i = 0; i < m.cap; i++) assert_int_equal(m.b[i].slot, SVDB_NO_SLOT);
+        for (size_t i = 0; i < m.cap; i++) assert_int_equal(m.slot[i], SVDB_NO_SLOT);
         svdb__idmap_free(&m);
         for (size_t i = 0; i < n; i++) free(keys[i]);
         free(keys);
@@ -143,7 +156,7 @@ static void test_idmap__keys_with_same_prefix_and_length(void **state)
     const char *keys[] = {"a", "aa", "aaa", "ab", "ba", "\xc3\xa9", "\xc3\xa9\xc3\xa9", "a\x01", "a\x7f"};
     enum { N = sizeof keys / sizeof keys[0] };
     svdb_idmap m = {0};
-    assert_int_equal(svdb__idmap_reserve(&m, N), SVDB_OK);
+    assert_int_equal(svdb__idmap_reserve(&m, N, arr_key, keys), SVDB_OK);
     for (size_t i = 0; i < N; i++) svdb__idmap_insert(&m, keys[i], strlen(keys[i]), (uint32_t)i);
     for (size_t i = 0; i < N; i++) assert_int_equal(svdb__idmap_find(&m, keys[i], strlen(keys[i]), arr_key, keys), (uint32_t)i);
     /* A prefix length finds the shorter key only. */
