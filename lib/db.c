@@ -398,25 +398,27 @@ static int create_collection(svdb *db, const svdb_open_options *o)
 }
 
 /* Rows a background indexer left unlinked when the collection was saved are
- * queued again, or, without background indexing, linked now. */
+ * queued again, or, without background indexing, linked now. One pass over
+ * the slots: a collection saved fully linked (the usual case) costs no more. */
 static int link_loaded(svdb *db)
 {
     svdb_store *s = &db->store;
+    uint32_t *slots = NULL;
     size_t n = 0;
-    for (size_t slot = 0; slot < s->n_slots; slot++) n += (size_t)svdb__indexer_is_pending(s, db->graph, (uint32_t)slot);
-    if (n == 0) return SVDB_OK;
-    if (db->background) {
-        SVDB_TRY(svdb__indexer_reserve(&db->ix, s->n_slots));
-        for (size_t slot = 0; slot < s->n_slots; slot++)
-            if (svdb__indexer_is_pending(s, db->graph, (uint32_t)slot)) svdb__indexer_push(&db->ix, (uint32_t)slot);
-        return SVDB_OK;
+    int rc = SVDB_OK;
+    for (size_t slot = 0; slot < s->n_slots && rc == SVDB_OK; slot++) {
+        if (!svdb__indexer_is_pending(s, db->graph, (uint32_t)slot)) continue;
+        if (!slots && !(slots = svdb__malloc(s->n_slots * sizeof *slots)))
+            rc = svdb__fail(SVDB_ENOMEM, "out of memory listing unlinked rows");
+        else
+            slots[n++] = (uint32_t)slot;
     }
-    uint32_t *slots = svdb__malloc(n * sizeof *slots);
-    if (!slots) return svdb__fail(SVDB_ENOMEM, "out of memory linking %zu rows", n);
-    n = 0;
-    for (size_t slot = 0; slot < s->n_slots; slot++)
-        if (svdb__indexer_is_pending(s, db->graph, (uint32_t)slot)) slots[n++] = (uint32_t)slot;
-    int rc = svdb__hnsw_insert_many(db->graph, s, db->kern, slots, n, db->build_threads);
+    if (rc == SVDB_OK && n && db->background) {
+        rc = svdb__indexer_reserve(&db->ix, s->n_slots);
+        for (size_t i = 0; rc == SVDB_OK && i < n; i++) svdb__indexer_push(&db->ix, slots[i]);
+    } else if (rc == SVDB_OK && n) {
+        rc = svdb__hnsw_insert_many(db->graph, s, db->kern, slots, n, db->build_threads);
+    }
     svdb__free(slots);
     return rc;
 }

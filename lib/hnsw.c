@@ -176,7 +176,7 @@ typedef struct {
 
 static inline float node_norm(const svdb_store *s, uint32_t slot)
 {
-    return s->norm[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)];
+    return *svdb__norm(s, slot);
 }
 
 static inline float dist(const svdb_store *s, const svdb_kernels *k, qref q, uint32_t slot)

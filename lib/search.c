@@ -106,7 +106,7 @@ static void scan_pending(const svdb_search_plan *p, const float *q, svdb_topk *t
         fn(q, rows, n, s->dim, raw);
         for (size_t j = 0; j < n; j++) {
             uint32_t slot = slots[j];
-            float nm = s->metric == SVDB_METRIC_COSINE ? s->norm[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] : 0.0f;
+            float nm = s->metric == SVDB_METRIC_COSINE ? *svdb__norm(s, slot) : 0.0f;
             float d = finish_dist(s->metric, raw[j], nm);
             if (d != d) d = __builtin_inff();
             if (d > bound(t) || (admit && !admit(ctx, slot))) continue;

@@ -154,7 +154,7 @@ static void set_vector(svdb_store *s, uint32_t slot, const float *v)
     double n2 = 0.0;
     for (uint32_t d = 0; d < s->dim; d++) n2 += (double)v[d] * v[d];
     /* cosine refuses zero vectors, so n2 > 0 here */
-    s->norm[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] = n2 > 0.0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+    *svdb__norm(s, slot) = n2 > 0.0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
 }
 
 uint32_t svdb__store_insert(svdb_store *s, char *blob, const char *id, uint32_t id_len, uint32_t meta_len,

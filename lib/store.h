@@ -66,6 +66,11 @@ static inline float *svdb__vec(const svdb_store *s, size_t slot)
     return s->vec[slot >> s->shift] + (slot & (((size_t)1 << s->shift) - 1)) * s->dim;
 }
 static inline size_t svdb__chunk_rows(const svdb_store *s) { return (size_t)1 << s->shift; }
+/* A row's inverse norm (cosine collections only). */
+static inline float *svdb__norm(const svdb_store *s, size_t slot)
+{
+    return &s->norm[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)];
+}
 
 void svdb__store_init(svdb_store *s, uint32_t dim, int metric);
 void svdb__store_free(svdb_store *s);
