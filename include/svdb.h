@@ -73,6 +73,15 @@ extern "C" {
 #define SVDB_INDEX_FLAT 1    /* exact search by a SIMD scan */
 #define SVDB_INDEX_HNSW 2    /* approximate search on an HNSW graph */
 
+/* How an HNSW collection keeps the vectors its graph walk reads; fixed at
+ * creation. Compact codes are walked, then the candidates are re-ranked
+ * exactly against the float32 originals, which stay in the collection's
+ * files and are read through memory maps, not held in process memory. */
+#define SVDB_STORAGE_DEFAULT 0 /* the stored storage; float32 for a new collection */
+#define SVDB_STORAGE_F32 1     /* float32 rows in memory (4 bytes a component) */
+#define SVDB_STORAGE_F16 2     /* half-float codes in memory (2 bytes a component); HNSW only */
+#define SVDB_STORAGE_INT8 3    /* 8-bit codes per row, min..max in 256 steps (1 byte a component + 8); HNSW only */
+
 /* Durability modes. */
 #define SVDB_DURABILITY_PERSIST 0 /* log written per batch, fsync at persist/close (default) */
 #define SVDB_DURABILITY_SYNC 1    /* log fsynced per batch: survives power loss */
@@ -89,7 +98,7 @@ extern "C" {
 /* Opaque handle to an open collection. */
 typedef struct svdb svdb;
 
-#define SVDB_OPEN_OPTIONS_VERSION 1
+#define SVDB_OPEN_OPTIONS_VERSION 2 /* 2 added storage */
 typedef struct svdb_open_options {
     unsigned int version; /* SVDB_OPEN_OPTIONS_VERSION */
     uint32_t dim;         /* 0: the stored one; on a new collection, fixed by the first add */
@@ -103,6 +112,7 @@ typedef struct svdb_open_options {
     uint64_t seed;        /* HNSW level seed: same seed + same insertion order = same graph */
     uint32_t build_threads; /* threads linking a large batch into HNSW; 0 = all cores, 1 = deterministic */
     int background_indexing; /* HNSW: nonzero links rows on a background thread (see svdb_index_wait) */
+    int storage;          /* version >= 2: SVDB_STORAGE_*; fixed when the collection is created */
 } svdb_open_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 1
@@ -159,6 +169,7 @@ SVDB_API int svdb_count(svdb *db, size_t *count);
 SVDB_API int svdb_dim(svdb *db, uint32_t *dim);
 SVDB_API int svdb_metric(svdb *db, int *metric);
 SVDB_API int svdb_index_type(svdb *db, int *index);
+SVDB_API int svdb_storage_type(svdb *db, int *storage);
 SVDB_API int svdb_ids(svdb *db, char ***ids, size_t *count);
 SVDB_API int svdb_ids_where(svdb *db, const char *where, const char *where_document, char ***ids, size_t *count);
 SVDB_API int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);

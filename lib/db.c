@@ -22,10 +22,12 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -73,7 +75,8 @@ int svdb_open_options_init(svdb_open_options *opts, unsigned int version)
     SVDB_FAIL_IF(!opts, SVDB_EINVAL, "opts is NULL");
     SVDB_FAIL_IF(version == 0 || version > SVDB_OPEN_OPTIONS_VERSION, SVDB_EINVAL,
                  "open options version %u is not supported (1..%d)", version, SVDB_OPEN_OPTIONS_VERSION);
-    memset(opts, 0, sizeof *opts);
+    /* a version-1 caller's struct ends before `storage` */
+    memset(opts, 0, version >= 2 ? sizeof *opts : offsetof(svdb_open_options, storage));
     opts->version = version;
     opts->metric = SVDB_METRIC_DEFAULT;
     opts->durability = SVDB_DURABILITY_PERSIST;
@@ -288,9 +291,23 @@ static void unfix_dim(svdb *db, int dim_fixed)
     pthread_rwlock_unlock(&db->rw);
 }
 
+/* Compact storage keeps no copy of a row's float32 vector: the store points
+ * at it in the log record (payload at file offset `off`) through a map,
+ * until a checkpoint moves it to the snapshot. */
+static int use_logged_vectors(svdb *db, svdb_batch *b, uint64_t off)
+{
+    uint64_t at = off + 16; /* u32 dim, u32 0, u64 n */
+    SVDB_FAIL_IF(at % sizeof(float) != 0, SVDB_ECORRUPT, "log %s: vectors at offset %llu are not 4-byte aligned",
+                 db->wal.path, (unsigned long long)at);
+    const void *v = svdb__wal_view(&db->wal, at, b->n * (size_t)b->dim * sizeof(float));
+    if (!v) return svdb__fail(SVDB_ENOMEM, "%s", svdb_errmsg());
+    b->vectors = v;
+    return SVDB_OK;
+}
+
 /* ---------------------------------------------------------------- replay */
 
-static int replay_put(svdb *db, const unsigned char *payload, size_t len)
+static int replay_put(svdb *db, const unsigned char *payload, size_t len, uint64_t off)
 {
     svdb_batch b;
     float *vec = NULL;
@@ -304,6 +321,7 @@ static int replay_put(svdb *db, const unsigned char *payload, size_t len)
             for (uint32_t d = 0; d < b.dim; d++) n2 += (double)vec[i * b.dim + d] * vec[i * b.dim + d];
             if (n2 == 0) rc = svdb__fail(SVDB_ECORRUPT, "log record holds a zero vector in a cosine collection");
         }
+    if (rc == SVDB_OK && svdb__store_compact(&db->store)) rc = use_logged_vectors(db, &b, off);
     put_plan p;
     int fixed = 0;
     if (rc == SVDB_OK) rc = plan_put(&db->store, &b, 0, SVDB_ECORRUPT, &p);
@@ -337,13 +355,21 @@ static int replay_delete(svdb *db, const unsigned char *payload, size_t len)
     return rc;
 }
 
-static int replay_record(void *ctx, uint32_t type, const unsigned char *payload, size_t len)
+static int replay_record(void *ctx, uint32_t type, const unsigned char *payload, size_t len, uint64_t off)
 {
     svdb *db = ctx;
-    return type == SVDB_REC_PUT ? replay_put(db, payload, len) : replay_delete(db, payload, len);
+    return type == SVDB_REC_PUT ? replay_put(db, payload, len, off) : replay_delete(db, payload, len);
 }
 
 /* ---------------------------------------------------------------- open / close */
+
+/* The storage option; absent (default) in a version-1 options struct. */
+static int open_storage(const svdb_open_options *o) { return o->version >= 2 ? o->storage : SVDB_STORAGE_DEFAULT; }
+
+static const char *storage_name(int st)
+{
+    return st == SVDB_STORAGE_F16 ? "f16" : st == SVDB_STORAGE_INT8 ? "int8" : "f32";
+}
 
 static int check_open_options(const svdb_open_options *o)
 {
@@ -358,6 +384,9 @@ static int check_open_options(const svdb_open_options *o)
     SVDB_FAIL_IF(o->hnsw_m == 1 || o->hnsw_m > 64, SVDB_EINVAL, "hnsw_m must be 2..64 (or 0 for 16), not %u", o->hnsw_m);
     SVDB_FAIL_IF(o->hnsw_ef_construction > 100000 || o->hnsw_ef_search > 100000, SVDB_EINVAL,
                  "ef values must be at most 100000");
+    int storage = open_storage(o);
+    SVDB_FAIL_IF(storage < SVDB_STORAGE_DEFAULT || storage > SVDB_STORAGE_INT8, SVDB_EINVAL, "unknown storage type %d",
+                 storage);
     return SVDB_OK;
 }
 
@@ -369,7 +398,7 @@ static const char *metric_name(int m)
 /* The snapshot's description of this collection. */
 static svdb_snap_info snap_info(const svdb *db, uint64_t last_lsn)
 {
-    svdb_snap_info info = {db->uuid, last_lsn, db->index, db->hnsw};
+    svdb_snap_info info = {db->uuid, last_lsn, db->index, db->store.storage, db->hnsw};
     if (db->index == SVDB_INDEX_HNSW) info.hnsw = *svdb__hnsw_params(db->graph); /* the stored default ef */
     return info;
 }
@@ -379,6 +408,10 @@ static int create_collection(svdb *db, const svdb_open_options *o)
     db->uuid = new_uuid();
     svdb__store_init(&db->store, o->dim, o->metric ? o->metric : SVDB_METRIC_L2);
     db->index = o->index ? o->index : SVDB_INDEX_FLAT;
+    int storage = open_storage(o) ? open_storage(o) : SVDB_STORAGE_F32;
+    SVDB_FAIL_IF(storage != SVDB_STORAGE_F32 && db->index != SVDB_INDEX_HNSW, SVDB_EINVAL,
+                 "%s storage needs the hnsw index: an exact scan reads float32 rows", storage_name(storage));
+    svdb__store_set_storage(&db->store, storage, db->kern);
     svdb_hnsw_params hp = {o->hnsw_m ? o->hnsw_m : 16, o->hnsw_ef_construction ? o->hnsw_ef_construction : 200,
                            o->hnsw_ef_search ? o->hnsw_ef_search : 64, o->seed};
     db->hnsw = hp;
@@ -426,7 +459,10 @@ static int link_loaded(svdb *db)
 static int load_collection(svdb *db, const svdb_open_options *o, const char *snap)
 {
     svdb_snap_info info;
-    SVDB_TRY(svdb__snapshot_load(snap, &db->store, &db->graph, &info));
+    SVDB_TRY(svdb__snapshot_load(snap, &db->store, &db->graph, &info, db->kern));
+    if (open_storage(o) && open_storage(o) != info.storage)
+        return svdb__fail(SVDB_EMISMATCH, "collection %s uses %s storage, not %s", db->dir, storage_name(info.storage),
+                          storage_name(open_storage(o)));
     if (db->graph) SVDB_TRY(link_loaded(db));
     db->uuid = info.uuid;
     db->snap_lsn = info.last_lsn;
@@ -539,6 +575,35 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     return SVDB_OK;
 }
 
+/* Points compact storage's originals into the snapshot just written (rows in
+ * insertion order), then drops the old maps. The caller holds write_mu, so
+ * rows cannot change between the write and this. */
+static int remap_originals(svdb *db)
+{
+    svdb_store *s = &db->store;
+    uint32_t *order = NULL;
+    void *map = NULL;
+    size_t len = 0;
+    uint64_t off = 0;
+    int rc = s->n_live ? svdb__store_order(s, &order) : SVDB_OK;
+    if (rc == SVDB_OK && s->n_live) rc = svdb__snapshot_map(db->dir, &map, &len, &off);
+    if (rc != SVDB_OK) {
+        svdb__free(order);
+        return rc;
+    }
+    svdb__rw_wrlock(&db->ix, &db->rw); /* no search or indexer reads an original meanwhile */
+    if (s->n_live) {
+        svdb__store_remap(s, map, len, off, order);
+    } else if (s->snap_map) {
+        munmap(s->snap_map, s->snap_map_len);
+        s->snap_map = NULL;
+    }
+    svdb__wal_unview(&db->wal);
+    pthread_rwlock_unlock(&db->rw);
+    svdb__free(order);
+    return SVDB_OK;
+}
+
 /* Checkpoint; the caller holds write_mu. */
 static int checkpoint(svdb *db)
 {
@@ -550,6 +615,10 @@ static int checkpoint(svdb *db)
     pthread_rwlock_unlock(&db->rw);
     if (rc != SVDB_OK) return rc;
     db->snap_lsn = info.last_lsn;
+    /* Compact storage: the originals move from the log and the old snapshot
+     * to the new one before the log may be cut. If that fails they stay
+     * where they are, valid, and the log stays too (replay skips it). */
+    if (svdb__store_compact(&db->store)) SVDB_TRY(remap_originals(db));
     /* The snapshot is durable and replay skips the records it holds, so a
      * failed cut of the log loses nothing and the handle stays writable; the
      * error still tells the caller the checkpoint did not finish. */
@@ -669,8 +738,14 @@ static int put_batch(svdb *db, size_t n, const char *const *ids, const float *ve
     int planned = 0, fixed = 0;
     if (rc == SVDB_OK) rc = plan_put(&db->store, &b, is_add, SVDB_EDUPLICATE, &p), planned = rc == SVDB_OK;
     if (rc == SVDB_OK) rc = reserve(db, p.n_new, 0, dim, &fixed);
+    uint64_t at = db->wal.end + SVDB_REC_HEADER_BYTES;
     if (rc == SVDB_OK) rc = log_record(db, SVDB_REC_PUT, &b);
-    if (rc == SVDB_OK) {
+    if (rc == SVDB_OK && svdb__store_compact(&db->store) && use_logged_vectors(db, &b, at) != SVDB_OK) {
+        /* logged but not applied: the handle no longer matches what a reopen builds */
+        db->poisoned = 1;
+        rc = svdb__fail(SVDB_EREADONLY, "the write was logged but its vectors could not be mapped (%s); reopen the collection",
+                        svdb_errmsg());
+    } else if (rc == SVDB_OK) {
         svdb__rw_wrlock(&db->ix, &db->rw);
         rc = apply_put(db, &b, &p);
         pthread_rwlock_unlock(&db->rw);
@@ -824,6 +899,14 @@ int svdb_metric(svdb *db, int *metric)
     SVDB_TRY(check_db(db));
     SVDB_FAIL_IF(!metric, SVDB_EINVAL, "metric is NULL");
     *metric = db->store.metric; /* fixed for the handle's lifetime */
+    return SVDB_OK;
+}
+
+int svdb_storage_type(svdb *db, int *storage)
+{
+    SVDB_TRY(check_db(db));
+    SVDB_FAIL_IF(!storage, SVDB_EINVAL, "storage is NULL");
+    *storage = db->store.storage; /* fixed for the handle's lifetime */
     return SVDB_OK;
 }
 

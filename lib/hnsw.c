@@ -179,9 +179,23 @@ static inline float node_norm(const svdb_store *s, uint32_t slot)
     return *svdb__norm(s, slot);
 }
 
+/* The kernel that scores a query against graph rows: float32 rows, or the
+ * codes of compact storage. */
+static inline svdb_gather_fn graph_gather(const svdb_store *s, const svdb_kernels *k)
+{
+    if (s->ck) return s->metric == SVDB_METRIC_L2 ? s->ck->l2_gather : s->ck->dot_gather;
+    return s->metric == SVDB_METRIC_L2 ? k->l2_gather : k->dot_gather;
+}
+
 static inline float dist(const svdb_store *s, const svdb_kernels *k, qref q, uint32_t slot)
 {
-    float raw = (s->metric == SVDB_METRIC_L2 ? k->l2_pair : k->dot_pair)(q.v, svdb__vec(s, slot), s->dim);
+    float raw;
+    if (s->ck) {
+        const float *row = svdb__graph_row(s, slot);
+        graph_gather(s, k)(q.v, &row, 1, s->dim, &raw);
+    } else {
+        raw = (s->metric == SVDB_METRIC_L2 ? k->l2_pair : k->dot_pair)(q.v, svdb__vec(s, slot), s->dim);
+    }
     if (s->metric == SVDB_METRIC_COSINE) raw = 1.0f - raw * q.inv_norm * node_norm(s, slot);
     else if (s->metric == SVDB_METRIC_IP) raw = 1.0f - raw;
     return raw != raw ? __builtin_inff() : raw;
@@ -326,7 +340,7 @@ static inline int admitted(const walk *w, uint32_t id) { return !w->admit || w->
 static uint32_t greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int l)
 {
     const svdb_store *s = w->s;
-    const svdb_gather_fn gf = s->metric == SVDB_METRIC_L2 ? w->k->l2_gather : w->k->dot_gather;
+    const svdb_gather_fn gf = graph_gather(s, w->k);
     uint32_t buf[2 * 64 + 1];
     for (int changed = 1; changed;) {
         changed = 0;
@@ -341,7 +355,7 @@ static uint32_t greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int l)
             uint32_t n = ln[i];
             if (!on_level(w->h, n, l)) continue;
             ids[m] = n;
-            rows[m++] = svdb__vec(s, n);
+            rows[m++] = svdb__graph_row(s, n);
         }
         if (m) gf(q.v, rows, m, s->dim, ds);
         for (size_t j = 0; j < m; j++) {
@@ -378,9 +392,9 @@ static int search_level(const walk *w, qref q, uint32_t ep, float ep_d, int l, s
     float *const *const vecs = s->vec;
     const float *const *const norms = (const float *const *)s->norm;
     const unsigned shift = s->shift;
-    const size_t mask = svdb__chunk_rows(s) - 1, dim = s->dim;
+    const size_t mask = svdb__chunk_rows(s) - 1, dim = s->dim, stride = s->row_floats;
     const int metric = s->metric;
-    const svdb_gather_fn gf = metric == SVDB_METRIC_L2 ? w->k->l2_gather : w->k->dot_gather;
+    const svdb_gather_fn gf = graph_gather(s, w->k);
     const float qn = q.inv_norm;
     const int locked = w->locked;
     size_t nc = 0, nr = 0;
@@ -411,7 +425,7 @@ static int search_level(const walk *w, qref q, uint32_t ep, float ep_d, int l, s
             uint8_t lv = __atomic_load_n(&level[n], __ATOMIC_ACQUIRE);
             if (lv == SVDB_HNSW_NO_LEVEL || (int)lv < l) continue;
             ids[m] = n;
-            rows[m] = vecs[n >> shift] + (n & mask) * dim;
+            rows[m] = vecs[n >> shift] + (n & mask) * stride;
             __builtin_prefetch(rows[m]);
             m++;
         }
@@ -767,7 +781,15 @@ int svdb__hnsw_search(const svdb_hnsw *hc, const svdb_store *s, const svdb_kerne
     size_t nr = 0;
     int rc = search_level(&w, q, ep, ep_d, 0, ef, &nr);
     for (size_t i = 0; rc == SVDB_OK && i < nr; i++) {
-        svdb_cand c = {sr->res[i].d, sr->res[i].id, svdb__row(s, sr->res[i].id)->seq};
+        uint32_t id = sr->res[i].id;
+        float d = sr->res[i].d;
+        if (s->ck) { /* compact storage: re-rank the candidates exactly against the originals */
+            d = (s->metric == SVDB_METRIC_L2 ? k->l2_pair : k->dot_pair)(qv, svdb__vec(s, id), s->dim);
+            if (s->metric == SVDB_METRIC_COSINE) d = 1.0f - d * node_norm(s, id);
+            else if (s->metric == SVDB_METRIC_IP) d = 1.0f - d;
+            if (d != d) d = __builtin_inff();
+        }
+        svdb_cand c = {d, id, svdb__row(s, id)->seq};
         svdb__topk_push(out, c);
     }
     give_searcher(h, sr);

@@ -12,6 +12,11 @@
 #include <math.h>
 #include <string.h>
 
+/* Payloads are padded with zeros to a multiple of 4 bytes, so every record
+ * (and the vectors in a put) starts 4-byte aligned in the log, and a
+ * compact-storage collection can use the vectors in place through a map. */
+#define PADDED(n) (((n) + 3) & ~(size_t)3)
+
 int svdb__batch_alloc(svdb_batch *b, size_t n, int with_meta)
 {
     memset(b, 0, sizeof *b);
@@ -53,11 +58,12 @@ size_t svdb__put_size(const svdb_batch *b)
 {
     size_t s = 16 + b->n * (size_t)b->dim * sizeof(float) + b->n * 8;
     for (size_t i = 0; i < b->n; i++) s += b->id_lens[i] + (b->metas[i] ? b->meta_lens[i] : 0);
-    return s;
+    return PADDED(s);
 }
 
 void svdb__put_encode(const svdb_batch *b, unsigned char *p)
 {
+    const unsigned char *end = p + svdb__put_size(b);
     p = put32(p, b->dim);
     p = put32(p, 0);
     p = put64(p, b->n);
@@ -74,23 +80,26 @@ void svdb__put_encode(const svdb_batch *b, unsigned char *p)
             p += b->meta_lens[i];
         }
     }
+    memset(p, 0, (size_t)(end - p));
 }
 
 size_t svdb__delete_size(const svdb_batch *b)
 {
     size_t s = 8 + b->n * 4;
     for (size_t i = 0; i < b->n; i++) s += b->id_lens[i];
-    return s;
+    return PADDED(s);
 }
 
 void svdb__delete_encode(const svdb_batch *b, unsigned char *p)
 {
+    const unsigned char *end = p + svdb__delete_size(b);
     p = put64(p, b->n);
     for (size_t i = 0; i < b->n; i++) {
         p = put32(p, b->id_lens[i]);
         memcpy(p, b->ids[i], b->id_lens[i]);
         p += b->id_lens[i];
     }
+    memset(p, 0, (size_t)(end - p));
 }
 
 /* A bounds-checked reader over a payload. */
@@ -98,6 +107,15 @@ typedef struct {
     const unsigned char *p;
     size_t left;
 } reader;
+
+/* What may follow the last row: up to 3 zero bytes of padding. */
+static int only_padding(const reader *r)
+{
+    if (r->left > 3) return 0;
+    for (size_t i = 0; i < r->left; i++)
+        if (r->p[i]) return 0;
+    return 1;
+}
 
 static int take(reader *r, void *dst, size_t n)
 {
@@ -178,7 +196,7 @@ int svdb__put_decode(const unsigned char *p, size_t len, svdb_batch *b, float **
             if (svdb__meta_check(b->metas[i], mlen, i) != SVDB_OK) rc = corrupt("metadata is not a JSON object");
         }
     }
-    if (rc == SVDB_OK && r.left != 0) rc = corrupt("trailing bytes after the last row");
+    if (rc == SVDB_OK && !only_padding(&r)) rc = corrupt("trailing bytes after the last row");
     if (rc != SVDB_OK) {
         svdb__batch_free(b);
         svdb__free(v);
@@ -197,7 +215,7 @@ int svdb__delete_decode(const unsigned char *p, size_t len, svdb_batch *b)
     SVDB_TRY(svdb__batch_alloc(b, (size_t)n, 0));
     int rc = SVDB_OK;
     for (size_t i = 0; i < n && rc == SVDB_OK; i++) rc = read_id(&r, b, i);
-    if (rc == SVDB_OK && r.left != 0) rc = corrupt("trailing bytes after the last id");
+    if (rc == SVDB_OK && !only_padding(&r)) rc = corrupt("trailing bytes after the last id");
     if (rc != SVDB_OK) svdb__batch_free(b);
     return rc;
 }

@@ -55,6 +55,7 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
      * costs one pass over the data however many queries it has. */
     float dist[SVDB_KERNEL_MAX_Q * BLOCK_ROWS];
     svdb_kernel_fn fn = s->metric == SVDB_METRIC_L2 ? kern->l2 : kern->dot;
+    svdb_gather_fn gfn = s->metric == SVDB_METRIC_L2 ? kern->l2_gather : kern->dot_gather;
     size_t per = svdb__chunk_rows(s);
     for (size_t c = 0; c < s->n_chunks; c++) {
         size_t base = c * per;
@@ -64,9 +65,17 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
             size_t nb = rows - b < BLOCK_ROWS ? rows - b : BLOCK_ROWS;
             const float *norm = s->norm[c] ? s->norm[c] + b : NULL; /* cosine only */
             const svdb_row *meta = s->rows[c] + b;
+            /* Compact storage keeps the float32 rows in mapped files, one
+             * pointer each (a free slot points at the query: it is skipped). */
+            const float *src_rows[BLOCK_ROWS];
+            if (s->ck)
+                for (size_t i = 0; i < nb; i++) src_rows[i] = s->src[c][b + i] ? s->src[c][b + i] : q[0];
             for (size_t g = 0; g < nq; g += SVDB_KERNEL_MAX_Q) {
                 int ng = nq - g < SVDB_KERNEL_MAX_Q ? (int)(nq - g) : SVDB_KERNEL_MAX_Q;
-                fn(q + g, ng, s->vec[c] + b * s->dim, nb, s->dim, dist);
+                if (s->ck)
+                    for (int j = 0; j < ng; j++) gfn(q[g + (size_t)j], src_rows, nb, s->dim, dist + (size_t)j * nb);
+                else
+                    fn(q + g, ng, s->vec[c] + b * s->dim, nb, s->dim, dist);
                 for (int j = 0; j < ng; j++) {
                     const float *dj = dist + (size_t)j * nb;
                     svdb_topk *t = &tops[g + (size_t)j];

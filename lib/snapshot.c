@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +39,7 @@ typedef struct snap_header {
     uint64_t graph_bytes;
     uint32_t graph_crc;
     uint64_t seed;
+    uint32_t storage; /* 0 in files from before the field: f32 */
 } snap_header;
 
 static void encode_header(unsigned char *h, const snap_header *x)
@@ -68,6 +70,7 @@ static void encode_header(unsigned char *h, const snap_header *x)
     uint32_t crc = svdb__crc32c(0, h, 124);
     memcpy(h + 124, &crc, 4);
     memcpy(h + 128, &x->seed, 8);
+    memcpy(h + 136, &x->storage, 4);
     crc = svdb__crc32c(0, h + 128, 124);
     memcpy(h + 252, &crc, 4);
 }
@@ -184,6 +187,7 @@ int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *
         h.ef_construction = info->hnsw.ef_construction;
         h.ef_search = info->hnsw.ef_search;
         h.seed = info->hnsw.seed;
+        h.storage = (uint32_t)s->storage;
         rc = write_body(&w, s, g, order, &h);
     }
     if (w.fd >= 0) close(w.fd);
@@ -241,6 +245,10 @@ static int check_header(const char *path, const unsigned char *b, uint64_t size,
     h->graph_crc = get32(b + 120);
     if (get32(b + 252) != svdb__crc32c(0, b + 128, 124)) return bad(path, "second header block checksum mismatch");
     h->seed = get64(b + 128);
+    h->storage = get32(b + 136);
+    if (h->storage == 0) h->storage = SVDB_STORAGE_F32;
+    if (h->storage > SVDB_STORAGE_INT8) return bad(path, "unknown storage type");
+    if (h->storage != SVDB_STORAGE_F32 && h->index != SVDB_INDEX_HNSW) return bad(path, "compact storage in a flat collection");
     if (h->index != SVDB_INDEX_FLAT && h->index != SVDB_INDEX_HNSW) return bad(path, "unknown index type");
     if (h->index == SVDB_INDEX_HNSW && (h->m < 2 || h->m > 64 || h->ef_construction == 0 || h->ef_search == 0 ||
                                         h->ef_construction > 100000 || h->ef_search > 100000))
@@ -260,7 +268,9 @@ static int check_header(const char *path, const unsigned char *b, uint64_t size,
     return SVDB_OK;
 }
 
-static int load_rows(const char *path, svdb_store *s, const snap_header *h, const unsigned char *rec)
+/* `mapped`: the vector section through a map (compact storage), else NULL
+ * and the vectors are already in the store's slots 0..count-1. */
+static int load_rows(const char *path, svdb_store *s, const snap_header *h, const unsigned char *rec, const float *mapped)
 {
     uint64_t pos = 0, prev_seq = 0;
     for (uint64_t i = 0; i < h->count; i++) {
@@ -282,7 +292,7 @@ static int load_rows(const char *path, svdb_store *s, const snap_header *h, cons
             pos += mlen;
             if (svdb__meta_check(meta, mlen, (size_t)i) != SVDB_OK) return bad(path, "metadata is not a JSON object");
         }
-        const float *v = svdb__vec(s, (size_t)i);
+        const float *v = mapped ? mapped + i * h->dim : svdb__vec(s, (size_t)i);
         for (uint32_t d = 0; d < h->dim; d++)
             if (!isfinite(v[d])) return bad(path, "vector holds NaN or Inf");
         char *blob;
@@ -309,17 +319,29 @@ static int load_graph(int fd, const char *path, svdb_hnsw *g, const snap_header 
     return rc;
 }
 
-static int load_body(int fd, const char *path, svdb_store *s, const snap_header *h)
+static int load_body(int fd, const char *path, svdb_store *s, const snap_header *h, uint64_t size)
 {
     SVDB_TRY(svdb__store_reserve(s, (size_t)h->count, 0));
-    /* Rows land in slots 0..count-1, so each chunk is read straight into place. */
     uint32_t crc = 0;
-    size_t per = svdb__chunk_rows(s);
-    for (size_t c = 0; c * per < h->count; c++) {
-        size_t rows = h->count - c * per < per ? (size_t)h->count - c * per : per;
-        size_t bytes = rows * h->dim * sizeof(float);
-        SVDB_TRY(svdb__pread_all(fd, s->vec[c], bytes, h->vec_offset + (uint64_t)c * per * h->dim * 4, path));
-        crc = svdb__crc32c(crc, s->vec[c], bytes);
+    const float *mapped = NULL;
+    if (s->ck && h->count) {
+        /* Compact storage: the originals stay in the file, mapped; the store
+         * owns the map from here (freed with it). */
+        void *m = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) return svdb__fail_errno(SVDB_ENOMEM, errno, "cannot map snapshot %s", path);
+        s->snap_map = m;
+        s->snap_map_len = (size_t)size;
+        mapped = (const float *)(const void *)((const unsigned char *)m + h->vec_offset);
+        crc = svdb__crc32c(0, mapped, (size_t)h->vec_bytes);
+    } else {
+        /* Rows land in slots 0..count-1, so each chunk is read straight into place. */
+        size_t per = svdb__chunk_rows(s);
+        for (size_t c = 0; c * per < h->count; c++) {
+            size_t rows = h->count - c * per < per ? (size_t)h->count - c * per : per;
+            size_t bytes = rows * h->dim * sizeof(float);
+            SVDB_TRY(svdb__pread_all(fd, s->vec[c], bytes, h->vec_offset + (uint64_t)c * per * h->dim * 4, path));
+            crc = svdb__crc32c(crc, s->vec[c], bytes);
+        }
     }
     if (crc != h->vec_crc) return bad(path, "vector section checksum mismatch");
     unsigned char *rec = svdb__malloc((size_t)h->rec_bytes);
@@ -327,12 +349,42 @@ static int load_body(int fd, const char *path, svdb_store *s, const snap_header 
     int rc = svdb__pread_all(fd, rec, (size_t)h->rec_bytes, h->rec_offset, path);
     if (rc == SVDB_OK && svdb__crc32c(0, rec, (size_t)h->rec_bytes) != h->rec_crc)
         rc = bad(path, "record section checksum mismatch");
-    if (rc == SVDB_OK) rc = load_rows(path, s, h, rec);
+    if (rc == SVDB_OK) rc = load_rows(path, s, h, rec, mapped);
     svdb__free(rec);
+    /* Encoding read every original; later reads are a few rows at a time.
+     * Dropping the pages from this process leaves them to the page cache. */
+    if (mapped) {
+        madvise(s->snap_map, s->snap_map_len, MADV_DONTNEED);
+        madvise(s->snap_map, s->snap_map_len, MADV_RANDOM);
+    }
     return rc;
 }
 
-int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info)
+int svdb__snapshot_map(const char *dir, void **map, size_t *len, uint64_t *vec_offset)
+{
+    char *path = svdb__path_join(dir, SNAP_NAME);
+    if (!path) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = fd < 0 ? svdb__fail_errno(SVDB_EIO, errno, "cannot open snapshot %s", path) : SVDB_OK;
+    struct stat st;
+    if (rc == SVDB_OK && fstat(fd, &st) != 0) rc = svdb__fail_errno(SVDB_EIO, errno, "cannot stat %s", path);
+    if (rc == SVDB_OK) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) {
+            rc = svdb__fail_errno(SVDB_ENOMEM, errno, "cannot map snapshot %s", path);
+        } else {
+            madvise(m, (size_t)st.st_size, MADV_RANDOM);
+            *map = m;
+            *len = (size_t)st.st_size;
+            *vec_offset = SVDB_SNAPSHOT_HEADER_BYTES;
+        }
+    }
+    if (fd >= 0) close(fd);
+    svdb__free(path);
+    return rc;
+}
+
+int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info, const svdb_kernels *k)
 {
     *g = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -348,7 +400,8 @@ int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_sna
     svdb_hnsw_params hp = {h.m, h.ef_construction, h.ef_search, h.seed};
     if (rc == SVDB_OK) {
         svdb__store_init(s, h.dim, (int)h.metric);
-        rc = load_body(fd, path, s, &h);
+        svdb__store_set_storage(s, (int)h.storage, k);
+        rc = load_body(fd, path, s, &h, (uint64_t)st.st_size);
         if (rc == SVDB_OK && h.index == SVDB_INDEX_HNSW) {
             rc = svdb__hnsw_create(g, &hp);
             if (rc == SVDB_OK) rc = load_graph(fd, path, *g, &h);
@@ -364,6 +417,7 @@ int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_sna
         info->uuid = h.uuid;
         info->last_lsn = h.last_lsn;
         info->index = (int)h.index;
+        info->storage = (int)h.storage;
         info->hnsw = hp;
     }
     return rc;

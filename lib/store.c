@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* About 4 MiB of vectors per chunk: big enough for long sequential scans,
  * small enough that growth costs little. */
@@ -22,6 +23,7 @@ void svdb__store_init(svdb_store *s, uint32_t dim, int metric)
 {
     memset(s, 0, sizeof *s);
     s->metric = metric;
+    s->storage = SVDB_STORAGE_F32;
     svdb__store_set_dim(s, dim);
 }
 
@@ -29,6 +31,14 @@ void svdb__store_set_dim(svdb_store *s, uint32_t dim)
 {
     s->dim = dim;
     s->shift = pick_shift(dim);
+    s->row_floats = s->ck ? svdb__code_bytes(s->storage, dim) / sizeof(float) : dim;
+}
+
+void svdb__store_set_storage(svdb_store *s, int storage, const svdb_kernels *k)
+{
+    s->storage = storage;
+    s->ck = storage == SVDB_STORAGE_F16 || storage == SVDB_STORAGE_INT8 ? svdb__code_kernels(storage, k) : NULL;
+    svdb__store_set_dim(s, s->dim);
 }
 
 void svdb__store_free(svdb_store *s)
@@ -42,8 +52,11 @@ void svdb__store_free(svdb_store *s)
         svdb__free(s->vec[c]);
         svdb__free(s->norm[c]);
         svdb__free(s->rows[c]);
+        if (s->src) svdb__free((void *)s->src[c]);
     }
     svdb__free(s->vec);
+    svdb__free((void *)s->src);
+    if (s->snap_map) munmap(s->snap_map, s->snap_map_len);
     svdb__free(s->norm);
     svdb__free(s->rows);
     svdb__free(s->free_slots);
@@ -75,27 +88,31 @@ int svdb__store_reserve(svdb_store *s, size_t adds, size_t deletes)
     size_t need_slots = s->n_slots + fresh;
     size_t need_chunks = (need_slots + svdb__chunk_rows(s) - 1) >> s->shift;
     if (need_chunks <= s->n_chunks) return SVDB_OK;
-    /* The three chunk arrays always share one capacity. */
-    size_t cap = s->cap_chunks, cap2 = s->cap_chunks, cap3 = s->cap_chunks;
+    /* The chunk arrays always share one capacity. */
+    size_t cap = s->cap_chunks, cap2 = s->cap_chunks, cap3 = s->cap_chunks, cap4 = s->cap_chunks;
     SVDB_TRY(grow_array((void **)&s->vec, &cap, need_chunks, sizeof(float *)));
     SVDB_TRY(grow_array((void **)&s->norm, &cap2, need_chunks, sizeof(float *)));
     SVDB_TRY(grow_array((void **)&s->rows, &cap3, need_chunks, sizeof(svdb_row *)));
+    if (s->ck) SVDB_TRY(grow_array((void **)&s->src, &cap4, need_chunks, sizeof(float **)));
     s->cap_chunks = cap;
     while (s->n_chunks < need_chunks) {
         size_t rows = svdb__chunk_rows(s);
-        float *v = svdb__malloc(rows * s->dim * sizeof(float));
+        float *v = svdb__malloc(rows * s->row_floats * sizeof(float));
         /* inverse norms serve cosine only: other metrics save 4 bytes a row */
         float *nm = s->metric == SVDB_METRIC_COSINE ? svdb__malloc(rows * sizeof(float)) : NULL;
         svdb_row *r = svdb__calloc(rows, sizeof(svdb_row));
-        if (!v || (!nm && s->metric == SVDB_METRIC_COSINE) || !r) {
+        const float **src = s->ck ? svdb__calloc(rows, sizeof *src) : NULL;
+        if (!v || (!nm && s->metric == SVDB_METRIC_COSINE) || !r || (!src && s->ck)) {
             svdb__free(v);
             svdb__free(nm);
             svdb__free(r);
+            svdb__free((void *)src);
             return svdb__fail(SVDB_ENOMEM, "out of memory allocating %zu rows of %u floats", rows, s->dim);
         }
         s->vec[s->n_chunks] = v;
         s->norm[s->n_chunks] = nm;
         s->rows[s->n_chunks] = r;
+        if (s->ck) s->src[s->n_chunks] = src;
         s->n_chunks++;
     }
     return SVDB_OK;
@@ -148,8 +165,13 @@ uint32_t svdb__store_find(const svdb_store *s, const char *id, size_t len)
 
 static void set_vector(svdb_store *s, uint32_t slot, const float *v)
 {
-    float *dst = svdb__vec(s, slot);
-    if (dst != v) memcpy(dst, v, (size_t)s->dim * sizeof(float)); /* a loaded snapshot is read in place */
+    float *dst = (float *)svdb__graph_row(s, slot);
+    if (s->ck) {
+        svdb__code_encode(s->storage, v, s->dim, dst);
+        s->src[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] = v;
+    } else if (dst != v) {
+        memcpy(dst, v, (size_t)s->dim * sizeof(float)); /* a loaded snapshot is read in place */
+    }
     if (s->metric != SVDB_METRIC_COSINE) return;
     double n2 = 0.0;
     for (uint32_t d = 0; d < s->dim; d++) n2 += (double)v[d] * v[d];
@@ -184,8 +206,21 @@ void svdb__store_remove(svdb_store *s, uint32_t slot)
     svdb__idmap_remove(&s->map, svdb__row_id(r), r->id_len, row_key, s);
     if (!svdb__row_is_inline(r->id_len, r->meta_len)) svdb__free(r->u.blob);
     memset(r, 0, sizeof *r);
+    if (s->src) s->src[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] = NULL;
     s->free_slots[s->n_free++] = slot;
     s->n_live--;
+}
+
+void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, const uint32_t *order)
+{
+    const float *base = (const float *)(const void *)((const unsigned char *)map + vec_offset);
+    for (size_t i = 0; i < s->n_live; i++) {
+        uint32_t slot = order[i];
+        s->src[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] = base + i * s->dim;
+    }
+    if (s->snap_map) munmap(s->snap_map, s->snap_map_len);
+    s->snap_map = map;
+    s->snap_map_len = len;
 }
 
 typedef struct {

@@ -7,6 +7,7 @@
 #define SVDB_STORE_H
 
 #include "idmap.h"
+#include "quant.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -44,8 +45,19 @@ int svdb__row_pack(const char *id, uint32_t id_len, const char *meta, uint32_t m
 typedef struct svdb_store {
     uint32_t dim; /* 0 until fixed by the first row */
     int metric;
+    int storage;    /* SVDB_STORAGE_F32, _F16 or _INT8 */
     unsigned shift; /* rows per chunk = 1 << shift */
-    float **vec;    /* per chunk: (1 << shift) * dim floats */
+    /* per chunk: (1 << shift) rows of row_floats floats, the rows the graph
+     * walk reads: the vectors themselves (f32), or their codes (compact) */
+    float **vec;
+    size_t row_floats;
+    /* Compact storage only: per chunk, each row's float32 original, which
+     * lives in a memory map of the snapshot or of the log (never freed here;
+     * see svdb__store_map), and the code kernels. NULL for f32. */
+    const float ***src;
+    const svdb_code_kernels *ck;
+    void *snap_map; /* the snapshot mapping the originals point into */
+    size_t snap_map_len;
     float **norm;   /* per chunk: 1/|x| per row, used by cosine */
     svdb_row **rows;
     size_t n_chunks, cap_chunks;
@@ -61,9 +73,16 @@ static inline svdb_row *svdb__row(const svdb_store *s, size_t slot)
 {
     return &s->rows[slot >> s->shift][slot & (((size_t)1 << s->shift) - 1)];
 }
-static inline float *svdb__vec(const svdb_store *s, size_t slot)
+/* A row's float32 vector. */
+static inline const float *svdb__vec(const svdb_store *s, size_t slot)
 {
-    return s->vec[slot >> s->shift] + (slot & (((size_t)1 << s->shift) - 1)) * s->dim;
+    size_t i = slot & (((size_t)1 << s->shift) - 1);
+    return s->src ? s->src[slot >> s->shift][i] : s->vec[slot >> s->shift] + i * s->dim;
+}
+/* The row the graph walk scores: the vector (f32) or its code. */
+static inline const float *svdb__graph_row(const svdb_store *s, size_t slot)
+{
+    return s->vec[slot >> s->shift] + (slot & (((size_t)1 << s->shift) - 1)) * s->row_floats;
 }
 static inline size_t svdb__chunk_rows(const svdb_store *s) { return (size_t)1 << s->shift; }
 /* A row's inverse norm (cosine collections only). */
@@ -73,6 +92,10 @@ static inline float *svdb__norm(const svdb_store *s, size_t slot)
 }
 
 void svdb__store_init(svdb_store *s, uint32_t dim, int metric);
+/* Chooses the storage of an empty store (f32 after init); `k` picks the code
+ * kernels. */
+void svdb__store_set_storage(svdb_store *s, int storage, const svdb_kernels *k);
+static inline int svdb__store_compact(const svdb_store *s) { return s->ck != NULL; }
 void svdb__store_free(svdb_store *s);
 /* Fixes the dimension of a store that has none yet. */
 void svdb__store_set_dim(svdb_store *s, uint32_t dim);
@@ -81,12 +104,19 @@ int svdb__store_reserve(svdb_store *s, size_t adds, size_t deletes);
 uint32_t svdb__store_find(const svdb_store *s, const char *id, size_t len);
 
 /* Apply steps (cannot fail once reserved). They take ownership of `blob`,
- * made by svdb__row_pack from the row's id and (new) metadata. */
+ * made by svdb__row_pack from the row's id and (new) metadata. With compact
+ * storage `v` must stay valid until the row is replaced or removed, or
+ * svdb__store_remap moves it: it is a row in a mapped log or snapshot. */
 /* Returns the slot the row went to. */
 uint32_t svdb__store_insert(svdb_store *s, char *blob, const char *id, uint32_t id_len, uint32_t meta_len,
                             const float *v);
 void svdb__store_replace(svdb_store *s, uint32_t slot, char *blob, uint32_t meta_len, const float *v);
 void svdb__store_remove(svdb_store *s, uint32_t slot);
+
+/* Compact storage: after a checkpoint wrote the live rows in `order` to a
+ * snapshot now mapped at `map` (len bytes, vectors from vec_offset), points
+ * every original there and unmaps the previous snapshot map. */
+void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, const uint32_t *order);
 
 /* Live slots in insertion order; caller frees with svdb__free. */
 int svdb__store_order(const svdb_store *s, uint32_t **slots_out);

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,8 +101,39 @@ int svdb__wal_open(svdb_wal *w, const char *path, uint64_t uuid)
     return SVDB_OK;
 }
 
+const void *svdb__wal_view(svdb_wal *w, uint64_t off, size_t len)
+{
+    size_t have = w->n_views ? w->view_lens[w->n_views - 1] : 0;
+    if (off + len > have) {
+        /* A map may extend past the end of the file: the pages there become
+         * readable as the log grows, and are never read before. */
+        size_t want = have ? have * 2 : (size_t)64 << 20;
+        while (want < off + len) want *= 2;
+        if (w->n_views == SVDB_WAL_MAX_VIEWS) {
+            svdb__fail(SVDB_ENOMEM, "log %s: too many maps", w->path);
+            return NULL;
+        }
+        void *m = mmap(NULL, want, PROT_READ, MAP_SHARED, w->fd, 0);
+        if (m == MAP_FAILED) {
+            svdb__fail_errno(SVDB_ENOMEM, errno, "cannot map log %s", w->path);
+            return NULL;
+        }
+        madvise(m, want, MADV_RANDOM); /* rows are read one by one: no read-ahead */
+        w->views[w->n_views] = m;
+        w->view_lens[w->n_views++] = want;
+    }
+    return (const unsigned char *)w->views[w->n_views - 1] + off;
+}
+
+void svdb__wal_unview(svdb_wal *w)
+{
+    for (int i = 0; i < w->n_views; i++) munmap(w->views[i], w->view_lens[i]);
+    w->n_views = 0;
+}
+
 void svdb__wal_close(svdb_wal *w)
 {
+    svdb__wal_unview(w);
     if (w->fd >= 0) close(w->fd);
     w->fd = -1;
     svdb__free(w->path);
@@ -152,7 +184,7 @@ int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx,
             rc = svdb__fail(SVDB_ECORRUPT, "log %s has a record of unknown type %u at offset %llu", w->path, type,
                             (unsigned long long)pos);
         if (rc == SVDB_OK && lsn > after_lsn) {
-            rc = fn(ctx, type, payload, (size_t)len);
+            rc = fn(ctx, type, payload, (size_t)len, pos + SVDB_REC_HEADER_BYTES);
             if (rc == SVDB_OK) *last_lsn = lsn;
         }
         svdb__free(payload);

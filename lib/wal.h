@@ -9,11 +9,18 @@
 #define SVDB_WAL_HEADER_BYTES 32
 #define SVDB_REC_HEADER_BYTES 24
 
+#define SVDB_WAL_MAX_VIEWS 40
+
 typedef struct svdb_wal {
     int fd;
     uint64_t end; /* offset where the next record goes */
     uint64_t uuid;
     char *path;
+    /* Read-only maps of the file from offset 0, each twice the last: a
+     * pointer into one stays valid until svdb__wal_unview. */
+    void *views[SVDB_WAL_MAX_VIEWS];
+    size_t view_lens[SVDB_WAL_MAX_VIEWS];
+    int n_views;
 } svdb_wal;
 
 /* Creates (or empties) the log for collection `uuid`, synced. */
@@ -22,7 +29,8 @@ int svdb__wal_create(svdb_wal *w, const char *path, uint64_t uuid);
 int svdb__wal_open(svdb_wal *w, const char *path, uint64_t uuid);
 void svdb__wal_close(svdb_wal *w);
 
-typedef int (*svdb_wal_fn)(void *ctx, uint32_t type, const unsigned char *payload, size_t len);
+/* `off` is the payload's offset in the file. */
+typedef int (*svdb_wal_fn)(void *ctx, uint32_t type, const unsigned char *payload, size_t len, uint64_t off);
 /* Calls fn for each record with lsn > after_lsn, in order. Stops at a torn or
  * damaged tail, cuts it off the file and reports its size in *dropped. */
 int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx, uint64_t *last_lsn,
@@ -34,6 +42,11 @@ int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx,
  * *poisoned. */
 int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32_t type, uint64_t lsn, int sync,
                      int *poisoned);
+/* Bytes [off, off + len) of the file (already written) through a memory map,
+ * valid until svdb__wal_unview; NULL (error set) if it cannot be mapped. */
+const void *svdb__wal_view(svdb_wal *w, uint64_t off, size_t len);
+/* Unmaps every view. Pointers into them must be gone first. */
+void svdb__wal_unview(svdb_wal *w);
 /* Drops every record (after a checkpoint), synced. A failure leaves the log
  * consistent with `end`: either untouched or cut. */
 int svdb__wal_reset(svdb_wal *w);
