@@ -46,6 +46,7 @@ from ._db import (
     Matrix,
     Metadata,
     Metric,
+    StorageType,
     SvDBPython,
     Vector,
     Where,

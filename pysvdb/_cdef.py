@@ -54,6 +54,12 @@ CDEF = r"""
 #define SVDB_INDEX_FLAT 1
 #define SVDB_INDEX_HNSW 2
 
+/* Storage of an HNSW collection's vectors. */
+#define SVDB_STORAGE_DEFAULT 0
+#define SVDB_STORAGE_F32 1
+#define SVDB_STORAGE_F16 2
+#define SVDB_STORAGE_INT8 3
+
 /* Durability modes. */
 #define SVDB_DURABILITY_PERSIST 0
 #define SVDB_DURABILITY_SYNC 1
@@ -65,7 +71,7 @@ CDEF = r"""
 
 typedef struct svdb svdb;
 
-#define SVDB_OPEN_OPTIONS_VERSION 1
+#define SVDB_OPEN_OPTIONS_VERSION 2
 typedef struct svdb_open_options {
     unsigned int version;
     uint32_t dim;
@@ -79,6 +85,7 @@ typedef struct svdb_open_options {
     uint64_t seed;
     uint32_t build_threads;
     int background_indexing;
+    int storage;
 } svdb_open_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 1
@@ -128,6 +135,7 @@ int svdb_count(svdb *db, size_t *count);
 int svdb_dim(svdb *db, uint32_t *dim);
 int svdb_metric(svdb *db, int *metric);
 int svdb_index_type(svdb *db, int *index);
+int svdb_storage_type(svdb *db, int *storage);
 int svdb_ids(svdb *db, char ***ids, size_t *count);
 int svdb_ids_where(svdb *db, const char *where, const char *where_document, char ***ids, size_t *count);
 int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);

@@ -42,6 +42,7 @@ __all__ = [
     "Metric",
     "Durability",
     "IndexType",
+    "StorageType",
     "Vector",
     "Matrix",
     "Metadata",
@@ -54,6 +55,8 @@ Metric = Literal["l2", "cosine", "ip"]
 Durability = Literal["persist", "sync"]
 #: Index types: "flat" (exact) or "hnsw" (approximate).
 IndexType = Literal["flat", "hnsw"]
+#: How an HNSW collection keeps the vectors its graph walk reads.
+StorageType = Literal["f32", "f16", "int8"]
 #: One vector: a 1-d numpy array or a sequence of numbers.
 Vector = Union[npt.NDArray[Any], Sequence[float]]
 #: Several vectors: a 2-d numpy array or a sequence of vectors.
@@ -68,6 +71,8 @@ _METRIC_NAMES = {v: k for k, v in _METRICS.items()}
 _DURABILITY = {"persist": 0, "sync": 1}
 _INDEXES = {"flat": 1, "hnsw": 2}
 _INDEX_NAMES = {v: k for k, v in _INDEXES.items()}
+_STORAGES = {"f32": 1, "f16": 2, "int8": 3}
+_STORAGE_NAMES = {v: k for k, v in _STORAGES.items()}
 _U32_MAX = 2**32 - 1
 _U64_MAX = 2**64 - 1
 _NUMERIC_KINDS = "fiu"
@@ -337,10 +342,16 @@ class SvDBPython:
             yet linked exactly, so every row is found at once. See
             :meth:`index_wait` and :meth:`index_pending`. Default ``False``
             (writes link their rows before returning; deterministic).
+        storage: HNSW only, fixed at creation. ``"f32"`` (default) keeps
+            float32 vectors in memory; ``"f16"`` (2 bytes a component) and
+            ``"int8"`` (1 byte a component, plus 8 a row) keep compact codes
+            that the graph walk scores, then re-rank the candidates exactly
+            against the float32 originals, which stay in the collection's
+            files (memory-mapped). ``None``: the stored storage.
 
     Raises:
         LockedError: another handle (in this or another process) has it open.
-        MismatchError: dim/metric/index disagree with the stored collection.
+        MismatchError: dim/metric/index/storage disagree with the stored collection.
         NotFoundError: no collection there and ``create=False``.
         CorruptError, FormatVersionError, SvDBIOError: the files cannot be read.
     """
@@ -362,6 +373,7 @@ class SvDBPython:
         seed: Optional[int] = None,
         build_threads: Optional[int] = None,
         background_indexing: bool = False,
+        storage: Optional[StorageType] = None,
     ) -> None:
         self._handle: Any = None
         self._cv = threading.Condition(threading.Lock())
@@ -410,6 +422,7 @@ class SvDBPython:
                 "background_indexing must be a bool, not %s" % _typename(background_indexing), -1
             )
         opts.background_indexing = 1 if background_indexing else 0
+        opts.storage = _choice("storage", storage, _STORAGES)
         out = ffi.new("svdb **")
         _check(lib.svdb_open(out, cpath, opts))
         self._handle = out[0]
@@ -926,6 +939,17 @@ class SvDBPython:
         finally:
             self._release()
         return _INDEX_NAMES.get(int(out[0]), "flat")  # type: ignore[return-value]
+
+    @property
+    def storage(self) -> StorageType:
+        """How the vectors are kept: "f32", "f16" or "int8"."""
+        out = ffi.new("int *")
+        h = self._acquire()
+        try:
+            _check(lib.svdb_storage_type(h, out))
+        finally:
+            self._release()
+        return _STORAGE_NAMES.get(int(out[0]), "f32")  # type: ignore[return-value]
 
     @property
     def durability(self) -> Durability:

@@ -10,11 +10,14 @@
  *   qps_all       svdb_search_batch on all cores.
  * The build time is the median of BUILD_REPS builds from scratch.
  * Memory is the resident-set growth (VmRSS, after malloc_trim) across the
- * build and across the reopen, and the peak (VmHWM) growth across the build.
+ * build and across the reopen, and the peak (VmHWM) growth across the build;
+ * also the anonymous part (RssAnon), which leaves out file pages mapped in
+ * (compact storage reads its float32 originals from mapped files).
  * The result is one JSON line on stdout, "RESULT {...}"; progress on stderr.
  *
  * Usage: bench_ann SET METRIC(l2|cosine) INDEX(hnsw|flat) BASE.fvecs QUERY.fvecs GT.ivecs WORK_DIR
  *                  [m=16] [efc=200] [efs=10,16,...] [reps=5] [min_time=0.2] [build_reps=1] [queries=N]
+ *                  [storage=f32|f16|int8]
  * WORK_DIR/<SET>.svdb is replaced. `queries` limits the query count (the
  * flat scans of large sets). */
 #define _GNU_SOURCE
@@ -68,6 +71,8 @@ static void *read_vecs(const char *path, size_t *n, size_t *dim)
 }
 
 /* Resident and peak set sizes in bytes, from /proc/self/status. */
+static long last_anon; /* RssAnon of the latest mem_usage call */
+
 static void mem_usage(long *rss, long *hwm)
 {
     malloc_trim(0);
@@ -75,6 +80,7 @@ static void mem_usage(long *rss, long *hwm)
     char line[256];
     *rss = *hwm = 0;
     while (f && fgets(line, sizeof line, f)) {
+        if (strncmp(line, "RssAnon:", 8) == 0) last_anon = atol(line + 8) * 1024;
         if (strncmp(line, "VmRSS:", 6) == 0) *rss = atol(line + 6) * 1024;
         if (strncmp(line, "VmHWM:", 6) == 0) *hwm = atol(line + 6) * 1024;
     }
@@ -187,6 +193,8 @@ int main(int argc, char **argv)
     int reps = atoi(arg_value(argc, argv, "reps", "5"));
     double min_time = atof(arg_value(argc, argv, "min_time", "0.2"));
     int build_reps = atoi(arg_value(argc, argv, "build_reps", "1"));
+    const char *storage_s = arg_value(argc, argv, "storage", "f32");
+    int storage = strcmp(storage_s, "f16") == 0 ? SVDB_STORAGE_F16 : strcmp(storage_s, "int8") == 0 ? SVDB_STORAGE_INT8 : SVDB_STORAGE_F32;
     if (reps < 1 || reps > MAX_EFS || build_reps < 1 || build_reps > MAX_EFS) {
         fprintf(stderr, "reps and build_reps must be 1..%d\n", MAX_EFS);
         return 2;
@@ -233,7 +241,8 @@ int main(int argc, char **argv)
     o.hnsw_m = m;
     o.hnsw_ef_construction = efc;
     o.build_threads = 0; /* all cores, as the peers build */
-    long rss0 = 0, hwm0, rss1 = 0, hwm1 = 0, rss2, hwm2, rss3, hwm3;
+    o.storage = storage;
+    long rss0 = 0, hwm0, rss1 = 0, hwm1 = 0, rss2, hwm2, rss3, hwm3, anon0 = 0, anon1 = 0, anon2, anon3;
     /* builds[0] gives the memory figures; the build time is the median of all */
     double builds[MAX_EFS], close_s = 0;
     svdb *db;
@@ -241,6 +250,7 @@ int main(int argc, char **argv)
         if (r && system(cmd) != 0) return 1;
         if (r == 0) {
             mem_usage(&rss0, &hwm0);
+            anon0 = last_anon;
             FILE *cr = fopen("/proc/self/clear_refs", "w"); /* VmHWM := VmRSS: the peak is the build's */
             if (cr) {
                 fputs("5", cr);
@@ -256,7 +266,10 @@ int main(int argc, char **argv)
             if ((b / batch) % 10 == 9) fprintf(stderr, "  svdb-c %s: %zu / %zu added\n", set, b + cnt, n);
         }
         builds[r] = now() - t0;
-        if (r == 0) mem_usage(&rss1, &hwm1);
+        if (r == 0) {
+            mem_usage(&rss1, &hwm1);
+            anon1 = last_anon;
+        }
         t0 = now();
         CHECK(svdb_close(db));
         close_s = now() - t0;
@@ -273,6 +286,7 @@ int main(int argc, char **argv)
     ro.create = 0;
     double opens[5];
     mem_usage(&rss2, &hwm2);
+    anon2 = last_anon;
     for (int r = 0; r < 5; r++) {
         double t0 = now();
         CHECK(svdb_open(&db, path, &ro));
@@ -288,6 +302,7 @@ int main(int argc, char **argv)
         return 1;
     }
     mem_usage(&rss3, &hwm3);
+    anon3 = last_anon;
     fprintf(stderr, "  svdb-c %s %s: build %.2f s, close %.2f s, reopen %.1f ms\n", set, index, build_s, close_s,
             reopen_s * 1e3);
 
@@ -296,9 +311,11 @@ int main(int argc, char **argv)
     printf("RESULT {\"library\": \"svdb-c\", \"index\": \"%s\", \"set\": \"%s\", \"metric\": \"%s\", \"n\": %zu, "
            "\"dim\": %zu, \"nq\": %zu, \"m\": %u, \"ef_construction\": %u, \"cores\": %ld, \"version\": \"%s\", "
            "\"simd\": \"%s\", \"build_s\": %.4f, \"close_s\": %.4f, \"reopen_ms\": %.3f, \"first_reopen_ms\": %.3f, "
-           "\"mem_build_bytes\": %ld, \"mem_peak_bytes\": %ld, \"mem_reopen_bytes\": %ld, \"sweep\": [",
+           "\"mem_build_bytes\": %ld, \"mem_peak_bytes\": %ld, \"mem_reopen_bytes\": %ld, \"storage\": \"%s\", "
+           "\"mem_build_anon_bytes\": %ld, \"mem_reopen_anon_bytes\": %ld, \"sweep\": [",
            index, set, metric, n, dim, nq, m, efc, ncpu, svdb_version(), svdb_simd_path(), build_s, close_s,
-           reopen_s * 1e3, first_open * 1e3, rss1 - rss0, hwm1 - rss0, rss3 - rss2);
+           reopen_s * 1e3, first_open * 1e3, rss1 - rss0, hwm1 - rss0, rss3 - rss2, storage_s, anon1 - anon0,
+           anon3 - anon2);
     double *runs = malloc((size_t)reps * sizeof *runs);
     for (size_t e = 0; e < n_efs; e++) {
         double recall = 0, r_single = 0, r_all = 0, qps[3];

@@ -78,9 +78,11 @@ def command_for(lib: str, ds: DataSet, a: argparse.Namespace, work: str) -> List
     queries = FLAT_QUERIES_LARGE if lib.endswith("flat") and large else 0
     build_reps = 1 if large else a.build_reps
     if lib.startswith("svdb-c-"):
-        cmd = [os.path.join(a.build, "bench_ann"), ds.name, ds.metric, lib[len("svdb-c-"):], ds.base, ds.query, ds.gt,
+        # svdb-c-hnsw-f16 / svdb-c-hnsw-int8: HNSW with compact storage
+        index, _, storage = lib[len("svdb-c-"):].partition("-")
+        cmd = [os.path.join(a.build, "bench_ann"), ds.name, ds.metric, index, ds.base, ds.query, ds.gt,
                work, "m=%d" % a.m, "efc=%d" % a.efc, "efs=" + a.efs, "reps=%d" % a.reps, "min_time=%g" % a.min_time,
-               "build_reps=%d" % build_reps]
+               "build_reps=%d" % build_reps, "storage=" + (storage or "f32")]
         return cmd + (["queries=%d" % queries] if queries else [])
     cmd = [sys.executable, os.path.join(HERE, "bench_peer.py"), lib, json.dumps(ds.to_json()), work, "--m", str(a.m),
            "--efc", str(a.efc), "--efs", a.efs, "--reps", str(a.reps), "--min-time", str(a.min_time),

@@ -212,6 +212,46 @@ def test_hnsw_background_indexing(db_path: str) -> None:
         SvDBPython(db_path, background_indexing="yes")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("storage", ["f16", "int8"])
+def test_hnsw_compact_storage(db_path: str, storage: str) -> None:
+    data = rows(1500, 32, seed=21)
+    ids = ["%d" % i for i in range(1500)]
+    q = rows(20, 32, seed=22)
+    with SvDBPython(db_path, index="hnsw", storage=storage, metric="l2") as db:
+        assert db.storage == storage
+        db.add(ids[:1000], data[:1000])
+        db.persist()  # the originals move from the log to the snapshot
+        db.add(ids[1000:], data[1000:])
+        # the float32 originals come back bit for bit, wherever they live
+        for i in (0, 999, 1000, 1499):
+            vec = db.get_vector(ids[i])
+            assert np.array_equal(vec, data[i])
+        # distances are exact (re-ranked against the originals), results in order
+        for j in range(len(q)):
+            hits = db.search(q[j], k=5, ef=64)
+            exact = brute_force(data, q[j], "l2")
+            for hid, d in hits:
+                assert d == pytest.approx(float(exact[int(hid)]), rel=1e-4)
+            assert [h[1] for h in hits] == sorted(h[1] for h in hits)
+        batch = db.search_batch(q, k=5, ef=64)
+        assert [list(r) for r in batch.ids] == [[h[0] for h in db.search(v, k=5, ef=64)] for v in q]
+    with SvDBPython(db_path) as db:  # reopened: the stored storage
+        assert db.storage == storage and db.count() == 1500
+        assert db.search(data[1234], k=1)[0] == ("1234", 0.0)
+    with pytest.raises(pysvdb.MismatchError):
+        SvDBPython(db_path, storage="f32")
+    with pytest.raises(pysvdb.InvalidArgumentError):
+        SvDBPython(db_path + "-flat", index="flat", storage=storage)
+    with pytest.raises(pysvdb.InvalidArgumentError):
+        SvDBPython(db_path + "-x", index="hnsw", storage="f8")  # type: ignore[arg-type]
+    with pytest.raises(pysvdb.InvalidTypeError):
+        SvDBPython(db_path + "-y", index="hnsw", storage=16)  # type: ignore[arg-type]
+
+
+def test_storage_defaults_to_f32(db: SvDBPython) -> None:
+    assert db.storage == "f32"
+
+
 def test_numpy_and_lists_identical(db_path: str, tmp_path: Path) -> None:
     data = rows(30, 6, seed=7)
     ids = ["x%d" % i for i in range(30)]
