@@ -99,7 +99,8 @@ def main() -> None:
     print("```sh\nbash bench/run_flat.sh          # all sets, ~5 minutes\nbash bench/run_flat.sh --quick  "
           "# without the 1M set\n```\n")
     print("Approximate search (HNSW) against hnswlib, faiss and usearch: see "
-          "[performance-ann.md](performance-ann.md) when present.")
+          "[performance-ann.md](performance-ann.md) when present; HNSW with compact storage (f16, int8): "
+          "[performance-storage.md](performance-storage.md) (`bash bench/ann/run_storage.sh`).")
 
 
 if __name__ == "__main__":

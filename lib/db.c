@@ -690,11 +690,12 @@ static int writable(svdb *db)
 /* Builds a record buffer (header room + payload) and appends it. */
 static int log_record(svdb *db, uint32_t type, const svdb_batch *b)
 {
-    size_t plen = type == SVDB_REC_PUT ? svdb__put_size(b) : svdb__delete_size(b);
+    int pad = db->wal.version >= 2;
+    size_t plen = type == SVDB_REC_PUT ? svdb__put_size(b, pad) : svdb__delete_size(b, pad);
     unsigned char *rec = svdb__malloc(SVDB_REC_HEADER_BYTES + plen);
     if (!rec) return svdb__fail(SVDB_ENOMEM, "out of memory encoding a %zu-byte log record", plen);
-    if (type == SVDB_REC_PUT) svdb__put_encode(b, rec + SVDB_REC_HEADER_BYTES);
-    else svdb__delete_encode(b, rec + SVDB_REC_HEADER_BYTES);
+    if (type == SVDB_REC_PUT) svdb__put_encode(b, rec + SVDB_REC_HEADER_BYTES, pad);
+    else svdb__delete_encode(b, rec + SVDB_REC_HEADER_BYTES, pad);
     int rc = svdb__wal_append(&db->wal, rec, plen, type, db->next_lsn, db->durability == SVDB_DURABILITY_SYNC,
                               &db->poisoned);
     svdb__free(rec);

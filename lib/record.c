@@ -12,9 +12,10 @@
 #include <math.h>
 #include <string.h>
 
-/* Payloads are padded with zeros to a multiple of 4 bytes, so every record
- * (and the vectors in a put) starts 4-byte aligned in the log, and a
- * compact-storage collection can use the vectors in place through a map. */
+/* Version-2 logs pad payloads with zeros to a multiple of 4 bytes, so every
+ * record (and the vectors in a put) starts 4-byte aligned in the log, and a
+ * compact-storage collection can use the vectors in place through a map.
+ * Readers accept the padding in either version. */
 #define PADDED(n) (((n) + 3) & ~(size_t)3)
 
 int svdb__batch_alloc(svdb_batch *b, size_t n, int with_meta)
@@ -54,16 +55,16 @@ static unsigned char *put64(unsigned char *p, uint64_t v)
     return p + 8;
 }
 
-size_t svdb__put_size(const svdb_batch *b)
+size_t svdb__put_size(const svdb_batch *b, int pad)
 {
     size_t s = 16 + b->n * (size_t)b->dim * sizeof(float) + b->n * 8;
     for (size_t i = 0; i < b->n; i++) s += b->id_lens[i] + (b->metas[i] ? b->meta_lens[i] : 0);
-    return PADDED(s);
+    return pad ? PADDED(s) : s;
 }
 
-void svdb__put_encode(const svdb_batch *b, unsigned char *p)
+void svdb__put_encode(const svdb_batch *b, unsigned char *p, int pad)
 {
-    const unsigned char *end = p + svdb__put_size(b);
+    const unsigned char *end = p + svdb__put_size(b, pad);
     p = put32(p, b->dim);
     p = put32(p, 0);
     p = put64(p, b->n);
@@ -83,16 +84,16 @@ void svdb__put_encode(const svdb_batch *b, unsigned char *p)
     memset(p, 0, (size_t)(end - p));
 }
 
-size_t svdb__delete_size(const svdb_batch *b)
+size_t svdb__delete_size(const svdb_batch *b, int pad)
 {
     size_t s = 8 + b->n * 4;
     for (size_t i = 0; i < b->n; i++) s += b->id_lens[i];
-    return PADDED(s);
+    return pad ? PADDED(s) : s;
 }
 
-void svdb__delete_encode(const svdb_batch *b, unsigned char *p)
+void svdb__delete_encode(const svdb_batch *b, unsigned char *p, int pad)
 {
-    const unsigned char *end = p + svdb__delete_size(b);
+    const unsigned char *end = p + svdb__delete_size(b, pad);
     p = put64(p, b->n);
     for (size_t i = 0; i < b->n; i++) {
         p = put32(p, b->id_lens[i]);

@@ -27,10 +27,11 @@ typedef struct svdb_batch {
 int svdb__batch_alloc(svdb_batch *b, size_t n, int with_meta);
 void svdb__batch_free(svdb_batch *b);
 
-size_t svdb__put_size(const svdb_batch *b);
-void svdb__put_encode(const svdb_batch *b, unsigned char *out);
-size_t svdb__delete_size(const svdb_batch *b);
-void svdb__delete_encode(const svdb_batch *b, unsigned char *out);
+/* `pad`: pad the payload with zeros to a multiple of 4 bytes (log version 2). */
+size_t svdb__put_size(const svdb_batch *b, int pad);
+void svdb__put_encode(const svdb_batch *b, unsigned char *out, int pad);
+size_t svdb__delete_size(const svdb_batch *b, int pad);
+void svdb__delete_encode(const svdb_batch *b, unsigned char *out, int pad);
 
 /* Decode and validate; the batch points into `p`, which must outlive it.
  * Vectors are copied to `*vec_copy` (aligned) for puts. */

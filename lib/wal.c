@@ -16,7 +16,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define WAL_VERSION 1
+/* Version 2 pads record payloads to 4 bytes (see record.c); version-1 logs,
+ * unpadded, are still read and appended to as they are. */
+#define WAL_VERSION 2
+#define WAL_OLDEST 1
 static const char wal_magic[8] = {'S', 'V', 'D', 'B', 'L', 'O', 'G', 0};
 
 static uint32_t load32(const unsigned char *p)
@@ -24,6 +27,12 @@ static uint32_t load32(const unsigned char *p)
     uint32_t v;
     memcpy(&v, p, 4);
     return v;
+}
+
+static void encode_crc(unsigned char *h)
+{
+    uint32_t crc = svdb__crc32c(0, h, 28);
+    memcpy(h + 28, &crc, 4);
 }
 
 static void encode_header(unsigned char *h, uint64_t uuid)
@@ -34,8 +43,7 @@ static void encode_header(unsigned char *h, uint64_t uuid)
     memcpy(h + 8, &v, 4);
     memcpy(h + 12, &z, 4);
     memcpy(h + 16, &uuid, 8);
-    uint32_t crc = svdb__crc32c(0, h, 28);
-    memcpy(h + 28, &crc, 4);
+    encode_crc(h);
 }
 
 static int set_path(svdb_wal *w, const char *path)
@@ -64,6 +72,7 @@ int svdb__wal_create(svdb_wal *w, const char *path, uint64_t uuid)
         return rc;
     }
     w->end = SVDB_WAL_HEADER_BYTES;
+    w->version = WAL_VERSION;
     return SVDB_OK;
 }
 
@@ -87,11 +96,14 @@ int svdb__wal_open(svdb_wal *w, const char *path, uint64_t uuid)
         memcpy(&version, h + 8, 4);
         if (memcmp(h, wal_magic, 8) != 0 || svdb__crc32c(0, h, 28) != load32(h + 28))
             rc = svdb__fail(SVDB_ECORRUPT, "log %s has a damaged header", path);
-        else if (version != WAL_VERSION)
-            rc = svdb__fail(SVDB_EVERSION, "log %s has format version %u; this library reads %u", path, version,
-                            WAL_VERSION);
-        else if (memcmp(h, want, sizeof h) != 0)
+        else if (version < WAL_OLDEST || version > WAL_VERSION)
+            rc = svdb__fail(SVDB_EVERSION, "log %s has format version %u; this library reads %u to %u", path, version,
+                            WAL_OLDEST, WAL_VERSION);
+        else if (memcmp(h + 16, want + 16, 8) != 0)
             rc = svdb__fail(SVDB_ECORRUPT, "log %s belongs to another collection", path);
+        else if (memcmp(h + 12, want + 12, 4) != 0 || memcmp(h + 24, want + 24, 4) != 0)
+            rc = svdb__fail(SVDB_ECORRUPT, "log %s has a damaged header", path);
+        w->version = version;
     }
     if (rc != SVDB_OK) {
         svdb__wal_close(w);

@@ -16,6 +16,7 @@ typedef struct svdb_wal {
     uint64_t end; /* offset where the next record goes */
     uint64_t uuid;
     char *path;
+    uint32_t version; /* of the file: 2 pads payloads to 4 bytes, 1 does not */
     /* Read-only maps of the file from offset 0, each twice the last: a
      * pointer into one stays valid until svdb__wal_unview. */
     void *views[SVDB_WAL_MAX_VIEWS];

@@ -56,7 +56,7 @@ for writer in c python; do
   done
 done
 for writer in c python; do
-  for index in hnsw hnsw-bg; do
+  for index in hnsw hnsw-bg hnsw-int8; do
     python3 tests/crash/crash_harness.py --writer "$writer" --c-writer build/svdb_crash_writer --index "$index" \
       --durability persist --rounds "${SVDB_CRASH_ROUNDS:-40}"
   done

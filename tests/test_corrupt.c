@@ -588,7 +588,7 @@ static void test_corrupt__wal_bad_records(void **state)
     free(other);
     /* A newer log format version. */
     memcpy(b, f->wal_bytes, f->wal_len);
-    patch32(b, 8, 2);
+    patch32(b, 8, 3);
     uint32_t crc = svdb__crc32c(0, b, 28);
     memcpy(b + 28, &crc, 4);
     put_files(f, f->snap_bytes, f->snap_len, b, f->wal_len);

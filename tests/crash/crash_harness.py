@@ -69,9 +69,11 @@ def python_writer(path: str, log: str, durability: str, seed: int, first_op: int
 
     def open_db() -> "pysvdb.SvDBPython":
         # "hnsw-bg": HNSW with background indexing, so kills land while rows wait to be linked
+        # "hnsw-int8": compact storage, whose originals are read from the mapped log and snapshot
         return pysvdb.SvDBPython(path, dim=DIM, durability=durability,  # type: ignore[arg-type]
-                                 index="hnsw" if index == "hnsw-bg" else index,  # type: ignore[arg-type]
-                                 background_indexing=index == "hnsw-bg")
+                                 index="hnsw" if index.startswith("hnsw") else index,  # type: ignore[arg-type]
+                                 background_indexing=index == "hnsw-bg",
+                                 storage="int8" if index == "hnsw-int8" else None)
 
     db = open_db()
     ver: Dict[int, int] = {}
@@ -237,7 +239,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--durability", choices=["persist", "sync"], default="persist")
     ap.add_argument("--writer", choices=["c", "python"], default="c")
-    ap.add_argument("--index", choices=["flat", "hnsw", "hnsw-bg"], default="flat")
+    ap.add_argument("--index", choices=["flat", "hnsw", "hnsw-bg", "hnsw-int8"], default="flat")
     ap.add_argument("--c-writer", default="build/svdb_crash_writer")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")

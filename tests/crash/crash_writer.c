@@ -50,6 +50,8 @@ int main(int argc, char **argv)
     o.durability = sync ? SVDB_DURABILITY_SYNC : SVDB_DURABILITY_PERSIST;
     o.index = argc == 9 && strncmp(argv[8], "hnsw", 4) == 0 ? SVDB_INDEX_HNSW : SVDB_INDEX_FLAT;
     o.background_indexing = argc == 9 && strcmp(argv[8], "hnsw-bg") == 0;
+    /* "hnsw-int8": compact storage, whose originals are read from the mapped log and snapshot */
+    o.storage = argc == 9 && strcmp(argv[8], "hnsw-int8") == 0 ? SVDB_STORAGE_INT8 : SVDB_STORAGE_DEFAULT;
     svdb *db;
     if (svdb_open(&db, dir, &o) != SVDB_OK) {
         fprintf(stderr, "writer: open: %s\n", svdb_errmsg());
