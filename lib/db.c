@@ -284,9 +284,10 @@ static void unfix_dim(svdb *db, int dim_fixed)
     if (!dim_fixed) return;
     svdb__rw_wrlock(&db->ix, &db->rw);
     if (db->store.n_slots == 0) {
-        int metric = db->store.metric;
+        int metric = db->store.metric, storage = db->store.storage;
         svdb__store_free(&db->store);
         svdb__store_init(&db->store, 0, metric);
+        svdb__store_set_storage(&db->store, storage, db->kern);
     }
     pthread_rwlock_unlock(&db->rw);
 }

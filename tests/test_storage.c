@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "distance.h"
 #include "helpers.h"
 #include "quant.h"
@@ -489,6 +490,50 @@ static void test_storage__option_errors(void **state)
     free(dir);
 }
 
+/* A first add that fails after fixing the dimension leaves an empty
+ * collection, still with its storage. */
+static void test_storage__failed_first_add_keeps_storage(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("storage-firstadd");
+    svdb *db;
+    ASSERT_OK(open_with(&db, dir, SVDB_INDEX_HNSW, SVDB_STORAGE_INT8, 0));
+    const char *ids[2] = {"a", "b"};
+    float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    /* fail each allocation of the first add in turn: a failure before the
+     * rows are logged leaves the collection empty, without a dimension, and
+     * still int8; one after (linking the graph) leaves them logged and the
+     * handle refusing writes until reopened */
+    int failures = 0, st, rc = SVDB_ENOMEM;
+    for (long n = 1; n < 500; n++) {
+        svdb__alloc_fail_after(n);
+        rc = svdb_add_batch(db, 2, ids, v, 4, NULL);
+        svdb__alloc_fail_after(0);
+        if (rc == SVDB_OK) break;
+        assert_int_equal(rc, SVDB_ENOMEM);
+        failures++;
+        uint32_t d;
+        size_t count;
+        ASSERT_OK(svdb_dim(db, &d));
+        ASSERT_OK(svdb_count(db, &count));
+        ASSERT_OK(svdb_storage_type(db, &st));
+        assert_int_equal(st, SVDB_STORAGE_INT8);
+        if (count) break; /* logged */
+        assert_int_equal(d, 0);
+    }
+    assert_true(failures >= 3);
+    ASSERT_OK(svdb_close(db));
+    ASSERT_OK(open_with(&db, dir, SVDB_INDEX_DEFAULT, SVDB_STORAGE_DEFAULT, 0));
+    ASSERT_OK(svdb_storage_type(db, &st));
+    assert_int_equal(st, SVDB_STORAGE_INT8);
+    float got[4];
+    ASSERT_OK(svdb_get(db, "b", got, 4, NULL));
+    assert_memory_equal(got, v + 4, sizeof got);
+    ASSERT_OK(svdb_close(db));
+    th_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_storage__exact_paths_and_background),
         cmocka_unit_test(test_storage__cosine_and_ip),
         cmocka_unit_test(test_storage__option_errors),
+        cmocka_unit_test(test_storage__failed_first_add_keeps_storage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
