@@ -4,8 +4,10 @@
 #include "svdb.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 size_t svdb__code_bytes(int storage, uint32_t dim)
 {
@@ -164,7 +166,10 @@ static int has_f16c(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
+    /* clang's __builtin_cpu_supports does not know "f16c": CPUID leaf 1, ECX bit 29 */
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
 #else
     return 0;
 #endif
