@@ -207,22 +207,6 @@ static inline qref node_ref(const svdb_store *s, uint32_t slot)
     return q;
 }
 
-/* A node as the query of node-to-node distances (neighbour selection and
- * repair). With compact storage its code is decoded into `buf` (NODE_BUF
- * floats), which stays in memory, instead of reading its original from the
- * mapped files at a random place; both sides of the distance are then codes,
- * as the walk sees them. */
-#define NODE_BUF 1024
-static inline qref node_ref_buf(const svdb_store *s, uint32_t slot, float *buf)
-{
-    qref q = node_ref(s, slot);
-    if (s->ck && s->dim <= NODE_BUF) {
-        svdb__code_decode(s->storage, svdb__graph_row(s, slot), s->dim, buf);
-        q.v = buf;
-    }
-    return q;
-}
-
 /* ------------------------------------------------------------ heaps of pairs */
 
 /* Binary heaps of pairs: MIN_HEAP for candidates (nearest on top), and a
@@ -488,10 +472,9 @@ static int by_dist(const void *a, const void *b)
 static size_t select_neighbors(const svdb_store *s, const svdb_kernels *k, pair *c, size_t n, size_t m, uint32_t *out)
 {
     size_t kept = 0;
-    float buf[NODE_BUF];
     for (size_t i = 0; i < n && kept < m; i++) {
         int good = 1;
-        qref ci = node_ref_buf(s, c[i].id, buf);
+        qref ci = node_ref(s, c[i].id);
         for (size_t j = 0; j < kept && good; j++)
             if (dist(s, k, ci, out[j]) < c[i].d) good = 0;
         if (good) out[kept++] = c[i].id;
@@ -526,8 +509,7 @@ static int add_link_unlocked(svdb_hnsw *h, const svdb_store *s, const svdb_kerne
     pair c[2 * 64 + 1];
     pair *cands = cap + 1 <= sizeof c / sizeof c[0] ? c : svdb__malloc((cap + 1) * sizeof *cands);
     if (!cands) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
-    float buf[NODE_BUF];
-    qref base = node_ref_buf(s, to, buf);
+    qref base = node_ref(s, to);
     size_t n = 0;
     for (uint32_t i = 1; i <= ln[0]; i++)
         if (on_level(h, ln[i], l)) cands[n++] = (pair){dist(s, k, base, ln[i]), ln[i]};
@@ -737,8 +719,7 @@ static void repair(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uin
     const uint32_t *ld = links(h, d, l);
     pair c[4 * 64 + 2];
     size_t n = 0;
-    float buf[NODE_BUF];
-    qref base = node_ref_buf(s, u, buf);
+    qref base = node_ref(s, u);
     for (uint32_t i = 1; i <= lu[0] && n < sizeof c / sizeof c[0]; i++)
         if (on_level(h, lu[i], l)) c[n++] = (pair){dist(s, k, base, lu[i]), lu[i]};
     for (uint32_t i = 1; i <= ld[0] && n < sizeof c / sizeof c[0]; i++) {
