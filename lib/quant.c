@@ -100,50 +100,26 @@ void svdb__code_decode(int storage, const void *code, uint32_t dim, float *x)
 
 static void f16_l2(const float *q, const float *const *rows, size_t n, size_t dim, float *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        const uint16_t *h = (const uint16_t *)(const void *)rows[i];
-        float s = 0.0f;
-        for (size_t d = 0; d < dim; d++) {
-            float t = q[d] - svdb__f16_to_f32(h[d]);
-            s += t * t;
-        }
-        out[i] = s;
-    }
+    for (size_t i = 0; i < n; i++) out[i] = svdb__f16_l2_from(q, (const uint16_t *)(const void *)rows[i], 0, dim, 0.0f);
 }
 
 static void f16_dot(const float *q, const float *const *rows, size_t n, size_t dim, float *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        const uint16_t *h = (const uint16_t *)(const void *)rows[i];
-        float s = 0.0f;
-        for (size_t d = 0; d < dim; d++) s += q[d] * svdb__f16_to_f32(h[d]);
-        out[i] = s;
-    }
+    for (size_t i = 0; i < n; i++) out[i] = svdb__f16_dot_from(q, (const uint16_t *)(const void *)rows[i], 0, dim, 0.0f);
 }
 
 static void i8_l2(const float *q, const float *const *rows, size_t n, size_t dim, float *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        const unsigned char *c = (const unsigned char *)rows[i] + 8;
-        float lo = rows[i][0], step = rows[i][1], s = 0.0f;
-        for (size_t d = 0; d < dim; d++) {
-            float t = q[d] - (lo + step * (float)c[d]);
-            s += t * t;
-        }
-        out[i] = s;
-    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = svdb__i8_l2_from(q, (const unsigned char *)rows[i] + 8, rows[i][0], rows[i][1], 0, dim, 0.0f);
 }
 
 static void i8_dot(const float *q, const float *const *rows, size_t n, size_t dim, float *out)
 {
     float qs = 0.0f;
     for (size_t d = 0; d < dim; d++) qs += q[d];
-    for (size_t i = 0; i < n; i++) {
-        const unsigned char *c = (const unsigned char *)rows[i] + 8;
-        float s = 0.0f;
-        for (size_t d = 0; d < dim; d++) s += q[d] * (float)c[d];
-        out[i] = rows[i][0] * qs + rows[i][1] * s;
-    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = rows[i][0] * qs + rows[i][1] * svdb__i8_dot_from(q, (const unsigned char *)rows[i] + 8, 0, dim, 0.0f);
 }
 
 static const svdb_code_kernels scalar_f16 = {"scalar", f16_l2, f16_dot};

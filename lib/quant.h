@@ -45,4 +45,35 @@ const svdb_code_kernels *svdb__code_kernels_avx2(int storage);
 uint16_t svdb__f32_to_f16(float f);
 float svdb__f16_to_f32(uint16_t h);
 
+/* Scalar sums over components [d, dim) of one code row, added to s: the
+ * portable kernels use them for whole rows, the SIMD ones for their tails. */
+static inline float svdb__f16_l2_from(const float *q, const uint16_t *h, size_t d, size_t dim, float s)
+{
+    for (; d < dim; d++) {
+        float t = q[d] - svdb__f16_to_f32(h[d]);
+        s += t * t;
+    }
+    return s;
+}
+static inline float svdb__f16_dot_from(const float *q, const uint16_t *h, size_t d, size_t dim, float s)
+{
+    for (; d < dim; d++) s += q[d] * svdb__f16_to_f32(h[d]);
+    return s;
+}
+static inline float svdb__i8_l2_from(const float *q, const unsigned char *c, float lo, float step, size_t d,
+                                     size_t dim, float s)
+{
+    for (; d < dim; d++) {
+        float t = q[d] - (lo + step * (float)c[d]);
+        s += t * t;
+    }
+    return s;
+}
+/* The sum of q[d] * c[d]; the row's dot product is lo * sum(q) + step * this. */
+static inline float svdb__i8_dot_from(const float *q, const unsigned char *c, size_t d, size_t dim, float s)
+{
+    for (; d < dim; d++) s += q[d] * (float)c[d];
+    return s;
+}
+
 #endif

@@ -38,12 +38,7 @@ static void f16_l2(const float *q, const float *const *rows, size_t n, size_t di
             __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(q + d), load_h8(h + d));
             a0 = _mm256_fmadd_ps(t0, t0, a0);
         }
-        float s = hsum256(_mm256_add_ps(a0, a1));
-        for (; d < dim; d++) {
-            float t = q[d] - svdb__f16_to_f32(h[d]);
-            s += t * t;
-        }
-        out[i] = s;
+        out[i] = svdb__f16_l2_from(q, h, d, dim, hsum256(_mm256_add_ps(a0, a1)));
     }
 }
 
@@ -58,9 +53,7 @@ static void f16_dot(const float *q, const float *const *rows, size_t n, size_t d
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), load_h8(h + d + 8), a1);
         }
         for (; d + 8 <= dim; d += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), load_h8(h + d), a0);
-        float s = hsum256(_mm256_add_ps(a0, a1));
-        for (; d < dim; d++) s += q[d] * svdb__f16_to_f32(h[d]);
-        out[i] = s;
+        out[i] = svdb__f16_dot_from(q, h, d, dim, hsum256(_mm256_add_ps(a0, a1)));
     }
 }
 
@@ -82,12 +75,7 @@ static void i8_l2(const float *q, const float *const *rows, size_t n, size_t dim
             __m256 t0 = _mm256_sub_ps(_mm256_loadu_ps(q + d), _mm256_fmadd_ps(vst, load_b8(c + d), vlo));
             a0 = _mm256_fmadd_ps(t0, t0, a0);
         }
-        float s = hsum256(_mm256_add_ps(a0, a1));
-        for (; d < dim; d++) {
-            float t = q[d] - (lo + step * (float)c[d]);
-            s += t * t;
-        }
-        out[i] = s;
+        out[i] = svdb__i8_l2_from(q, c, lo, step, d, dim, hsum256(_mm256_add_ps(a0, a1)));
     }
 }
 
@@ -104,9 +92,7 @@ static void i8_dot(const float *q, const float *const *rows, size_t n, size_t di
             a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), load_b8(c + d + 8), a1);
         }
         for (; d + 8 <= dim; d += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), load_b8(c + d), a0);
-        float s = hsum256(_mm256_add_ps(a0, a1));
-        for (; d < dim; d++) s += q[d] * (float)c[d];
-        out[i] = rows[i][0] * qs + rows[i][1] * s;
+        out[i] = rows[i][0] * qs + rows[i][1] * svdb__i8_dot_from(q, c, d, dim, hsum256(_mm256_add_ps(a0, a1)));
     }
 }
 

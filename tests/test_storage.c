@@ -185,6 +185,16 @@ static void add_rows(svdb *db, const float *v, size_t from, size_t to, uint32_t 
     }
 }
 
+/* The model of add_rows(db, base, from, to, dim). */
+static void model_put_range(th_model *m, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "%zu", i);
+        th_model_put(m, id, base + i * dim, NULL);
+    }
+}
+
 static float l2(const float *a, const float *b, size_t d)
 {
     double s = 0;
@@ -271,11 +281,7 @@ static void test_storage__originals_survive_checkpoint_and_reopen(void **state)
         th_model_init(&m, (uint32_t)dim);
         ASSERT_OK(open_with(&db, dir, SVDB_INDEX_HNSW, storages[si], 0));
         add_rows(db, base, 0, 1500, (uint32_t)dim);
-        for (size_t i = 0; i < 1500; i++) {
-            char id[24];
-            snprintf(id, sizeof id, "%zu", i);
-            th_model_put(&m, id, base + i * dim, NULL);
-        }
+        model_put_range(&m, 0, 1500);
         assert_true(th_check_db(db, &m, 1)); /* originals in the log */
         ASSERT_OK(svdb_persist(db));
         assert_true(th_check_db(db, &m, 1)); /* moved to the snapshot */
@@ -290,11 +296,7 @@ static void test_storage__originals_survive_checkpoint_and_reopen(void **state)
         th_model_put(&m, "10", base + 2000 * dim, NULL);
         th_model_put(&m, "new-row", base + 2001 * dim, NULL);
         add_rows(db, base, 1500, 2500, (uint32_t)dim);
-        for (size_t i = 1500; i < 2500; i++) {
-            char id[24];
-            snprintf(id, sizeof id, "%zu", i);
-            th_model_put(&m, id, base + i * dim, NULL);
-        }
+        model_put_range(&m, 1500, 2500);
         assert_true(th_check_db(db, &m, 1)); /* snapshot and log together */
         /* the exact re-rank finds an upserted row at distance 0 */
         svdb_hit *h;
@@ -316,11 +318,7 @@ static void test_storage__originals_survive_checkpoint_and_reopen(void **state)
         ASSERT_OK(svdb_delete(db, 1, del2, &nd));
         th_model_del(&m, "5");
         add_rows(db, base, 2500, 2600, (uint32_t)dim);
-        for (size_t i = 2500; i < 2600; i++) {
-            char id[24];
-            snprintf(id, sizeof id, "%zu", i);
-            th_model_put(&m, id, base + i * dim, NULL);
-        }
+        model_put_range(&m, 2500, 2600);
         /* a copy of the files as they are now (what a crash would leave):
          * the snapshot plus a log to replay */
         char *copy = th_tmpdir("storage-copy"), cmd[2048];
