@@ -58,6 +58,16 @@ struct svdb {
     unsigned build_threads; /* HNSW linking of large batches */
     int background;         /* HNSW rows are linked by the indexer thread */
     svdb_indexer ix;        /* its queue (empty unless background) */
+    /* The check of a large snapshot's vectors and links, which open leaves
+     * to a thread of its own (see svdb__snapshot_load and svdb_verify). */
+    svdb_snap_check *check;
+    pthread_mutex_t check_mu; /* joining the thread */
+    pthread_t check_tid;
+    int check_running;        /* started and not joined */
+    int check_stop;           /* atomic: close asks the thread to stop */
+    int check_failed;         /* atomic: the check found damage (or could not read) */
+    int check_rc;
+    char check_msg[512];
 };
 
 const char *svdb_version(void) { return "0.1.0"; }
@@ -103,7 +113,7 @@ static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 static void on_fork_child(void) { fork_generation++; }
 static void watch_forks(void) { pthread_atfork(NULL, NULL, on_fork_child); }
 
-static int check_db(const svdb *db)
+static int check_handle(const svdb *db)
 {
     svdb__clear_error();
     SVDB_FAIL_IF(!db, SVDB_EMISUSE, "database handle is NULL");
@@ -111,6 +121,50 @@ static int check_db(const svdb *db)
     SVDB_FAIL_IF(db->fork_gen != fork_generation, SVDB_EMISUSE,
                  "database handle was opened by another process (used after fork)");
     return SVDB_OK;
+}
+
+/* A handle whose snapshot turned out damaged after open answers nothing more. */
+static int check_db(const svdb *db)
+{
+    SVDB_TRY(check_handle(db));
+    if (__atomic_load_n(&db->check_failed, __ATOMIC_ACQUIRE)) return svdb__fail(db->check_rc, "%s", db->check_msg);
+    return SVDB_OK;
+}
+
+static void *check_main(void *arg)
+{
+    svdb *db = arg;
+    int rc = svdb__snapshot_check(db->check, &db->check_stop);
+    if (rc != SVDB_OK && rc != -1) {
+        snprintf(db->check_msg, sizeof db->check_msg, "%s (found by the check that runs after open)", svdb_errmsg());
+        db->check_rc = rc;
+        __atomic_store_n(&db->check_failed, 1, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+/* Starts the deferred check; without a thread it runs here and now. */
+static int check_start(svdb *db)
+{
+    if (!db->check) return SVDB_OK;
+    if (pthread_create(&db->check_tid, NULL, check_main, db) == 0) {
+        db->check_running = 1;
+        return SVDB_OK;
+    }
+    check_main(db);
+    return check_db(db);
+}
+
+/* Waits for the deferred check; its verdict. */
+static int check_wait(svdb *db)
+{
+    pthread_mutex_lock(&db->check_mu);
+    if (db->check_running) {
+        pthread_join(db->check_tid, NULL);
+        db->check_running = 0;
+    }
+    pthread_mutex_unlock(&db->check_mu);
+    return check_db(db);
 }
 
 /* ---------------------------------------------------------------- opening */
@@ -425,7 +479,7 @@ static int create_collection(svdb *db, const svdb_open_options *o)
     svdb__free(walp);
     if (rc == SVDB_OK) {
         svdb_snap_info info = snap_info(db, 0);
-        rc = svdb__snapshot_write(db->dir, &db->store, db->graph, &info);
+        rc = svdb__snapshot_write(db->dir, &db->store, db->graph, &info, NULL);
     }
     db->next_lsn = 1;
     return rc;
@@ -460,7 +514,7 @@ static int link_loaded(svdb *db)
 static int load_collection(svdb *db, const svdb_open_options *o, const char *snap)
 {
     svdb_snap_info info;
-    SVDB_TRY(svdb__snapshot_load(snap, &db->store, &db->graph, &info, db->kern));
+    SVDB_TRY(svdb__snapshot_load(snap, &db->store, &db->graph, &info, db->kern, &db->check));
     if (open_storage(o) && open_storage(o) != info.storage)
         return svdb__fail(SVDB_EMISMATCH, "collection %s uses %s storage, not %s", db->dir, storage_name(info.storage),
                           storage_name(open_storage(o)));
@@ -497,6 +551,12 @@ static int load_collection(svdb *db, const svdb_open_options *o, const char *sna
 static void destroy(svdb *db)
 {
     db->magic = DB_DEAD;
+    if (db->check_running) {
+        __atomic_store_n(&db->check_stop, 1, __ATOMIC_RELEASE);
+        pthread_join(db->check_tid, NULL);
+    }
+    svdb__snapshot_check_free(db->check);
+    pthread_mutex_destroy(&db->check_mu);
     svdb__indexer_free(&db->ix); /* stops the thread before what it links goes */
     svdb__wal_close(&db->wal);
     svdb__hnsw_free(db->graph);
@@ -534,6 +594,7 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     db->background = o->background_indexing != 0;
     svdb__indexer_init(&db->ix);
     pthread_mutex_init(&db->write_mu, NULL);
+    pthread_mutex_init(&db->check_mu, NULL);
     pthread_rwlockattr_t attr;
     pthread_rwlockattr_init(&attr);
     /* Without this, a steady stream of searches could starve writers. */
@@ -565,6 +626,7 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     if (db->index != SVDB_INDEX_HNSW) db->background = 0; /* a flat index has nothing to link */
     if (rc == SVDB_OK && db->background)
         rc = svdb__indexer_start(&db->ix, &db->rw, &db->store, db->graph, db->kern, db->build_threads);
+    if (rc == SVDB_OK) rc = check_start(db);
     if (rc != SVDB_OK) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", svdb_errmsg());
@@ -576,33 +638,32 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     return SVDB_OK;
 }
 
-/* Points compact storage's originals into the snapshot just written (rows in
- * insertion order), then drops the old maps. The caller holds write_mu, so
- * rows cannot change between the write and this. */
-static int remap_originals(svdb *db)
+/* Points the store (f32 chunks, compact originals) and the graph's level-0
+ * chunks into the snapshot just written, then drops the old snapshot map and
+ * the log maps: memory the file now holds is given back, and the old file's
+ * space is freed. The caller holds write_mu, so rows cannot change between
+ * the write and this; the background indexer may have linked rows since,
+ * and then the graph's chunks are copied out of the old map instead. */
+static int remap_snapshot(svdb *db, uint64_t graph_gen, const uint32_t *to_row)
 {
-    svdb_store *s = &db->store;
-    uint32_t *order = NULL;
-    void *map = NULL;
-    size_t len = 0;
-    uint64_t off = 0;
-    int rc = s->n_live ? svdb__store_order(s, &order) : SVDB_OK;
-    if (rc == SVDB_OK && s->n_live) rc = svdb__snapshot_map(db->dir, &map, &len, &off);
-    if (rc != SVDB_OK) {
-        svdb__free(order);
-        return rc;
+    svdb_snap_map sm;
+    SVDB_TRY(svdb__snapshot_map(db->dir, &sm));
+    int rc = SVDB_OK;
+    svdb__rw_wrlock(&db->ix, &db->rw); /* no search or indexer reads a row meanwhile */
+    if (db->graph && !to_row && svdb__hnsw_generation(db->graph) == graph_gen)
+        svdb__hnsw_remap(db->graph, (const uint32_t *)(const void *)((const unsigned char *)sm.map + sm.l0_offset),
+                         sm.rows, sm.map, sm.len);
+    else if (db->graph)
+        rc = svdb__hnsw_unmap(db->graph);
+    /* Packed rows are not slots: chunks leave the old map for memory. */
+    if (rc == SVDB_OK && to_row) rc = svdb__store_unmap(&db->store);
+    if (rc == SVDB_OK) {
+        svdb__store_remap(&db->store, sm.map, sm.len, sm.vec_offset, sm.rows, to_row);
+        svdb__wal_unview(&db->wal);
     }
-    svdb__rw_wrlock(&db->ix, &db->rw); /* no search or indexer reads an original meanwhile */
-    if (s->n_live) {
-        svdb__store_remap(s, map, len, off, order);
-    } else if (s->snap_map) {
-        munmap(s->snap_map, s->snap_map_len);
-        s->snap_map = NULL;
-    }
-    svdb__wal_unview(&db->wal);
     pthread_rwlock_unlock(&db->rw);
-    svdb__free(order);
-    return SVDB_OK;
+    if (rc != SVDB_OK) munmap(sm.map, sm.len);
+    return rc;
 }
 
 /* Checkpoint; the caller holds write_mu. */
@@ -610,16 +671,22 @@ static int checkpoint(svdb *db)
 {
     SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir);
     if (db->next_lsn - 1 == db->snap_lsn) return SVDB_OK; /* nothing new since the last snapshot */
+    /* A new snapshot copies the rows of the old one: they must be sound. */
+    SVDB_TRY(check_wait(db));
     svdb_snap_info info = snap_info(db, db->next_lsn - 1);
     svdb__rw_rdlock(&db->ix, &db->rw); /* searches go on; writers wait on write_mu */
-    int rc = svdb__snapshot_write(db->dir, &db->store, db->graph, &info);
+    uint64_t gen = db->graph ? svdb__hnsw_generation(db->graph) : 0;
+    uint32_t *to_row = NULL;
+    int rc = svdb__snapshot_write(db->dir, &db->store, db->graph, &info, &to_row);
     pthread_rwlock_unlock(&db->rw);
     if (rc != SVDB_OK) return rc;
     db->snap_lsn = info.last_lsn;
-    /* Compact storage: the originals move from the log and the old snapshot
-     * to the new one before the log may be cut. If that fails they stay
-     * where they are, valid, and the log stays too (replay skips it). */
-    if (svdb__store_compact(&db->store)) SVDB_TRY(remap_originals(db));
+    /* Rows move to the new snapshot's map before the log may be cut (a
+     * compact store reads originals from the log's map). If that fails they
+     * stay where they are, valid, and the log stays too (replay skips it). */
+    rc = remap_snapshot(db, gen, to_row);
+    svdb__free(to_row);
+    SVDB_TRY(rc);
     /* The snapshot is durable and replay skips the records it holds, so a
      * failed cut of the log loses nothing and the handle stays writable; the
      * error still tells the caller the checkpoint did not finish. */
@@ -635,11 +702,17 @@ int svdb_persist(svdb *db)
     return rc;
 }
 
+int svdb_verify(svdb *db)
+{
+    SVDB_TRY(check_handle(db));
+    return check_wait(db);
+}
+
 int svdb_close(svdb *db)
 {
     svdb__clear_error();
     if (!db) return SVDB_OK;
-    SVDB_TRY(check_db(db));
+    SVDB_TRY(check_handle(db)); /* a damaged collection's handle is closed too */
     int rc = SVDB_OK;
     svdb__indexer_stop(&db->ix); /* rows still queued are saved unlinked and queued again at open */
     if (!db->poisoned) {

@@ -8,6 +8,9 @@
 
 #include <math.h>
 #include <pthread.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +48,11 @@ struct svdb_hnsw {
     uint8_t *level;
     uint32_t **l0;     /* chunks of blocks of (m0 + 1): count, then ids */
     size_t n_l0, cap_l0, l0_first; /* chunks allocated, table size, nodes in chunk 0 */
+    /* Level-0 chunks may point into a map of the snapshot (format 2 stores
+     * them as these blocks): those are not freed here; the store owns the map. */
+    const char *map_lo;
+    size_t map_len;
+    uint64_t gen; /* bumped by every insert and removal (atomic) */
     uint32_t **upper;  /* per slot: level blocks of (m + 1) */
     uint32_t entry;
     int max_level;     /* -1 when empty */
@@ -81,6 +89,11 @@ static void searcher_free(searcher *s)
     svdb__free(s);
 }
 
+static int l0_mapped(const svdb_hnsw *h, const uint32_t *c)
+{
+    return h->map_lo && (const char *)c >= h->map_lo && (const char *)c < h->map_lo + h->map_len;
+}
+
 void svdb__hnsw_free(svdb_hnsw *h)
 {
     if (!h) return;
@@ -88,7 +101,8 @@ void svdb__hnsw_free(svdb_hnsw *h)
     for (size_t i = 0; i < h->n_pool; i++) searcher_free(h->pool[i]);
     svdb__free(h->pool);
     svdb__free(h->upper);
-    for (size_t i = 0; i < h->n_l0; i++) svdb__free(h->l0[i]);
+    for (size_t i = 0; i < h->n_l0; i++)
+        if (!l0_mapped(h, h->l0[i])) svdb__free(h->l0[i]);
     svdb__free(h->l0);
     svdb__free(h->level);
     pthread_mutex_destroy(&h->pool_mu);
@@ -620,6 +634,7 @@ static int insert_or_undo(svdb_hnsw *h, const svdb_store *s, const svdb_kernels 
 
 int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot)
 {
+    __atomic_add_fetch(&h->gen, 1, __ATOMIC_RELAXED);
     SVDB_TRY(svdb__hnsw_reserve(h, (size_t)slot + 1));
     return insert_or_undo(h, s, k, slot);
 }
@@ -670,6 +685,7 @@ int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *s, const svdb_kernels
                            unsigned threads, const int *yield, size_t *done)
 {
     *done = 0;
+    __atomic_add_fetch(&h->gen, 1, __ATOMIC_RELAXED);
     size_t max_slot = 0;
     for (size_t i = 0; i < n; i++)
         if (slots[i] > max_slot) max_slot = slots[i];
@@ -738,6 +754,7 @@ static void repair(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uin
 void svdb__hnsw_remove(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot)
 {
     if (slot >= h->cap || h->level[slot] == SVDB_HNSW_NO_LEVEL) return;
+    __atomic_add_fetch(&h->gen, 1, __ATOMIC_RELAXED);
     int L = h->level[slot];
     for (int l = 0; l <= L; l++) {
         const uint32_t *ld = links(h, slot, l);
@@ -896,4 +913,194 @@ int svdb__hnsw_decode(svdb_hnsw *h, const unsigned char *p, size_t len, size_t n
     h->max_level = max_seen;
     return SVDB_OK;
 #undef NEED
+}
+
+/* ------------------------------------------------ snapshot format 2 */
+
+uint64_t svdb__hnsw_generation(const svdb_hnsw *h) { return __atomic_load_n(&h->gen, __ATOMIC_RELAXED); }
+size_t svdb__hnsw_l0_block_bytes(const svdb_hnsw *h) { return (size_t)(h->m0 + 1) * sizeof(uint32_t); }
+
+#define ROW(slot) (to_row ? to_row[slot] : (slot))
+#define SLOT(row) (order ? order[row] : (uint32_t)(row))
+
+void svdb__hnsw_l0_block(const svdb_hnsw *h, uint32_t slot, const uint32_t *to_row, uint32_t *out)
+{
+    memset(out, 0, svdb__hnsw_l0_block_bytes(h));
+    if (slot >= h->cap || h->level[slot] == SVDB_HNSW_NO_LEVEL) return;
+    const uint32_t *ln = links(h, slot, 0);
+    uint32_t n = 0;
+    for (uint32_t j = 1; j <= ln[0]; j++)
+        if (on_level(h, ln[j], 0)) out[1 + n++] = ROW(ln[j]);
+    out[0] = n;
+}
+
+size_t svdb__hnsw_upper_size(const svdb_hnsw *h, const uint32_t *order, size_t n_rows)
+{
+    size_t bytes = 8 + n_rows;
+    for (size_t i = 0; i < n_rows; i++) {
+        uint32_t slot = SLOT(i);
+        int L = slot < h->cap ? h->level[slot] : SVDB_HNSW_NO_LEVEL;
+        if (L == SVDB_HNSW_NO_LEVEL) continue;
+        for (int l = 1; l <= L; l++) {
+            const uint32_t *ln = links(h, slot, l);
+            bytes += 4;
+            for (uint32_t j = 1; j <= ln[0]; j++) bytes += on_level(h, ln[j], l) ? 4 : 0;
+        }
+    }
+    return bytes;
+}
+
+void svdb__hnsw_upper_encode(const svdb_hnsw *h, const uint32_t *order, const uint32_t *to_row, size_t n_rows,
+                             unsigned char *p)
+{
+    p = put32(p, h->entry == UINT32_MAX ? UINT32_MAX : ROW(h->entry));
+    p = put32(p, (uint32_t)h->max_level);
+    for (size_t i = 0; i < n_rows; i++) *p++ = SLOT(i) < h->cap ? h->level[SLOT(i)] : SVDB_HNSW_NO_LEVEL;
+    for (size_t i = 0; i < n_rows; i++) {
+        uint32_t slot = SLOT(i);
+        int L = slot < h->cap ? h->level[slot] : SVDB_HNSW_NO_LEVEL;
+        if (L == SVDB_HNSW_NO_LEVEL) continue;
+        for (int l = 1; l <= L; l++) {
+            const uint32_t *ln = links(h, slot, l);
+            uint32_t live = 0;
+            for (uint32_t j = 1; j <= ln[0]; j++) live += (uint32_t)on_level(h, ln[j], l);
+            p = put32(p, live);
+            for (uint32_t j = 1; j <= ln[0]; j++)
+                if (on_level(h, ln[j], l)) p = put32(p, ROW(ln[j]));
+        }
+    }
+}
+#undef ROW
+#undef SLOT
+
+/* Level-0 blocks are sound: counts within m0, none for a row out of the
+ * graph, and every entry (unused ones are written as 0) below n. Tens of
+ * millions of links for a million rows: 4 lanes at a time where SSE2 is
+ * (signed lanes with the sign bit flipped: it has no unsigned compare). */
+static int l0_blocks_valid(const uint32_t *blocks, size_t n, uint32_t m0, const uint8_t *lv)
+{
+    uint32_t bad = 0;
+#ifdef __SSE2__
+    const __m128i flip = _mm_set1_epi32(INT32_MIN);
+    const __m128i lim = _mm_set1_epi32((int32_t)(((uint32_t)n - 1) ^ 0x80000000u)); /* x > n - 1: bad */
+    __m128i over = _mm_setzero_si128();
+#endif
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t *b = blocks + i * (m0 + 1);
+        bad |= (uint32_t)(b[0] > m0) | (uint32_t)(lv[i] == SVDB_HNSW_NO_LEVEL && b[0] != 0);
+        uint32_t j = 1;
+#ifdef __SSE2__
+        for (; j + 4 <= m0 + 1; j += 4) {
+            __m128i x = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(const void *)(b + j)), flip);
+            over = _mm_or_si128(over, _mm_cmpgt_epi32(x, lim));
+        }
+#endif
+        for (; j <= m0; j++) bad |= (uint32_t)(b[j] >= n);
+    }
+#ifdef __SSE2__
+    bad |= (uint32_t)(_mm_movemask_epi8(over) != 0);
+#endif
+    return !bad;
+}
+
+/* Points level-0 chunks that rows [0, n_rows) fill completely at `blocks`;
+ * the rest keep (a copy of) their blocks in memory. */
+static void l0_point(svdb_hnsw *h, const uint32_t *blocks, size_t n_rows)
+{
+    size_t bw = h->m0 + 1;
+    for (size_t c = 0; c < h->n_l0 && (c + 1) * L0_CHUNK <= n_rows; c++) {
+        if (!l0_mapped(h, h->l0[c])) svdb__free(h->l0[c]);
+        h->l0[c] = (uint32_t *)(uintptr_t)(blocks + c * L0_CHUNK * bw); /* written only through a private map */
+    }
+}
+
+int svdb__hnsw_load_mapped(svdb_hnsw *h, const unsigned char *p, size_t len, const uint32_t *blocks, size_t n,
+                           const void *map, size_t map_len)
+{
+    const unsigned char *end = p + len;
+    SVDB_TRY(svdb__hnsw_reserve(h, n ? n : 1));
+    if ((size_t)(end - p) < 8 + n) return svdb__fail(SVDB_ECORRUPT, "graph section is truncated");
+    uint32_t entry, maxl;
+    memcpy(&entry, p, 4);
+    memcpy(&maxl, p + 4, 4);
+    p += 8;
+    const unsigned char *lv = p;
+    p += n;
+    /* Level-0 blocks: at most m0 links, each to an existing row; a row out
+     * of the graph has none. Links to rows missing from level 0 are stale
+     * links, which every walk skips, as after a delete. */
+    if (!l0_blocks_valid(blocks, n, h->m0, lv))
+        return svdb__fail(SVDB_ECORRUPT, "level-0 links out of range (too many, or past the last row)");
+    int max_seen = -1;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t L = lv[i];
+        if (L == SVDB_HNSW_NO_LEVEL) continue;
+        if (L > MAX_LEVEL) return svdb__fail(SVDB_ECORRUPT, "graph level out of range");
+        if ((int)L > max_seen) max_seen = L;
+        h->level[i] = L;
+        if (L == 0) continue;
+        if (!(h->upper[i] = svdb__calloc((size_t)L * (h->p.m + 1), sizeof(uint32_t))))
+            return svdb__fail(SVDB_ENOMEM, "out of memory loading the graph");
+        for (int l = 1; l <= L; l++) {
+            uint32_t cnt;
+            if ((size_t)(end - p) < 4) return svdb__fail(SVDB_ECORRUPT, "graph section is truncated");
+            memcpy(&cnt, p, 4);
+            p += 4;
+            if (cnt > h->p.m) return svdb__fail(SVDB_ECORRUPT, "graph node has too many links");
+            if ((size_t)(end - p) < (size_t)cnt * 4) return svdb__fail(SVDB_ECORRUPT, "graph section is truncated");
+            uint32_t *ln = links(h, (uint32_t)i, l);
+            ln[0] = cnt;
+            memcpy(ln + 1, p, (size_t)cnt * 4);
+            p += (size_t)cnt * 4;
+            for (uint32_t j = 1; j <= cnt; j++)
+                if (ln[j] >= n || lv[ln[j]] == SVDB_HNSW_NO_LEVEL || lv[ln[j]] < l)
+                    return svdb__fail(SVDB_ECORRUPT, "graph link points to a node missing from its level");
+        }
+    }
+    if (p != end) return svdb__fail(SVDB_ECORRUPT, "trailing bytes in the graph section");
+    if ((int)maxl != max_seen || (max_seen >= 0 && (entry >= n || lv[entry] != maxl)) ||
+        (max_seen < 0 && entry != UINT32_MAX))
+        return svdb__fail(SVDB_ECORRUPT, "graph entry point is inconsistent");
+    /* Chunks the rows fill are the map itself; a partial last one is copied. */
+    h->map_lo = map;
+    h->map_len = map_len;
+    l0_point(h, blocks, n);
+    for (size_t c = 0; c < h->n_l0 && c * L0_CHUNK < n; c++) {
+        if (l0_mapped(h, h->l0[c])) continue;
+        size_t rows = n - c * L0_CHUNK < L0_CHUNK ? n - c * L0_CHUNK : L0_CHUNK;
+        memcpy(h->l0[c], blocks + c * L0_CHUNK * (h->m0 + 1), rows * (h->m0 + 1) * sizeof(uint32_t));
+    }
+    h->entry = entry;
+    h->max_level = max_seen;
+    return SVDB_OK;
+}
+
+void svdb__hnsw_remap(svdb_hnsw *h, const uint32_t *blocks, size_t n_rows, const void *map, size_t map_len)
+{
+    l0_point(h, blocks, n_rows); /* frees the heap chunks now in the map */
+    h->map_lo = map;
+    h->map_len = map_len;
+}
+
+int svdb__hnsw_unmap(svdb_hnsw *h)
+{
+    size_t bytes = L0_CHUNK * (h->m0 + 1) * sizeof(uint32_t);
+    uint32_t **copies = svdb__calloc(h->n_l0 ? h->n_l0 : 1, sizeof *copies);
+    int rc = copies ? SVDB_OK : svdb__fail(SVDB_ENOMEM, "out of memory copying the graph");
+    for (size_t c = 0; rc == SVDB_OK && c < h->n_l0; c++) {
+        if (!l0_mapped(h, h->l0[c])) continue;
+        if (!(copies[c] = svdb__malloc(bytes))) rc = svdb__fail(SVDB_ENOMEM, "out of memory copying the graph");
+    }
+    for (size_t c = 0; c < h->n_l0 && copies; c++) {
+        if (!copies[c]) continue;
+        if (rc == SVDB_OK) {
+            memcpy(copies[c], h->l0[c], bytes);
+            h->l0[c] = copies[c];
+        } else {
+            svdb__free(copies[c]);
+        }
+    }
+    svdb__free(copies);
+    if (rc == SVDB_OK) h->map_lo = NULL, h->map_len = 0;
+    return rc;
 }

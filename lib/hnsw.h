@@ -60,4 +60,32 @@ void svdb__hnsw_encode(const svdb_hnsw *h, const uint32_t *order, size_t n, cons
 int svdb__hnsw_decode(svdb_hnsw *h, const unsigned char *p, size_t len, size_t n);
 uint8_t svdb__hnsw_level_of(const svdb_hnsw *h, uint32_t slot);
 
+/* Snapshot format 2: links are row numbers; row i is slot order[i] and
+ * slot s is row to_row[s] (both NULL: row i is slot i, the usual case, in
+ * which a snapshot keeps every slot in place). Level 0 is stored as fixed
+ * blocks of (2m + 1) u32, the count then the links, exactly as the graph
+ * keeps them in memory, so a load points its chunks into the snapshot's
+ * map; the upper levels are encoded. */
+size_t svdb__hnsw_l0_block_bytes(const svdb_hnsw *h);
+/* Slot's level-0 block with stale links dropped (zeros: not in the graph). */
+void svdb__hnsw_l0_block(const svdb_hnsw *h, uint32_t slot, const uint32_t *to_row, uint32_t *out);
+/* u32 entry, u32 top level, a u8 level per row, then per row with level
+ * >= 1, for each level 1..level: u32 count, count links. */
+size_t svdb__hnsw_upper_size(const svdb_hnsw *h, const uint32_t *order, size_t n_rows);
+void svdb__hnsw_upper_encode(const svdb_hnsw *h, const uint32_t *order, const uint32_t *to_row, size_t n_rows,
+                             unsigned char *out);
+/* Loads a graph of n rows from its upper-level encoding and level-0 blocks
+ * that lie in a private map [map, map + map_len) owned by the caller and
+ * outliving the graph; SVDB_ECORRUPT on any inconsistency. */
+int svdb__hnsw_load_mapped(svdb_hnsw *h, const unsigned char *upper, size_t len, const uint32_t *blocks, size_t n,
+                           const void *map, size_t map_len);
+/* Changes with every insert and removal. */
+uint64_t svdb__hnsw_generation(const svdb_hnsw *h);
+/* After a checkpoint wrote this very graph with n_rows level-0 blocks at
+ * `blocks` in a new map: chunks point there. The old map may then go. */
+void svdb__hnsw_remap(svdb_hnsw *h, const uint32_t *blocks, size_t n_rows, const void *map, size_t map_len);
+/* Copies the chunks that point into a map to memory, so the map may go;
+ * on failure nothing changed. */
+int svdb__hnsw_unmap(svdb_hnsw *h);
+
 #endif

@@ -6,13 +6,25 @@
 
 #include <string.h>
 
-/* FNV-1a over the bytes, then the murmur3 finalizer: sequential ids such as
- * "doc1", "doc2" differ in one byte, and the finalizer spreads that over all
- * 64 bits so they do not cluster in neighbouring buckets. */
+/* Eight bytes at a time, each word multiplied in, then the murmur3
+ * finalizer: sequential ids such as "doc1", "doc2" differ in one byte, and
+ * the finalizer spreads that over all 64 bits so they do not cluster in
+ * neighbouring buckets. Not stored anywhere, so free to change. */
 uint64_t svdb__hash(const char *s, size_t len)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < len; i++) h = (h ^ (unsigned char)s[i]) * 0x100000001b3ull;
+    uint64_t h = 0xcbf29ce484222325ull ^ (uint64_t)len;
+    for (; len >= 8; s += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 32;
+    }
+    if (len) {
+        uint64_t w = 0;
+        for (size_t i = 0; i < len; i++) w |= (uint64_t)(unsigned char)s[i] << (8 * i);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 32;
+    }
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
@@ -91,6 +103,22 @@ void svdb__idmap_insert(svdb_idmap *m, const char *key, size_t len, uint32_t slo
 {
     place(m, svdb__hash(key, len), slot);
     m->n++;
+}
+
+uint32_t svdb__idmap_insert_unique(svdb_idmap *m, uint64_t hash, uint32_t slot, svdb_key_fn kf, const void *ctx)
+{
+    uint8_t t = svdb__idmap_tag(hash);
+    size_t i = (size_t)hash & (m->cap - 1);
+    for (; m->slot[i] != SVDB_NO_SLOT; i = (i + 1) & (m->cap - 1)) {
+        if (m->tag[i] != t) continue;
+        size_t klen, len;
+        const char *k = kf(ctx, m->slot[i], &klen), *key = kf(ctx, slot, &len);
+        if (klen == len && memcmp(k, key, len) == 0) return m->slot[i];
+    }
+    m->slot[i] = slot;
+    m->tag[i] = t;
+    m->n++;
+    return SVDB_NO_SLOT;
 }
 
 void svdb__idmap_remove(svdb_idmap *m, const char *key, size_t len, svdb_key_fn kf, const void *ctx)

@@ -31,6 +31,17 @@ int svdb__idmap_reserve(svdb_idmap *m, size_t extra, svdb_key_fn kf, const void 
 uint32_t svdb__idmap_find(const svdb_idmap *m, const char *key, size_t len, svdb_key_fn kf, const void *ctx);
 /* Inserts a key known to be absent; capacity must have been reserved. */
 void svdb__idmap_insert(svdb_idmap *m, const char *key, size_t len, uint32_t slot);
+/* Bulk loading: the bucket a hash starts at, fetched ahead of an insert. */
+static inline void svdb__idmap_prefetch(const svdb_idmap *m, uint64_t hash)
+{
+    size_t i = (size_t)hash & (m->cap - 1);
+    __builtin_prefetch(&m->slot[i], 1);
+    __builtin_prefetch(&m->tag[i], 1);
+}
+/* Inserts `slot`, whose key (fetched through kf only when needed) has the
+ * given hash, unless the key is present (capacity reserved); returns
+ * SVDB_NO_SLOT when inserted, else the slot holding the key. */
+uint32_t svdb__idmap_insert_unique(svdb_idmap *m, uint64_t hash, uint32_t slot, svdb_key_fn kf, const void *ctx);
 void svdb__idmap_remove(svdb_idmap *m, const char *key, size_t len, svdb_key_fn kf, const void *ctx);
 
 /* Ids are non-empty valid UTF-8 without NUL, at most SVDB_MAX_ID_BYTES. */

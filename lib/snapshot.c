@@ -1,13 +1,19 @@
-/* Snapshot file format (little-endian; docs/format.md has the full layout):
- *   header (4096 bytes, 128 used): magic "SVDBSNAP", u32 version, u32 header
- *     bytes, u64 uuid, u64 last_lsn, u64 next_seq, u64 count, u32 dim,
+/* Snapshot file format (little-endian; docs/format.md has the full layout).
+ * Format 2, written here:
+ *   header (4096 bytes): magic "SVDBSNAP", u32 version, u32 header bytes,
+ *     u64 uuid, u64 last_lsn, u64 next_seq, u64 count (slots), u32 dim,
  *     u32 metric, u64 vec_offset, u64 vec_bytes, u64 rec_offset, u64 rec_bytes,
  *     u32 vec_crc, u32 rec_crc, u32 index, u32 hnsw_m, u32 ef_construction,
  *     u32 ef_search, u64 graph_bytes, u32 graph_crc, u32 crc32c(bytes 0..123);
- *     then u64 seed, zeros, u32 crc32c(bytes 128..251)
- *   vectors: count * dim f32 at a page-aligned offset, rows in insertion order
- *   records: per row u64 seq, u32 id_len, u32 meta_len (0xFFFFFFFF = none), id, meta
- *   graph (HNSW only): see svdb__hnsw_encode, links as row numbers */
+ *     then u64 seed, u32 storage, u32 l0_crc, u64 l0_offset, u64 l0_bytes,
+ *     u64 live, zeros, u32 crc32c(bytes 128..251)
+ *   vectors: count * dim f32 at a page-aligned offset, slot i at row i
+ *   level-0 links (HNSW): count blocks of (2m + 1) u32, the graph's own layout
+ *   records: per slot u64 seq, u32 id_len (0: free), u32 meta_len
+ *     (0xFFFFFFFF = none), id, meta
+ *   graph (HNSW): see svdb__hnsw_upper_encode
+ * Format 1 (still read): live rows only, in insertion order, no link
+ * section; the graph encoded by svdb__hnsw_encode with row numbers. */
 #include "snapshot.h"
 
 #include "alloc.h"
@@ -20,12 +26,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SNAP_VERSION 1
+#define SNAP_VERSION 2 /* written; 1 is still read */
 #define SNAP_NAME "snapshot.svdb"
 #define SNAP_TMP "snapshot.svdb.tmp"
 static const char snap_magic[8] = {'S', 'V', 'D', 'B', 'S', 'N', 'A', 'P'};
@@ -40,6 +51,10 @@ typedef struct snap_header {
     uint32_t graph_crc;
     uint64_t seed;
     uint32_t storage; /* 0 in files from before the field: f32 */
+    uint32_t version;
+    /* format 2: level-0 link blocks (HNSW), and the rows in use */
+    uint32_t l0_crc;
+    uint64_t l0_offset, l0_bytes, live;
 } snap_header;
 
 static void encode_header(unsigned char *h, const snap_header *x)
@@ -71,6 +86,10 @@ static void encode_header(unsigned char *h, const snap_header *x)
     memcpy(h + 124, &crc, 4);
     memcpy(h + 128, &x->seed, 8);
     memcpy(h + 136, &x->storage, 4);
+    memcpy(h + 140, &x->l0_crc, 4);
+    memcpy(h + 144, &x->l0_offset, 8);
+    memcpy(h + 152, &x->l0_bytes, 8);
+    memcpy(h + 160, &x->live, 8);
     crc = svdb__crc32c(0, h + 128, 124);
     memcpy(h + 252, &crc, 4);
 }
@@ -109,66 +128,98 @@ static int emit(writer *w, const void *p, size_t n)
     return SVDB_OK;
 }
 
-static int write_graph(writer *w, const svdb_store *s, const svdb_hnsw *g, const uint32_t *order, snap_header *h)
+/* Format 2: every slot in place, a free one as zeros and an empty record,
+ * so that a load maps the vectors and level-0 links instead of reading
+ * them, and a checkpoint can point a running store at the new file. Once
+ * more than a quarter of the slots are free the live rows are written
+ * packed instead (order/to_row), so that deletes give disk space back. */
+static int write_body(writer *w, const svdb_store *s, const svdb_hnsw *g, const uint32_t *order,
+                      const uint32_t *to_row, snap_header *h)
 {
-    size_t bytes = svdb__hnsw_encoded_size(g, order, s->n_live);
-    uint32_t *inv = svdb__malloc((s->n_slots ? s->n_slots : 1) * sizeof *inv);
-    unsigned char *buf = svdb__malloc(bytes);
-    int rc = (!inv || !buf) ? svdb__fail(SVDB_ENOMEM, "out of memory writing the graph") : SVDB_OK;
-    if (rc == SVDB_OK) {
-        for (size_t i = 0; i < s->n_live; i++) inv[order[i]] = (uint32_t)i;
-        svdb__hnsw_encode(g, order, s->n_live, inv, buf);
-        w->crc = 0;
-        rc = emit(w, buf, bytes);
-        if (rc == SVDB_OK) rc = flush(w);
-        h->graph_crc = w->crc;
-        h->graph_bytes = bytes;
-    }
-    svdb__free(inv);
-    svdb__free(buf);
-    return rc;
-}
-
-static int write_body(writer *w, const svdb_store *s, const svdb_hnsw *g, const uint32_t *order, snap_header *h)
-{
+    size_t rows = order ? s->n_live : s->n_slots;
+    size_t row_bytes = (size_t)s->dim * sizeof(float), bw = g ? svdb__hnsw_l0_block_bytes(g) : 0;
+    size_t upper = g ? svdb__hnsw_upper_size(g, order, rows) : 0;
+    size_t scratch_bytes = row_bytes > bw ? row_bytes : bw;
+    scratch_bytes = scratch_bytes > upper ? scratch_bytes : upper;
+    /* zeros: a free slot's vector; then a level-0 block; then the upper levels */
+    unsigned char *scratch = svdb__calloc(1, scratch_bytes + 1);
+    if (!scratch) return svdb__fail(SVDB_ENOMEM, "out of memory writing a snapshot");
+    int rc = SVDB_OK;
+    h->count = rows;
+    h->live = s->n_live;
     h->vec_offset = SVDB_SNAPSHOT_HEADER_BYTES;
     w->off = h->vec_offset;
     w->crc = 0;
-    for (size_t i = 0; i < s->n_live; i++) SVDB_TRY(emit(w, svdb__vec(s, order[i]), (size_t)s->dim * sizeof(float)));
-    SVDB_TRY(flush(w));
+#define SLOT(i) (order ? order[i] : (uint32_t)(i))
+    for (size_t i = 0; i < rows && rc == SVDB_OK; i++)
+        rc = emit(w, svdb__row_live(svdb__row(s, SLOT(i))) ? (const void *)svdb__vec(s, SLOT(i)) : scratch, row_bytes);
+    if (rc == SVDB_OK) rc = flush(w);
     h->vec_crc = w->crc;
     h->vec_bytes = w->off - h->vec_offset;
+    h->l0_offset = w->off;
+    w->crc = 0;
+    for (size_t i = 0; g && i < rows && rc == SVDB_OK; i++) {
+        svdb__hnsw_l0_block(g, SLOT(i), to_row, (uint32_t *)(void *)scratch);
+        rc = emit(w, scratch, bw);
+    }
+    if (rc == SVDB_OK) rc = flush(w);
+    h->l0_crc = w->crc;
+    h->l0_bytes = w->off - h->l0_offset;
     h->rec_offset = w->off;
     w->crc = 0;
-    for (size_t i = 0; i < s->n_live; i++) {
-        const svdb_row *r = svdb__row(s, order[i]);
+    for (size_t i = 0; i < rows && rc == SVDB_OK; i++) {
+        const svdb_row *r = svdb__row(s, SLOT(i));
+        uint64_t seq = svdb__row_live(r) ? r->seq : 0;
         uint32_t mlen = r->meta_len ? r->meta_len : SVDB_NO_META;
-        SVDB_TRY(emit(w, &r->seq, 8));
-        SVDB_TRY(emit(w, &r->id_len, 4));
-        SVDB_TRY(emit(w, &mlen, 4));
-        SVDB_TRY(emit(w, svdb__row_id(r), r->id_len));
-        if (r->meta_len) SVDB_TRY(emit(w, svdb__row_meta(r), r->meta_len));
+        rc = emit(w, &seq, 8);
+        if (rc == SVDB_OK) rc = emit(w, &r->id_len, 4);
+        if (rc == SVDB_OK) rc = emit(w, &mlen, 4);
+        if (rc == SVDB_OK && r->id_len) rc = emit(w, svdb__row_id(r), r->id_len);
+        if (rc == SVDB_OK && r->meta_len) rc = emit(w, svdb__row_meta(r), r->meta_len);
     }
-    SVDB_TRY(flush(w));
+    if (rc == SVDB_OK) rc = flush(w);
     h->rec_crc = w->crc;
     h->rec_bytes = w->off - h->rec_offset;
-    if (g) SVDB_TRY(write_graph(w, s, g, order, h));
-    unsigned char *hb = svdb__malloc(SVDB_SNAPSHOT_HEADER_BYTES);
-    if (!hb) return svdb__fail(SVDB_ENOMEM, "out of memory writing a snapshot");
-    encode_header(hb, h);
-    int rc = svdb__pwrite_all(w->fd, hb, SVDB_SNAPSHOT_HEADER_BYTES, 0, w->path);
-    svdb__free(hb);
+    if (g && rc == SVDB_OK) {
+        svdb__hnsw_upper_encode(g, order, to_row, rows, scratch);
+        w->crc = 0;
+        rc = emit(w, scratch, upper);
+        if (rc == SVDB_OK) rc = flush(w);
+        h->graph_crc = w->crc;
+        h->graph_bytes = upper;
+    }
+    if (rc == SVDB_OK) {
+        unsigned char *hb = svdb__malloc(SVDB_SNAPSHOT_HEADER_BYTES);
+        if (!hb) rc = svdb__fail(SVDB_ENOMEM, "out of memory writing a snapshot");
+        if (rc == SVDB_OK) {
+            encode_header(hb, h);
+            rc = svdb__pwrite_all(w->fd, hb, SVDB_SNAPSHOT_HEADER_BYTES, 0, w->path);
+        }
+        svdb__free(hb);
+    }
+#undef SLOT
+    svdb__free(scratch);
     if (rc == SVDB_OK) rc = svdb__fsync(w->fd, w->path);
     return rc;
 }
 
-int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info)
+int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info,
+                         uint32_t **to_row_out)
 {
     char *tmp = svdb__path_join(dir, SNAP_TMP), *final = svdb__path_join(dir, SNAP_NAME);
-    uint32_t *order = NULL;
     writer w = {-1, tmp, NULL, 0, (size_t)1 << 20, 0, 0};
+    uint32_t *order = NULL, *to_row = NULL;
+    if (to_row_out) *to_row_out = NULL;
     int rc = (!tmp || !final) ? svdb__fail(SVDB_ENOMEM, "out of memory") : SVDB_OK;
-    if (rc == SVDB_OK) rc = svdb__store_order(s, &order);
+    if (rc == SVDB_OK && s->n_free * 4 > s->n_slots) {
+        order = svdb__malloc((s->n_live ? s->n_live : 1) * sizeof *order);
+        to_row = svdb__malloc(s->n_slots * sizeof *to_row);
+        if (!order || !to_row) rc = svdb__fail(SVDB_ENOMEM, "out of memory writing a snapshot");
+        for (size_t slot = 0, n = 0; rc == SVDB_OK && slot < s->n_slots; slot++) {
+            to_row[slot] = svdb__row_live(svdb__row(s, slot)) ? (uint32_t)n : UINT32_MAX;
+            if (to_row[slot] != UINT32_MAX) order[n++] = (uint32_t)slot;
+        }
+    }
     if (rc == SVDB_OK && !(w.buf = svdb__malloc(w.cap))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
     if (rc == SVDB_OK) {
         w.fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -188,7 +239,7 @@ int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *
         h.ef_search = info->hnsw.ef_search;
         h.seed = info->hnsw.seed;
         h.storage = (uint32_t)s->storage;
-        rc = write_body(&w, s, g, order, &h);
+        rc = write_body(&w, s, g, order, to_row, &h);
     }
     if (w.fd >= 0) close(w.fd);
     if (rc == SVDB_OK) rc = svdb__rename(tmp, final);
@@ -196,6 +247,8 @@ int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *
     else if (tmp) unlink(tmp); /* the old snapshot stays in place */
     svdb__free(w.buf);
     svdb__free(order);
+    if (rc == SVDB_OK && to_row_out) *to_row_out = to_row;
+    else svdb__free(to_row);
     svdb__free(tmp);
     svdb__free(final);
     return rc;
@@ -221,9 +274,10 @@ static int check_header(const char *path, const unsigned char *b, uint64_t size,
 {
     if (memcmp(b, snap_magic, 8) != 0) return bad(path, "not an svdb snapshot (bad magic)");
     if (get32(b + 124) != svdb__crc32c(0, b, 124)) return bad(path, "header checksum mismatch");
-    if (get32(b + 8) != SNAP_VERSION)
-        return svdb__fail(SVDB_EVERSION, "snapshot %s has format version %u; this library reads %u", path,
-                          get32(b + 8), SNAP_VERSION);
+    h->version = get32(b + 8);
+    if (h->version != 1 && h->version != SNAP_VERSION)
+        return svdb__fail(SVDB_EVERSION, "snapshot %s has format version %u; this library reads 1 to %u", path,
+                          h->version, SNAP_VERSION);
     if (get32(b + 12) != SVDB_SNAPSHOT_HEADER_BYTES) return bad(path, "unexpected header size");
     h->uuid = get64(b + 16);
     h->last_lsn = get64(b + 24);
@@ -257,14 +311,32 @@ static int check_header(const char *path, const unsigned char *b, uint64_t size,
     if (h->dim > SVDB_MAX_DIM) return bad(path, "dimension out of range");
     if (h->metric < SVDB_METRIC_L2 || h->metric > SVDB_METRIC_IP) return bad(path, "unknown metric");
     if (h->count && !h->dim) return bad(path, "rows without a dimension");
-    if (h->count > UINT32_MAX - 1 || h->count > size / 17) return bad(path, "row count does not fit the file");
+    /* Format 1 holds live rows only; format 2 every slot, a free one in 16 bytes. */
+    uint64_t min_rec = h->version == 1 ? 17 : 16;
+    if (h->count > UINT32_MAX - 1 || h->count > size / min_rec) return bad(path, "row count does not fit the file");
     if (h->vec_offset != SVDB_SNAPSHOT_HEADER_BYTES) return bad(path, "unexpected vector offset");
     if (h->vec_bytes != h->count * h->dim * 4) return bad(path, "vector section size does not match count and dim");
-    if (h->rec_offset != h->vec_offset + h->vec_bytes || h->rec_offset > size || h->rec_bytes > size - h->rec_offset ||
+    if (h->version == 1) {
+        h->live = h->count;
+        h->l0_offset = h->vec_offset + h->vec_bytes;
+        h->l0_bytes = 0;
+    } else {
+        h->l0_crc = get32(b + 140);
+        h->l0_offset = get64(b + 144);
+        h->l0_bytes = get64(b + 152);
+        h->live = get64(b + 160);
+        uint64_t l0 = h->index == SVDB_INDEX_HNSW ? h->count * (2 * (uint64_t)h->m + 1) * 4 : 0;
+        if (h->l0_offset != h->vec_offset + h->vec_bytes || h->l0_bytes != l0)
+            return bad(path, "link section does not match count and M");
+        if (h->live > h->count) return bad(path, "more rows in use than rows");
+        if (h->index == SVDB_INDEX_HNSW && h->graph_bytes < 8 + h->count)
+            return bad(path, "graph section too small for the row count");
+    }
+    if (h->rec_offset != h->l0_offset + h->l0_bytes || h->rec_offset > size || h->rec_bytes > size - h->rec_offset ||
         h->graph_bytes != size - h->rec_offset - h->rec_bytes)
         return bad(path, "section sizes do not match the file size");
-    if (h->rec_bytes < h->count * 17) return bad(path, "record section too small for the row count");
-    if (h->next_seq < h->count) return bad(path, "sequence counter behind the row count");
+    if (h->rec_bytes < h->count * min_rec) return bad(path, "record section too small for the row count");
+    if (h->next_seq < h->live) return bad(path, "sequence counter behind the row count");
     return SVDB_OK;
 }
 
@@ -360,7 +432,234 @@ static int load_body(int fd, const char *path, svdb_store *s, const snap_header 
     return rc;
 }
 
-int svdb__snapshot_map(const char *dir, void **map, size_t *len, uint64_t *vec_offset)
+/* ------------------------------------------------------------ format 2 */
+
+size_t svdb__snapshot_defer_bytes = (size_t)64 << 20;
+
+/* Parses every record: rows go to their slots, and each live one's slot and
+ * id hash to hs (at most h->live of them). */
+static int load_records(const char *path, svdb_store *s, const snap_header *h, const unsigned char *rec,
+                        const float *vecs, svdb_hashed_slot *hs, uint64_t *pos_out, uint64_t *live_out)
+{
+    uint64_t pos = 0, live = 0;
+    s->n_slots = (size_t)h->count; /* so a failure part way frees the rows loaded */
+    for (uint64_t i = 0; i < h->count; i++) {
+        if (h->rec_bytes - pos < 16) return bad(path, "record section truncated");
+        uint64_t seq = get64(rec + pos);
+        uint32_t idlen = get32(rec + pos + 8), mlen = get32(rec + pos + 12);
+        pos += 16;
+        if (idlen == 0) {
+            if (seq != 0 || mlen != SVDB_NO_META) return bad(path, "free slot with a sequence number or metadata");
+            svdb__store_load_free(s, (uint32_t)i);
+            continue;
+        }
+        if (live == h->live) return bad(path, "rows in use do not match the header");
+        if (seq >= h->next_seq) return bad(path, "row sequence number beyond the counter");
+        if (idlen > SVDB_MAX_ID_BYTES || idlen > h->rec_bytes - pos) return bad(path, "id length out of range");
+        const char *id = (const char *)rec + pos;
+        pos += idlen;
+        if (svdb__utf8_check(id, idlen) != SVDB_OK) return bad(path, "id is not valid UTF-8");
+        const char *meta = NULL;
+        if (mlen != SVDB_NO_META) {
+            if (mlen > SVDB_MAX_METADATA_BYTES || mlen > h->rec_bytes - pos) return bad(path, "metadata length out of range");
+            meta = (const char *)rec + pos;
+            pos += mlen;
+            if (svdb__meta_check(meta, mlen, (size_t)i) != SVDB_OK) return bad(path, "metadata is not a JSON object");
+        }
+        char *blob;
+        if (svdb__row_pack(id, idlen, meta, meta ? mlen : 0, &blob) != SVDB_OK)
+            return svdb__fail(SVDB_ENOMEM, "out of memory loading %s", path);
+        svdb__store_load_row(s, (uint32_t)i, blob, id, idlen, meta ? mlen : 0, seq, vecs + i * h->dim);
+        hs[live].hash = svdb__hash(id, idlen);
+        hs[live].slot = (uint32_t)i;
+        live++;
+    }
+    if (live != h->live) return bad(path, "rows in use do not match the header");
+    *pos_out = pos;
+    *live_out = live;
+    return SVDB_OK;
+}
+
+/* Rows in slot order: a free slot is seq 0, id length 0, no metadata. */
+static int load_rows_v2(const char *path, svdb_store *s, const snap_header *h, const unsigned char *map)
+{
+    const unsigned char *rec = map + h->rec_offset;
+    const float *vecs = (const float *)(const void *)(map + h->vec_offset);
+    uint64_t pos = 0, live = 0;
+    svdb_hashed_slot *hs = svdb__malloc((h->live ? (size_t)h->live : 1) * sizeof *hs);
+    if (!hs) return svdb__fail(SVDB_ENOMEM, "out of memory loading %s", path);
+    int rc = load_records(path, s, h, rec, vecs, hs, &pos, &live);
+    if (rc == SVDB_OK && pos != h->rec_bytes) rc = bad(path, "trailing bytes in the record section");
+    if (rc == SVDB_OK && svdb__store_load_finish(s, (size_t)h->count, hs, (size_t)live) != SVDB_NO_SLOT)
+        rc = bad(path, "duplicate id");
+    svdb__free(hs);
+    s->next_seq = h->next_seq;
+    return rc;
+}
+
+struct svdb_snap_check {
+    int fd;
+    char *path;
+    uint64_t vec_offset, vec_bytes, l0_offset, l0_bytes;
+    uint32_t vec_crc, l0_crc;
+};
+
+void svdb__snapshot_check_free(svdb_snap_check *c)
+{
+    if (!c) return;
+    if (c->fd >= 0) close(c->fd);
+    svdb__free(c->path);
+    svdb__free(c);
+}
+
+/* Whether any of n floats is NaN or infinite (all exponent bits set). */
+static uint32_t any_nonfinite(const unsigned char *p, size_t n)
+{
+    uint32_t bad = 0;
+    size_t i = 0;
+#ifdef __SSE2__
+    const __m128i ex = _mm_set1_epi32(0x7f800000);
+    __m128i acc = _mm_setzero_si128();
+    for (; i + 4 <= n; i += 4) {
+        __m128i x = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(p + 4 * i)), ex);
+        acc = _mm_or_si128(acc, _mm_cmpeq_epi32(x, ex));
+    }
+    bad = (uint32_t)(_mm_movemask_epi8(acc) != 0);
+#endif
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, p + 4 * i, 4);
+        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad;
+}
+
+/* CRC of [off, off + len) of the file, read a block at a time; with
+ * `finite`, also whether every 4-byte float in it is finite. */
+static int crc_range(const svdb_snap_check *c, uint64_t off, uint64_t len, int finite, uint32_t *crc_out,
+                     const int *stop, unsigned char *buf, size_t cap)
+{
+    uint32_t crc = 0, nonfinite = 0;
+    while (len) {
+        if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE)) return -1;
+        size_t take = len < cap ? (size_t)len : cap;
+        SVDB_TRY(svdb__pread_all(c->fd, buf, take, off, c->path));
+        crc = svdb__crc32c(crc, buf, take);
+        if (finite) nonfinite |= any_nonfinite(buf, take / 4);
+        off += take;
+        len -= take;
+    }
+    if (nonfinite) return bad(c->path, "vector holds NaN or Inf");
+    *crc_out = crc;
+    return SVDB_OK;
+}
+
+int svdb__snapshot_check(const svdb_snap_check *c, const int *stop)
+{
+    size_t cap = (size_t)1 << 20;
+    unsigned char *buf = svdb__malloc(cap);
+    if (!buf) return svdb__fail(SVDB_ENOMEM, "out of memory checking snapshot %s", c->path);
+    uint32_t crc = 0;
+    int rc = crc_range(c, c->vec_offset, c->vec_bytes, 1, &crc, stop, buf, cap);
+    if (rc == SVDB_OK && crc != c->vec_crc) rc = bad(c->path, "vector section checksum mismatch");
+    if (rc == SVDB_OK) rc = crc_range(c, c->l0_offset, c->l0_bytes, 0, &crc, stop, buf, cap);
+    if (rc == SVDB_OK && crc != c->l0_crc) rc = bad(c->path, "link section checksum mismatch");
+    svdb__free(buf);
+    return rc;
+}
+
+#define PARALLEL_LOAD_ROWS 65536
+
+typedef struct graph_job {
+    svdb_hnsw *g;
+    const unsigned char *upper;
+    size_t upper_len;
+    const uint32_t *blocks;
+    size_t n;
+    void *map;
+    size_t map_len;
+    int rc;
+    char msg[256];
+} graph_job;
+
+static void *graph_main(void *arg)
+{
+    graph_job *j = arg;
+    j->rc = svdb__hnsw_load_mapped(j->g, j->upper, j->upper_len, j->blocks, j->n, j->map, j->map_len);
+    if (j->rc != SVDB_OK) snprintf(j->msg, sizeof j->msg, "%s", svdb_errmsg()); /* the message is per thread */
+    return NULL;
+}
+
+static int load_v2(int fd, const char *path, svdb_store *s, svdb_hnsw **g, const snap_header *h, uint64_t size,
+                   const svdb_hnsw_params *hp, svdb_snap_check **deferred)
+{
+    /* Private and writable: a write to a row copies its page, the file
+     * stays as it is (it is only ever replaced, never written in place). */
+    void *m = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) return svdb__fail_errno(SVDB_ENOMEM, errno, "cannot map snapshot %s", path);
+    s->snap_map = m;
+    s->snap_map_len = (size_t)size;
+    const unsigned char *map = m;
+    SVDB_TRY(svdb__store_reserve(s, (size_t)h->count, (size_t)(h->count - h->live)));
+    svdb__store_map_vectors(s, (size_t)h->count, h->vec_offset);
+    if (svdb__crc32c(0, map + h->rec_offset, (size_t)h->rec_bytes) != h->rec_crc)
+        return bad(path, "record section checksum mismatch");
+    if (h->index == SVDB_INDEX_HNSW &&
+        svdb__crc32c(0, map + h->rec_offset + h->rec_bytes, (size_t)h->graph_bytes) != h->graph_crc)
+        return bad(path, "graph section checksum mismatch");
+    /* The graph loads on a second thread while this one reads the rows: a
+     * million rows take about as long for each. */
+    graph_job job = {NULL, map + h->rec_offset + h->rec_bytes, (size_t)h->graph_bytes,
+                     (const uint32_t *)(const void *)(map + h->l0_offset), (size_t)h->count, m, (size_t)size,
+                     SVDB_OK, ""};
+    pthread_t tid;
+    int threaded = 0;
+    if (h->index == SVDB_INDEX_HNSW) {
+        SVDB_TRY(svdb__hnsw_create(g, hp));
+        job.g = *g;
+        threaded = h->count >= PARALLEL_LOAD_ROWS && pthread_create(&tid, NULL, graph_main, &job) == 0;
+    }
+    int rc = load_rows_v2(path, s, h, map);
+    if (threaded) pthread_join(tid, NULL);
+    else if (h->index == SVDB_INDEX_HNSW && rc == SVDB_OK) graph_main(&job);
+    SVDB_TRY(rc);
+    if (job.rc != SVDB_OK)
+        return job.rc == SVDB_ENOMEM ? svdb__fail(SVDB_ENOMEM, "%s", job.msg)
+                                     : svdb__fail(SVDB_ECORRUPT, "snapshot %s is corrupt: %s", path, job.msg);
+    if (s->ck) madvise(m, (size_t)size, MADV_RANDOM); /* originals: a few rows at a time */
+    if (h->index == SVDB_INDEX_HNSW) {
+        /* Live rows must be in the graph or waiting for it; free slots never are. */
+        for (size_t i = 0; i < h->count; i++)
+            if (!svdb__row_live(svdb__row(s, i)) && svdb__hnsw_level_of(*g, (uint32_t)i) != SVDB_HNSW_NO_LEVEL)
+                return bad(path, "free slot in the graph");
+    }
+    /* The vectors and level-0 links are checked (checksums, finite values)
+     * from the file itself: now when small, else on the caller's thread
+     * after open returns, so a large collection opens without reading them. */
+    svdb_snap_check *c = svdb__calloc(1, sizeof *c);
+    if (!c) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    c->fd = dup(fd);
+    c->path = svdb__strndup(path, strlen(path));
+    c->vec_offset = h->vec_offset;
+    c->vec_bytes = h->vec_bytes;
+    c->vec_crc = h->vec_crc;
+    c->l0_offset = h->l0_offset;
+    c->l0_bytes = h->l0_bytes;
+    c->l0_crc = h->l0_crc;
+    if (c->fd < 0 || !c->path) {
+        svdb__snapshot_check_free(c);
+        return svdb__fail(SVDB_ENOMEM, "out of resources checking snapshot %s", path);
+    }
+    if (h->vec_bytes + h->l0_bytes >= svdb__snapshot_defer_bytes) {
+        *deferred = c;
+        return SVDB_OK;
+    }
+    rc = svdb__snapshot_check(c, NULL);
+    svdb__snapshot_check_free(c);
+    return rc;
+}
+
+int svdb__snapshot_map(const char *dir, svdb_snap_map *out)
 {
     char *path = svdb__path_join(dir, SNAP_NAME);
     if (!path) return svdb__fail(SVDB_ENOMEM, "out of memory");
@@ -369,14 +668,17 @@ int svdb__snapshot_map(const char *dir, void **map, size_t *len, uint64_t *vec_o
     struct stat st;
     if (rc == SVDB_OK && fstat(fd, &st) != 0) rc = svdb__fail_errno(SVDB_EIO, errno, "cannot stat %s", path);
     if (rc == SVDB_OK) {
-        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
         if (m == MAP_FAILED) {
             rc = svdb__fail_errno(SVDB_ENOMEM, errno, "cannot map snapshot %s", path);
         } else {
-            madvise(m, (size_t)st.st_size, MADV_RANDOM);
-            *map = m;
-            *len = (size_t)st.st_size;
-            *vec_offset = SVDB_SNAPSHOT_HEADER_BYTES;
+            /* written by this process a moment ago: the header is trusted */
+            const unsigned char *b = m;
+            out->map = m;
+            out->len = (size_t)st.st_size;
+            out->rows = (size_t)get64(b + 40);
+            out->vec_offset = get64(b + 56);
+            out->l0_offset = get64(b + 144);
         }
     }
     if (fd >= 0) close(fd);
@@ -384,9 +686,11 @@ int svdb__snapshot_map(const char *dir, void **map, size_t *len, uint64_t *vec_o
     return rc;
 }
 
-int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info, const svdb_kernels *k)
+int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info, const svdb_kernels *k,
+                        svdb_snap_check **deferred)
 {
     *g = NULL;
+    *deferred = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot open snapshot %s", path);
     struct stat st;
@@ -401,12 +705,18 @@ int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_sna
     if (rc == SVDB_OK) {
         svdb__store_init(s, h.dim, (int)h.metric);
         svdb__store_set_storage(s, (int)h.storage, k);
-        rc = load_body(fd, path, s, &h, (uint64_t)st.st_size);
-        if (rc == SVDB_OK && h.index == SVDB_INDEX_HNSW) {
-            rc = svdb__hnsw_create(g, &hp);
-            if (rc == SVDB_OK) rc = load_graph(fd, path, *g, &h);
+        if (h.version == 1) {
+            rc = load_body(fd, path, s, &h, (uint64_t)st.st_size);
+            if (rc == SVDB_OK && h.index == SVDB_INDEX_HNSW) {
+                rc = svdb__hnsw_create(g, &hp);
+                if (rc == SVDB_OK) rc = load_graph(fd, path, *g, &h);
+            }
+        } else {
+            rc = load_v2(fd, path, s, g, &h, (uint64_t)st.st_size, &hp, deferred);
         }
         if (rc != SVDB_OK) {
+            svdb__snapshot_check_free(*deferred);
+            *deferred = NULL;
             svdb__store_free(s);
             svdb__hnsw_free(*g);
             *g = NULL;

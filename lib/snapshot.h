@@ -19,15 +19,37 @@ typedef struct svdb_snap_info {
 } svdb_snap_info;
 
 /* Writes `s` (and its graph, for HNSW) to dir/snapshot.svdb through
- * dir/snapshot.svdb.tmp. */
-int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info);
+ * dir/snapshot.svdb.tmp. Slot i is written as row i, unless more than a
+ * quarter of the slots are free: then the live rows are packed, and
+ * *to_row (when to_row is not NULL) receives each slot's row
+ * (UINT32_MAX: free), for the caller to free; else it is set to NULL. */
+int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info,
+                         uint32_t **to_row);
 /* Loads dir/snapshot.svdb into a store initialised here, and for an HNSW
  * collection a graph created here (*g, else NULL). Both are left empty on
- * failure. With compact storage the store keeps the file mapped: its rows'
- * float32 originals stay there. `k` picks the code kernels. */
-int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info, const svdb_kernels *k);
-/* Maps a snapshot just written (compact storage), for svdb__store_remap;
- * *vec_offset is where its vectors start. */
-int svdb__snapshot_map(const char *dir, void **map, size_t *len, uint64_t *vec_offset);
+ * failure. A format-2 snapshot stays mapped (privately) by the store: its
+ * f32 vectors, a compact store's originals and the level-0 links are read
+ * in place. Its vectors and links are checked (checksums, finite values)
+ * before this returns when they are small; otherwise *deferred receives that
+ * check, for the caller to run (svdb__snapshot_check) and free. `k` picks
+ * the code kernels. */
+typedef struct svdb_snap_check svdb_snap_check;
+int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info, const svdb_kernels *k,
+                        svdb_snap_check **deferred);
+/* SVDB_OK, SVDB_ECORRUPT naming the damage, an I/O error, or -1 when *stop
+ * (read atomically; may be NULL) became nonzero first. */
+int svdb__snapshot_check(const svdb_snap_check *c, const int *stop);
+void svdb__snapshot_check_free(svdb_snap_check *c);
+/* Vectors plus links below this many bytes are checked at load (tests lower it). */
+extern size_t svdb__snapshot_defer_bytes;
+
+/* A snapshot just written, mapped privately for svdb__store_remap and
+ * svdb__hnsw_remap. */
+typedef struct svdb_snap_map {
+    void *map;
+    size_t len, rows;
+    uint64_t vec_offset, l0_offset;
+} svdb_snap_map;
+int svdb__snapshot_map(const char *dir, svdb_snap_map *out);
 
 #endif

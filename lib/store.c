@@ -49,7 +49,7 @@ void svdb__store_free(svdb_store *s)
             svdb_row *r = &s->rows[c][i];
             if (svdb__row_live(r) && !svdb__row_is_inline(r->id_len, r->meta_len)) svdb__free(r->u.blob);
         }
-        svdb__free(s->vec[c]);
+        if (!svdb__store_mapped(s, s->vec[c])) svdb__free(s->vec[c]);
         svdb__free(s->norm[c]);
         svdb__free(s->rows[c]);
         if (s->src) svdb__free((void *)s->src[c]);
@@ -211,16 +211,104 @@ void svdb__store_remove(svdb_store *s, uint32_t slot)
     s->n_live--;
 }
 
-void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, const uint32_t *order)
+/* f32 chunks that rows [0, n_rows) of the map fill point there. */
+static void point_chunks(svdb_store *s, const float *base, size_t n_rows)
+{
+    size_t per = svdb__chunk_rows(s);
+    for (size_t c = 0; c < s->n_chunks && (c + 1) * per <= n_rows; c++) {
+        if (!svdb__store_mapped(s, s->vec[c])) svdb__free(s->vec[c]);
+        s->vec[c] = (float *)(uintptr_t)(base + c * per * s->dim); /* a private map: writes copy the page */
+    }
+}
+
+void svdb__store_map_vectors(svdb_store *s, size_t n_rows, uint64_t vec_offset)
+{
+    if (s->ck) return; /* the codes are computed per row; originals stay in the map */
+    const float *base = (const float *)(const void *)((const unsigned char *)s->snap_map + vec_offset);
+    point_chunks(s, base, n_rows);
+    size_t per = svdb__chunk_rows(s);
+    for (size_t c = 0; c < s->n_chunks && c * per < n_rows; c++)
+        if (!svdb__store_mapped(s, s->vec[c]))
+            memcpy(s->vec[c], base + c * per * s->dim, (n_rows - c * per) * s->dim * sizeof(float));
+}
+
+void svdb__store_load_row(svdb_store *s, uint32_t slot, char *blob, const char *id, uint32_t id_len, uint32_t meta_len,
+                          uint64_t seq, const float *v)
+{
+    svdb_row *r = svdb__row(s, slot);
+    if (svdb__row_is_inline(id_len, meta_len)) memcpy(r->u.inl, id, id_len); /* the row was zeroed */
+    else r->u.blob = blob;
+    r->id_len = id_len;
+    r->meta_len = meta_len;
+    r->seq = seq;
+    /* f32 rows are in place already (svdb__store_map_vectors) */
+    if (s->ck || s->metric == SVDB_METRIC_COSINE) set_vector(s, slot, v);
+}
+
+void svdb__store_load_free(svdb_store *s, uint32_t slot) { s->free_slots[s->n_free++] = slot; }
+
+uint32_t svdb__store_load_finish(svdb_store *s, size_t n_rows, const svdb_hashed_slot *live, size_t n_live)
+{
+    s->n_slots = n_rows;
+    s->n_live = n_live;
+    /* Free slots are reused lowest first, which keeps the file short. */
+    for (size_t i = 0; i < s->n_free / 2; i++) {
+        uint32_t t = s->free_slots[i];
+        s->free_slots[i] = s->free_slots[s->n_free - 1 - i];
+        s->free_slots[s->n_free - 1 - i] = t;
+    }
+    /* The id table, with each bucket fetched AHEAD inserts early: a million
+     * ids would otherwise wait on a cache miss each. */
+    enum { AHEAD = 16 };
+    for (size_t i = 0; i < n_live && i < AHEAD; i++) svdb__idmap_prefetch(&s->map, live[i].hash);
+    for (size_t i = 0; i < n_live; i++) {
+        if (i + AHEAD < n_live) svdb__idmap_prefetch(&s->map, live[i + AHEAD].hash);
+        uint32_t dup = svdb__idmap_insert_unique(&s->map, live[i].hash, live[i].slot, row_key, s);
+        if (dup != SVDB_NO_SLOT) return dup;
+    }
+    return SVDB_NO_SLOT;
+}
+
+int svdb__store_unmap(svdb_store *s)
+{
+    size_t bytes = svdb__chunk_rows(s) * s->row_floats * sizeof(float);
+    float **copies = svdb__calloc(s->n_chunks ? s->n_chunks : 1, sizeof *copies);
+    int rc = copies ? SVDB_OK : svdb__fail(SVDB_ENOMEM, "out of memory copying rows");
+    for (size_t c = 0; rc == SVDB_OK && c < s->n_chunks; c++)
+        if (svdb__store_mapped(s, s->vec[c]) && !(copies[c] = svdb__malloc(bytes)))
+            rc = svdb__fail(SVDB_ENOMEM, "out of memory copying rows");
+    for (size_t c = 0; copies && c < s->n_chunks; c++) {
+        if (!copies[c]) continue;
+        if (rc == SVDB_OK) {
+            memcpy(copies[c], s->vec[c], bytes);
+            s->vec[c] = copies[c];
+        } else {
+            svdb__free(copies[c]);
+        }
+    }
+    svdb__free(copies);
+    return rc;
+}
+
+void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, size_t n_rows,
+                       const uint32_t *to_row)
 {
     const float *base = (const float *)(const void *)((const unsigned char *)map + vec_offset);
-    for (size_t i = 0; i < s->n_live; i++) {
-        uint32_t slot = order[i];
-        s->src[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] = base + i * s->dim;
+    void *old = s->snap_map;
+    size_t old_len = s->snap_map_len;
+    if (s->ck) {
+        for (size_t slot = 0; slot < s->n_slots; slot++)
+            if (svdb__row_live(svdb__row(s, slot)))
+                s->src[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] =
+                    base + (size_t)(to_row ? to_row[slot] : slot) * s->dim;
+    } else if (!to_row) {
+        /* Rows never move and slots are never given back, so every chunk
+         * in the old map is full in the new one too. */
+        point_chunks(s, base, n_rows);
     }
-    if (s->snap_map) munmap(s->snap_map, s->snap_map_len);
     s->snap_map = map;
     s->snap_map_len = len;
+    if (old) munmap(old, old_len);
 }
 
 typedef struct {

@@ -56,7 +56,10 @@ typedef struct svdb_store {
      * see svdb__store_map), and the code kernels. NULL for f32. */
     const float ***src;
     const svdb_code_kernels *ck;
-    void *snap_map; /* the snapshot mapping the originals point into */
+    /* A private writable map of the snapshot (format 2 keeps slot i at row
+     * i): f32 chunks the file fills point into it, and a compact store's
+     * originals; a write to a row copies its page. Owned here. */
+    void *snap_map;
     size_t snap_map_len;
     float **norm;   /* per chunk: 1/|x| per row, used by cosine */
     svdb_row **rows;
@@ -113,10 +116,41 @@ uint32_t svdb__store_insert(svdb_store *s, char *blob, const char *id, uint32_t 
 void svdb__store_replace(svdb_store *s, uint32_t slot, char *blob, uint32_t meta_len, const float *v);
 void svdb__store_remove(svdb_store *s, uint32_t slot);
 
-/* Compact storage: after a checkpoint wrote the live rows in `order` to a
- * snapshot now mapped at `map` (len bytes, vectors from vec_offset), points
- * every original there and unmaps the previous snapshot map. */
-void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, const uint32_t *order);
+static inline int svdb__store_mapped(const svdb_store *s, const void *p)
+{
+    return s->snap_map && (const char *)p >= (const char *)s->snap_map &&
+           (const char *)p < (const char *)s->snap_map + s->snap_map_len;
+}
+
+/* Loading a snapshot (format 2), after svdb__store_reserve(n_rows, free
+ * slots) and with the file mapped at s->snap_map: svdb__store_map_vectors
+ * points the f32 chunks the rows fill into the map (vectors from
+ * vec_offset) and copies the rest; then, slot by slot in order, one
+ * svdb__store_load_row per live slot (`v` its vector in the map) or
+ * svdb__store_load_free per free one; then svdb__store_load_finish with
+ * each live slot and the hash of its id (svdb__hash), which fills the id
+ * table. It returns a slot whose id another slot has too, else
+ * SVDB_NO_SLOT. */
+typedef struct svdb_hashed_slot {
+    uint64_t hash;
+    uint32_t slot;
+} svdb_hashed_slot;
+void svdb__store_map_vectors(svdb_store *s, size_t n_rows, uint64_t vec_offset);
+void svdb__store_load_row(svdb_store *s, uint32_t slot, char *blob, const char *id, uint32_t id_len, uint32_t meta_len,
+                          uint64_t seq, const float *v);
+void svdb__store_load_free(svdb_store *s, uint32_t slot);
+uint32_t svdb__store_load_finish(svdb_store *s, size_t n_rows, const svdb_hashed_slot *live, size_t n_live);
+
+/* After a checkpoint wrote the store to a snapshot now mapped at `map` (len
+ * bytes, vectors from vec_offset, n_rows rows; slot s at row to_row[s], or
+ * at row s when to_row is NULL): compact originals point there, and so do
+ * the f32 chunks it fills when rows are slots; the previous map goes. With
+ * to_row, svdb__store_unmap must have run first. */
+void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, size_t n_rows,
+                       const uint32_t *to_row);
+/* Copies the f32 chunks that point into the map to memory; on failure
+ * nothing changed. */
+int svdb__store_unmap(svdb_store *s);
 
 /* Live slots in insertion order; caller frees with svdb__free. */
 int svdb__store_order(const svdb_store *s, uint32_t **slots_out);

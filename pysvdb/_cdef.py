@@ -118,6 +118,7 @@ int svdb_search_options_init(svdb_search_options *opts, unsigned int version);
 int svdb_open(svdb **out, const char *path, const svdb_open_options *opts);
 int svdb_close(svdb *db);
 int svdb_persist(svdb *db);
+int svdb_verify(svdb *db);
 
 /* Background indexing (open option background_indexing, HNSW only). */
 int svdb_index_wait(svdb *db);

@@ -493,6 +493,22 @@ class SvDBPython:
         finally:
             self._release()
 
+    def verify(self) -> None:
+        """Waits for the integrity check of the collection's snapshot.
+
+        Opening checks every part of the snapshot except, in a large
+        collection (64 MiB of vectors and links or more), the checksums of
+        the vectors and level-0 links: those are checked on a thread after
+        the open returns. Raises ``CorruptError`` naming the damage if that
+        check found any (every later call then raises it too); returns
+        otherwise.
+        """
+        h = self._acquire()
+        try:
+            _check(lib.svdb_verify(h))
+        finally:
+            self._release()
+
     def index_wait(self) -> None:
         """Blocks until every row is linked into the HNSW graph.
 

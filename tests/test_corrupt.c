@@ -162,7 +162,8 @@ static void test_corrupt__intact(void **state)
 enum {
     H_VERSION = 8, H_HBYTES = 12, H_UUID = 16, H_LAST_LSN = 24, H_NEXT_SEQ = 32, H_COUNT = 40, H_DIM = 48,
     H_METRIC = 52, H_VEC_OFF = 56, H_VEC_BYTES = 64, H_REC_OFF = 72, H_REC_BYTES = 80, H_VEC_CRC = 88,
-    H_REC_CRC = 92, H_INDEX = 96, H_M = 100, H_EFC = 104, H_EFS = 108, H_GRAPH_BYTES = 112, H_GRAPH_CRC = 120
+    H_REC_CRC = 92, H_INDEX = 96, H_M = 100, H_EFC = 104, H_EFS = 108, H_GRAPH_BYTES = 112, H_GRAPH_CRC = 120,
+    H_L0_OFF = 144, H_L0_BYTES = 152, H_LIVE = 160
 };
 
 static uint64_t get_u64(const unsigned char *p)
@@ -251,8 +252,12 @@ static void test_corrupt__snapshot_bad_fields(void **state)
         uint64_t value;
         int want;
     } cases[] = {
-        {H_VERSION, 4, 2, SVDB_EVERSION},
+        {H_VERSION, 4, 3, SVDB_EVERSION},
         {H_VERSION, 4, 0, SVDB_EVERSION},
+        {H_LIVE, 8, count + 1, SVDB_ECORRUPT},
+        {H_LIVE, 8, count - 1, SVDB_ECORRUPT},
+        {H_L0_OFF, 8, 0, SVDB_ECORRUPT},
+        {H_L0_BYTES, 8, 64, SVDB_ECORRUPT},
         {H_HBYTES, 4, 8192, SVDB_ECORRUPT},
         {H_COUNT, 8, count + 1, SVDB_ECORRUPT},
         {H_COUNT, 8, count - 1, SVDB_ECORRUPT},
@@ -353,18 +358,11 @@ static void test_corrupt__snapshot_bad_records(void **state)
         put_files(f, b, f->snap_len, NULL, 0);
         expect_open(f, SVDB_ECORRUPT, NULL);
     }
-    /* Sequence numbers out of order: swap the first two seqs. */
+    /* A sequence number at or past the counter. */
     memcpy(b, s, f->snap_len);
     {
         unsigned char *r = b + rec_off;
-        uint32_t l0, m0;
-        memcpy(&l0, r + 8, 4);
-        memcpy(&m0, r + 12, 4);
-        size_t second = 16 + l0 + (m0 == UINT32_MAX ? 0 : m0);
-        unsigned char tmp[8];
-        memcpy(tmp, r, 8);
-        memcpy(r, r + second, 8);
-        memcpy(r + second, tmp, 8);
+        patch64(r, 0, get_u64(s + H_NEXT_SEQ));
         patch32(b, H_REC_CRC, svdb__crc32c(0, r, rec_bytes));
         fix_header_crc(b);
         put_files(f, b, f->snap_len, NULL, 0);

@@ -94,6 +94,16 @@ def test_corrupt_snapshot(db_path: str) -> None:
     assert ei.value.code == -5
 
 
+def test_verify(db_path: str) -> None:
+    with SvDBPython(db_path, index="hnsw") as db:
+        db.add(["a", "b"], [[1.0, 2.0], [3.0, 4.0]])
+    with SvDBPython(db_path) as db:
+        assert db.verify() is None  # small: already checked by the open
+        assert db.count() == 2
+    with pytest.raises(pysvdb.SvDBError):
+        db.verify()  # closed
+
+
 def test_not_an_svdb_file(db_path: str) -> None:
     Path(db_path).mkdir()
     (Path(db_path) / "snapshot.svdb").write_bytes(b"hello, this is not a snapshot" * 10)
