@@ -195,10 +195,15 @@ def main() -> None:
     w("- **memory**: growth of the resident set (VmRSS, after `malloc_trim`) across the build, divided by the "
       "number of vectors; *peak* is the growth of VmHWM during the build; *reloaded* is the resident set of the "
       "index freshly loaded from disk. It includes the vectors, the graph and (svdb) the string ids. On the "
-      "10k sets a few hundred KB of fixed overhead (thread stacks, arenas) weigh several bytes per vector.")
+      "10k sets a few hundred KB of fixed overhead (thread stacks, arenas) weigh several bytes per vector. "
+      "svdb maps its snapshot and reads vectors and level-0 links in place (page cache), so right after open "
+      "its resident set holds little of them; *after searches* is its resident set once the whole query sweep "
+      "has run, mapped pages it touched included.")
     w("- **reopen**: svdb closes the collection (a checkpoint, *save* below) and reopens the directory with "
       "`svdb_open`; the peers save the index to a file and load it (hnswlib `load_index`, faiss `read_index`, "
-      "usearch `Index.restore`). Median of 5, page cache warm. Searches then run on the reopened index.")
+      "usearch `Index.restore`). Median of 5, page cache warm. Searches then run on the reopened index. "
+      "*checked*: svdb checks a large snapshot's vector and link checksums on a thread after open returns; "
+      "this is the time until `svdb_verify` returns on the last open (the peers check nothing).")
     w("- **QPS**: *1 thread* is one batch call over all queries on one thread (svdb `svdb_search_batch` with "
       "`threads = 1`, hnswlib `knn_query(num_threads=1)`, faiss with one OpenMP thread, usearch `threads=1`); "
       "*per query* is one call per query on one thread (from C for svdb-C, from Python for the others, so it "
@@ -257,29 +262,33 @@ def main() -> None:
                                 "**met**" if b_ratio is not None and b_ratio <= 1.0 else "**not met**",
                                 b_ratio or 0.0))
     w("")
-    w("| set | svdb bytes/vector after build | svdb bytes/vector reopened | target ≤ 700 (128-d, M = 16) | "
-      "svdb reopen (ms) | reopen target < 100 ms (1M) |")
+    w("| set | svdb bytes/vector after build | svdb bytes/vector reopened (after searches) | "
+      "target ≤ 700 (128-d, M = 16) | svdb reopen (ms) | reopen target < 100 ms (1M) |")
     w("|---|---|---|---|---|---|")
     for name, libs in sets.items():
         s = libs.get("svdb-c-hnsw")
         if not s:
             continue
         mb, mr = s["mem_build_bytes"] / s["n"], s["mem_reopen_bytes"] / s["n"]
-        mem_t = ("**met**" if max(mb, mr) <= 700 else "**not met**") if s["dim"] == 128 else "n/a (not 128-d)"
+        ms = s["mem_search_bytes"] / s["n"] if "mem_search_bytes" in s else None
+        worst = max(mb, mr, ms or 0.0)
+        mem_t = ("**met**" if worst <= 700 else "**not met**") if s["dim"] == 128 else "n/a (not 128-d)"
         reo_t = ("**met**" if s["reopen_ms"] < 100 else "**not met**") if s["n"] >= 1_000_000 else "n/a (not 1M)"
-        w("| %s | %s | %s | %s | %s (first %s) | %s |" % (name, fmt(mb), fmt(mr), mem_t, fmt(s["reopen_ms"], 1),
-                                                            fmt(s.get("first_reopen_ms"), 1), reo_t))
+        w("| %s | %s | %s (%s) | %s | %s (first %s; checked %s) | %s |" % (
+            name, fmt(mb), fmt(mr), fmt(ms), mem_t, fmt(s["reopen_ms"], 1), fmt(s.get("first_reopen_ms"), 1),
+            fmt(s.get("verified_reopen_ms"), 1), reo_t))
         peers = [(lib, libs[lib]) for lib in ("hnswlib", "faiss-hnsw", "usearch") if lib in libs]
         if s["dim"] == 128:
-            verdicts.append("%s: memory %s (%.0f B/vector after build, %.0f reopened; %s)%s." % (
-                name, "**met**" if max(mb, mr) <= 700 else "**not met**", mb, mr,
+            verdicts.append("%s: memory %s (%.0f B/vector after build, %.0f reopened, %s after the searches; %s)%s." % (
+                name, "**met**" if worst <= 700 else "**not met**", mb, mr, fmt(ms),
                 ", ".join("%s %.0f" % (NAMES[lib], r["mem_build_bytes"] / r["n"]) for lib, r in peers),
                 "; on 10,000 vectors fixed overheads weigh in, the 1M set is the meaningful one"
                 if s["n"] < 100_000 else ""))
         if s["n"] >= 1_000_000:
-            verdicts.append("%s: reopen %s (%.1f ms median, %.1f ms first; loading the peers' saved indexes: "
+            verdicts.append("%s: reopen %s (%.1f ms median, %.1f ms first, %s ms until the checksum check after "
+                            "open was done; loading the peers' saved indexes: "
                             "%s)." % (name, "**met**" if s["reopen_ms"] < 100 else "**not met**", s["reopen_ms"],
-                                      s.get("first_reopen_ms", 0.0),
+                                      s.get("first_reopen_ms", 0.0), fmt(s.get("verified_reopen_ms"), 1),
                                       ", ".join("%s %.0f ms" % (NAMES[lib], r["reopen_ms"]) for lib, r in peers)))
     w("")
     if not any(s["n"] >= 1_000_000 for s in run["sets"]):
