@@ -1,6 +1,8 @@
 /* Allocation wrappers with a fault-injection countdown for OOM tests. */
 #include "alloc.h"
 
+#include "error.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +26,27 @@ void *svdb__calloc(size_t count, size_t size)
 void *svdb__realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n ? n : 1); }
 
 void svdb__free(void *p) { free(p); }
+
+int svdb__copy_out_of_map(void **chunks, size_t n, size_t bytes, const void *lo, size_t len)
+{
+    const char *a = lo;
+    void **copies = svdb__calloc(n ? n : 1, sizeof *copies);
+    int ok = copies != NULL;
+    for (size_t c = 0; ok && c < n; c++)
+        if (a && (const char *)chunks[c] >= a && (const char *)chunks[c] < a + len && !(copies[c] = svdb__malloc(bytes)))
+            ok = 0;
+    for (size_t c = 0; copies && c < n; c++) {
+        if (!copies[c]) continue;
+        if (ok) {
+            memcpy(copies[c], chunks[c], bytes);
+            chunks[c] = copies[c];
+        } else {
+            svdb__free(copies[c]);
+        }
+    }
+    svdb__free(copies);
+    return ok ? SVDB_OK : svdb__fail(SVDB_ENOMEM, "out of memory copying %zu-byte chunks out of a map", bytes);
+}
 
 char *svdb__strndup(const char *s, size_t n)
 {

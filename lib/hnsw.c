@@ -934,28 +934,16 @@ void svdb__hnsw_l0_block(const svdb_hnsw *h, uint32_t slot, const uint32_t *to_r
     out[0] = n;
 }
 
-size_t svdb__hnsw_upper_size(const svdb_hnsw *h, const uint32_t *order, size_t n_rows)
+/* Encodes into p, or only counts the bytes when p is NULL. */
+static size_t upper_encode(const svdb_hnsw *h, const uint32_t *order, const uint32_t *to_row, size_t n_rows,
+                           unsigned char *p)
 {
     size_t bytes = 8 + n_rows;
-    for (size_t i = 0; i < n_rows; i++) {
-        uint32_t slot = SLOT(i);
-        int L = slot < h->cap ? h->level[slot] : SVDB_HNSW_NO_LEVEL;
-        if (L == SVDB_HNSW_NO_LEVEL) continue;
-        for (int l = 1; l <= L; l++) {
-            const uint32_t *ln = links(h, slot, l);
-            bytes += 4;
-            for (uint32_t j = 1; j <= ln[0]; j++) bytes += on_level(h, ln[j], l) ? 4 : 0;
-        }
+    if (p) {
+        p = put32(p, h->entry == UINT32_MAX ? UINT32_MAX : ROW(h->entry));
+        p = put32(p, (uint32_t)h->max_level);
+        for (size_t i = 0; i < n_rows; i++) *p++ = SLOT(i) < h->cap ? h->level[SLOT(i)] : SVDB_HNSW_NO_LEVEL;
     }
-    return bytes;
-}
-
-void svdb__hnsw_upper_encode(const svdb_hnsw *h, const uint32_t *order, const uint32_t *to_row, size_t n_rows,
-                             unsigned char *p)
-{
-    p = put32(p, h->entry == UINT32_MAX ? UINT32_MAX : ROW(h->entry));
-    p = put32(p, (uint32_t)h->max_level);
-    for (size_t i = 0; i < n_rows; i++) *p++ = SLOT(i) < h->cap ? h->level[SLOT(i)] : SVDB_HNSW_NO_LEVEL;
     for (size_t i = 0; i < n_rows; i++) {
         uint32_t slot = SLOT(i);
         int L = slot < h->cap ? h->level[slot] : SVDB_HNSW_NO_LEVEL;
@@ -964,11 +952,25 @@ void svdb__hnsw_upper_encode(const svdb_hnsw *h, const uint32_t *order, const ui
             const uint32_t *ln = links(h, slot, l);
             uint32_t live = 0;
             for (uint32_t j = 1; j <= ln[0]; j++) live += (uint32_t)on_level(h, ln[j], l);
+            bytes += 4 + 4 * (size_t)live;
+            if (!p) continue;
             p = put32(p, live);
             for (uint32_t j = 1; j <= ln[0]; j++)
                 if (on_level(h, ln[j], l)) p = put32(p, ROW(ln[j]));
         }
     }
+    return bytes;
+}
+
+size_t svdb__hnsw_upper_size(const svdb_hnsw *h, const uint32_t *order, size_t n_rows)
+{
+    return upper_encode(h, order, NULL, n_rows, NULL);
+}
+
+void svdb__hnsw_upper_encode(const svdb_hnsw *h, const uint32_t *order, const uint32_t *to_row, size_t n_rows,
+                             unsigned char *out)
+{
+    upper_encode(h, order, to_row, n_rows, out);
 }
 #undef ROW
 #undef SLOT
@@ -1084,23 +1086,9 @@ void svdb__hnsw_remap(svdb_hnsw *h, const uint32_t *blocks, size_t n_rows, const
 
 int svdb__hnsw_unmap(svdb_hnsw *h)
 {
-    size_t bytes = L0_CHUNK * (h->m0 + 1) * sizeof(uint32_t);
-    uint32_t **copies = svdb__calloc(h->n_l0 ? h->n_l0 : 1, sizeof *copies);
-    int rc = copies ? SVDB_OK : svdb__fail(SVDB_ENOMEM, "out of memory copying the graph");
-    for (size_t c = 0; rc == SVDB_OK && c < h->n_l0; c++) {
-        if (!l0_mapped(h, h->l0[c])) continue;
-        if (!(copies[c] = svdb__malloc(bytes))) rc = svdb__fail(SVDB_ENOMEM, "out of memory copying the graph");
-    }
-    for (size_t c = 0; c < h->n_l0 && copies; c++) {
-        if (!copies[c]) continue;
-        if (rc == SVDB_OK) {
-            memcpy(copies[c], h->l0[c], bytes);
-            h->l0[c] = copies[c];
-        } else {
-            svdb__free(copies[c]);
-        }
-    }
-    svdb__free(copies);
-    if (rc == SVDB_OK) h->map_lo = NULL, h->map_len = 0;
-    return rc;
+    SVDB_TRY(svdb__copy_out_of_map((void **)h->l0, h->n_l0, L0_CHUNK * (h->m0 + 1) * sizeof(uint32_t), h->map_lo,
+                                   h->map_len));
+    h->map_lo = NULL;
+    h->map_len = 0;
+    return SVDB_OK;
 }

@@ -51,7 +51,8 @@ void svdb__hnsw_remove(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k,
 int svdb__hnsw_search(const svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const float *q, size_t ef,
                       svdb_admit_fn admit, void *ctx, svdb_topk *out);
 
-/* Serialisation: links are written as row numbers through `slot_to_row`. */
+/* Snapshot format 1 (read at open; written only by tests of the reader):
+ * links are written as row numbers through `slot_to_row`. */
 size_t svdb__hnsw_encoded_size(const svdb_hnsw *h, const uint32_t *order, size_t n);
 void svdb__hnsw_encode(const svdb_hnsw *h, const uint32_t *order, size_t n, const uint32_t *slot_to_row,
                        unsigned char *out);

@@ -340,6 +340,25 @@ static int check_header(const char *path, const unsigned char *b, uint64_t size,
     return SVDB_OK;
 }
 
+/* A record's id and metadata at rec + *pos, their lengths read before:
+ * checked, and *pos moved past them. *meta is NULL when the row has none. */
+static int read_id_meta(const char *path, const unsigned char *rec, uint64_t rec_bytes, uint64_t *pos, uint32_t idlen,
+                        uint32_t mlen, size_t row, const char **id, const char **meta)
+{
+    if (idlen == 0 || idlen > SVDB_MAX_ID_BYTES || idlen > rec_bytes - *pos) return bad(path, "id length out of range");
+    *id = (const char *)rec + *pos;
+    *pos += idlen;
+    if (svdb__utf8_check(*id, idlen) != SVDB_OK) return bad(path, "id is not valid UTF-8");
+    *meta = NULL;
+    if (mlen != SVDB_NO_META) {
+        if (mlen > SVDB_MAX_METADATA_BYTES || mlen > rec_bytes - *pos) return bad(path, "metadata length out of range");
+        *meta = (const char *)rec + *pos;
+        *pos += mlen;
+        if (svdb__meta_check(*meta, mlen, row) != SVDB_OK) return bad(path, "metadata is not a JSON object");
+    }
+    return SVDB_OK;
+}
+
 /* `mapped`: the vector section through a map (compact storage), else NULL
  * and the vectors are already in the store's slots 0..count-1. */
 static int load_rows(const char *path, svdb_store *s, const snap_header *h, const unsigned char *rec, const float *mapped)
@@ -352,18 +371,9 @@ static int load_rows(const char *path, svdb_store *s, const snap_header *h, cons
         pos += 16;
         if ((i && seq <= prev_seq) || seq >= h->next_seq) return bad(path, "row sequence numbers out of order");
         prev_seq = seq;
-        if (idlen == 0 || idlen > SVDB_MAX_ID_BYTES || idlen > h->rec_bytes - pos) return bad(path, "id length out of range");
-        const char *id = (const char *)rec + pos;
-        pos += idlen;
-        if (svdb__utf8_check(id, idlen) != SVDB_OK) return bad(path, "id is not valid UTF-8");
+        const char *id, *meta;
+        SVDB_TRY(read_id_meta(path, rec, h->rec_bytes, &pos, idlen, mlen, (size_t)i, &id, &meta));
         if (svdb__store_find(s, id, idlen) != SVDB_NO_SLOT) return bad(path, "duplicate id");
-        const char *meta = NULL;
-        if (mlen != SVDB_NO_META) {
-            if (mlen > SVDB_MAX_METADATA_BYTES || mlen > h->rec_bytes - pos) return bad(path, "metadata length out of range");
-            meta = (const char *)rec + pos;
-            pos += mlen;
-            if (svdb__meta_check(meta, mlen, (size_t)i) != SVDB_OK) return bad(path, "metadata is not a JSON object");
-        }
         const float *v = mapped ? mapped + i * h->dim : svdb__vec(s, (size_t)i);
         for (uint32_t d = 0; d < h->dim; d++)
             if (!isfinite(v[d])) return bad(path, "vector holds NaN or Inf");
@@ -455,17 +465,8 @@ static int load_records(const char *path, svdb_store *s, const snap_header *h, c
         }
         if (live == h->live) return bad(path, "rows in use do not match the header");
         if (seq >= h->next_seq) return bad(path, "row sequence number beyond the counter");
-        if (idlen > SVDB_MAX_ID_BYTES || idlen > h->rec_bytes - pos) return bad(path, "id length out of range");
-        const char *id = (const char *)rec + pos;
-        pos += idlen;
-        if (svdb__utf8_check(id, idlen) != SVDB_OK) return bad(path, "id is not valid UTF-8");
-        const char *meta = NULL;
-        if (mlen != SVDB_NO_META) {
-            if (mlen > SVDB_MAX_METADATA_BYTES || mlen > h->rec_bytes - pos) return bad(path, "metadata length out of range");
-            meta = (const char *)rec + pos;
-            pos += mlen;
-            if (svdb__meta_check(meta, mlen, (size_t)i) != SVDB_OK) return bad(path, "metadata is not a JSON object");
-        }
+        const char *id, *meta;
+        SVDB_TRY(read_id_meta(path, rec, h->rec_bytes, &pos, idlen, mlen, (size_t)i, &id, &meta));
         char *blob;
         if (svdb__row_pack(id, idlen, meta, meta ? mlen : 0, &blob) != SVDB_OK)
             return svdb__fail(SVDB_ENOMEM, "out of memory loading %s", path);

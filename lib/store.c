@@ -271,23 +271,8 @@ uint32_t svdb__store_load_finish(svdb_store *s, size_t n_rows, const svdb_hashed
 
 int svdb__store_unmap(svdb_store *s)
 {
-    size_t bytes = svdb__chunk_rows(s) * s->row_floats * sizeof(float);
-    float **copies = svdb__calloc(s->n_chunks ? s->n_chunks : 1, sizeof *copies);
-    int rc = copies ? SVDB_OK : svdb__fail(SVDB_ENOMEM, "out of memory copying rows");
-    for (size_t c = 0; rc == SVDB_OK && c < s->n_chunks; c++)
-        if (svdb__store_mapped(s, s->vec[c]) && !(copies[c] = svdb__malloc(bytes)))
-            rc = svdb__fail(SVDB_ENOMEM, "out of memory copying rows");
-    for (size_t c = 0; copies && c < s->n_chunks; c++) {
-        if (!copies[c]) continue;
-        if (rc == SVDB_OK) {
-            memcpy(copies[c], s->vec[c], bytes);
-            s->vec[c] = copies[c];
-        } else {
-            svdb__free(copies[c]);
-        }
-    }
-    svdb__free(copies);
-    return rc;
+    return svdb__copy_out_of_map((void **)s->vec, s->n_chunks, svdb__chunk_rows(s) * s->row_floats * sizeof(float),
+                                 s->snap_map, s->snap_map_len);
 }
 
 void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, size_t n_rows,

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "helpers.h"
 
+#include "crc32c.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -374,4 +376,12 @@ int th_wait(pid_t pid)
         parent_fd = -1;
     }
     return code;
+}
+
+void th_snapshot_fix_header(unsigned char *b)
+{
+    uint32_t crc = svdb__crc32c(0, b, 124);
+    memcpy(b + 124, &crc, 4);
+    crc = svdb__crc32c(0, b + 128, 124);
+    memcpy(b + 252, &crc, 4);
 }

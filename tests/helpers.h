@@ -54,6 +54,8 @@ unsigned char *th_read_file(const char *path, size_t *len);
 int th_write_file(const char *path, const void *data, size_t len);
 long th_file_size(const char *path);
 char *th_path(const char *dir, const char *name); /* caller frees */
+/* Recomputes both header checksums of a snapshot image (bytes 124 and 252). */
+void th_snapshot_fix_header(unsigned char *b);
 
 /* Small deterministic PRNG (splitmix64). */
 uint64_t th_rand64(uint64_t *state);

@@ -173,14 +173,6 @@ static uint64_t get_u64(const unsigned char *p)
     return v;
 }
 
-static void fix_header_crc(unsigned char *b)
-{
-    uint32_t crc = svdb__crc32c(0, b, 124);
-    memcpy(b + 124, &crc, 4);
-    crc = svdb__crc32c(0, b + 128, 124);
-    memcpy(b + 252, &crc, 4);
-}
-
 static void test_corrupt__snapshot_truncated(void **state)
 {
     corrupt_fx *f = *state;
@@ -298,7 +290,7 @@ static void test_corrupt__snapshot_bad_fields(void **state)
         memcpy(b, s, f->snap_len);
         if (cases[i].width == 4) patch32(b, cases[i].off, (uint32_t)cases[i].value);
         else patch64(b, cases[i].off, cases[i].value);
-        fix_header_crc(b);
+        th_snapshot_fix_header(b);
         put_files(f, b, f->snap_len, NULL, 0);
         expect_open(f, cases[i].want, NULL);
     }
@@ -334,7 +326,7 @@ static void test_corrupt__snapshot_bad_records(void **state)
         else if (cases[i].width == 8) patch64(r, cases[i].off, cases[i].value);
         else r[cases[i].off] = (unsigned char)cases[i].value;
         patch32(b, H_REC_CRC, svdb__crc32c(0, r, rec_bytes));
-        fix_header_crc(b);
+        th_snapshot_fix_header(b);
         put_files(f, b, f->snap_len, NULL, 0);
         expect_open(f, SVDB_ECORRUPT, NULL);
     }
@@ -354,7 +346,7 @@ static void test_corrupt__snapshot_bad_records(void **state)
         assert_true(first != SIZE_MAX && dup != SIZE_MAX);
         r[dup + 16] = r[first + 16];
         patch32(b, H_REC_CRC, svdb__crc32c(0, r, rec_bytes));
-        fix_header_crc(b);
+        th_snapshot_fix_header(b);
         put_files(f, b, f->snap_len, NULL, 0);
         expect_open(f, SVDB_ECORRUPT, NULL);
     }
@@ -364,7 +356,7 @@ static void test_corrupt__snapshot_bad_records(void **state)
         unsigned char *r = b + rec_off;
         patch64(r, 0, get_u64(s + H_NEXT_SEQ));
         patch32(b, H_REC_CRC, svdb__crc32c(0, r, rec_bytes));
-        fix_header_crc(b);
+        th_snapshot_fix_header(b);
         put_files(f, b, f->snap_len, NULL, 0);
         expect_open(f, SVDB_ECORRUPT, NULL);
     }
@@ -374,7 +366,7 @@ static void test_corrupt__snapshot_bad_records(void **state)
         memcpy(b, s, f->snap_len);
         memcpy(b + vec_off + 4 * 5, &bad[i], 4);
         patch32(b, H_VEC_CRC, svdb__crc32c(0, b + vec_off, vec_bytes));
-        fix_header_crc(b);
+        th_snapshot_fix_header(b);
         put_files(f, b, f->snap_len, NULL, 0);
         expect_open(f, SVDB_ECORRUPT, NULL);
     }

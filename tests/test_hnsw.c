@@ -216,9 +216,37 @@ static void test_hnsw__deterministic_and_roundtrip(void **state)
     free(ec);
     free(order);
     free(inv);
-    svdb__hnsw_free(a);
     svdb__hnsw_free(b);
     svdb__hnsw_free(c);
+    /* Format 2: level-0 blocks and upper levels, slots as rows; loading them
+     * back (blocks in a buffer standing for the map) gives the same bytes. */
+    size_t n = s.n_slots, bw = svdb__hnsw_l0_block_bytes(a), nu = svdb__hnsw_upper_size(a, NULL, n);
+    uint32_t *blocks = malloc(n * bw), *blocks2 = malloc(n * bw);
+    unsigned char *up = malloc(nu), *up2 = malloc(nu);
+    for (size_t i = 0; i < n; i++) svdb__hnsw_l0_block(a, (uint32_t)i, NULL, blocks + i * (bw / 4));
+    svdb__hnsw_upper_encode(a, NULL, NULL, n, up);
+    assert_int_equal(svdb__hnsw_create(&c, &p), SVDB_OK);
+    assert_int_equal(svdb__hnsw_load_mapped(c, up, nu, blocks, n, blocks, n * bw), SVDB_OK);
+    assert_int_equal(svdb__hnsw_upper_size(c, NULL, n), nu);
+    for (size_t i = 0; i < n; i++) svdb__hnsw_l0_block(c, (uint32_t)i, NULL, blocks2 + i * (bw / 4));
+    svdb__hnsw_upper_encode(c, NULL, NULL, n, up2);
+    assert_memory_equal(blocks, blocks2, n * bw);
+    assert_memory_equal(up, up2, nu);
+    svdb__hnsw_free(c);
+    /* damaged encodings are refused: truncated, an upper link past the end,
+     * a level-0 count over 2M */
+    assert_int_equal(svdb__hnsw_create(&e, &p), SVDB_OK);
+    assert_int_equal(svdb__hnsw_load_mapped(e, up, nu - 1, blocks, n, blocks, n * bw), SVDB_ECORRUPT);
+    svdb__hnsw_free(e);
+    blocks[0] = 2 * p.m + 1;
+    assert_int_equal(svdb__hnsw_create(&e, &p), SVDB_OK);
+    assert_int_equal(svdb__hnsw_load_mapped(e, up, nu, blocks, n, blocks, n * bw), SVDB_ECORRUPT);
+    svdb__hnsw_free(e);
+    free(blocks);
+    free(blocks2);
+    free(up);
+    free(up2);
+    svdb__hnsw_free(a);
     svdb__store_free(&s);
     unload(&d);
 }

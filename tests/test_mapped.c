@@ -34,14 +34,6 @@ static uint64_t get64(const unsigned char *p)
     return v;
 }
 
-static void fix_header_crc(unsigned char *b)
-{
-    uint32_t crc = svdb__crc32c(0, b, 124);
-    memcpy(b + 124, &crc, 4);
-    crc = svdb__crc32c(0, b + 128, 124);
-    memcpy(b + 252, &crc, 4);
-}
-
 static int open_hnsw(svdb **db, const char *dir, int index, uint32_t dim)
 {
     svdb_open_options o;
@@ -199,7 +191,7 @@ static void test_mapped__damage_found_after_open(void **state)
     memcpy(b + vec + 4 * 3, &nan, 4);
     uint32_t crc = svdb__crc32c(0, b + vec, (size_t)get64(f->snap + H_VEC_BYTES));
     memcpy(b + 88, &crc, 4);
-    fix_header_crc(b);
+    th_snapshot_fix_header(b);
     expect_found_later(f, b, "NaN or Inf");
     /* a link changed to another valid row: only the checksum tells */
     memcpy(b, f->snap, f->len);
@@ -233,7 +225,7 @@ static void test_mapped__links_checked_at_open(void **state)
         memcpy(b + l0 + cases[i].row * bw + 4 * cases[i].word, &cases[i].value, 4);
         uint32_t crc = svdb__crc32c(0, b + l0, l0_bytes);
         memcpy(b + H_L0_CRC, &crc, 4);
-        fix_header_crc(b);
+        th_snapshot_fix_header(b);
         assert_int_equal(th_write_file(f->path, b, f->len), 0);
         svdb *db = NULL;
         assert_int_equal(open_hnsw(&db, f->dir, SVDB_INDEX_DEFAULT, 0), SVDB_ECORRUPT);
