@@ -15,10 +15,22 @@ def main() -> None:
     out = sys.argv[2]
     c_char_pp = ctypes.POINTER(ctypes.c_char_p)
 
-    def collection(rows: int, dim: int, deletes: int, persist_after: int) -> tuple[bytes, bytes]:
+    class OpenOptions(ctypes.Structure):
+        _fields_ = [("version", ctypes.c_uint), ("dim", ctypes.c_uint32), ("metric", ctypes.c_int),
+                    ("durability", ctypes.c_int), ("create", ctypes.c_int), ("index", ctypes.c_int),
+                    ("hnsw_m", ctypes.c_uint32), ("hnsw_ef_construction", ctypes.c_uint32),
+                    ("hnsw_ef_search", ctypes.c_uint32), ("seed", ctypes.c_uint64),
+                    ("build_threads", ctypes.c_uint32), ("background_indexing", ctypes.c_int),
+                    ("storage", ctypes.c_int)]
+
+    def collection(rows: int, dim: int, deletes: int, persist_after: int, index: int = 0,
+                   storage: int = 0) -> tuple[bytes, bytes]:
         d = tempfile.mkdtemp()
         db = ctypes.c_void_p()
-        assert lib.svdb_open(ctypes.byref(db), os.path.join(d, "c").encode(), None) == 0
+        opts = OpenOptions()
+        assert lib.svdb_open_options_init(ctypes.byref(opts), 2) == 0
+        opts.index, opts.storage, opts.hnsw_m, opts.build_threads = index, storage, 4, 1
+        assert lib.svdb_open(ctypes.byref(db), os.path.join(d, "c").encode(), ctypes.byref(opts)) == 0
         for i in range(rows):
             ids = (ctypes.c_char_p * 1)(f"id{i}".encode())
             vec = (ctypes.c_float * dim)(*[float((i * 7 + j) % 11) for j in range(dim)])
@@ -40,8 +52,12 @@ def main() -> None:
         return snap, wal
 
     os.makedirs(os.path.join(out, "fuzz_open"), exist_ok=True)
-    for n, (rows, dim, dels, pa) in enumerate([(0, 3, 0, 0), (3, 3, 1, 0), (6, 5, 2, 3), (4, 2, 0, 4)]):
-        snap, wal = collection(rows, dim, dels, pa)
+    # index 2 = HNSW (level-0 link section); storage 3 = int8. Seeds named
+    # v1-seed* are of snapshot format 1, kept for its reader.
+    for n, (rows, dim, dels, pa, index, storage) in enumerate([
+            (0, 3, 0, 0, 0, 0), (3, 3, 1, 0, 0, 0), (6, 5, 2, 3, 0, 0), (4, 2, 0, 4, 0, 0),
+            (12, 3, 3, 12, 2, 0), (20, 4, 6, 10, 2, 0), (9, 4, 2, 9, 2, 3)]):
+        snap, wal = collection(rows, dim, dels, pa, index, storage)
         # Trim the snapshot's zero padding so inputs stay small: the fuzzer
         # still learns the real header, and a short file is a case too.
         split = len(snap)
