@@ -148,12 +148,12 @@ SVDB_API int svdb_close(svdb *db);
 SVDB_API int svdb_persist(svdb *db);
 /* Waits for the integrity check of the snapshot that svdb_open found and
  * returns its verdict: SVDB_OK, or SVDB_ECORRUPT naming the damage. Open
- * checks every section before it returns, except the vectors and level-0
- * links of a large collection (64 MiB or more): those are checked on a
- * thread after open returns, so that a million-row collection opens in
- * milliseconds. If that check finds damage, every later call on the handle
- * fails with its error, and no checkpoint copies the damage into a new
- * snapshot (a checkpoint waits for the check). */
+ * checks every section before it returns, except the vectors, level-0
+ * links and compact codes of a large collection (64 MiB or more): those are
+ * checked on a thread after open returns, so that a million-row collection
+ * opens in milliseconds. If that check finds damage, every later call on
+ * the handle fails with its error, and no checkpoint copies the damage into
+ * a new snapshot (a checkpoint waits for the check). */
 SVDB_API int svdb_verify(svdb *db);
 
 /* Background indexing (open option background_indexing, HNSW only). Writes

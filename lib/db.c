@@ -658,7 +658,7 @@ static int remap_snapshot(svdb *db, uint64_t graph_gen, const uint32_t *to_row)
     /* Packed rows are not slots: chunks leave the old map for memory. */
     if (rc == SVDB_OK && to_row) rc = svdb__store_unmap(&db->store);
     if (rc == SVDB_OK) {
-        svdb__store_remap(&db->store, sm.map, sm.len, sm.vec_offset, sm.rows, to_row);
+        svdb__store_remap(&db->store, sm.map, sm.len, sm.vec_offset, sm.codes_offset, sm.rows, to_row);
         svdb__wal_unview(&db->wal);
     }
     pthread_rwlock_unlock(&db->rw);

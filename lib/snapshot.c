@@ -6,9 +6,11 @@
  *     u32 vec_crc, u32 rec_crc, u32 index, u32 hnsw_m, u32 ef_construction,
  *     u32 ef_search, u64 graph_bytes, u32 graph_crc, u32 crc32c(bytes 0..123);
  *     then u64 seed, u32 storage, u32 l0_crc, u64 l0_offset, u64 l0_bytes,
- *     u64 live, zeros, u32 crc32c(bytes 128..251)
+ *     u64 live, u64 codes_offset, u64 codes_bytes, u32 codes_crc, zeros,
+ *     u32 crc32c(bytes 128..251)
  *   vectors: count * dim f32 at a page-aligned offset, slot i at row i
  *   level-0 links (HNSW): count blocks of (2m + 1) u32, the graph's own layout
+ *   codes (compact storage): count rows of the store's codes, its own layout
  *   records: per slot u64 seq, u32 id_len (0: free), u32 meta_len
  *     (0xFFFFFFFF = none), id, meta
  *   graph (HNSW): see svdb__hnsw_upper_encode
@@ -53,8 +55,8 @@ typedef struct snap_header {
     uint32_t storage; /* 0 in files from before the field: f32 */
     uint32_t version;
     /* format 2: level-0 link blocks (HNSW), and the rows in use */
-    uint32_t l0_crc;
-    uint64_t l0_offset, l0_bytes, live;
+    uint32_t l0_crc, codes_crc;
+    uint64_t l0_offset, l0_bytes, live, codes_offset, codes_bytes;
 } snap_header;
 
 static void encode_header(unsigned char *h, const snap_header *x)
@@ -90,6 +92,9 @@ static void encode_header(unsigned char *h, const snap_header *x)
     memcpy(h + 144, &x->l0_offset, 8);
     memcpy(h + 152, &x->l0_bytes, 8);
     memcpy(h + 160, &x->live, 8);
+    memcpy(h + 168, &x->codes_offset, 8);
+    memcpy(h + 176, &x->codes_bytes, 8);
+    memcpy(h + 184, &x->codes_crc, 4);
     crc = svdb__crc32c(0, h + 128, 124);
     memcpy(h + 252, &crc, 4);
 }
@@ -140,6 +145,7 @@ static int write_body(writer *w, const svdb_store *s, const svdb_hnsw *g, const 
     size_t row_bytes = (size_t)s->dim * sizeof(float), bw = g ? svdb__hnsw_l0_block_bytes(g) : 0;
     size_t upper = g ? svdb__hnsw_upper_size(g, order, rows) : 0;
     size_t scratch_bytes = row_bytes > bw ? row_bytes : bw;
+    scratch_bytes = scratch_bytes > s->row_floats * sizeof(float) ? scratch_bytes : s->row_floats * sizeof(float);
     scratch_bytes = scratch_bytes > upper ? scratch_bytes : upper;
     /* zeros: a free slot's vector; then a level-0 block; then the upper levels */
     unsigned char *scratch = svdb__calloc(1, scratch_bytes + 1);
@@ -165,6 +171,16 @@ static int write_body(writer *w, const svdb_store *s, const svdb_hnsw *g, const 
     if (rc == SVDB_OK) rc = flush(w);
     h->l0_crc = w->crc;
     h->l0_bytes = w->off - h->l0_offset;
+    /* Compact storage: the codes too, so open need not encode every row. */
+    h->codes_offset = w->off;
+    w->crc = 0;
+    size_t code_bytes = s->row_floats * sizeof(float);
+    for (size_t i = 0; s->ck && i < rows && rc == SVDB_OK; i++)
+        rc = emit(w, svdb__row_live(svdb__row(s, SLOT(i))) ? (const void *)svdb__graph_row(s, SLOT(i)) : scratch,
+                  code_bytes);
+    if (rc == SVDB_OK) rc = flush(w);
+    h->codes_crc = w->crc;
+    h->codes_bytes = w->off - h->codes_offset;
     h->rec_offset = w->off;
     w->crc = 0;
     for (size_t i = 0; i < rows && rc == SVDB_OK; i++) {
@@ -320,19 +336,27 @@ static int check_header(const char *path, const unsigned char *b, uint64_t size,
         h->live = h->count;
         h->l0_offset = h->vec_offset + h->vec_bytes;
         h->l0_bytes = 0;
+        h->codes_offset = h->l0_offset;
+        h->codes_bytes = 0;
     } else {
         h->l0_crc = get32(b + 140);
         h->l0_offset = get64(b + 144);
         h->l0_bytes = get64(b + 152);
         h->live = get64(b + 160);
+        h->codes_offset = get64(b + 168);
+        h->codes_bytes = get64(b + 176);
+        h->codes_crc = get32(b + 184);
         uint64_t l0 = h->index == SVDB_INDEX_HNSW ? h->count * (2 * (uint64_t)h->m + 1) * 4 : 0;
         if (h->l0_offset != h->vec_offset + h->vec_bytes || h->l0_bytes != l0)
             return bad(path, "link section does not match count and M");
         if (h->live > h->count) return bad(path, "more rows in use than rows");
+        uint64_t codes = h->storage == SVDB_STORAGE_F32 ? 0 : h->count * svdb__code_bytes((int)h->storage, h->dim);
+        if (h->codes_offset != h->l0_offset + h->l0_bytes || h->codes_bytes != codes)
+            return bad(path, "code section does not match count, dim and storage");
         if (h->index == SVDB_INDEX_HNSW && h->graph_bytes < 8 + h->count)
             return bad(path, "graph section too small for the row count");
     }
-    if (h->rec_offset != h->l0_offset + h->l0_bytes || h->rec_offset > size || h->rec_bytes > size - h->rec_offset ||
+    if (h->rec_offset != h->codes_offset + h->codes_bytes || h->rec_offset > size || h->rec_bytes > size - h->rec_offset ||
         h->graph_bytes != size - h->rec_offset - h->rec_bytes)
         return bad(path, "section sizes do not match the file size");
     if (h->rec_bytes < h->count * min_rec) return bad(path, "record section too small for the row count");
@@ -501,8 +525,8 @@ static int load_rows_v2(const char *path, svdb_store *s, const snap_header *h, c
 struct svdb_snap_check {
     int fd;
     char *path;
-    uint64_t vec_offset, vec_bytes, l0_offset, l0_bytes;
-    uint32_t vec_crc, l0_crc;
+    uint64_t vec_offset, vec_bytes, l0_offset, l0_bytes, codes_offset, codes_bytes;
+    uint32_t vec_crc, l0_crc, codes_crc;
 };
 
 void svdb__snapshot_check_free(svdb_snap_check *c)
@@ -565,6 +589,8 @@ int svdb__snapshot_check(const svdb_snap_check *c, const int *stop)
     if (rc == SVDB_OK && crc != c->vec_crc) rc = bad(c->path, "vector section checksum mismatch");
     if (rc == SVDB_OK) rc = crc_range(c, c->l0_offset, c->l0_bytes, 0, &crc, stop, buf, cap);
     if (rc == SVDB_OK && crc != c->l0_crc) rc = bad(c->path, "link section checksum mismatch");
+    if (rc == SVDB_OK) rc = crc_range(c, c->codes_offset, c->codes_bytes, 0, &crc, stop, buf, cap);
+    if (rc == SVDB_OK && crc != c->codes_crc) rc = bad(c->path, "code section checksum mismatch");
     svdb__free(buf);
     return rc;
 }
@@ -602,7 +628,7 @@ static int load_v2(int fd, const char *path, svdb_store *s, svdb_hnsw **g, const
     s->snap_map_len = (size_t)size;
     const unsigned char *map = m;
     SVDB_TRY(svdb__store_reserve(s, (size_t)h->count, (size_t)(h->count - h->live)));
-    svdb__store_map_vectors(s, (size_t)h->count, h->vec_offset);
+    svdb__store_map_rows(s, (size_t)h->count, s->ck ? h->codes_offset : h->vec_offset);
     if (svdb__crc32c(0, map + h->rec_offset, (size_t)h->rec_bytes) != h->rec_crc)
         return bad(path, "record section checksum mismatch");
     if (h->index == SVDB_INDEX_HNSW &&
@@ -627,7 +653,8 @@ static int load_v2(int fd, const char *path, svdb_store *s, svdb_hnsw **g, const
     if (job.rc != SVDB_OK)
         return job.rc == SVDB_ENOMEM ? svdb__fail(SVDB_ENOMEM, "%s", job.msg)
                                      : svdb__fail(SVDB_ECORRUPT, "snapshot %s is corrupt: %s", path, job.msg);
-    if (s->ck) madvise(m, (size_t)size, MADV_RANDOM); /* originals: a few rows at a time */
+    if (s->ck) /* originals are read a few rows at a time: no read-ahead there */
+        madvise(m, (size_t)(h->vec_offset + h->vec_bytes) & ~(size_t)4095, MADV_RANDOM);
     if (h->index == SVDB_INDEX_HNSW) {
         /* Live rows must be in the graph or waiting for it; free slots never are. */
         for (size_t i = 0; i < h->count; i++)
@@ -647,11 +674,14 @@ static int load_v2(int fd, const char *path, svdb_store *s, svdb_hnsw **g, const
     c->l0_offset = h->l0_offset;
     c->l0_bytes = h->l0_bytes;
     c->l0_crc = h->l0_crc;
+    c->codes_offset = h->codes_offset;
+    c->codes_bytes = h->codes_bytes;
+    c->codes_crc = h->codes_crc;
     if (c->fd < 0 || !c->path) {
         svdb__snapshot_check_free(c);
         return svdb__fail(SVDB_ENOMEM, "out of resources checking snapshot %s", path);
     }
-    if (h->vec_bytes + h->l0_bytes >= svdb__snapshot_defer_bytes) {
+    if (h->vec_bytes + h->l0_bytes + h->codes_bytes >= svdb__snapshot_defer_bytes) {
         *deferred = c;
         return SVDB_OK;
     }
@@ -680,6 +710,7 @@ int svdb__snapshot_map(const char *dir, svdb_snap_map *out)
             out->rows = (size_t)get64(b + 40);
             out->vec_offset = get64(b + 56);
             out->l0_offset = get64(b + 144);
+            out->codes_offset = get64(b + 168);
         }
     }
     if (fd >= 0) close(fd);

@@ -28,8 +28,8 @@ int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *
 /* Loads dir/snapshot.svdb into a store initialised here, and for an HNSW
  * collection a graph created here (*g, else NULL). Both are left empty on
  * failure. A format-2 snapshot stays mapped (privately) by the store: its
- * f32 vectors, a compact store's originals and the level-0 links are read
- * in place. Its vectors and links are checked (checksums, finite values)
+ * f32 vectors, a compact store's codes and originals, and the level-0 links
+ * are read in place. Its vectors and links are checked (checksums, finite values)
  * before this returns when they are small; otherwise *deferred receives that
  * check, for the caller to run (svdb__snapshot_check) and free. `k` picks
  * the code kernels. */
@@ -40,7 +40,7 @@ int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_sna
  * (read atomically; may be NULL) became nonzero first. */
 int svdb__snapshot_check(const svdb_snap_check *c, const int *stop);
 void svdb__snapshot_check_free(svdb_snap_check *c);
-/* Vectors plus links below this many bytes are checked at load (tests lower it). */
+/* Vectors, links and codes below this many bytes are checked at load (tests lower it). */
 extern size_t svdb__snapshot_defer_bytes;
 
 /* A snapshot just written, mapped privately for svdb__store_remap and
@@ -48,7 +48,7 @@ extern size_t svdb__snapshot_defer_bytes;
 typedef struct svdb_snap_map {
     void *map;
     size_t len, rows;
-    uint64_t vec_offset, l0_offset;
+    uint64_t vec_offset, l0_offset, codes_offset;
 } svdb_snap_map;
 int svdb__snapshot_map(const char *dir, svdb_snap_map *out);
 

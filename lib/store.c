@@ -163,6 +163,14 @@ uint32_t svdb__store_find(const svdb_store *s, const char *id, size_t len)
     return svdb__idmap_find(&s->map, id, len, row_key, s);
 }
 
+static void set_norm(svdb_store *s, uint32_t slot, const float *v)
+{
+    double n2 = 0.0;
+    for (uint32_t d = 0; d < s->dim; d++) n2 += (double)v[d] * v[d];
+    /* cosine refuses zero vectors, so n2 > 0 here */
+    *svdb__norm(s, slot) = n2 > 0.0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+}
+
 static void set_vector(svdb_store *s, uint32_t slot, const float *v)
 {
     float *dst = (float *)svdb__graph_row(s, slot);
@@ -172,11 +180,7 @@ static void set_vector(svdb_store *s, uint32_t slot, const float *v)
     } else if (dst != v) {
         memcpy(dst, v, (size_t)s->dim * sizeof(float)); /* a loaded snapshot is read in place */
     }
-    if (s->metric != SVDB_METRIC_COSINE) return;
-    double n2 = 0.0;
-    for (uint32_t d = 0; d < s->dim; d++) n2 += (double)v[d] * v[d];
-    /* cosine refuses zero vectors, so n2 > 0 here */
-    *svdb__norm(s, slot) = n2 > 0.0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
+    if (s->metric == SVDB_METRIC_COSINE) set_norm(s, slot, v);
 }
 
 uint32_t svdb__store_insert(svdb_store *s, char *blob, const char *id, uint32_t id_len, uint32_t meta_len,
@@ -211,25 +215,24 @@ void svdb__store_remove(svdb_store *s, uint32_t slot)
     s->n_live--;
 }
 
-/* f32 chunks that rows [0, n_rows) of the map fill point there. */
+/* Chunks of graph rows that rows [0, n_rows) of the map fill point there. */
 static void point_chunks(svdb_store *s, const float *base, size_t n_rows)
 {
     size_t per = svdb__chunk_rows(s);
     for (size_t c = 0; c < s->n_chunks && (c + 1) * per <= n_rows; c++) {
         if (!svdb__store_mapped(s, s->vec[c])) svdb__free(s->vec[c]);
-        s->vec[c] = (float *)(uintptr_t)(base + c * per * s->dim); /* a private map: writes copy the page */
+        s->vec[c] = (float *)(uintptr_t)(base + c * per * s->row_floats); /* a private map: writes copy the page */
     }
 }
 
-void svdb__store_map_vectors(svdb_store *s, size_t n_rows, uint64_t vec_offset)
+void svdb__store_map_rows(svdb_store *s, size_t n_rows, uint64_t offset)
 {
-    if (s->ck) return; /* the codes are computed per row; originals stay in the map */
-    const float *base = (const float *)(const void *)((const unsigned char *)s->snap_map + vec_offset);
+    const float *base = (const float *)(const void *)((const unsigned char *)s->snap_map + offset);
     point_chunks(s, base, n_rows);
     size_t per = svdb__chunk_rows(s);
     for (size_t c = 0; c < s->n_chunks && c * per < n_rows; c++)
         if (!svdb__store_mapped(s, s->vec[c]))
-            memcpy(s->vec[c], base + c * per * s->dim, (n_rows - c * per) * s->dim * sizeof(float));
+            memcpy(s->vec[c], base + c * per * s->row_floats, (n_rows - c * per) * s->row_floats * sizeof(float));
 }
 
 void svdb__store_load_row(svdb_store *s, uint32_t slot, char *blob, const char *id, uint32_t id_len, uint32_t meta_len,
@@ -241,8 +244,9 @@ void svdb__store_load_row(svdb_store *s, uint32_t slot, char *blob, const char *
     r->id_len = id_len;
     r->meta_len = meta_len;
     r->seq = seq;
-    /* f32 rows are in place already (svdb__store_map_vectors) */
-    if (s->ck || s->metric == SVDB_METRIC_COSINE) set_vector(s, slot, v);
+    /* The vector or code is in place already (svdb__store_map_rows). */
+    if (s->ck) s->src[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] = v;
+    if (s->metric == SVDB_METRIC_COSINE) set_norm(s, slot, v);
 }
 
 void svdb__store_load_free(svdb_store *s, uint32_t slot) { s->free_slots[s->n_free++] = slot; }
@@ -275,8 +279,8 @@ int svdb__store_unmap(svdb_store *s)
                                  s->snap_map, s->snap_map_len);
 }
 
-void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, size_t n_rows,
-                       const uint32_t *to_row)
+void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, uint64_t codes_offset,
+                       size_t n_rows, const uint32_t *to_row)
 {
     const float *base = (const float *)(const void *)((const unsigned char *)map + vec_offset);
     void *old = s->snap_map;
@@ -286,6 +290,7 @@ void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset
             if (svdb__row_live(svdb__row(s, slot)))
                 s->src[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] =
                     base + (size_t)(to_row ? to_row[slot] : slot) * s->dim;
+        if (!to_row) point_chunks(s, (const float *)(const void *)((const unsigned char *)map + codes_offset), n_rows);
     } else if (!to_row) {
         /* Rows never move and slots are never given back, so every chunk
          * in the old map is full in the new one too. */

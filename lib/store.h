@@ -123,31 +123,32 @@ static inline int svdb__store_mapped(const svdb_store *s, const void *p)
 }
 
 /* Loading a snapshot (format 2), after svdb__store_reserve(n_rows, free
- * slots) and with the file mapped at s->snap_map: svdb__store_map_vectors
- * points the f32 chunks the rows fill into the map (vectors from
- * vec_offset) and copies the rest; then, slot by slot in order, one
- * svdb__store_load_row per live slot (`v` its vector in the map) or
- * svdb__store_load_free per free one; then svdb__store_load_finish with
- * each live slot and the hash of its id (svdb__hash), which fills the id
- * table. It returns a slot whose id another slot has too, else
- * SVDB_NO_SLOT. */
+ * slots) and with the file mapped at s->snap_map: svdb__store_map_rows
+ * points the chunks of graph rows (f32 vectors, or compact codes) that the
+ * file's rows fill into the map (rows from `offset`) and copies the rest;
+ * then, slot by slot in order, one svdb__store_load_row per live slot (`v`
+ * its float32 vector in the map) or svdb__store_load_free per free one;
+ * then svdb__store_load_finish with each live slot and the hash of its id
+ * (svdb__hash), which fills the id table. It returns a slot whose id
+ * another slot has too, else SVDB_NO_SLOT. */
 typedef struct svdb_hashed_slot {
     uint64_t hash;
     uint32_t slot;
 } svdb_hashed_slot;
-void svdb__store_map_vectors(svdb_store *s, size_t n_rows, uint64_t vec_offset);
+void svdb__store_map_rows(svdb_store *s, size_t n_rows, uint64_t offset);
 void svdb__store_load_row(svdb_store *s, uint32_t slot, char *blob, const char *id, uint32_t id_len, uint32_t meta_len,
                           uint64_t seq, const float *v);
 void svdb__store_load_free(svdb_store *s, uint32_t slot);
 uint32_t svdb__store_load_finish(svdb_store *s, size_t n_rows, const svdb_hashed_slot *live, size_t n_live);
 
 /* After a checkpoint wrote the store to a snapshot now mapped at `map` (len
- * bytes, vectors from vec_offset, n_rows rows; slot s at row to_row[s], or
- * at row s when to_row is NULL): compact originals point there, and so do
- * the f32 chunks it fills when rows are slots; the previous map goes. With
- * to_row, svdb__store_unmap must have run first. */
-void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, size_t n_rows,
-                       const uint32_t *to_row);
+ * bytes, n_rows rows, vectors from vec_offset, compact codes from
+ * codes_offset; slot s at row to_row[s], or at row s when to_row is NULL):
+ * compact originals point there, and so do the chunks of graph rows it
+ * fills when rows are slots; the previous map goes. With to_row,
+ * svdb__store_unmap must have run first. */
+void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, uint64_t codes_offset,
+                       size_t n_rows, const uint32_t *to_row);
 /* Copies the f32 chunks that point into the map to memory; on failure
  * nothing changed. */
 int svdb__store_unmap(svdb_store *s);

@@ -497,8 +497,8 @@ class SvDBPython:
         """Waits for the integrity check of the collection's snapshot.
 
         Opening checks every part of the snapshot except, in a large
-        collection (64 MiB of vectors and links or more), the checksums of
-        the vectors and level-0 links: those are checked on a thread after
+        collection (64 MiB or more of vectors, level-0 links and compact
+        codes), their checksums: those are checked on a thread after
         the open returns. Raises ``CorruptError`` naming the damage if that
         check found any (every later call then raises it too); returns
         otherwise.

@@ -163,7 +163,7 @@ enum {
     H_VERSION = 8, H_HBYTES = 12, H_UUID = 16, H_LAST_LSN = 24, H_NEXT_SEQ = 32, H_COUNT = 40, H_DIM = 48,
     H_METRIC = 52, H_VEC_OFF = 56, H_VEC_BYTES = 64, H_REC_OFF = 72, H_REC_BYTES = 80, H_VEC_CRC = 88,
     H_REC_CRC = 92, H_INDEX = 96, H_M = 100, H_EFC = 104, H_EFS = 108, H_GRAPH_BYTES = 112, H_GRAPH_CRC = 120,
-    H_L0_OFF = 144, H_L0_BYTES = 152, H_LIVE = 160
+    H_L0_OFF = 144, H_L0_BYTES = 152, H_LIVE = 160, H_CODES_OFF = 168, H_CODES_BYTES = 176
 };
 
 static uint64_t get_u64(const unsigned char *p)
@@ -250,6 +250,8 @@ static void test_corrupt__snapshot_bad_fields(void **state)
         {H_LIVE, 8, count - 1, SVDB_ECORRUPT},
         {H_L0_OFF, 8, 0, SVDB_ECORRUPT},
         {H_L0_BYTES, 8, 64, SVDB_ECORRUPT},
+        {H_CODES_OFF, 8, 0, SVDB_ECORRUPT},
+        {H_CODES_BYTES, 8, 64, SVDB_ECORRUPT},
         {H_HBYTES, 4, 8192, SVDB_ECORRUPT},
         {H_COUNT, 8, count + 1, SVDB_ECORRUPT},
         {H_COUNT, 8, count - 1, SVDB_ECORRUPT},

@@ -2,9 +2,9 @@
  * private map of the snapshot, so a large collection opens without reading
  * them; their checksums are then checked on a thread after open
  * (svdb_verify). Covers the deferred check finding damage, the link
- * checks done at open, writes to mapped rows, checkpoints that move the
- * rows to the new file (and let the old one go), and packing once a
- * quarter of the slots are free. */
+ * checks done at open, writes to mapped rows (f32 vectors, int8 codes),
+ * checkpoints that move the rows to the new file (and let the old one go),
+ * and packing once a quarter of the slots are free. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,7 +23,7 @@
 #include "svdb.h"
 
 /* Snapshot header offsets (docs/format.md). */
-enum { H_COUNT = 40, H_VEC_OFF = 56, H_VEC_BYTES = 64, H_REC_OFF = 72, H_L0_CRC = 140, H_L0_OFF = 144, H_LIVE = 160 };
+enum { H_COUNT = 40, H_VEC_OFF = 56, H_VEC_BYTES = 64, H_L0_CRC = 140, H_L0_OFF = 144, H_CODES_OFF = 168, H_CODES_BYTES = 176 };
 #define DIM 8
 #define M 4 /* level-0 blocks of 2M + 1 u32 */
 
@@ -34,13 +34,17 @@ static uint64_t get64(const unsigned char *p)
     return v;
 }
 
+static int storage;        /* of the collections run_churn creates */
+static uint32_t hnsw_m = M; /* and their M */
+
 static int open_hnsw(svdb **db, const char *dir, int index, uint32_t dim)
 {
     svdb_open_options o;
     svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.storage = index == SVDB_INDEX_HNSW ? storage : SVDB_STORAGE_DEFAULT;
     o.dim = dim;
     o.index = index;
-    o.hnsw_m = M;
+    o.hnsw_m = hnsw_m;
     o.hnsw_ef_construction = 32;
     o.build_threads = 1;
     return svdb_open(db, dir, &o);
@@ -101,9 +105,10 @@ typedef struct fx {
     size_t len;
 } fx;
 
-static int setup(void **state)
+static int setup_storage(void **state, int st)
 {
     fx *f = calloc(1, sizeof *f);
+    storage = st;
     f->dir = th_tmpdir("mapped");
     f->path = th_path(f->dir, "snapshot.svdb");
     th_model_init(&f->m, DIM);
@@ -112,9 +117,13 @@ static int setup(void **state)
     add_rows(db, &f->m, 0, 300, DIM, 1);
     if (svdb_close(db) != SVDB_OK) return -1;
     f->snap = th_read_file(f->path, &f->len);
+    storage = SVDB_STORAGE_DEFAULT;
     *state = f;
     return 0;
 }
+
+static int setup(void **state) { return setup_storage(state, SVDB_STORAGE_DEFAULT); }
+static int setup_int8(void **state) { return setup_storage(state, SVDB_STORAGE_INT8); }
 
 static int teardown(void **state)
 {
@@ -201,6 +210,26 @@ static void test_mapped__damage_found_after_open(void **state)
     memcpy(b + l0 + (2 * M + 1) * 4 * 10 + 4, &link, 4);
     expect_found_later(f, b, "link section checksum mismatch");
     free(b);
+}
+
+/* An int8 collection's codes are read in place too, and checked after open. */
+static void test_mapped__code_damage_found_after_open(void **state)
+{
+    fx *f = *state;
+    uint64_t codes = get64(f->snap + H_CODES_OFF), bytes = get64(f->snap + H_CODES_BYTES);
+    assert_int_equal(bytes, 300 * (DIM + 8)); /* per row: min, step, a byte per component */
+    unsigned char *b = malloc(f->len);
+    memcpy(b, f->snap, f->len);
+    b[codes + (DIM + 8) * 20 + 9] ^= 0x01;
+    expect_found_later(f, b, "code section checksum mismatch");
+    free(b);
+    /* intact, it opens and matches the model */
+    assert_int_equal(th_write_file(f->path, f->snap, f->len), 0);
+    svdb *db;
+    assert_int_equal(open_hnsw(&db, f->dir, SVDB_INDEX_DEFAULT, 0), SVDB_OK);
+    assert_int_equal(svdb_verify(db), SVDB_OK);
+    assert_true(th_check_db(db, &f->m, 1));
+    assert_int_equal(svdb_close(db), SVDB_OK);
 }
 
 /* Links are checked at open, before anything reads them, whatever the size. */
@@ -296,10 +325,13 @@ static void run_churn(int index, uint32_t dim, size_t n)
     assert_int_equal(open_hnsw(&db, dir, SVDB_INDEX_DEFAULT, 0), SVDB_OK);
     assert_true(th_check_db(db, &m, 1));
     /* searches still find every row's own vector first */
+    svdb_search_options so;
+    svdb_search_options_init(&so, SVDB_SEARCH_OPTIONS_VERSION);
+    so.ef = 200;
     for (size_t i = 0; i < m.n; i += m.n / 7 + 1) {
         svdb_hit *hits = NULL;
         size_t nh = 0;
-        assert_int_equal(svdb_search(db, m.rows[i].vec, dim, 1, NULL, &hits, &nh), SVDB_OK);
+        assert_int_equal(svdb_search(db, m.rows[i].vec, dim, 1, &so, &hits, &nh), SVDB_OK);
         assert_int_equal(nh, 1);
         assert_string_equal(hits[0].id, m.rows[i].id);
         svdb_hits_free(hits);
@@ -326,14 +358,28 @@ static void test_mapped__hnsw_churn(void **state)
     run_churn(SVDB_INDEX_HNSW, 4, getenv("SVDB_VALGRIND") ? 2000 : 17000);
 }
 
+/* int8 codes of 1024-d rows: 1024 to a chunk, mapped from the snapshot's
+ * code section like f32 rows; the originals from its vector section. */
+static void test_mapped__int8_churn(void **state)
+{
+    (void)state;
+    storage = SVDB_STORAGE_INT8;
+    hnsw_m = 16; /* random 1024-d rows: M = 4 leaves rows unreachable after mass deletes */
+    run_churn(SVDB_INDEX_HNSW, 1024, getenv("SVDB_VALGRIND") ? 1500 : 4000);
+    storage = SVDB_STORAGE_DEFAULT;
+    hnsw_m = M;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mapped__intact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapped__damage_found_after_open, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mapped__links_checked_at_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mapped__code_damage_found_after_open, setup_int8, teardown),
         cmocka_unit_test(test_mapped__flat_churn),
         cmocka_unit_test(test_mapped__hnsw_churn),
+        cmocka_unit_test(test_mapped__int8_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
