@@ -1,15 +1,15 @@
 /* Files written by earlier releases still open. tests/fixtures/ holds
  * collections made by the library before snapshot format 2 (snapshot format
  * 1, log format 2; the log still holds writes made after the last
- * checkpoint): an HNSW L2 one and a flat cosine one, each with deletes,
- * reused slots, upserts and metadata. Each test copies one, opens it, checks
+ * checkpoint): an HNSW L2 one, a flat cosine one and an int8 HNSW cosine
+ * one, each with deletes, reused slots, upserts and metadata. Each test copies one, opens it, checks
  * every row against a model rebuilt from the same seeded workload, checks
  * that searches match a collection built now from the same workload, then
  * writes, checkpoints (which rewrites the snapshot in the current format)
  * and reopens.
  *
  * `test_compat --make-fixtures DIR` writes the fixtures; it was run with the
- * library of commit b5eb2f6. */
+ * library of commit b5eb2f6 (this file compiled against it). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,11 +30,13 @@ typedef struct fixture {
     const char *name;
     int index, metric;
     uint64_t seed;
+    int storage;
 } fixture;
 
 static const fixture fixtures[] = {
-    {"v1-hnsw-l2", SVDB_INDEX_HNSW, SVDB_METRIC_L2, 11},
-    {"v1-flat-cosine", SVDB_INDEX_FLAT, SVDB_METRIC_COSINE, 12},
+    {"v1-hnsw-l2", SVDB_INDEX_HNSW, SVDB_METRIC_L2, 11, SVDB_STORAGE_DEFAULT},
+    {"v1-flat-cosine", SVDB_INDEX_FLAT, SVDB_METRIC_COSINE, 12, SVDB_STORAGE_DEFAULT},
+    {"v1-hnsw-int8-cosine", SVDB_INDEX_HNSW, SVDB_METRIC_COSINE, 13, SVDB_STORAGE_INT8},
 };
 
 static int open_fx(svdb **db, const char *path, const fixture *fx)
@@ -44,6 +46,7 @@ static int open_fx(svdb **db, const char *path, const fixture *fx)
     o.dim = DIM;
     o.metric = fx->metric;
     o.index = fx->index;
+    o.storage = fx->storage;
     o.hnsw_m = 6;
     o.hnsw_ef_construction = 40;
     o.seed = 7;
@@ -156,6 +159,12 @@ static void test_compat__v1_flat_cosine(void **state)
     check_fixture(&fixtures[1]);
 }
 
+static void test_compat__v1_hnsw_int8_cosine(void **state)
+{
+    (void)state;
+    check_fixture(&fixtures[2]);
+}
+
 static int make_fixtures(const char *out)
 {
     for (size_t i = 0; i < sizeof fixtures / sizeof fixtures[0]; i++) {
@@ -186,6 +195,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compat__v1_hnsw_l2),
         cmocka_unit_test(test_compat__v1_flat_cosine),
+        cmocka_unit_test(test_compat__v1_hnsw_int8_cosine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
