@@ -666,6 +666,8 @@ static int remap_snapshot(svdb *db, uint64_t graph_gen, const uint32_t *to_row)
     return rc;
 }
 
+void (*svdb__checkpoint_hook)(struct svdb *db);
+
 /* Checkpoint; the caller holds write_mu. */
 static int checkpoint(svdb *db)
 {
@@ -681,6 +683,7 @@ static int checkpoint(svdb *db)
     pthread_rwlock_unlock(&db->rw);
     if (rc != SVDB_OK) return rc;
     db->snap_lsn = info.last_lsn;
+    if (svdb__checkpoint_hook) svdb__checkpoint_hook(db);
     /* Rows move to the new snapshot's map before the log may be cut (a
      * compact store reads originals from the log's map). If that fails they
      * stay where they are, valid, and the log stays too (replay skips it). */

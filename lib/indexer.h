@@ -59,6 +59,9 @@ int svdb__indexer_failed(svdb_indexer *ix);
 void svdb__indexer_pause(svdb_indexer *ix, int paused);
 struct svdb;
 svdb_indexer *svdb__indexer_of(struct svdb *db);
+/* Test hook: called by a checkpoint between writing the snapshot and
+ * pointing the rows at it (NULL: none). */
+extern void (*svdb__checkpoint_hook)(struct svdb *db);
 
 /* The collection's rwlock, taken through these: callers waiting for it are
  * counted, and the indexer lets them in between two chunks, where it would

@@ -19,6 +19,7 @@
 
 #include "crc32c.h"
 #include "helpers.h"
+#include "indexer.h"
 #include "snapshot.h"
 #include "svdb.h"
 
@@ -370,6 +371,63 @@ static void test_mapped__int8_churn(void **state)
     hnsw_m = M;
 }
 
+static void link_now(svdb *db)
+{
+    svdb_indexer *ix = svdb__indexer_of(db);
+    svdb__indexer_pause(ix, 0);
+    assert_int_equal(svdb__indexer_wait(ix), SVDB_OK);
+}
+
+/* Checkpoints while the background indexer links rows: when it linked some
+ * between the snapshot write and the re-pointing, the graph's chunks are
+ * copied out of the old map instead of pointed at the new one. Either way
+ * no replaced snapshot stays mapped and nothing is lost. */
+static void test_mapped__checkpoints_beside_the_indexer(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("mapped-bg");
+    th_model m;
+    th_model_init(&m, 4);
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.dim = 4;
+    o.index = SVDB_INDEX_HNSW;
+    o.hnsw_m = M;
+    o.hnsw_ef_construction = 16;
+    o.background_indexing = 1;
+    svdb *db;
+    assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
+    size_t n = getenv("SVDB_VALGRIND") ? 3000 : 40000;
+    add_rows(db, &m, 0, n, 4, 50);
+    assert_int_equal(svdb_index_wait(db), SVDB_OK);
+    assert_int_equal(svdb_persist(db), SVDB_OK); /* the graph's chunks now in the map */
+    svdb_indexer *ix = svdb__indexer_of(db);
+    for (int round = 0; round < 6; round++) {
+        /* Odd rounds: rows wait, unlinked, until the checkpoint has written
+         * the snapshot; the hook then lets the indexer link them. */
+        if (round % 2) svdb__indexer_pause(ix, 1);
+        add_rows(db, &m, n + (size_t)round * 2000, 2000, 4, 60 + (unsigned)round);
+        del_rows(db, &m, (size_t)round, n, 37);
+        if (round % 2) svdb__checkpoint_hook = link_now;
+        assert_int_equal(svdb_persist(db), SVDB_OK);
+        svdb__checkpoint_hook = NULL;
+        assert_false(maps_deleted_snapshot());
+        size_t pending = 1;
+        assert_int_equal(svdb_index_pending(db, &pending), SVDB_OK);
+        if (round % 2) assert_int_equal(pending, 0);
+    }
+    assert_int_equal(svdb_index_wait(db), SVDB_OK);
+    assert_true(th_check_db(db, &m, 1));
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    o.background_indexing = 0;
+    assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
+    assert_true(th_check_db(db, &m, 1));
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    th_model_free(&m);
+    th_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -380,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_mapped__flat_churn),
         cmocka_unit_test(test_mapped__hnsw_churn),
         cmocka_unit_test(test_mapped__int8_churn),
+        cmocka_unit_test(test_mapped__checkpoints_beside_the_indexer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
