@@ -653,6 +653,10 @@ static int load_v2(int fd, const char *path, svdb_store *s, svdb_hnsw **g, const
     if (job.rc != SVDB_OK)
         return job.rc == SVDB_ENOMEM ? svdb__fail(SVDB_ENOMEM, "%s", job.msg)
                                      : svdb__fail(SVDB_ECORRUPT, "snapshot %s is corrupt: %s", path, job.msg);
+    /* The records and graph section were copied out: their pages need not
+     * stay in this process (never written, so nothing is lost). */
+    uint64_t copied = (h->rec_offset + 4095) & ~(uint64_t)4095;
+    if (copied < size) madvise((unsigned char *)m + copied, (size_t)(size - copied), MADV_DONTNEED);
     if (s->ck) /* originals are read a few rows at a time: no read-ahead there */
         madvise(m, (size_t)(h->vec_offset + h->vec_bytes) & ~(size_t)4095, MADV_RANDOM);
     if (h->index == SVDB_INDEX_HNSW) {
