@@ -98,7 +98,7 @@ extern "C" {
 /* Opaque handle to an open collection. */
 typedef struct svdb svdb;
 
-#define SVDB_OPEN_OPTIONS_VERSION 2 /* 2 added storage */
+#define SVDB_OPEN_OPTIONS_VERSION 3 /* 2 added storage, 3 allow_nonempty_dir */
 typedef struct svdb_open_options {
     unsigned int version; /* SVDB_OPEN_OPTIONS_VERSION */
     uint32_t dim;         /* 0: the stored one; on a new collection, fixed by the first add */
@@ -113,6 +113,8 @@ typedef struct svdb_open_options {
     uint32_t build_threads; /* threads linking a large batch into HNSW; 0 = all cores, 1 = deterministic */
     int background_indexing; /* HNSW: nonzero links rows on a background thread (see svdb_index_wait) */
     int storage;          /* version >= 2: SVDB_STORAGE_*; fixed when the collection is created */
+    int allow_nonempty_dir; /* version >= 3: nonzero lets a new collection be created in a directory
+                               that already holds other files (refused by default: SVDB_EINVAL) */
 } svdb_open_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 1

@@ -7,6 +7,7 @@
 #include "error.h"
 #include "fileio.h"
 #include "filter.h"
+#include "handles.h"
 #include "hnsw.h"
 #include "idmap.h"
 #include "indexer.h"
@@ -18,6 +19,7 @@
 #include "svdb.h"
 #include "wal.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -36,10 +38,17 @@
 #define DB_MAGIC 0x5356444248414e44ull /* "SVDBHAND" */
 #define DB_DEAD 0xdeaddeaddeaddeadull
 
+/* The files of a collection's directory. */
+#define LOCK_NAME "LOCK"
+#define WAL_NAME "wal.svdb"
+#define SNAP_NAME "snapshot.svdb"
+#define SNAP_TMP_NAME "snapshot.svdb.tmp"
+
 struct svdb {
     uint64_t magic;
     unsigned fork_gen; /* a handle is not usable in a forked child */
-    char *dir;
+    svdb *token;       /* what the caller holds (handles.h) */
+    svdb_dir dir;      /* held open: files are found relative to it, never by path again */
     int lock_fd;
     int durability;
     pthread_mutex_t write_mu; /* serializes writers and checkpoints */
@@ -85,8 +94,11 @@ int svdb_open_options_init(svdb_open_options *opts, unsigned int version)
     SVDB_FAIL_IF(!opts, SVDB_EINVAL, "opts is NULL");
     SVDB_FAIL_IF(version == 0 || version > SVDB_OPEN_OPTIONS_VERSION, SVDB_EINVAL,
                  "open options version %u is not supported (1..%d)", version, SVDB_OPEN_OPTIONS_VERSION);
-    /* a version-1 caller's struct ends before `storage` */
-    memset(opts, 0, version >= 2 ? sizeof *opts : offsetof(svdb_open_options, storage));
+    /* an older caller's struct ends before the fields its version lacks */
+    memset(opts, 0,
+           version >= 3   ? sizeof *opts
+           : version == 2 ? offsetof(svdb_open_options, allow_nonempty_dir)
+                          : offsetof(svdb_open_options, storage));
     opts->version = version;
     opts->metric = SVDB_METRIC_DEFAULT;
     opts->durability = SVDB_DURABILITY_PERSIST;
@@ -110,25 +122,55 @@ int svdb_search_options_init(svdb_search_options *opts, unsigned int version)
  * by a parent without a getpid() system call on every call. */
 static unsigned fork_generation;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
-static void on_fork_child(void) { fork_generation++; }
-static void watch_forks(void) { pthread_atfork(NULL, NULL, on_fork_child); }
 
-static int check_handle(const svdb *db)
+/* A forked child shares the parent's open file descriptions, and with them
+ * the parent's flock on every collection: it would keep the collection
+ * locked after the parent closed it, for as long as the child lives, and
+ * the child could not open the collection itself. The child lets go of its
+ * copies (the parent keeps its lock); its inherited handles are unusable
+ * anyway (fork_gen). */
+static void drop_inherited_lock(svdb *db)
+{
+    if (db->lock_fd >= 0) close(db->lock_fd);
+    db->lock_fd = -1;
+}
+static void on_fork_prepare(void) { svdb__handles_lock(); }
+static void on_fork_parent(void) { svdb__handles_unlock(); }
+static void on_fork_child(void)
+{
+    fork_generation++;
+    svdb__handles_each(drop_inherited_lock);
+    svdb__handles_unlock();
+}
+static void watch_forks(void) { pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child); }
+
+/* The collection behind a handle: a closed, stale or made-up handle is
+ * SVDB_EMISUSE, never a read of freed memory (see handles.h). */
+static int check_handle(const svdb *h, svdb **out)
 {
     svdb__clear_error();
-    SVDB_FAIL_IF(!db, SVDB_EMISUSE, "database handle is NULL");
-    SVDB_FAIL_IF(db->magic != DB_MAGIC, SVDB_EMISUSE, "database handle is closed or invalid");
+    *out = NULL;
+    SVDB_FAIL_IF(!h, SVDB_EMISUSE, "database handle is NULL");
+    svdb *db = svdb__handle_get(h);
+    SVDB_FAIL_IF(!db || db->magic != DB_MAGIC, SVDB_EMISUSE, "database handle is closed or invalid");
     SVDB_FAIL_IF(db->fork_gen != fork_generation, SVDB_EMISUSE,
                  "database handle was opened by another process (used after fork)");
+    *out = db;
+    return SVDB_OK;
+}
+
+/* The verdict of the deferred check, for calls on an open handle. */
+static int check_sound(const svdb *db)
+{
+    if (__atomic_load_n(&db->check_failed, __ATOMIC_ACQUIRE)) return svdb__fail(db->check_rc, "%s", db->check_msg);
     return SVDB_OK;
 }
 
 /* A handle whose snapshot turned out damaged after open answers nothing more. */
-static int check_db(const svdb *db)
+static int check_db(const svdb *h, svdb **out)
 {
-    SVDB_TRY(check_handle(db));
-    if (__atomic_load_n(&db->check_failed, __ATOMIC_ACQUIRE)) return svdb__fail(db->check_rc, "%s", db->check_msg);
-    return SVDB_OK;
+    SVDB_TRY(check_handle(h, out));
+    return check_sound(*out);
 }
 
 static void *check_main(void *arg)
@@ -152,7 +194,7 @@ static int check_start(svdb *db)
         return SVDB_OK;
     }
     check_main(db);
-    return check_db(db);
+    return check_sound(db);
 }
 
 /* Waits for the deferred check; its verdict. */
@@ -164,7 +206,7 @@ static int check_wait(svdb *db)
         db->check_running = 0;
     }
     pthread_mutex_unlock(&db->check_mu);
-    return check_db(db);
+    return check_sound(db);
 }
 
 /* ---------------------------------------------------------------- opening */
@@ -204,20 +246,24 @@ static int make_dir(const char *path, int create)
 
 static int take_lock(svdb *db)
 {
-    char *p = svdb__path_join(db->dir, "LOCK");
-    if (!p) return svdb__fail(SVDB_ENOMEM, "out of memory");
-    int rc = SVDB_OK;
-    db->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* The lock file persists between opens, so it is opened, not created
+     * anew; never through a link. */
+    db->lock_fd = openat(db->dir.fd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (db->lock_fd < 0) {
-        rc = svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create lock file %s", p);
-    } else if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno == ELOOP)
+            return svdb__fail(SVDB_ECORRUPT, "lock file %s/%s is a symbolic link, which svdb never follows", db->dir.path,
+                              LOCK_NAME);
+        return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create lock file %s/%s",
+                                db->dir.path, LOCK_NAME);
+    }
+    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         /* flock locks belong to the open file description, so a second handle
          * in this same process conflicts too; the kernel drops it on exit. */
-        rc = errno == EWOULDBLOCK ? svdb__fail(SVDB_ELOCKED, "collection %s is locked: another handle or process has it open", db->dir)
-                                  : svdb__fail_errno(SVDB_EIO, errno, "cannot lock %s", p);
+        return errno == EWOULDBLOCK
+                   ? svdb__fail(SVDB_ELOCKED, "collection %s is locked: another handle or process has it open", db->dir.path)
+                   : svdb__fail_errno(SVDB_EIO, errno, "cannot lock %s/%s", db->dir.path, LOCK_NAME);
     }
-    svdb__free(p);
-    return rc;
+    return SVDB_OK;
 }
 
 /* ---------------------------------------------------------------- planning writes */
@@ -420,6 +466,8 @@ static int replay_record(void *ctx, uint32_t type, const unsigned char *payload,
 
 /* The storage option; absent (default) in a version-1 options struct. */
 static int open_storage(const svdb_open_options *o) { return o->version >= 2 ? o->storage : SVDB_STORAGE_DEFAULT; }
+/* allow_nonempty_dir; absent (off) before version 3. */
+static int open_allow_nonempty(const svdb_open_options *o) { return o->version >= 3 && o->allow_nonempty_dir; }
 
 static const char *storage_name(int st)
 {
@@ -471,15 +519,13 @@ static int create_collection(svdb *db, const svdb_open_options *o)
                            o->hnsw_ef_search ? o->hnsw_ef_search : 64, o->seed};
     db->hnsw = hp;
     if (db->index == SVDB_INDEX_HNSW) SVDB_TRY(svdb__hnsw_create(&db->graph, &hp));
-    char *walp = svdb__path_join(db->dir, "wal.svdb");
-    if (!walp) return svdb__fail(SVDB_ENOMEM, "out of memory");
     /* The log first, the snapshot last: the snapshot's rename is what makes
-     * the collection exist, so a crash in between leaves "no collection". */
-    int rc = svdb__wal_create(&db->wal, walp, db->uuid);
-    svdb__free(walp);
+     * the collection exist, so a crash in between leaves "no collection"
+     * (a log that holds no record, which open_files may replace). */
+    int rc = svdb__wal_create(&db->wal, &db->dir, WAL_NAME, db->uuid);
     if (rc == SVDB_OK) {
         svdb_snap_info info = snap_info(db, 0);
-        rc = svdb__snapshot_write(db->dir, &db->store, db->graph, &info, NULL);
+        rc = svdb__snapshot_write(&db->dir, &db->store, db->graph, &info, NULL);
     }
     db->next_lsn = 1;
     return rc;
@@ -511,12 +557,12 @@ static int link_loaded(svdb *db)
     return rc;
 }
 
-static int load_collection(svdb *db, const svdb_open_options *o, const char *snap)
+static int load_collection(svdb *db, const svdb_open_options *o)
 {
     svdb_snap_info info;
-    SVDB_TRY(svdb__snapshot_load(snap, &db->store, &db->graph, &info, db->kern, &db->check));
+    SVDB_TRY(svdb__snapshot_load(&db->dir, &db->store, &db->graph, &info, db->kern, &db->check));
     if (open_storage(o) && open_storage(o) != info.storage)
-        return svdb__fail(SVDB_EMISMATCH, "collection %s uses %s storage, not %s", db->dir, storage_name(info.storage),
+        return svdb__fail(SVDB_EMISMATCH, "collection %s uses %s storage, not %s", db->dir.path, storage_name(info.storage),
                           storage_name(open_storage(o)));
     if (db->graph) SVDB_TRY(link_loaded(db));
     db->uuid = info.uuid;
@@ -524,32 +570,90 @@ static int load_collection(svdb *db, const svdb_open_options *o, const char *sna
     db->index = info.index;
     db->hnsw = info.hnsw;
     if (o->index && o->index != db->index)
-        return svdb__fail(SVDB_EMISMATCH, "collection %s uses the %s index, not %s", db->dir,
+        return svdb__fail(SVDB_EMISMATCH, "collection %s uses the %s index, not %s", db->dir.path,
                           db->index == SVDB_INDEX_HNSW ? "hnsw" : "flat", o->index == SVDB_INDEX_HNSW ? "hnsw" : "flat");
     if (db->index == SVDB_INDEX_HNSW && ((o->hnsw_m && o->hnsw_m != info.hnsw.m) ||
                                          (o->hnsw_ef_construction && o->hnsw_ef_construction != info.hnsw.ef_construction)))
-        return svdb__fail(SVDB_EMISMATCH, "collection %s was built with hnsw_m=%u, ef_construction=%u", db->dir,
+        return svdb__fail(SVDB_EMISMATCH, "collection %s was built with hnsw_m=%u, ef_construction=%u", db->dir.path,
                           info.hnsw.m, info.hnsw.ef_construction);
     if (o->hnsw_ef_search) db->hnsw.ef_search = o->hnsw_ef_search; /* this handle's default only */
     if (o->metric && o->metric != db->store.metric)
-        return svdb__fail(SVDB_EMISMATCH, "collection %s uses metric %s, not %s", db->dir, metric_name(db->store.metric),
+        return svdb__fail(SVDB_EMISMATCH, "collection %s uses metric %s, not %s", db->dir.path, metric_name(db->store.metric),
                           metric_name(o->metric));
-    char *walp = svdb__path_join(db->dir, "wal.svdb");
-    if (!walp) return svdb__fail(SVDB_ENOMEM, "out of memory");
-    int rc = svdb__wal_open(&db->wal, walp, db->uuid);
-    svdb__free(walp);
+    int rc = svdb__wal_open(&db->wal, &db->dir, WAL_NAME, db->uuid);
     uint64_t last = 0, dropped = 0;
     if (rc == SVDB_OK) rc = svdb__wal_replay(&db->wal, info.last_lsn, replay_record, db, &last, &dropped);
     if (rc != SVDB_OK) return rc;
     db->next_lsn = last + 1;
     if (o->dim && db->store.dim && o->dim != db->store.dim)
-        return svdb__fail(SVDB_EMISMATCH, "collection %s has dimension %u, not %u", db->dir, db->store.dim, o->dim);
+        return svdb__fail(SVDB_EMISMATCH, "collection %s has dimension %u, not %u", db->dir.path, db->store.dim, o->dim);
     if (o->dim && !db->store.dim) svdb__store_set_dim(&db->store, o->dim);
     return SVDB_OK;
 }
 
+/* Whether the directory holds anything but what an unfinished creation of
+ * a collection leaves (the lock, an empty log): 1 with the first such name
+ * in `name`, 0, or an error. */
+static int foreign_entry(const svdb_dir *d, char *name, size_t cap)
+{
+    int fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dh) {
+        int err = errno;
+        if (fd >= 0) close(fd);
+        return svdb__fail_errno(SVDB_EIO, err, "cannot list directory %s", d->path);
+    }
+    int found = 0;
+    for (struct dirent *e; !found && (e = readdir(dh));) {
+        const char *n = e->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, LOCK_NAME) || !strcmp(n, WAL_NAME)) continue;
+        snprintf(name, cap, "%s", n);
+        found = 1;
+    }
+    closedir(dh);
+    return found;
+}
+
+/* Finds the collection's files and opens or creates it. Open never removes
+ * or rewrites what it did not expect: a log with writes but no snapshot,
+ * a directory full of other files, a link where a file should be, are
+ * errors that change nothing. */
+static int open_files(svdb *db, const svdb_open_options *o)
+{
+    const char *dir = db->dir.path;
+    SVDB_TRY(svdb__file_unlink(&db->dir, SNAP_TMP_NAME)); /* left by a checkpoint that never finished */
+    struct stat st;
+    int have = svdb__file_stat(&db->dir, SNAP_NAME, &st);
+    if (have < 0) return have;
+    if (have) {
+        SVDB_FAIL_IF(!S_ISREG(st.st_mode), SVDB_ECORRUPT, "%s/%s is not a regular file (a link or a directory?)", dir,
+                     SNAP_NAME);
+        return load_collection(db, o);
+    }
+    int wal = svdb__file_stat(&db->dir, WAL_NAME, &st);
+    if (wal < 0) return wal;
+    /* A creation that crashed before its snapshot leaves a log with no
+     * record; anything more is writes whose snapshot is gone. */
+    SVDB_FAIL_IF(wal && (!S_ISREG(st.st_mode) || st.st_size > SVDB_WAL_HEADER_BYTES), SVDB_ECORRUPT,
+                 "collection %s has lost its snapshot (%s is missing) but its log %s holds %lld bytes of writes; "
+                 "nothing was changed. Restore %s from a backup, or move %s away to start an empty collection",
+                 dir, SNAP_NAME, WAL_NAME, (long long)st.st_size, SNAP_NAME, WAL_NAME);
+    SVDB_FAIL_IF(!o->create, SVDB_ENOTFOUND, "no collection at %s (and create is off)", dir);
+    if (!open_allow_nonempty(o)) {
+        char name[256];
+        int foreign = foreign_entry(&db->dir, name, sizeof name);
+        if (foreign < 0) return foreign;
+        SVDB_FAIL_IF(foreign, SVDB_EINVAL,
+                     "%s is not empty and holds no svdb collection (it has '%s'); create the collection in a new or "
+                     "empty directory, or set the open option allow_nonempty_dir",
+                     dir, name);
+    }
+    return create_collection(db, o);
+}
+
 static void destroy(svdb *db)
 {
+    if (db->token) svdb__handle_remove(db->token);
     db->magic = DB_DEAD;
     if (db->check_running) {
         __atomic_store_n(&db->check_stop, 1, __ATOMIC_RELEASE);
@@ -564,7 +668,7 @@ static void destroy(svdb *db)
     if (db->lock_fd >= 0) close(db->lock_fd);
     pthread_mutex_destroy(&db->write_mu);
     pthread_rwlock_destroy(&db->rw);
-    svdb__free(db->dir);
+    svdb__dir_close(&db->dir);
     svdb__free(db);
 }
 
@@ -584,6 +688,7 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     if (!db) return svdb__fail(SVDB_ENOMEM, "out of memory");
     db->lock_fd = -1;
     db->wal.fd = -1;
+    db->dir.fd = -1;
     db->durability = o->durability;
     pthread_once(&fork_once, watch_forks);
     db->fork_gen = fork_generation;
@@ -601,28 +706,9 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
     pthread_rwlock_init(&db->rw, &attr);
     pthread_rwlockattr_destroy(&attr);
-    db->dir = svdb__strndup(path, strlen(path));
-    int rc = db->dir ? take_lock(db) : svdb__fail(SVDB_ENOMEM, "out of memory");
-    char *snap = NULL, *tmp = NULL;
-    if (rc == SVDB_OK) {
-        snap = svdb__path_join(db->dir, "snapshot.svdb");
-        tmp = svdb__path_join(db->dir, "snapshot.svdb.tmp");
-        if (!snap || !tmp) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
-    }
-    if (rc == SVDB_OK) {
-        unlink(tmp); /* left by a checkpoint that never finished */
-        struct stat st;
-        if (stat(snap, &st) == 0)
-            rc = load_collection(db, o, snap);
-        else if (errno != ENOENT)
-            rc = svdb__fail_errno(SVDB_EIO, errno, "cannot access %s", snap);
-        else if (!o->create)
-            rc = svdb__fail(SVDB_ENOTFOUND, "no collection at %s (and create is off)", path);
-        else
-            rc = create_collection(db, o);
-    }
-    svdb__free(snap);
-    svdb__free(tmp);
+    int rc = svdb__dir_open(&db->dir, path);
+    if (rc == SVDB_OK) rc = take_lock(db);
+    if (rc == SVDB_OK) rc = open_files(db, o);
     if (db->index != SVDB_INDEX_HNSW) db->background = 0; /* a flat index has nothing to link */
     if (rc == SVDB_OK && db->background)
         rc = svdb__indexer_start(&db->ix, &db->rw, &db->store, db->graph, db->kern, db->build_threads);
@@ -634,7 +720,12 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
         return svdb__fail(rc, "%s", msg);
     }
     db->magic = DB_MAGIC;
-    *out = db;
+    rc = svdb__handle_add(db, &db->token);
+    if (rc != SVDB_OK) {
+        destroy(db);
+        return rc;
+    }
+    *out = db->token;
     return SVDB_OK;
 }
 
@@ -647,7 +738,7 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
 static int remap_snapshot(svdb *db, uint64_t graph_gen, const uint32_t *to_row)
 {
     svdb_snap_map sm;
-    SVDB_TRY(svdb__snapshot_map(db->dir, &sm));
+    SVDB_TRY(svdb__snapshot_map(&db->dir, &sm));
     int rc = SVDB_OK;
     svdb__rw_wrlock(&db->ix, &db->rw); /* no search or indexer reads a row meanwhile */
     if (db->graph && !to_row && svdb__hnsw_generation(db->graph) == graph_gen)
@@ -671,7 +762,7 @@ void (*svdb__checkpoint_hook)(struct svdb *db);
 /* Checkpoint; the caller holds write_mu. */
 static int checkpoint(svdb *db)
 {
-    SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir);
+    SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir.path);
     if (db->next_lsn - 1 == db->snap_lsn) return SVDB_OK; /* nothing new since the last snapshot */
     /* A new snapshot copies the rows of the old one: they must be sound. */
     SVDB_TRY(check_wait(db));
@@ -679,11 +770,11 @@ static int checkpoint(svdb *db)
     svdb__rw_rdlock(&db->ix, &db->rw); /* searches go on; writers wait on write_mu */
     uint64_t gen = db->graph ? svdb__hnsw_generation(db->graph) : 0;
     uint32_t *to_row = NULL;
-    int rc = svdb__snapshot_write(db->dir, &db->store, db->graph, &info, &to_row);
+    int rc = svdb__snapshot_write(&db->dir, &db->store, db->graph, &info, &to_row);
     pthread_rwlock_unlock(&db->rw);
     if (rc != SVDB_OK) return rc;
     db->snap_lsn = info.last_lsn;
-    if (svdb__checkpoint_hook) svdb__checkpoint_hook(db);
+    if (svdb__checkpoint_hook) svdb__checkpoint_hook(db->token);
     /* Rows move to the new snapshot's map before the log may be cut (a
      * compact store reads originals from the log's map). If that fails they
      * stay where they are, valid, and the log stays too (replay skips it). */
@@ -696,26 +787,29 @@ static int checkpoint(svdb *db)
     return svdb__wal_reset(&db->wal);
 }
 
-int svdb_persist(svdb *db)
+int svdb_persist(svdb *h)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     pthread_mutex_lock(&db->write_mu);
     int rc = checkpoint(db);
     pthread_mutex_unlock(&db->write_mu);
     return rc;
 }
 
-int svdb_verify(svdb *db)
+int svdb_verify(svdb *h)
 {
-    SVDB_TRY(check_handle(db));
+    svdb *db;
+    SVDB_TRY(check_handle(h, &db));
     return check_wait(db);
 }
 
-int svdb_close(svdb *db)
+int svdb_close(svdb *h)
 {
     svdb__clear_error();
-    if (!db) return SVDB_OK;
-    SVDB_TRY(check_handle(db)); /* a damaged collection's handle is closed too */
+    if (!h) return SVDB_OK;
+    svdb *db;
+    SVDB_TRY(check_handle(h, &db)); /* a damaged collection's handle is closed too */
     int rc = SVDB_OK;
     svdb__indexer_stop(&db->ix); /* rows still queued are saved unlinked and queued again at open */
     if (!db->poisoned) {
@@ -757,10 +851,10 @@ static int check_dim(const svdb *db, uint32_t dim, const char *what)
  * in-memory state may then differ from what a reopen would build. */
 static int writable(svdb *db)
 {
-    SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir);
+    SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir.path);
     SVDB_FAIL_IF(db->background && svdb__indexer_failed(&db->ix), SVDB_EREADONLY,
                  "collection %s refuses writes: background indexing failed (svdb_index_wait tells why); reopen it",
-                 db->dir);
+                 db->dir.path);
     return SVDB_OK;
 }
 
@@ -780,10 +874,11 @@ static int log_record(svdb *db, uint32_t type, const svdb_batch *b)
     return rc;
 }
 
-static int put_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+static int put_batch(svdb *h, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
                      const char *const *metadatas, int is_add)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
     SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
     SVDB_FAIL_IF(!vectors, SVDB_EINVAL, "vectors is NULL");
@@ -840,21 +935,22 @@ static int put_batch(svdb *db, size_t n, const char *const *ids, const float *ve
     return rc;
 }
 
-int svdb_add_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+int svdb_add_batch(svdb *h, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
                    const char *const *metadatas)
 {
-    return put_batch(db, n, ids, vectors, dim, metadatas, 1);
+    return put_batch(h, n, ids, vectors, dim, metadatas, 1);
 }
 
-int svdb_upsert_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+int svdb_upsert_batch(svdb *h, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
                       const char *const *metadatas)
 {
-    return put_batch(db, n, ids, vectors, dim, metadatas, 0);
+    return put_batch(h, n, ids, vectors, dim, metadatas, 0);
 }
 
-int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted)
+int svdb_delete(svdb *h, size_t n, const char *const *ids, size_t *n_deleted)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     if (n_deleted) *n_deleted = 0;
     SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
     SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
@@ -914,9 +1010,10 @@ int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted)
 
 /* ---------------------------------------------------------------- reads */
 
-int svdb_get(svdb *db, const char *id, float *vector, uint32_t dim, char **metadata)
+int svdb_get(svdb *h, const char *id, float *vector, uint32_t dim, char **metadata)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     if (metadata) *metadata = NULL;
     size_t len;
     SVDB_TRY(svdb__id_check(id, &len));
@@ -939,9 +1036,10 @@ int svdb_get(svdb *db, const char *id, float *vector, uint32_t dim, char **metad
     return rc;
 }
 
-int svdb_contains(svdb *db, const char *id, int *found)
+int svdb_contains(svdb *h, const char *id, int *found)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(!found, SVDB_EINVAL, "found is NULL");
     *found = 0;
     size_t len;
@@ -952,9 +1050,10 @@ int svdb_contains(svdb *db, const char *id, int *found)
     return SVDB_OK;
 }
 
-int svdb_count(svdb *db, size_t *count)
+int svdb_count(svdb *h, size_t *count)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(!count, SVDB_EINVAL, "count is NULL");
     svdb__rw_rdlock(&db->ix, &db->rw);
     *count = db->store.n_live;
@@ -962,9 +1061,10 @@ int svdb_count(svdb *db, size_t *count)
     return SVDB_OK;
 }
 
-int svdb_dim(svdb *db, uint32_t *dim)
+int svdb_dim(svdb *h, uint32_t *dim)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(!dim, SVDB_EINVAL, "dim is NULL");
     svdb__rw_rdlock(&db->ix, &db->rw);
     *dim = db->store.dim;
@@ -972,25 +1072,28 @@ int svdb_dim(svdb *db, uint32_t *dim)
     return SVDB_OK;
 }
 
-int svdb_metric(svdb *db, int *metric)
+int svdb_metric(svdb *h, int *metric)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(!metric, SVDB_EINVAL, "metric is NULL");
     *metric = db->store.metric; /* fixed for the handle's lifetime */
     return SVDB_OK;
 }
 
-int svdb_storage_type(svdb *db, int *storage)
+int svdb_storage_type(svdb *h, int *storage)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(!storage, SVDB_EINVAL, "storage is NULL");
     *storage = db->store.storage; /* fixed for the handle's lifetime */
     return SVDB_OK;
 }
 
-int svdb_index_type(svdb *db, int *index)
+int svdb_index_type(svdb *h, int *index)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(!index, SVDB_EINVAL, "index is NULL");
     *index = db->index; /* fixed for the handle's lifetime */
     return SVDB_OK;
@@ -1032,18 +1135,20 @@ static int list_ids(svdb *db, const svdb_filter *filter, char ***ids, size_t *co
     return rc;
 }
 
-int svdb_ids(svdb *db, char ***ids, size_t *count)
+int svdb_ids(svdb *h, char ***ids, size_t *count)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
     *ids = NULL;
     *count = 0;
     return list_ids(db, NULL, ids, count);
 }
 
-int svdb_ids_where(svdb *db, const char *where, const char *where_document, char ***ids, size_t *count)
+int svdb_ids_where(svdb *h, const char *where, const char *where_document, char ***ids, size_t *count)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
     *ids = NULL;
     *count = 0;
@@ -1090,19 +1195,21 @@ static int check_search_args(const void *q, size_t k, const svdb_search_options 
     return SVDB_OK;
 }
 
-int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits,
+int svdb_search(svdb *h, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits,
                 size_t *n_hits)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     if (hits) *hits = NULL;
     if (n_hits) *n_hits = 0;
-    return svdb_search_batch(db, 1, query, dim, k, opts, hits, n_hits);
+    return svdb_search_batch(h, 1, query, dim, k, opts, hits, n_hits);
 }
 
-int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k,
+int svdb_search_batch(svdb *h, size_t n_queries, const float *queries, uint32_t dim, size_t k,
                       const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     if (hits) *hits = NULL;
     SVDB_FAIL_IF(n_queries == 0, SVDB_EINVAL, "n_queries is 0");
     SVDB_FAIL_IF(n_queries > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "too many queries");
@@ -1137,17 +1244,23 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
 
 /* ---------------------------------------------------------------- background indexing */
 
-int svdb_index_wait(svdb *db)
+int svdb_index_wait(svdb *h)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     return db->background ? svdb__indexer_wait(&db->ix) : SVDB_OK;
 }
 
-svdb_indexer *svdb__indexer_of(svdb *db) { return &db->ix; }
-
-int svdb_index_pending(svdb *db, size_t *pending)
+svdb_indexer *svdb__indexer_of(svdb *h)
 {
-    SVDB_TRY(check_db(db));
+    svdb *db = svdb__handle_get(h);
+    return db ? &db->ix : NULL;
+}
+
+int svdb_index_pending(svdb *h, size_t *pending)
+{
+    svdb *db;
+    SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(!pending, SVDB_EINVAL, "pending is NULL");
     svdb__rw_rdlock(&db->ix, &db->rw);
     *pending = db->background ? svdb__indexer_pending(&db->ix, &db->store, db->graph) : 0;

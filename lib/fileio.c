@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 static long io_countdown;
@@ -106,4 +107,92 @@ char *svdb__path_join(const char *dir, const char *name)
     p[a] = '/';
     memcpy(p + a + 1, name, b + 1);
     return p;
+}
+
+int svdb__dir_open(svdb_dir *d, const char *path)
+{
+    d->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    d->path = NULL;
+    if (d->fd < 0) return svdb__fail_errno(errno == ENOTDIR ? SVDB_EINVAL : SVDB_EIO, errno, "cannot open directory %s", path);
+    /* An absolute name keeps messages meaningful after a chdir(). */
+    char *abs = realpath(path, NULL);
+    d->path = svdb__strndup(abs ? abs : path, strlen(abs ? abs : path));
+    free(abs);
+    if (!d->path) {
+        svdb__dir_close(d);
+        return svdb__fail(SVDB_ENOMEM, "out of memory");
+    }
+    return SVDB_OK;
+}
+
+void svdb__dir_close(svdb_dir *d)
+{
+    if (d->fd >= 0) close(d->fd);
+    d->fd = -1;
+    svdb__free(d->path);
+    d->path = NULL;
+}
+
+char *svdb__dir_file(const svdb_dir *d, const char *name) { return svdb__path_join(d->path, name); }
+
+/* Fails naming dir/name, with the errno of the failed call. */
+static int fail_file(const svdb_dir *d, const char *name, int err, const char *what)
+{
+    int status = err == ELOOP ? SVDB_ECORRUPT : io_status(err);
+    if (err == ELOOP)
+        return svdb__fail(status, "cannot %s %s/%s: it is a symbolic link, which svdb never follows inside a collection",
+                          what, d->path, name);
+    return svdb__fail_errno(status, err, "cannot %s %s/%s", what, d->path, name);
+}
+
+int svdb__file_open(const svdb_dir *d, const char *name, int flags, int *fd)
+{
+    *fd = openat(d->fd, name, flags | O_NOFOLLOW | O_CLOEXEC);
+    if (*fd >= 0) return SVDB_OK;
+    if (errno == ENOENT) return SVDB_ENOTFOUND;
+    return fail_file(d, name, errno, "open");
+}
+
+int svdb__file_create(const svdb_dir *d, const char *name, int *fd)
+{
+    *fd = -1;
+    SVDB_TRY(svdb__file_unlink(d, name));
+    *fd = openat(d->fd, name, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (*fd < 0) return fail_file(d, name, errno, "create");
+    return SVDB_OK;
+}
+
+int svdb__file_unlink(const svdb_dir *d, const char *name)
+{
+    struct stat st;
+    if (fstatat(d->fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) return SVDB_OK;
+        return fail_file(d, name, errno, "inspect");
+    }
+    /* Something we did not make (a directory) is left alone and reported;
+     * a link is removed as a link, never followed. */
+    if (S_ISDIR(st.st_mode))
+        return svdb__fail(SVDB_ECORRUPT, "%s/%s is a directory, where svdb keeps a file; move it away", d->path, name);
+    if (unlinkat(d->fd, name, 0) != 0 && errno != ENOENT) return fail_file(d, name, errno, "remove");
+    return SVDB_OK;
+}
+
+int svdb__file_stat(const svdb_dir *d, const char *name, struct stat *st)
+{
+    if (fstatat(d->fd, name, st, AT_SYMLINK_NOFOLLOW) == 0) return 1;
+    if (errno == ENOENT) return 0;
+    return fail_file(d, name, errno, "inspect");
+}
+
+int svdb__file_rename(const svdb_dir *d, const char *from, const char *to)
+{
+    if (injected() || renameat(d->fd, from, d->fd, to) != 0)
+        return svdb__fail_errno(io_status(errno), errno, "cannot rename %s/%s to %s", d->path, from, to);
+    return SVDB_OK;
+}
+
+int svdb__dir_sync(const svdb_dir *d)
+{
+    if (injected() || fsync(d->fd) != 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot fsync directory %s", d->path);
+    return SVDB_OK;
 }

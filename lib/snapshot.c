@@ -219,14 +219,14 @@ static int write_body(writer *w, const svdb_store *s, const svdb_hnsw *g, const 
     return rc;
 }
 
-int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info,
+int svdb__snapshot_write(const svdb_dir *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info,
                          uint32_t **to_row_out)
 {
-    char *tmp = svdb__path_join(dir, SNAP_TMP), *final = svdb__path_join(dir, SNAP_NAME);
+    char *tmp = svdb__dir_file(dir, SNAP_TMP);
     writer w = {-1, tmp, NULL, 0, (size_t)1 << 20, 0, 0};
     uint32_t *order = NULL, *to_row = NULL;
     if (to_row_out) *to_row_out = NULL;
-    int rc = (!tmp || !final) ? svdb__fail(SVDB_ENOMEM, "out of memory") : SVDB_OK;
+    int rc = !tmp ? svdb__fail(SVDB_ENOMEM, "out of memory") : SVDB_OK;
     if (rc == SVDB_OK && s->n_free * 4 > s->n_slots) {
         order = svdb__malloc((s->n_live ? s->n_live : 1) * sizeof *order);
         to_row = svdb__malloc(s->n_slots * sizeof *to_row);
@@ -237,10 +237,8 @@ int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *
         }
     }
     if (rc == SVDB_OK && !(w.buf = svdb__malloc(w.cap))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
-    if (rc == SVDB_OK) {
-        w.fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (w.fd < 0) rc = svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create %s", tmp);
-    }
+    /* A new file, never a link planted in its place (O_EXCL | O_NOFOLLOW). */
+    if (rc == SVDB_OK) rc = svdb__file_create(dir, SNAP_TMP, &w.fd);
     if (rc == SVDB_OK) {
         snap_header h = {0};
         h.uuid = info->uuid;
@@ -257,16 +255,16 @@ int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *
         h.storage = (uint32_t)s->storage;
         rc = write_body(&w, s, g, order, to_row, &h);
     }
+    int created = w.fd >= 0;
     if (w.fd >= 0) close(w.fd);
-    if (rc == SVDB_OK) rc = svdb__rename(tmp, final);
-    if (rc == SVDB_OK) rc = svdb__fsync_dir(dir);
-    else if (tmp) unlink(tmp); /* the old snapshot stays in place */
+    if (rc == SVDB_OK) rc = svdb__file_rename(dir, SNAP_TMP, SNAP_NAME);
+    if (rc == SVDB_OK) rc = svdb__dir_sync(dir);
+    else if (created) unlinkat(dir->fd, SNAP_TMP, 0); /* ours; the old snapshot stays in place */
     svdb__free(w.buf);
     svdb__free(order);
     if (rc == SVDB_OK && to_row_out) *to_row_out = to_row;
     else svdb__free(to_row);
     svdb__free(tmp);
-    svdb__free(final);
     return rc;
 }
 
@@ -670,7 +668,7 @@ static int load_v2(int fd, const char *path, svdb_store *s, svdb_hnsw **g, const
      * after open returns, so a large collection opens without reading them. */
     svdb_snap_check *c = svdb__calloc(1, sizeof *c);
     if (!c) return svdb__fail(SVDB_ENOMEM, "out of memory");
-    c->fd = dup(fd);
+    c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0); /* an exec'd child must not inherit it */
     c->path = svdb__strndup(path, strlen(path));
     c->vec_offset = h->vec_offset;
     c->vec_bytes = h->vec_bytes;
@@ -694,12 +692,13 @@ static int load_v2(int fd, const char *path, svdb_store *s, svdb_hnsw **g, const
     return rc;
 }
 
-int svdb__snapshot_map(const char *dir, svdb_snap_map *out)
+int svdb__snapshot_map(const svdb_dir *dir, svdb_snap_map *out)
 {
-    char *path = svdb__path_join(dir, SNAP_NAME);
+    char *path = svdb__dir_file(dir, SNAP_NAME);
     if (!path) return svdb__fail(SVDB_ENOMEM, "out of memory");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = fd < 0 ? svdb__fail_errno(SVDB_EIO, errno, "cannot open snapshot %s", path) : SVDB_OK;
+    int fd;
+    int rc = svdb__file_open(dir, SNAP_NAME, O_RDONLY, &fd);
+    if (rc == SVDB_ENOTFOUND) rc = svdb__fail(SVDB_ECORRUPT, "snapshot %s vanished right after it was written", path);
     struct stat st;
     if (rc == SVDB_OK && fstat(fd, &st) != 0) rc = svdb__fail_errno(SVDB_EIO, errno, "cannot stat %s", path);
     if (rc == SVDB_OK) {
@@ -722,18 +721,25 @@ int svdb__snapshot_map(const char *dir, svdb_snap_map *out)
     return rc;
 }
 
-int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info, const svdb_kernels *k,
-                        svdb_snap_check **deferred)
+int svdb__snapshot_load(const svdb_dir *dir, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info,
+                        const svdb_kernels *k, svdb_snap_check **deferred)
 {
     *g = NULL;
     *deferred = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot open snapshot %s", path);
+    char *path = svdb__dir_file(dir, SNAP_NAME);
+    if (!path) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    int fd;
+    int rc = svdb__file_open(dir, SNAP_NAME, O_RDONLY, &fd);
+    if (rc != SVDB_OK) {
+        if (rc == SVDB_ENOTFOUND) rc = svdb__fail(SVDB_ECORRUPT, "snapshot %s is missing", path);
+        svdb__free(path);
+        return rc;
+    }
     struct stat st;
     unsigned char hb[256];
     snap_header h = {0};
-    int rc = SVDB_OK;
     if (fstat(fd, &st) != 0) rc = svdb__fail_errno(SVDB_EIO, errno, "cannot stat %s", path);
+    else if (!S_ISREG(st.st_mode)) rc = bad(path, "not a regular file");
     else if ((uint64_t)st.st_size < SVDB_SNAPSHOT_HEADER_BYTES) rc = bad(path, "file shorter than its header");
     if (rc == SVDB_OK) rc = svdb__pread_all(fd, hb, sizeof hb, 0, path);
     if (rc == SVDB_OK) rc = check_header(path, hb, (uint64_t)st.st_size, &h);
@@ -759,6 +765,7 @@ int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_sna
         }
     }
     close(fd);
+    svdb__free(path);
     if (rc == SVDB_OK) {
         info->uuid = h.uuid;
         info->last_lsn = h.last_lsn;

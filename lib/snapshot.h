@@ -3,6 +3,7 @@
 #ifndef SVDB_SNAPSHOT_H
 #define SVDB_SNAPSHOT_H
 
+#include "fileio.h"
 #include "hnsw.h"
 #include "store.h"
 
@@ -23,7 +24,7 @@ typedef struct svdb_snap_info {
  * quarter of the slots are free: then the live rows are packed, and
  * *to_row (when to_row is not NULL) receives each slot's row
  * (UINT32_MAX: free), for the caller to free; else it is set to NULL. */
-int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info,
+int svdb__snapshot_write(const svdb_dir *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info,
                          uint32_t **to_row);
 /* Loads dir/snapshot.svdb into a store initialised here, and for an HNSW
  * collection a graph created here (*g, else NULL). Both are left empty on
@@ -34,8 +35,8 @@ int svdb__snapshot_write(const char *dir, const svdb_store *s, const svdb_hnsw *
  * check, for the caller to run (svdb__snapshot_check) and free. `k` picks
  * the code kernels. */
 typedef struct svdb_snap_check svdb_snap_check;
-int svdb__snapshot_load(const char *path, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info, const svdb_kernels *k,
-                        svdb_snap_check **deferred);
+int svdb__snapshot_load(const svdb_dir *dir, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info,
+                        const svdb_kernels *k, svdb_snap_check **deferred);
 /* SVDB_OK, SVDB_ECORRUPT naming the damage, an I/O error, or -1 when *stop
  * (read atomically; may be NULL) became nonzero first. */
 int svdb__snapshot_check(const svdb_snap_check *c, const int *stop);
@@ -50,6 +51,6 @@ typedef struct svdb_snap_map {
     size_t len, rows;
     uint64_t vec_offset, l0_offset, codes_offset;
 } svdb_snap_map;
-int svdb__snapshot_map(const char *dir, svdb_snap_map *out);
+int svdb__snapshot_map(const svdb_dir *dir, svdb_snap_map *out);
 
 #endif

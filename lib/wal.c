@@ -46,26 +46,26 @@ static void encode_header(unsigned char *h, uint64_t uuid)
     encode_crc(h);
 }
 
-static int set_path(svdb_wal *w, const char *path)
+static int set_path(svdb_wal *w, const svdb_dir *d, const char *name)
 {
     w->fd = -1;
-    w->path = svdb__strndup(path, strlen(path));
+    w->path = svdb__dir_file(d, name);
     return w->path ? SVDB_OK : svdb__fail(SVDB_ENOMEM, "out of memory");
 }
 
-int svdb__wal_create(svdb_wal *w, const char *path, uint64_t uuid)
+int svdb__wal_create(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uuid)
 {
-    SVDB_TRY(set_path(w, path));
+    SVDB_TRY(set_path(w, d, name));
     w->uuid = uuid;
-    w->fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w->fd < 0) {
-        int rc = svdb__fail_errno(SVDB_EIO, errno, "cannot create log %s", path);
+    int rc = svdb__file_create(d, name, &w->fd);
+    if (rc != SVDB_OK) {
         svdb__wal_close(w);
         return rc;
     }
+    const char *path = w->path;
     unsigned char h[SVDB_WAL_HEADER_BYTES];
     encode_header(h, uuid);
-    int rc = svdb__pwrite_all(w->fd, h, sizeof h, 0, path);
+    rc = svdb__pwrite_all(w->fd, h, sizeof h, 0, path);
     if (rc == SVDB_OK) rc = svdb__fsync(w->fd, path);
     if (rc != SVDB_OK) {
         svdb__wal_close(w);
@@ -76,15 +76,14 @@ int svdb__wal_create(svdb_wal *w, const char *path, uint64_t uuid)
     return SVDB_OK;
 }
 
-int svdb__wal_open(svdb_wal *w, const char *path, uint64_t uuid)
+int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uuid)
 {
-    SVDB_TRY(set_path(w, path));
+    SVDB_TRY(set_path(w, d, name));
     w->uuid = uuid;
-    w->fd = open(path, O_RDWR | O_CLOEXEC);
-    int rc = SVDB_OK;
-    if (w->fd < 0) {
-        rc = errno == ENOENT ? svdb__fail(SVDB_ECORRUPT, "log %s is missing", path)
-                             : svdb__fail_errno(SVDB_EIO, errno, "cannot open log %s", path);
+    const char *path = w->path;
+    int rc = svdb__file_open(d, name, O_RDWR, &w->fd);
+    if (rc != SVDB_OK) {
+        if (rc == SVDB_ENOTFOUND) rc = svdb__fail(SVDB_ECORRUPT, "log %s is missing", path);
         svdb__wal_close(w);
         return rc;
     }

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fileio.h"
+
 #define SVDB_WAL_HEADER_BYTES 32
 #define SVDB_REC_HEADER_BYTES 24
 
@@ -24,10 +26,11 @@ typedef struct svdb_wal {
     int n_views;
 } svdb_wal;
 
-/* Creates (or empties) the log for collection `uuid`, synced. */
-int svdb__wal_create(svdb_wal *w, const char *path, uint64_t uuid);
-/* Opens an existing log and checks it belongs to collection `uuid`. */
-int svdb__wal_open(svdb_wal *w, const char *path, uint64_t uuid);
+/* Creates the log d/name for collection `uuid` (a new file: a stale one of
+ * that name is removed first), synced. */
+int svdb__wal_create(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uuid);
+/* Opens the existing log d/name and checks it belongs to collection `uuid`. */
+int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uuid);
 void svdb__wal_close(svdb_wal *w);
 
 /* `off` is the payload's offset in the file. */

@@ -71,7 +71,7 @@ CDEF = r"""
 
 typedef struct svdb svdb;
 
-#define SVDB_OPEN_OPTIONS_VERSION 2
+#define SVDB_OPEN_OPTIONS_VERSION 3
 typedef struct svdb_open_options {
     unsigned int version;
     uint32_t dim;
@@ -86,6 +86,7 @@ typedef struct svdb_open_options {
     uint32_t build_threads;
     int background_indexing;
     int storage;
+    int allow_nonempty_dir;
 } svdb_open_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 1

@@ -270,6 +270,20 @@ static void test_api__open_errors(void **state)
     ASSERT_FAILS(svdb_open(&db, "/proc/svdb-test-cannot-exist", NULL), SVDB_EIO);
     assert_null(db);
 
+    /* A directory holding other files is not made a collection unless asked. */
+    ASSERT_FAILS(svdb_open(&db, dir, NULL), SVDB_EINVAL);
+    assert_null(db);
+    assert_true(th_file_size(snap) < 0);
+    char *wal = th_path(dir, "wal.svdb");
+    assert_true(th_file_size(wal) < 0);
+    free(wal);
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.allow_nonempty_dir = 1;
+    ASSERT_OK(svdb_open(&db, dir, &o));
+    ASSERT_OK(svdb_close(db));
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.create = 0;
+
     /* create = 0 on an existing collection works. */
     ASSERT_OK(svdb_open(&db, dir, NULL));
     ASSERT_OK(svdb_close(db));
