@@ -416,12 +416,6 @@ static int replay_put(svdb *db, const unsigned char *payload, size_t len, uint64
     int rc = SVDB_OK;
     if (db->store.dim && db->store.dim != b.dim)
         rc = svdb__fail(SVDB_ECORRUPT, "log record has %u dims but the collection has %u", b.dim, db->store.dim);
-    if (rc == SVDB_OK && db->store.metric == SVDB_METRIC_COSINE)
-        for (size_t i = 0; i < b.n && rc == SVDB_OK; i++) {
-            double n2 = 0;
-            for (uint32_t d = 0; d < b.dim; d++) n2 += (double)vec[i * b.dim + d] * vec[i * b.dim + d];
-            if (n2 == 0) rc = svdb__fail(SVDB_ECORRUPT, "log record holds a zero vector in a cosine collection");
-        }
     if (rc == SVDB_OK && svdb__store_compact(&db->store)) rc = use_logged_vectors(db, &b, off);
     put_plan p;
     int fixed = 0;
@@ -825,16 +819,21 @@ int svdb_close(svdb *h)
 
 /* ---------------------------------------------------------------- writes */
 
-static int check_vector(const float *v, uint32_t dim, int metric, const char *what, size_t row)
+/* Every component finite and the squared norm within SVDB_MAX_NORM2, so
+ * every distance to it is finite. A zero (or vanishingly short) vector is
+ * accepted under cosine too: it has no direction and scores distance 1 to
+ * every row, as in ChromaDB. */
+static int check_vector(const float *v, uint32_t dim, const char *what, size_t row)
 {
-    double n2 = 0.0;
-    for (uint32_t d = 0; d < dim; d++) {
+    for (uint32_t d = 0; d < dim; d++)
         if (!isfinite(v[d]))
             return svdb__fail(SVDB_EINVAL, "%s %zu has a NaN or infinite value at component %u", what, row, d);
-        n2 += (double)v[d] * v[d];
-    }
-    if (metric == SVDB_METRIC_COSINE && n2 == 0.0)
-        return svdb__fail(SVDB_EINVAL, "%s %zu is a zero vector, which has no direction under the cosine metric", what, row);
+    double n2 = svdb__norm2(v, dim);
+    if (n2 > SVDB_MAX_NORM2)
+        return svdb__fail(SVDB_EINVAL,
+                          "%s %zu is too large: its squared norm %.3g exceeds %.3g, beyond which distances overflow "
+                          "float32",
+                          what, row, n2, SVDB_MAX_NORM2);
     return SVDB_OK;
 }
 
@@ -874,6 +873,55 @@ static int log_record(svdb *db, uint32_t type, const svdb_batch *b)
     return rc;
 }
 
+/* A copy of the caller's strings: the first `cap` bytes of s at most, plus
+ * one (so an over-long string stays over-long for the checks), NUL-ended. */
+static size_t copy_len(const char *s, size_t cap) { return s ? strnlen(s, cap + 1) : 0; }
+static char *copy_str(char *to, const char *s, size_t len)
+{
+    memcpy(to, s, len);
+    to[len] = '\0';
+    return to;
+}
+
+/* Copies a batch from the caller's memory into one block of its own
+ * (vectors, then each id and metadata NUL-ended), so the caller's buffers
+ * are read once: the checks then run on the copy, and what was checked is
+ * exactly what is logged and stored. Another thread writing the caller's
+ * arrays during the call (pysvdb hands numpy memory over without the GIL)
+ * can no longer slip a NaN or a bad id past the checks. b's pointers go
+ * into *block, which the caller frees; lengths are set by the checks. */
+static int copy_batch(svdb_batch *b, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+                      const char *const *metas, void **block)
+{
+    size_t vbytes = vectors ? n * (size_t)dim * sizeof(float) : 0, bytes = vbytes;
+    for (size_t i = 0; i < n; i++) {
+        size_t a = copy_len(ids[i], SVDB_MAX_ID_BYTES), m = metas ? copy_len(metas[i], SVDB_MAX_METADATA_BYTES) : 0;
+        bytes += a + 1 + (metas && metas[i] ? m + 1 : 0);
+    }
+    unsigned char *blk = svdb__malloc(bytes ? bytes : 1);
+    if (!blk) return svdb__fail(SVDB_ENOMEM, "out of memory copying a batch of %zu rows", n);
+    if (vbytes) memcpy(blk, vectors, vbytes);
+    b->vectors = vectors ? (const float *)(void *)blk : NULL;
+    char *at = (char *)blk + vbytes, *end = (char *)blk + bytes;
+    for (size_t i = 0; i < n; i++) {
+        /* Lengths are measured again as each string is copied, and capped by
+         * the room measured before: a string that grew meanwhile is cut,
+         * one that shrank ends early, and the checks see the copy. */
+        if (ids[i]) {
+            size_t a = copy_len(ids[i], SVDB_MAX_ID_BYTES), room = (size_t)(end - at) - 1;
+            b->ids[i] = copy_str(at, ids[i], a < room ? a : room);
+            at += strlen(at) + 1;
+        }
+        if (metas && metas[i]) {
+            size_t m = copy_len(metas[i], SVDB_MAX_METADATA_BYTES), room = (size_t)(end - at) - 1;
+            b->metas[i] = copy_str(at, metas[i], m < room ? m : room);
+            at += strlen(at) + 1;
+        }
+    }
+    *block = blk;
+    return SVDB_OK;
+}
+
 static int put_batch(svdb *h, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
                      const char *const *metadatas, int is_add)
 {
@@ -883,27 +931,31 @@ static int put_batch(svdb *h, size_t n, const char *const *ids, const float *vec
     SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
     SVDB_FAIL_IF(!vectors, SVDB_EINVAL, "vectors is NULL");
     SVDB_FAIL_IF(n > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "batch of %zu rows is too large", n);
+    SVDB_FAIL_IF(dim > SVDB_MAX_DIM, SVDB_EDIM, "dim %u exceeds the maximum %d", dim, SVDB_MAX_DIM);
     svdb_batch b;
     SVDB_TRY(svdb__batch_alloc(&b, n, 1));
     b.dim = dim;
-    b.vectors = vectors;
+    void *block = NULL;
+    int rc = copy_batch(&b, n, ids, vectors, dim, metadatas, &block);
+    if (rc != SVDB_OK) {
+        svdb__batch_free(&b);
+        return rc;
+    }
     pthread_mutex_lock(&db->write_mu);
-    int rc = writable(db);
+    if (rc == SVDB_OK) rc = writable(db);
     if (rc == SVDB_OK) rc = check_dim(db, dim, "vectors");
     for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
         size_t len;
-        rc = svdb__id_check(ids[i], &len);
+        rc = svdb__id_check(b.ids[i], &len);
         if (rc != SVDB_OK) {
             rc = svdb__fail(rc, "row %zu: %s", i, svdb_errmsg());
             break;
         }
-        b.ids[i] = ids[i];
         b.id_lens[i] = (uint32_t)len;
-        rc = check_vector(vectors + i * dim, dim, db->store.metric, "vector of row", i);
-        if (rc == SVDB_OK && metadatas && metadatas[i]) {
-            size_t mlen = strnlen(metadatas[i], SVDB_MAX_METADATA_BYTES + 1);
-            rc = svdb__meta_check(metadatas[i], mlen, i);
-            b.metas[i] = metadatas[i];
+        rc = check_vector(b.vectors + i * dim, dim, "vector of row", i);
+        if (rc == SVDB_OK && b.metas[i]) {
+            size_t mlen = strnlen(b.metas[i], SVDB_MAX_METADATA_BYTES + 1);
+            rc = svdb__meta_check(b.metas[i], mlen, i);
             b.meta_lens[i] = (uint32_t)mlen;
         }
     }
@@ -932,6 +984,7 @@ static int put_batch(svdb *h, size_t n, const char *const *ids, const float *vec
     pthread_mutex_unlock(&db->write_mu);
     if (planned) plan_free(&p, n);
     svdb__batch_free(&b);
+    svdb__free(block);
     return rc;
 }
 
@@ -956,17 +1009,18 @@ int svdb_delete(svdb *h, size_t n, const char *const *ids, size_t *n_deleted)
     SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
     svdb_batch all, hit;
     SVDB_TRY(svdb__batch_alloc(&all, n, 0));
-    int rc = SVDB_OK;
+    void *block = NULL;
+    int rc = copy_batch(&all, n, ids, NULL, 0, NULL, &block); /* the caller's ids are read once */
     for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
         size_t len;
-        rc = svdb__id_check(ids[i], &len);
+        rc = svdb__id_check(all.ids[i], &len);
         if (rc != SVDB_OK) rc = svdb__fail(rc, "row %zu: %s", i, svdb_errmsg());
-        all.ids[i] = ids[i];
         all.id_lens[i] = (uint32_t)len;
     }
     if (rc == SVDB_OK) rc = svdb__batch_alloc(&hit, n, 0);
     if (rc != SVDB_OK) {
         svdb__batch_free(&all);
+        svdb__free(block);
         return rc;
     }
     uint32_t *slots = svdb__malloc(n * sizeof *slots);
@@ -1005,18 +1059,27 @@ int svdb_delete(svdb *h, size_t n, const char *const *ids, size_t *n_deleted)
     svdb__free(slots);
     svdb__batch_free(&all);
     svdb__batch_free(&hit);
+    svdb__free(block);
     return rc;
 }
 
 /* ---------------------------------------------------------------- reads */
+
+/* The caller's id in buf (SVDB_MAX_ID_BYTES + 2 bytes), read once; NULL stays NULL. */
+static const char *copy_id(char *buf, const char *id)
+{
+    return id ? copy_str(buf, id, copy_len(id, SVDB_MAX_ID_BYTES)) : NULL;
+}
 
 int svdb_get(svdb *h, const char *id, float *vector, uint32_t dim, char **metadata)
 {
     svdb *db;
     SVDB_TRY(check_db(h, &db));
     if (metadata) *metadata = NULL;
+    char idbuf[SVDB_MAX_ID_BYTES + 2];
     size_t len;
-    SVDB_TRY(svdb__id_check(id, &len));
+    SVDB_TRY(svdb__id_check(copy_id(idbuf, id), &len));
+    id = idbuf;
     svdb__rw_rdlock(&db->ix, &db->rw);
     int rc = SVDB_OK;
     uint32_t slot = svdb__store_find(&db->store, id, len);
@@ -1042,10 +1105,11 @@ int svdb_contains(svdb *h, const char *id, int *found)
     SVDB_TRY(check_db(h, &db));
     SVDB_FAIL_IF(!found, SVDB_EINVAL, "found is NULL");
     *found = 0;
+    char idbuf[SVDB_MAX_ID_BYTES + 2];
     size_t len;
-    SVDB_TRY(svdb__id_check(id, &len));
+    SVDB_TRY(svdb__id_check(copy_id(idbuf, id), &len));
     svdb__rw_rdlock(&db->ix, &db->rw);
-    *found = svdb__store_find(&db->store, id, len) != SVDB_NO_SLOT;
+    *found = svdb__store_find(&db->store, idbuf, len) != SVDB_NO_SLOT;
     pthread_rwlock_unlock(&db->rw);
     return SVDB_OK;
 }
@@ -1159,25 +1223,24 @@ int svdb_ids_where(svdb *h, const char *where, const char *where_document, char 
     return rc;
 }
 
-/* Validates queries and copies them, normalised for cosine. */
+/* Copies the queries, then checks and normalises the copy (for cosine), so
+ * the caller's buffer is read once. */
 static int prepare_queries(const svdb *db, const float *q, size_t n, uint32_t dim, float **out)
 {
     float *c = svdb__malloc(n * dim * sizeof(float));
     if (!c) return svdb__fail(SVDB_ENOMEM, "out of memory copying %zu queries", n);
+    memcpy(c, q, n * dim * sizeof(float));
     for (size_t i = 0; i < n; i++) {
-        const float *src = q + i * dim;
-        int rc = check_vector(src, dim, db->store.metric, "query", i);
+        float *v = c + i * dim;
+        int rc = check_vector(v, dim, "query", i);
         if (rc != SVDB_OK) {
             svdb__free(c);
             return rc;
         }
-        float scale = 1.0f;
         if (db->store.metric == SVDB_METRIC_COSINE) {
-            double n2 = 0.0;
-            for (uint32_t d = 0; d < dim; d++) n2 += (double)src[d] * src[d];
-            scale = (float)(1.0 / sqrt(n2));
+            float scale = svdb__inv_norm(v, dim); /* 0 for a zero vector: distance 1 to every row */
+            for (uint32_t d = 0; d < dim; d++) v[d] *= scale;
         }
-        for (uint32_t d = 0; d < dim; d++) c[i * dim + d] = src[d] * scale;
     }
     *out = c;
     return SVDB_OK;

@@ -264,6 +264,14 @@ int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t
     return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "out of memory while searching %zu queries", n);
 }
 
+/* The distance a caller sees: cosine within its range [0, 2] (rounding can
+ * leave 1 - raw * norm a hair outside it); the others as computed. */
+static float reported(int metric, float d)
+{
+    if (metric != SVDB_METRIC_COSINE) return d;
+    return d < 0.0f ? 0.0f : d > 2.0f ? 2.0f : d;
+}
+
 int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, const size_t *counts, size_t n,
                      svdb_hit **out)
 {
@@ -286,7 +294,7 @@ int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, cons
             const svdb_row *r = svdb__row(s, cands[q * k + i].slot);
             memcpy(str, svdb__row_id(r), r->id_len + 1);
             hits[h].id = str;
-            hits[h].distance = cands[q * k + i].dist;
+            hits[h].distance = reported(s->metric, cands[q * k + i].dist);
             str += r->id_len + 1;
         }
     *out = hits;

@@ -163,13 +163,7 @@ uint32_t svdb__store_find(const svdb_store *s, const char *id, size_t len)
     return svdb__idmap_find(&s->map, id, len, row_key, s);
 }
 
-static void set_norm(svdb_store *s, uint32_t slot, const float *v)
-{
-    double n2 = 0.0;
-    for (uint32_t d = 0; d < s->dim; d++) n2 += (double)v[d] * v[d];
-    /* cosine refuses zero vectors, so n2 > 0 here */
-    *svdb__norm(s, slot) = n2 > 0.0 ? (float)(1.0 / sqrt(n2)) : 0.0f;
-}
+static void set_norm(svdb_store *s, uint32_t slot, const float *v) { *svdb__norm(s, slot) = svdb__inv_norm(v, s->dim); }
 
 static void set_vector(svdb_store *s, uint32_t slot, const float *v)
 {

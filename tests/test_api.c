@@ -494,35 +494,69 @@ static void test_api__add_errors(void **state)
     check_unchanged(f);
 }
 
+/* Issue 12 item 9: every distance is finite and within the metric's range.
+ * A zero or vanishingly short vector under cosine has no direction: it is
+ * accepted and scores distance 1 to every row (ChromaDB's zero vector), and
+ * a denormal "poison" row can no longer take the top spot with -inf. */
 static void test_api__cosine_zero_vector(void **state)
 {
     (void)state;
-    char *dir = th_tmpdir("api-cos0");
-    svdb *db;
-    ASSERT_OK(th_open(&db, dir, 0, SVDB_METRIC_COSINE, 0));
-    const char *ids[] = {"a", "b"};
-    float v[] = {1, 2, 0, 0};
-    ASSERT_FAILS(svdb_add_batch(db, 2, ids, v, 2, NULL), SVDB_EINVAL);
-    /* The failed first batch did not fix the dimension. */
-    uint32_t d = 7;
-    ASSERT_OK(svdb_dim(db, &d));
-    assert_int_equal(d, 0);
-    size_t n;
-    ASSERT_OK(svdb_count(db, &n));
-    assert_int_equal(n, 0);
-    float v4[] = {1, 0, 0, 0, 0, 0, 0, 2};
-    ASSERT_OK(svdb_add_batch(db, 2, ids, v4, 4, NULL));
-    float zero[4] = {0};
-    ASSERT_FAILS(svdb_upsert_batch(db, 1, ids, zero, 4, NULL), SVDB_EINVAL);
-    svdb_hit *hits = (svdb_hit *)0x1;
-    ASSERT_FAILS(svdb_search(db, zero, 4, 1, NULL, &hits, &n), SVDB_EINVAL);
-    assert_null(hits);
-    float got[4];
-    ASSERT_OK(svdb_get(db, "a", got, 4, NULL));
-    assert_memory_equal(got, v4, sizeof got);
-    ASSERT_OK(svdb_close(db));
-    th_rmrf(dir);
-    free(dir);
+    for (int index = SVDB_INDEX_FLAT; index <= SVDB_INDEX_HNSW; index++) {
+        char *dir = th_tmpdir("api-cos0");
+        svdb *db;
+        svdb_open_options o;
+        svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+        o.metric = SVDB_METRIC_COSINE;
+        o.index = index;
+        ASSERT_OK(svdb_open(&db, dir, &o));
+        /* A NaN fails the first batch, which then does not fix the dimension. */
+        const char *ids[] = {"a", "b", "poison", "zero"};
+        float bad[] = {1, 2, NAN, 0};
+        ASSERT_FAILS(svdb_add_batch(db, 2, ids, bad, 2, NULL), SVDB_EINVAL);
+        uint32_t d = 7;
+        ASSERT_OK(svdb_dim(db, &d));
+        assert_int_equal(d, 0);
+        float v[] = {1, 0, 0.9f, 0.1f, 1e-40f, 1e-40f, 0, 0};
+        ASSERT_OK(svdb_add_batch(db, 4, ids, v, 2, NULL));
+        for (int round = 0; round < 2; round++) {
+            float q[] = {1, 0};
+            svdb_hit *hits;
+            size_t n;
+            ASSERT_OK(svdb_search(db, q, 2, 4, NULL, &hits, &n));
+            assert_int_equal(n, 4);
+            assert_string_equal(hits[0].id, "a");
+            assert_string_equal(hits[1].id, "b");
+            for (size_t i = 0; i < n; i++) {
+                assert_true(isfinite(hits[i].distance) && hits[i].distance >= 0 && hits[i].distance <= 2);
+                if (i >= 2) assert_true(hits[i].distance == 1.0f); /* poison and zero: no direction */
+            }
+            svdb_hits_free(hits);
+            /* A zero or denormal query: distance 1 to every row. */
+            float zq[2][2] = {{0, 0}, {1e-40f, -1e-40f}};
+            for (int z = 0; z < 2; z++) {
+                ASSERT_OK(svdb_search(db, zq[z], 2, 4, NULL, &hits, &n));
+                assert_int_equal(n, 4);
+                for (size_t i = 0; i < n; i++) assert_true(hits[i].distance == 1.0f);
+                svdb_hits_free(hits);
+            }
+            ASSERT_OK(svdb_close(db)); /* and again after reopen */
+            ASSERT_OK(svdb_open(&db, dir, NULL));
+        }
+        /* A vector whose distances would overflow float32 is refused, query too. */
+        float huge[] = {1e19f, 1e19f};
+        const char *hid[] = {"huge"};
+        ASSERT_FAILS(svdb_add_batch(db, 1, hid, huge, 2, NULL), SVDB_EINVAL);
+        svdb_hit *hits = (svdb_hit *)0x1;
+        size_t n;
+        ASSERT_FAILS(svdb_search(db, huge, 2, 1, NULL, &hits, &n), SVDB_EINVAL);
+        assert_null(hits);
+        float got[2];
+        ASSERT_OK(svdb_get(db, "zero", got, 2, NULL));
+        assert_true(got[0] == 0 && got[1] == 0);
+        ASSERT_OK(svdb_close(db));
+        th_rmrf(dir);
+        free(dir);
+    }
 }
 
 static void test_api__failed_first_add_leaves_dim_open(void **state)
