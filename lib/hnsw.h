@@ -1,9 +1,9 @@
 /* HNSW approximate-nearest-neighbour graph over the row store's slots.
  * Nodes are store slots; vectors stay in the store. Levels are a hash of
  * (seed, insertion sequence), so a graph built in the same order with the
- * same seed is identical. Deletes repair the neighbours of the removed node
- * and leave its slot free for reuse. Callers hold the collection's locks:
- * inserts and removals exclusively, searches shared. */
+ * same seed is identical. A delete re-links the nodes that pointed at the
+ * removed node and leaves its slot free for reuse. Callers hold the
+ * collection's locks: inserts and removals exclusively, searches shared. */
 #ifndef SVDB_HNSW_H
 #define SVDB_HNSW_H
 
@@ -44,8 +44,15 @@ int svdb__hnsw_insert_many(svdb_hnsw *h, const svdb_store *s, const svdb_kernels
  * [0, *done) are then linked and the rest untouched. */
 int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const uint32_t *slots, size_t n,
                            unsigned threads, const int *yield, size_t *done);
-/* Unlinks slot, repairing its neighbours; the store row must still hold its vector. */
+/* Unlinks slot; the store row must still hold its vector. Searches the
+ * slot's neighbourhood and re-links the nodes that pointed at it, so the
+ * graph stays navigable through any number of deletes: about the cost of an
+ * insert (see the comment above it in hnsw.c). */
 void svdb__hnsw_remove(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot);
+/* For tests: the nodes no walk from the entry point can reach on their
+ * levels (summed over levels), and the links to nodes no longer on the
+ * level. SVDB_ENOMEM only. */
+int svdb__hnsw_check(const svdb_hnsw *h, size_t *unreachable, size_t *stale);
 /* Fills `out` (k entries) with the nearest admitted live rows to the
  * prepared query q (normalised for cosine); `ef` >= k widens the search. */
 int svdb__hnsw_search(const svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const float *q, size_t ef,
