@@ -1,26 +1,42 @@
 /* Compiles a where clause into a small tree and evaluates it by scanning the
  * row's JSON text for the top-level key. The text was validated at insert, so
- * the scanner can rely on well-formed JSON; it allocates nothing per row. */
+ * the scanner can rely on well-formed JSON; it allocates nothing per row
+ * unless a document holds escapes.
+ *
+ * The filter text is read by its own strict JSON parser (not cJSON), which
+ * keeps what cJSON would lose: a number's literal (integers compare exactly,
+ * not as doubles), a string's length (an escaped NUL does not end it), and
+ * every member of an object (duplicate keys are refused). */
 #include "filter.h"
 
 #include "alloc.h"
 #include "error.h"
+#include "regex.h"
 #include "svdb.h"
 
-#include <cjson/cJSON.h>
+#include <errno.h>
 #include <math.h>
-#include <regex.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-#define MAX_DEPTH 64
+#define MAX_DEPTH 64       /* nesting of $and / $or */
+#define JSON_MAX_DEPTH 256 /* nesting of the filter's JSON */
+/* Time one query may spend in regular expression matching, summed over its
+ * documents and threads; past it the query fails with SVDB_ETOOBIG. RE2 is
+ * linear, but its constant grows with the pattern (a DFA whose states thrash
+ * falls back to the NFA: text bytes x program size), so a big pattern over
+ * many large documents would otherwise hold the read lock for minutes. */
+#define REGEX_BUDGET_NS (10 * 1000000000LL)
 
-typedef enum { V_STR, V_NUM, V_BOOL } vtype;
+typedef enum { V_STR, V_INT, V_FLT, V_BOOL } vtype;
 typedef struct {
     vtype t;
-    double num;
-    int b;
-    char *str;
+    int64_t i; /* V_INT */
+    double d;  /* V_FLT */
+    int b;     /* V_BOOL */
+    char *str; /* V_STR: decoded bytes, may hold NUL */
     size_t len;
 } value;
 
@@ -38,7 +54,10 @@ struct svdb_filter {
     size_t n_vals;
     svdb_filter **kids; /* $and / $or */
     size_t n_kids;
-    regex_t *re; /* $regex / $not_regex */
+    svdb_regex *re;  /* $regex / $not_regex */
+    int64_t spent_ns; /* the root's: matching time of the query so far (atomic) */
+    int64_t *spent;   /* regex leaves: the root's spent_ns */
+    int failed;       /* why a match returned -1: SVDB_ENOMEM or SVDB_ETOOBIG (atomic) */
 };
 
 void svdb__filter_free(svdb_filter *f)
@@ -49,9 +68,344 @@ void svdb__filter_free(svdb_filter *f)
     svdb__free(f->kids);
     svdb__free(f->vals);
     svdb__free(f->key);
-    if (f->re) regfree(f->re);
-    svdb__free(f->re);
+    svdb__regex_free(f->re);
     svdb__free(f);
+}
+
+/* ------------------------------------------------------------ numbers */
+
+/* Reads the number literal at p (cJSON's character set, as the stored text
+ * was validated by cJSON): an integer literal within int64 is V_INT, any
+ * other literal the nearest double. */
+static void read_number(const char *p, const char *e, value *v)
+{
+    const char *q = p;
+    int is_float = 0;
+    while (q < e && *q && strchr("0123456789+-eE.", *q)) {
+        if (*q == '.' || *q == 'e' || *q == 'E') is_float = 1;
+        q++;
+    }
+    char buf[64];
+    char *tmp = NULL;
+    size_t n = (size_t)(q - p);
+    const char *lit = buf;
+    if (n < sizeof buf) {
+        memcpy(buf, p, n);
+        buf[n] = '\0';
+    } else if ((tmp = svdb__malloc(n + 1))) {
+        memcpy(tmp, p, n);
+        tmp[n] = '\0';
+        lit = tmp;
+    } else { /* a literal of 64+ characters and no memory: the double strtod reads in place */
+        lit = NULL;
+    }
+    if (!is_float && lit) {
+        errno = 0;
+        long long x = strtoll(lit, NULL, 10);
+        if (errno != ERANGE) {
+            v->t = V_INT;
+            v->i = (int64_t)x;
+            svdb__free(tmp);
+            return;
+        }
+    }
+    v->t = V_FLT;
+    v->d = strtod(lit ? lit : p, NULL);
+    svdb__free(tmp);
+}
+
+/* The sign of i - d, exactly (d is not NaN). */
+static int cmp_int_dbl(int64_t i, double d)
+{
+    if (d >= 9223372036854775808.0) return -1;
+    if (d < -9223372036854775808.0) return 1;
+    double t = trunc(d); /* within int64 now */
+    int64_t ti = (int64_t)t;
+    if (i != ti) return i < ti ? -1 : 1;
+    return d > t ? -1 : d < t ? 1 : 0;
+}
+
+/* The sign of a - b for two numbers (V_INT or V_FLT), compared mathematically. */
+static int num_cmp(const value *a, const value *b)
+{
+    if (a->t == V_INT && b->t == V_INT) return a->i < b->i ? -1 : a->i > b->i;
+    if (a->t == V_FLT && b->t == V_FLT) return a->d < b->d ? -1 : a->d > b->d;
+    if (a->t == V_INT) return cmp_int_dbl(a->i, b->d);
+    return -cmp_int_dbl(b->i, a->d);
+}
+
+static int is_num(vtype t) { return t == V_INT || t == V_FLT; }
+
+/* ------------------------------------------------------------ parsing the filter's JSON */
+
+typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype;
+typedef struct jnode jnode;
+struct jnode {
+    jtype t;
+    int b;
+    char *key; /* member name in an object: decoded, NUL-terminated, may hold NUL */
+    size_t key_len;
+    char *s; /* J_STR: decoded; J_NUM: the literal */
+    size_t len;
+    jnode *kids; /* J_ARR, J_OBJ */
+    size_t n, cap;
+};
+
+typedef struct {
+    const char *start, *p, *e;
+    int doc; /* where_document: messages say so */
+} jparser;
+
+static void jfree(jnode *j)
+{
+    for (size_t i = 0; i < j->n; i++) jfree(&j->kids[i]);
+    svdb__free(j->kids);
+    svdb__free(j->key);
+    svdb__free(j->s);
+}
+
+static const char *what(int doc) { return doc ? "where_document" : "where"; }
+
+static int jerr(jparser *ps, const char *msg)
+{
+    return svdb__fail(SVDB_EINVAL, "invalid %s filter: not valid JSON (%s at byte %zu)", what(ps->doc), msg,
+                      (size_t)(ps->p - ps->start));
+}
+
+static void jws(jparser *ps)
+{
+    while (ps->p < ps->e && (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\r' || *ps->p == '\n')) ps->p++;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+static int hex4(const char *p, const char *e, unsigned *out)
+{
+    if (e - p < 4) return 0;
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        int h = hexval(p[k]);
+        if (h < 0) return 0;
+        v = v << 4 | (unsigned)h;
+    }
+    *out = v;
+    return 1;
+}
+
+static size_t put_utf8(unsigned cp, char *o)
+{
+    unsigned char *u = (unsigned char *)o;
+    if (cp < 0x80) return u[0] = (unsigned char)cp, 1;
+    if (cp < 0x800) return u[0] = (unsigned char)(0xC0 | cp >> 6), u[1] = (unsigned char)(0x80 | (cp & 0x3F)), 2;
+    if (cp < 0x10000) {
+        u[0] = (unsigned char)(0xE0 | cp >> 12), u[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+        u[2] = (unsigned char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    u[0] = (unsigned char)(0xF0 | cp >> 18), u[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    u[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)), u[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* A string at ps->p (an opening quote), strictly: no raw control bytes,
+ * the escapes of RFC 8259, surrogates in pairs. */
+static int jstring(jparser *ps, char **out, size_t *len)
+{
+    const char *p = ps->p + 1, *q = p;
+    while (q < ps->e && *q != '"') q += *q == '\\' ? 2 : 1;
+    if (q >= ps->e) return jerr(ps, "an unterminated string");
+    char *buf = svdb__malloc((size_t)(q - p) + 1); /* escapes never decode longer */
+    if (!buf) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    size_t n = 0;
+    while (p < q) {
+        unsigned char c = (unsigned char)*p;
+        if (c < 0x20) {
+            ps->p = p;
+            svdb__free(buf);
+            return jerr(ps, "an unescaped control character in a string");
+        }
+        if (c != '\\') {
+            buf[n++] = (char)c;
+            p++;
+            continue;
+        }
+        char esc = p[1];
+        const char *simple = strchr("\"\\/bfnrt", esc);
+        if (esc && simple) {
+            buf[n++] = "\"\\/\b\f\n\r\t"[simple - "\"\\/bfnrt"];
+            p += 2;
+            continue;
+        }
+        unsigned cp, lo;
+        if (esc != 'u' || !hex4(p + 2, q, &cp)) {
+            ps->p = p;
+            svdb__free(buf);
+            return jerr(ps, "an invalid escape");
+        }
+        p += 6;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) {
+            ps->p = p - 6;
+            svdb__free(buf);
+            return jerr(ps, "an unpaired surrogate");
+        }
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            if (q - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, q, &lo) || lo < 0xDC00 || lo > 0xDFFF) {
+                ps->p = p - 6;
+                svdb__free(buf);
+                return jerr(ps, "an unpaired surrogate");
+            }
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        }
+        n += put_utf8(cp, buf + n);
+    }
+    buf[n] = '\0';
+    ps->p = q + 1;
+    *out = buf;
+    *len = n;
+    return SVDB_OK;
+}
+
+static int jnumber(jparser *ps, jnode *j)
+{
+    const char *p = ps->p, *s = p;
+    if (p < ps->e && *p == '-') p++;
+    if (p >= ps->e || *p < '0' || *p > '9') return jerr(ps, "an invalid value");
+    if (*p == '0') p++;
+    else while (p < ps->e && *p >= '0' && *p <= '9') p++;
+    if (p < ps->e && *p == '.') {
+        if (++p >= ps->e || *p < '0' || *p > '9') return ps->p = p, jerr(ps, "a malformed number");
+        while (p < ps->e && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < ps->e && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < ps->e && (*p == '+' || *p == '-')) p++;
+        if (p >= ps->e || *p < '0' || *p > '9') return ps->p = p, jerr(ps, "a malformed number");
+        while (p < ps->e && *p >= '0' && *p <= '9') p++;
+    }
+    j->t = J_NUM;
+    j->len = (size_t)(p - s);
+    if (!(j->s = svdb__strndup(s, j->len))) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    ps->p = p;
+    return SVDB_OK;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    const jnode *x = *(const jnode *const *)a, *y = *(const jnode *const *)b;
+    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+    int c = memcmp(x->key, y->key, n);
+    return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+/* Refuses an object that names a key twice (JSON parsers disagree on which one counts). */
+static int jduplicates(jparser *ps, const jnode *j)
+{
+    if (j->n < 2) return SVDB_OK;
+    const jnode **v = svdb__malloc(j->n * sizeof *v);
+    if (!v) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    for (size_t i = 0; i < j->n; i++) v[i] = &j->kids[i];
+    qsort(v, j->n, sizeof *v, key_cmp);
+    int rc = SVDB_OK;
+    for (size_t i = 1; i < j->n && rc == SVDB_OK; i++)
+        if (key_cmp(&v[i - 1], &v[i]) == 0)
+            rc = svdb__fail(SVDB_EINVAL, "invalid %s filter: duplicate key \"%.*s\" in one object", what(ps->doc),
+                            (int)(v[i]->key_len > 100 ? 100 : v[i]->key_len), v[i]->key);
+    svdb__free(v);
+    return rc;
+}
+
+static int jvalue(jparser *ps, jnode *j, int depth);
+
+static jnode *jpush(jnode *j)
+{
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? j->cap * 2 : 4;
+        jnode *k = svdb__realloc(j->kids, cap * sizeof *k);
+        if (!k) return NULL;
+        j->kids = k, j->cap = cap;
+    }
+    jnode *k = &j->kids[j->n++];
+    memset(k, 0, sizeof *k);
+    return k;
+}
+
+static int jcontainer(jparser *ps, jnode *j, int depth)
+{
+    int obj = *ps->p == '{';
+    char close = obj ? '}' : ']';
+    j->t = obj ? J_OBJ : J_ARR;
+    if (depth >= JSON_MAX_DEPTH)
+        return svdb__fail(SVDB_EINVAL, "invalid %s filter: nested too deep (limit %d levels of JSON)", what(ps->doc),
+                          JSON_MAX_DEPTH);
+    ps->p++;
+    jws(ps);
+    if (ps->p < ps->e && *ps->p == close) {
+        ps->p++;
+        return SVDB_OK;
+    }
+    for (;;) {
+        jnode *k = jpush(j);
+        if (!k) return svdb__fail(SVDB_ENOMEM, "out of memory");
+        if (obj) {
+            if (ps->p >= ps->e || *ps->p != '"') return jerr(ps, "expected a member name");
+            SVDB_TRY(jstring(ps, &k->key, &k->key_len));
+            jws(ps);
+            if (ps->p >= ps->e || *ps->p != ':') return jerr(ps, "expected ':'");
+            ps->p++;
+            jws(ps);
+        }
+        SVDB_TRY(jvalue(ps, k, depth + 1));
+        jws(ps);
+        if (ps->p < ps->e && *ps->p == ',') {
+            ps->p++;
+            jws(ps);
+            continue;
+        }
+        if (ps->p < ps->e && *ps->p == close) break;
+        return jerr(ps, obj ? "expected ',' or '}'" : "expected ',' or ']'");
+    }
+    ps->p++;
+    return obj ? jduplicates(ps, j) : SVDB_OK;
+}
+
+static int jvalue(jparser *ps, jnode *j, int depth)
+{
+    if (ps->p >= ps->e) return jerr(ps, "unexpected end");
+    switch (*ps->p) {
+    case '{':
+    case '[': return jcontainer(ps, j, depth);
+    case '"': j->t = J_STR; return jstring(ps, &j->s, &j->len);
+    case 't':
+    case 'f':
+    case 'n': {
+        const char *word = *ps->p == 't' ? "true" : *ps->p == 'f' ? "false" : "null";
+        size_t n = strlen(word);
+        if ((size_t)(ps->e - ps->p) < n || memcmp(ps->p, word, n) != 0) return jerr(ps, "an invalid value");
+        j->t = *ps->p == 'n' ? J_NULL : J_BOOL;
+        j->b = *ps->p == 't';
+        ps->p += n;
+        return SVDB_OK;
+    }
+    default: return jnumber(ps, j);
+    }
+}
+
+static int jparse(const char *text, int doc, jnode *root)
+{
+    jparser ps = {text, text, text + strlen(text), doc};
+    memset(root, 0, sizeof *root);
+    jws(&ps);
+    int rc = jvalue(&ps, root, 0);
+    if (rc == SVDB_OK) {
+        jws(&ps);
+        if (ps.p != ps.e) rc = jerr(&ps, "trailing characters after the value");
+    }
+    if (rc != SVDB_OK) jfree(root);
+    return rc;
 }
 
 /* ------------------------------------------------------------ compiling */
@@ -61,25 +415,32 @@ static int bad(const char *msg, const char *detail)
     return svdb__fail(SVDB_EINVAL, "invalid where filter: %s%s%s", msg, detail ? ": " : "", detail ? detail : "");
 }
 
-static int to_value(const cJSON *j, value *v, int numbers_only, const char *op)
+static int bad_doc(const char *msg, const char *detail)
+{
+    return svdb__fail(SVDB_EINVAL, "invalid where_document filter: %s%s%s", msg, detail ? ": " : "", detail ? detail : "");
+}
+
+static int to_value(const jnode *j, value *v, int numbers_only, const char *op)
 {
     memset(v, 0, sizeof *v);
-    if (cJSON_IsNumber(j)) {
-        v->t = V_NUM;
-        v->num = j->valuedouble;
+    if (j->t == J_NUM) {
+        read_number(j->s, j->s + j->len, v);
+        if (v->t == V_FLT && !isfinite(v->d)) return bad("number out of range for", op);
         return SVDB_OK;
     }
     if (numbers_only) return bad("operand must be a number for", op);
-    if (cJSON_IsBool(j)) {
+    if (j->t == J_BOOL) {
         v->t = V_BOOL;
-        v->b = cJSON_IsTrue(j);
+        v->b = j->b;
         return SVDB_OK;
     }
-    if (cJSON_IsString(j)) {
+    if (j->t == J_STR) {
         v->t = V_STR;
-        v->len = strlen(j->valuestring);
-        v->str = svdb__strndup(j->valuestring, v->len);
-        return v->str ? SVDB_OK : svdb__fail(SVDB_ENOMEM, "out of memory");
+        v->len = j->len;
+        v->str = svdb__malloc(j->len + 1);
+        if (!v->str) return svdb__fail(SVDB_ENOMEM, "out of memory");
+        memcpy(v->str, j->s, j->len + 1);
+        return SVDB_OK;
     }
     return bad("operand must be a string, number or boolean for", op);
 }
@@ -91,7 +452,8 @@ static const struct {
            {"$lt", OP_LT},   {"$lte", OP_LTE}, {"$in", OP_IN},           {"$nin", OP_NIN},
            {"$contains", OP_CONTAINS}, {"$not_contains", OP_NCONTAINS}};
 
-static int compile(const cJSON *j, int depth, svdb_filter **out);
+static int compile(const jnode *j, int depth, svdb_filter **out);
+static int compile_doc(const jnode *j, int depth, svdb_filter **out);
 
 static svdb_filter *new_node(opcode op)
 {
@@ -100,24 +462,19 @@ static svdb_filter *new_node(opcode op)
     return f;
 }
 
-static int compile_doc(const cJSON *j, int depth, svdb_filter **out);
-static int bad_doc(const char *msg, const char *detail);
-
 /* $and / $or over two or more clauses of `where` or, with `doc`, of `where_document`. */
-static int compile_logic(const cJSON *list, opcode op, const char *name, int depth, int doc, svdb_filter **out)
+static int compile_logic(const jnode *list, opcode op, const char *name, int depth, int doc, svdb_filter **out)
 {
     int (*fail)(const char *, const char *) = doc ? bad_doc : bad;
-    if (!cJSON_IsArray(list)) return fail("expected a list after", name);
-    int n = cJSON_GetArraySize(list);
-    if (n < 2) return fail("needs at least two clauses:", name);
+    if (list->t != J_ARR) return fail("expected a list after", name);
+    if (list->n < 2) return fail("needs at least two clauses:", name);
     svdb_filter *f = new_node(op);
-    if (!f || !(f->kids = svdb__calloc((size_t)n, sizeof *f->kids))) {
+    if (!f || !(f->kids = svdb__calloc(list->n, sizeof *f->kids))) {
         svdb__filter_free(f);
         return svdb__fail(SVDB_ENOMEM, "out of memory");
     }
-    const cJSON *c;
-    cJSON_ArrayForEach(c, list)
-    {
+    for (size_t i = 0; i < list->n; i++) {
+        const jnode *c = &list->kids[i];
         int rc = doc ? compile_doc(c, depth + 1, &f->kids[f->n_kids]) : compile(c, depth + 1, &f->kids[f->n_kids]);
         if (rc != SVDB_OK) {
             svdb__filter_free(f);
@@ -129,177 +486,94 @@ static int compile_logic(const cJSON *list, opcode op, const char *name, int dep
     return SVDB_OK;
 }
 
-/* glibc's regcomp expands counted and nested repetitions, so a short
- * pattern such as "a++++++++" or "((a{99}){99}){99}" can take minutes and
- * gigabytes. Estimate the expanded size and refuse what would blow up; also
- * refuse what ChromaDB's Rust regex refuses too and POSIX leaves undefined:
- * a repetition of a repetition, and back-references (which would make
- * matching exponential). Returns NULL or the reason. */
-#define REGEX_MAX_COST 20000.0
-static const char *regex_hazard(const char *p)
-{
-    double stack[MAX_DEPTH + 1] = {0}; /* expanded size of each open group */
-    double last = 0;                   /* size of the atom or group just closed */
-    int depth = 0, after_quant = 0;
-    if (strlen(p) > 4096) return "longer than 4096 bytes";
-    for (; *p; p++) {
-        double times = 0;
-        if (*p == '*' || *p == '+' || *p == '?') {
-            times = 2;
-        } else if (*p == '{' && p[1] >= '0' && p[1] <= '9') {
-            char *end;
-            double lo = strtod(p + 1, &end), hi = lo;
-            if (*end == ',') hi = end[1] == '}' ? lo + 1 : strtod(end + 1, &end);
-            if (hi > 1000) return "a repetition count over 1000";
-            times = hi > 1 ? hi : 1;
-            while (*p && *p != '}') p++;
-            if (!*p) break;
-        }
-        if (times > 0) {
-            if (after_quant) return "a repetition of a repetition";
-            stack[depth] += last * (times - 1);
-            after_quant = 1;
-            last = 0;
-            continue;
-        }
-        after_quant = 0;
-        if (*p == '(') {
-            if (depth == MAX_DEPTH) return "groups nested too deeply";
-            stack[++depth] = 0;
-            last = 0;
-        } else if (*p == ')' && depth > 0) {
-            last = stack[depth--];
-            stack[depth] += last;
-        } else if (*p == '[') { /* a bracket expression is one atom */
-            const char *q = p + 1;
-            if (*q == '^') q++;
-            if (*q == ']') q++;
-            while (*q && *q != ']') q++;
-            p = *q ? q : q - 1;
-            last = 1;
-            stack[depth] += 1;
-        } else if (*p == '\\' && p[1]) {
-            if (p[1] >= '1' && p[1] <= '9') return "a back-reference";
-            p++;
-            last = 1;
-            stack[depth] += 1;
-        } else {
-            last = 1;
-            stack[depth] += 1;
-        }
-        if (stack[depth] > REGEX_MAX_COST) return "too large once its repetitions are expanded";
-    }
-    while (depth > 0) stack[depth - 1] += stack[depth], depth--;
-    return stack[0] > REGEX_MAX_COST ? "too large once its repetitions are expanded" : NULL;
-}
-
-static int doc_leaf(opcode op, const char *text, svdb_filter **out)
+static int doc_leaf(opcode op, const char *text, size_t n, svdb_filter **out)
 {
     svdb_filter *f = new_node(op);
-    size_t n = strlen(text);
-    if (!f || !(f->vals = svdb__calloc(1, sizeof *f->vals)) || !(f->vals[0].str = svdb__strndup(text, n))) {
+    if (!f || !(f->vals = svdb__calloc(1, sizeof *f->vals)) || !(f->vals[0].str = svdb__malloc(n + 1))) {
         svdb__filter_free(f);
         return svdb__fail(SVDB_ENOMEM, "out of memory");
     }
+    memcpy(f->vals[0].str, text, n + 1);
     f->n_vals = 1;
     f->vals[0].t = V_STR;
     f->vals[0].len = n;
     if (op == OP_DOC_REGEX || op == OP_DOC_NREGEX) {
-        const char *hazard = regex_hazard(text);
-        if (hazard) {
+        int rc = svdb__regex_compile(text, n, &f->re);
+        if (rc != SVDB_OK) {
             svdb__filter_free(f);
-            return svdb__fail(SVDB_EINVAL, "invalid where_document filter: regular expression refused: %s", hazard);
-        }
-        if (!(f->re = svdb__calloc(1, sizeof *f->re))) {
-            svdb__filter_free(f);
-            return svdb__fail(SVDB_ENOMEM, "out of memory");
-        }
-        int rc = regcomp(f->re, text, REG_EXTENDED | REG_NOSUB);
-        if (rc != 0) {
-            char why[128];
-            regerror(rc, f->re, why, sizeof why);
-            svdb__free(f->re);
-            f->re = NULL;
-            svdb__filter_free(f);
-            return svdb__fail(SVDB_EINVAL, "invalid where_document filter: bad regular expression \"%s\": %s", text, why);
+            return rc;
         }
     }
     *out = f;
     return SVDB_OK;
 }
 
-static int bad_doc(const char *msg, const char *detail)
+static int compile_doc(const jnode *j, int depth, svdb_filter **out)
 {
-    return svdb__fail(SVDB_EINVAL, "invalid where_document filter: %s%s%s", msg, detail ? ": " : "", detail ? detail : "");
-}
-
-static int compile_doc(const cJSON *j, int depth, svdb_filter **out)
-{
-    if (depth > MAX_DEPTH) return bad_doc("nested too deeply", NULL);
-    if (!cJSON_IsObject(j)) return bad_doc("expected an object", NULL);
-    if (cJSON_GetArraySize(j) != 1) return bad_doc("every where_document object must have exactly one key", NULL);
-    const cJSON *item = j->child;
-    const char *key = item->string;
-    if (strcmp(key, "$and") == 0) return compile_logic(item, OP_AND, key, depth, 1, out);
-    if (strcmp(key, "$or") == 0) return compile_logic(item, OP_OR, key, depth, 1, out);
+    if (depth > MAX_DEPTH) {
+        return svdb__fail(SVDB_EINVAL, "invalid where_document filter: nested too deep (limit %d levels of $and/$or)",
+                          MAX_DEPTH);
+    }
+    if (j->t != J_OBJ) return bad_doc("expected an object", NULL);
+    if (j->n != 1) return bad_doc("every where_document object must have exactly one key", NULL);
+    const jnode *item = &j->kids[0];
+    const char *key = item->key;
+    if (strcmp(key, "$and") == 0 && item->key_len == 4) return compile_logic(item, OP_AND, key, depth, 1, out);
+    if (strcmp(key, "$or") == 0 && item->key_len == 3) return compile_logic(item, OP_OR, key, depth, 1, out);
     static const struct {
         const char *name;
         opcode op;
     } dops[] = {{"$contains", OP_DOC_CONTAINS}, {"$not_contains", OP_DOC_NCONTAINS},
                 {"$regex", OP_DOC_REGEX},       {"$not_regex", OP_DOC_NREGEX}};
     for (size_t i = 0; i < sizeof dops / sizeof dops[0]; i++) {
-        if (strcmp(key, dops[i].name) != 0) continue;
-        if (!cJSON_IsString(item) || !item->valuestring[0]) return bad_doc("expected a non-empty string after", key);
-        return doc_leaf(dops[i].op, item->valuestring, out);
+        if (strcmp(key, dops[i].name) != 0 || item->key_len != strlen(dops[i].name)) continue;
+        if (item->t != J_STR || item->len == 0) return bad_doc("expected a non-empty string after", key);
+        return doc_leaf(dops[i].op, item->s, item->len, out);
     }
     return bad_doc("unknown operator", key);
 }
 
-static int compile_cmp(const char *key, const cJSON *spec, svdb_filter **out)
+static int compile_cmp(const char *key, size_t key_len, const jnode *spec, svdb_filter **out)
 {
     opcode op = OP_EQ;
-    const cJSON *operand = spec;
+    const jnode *operand = spec;
     const char *opname = "$eq";
-    if (cJSON_IsObject(spec)) {
-        if (cJSON_GetArraySize(spec) != 1) return bad("an operator object must have exactly one key, for field", key);
-        operand = spec->child;
-        opname = operand->string;
+    if (spec->t == J_OBJ) {
+        if (spec->n != 1) return bad("an operator object must have exactly one key, for field", key);
+        operand = &spec->kids[0];
+        opname = operand->key;
         size_t i = 0;
-        while (i < sizeof ops / sizeof ops[0] && strcmp(ops[i].name, opname) != 0) i++;
+        while (i < sizeof ops / sizeof ops[0] &&
+               (strcmp(ops[i].name, opname) != 0 || operand->key_len != strlen(ops[i].name)))
+            i++;
         if (i == sizeof ops / sizeof ops[0]) return bad("unknown operator", opname);
         op = ops[i].op;
     }
-    int is_doc = strcmp(key, SVDB_DOCUMENT_KEY) == 0;
+    int is_doc = key_len == sizeof SVDB_DOCUMENT_KEY - 1 && memcmp(key, SVDB_DOCUMENT_KEY, key_len) == 0;
     if (is_doc && (op == OP_CONTAINS || op == OP_NCONTAINS)) {
         /* ChromaDB's spelling of a document search inside `where` */
-        if (!cJSON_IsString(operand) || !operand->valuestring[0])
-            return bad("expected a non-empty string after", opname);
-        return doc_leaf(op == OP_CONTAINS ? OP_DOC_CONTAINS : OP_DOC_NCONTAINS, operand->valuestring, out);
+        if (operand->t != J_STR || operand->len == 0) return bad("expected a non-empty string after", opname);
+        return doc_leaf(op == OP_CONTAINS ? OP_DOC_CONTAINS : OP_DOC_NCONTAINS, operand->s, operand->len, out);
     }
     svdb_filter *f = new_node(op);
-    if (!f || !(f->key = svdb__strndup(key, strlen(key)))) {
+    if (!f || !(f->key = svdb__malloc(key_len + 1))) {
         svdb__filter_free(f);
         return svdb__fail(SVDB_ENOMEM, "out of memory");
     }
-    f->key_len = strlen(key);
+    memcpy(f->key, key, key_len + 1);
+    f->key_len = key_len;
     int rc = SVDB_OK;
     if (op == OP_IN || op == OP_NIN) {
-        int n = cJSON_IsArray(operand) ? cJSON_GetArraySize(operand) : 0;
+        size_t n = operand->t == J_ARR ? operand->n : 0;
         if (n == 0) rc = bad("expected a non-empty list after", opname);
-        if (rc == SVDB_OK && !(f->vals = svdb__calloc((size_t)n, sizeof *f->vals)))
-            rc = svdb__fail(SVDB_ENOMEM, "out of memory");
-        const cJSON *c;
-        if (rc == SVDB_OK)
-            cJSON_ArrayForEach(c, operand)
-            {
-                rc = to_value(c, &f->vals[f->n_vals], 0, opname);
-                if (rc != SVDB_OK) break;
-                f->n_vals++;
-                if (f->vals[f->n_vals - 1].t != f->vals[0].t) {
-                    rc = bad("all values in the list must have one type, after", opname);
-                    break;
-                }
-            }
+        if (rc == SVDB_OK && !(f->vals = svdb__calloc(n, sizeof *f->vals))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+        for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
+            rc = to_value(&operand->kids[i], &f->vals[f->n_vals], 0, opname);
+            if (rc != SVDB_OK) break;
+            f->n_vals++;
+            vtype a = f->vals[f->n_vals - 1].t, b = f->vals[0].t;
+            if (a != b && !(is_num(a) && is_num(b))) rc = bad("all values in the list must have one type, after", opname);
+        }
     } else {
         int numeric = op == OP_GT || op == OP_GTE || op == OP_LT || op == OP_LTE;
         if (!(f->vals = svdb__calloc(1, sizeof *f->vals))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
@@ -314,28 +588,34 @@ static int compile_cmp(const char *key, const cJSON *spec, svdb_filter **out)
     return SVDB_OK;
 }
 
-static int compile(const cJSON *j, int depth, svdb_filter **out)
+static int compile(const jnode *j, int depth, svdb_filter **out)
 {
-    if (depth > MAX_DEPTH) return bad("nested too deeply", NULL);
-    if (!cJSON_IsObject(j)) return bad("expected an object", NULL);
-    if (cJSON_GetArraySize(j) != 1) return bad("every where object must have exactly one key", NULL);
-    const cJSON *item = j->child;
-    const char *key = item->string;
-    if (strcmp(key, "$and") == 0) return compile_logic(item, OP_AND, key, depth, 0, out);
-    if (strcmp(key, "$or") == 0) return compile_logic(item, OP_OR, key, depth, 0, out);
+    if (depth > MAX_DEPTH)
+        return svdb__fail(SVDB_EINVAL, "invalid where filter: nested too deep (limit %d levels of $and/$or)", MAX_DEPTH);
+    if (j->t != J_OBJ) return bad("expected an object", NULL);
+    if (j->n != 1) return bad("every where object must have exactly one key", NULL);
+    const jnode *item = &j->kids[0];
+    const char *key = item->key;
+    if (strcmp(key, "$and") == 0 && item->key_len == 4) return compile_logic(item, OP_AND, key, depth, 0, out);
+    if (strcmp(key, "$or") == 0 && item->key_len == 3) return compile_logic(item, OP_OR, key, depth, 0, out);
     if (key[0] == '$') return bad("unexpected operator at field position", key);
-    if (key[0] == '\0') return bad("empty field name", NULL);
-    return compile_cmp(key, item, out);
+    if (item->key_len == 0) return bad("empty field name", NULL);
+    return compile_cmp(key, item->key_len, item, out);
 }
 
 static int parse_and_compile(const char *text, int doc, svdb_filter **out)
 {
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithOpts(text, &end, 1);
-    if (!j) return doc ? bad_doc("not valid JSON", NULL) : bad("not valid JSON", NULL);
-    int rc = doc ? compile_doc(j, 0, out) : compile(j, 0, out);
-    cJSON_Delete(j);
+    jnode root;
+    SVDB_TRY(jparse(text, doc, &root));
+    int rc = doc ? compile_doc(&root, 0, out) : compile(&root, 0, out);
+    jfree(&root);
     return rc;
+}
+
+static void share_clock(svdb_filter *f, int64_t *spent)
+{
+    f->spent = spent;
+    for (size_t i = 0; i < f->n_kids; i++) share_clock(f->kids[i], spent);
 }
 
 int svdb__filter_compile(const char *where, const char *where_document, svdb_filter **out)
@@ -352,6 +632,7 @@ int svdb__filter_compile(const char *where, const char *where_document, svdb_fil
     }
     if (!w || !d) {
         *out = w ? w : d;
+        if (*out) share_clock(*out, &(*out)->spent_ns);
         return SVDB_OK;
     }
     svdb_filter *both = new_node(OP_AND);
@@ -362,6 +643,7 @@ int svdb__filter_compile(const char *where, const char *where_document, svdb_fil
         return svdb__fail(SVDB_ENOMEM, "out of memory");
     }
     both->kids[0] = w, both->kids[1] = d, both->n_kids = 2;
+    share_clock(both, &both->spent_ns);
     *out = both;
     return SVDB_OK;
 }
@@ -407,11 +689,6 @@ static const char *skip_value(const char *p, const char *e)
     return p;
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-}
-
 /* Decodes one character of a JSON string literal at p (inside the quotes)
  * into out; returns the position after it, or NULL on a malformed escape. */
 static const char *next_char(const char *p, const char *e, unsigned char out[4], size_t *m)
@@ -431,39 +708,19 @@ static const char *next_char(const char *p, const char *e, unsigned char out[4],
     case 'u': break;
     default: out[0] = (unsigned char)*p; return p + 1; /* \" \\ \/ */
     }
-    if (e - p < 5) return NULL;
-    unsigned cp = 0;
-    for (int k = 1; k <= 4; k++) {
-        int h = hexval(p[k]);
-        if (h < 0) return NULL;
-        cp = cp << 4 | (unsigned)h;
-    }
+    unsigned cp, lo;
+    if (!hex4(p + 1, e, &cp)) return NULL;
     p += 5;
-    if (cp >= 0xD800 && cp <= 0xDBFF && e - p >= 6 && p[0] == '\\' && p[1] == 'u') {
-        unsigned lo = 0;
-        int k = 2;
-        for (; k <= 5 && hexval(p[k]) >= 0; k++) lo = lo << 4 | (unsigned)hexval(p[k]);
-        if (k == 6 && lo >= 0xDC00 && lo <= 0xDFFF) {
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            p += 6;
-        }
+    if (cp >= 0xD800 && cp <= 0xDBFF && e - p >= 6 && p[0] == '\\' && p[1] == 'u' && hex4(p + 2, e, &lo) &&
+        lo >= 0xDC00 && lo <= 0xDFFF) {
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+        p += 6;
     }
-    if (cp < 0x80) {
-        out[0] = (unsigned char)cp;
-    } else if (cp < 0x800) {
-        out[0] = (unsigned char)(0xC0 | cp >> 6), out[1] = (unsigned char)(0x80 | (cp & 0x3F)), *m = 2;
-    } else if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | cp >> 12), out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (unsigned char)(0x80 | (cp & 0x3F)), *m = 3;
-    } else {
-        out[0] = (unsigned char)(0xF0 | cp >> 18), out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-        out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)), out[3] = (unsigned char)(0x80 | (cp & 0x3F));
-        *m = 4;
-    }
+    *m = put_utf8(cp, (char *)out);
     return p;
 }
 
-/* Compares the JSON string literal at p (escapes decoded) with s. */
+/* Compares the JSON string literal at p (escapes decoded) with the n bytes at s. */
 static int string_equals(const char *p, const char *e, const char *s, size_t n)
 {
     size_t i = 0;
@@ -477,54 +734,63 @@ static int string_equals(const char *p, const char *e, const char *s, size_t n)
     return p && i == n;
 }
 
-/* Finds the top-level key; returns the start of its value or NULL. */
+/* Finds the top-level key; returns the start of its value or NULL. A key
+ * named twice (only rows written before duplicates were refused) counts by
+ * its last value, as Python's json reads it. */
 static const char *find_key(const char *p, const char *e, const char *key, size_t klen)
 {
+    const char *found = NULL;
     p = ws(p, e);
     if (p >= e || *p != '{') return NULL;
     p = ws(p + 1, e);
     while (p < e && *p == '"') {
         const char *kend = skip_string(p, e);
-        int match = string_equals(p, e, key, klen);
+        int match = (size_t)(kend - p) >= klen + 2 && string_equals(p, e, key, klen);
         p = ws(kend, e);
-        if (p >= e || *p != ':') return NULL;
+        if (p >= e || *p != ':') return found;
         p = ws(p + 1, e);
-        if (match) return p;
+        if (match) found = p;
         p = ws(skip_value(p, e), e);
         if (p < e && *p == ',') p = ws(p + 1, e);
     }
-    return NULL;
+    return found;
 }
 
-/* Equality of a JSON scalar at p with an operand; -1 when p is no scalar of a comparable kind. */
-static int scalar_equals(const char *p, const char *e, const value *v)
+static int is_number(const char *p) { return *p == '-' || (*p >= '0' && *p <= '9'); }
+
+/* Equality of the JSON value at p with an operand: strings by their decoded
+ * bytes, booleans as their own type, numbers mathematically across integers
+ * and floats (`strict`: an integer only equals integers and a float floats,
+ * as ChromaDB's $contains compares array elements). */
+static int value_equals(const char *p, const char *e, const value *v, int strict)
 {
     switch (*p) {
     case '"': return v->t == V_STR && string_equals(p, e, v->str, v->len);
     case 't': return v->t == V_BOOL && v->b;
     case 'f': return v->t == V_BOOL && !v->b;
-    case 'n': case '{': case '[': return 0;
-    default: return v->t == V_NUM && strtod(p, NULL) == v->num;
+    default: break;
     }
+    if (!is_number(p) || !is_num(v->t)) return 0;
+    value r;
+    read_number(p, e, &r);
+    if (strict && r.t != v->t) return 0;
+    return num_cmp(&r, v) == 0;
 }
-
-static int is_number(const char *p) { return *p == '-' || (*p >= '0' && *p <= '9'); }
 
 static int array_contains(const char *p, const char *e, const value *v)
 {
     if (*p != '[') return 0;
     p = ws(p + 1, e);
     while (p < e && *p != ']') {
-        if (scalar_equals(p, e, v) == 1) return 1;
+        if (value_equals(p, e, v, 1)) return 1;
         p = ws(skip_value(p, e), e);
         if (p < e && *p == ',') p = ws(p + 1, e);
     }
     return 0;
 }
 
-/* Decodes the JSON string literal at p into a NUL-terminated heap copy
- * (never longer than the literal: every escape is at least as long as the
- * UTF-8 it decodes to). */
+/* Decodes the JSON string literal at p into a heap copy (never longer than
+ * the literal: every escape is at least as long as the UTF-8 it decodes to). */
 static char *decode_string(const char *p, const char *e, size_t *n)
 {
     const char *end = skip_string(p, e);
@@ -535,10 +801,6 @@ static char *decode_string(const char *p, const char *e, size_t *n)
         size_t m;
         p = next_char(p, end - 1, (unsigned char *)out + i, &m);
         if (!p) break;
-        if (m == 1 && out[i] == '\0') { /* \u0000 would end the C string: U+FFFD instead */
-            memcpy(out + i, "\xEF\xBF\xBD", 3);
-            m = 3;
-        }
         i += m;
     }
     out[i] = '\0';
@@ -546,34 +808,48 @@ static char *decode_string(const char *p, const char *e, size_t *n)
     return out;
 }
 
+static int fail_match(const svdb_filter *f, int status)
+{
+    int zero = 0;
+    __atomic_compare_exchange_n((int *)&f->failed, &zero, status, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+    return -1;
+}
+
+static int doc_test(const svdb_filter *f, const char *doc, size_t n)
+{
+    if (!f->re) return memmem(doc, n, f->vals[0].str, f->vals[0].len) != NULL;
+    if (__atomic_load_n(f->spent, __ATOMIC_RELAXED) > REGEX_BUDGET_NS) return fail_match(f, SVDB_ETOOBIG);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int hit = svdb__regex_search(f->re, doc, n);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    __atomic_add_fetch(f->spent, (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec),
+                       __ATOMIC_RELAXED);
+    return hit < 0 ? fail_match(f, SVDB_ENOMEM) : hit;
+}
+
 /* A document test; rows without a string document match only the negations.
- * -1 when the decoded copy cannot be allocated. */
+ * -1 when the test could not run (see svdb__filter_error). */
 static int match_doc(const svdb_filter *f, const char *meta, size_t len)
 {
     int negate = f->op == OP_DOC_NCONTAINS || f->op == OP_DOC_NREGEX;
     const char *e = meta + len;
     const char *v = meta ? find_key(meta, e, SVDB_DOCUMENT_KEY, sizeof SVDB_DOCUMENT_KEY - 1) : NULL;
     if (!v || *v != '"') return negate;
-    /* Most documents hold no escape: test the stored bytes in place (glibc's
-     * REG_STARTEND bounds the regex search) and allocate nothing per row. */
+    /* Most documents hold no escape: test the stored bytes in place and
+     * allocate nothing per row. */
     const char *body = v + 1, *end = skip_string(v, e) - 1;
     int hit;
     if (!memchr(body, '\\', (size_t)(end - body))) {
-        regmatch_t span = {0, (regoff_t)(end - body)};
-        if (f->re)
-            hit = regexec(f->re, body, 1, &span, REG_STARTEND) == 0;
-        else
-            hit = memmem(body, (size_t)(end - body), f->vals[0].str, f->vals[0].len) != NULL;
-        return negate ? !hit : hit;
+        hit = doc_test(f, body, (size_t)(end - body));
+    } else {
+        size_t n;
+        char *doc = decode_string(v, e, &n);
+        if (!doc) return fail_match(f, SVDB_ENOMEM);
+        hit = doc_test(f, doc, n);
+        svdb__free(doc);
     }
-    size_t n;
-    char *doc = decode_string(v, e, &n);
-    if (!doc) return -1;
-    if (f->re)
-        hit = regexec(f->re, doc, 0, NULL, 0) == 0;
-    else
-        hit = memmem(doc, n, f->vals[0].str, f->vals[0].len) != NULL;
-    svdb__free(doc);
+    if (hit < 0) return -1;
     return negate ? !hit : hit;
 }
 
@@ -601,16 +877,22 @@ static int match(const svdb_filter *f, const char *meta, size_t len)
     const char *e = meta + len;
     const char *v = meta ? find_key(meta, e, f->key, f->key_len) : NULL;
     switch (f->op) {
-    case OP_EQ: return v && scalar_equals(v, e, &f->vals[0]) == 1;
-    case OP_NE: return !v || scalar_equals(v, e, &f->vals[0]) != 1;
-    case OP_GT: return v && is_number(v) && strtod(v, NULL) > f->vals[0].num;
-    case OP_GTE: return v && is_number(v) && strtod(v, NULL) >= f->vals[0].num;
-    case OP_LT: return v && is_number(v) && strtod(v, NULL) < f->vals[0].num;
-    case OP_LTE: return v && is_number(v) && strtod(v, NULL) <= f->vals[0].num;
+    case OP_EQ: return v && value_equals(v, e, &f->vals[0], 0);
+    case OP_NE: return !v || !value_equals(v, e, &f->vals[0], 0);
+    case OP_GT:
+    case OP_GTE:
+    case OP_LT:
+    case OP_LTE: {
+        if (!v || !is_number(v)) return 0;
+        value r;
+        read_number(v, e, &r);
+        int c = num_cmp(&r, &f->vals[0]);
+        return f->op == OP_GT ? c > 0 : f->op == OP_GTE ? c >= 0 : f->op == OP_LT ? c < 0 : c <= 0;
+    }
     case OP_IN:
     case OP_NIN: {
         int found = 0;
-        for (size_t i = 0; v && !found && i < f->n_vals; i++) found = scalar_equals(v, e, &f->vals[i]) == 1;
+        for (size_t i = 0; v && !found && i < f->n_vals; i++) found = value_equals(v, e, &f->vals[i], 0);
         return f->op == OP_IN ? found : !found;
     }
     case OP_CONTAINS: return v && array_contains(v, e, &f->vals[0]);
@@ -620,3 +902,32 @@ static int match(const svdb_filter *f, const char *meta, size_t len)
 }
 
 int svdb__filter_match(const svdb_filter *f, const char *meta, size_t len) { return match(f, meta, len); }
+
+void svdb__filter_spend(svdb_filter *f, int64_t ns) { __atomic_add_fetch(&f->spent_ns, ns, __ATOMIC_RELAXED); }
+
+static int first_failure(const svdb_filter *f, const svdb_filter **leaf)
+{
+    int st = __atomic_load_n(&f->failed, __ATOMIC_RELAXED);
+    if (st) {
+        *leaf = f;
+        return st;
+    }
+    for (size_t i = 0; i < f->n_kids; i++)
+        if ((st = first_failure(f->kids[i], leaf))) return st;
+    return 0;
+}
+
+int svdb__filter_error(const svdb_filter *f)
+{
+    const svdb_filter *leaf = NULL;
+    int st = f ? first_failure(f, &leaf) : 0;
+    if (st == SVDB_ETOOBIG) {
+        size_t n = leaf->vals[0].len;
+        return svdb__fail(SVDB_ETOOBIG,
+                          "where_document regular expression \"%.*s%s\" is too costly for these documents: the "
+                          "query spent more than its limit of %lld s matching it; simplify the pattern",
+                          (int)(n > 200 ? 200 : n), leaf->vals[0].str, n > 200 ? "..." : "",
+                          (long long)(REGEX_BUDGET_NS / 1000000000LL));
+    }
+    return svdb__fail(SVDB_ENOMEM, "out of memory testing a document");
+}

@@ -130,7 +130,7 @@ static void scan_pending(const svdb_search_plan *p, const float *q, svdb_topk *t
 typedef struct {
     const svdb_store *s;
     const svdb_filter *f;
-    int oom; /* a document test could not allocate (atomic); the search fails */
+    int oom; /* a document test could not run (atomic); the search fails with the filter's reason */
 } filter_ctx;
 
 static int admit_row(void *arg, uint32_t slot)
@@ -259,8 +259,9 @@ int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t
     for (unsigned t = 0; t < started; t++) pthread_join(tids[t], NULL);
     pthread_mutex_destroy(&job.mu);
     int rc = __atomic_load_n(&job.rc, __ATOMIC_RELAXED);
-    if (__atomic_load_n(&job.fctx.oom, __ATOMIC_RELAXED)) rc = SVDB_ENOMEM;
-    /* Workers' messages are thread-local: state the failure in this thread. */
+    /* A document test that could not run (regex time limit, memory): its
+     * reason, stated in this thread (workers' messages are thread-local). */
+    if (__atomic_load_n(&job.fctx.oom, __ATOMIC_RELAXED)) return svdb__filter_error(job.fctx.f);
     return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "out of memory while searching %zu queries", n);
 }
 

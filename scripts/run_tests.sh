@@ -34,7 +34,7 @@ for t in build/tests/test_*; do
   # lets spinning searchers starve the writer in test_concurrency for hours.
   # timeout: a hang fails this test instead of eating the whole CI budget.
   if ! SVDB_TEST_TMP="$root/build/tests/tmp-vg" SVDB_VALGRIND=1 timeout 900 valgrind -q --fair-sched=yes \
-      --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --trace-children=no \
+      --suppressions="$root/tests/valgrind-re2.supp" --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --trace-children=no \
       "$t" >"$t.vg.log" 2>&1; then
     echo "valgrind: $t FAILED"; tail -40 "$t.vg.log"; failed=1
   else

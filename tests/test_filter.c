@@ -1,4 +1,5 @@
 /* The where grammar: compile errors and evaluation against row metadata. */
+#define _POSIX_C_SOURCE 200809L
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,11 @@
 #include <string.h>
 
 #include "filter.h"
+#include "meta.h"
 #include "svdb.h"
+
+#include <stdlib.h>
+#include <time.h>
 
 static int eval2(const char *where, const char *where_document, const char *meta)
 {
@@ -86,6 +91,11 @@ static void test_filter__rejects_bad_document_clauses(void **state)
         "{\"$regex\": \"((a{99}){99}){99}\"}",
         "{\"$regex\": \"x{1001}\"}",
         "{\"$regex\": \"(a)\\\\1\"}",
+        "{\"$regex\": \"(?=a)\"}",                   /* look-around: Rust's regex refuses it too */
+        "{\"$regex\": \"a{,2}\"}",                   /* {,n}: RE2 would read a literal, Rust refuses */
+        "{\"$regex\": \"a{\"}",
+        "{\"$regex\": \"{\"}",
+        "{\"$regex\": \"x{2,1}\"}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         svdb_filter *f = (svdb_filter *)0x1;
@@ -229,6 +239,207 @@ static void test_filter__depth_limit(void **state)
     assert_non_null(strstr(svdb_errmsg(), "deep"));
 }
 
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Issue 12 item 8: integers beyond 2^53 compare exactly, never as doubles. */
+static void test_filter__exact_integers(void **state)
+{
+    (void)state;
+    const char *alice = "{\"user_id\": 1234567890123456789}", *mallory = "{\"user_id\": 1234567890123456700}";
+    assert_false(eval("{\"user_id\": 1234567890123456700}", alice));
+    assert_true(eval("{\"user_id\": 1234567890123456700}", mallory));
+    assert_false(eval("{\"user_id\": {\"$ne\": 1234567890123456789}}", alice));
+    assert_true(eval("{\"user_id\": {\"$ne\": 1234567890123456789}}", mallory));
+    assert_true(eval("{\"user_id\": {\"$gt\": 1234567890123456788}}", alice));
+    assert_false(eval("{\"user_id\": {\"$gt\": 1234567890123456789}}", alice));
+    assert_true(eval("{\"user_id\": {\"$lte\": 1234567890123456700}}", mallory));
+    assert_false(eval("{\"user_id\": {\"$in\": [1234567890123456700, 5]}}", alice));
+    assert_true(eval("{\"user_id\": {\"$nin\": [1234567890123456700]}}", alice));
+    assert_true(eval("{\"l\": {\"$contains\": 9007199254740993}}", "{\"l\": [9007199254740993]}"));
+    assert_false(eval("{\"l\": {\"$contains\": 9007199254740992}}", "{\"l\": [9007199254740993]}"));
+    /* an integer against a float: mathematically, without rounding either one */
+    const char *f = "{\"x\": 1.2345678901234568e18}"; /* = 1234567890123456768 */
+    assert_false(eval("{\"x\": 1234567890123456789}", f));
+    assert_true(eval("{\"x\": 1234567890123456768}", f));
+    assert_true(eval("{\"x\": {\"$gt\": 1234567890123456767}}", f));
+    assert_false(eval("{\"x\": {\"$gt\": 1234567890123456768}}", f));
+    assert_false(eval("{\"user_id\": 1.2345678901234568e18}", alice));
+    assert_true(eval("{\"user_id\": {\"$gt\": 1.2345678901234568e18}}", alice));
+    assert_true(eval("{\"i\": {\"$lt\": 9.3e18}}", "{\"i\": 9223372036854775807}"));
+    assert_true(eval("{\"i\": {\"$gt\": -9.3e18}}", "{\"i\": -9223372036854775808}"));
+    assert_true(eval("{\"i\": -0.0}", "{\"i\": 0}"));
+    assert_true(eval("{\"i\": 0}", "{\"i\": -0}"));
+    /* integer literals beyond int64 are the nearest double, as ChromaDB stores them */
+    assert_true(eval("{\"x\": 18446744073709551616}", "{\"x\": 1.8446744073709552e19}"));
+    assert_true(eval("{\"x\": 18446744073709551615}", "{\"x\": 18446744073709551616}"));
+    assert_false(eval("{\"x\": 9223372036854775807}", "{\"x\": 9223372036854775808}"));
+    /* $contains compares elements within their type, as ChromaDB does */
+    assert_false(eval("{\"l\": {\"$contains\": 2}}", "{\"l\": [1.0, 2.0]}"));
+    assert_true(eval("{\"l\": {\"$contains\": 2.0}}", "{\"l\": [1.0, 2.0]}"));
+    assert_false(eval("{\"l\": {\"$contains\": 1.0}}", "{\"l\": [1, 2]}"));
+    assert_false(eval("{\"l\": {\"$contains\": true}}", "{\"l\": [1]}"));
+    assert_true(eval("{\"l\": {\"$not_contains\": 2}}", "{\"l\": [2.0]}"));
+    /* a number operand that overflows a double is refused */
+    svdb_filter *flt = (svdb_filter *)0x1;
+    assert_int_equal(svdb__filter_compile("{\"x\": 1e400}", NULL, &flt), SVDB_EINVAL);
+    assert_non_null(strstr(svdb_errmsg(), "out of range"));
+}
+
+/* Duplicate keys: refused in filters; in a stored row the last one counts. */
+static void test_filter__duplicate_keys(void **state)
+{
+    (void)state;
+    const char *bad[] = {"{\"a\": 1, \"a\": 2}", "{\"a\": {\"$gt\": 1, \"$gt\": 2}}",
+                         "{\"$and\": [{\"a\": 1}, {\"b\": {\"x\": 1, \"x\": 2}}]}",
+                         "{\"a\\u0000b\": 1, \"a\\u0000b\": 1}", "{\"\\u0061\": 1, \"a\": 2}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        svdb_filter *f = (svdb_filter *)0x1;
+        assert_int_equal(svdb__filter_compile(bad[i], NULL, &f), SVDB_EINVAL);
+        assert_null(f);
+        assert_non_null(strstr(svdb_errmsg(), "duplicate key"));
+    }
+    svdb_filter *f = (svdb_filter *)0x1;
+    assert_int_equal(svdb__filter_compile(NULL, "{\"$regex\": \"a\", \"$regex\": \"b\"}", &f), SVDB_EINVAL);
+    assert_non_null(strstr(svdb_errmsg(), "where_document"));
+    assert_non_null(strstr(svdb_errmsg(), "duplicate key \"$regex\""));
+    /* keys differing after an escaped NUL are different keys */
+    assert_int_equal(svdb__filter_compile("{\"$or\": [{\"a\\u0000b\": 1}, {\"a\\u0000c\": 1}]}", NULL, &f), SVDB_OK);
+    svdb__filter_free(f);
+    const char *row = "{\"k\": 1, \"k\": 2, \"#document\": \"old\", \"#document\": \"new\"}";
+    assert_false(eval("{\"k\": 1}", row));
+    assert_true(eval("{\"k\": 2}", row));
+    assert_true(eval("{\"k\": {\"$ne\": 1}}", row));
+    assert_true(doc("{\"$contains\": \"new\"}", row));
+    assert_false(doc("{\"$contains\": \"old\"}", row));
+    /* the write check refuses them, naming the key; the stored-text check (log replay) still accepts them */
+    assert_int_equal(svdb__meta_check(row, strlen(row), 0), SVDB_OK);
+    const char *dup = "{\"k\": 1, \"j\": 0, \"k\": 2}";
+    assert_int_equal(svdb__meta_check_new(dup, strlen(dup), 3), SVDB_EMETA);
+    assert_non_null(strstr(svdb_errmsg(), "key \"k\" twice"));
+    assert_non_null(strstr(svdb_errmsg(), "row 3"));
+    const char *esc = "{\"\\u00e9\": 1, \"\xc3\xa9\": 2}";
+    assert_int_equal(svdb__meta_check_new(esc, strlen(esc), 0), SVDB_EMETA);
+    const char *nested = "{\"a\": {\"x\": 1, \"x\": 2}, \"b\": [{\"y\": 1}], \"c\": \"\\\"a\\\": 1\"}";
+    assert_int_equal(svdb__meta_check_new(nested, strlen(nested), 0), SVDB_OK); /* top-level keys only */
+    const char *ok = "{\"a\\u0000b\": 1, \"a\\u0000c\": 2, \"n\": -0.5e-3, \"z\": [0, -1, 2E+2]}";
+    assert_int_equal(svdb__meta_check_new(ok, strlen(ok), 0), SVDB_OK);
+    /* numbers cJSON reads but RFC 8259 (and Python's json) refuse: refused at write only */
+    const char *nums[] = {"{\"a\": 01}", "{\"a\": 1.}", "{\"a\": -.5}", "{\"a\": [1.e5]}", "{\"a\": 00}"};
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        size_t n = strlen(nums[i]);
+        if (svdb__meta_check(nums[i], n, 0) != SVDB_OK) continue; /* cJSON refused it already */
+        assert_int_equal(svdb__meta_check_new(nums[i], n, 0), SVDB_EMETA);
+        assert_non_null(strstr(svdb_errmsg(), "malformed number"));
+    }
+}
+
+/* Strings hold any byte once decoded, NUL included. */
+static void test_filter__strings_with_nul(void **state)
+{
+    (void)state;
+    assert_false(eval("{\"s\": \"a\\u0000b\"}", "{\"s\": \"a\"}"));
+    assert_true(eval("{\"s\": \"a\\u0000b\"}", "{\"s\": \"a\\u0000b\"}"));
+    assert_true(eval("{\"a\\u0000b\": 1}", "{\"a\\u0000b\": 1}"));
+    assert_false(eval("{\"a\\u0000b\": 1}", "{\"a\": 1}"));
+    assert_true(eval("{\"s\": \"\\ud83d\\ude00\"}", "{\"s\": \"\xf0\x9f\x98\x80\"}"));
+    assert_true(doc("{\"$contains\": \"x\\u0000y\"}", "{\"#document\": \"wx\\u0000yz\"}"));
+    assert_false(doc("{\"$contains\": \"x\\u0000y\"}", "{\"#document\": \"wxyz\"}"));
+    assert_true(doc("{\"$regex\": \"x\\u0000y\"}", "{\"#document\": \"wx\\u0000yz\"}"));
+    const char *bad[] = {"{\"s\": \"\\ud800\"}", "{\"s\": \"\\udc00x\"}", "{\"s\": \"a\\x\"}", "{\"s\": \"\x01\"}",
+                         "{\"s\": 01}", "{\"s\": 1.}", "{\"s\": -}", "{\"s\": tru}", "{\"s\": 1}\x01"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        svdb_filter *f = (svdb_filter *)0x1;
+        assert_int_equal(svdb__filter_compile(bad[i], NULL, &f), SVDB_EINVAL);
+        assert_non_null(strstr(svdb_errmsg(), "not valid JSON"));
+    }
+}
+
+/* Issue 12 item 14: deep JSON is "nested too deep", not "not valid JSON". */
+static void test_filter__deep_json(void **state)
+{
+    (void)state;
+    size_t depth = 5000;
+    char *text = malloc(2 * depth + 64);
+    size_t n = (size_t)sprintf(text, "{\"a\": {\"$in\": ");
+    for (size_t i = 0; i < depth; i++) text[n++] = '[';
+    for (size_t i = 0; i < depth; i++) text[n++] = ']';
+    strcpy(text + n, "}}");
+    svdb_filter *f = (svdb_filter *)0x1;
+    assert_int_equal(svdb__filter_compile(text, NULL, &f), SVDB_EINVAL);
+    assert_non_null(strstr(svdb_errmsg(), "nested too deep (limit"));
+    assert_int_equal(svdb__filter_compile(NULL, text, &f), SVDB_EINVAL);
+    assert_non_null(strstr(svdb_errmsg(), "where_document filter: nested too deep (limit"));
+    free(text);
+    /* metadata: 1000 levels are cJSON's limit; 1001 is "too deep" */
+    for (size_t levels = 999; levels <= 1001; levels++) {
+        char *m = malloc(2 * levels + 32);
+        n = (size_t)sprintf(m, "{\"a\": ");
+        for (size_t i = 1; i < levels; i++) m[n++] = '[';
+        for (size_t i = 1; i < levels; i++) m[n++] = ']';
+        strcpy(m + n, "}");
+        int rc = svdb__meta_check(m, strlen(m), 7);
+        if (levels <= 1000) {
+            assert_int_equal(rc, SVDB_OK);
+        } else {
+            assert_int_equal(rc, SVDB_EMETA);
+            assert_non_null(strstr(svdb_errmsg(), "row 7 is nested too deep (limit 1000"));
+        }
+        free(m);
+    }
+}
+
+/* Issue 12 item 11: RE2, linear time; patterns that blew up glibc compile or match fast. */
+static void test_filter__regex_linear(void **state)
+{
+    (void)state;
+    double t0 = now_s();
+    svdb_filter *f = (svdb_filter *)0x1;
+    assert_int_equal(svdb__filter_compile(NULL, "{\"$regex\": \"(a{,1000}){,1000}\"}", &f), SVDB_EINVAL);
+    assert_non_null(strstr(svdb_errmsg(), "(a{,1000}){,1000}")); /* the message names the pattern */
+    assert_true(now_s() - t0 < 5.0);
+    size_t n = 64 * 1024;
+    char *m = malloc(n + 32);
+    size_t k = (size_t)sprintf(m, "{\"#document\": \"");
+    memset(m + k, 'a', n);
+    strcpy(m + k + n, "\"}");
+    t0 = now_s();
+    assert_false(doc("{\"$regex\": \"(a|aa)*b\"}", m));
+    assert_true(doc("{\"$regex\": \"(a|aa)*$\"}", m));
+    assert_true(now_s() - t0 < 5.0); /* a hang guard: glibc took 8.6 s, RE2 well under 0.1 s */
+    free(m);
+    /* Rust-compatible syntax that POSIX lacked */
+    const char *mm = "{\"#document\": \"caf\\u00e9 42 {x}\"}";
+    assert_true(doc("{\"$regex\": \"\\\\d{2}\"}", mm));
+    assert_true(doc("{\"$regex\": \"(?i)CAF\"}", mm));
+    assert_true(doc("{\"$regex\": \"\\\\p{L}\\\\s\"}", mm));
+    assert_true(doc("{\"$regex\": \"\\\\{x\\\\}\"}", mm));
+    assert_true(doc("{\"$regex\": \"[{]x[}]\"}", mm));
+    assert_true(doc("{\"$regex\": \"^caf.\\\\s\"}", mm)); /* '.' is one character, not one byte */
+    assert_true(doc("{\"$regex\": \"2{1,}\"}", mm));
+    assert_false(doc("{\"$regex\": \"\\\\Acaf\\\\z\"}", mm));
+}
+
+/* The per-query limit on regex matching time: past it, -1 and SVDB_ETOOBIG. */
+static void test_filter__regex_budget(void **state)
+{
+    (void)state;
+    svdb_filter *f = NULL;
+    assert_int_equal(svdb__filter_compile("{\"n\": 1}", "{\"$not_regex\": \"b\"}", &f), SVDB_OK);
+    const char *m = "{\"#document\": \"aaa\", \"n\": 1}";
+    assert_int_equal(svdb__filter_match(f, m, strlen(m)), 1);
+    svdb__filter_spend(f, 11 * 1000000000LL);
+    assert_int_equal(svdb__filter_match(f, m, strlen(m)), -1);
+    assert_int_equal(svdb__filter_error(f), SVDB_ETOOBIG);
+    assert_non_null(strstr(svdb_errmsg(), "\"b\""));
+    assert_int_equal(svdb__filter_match(f, "{\"n\": 2}", 8), 0); /* rows the where rejects need no regex */
+    svdb__filter_free(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +450,12 @@ int main(void)
         cmocka_unit_test(test_filter__ordering),
         cmocka_unit_test(test_filter__lists_and_logic),
         cmocka_unit_test(test_filter__depth_limit),
+        cmocka_unit_test(test_filter__exact_integers),
+        cmocka_unit_test(test_filter__duplicate_keys),
+        cmocka_unit_test(test_filter__strings_with_nul),
+        cmocka_unit_test(test_filter__deep_json),
+        cmocka_unit_test(test_filter__regex_linear),
+        cmocka_unit_test(test_filter__regex_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,7 @@ secs=${1:-60}
 shift || true
 targets=${*:-fuzz_open fuzz_wal fuzz_meta fuzz_api fuzz_filter}
 command -v clang >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq clang libclang-rt-dev >/dev/null; }
-cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSVDB_FUZZ=ON >/dev/null
+cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSVDB_FUZZ=ON >/dev/null
 cmake --build build-fuzz -j"$(nproc)" >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
