@@ -608,6 +608,36 @@ static int foreign_entry(const svdb_dir *d, char *name, size_t cap)
     return found;
 }
 
+/* A new collection goes only into an empty directory (or one holding what
+ * an unfinished creation left), unless the caller allows other files. */
+static int refuse_foreign(svdb *db, const svdb_open_options *o)
+{
+    if (open_allow_nonempty(o)) return SVDB_OK;
+    char name[256];
+    int foreign = foreign_entry(&db->dir, name, sizeof name);
+    if (foreign < 0) return foreign;
+    SVDB_FAIL_IF(foreign, SVDB_EINVAL,
+                 "%s is not empty and holds no svdb collection (it has '%s'); create the collection in a new or "
+                 "empty directory, or set the open option allow_nonempty_dir",
+                 db->dir.path, name);
+    return SVDB_OK;
+}
+
+/* Refuses, before the lock file is made, a directory that holds no
+ * collection when open could not or must not create one there: nothing is
+ * written into a directory that is not ours (open_files checks again under
+ * the lock). */
+static int precheck_dir(svdb *db, const svdb_open_options *o)
+{
+    struct stat st;
+    int have = svdb__file_stat(&db->dir, SNAP_NAME, &st);
+    if (have == 0) have = svdb__file_stat(&db->dir, WAL_NAME, &st);
+    if (have == 0) have = svdb__file_stat(&db->dir, LOCK_NAME, &st);
+    if (have != 0) return have < 0 ? have : SVDB_OK; /* ours, or an error */
+    SVDB_FAIL_IF(!o->create, SVDB_ENOTFOUND, "no collection at %s (and create is off)", db->dir.path);
+    return refuse_foreign(db, o);
+}
+
 /* Finds the collection's files and opens or creates it. Open never removes
  * or rewrites what it did not expect: a log with writes but no snapshot,
  * a directory full of other files, a link where a file should be, are
@@ -633,15 +663,7 @@ static int open_files(svdb *db, const svdb_open_options *o)
                  "nothing was changed. Restore %s from a backup, or move %s away to start an empty collection",
                  dir, SNAP_NAME, WAL_NAME, (long long)st.st_size, SNAP_NAME, WAL_NAME);
     SVDB_FAIL_IF(!o->create, SVDB_ENOTFOUND, "no collection at %s (and create is off)", dir);
-    if (!open_allow_nonempty(o)) {
-        char name[256];
-        int foreign = foreign_entry(&db->dir, name, sizeof name);
-        if (foreign < 0) return foreign;
-        SVDB_FAIL_IF(foreign, SVDB_EINVAL,
-                     "%s is not empty and holds no svdb collection (it has '%s'); create the collection in a new or "
-                     "empty directory, or set the open option allow_nonempty_dir",
-                     dir, name);
-    }
+    SVDB_TRY(refuse_foreign(db, o));
     return create_collection(db, o);
 }
 
@@ -701,6 +723,7 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     pthread_rwlock_init(&db->rw, &attr);
     pthread_rwlockattr_destroy(&attr);
     int rc = svdb__dir_open(&db->dir, path);
+    if (rc == SVDB_OK) rc = precheck_dir(db, o);
     if (rc == SVDB_OK) rc = take_lock(db);
     if (rc == SVDB_OK) rc = open_files(db, o);
     if (db->index != SVDB_INDEX_HNSW) db->background = 0; /* a flat index has nothing to link */
@@ -893,29 +916,32 @@ static char *copy_str(char *to, const char *s, size_t len)
 static int copy_batch(svdb_batch *b, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
                       const char *const *metas, void **block)
 {
+    /* Each string's length is measured once (kept in the length arrays until
+     * the checks set them) and exactly that many bytes are copied: a string
+     * changed in between yields a copy with a NUL inside, which the checks
+     * then see, never a copy past the block. */
     size_t vbytes = vectors ? n * (size_t)dim * sizeof(float) : 0, bytes = vbytes;
     for (size_t i = 0; i < n; i++) {
-        size_t a = copy_len(ids[i], SVDB_MAX_ID_BYTES), m = metas ? copy_len(metas[i], SVDB_MAX_METADATA_BYTES) : 0;
-        bytes += a + 1 + (metas && metas[i] ? m + 1 : 0);
+        b->id_lens[i] = (uint32_t)copy_len(ids[i], SVDB_MAX_ID_BYTES);
+        bytes += b->id_lens[i] + 1;
+        if (metas && metas[i]) {
+            b->meta_lens[i] = (uint32_t)copy_len(metas[i], SVDB_MAX_METADATA_BYTES);
+            bytes += b->meta_lens[i] + 1;
+        }
     }
     unsigned char *blk = svdb__malloc(bytes ? bytes : 1);
     if (!blk) return svdb__fail(SVDB_ENOMEM, "out of memory copying a batch of %zu rows", n);
     if (vbytes) memcpy(blk, vectors, vbytes);
     b->vectors = vectors ? (const float *)(void *)blk : NULL;
-    char *at = (char *)blk + vbytes, *end = (char *)blk + bytes;
+    char *at = (char *)blk + vbytes;
     for (size_t i = 0; i < n; i++) {
-        /* Lengths are measured again as each string is copied, and capped by
-         * the room measured before: a string that grew meanwhile is cut,
-         * one that shrank ends early, and the checks see the copy. */
         if (ids[i]) {
-            size_t a = copy_len(ids[i], SVDB_MAX_ID_BYTES), room = (size_t)(end - at) - 1;
-            b->ids[i] = copy_str(at, ids[i], a < room ? a : room);
-            at += strlen(at) + 1;
+            b->ids[i] = copy_str(at, ids[i], b->id_lens[i]);
+            at += b->id_lens[i] + 1;
         }
         if (metas && metas[i]) {
-            size_t m = copy_len(metas[i], SVDB_MAX_METADATA_BYTES), room = (size_t)(end - at) - 1;
-            b->metas[i] = copy_str(at, metas[i], m < room ? m : room);
-            at += strlen(at) + 1;
+            b->metas[i] = copy_str(at, metas[i], b->meta_lens[i]);
+            at += b->meta_lens[i] + 1;
         }
     }
     *block = blk;
@@ -936,14 +962,12 @@ static int put_batch(svdb *h, size_t n, const char *const *ids, const float *vec
     SVDB_TRY(svdb__batch_alloc(&b, n, 1));
     b.dim = dim;
     void *block = NULL;
-    int rc = copy_batch(&b, n, ids, vectors, dim, metadatas, &block);
-    if (rc != SVDB_OK) {
-        svdb__batch_free(&b);
-        return rc;
-    }
     pthread_mutex_lock(&db->write_mu);
-    if (rc == SVDB_OK) rc = writable(db);
+    int rc = writable(db);
+    /* The dimension first: the caller's buffer holds n * dim floats only if
+     * dim is the collection's. */
     if (rc == SVDB_OK) rc = check_dim(db, dim, "vectors");
+    if (rc == SVDB_OK) rc = copy_batch(&b, n, ids, vectors, dim, metadatas, &block);
     for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
         size_t len;
         rc = svdb__id_check(b.ids[i], &len);
@@ -955,7 +979,7 @@ static int put_batch(svdb *h, size_t n, const char *const *ids, const float *vec
         rc = check_vector(b.vectors + i * dim, dim, "vector of row", i);
         if (rc == SVDB_OK && b.metas[i]) {
             size_t mlen = strnlen(b.metas[i], SVDB_MAX_METADATA_BYTES + 1);
-            rc = svdb__meta_check(b.metas[i], mlen, i);
+            rc = svdb__meta_check_new(b.metas[i], mlen, i);
             b.meta_lens[i] = (uint32_t)mlen;
         }
     }
@@ -1174,7 +1198,7 @@ static int list_ids(svdb *db, const svdb_filter *filter, char ***ids, size_t *co
     for (size_t i = 0; rc == SVDB_OK && i < db->store.n_live; i++) {
         const svdb_row *r = svdb__row(&db->store, order[i]);
         int m = filter ? svdb__filter_match(filter, svdb__row_meta(r), r->meta_len) : 1;
-        if (m < 0) rc = svdb__fail(SVDB_ENOMEM, "out of memory testing a document");
+        if (m < 0) rc = svdb__filter_error(filter);
         if (m <= 0) continue;
         order[n++] = order[i];
         bytes += r->id_len + 1;
