@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from typing import (
     Any,
     Dict,
@@ -30,6 +31,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Set,
     Tuple,
     Union,
     cast,
@@ -72,6 +74,7 @@ from ._chroma_types import (
     validate_metadata,
     validate_metadatas,
     validate_n_results,
+    validate_query_ids,
     validate_where,
     validate_where_document,
 )
@@ -208,13 +211,9 @@ class _Record:
     def to_json(self) -> Dict[str, Any]:
         return {"id": str(self.id), "name": self.name, "metadata": self.metadata, "hnsw": self.hnsw}
 
-    @staticmethod
-    def from_json(d: Mapping[str, Any]) -> "_Record":
-        return _Record(uuid.UUID(d["id"]), str(d["name"]), d.get("metadata"), dict(d["hnsw"]))
-
 
 def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
@@ -228,14 +227,166 @@ def _is_uuid(name: str) -> bool:
         return False
 
 
+# ---- the catalog's validation: every field's type, or CorruptError naming the file
+
+_HNSW_INT_KEYS = ("ef_construction", "ef_search", "max_neighbors", "num_threads", "sync_threshold", "batch_size")
+_HNSW_REQUIRED = ("space", "ef_construction", "ef_search", "max_neighbors")
+_SCALARS = (str, int, float, bool)
+
+
+class _Damage(Exception):
+    """What is wrong with a catalog; becomes a CorruptError naming the file."""
+
+
+def _json_type(x: object) -> str:
+    for t, name in ((dict, "object"), (list, "array"), (str, "string"), (bool, "boolean"), ((int, float), "number")):
+        if isinstance(x, t):
+            return name
+    return "null" if x is None else type(x).__name__
+
+
+def _need(ok: bool, what: str, expected: str, value: object) -> None:
+    if not ok:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise _Damage("%s must be %s, not %s (a JSON %s)" % (what, expected, shown, _json_type(value)))
+
+
+def _catalog_metadata(m: object, where: str) -> Optional[Dict[str, Any]]:
+    if m is None:
+        return None
+    _need(isinstance(m, dict), where, "an object or null", m)
+    assert isinstance(m, dict)
+    for k, v in m.items():
+        what = "%s[%r]" % (where, k)
+        if isinstance(v, list):
+            _need(bool(v) and all(isinstance(x, _SCALARS) for x in v), what, "a non-empty list of strings, numbers or booleans", v)
+        else:
+            _need(isinstance(v, _SCALARS), what, "a string, number, boolean or list", v)
+    return dict(m)
+
+
+def _catalog_hnsw(h: object, where: str) -> Dict[str, Any]:
+    _need(isinstance(h, dict), where, "an object", h)
+    assert isinstance(h, dict)
+    for key in _HNSW_REQUIRED:
+        if key not in h:
+            raise _Damage("%s has no %r" % (where, key))
+    for key, v in h.items():
+        what = "%s[%r]" % (where, key)
+        if key == "space":
+            _need(v in SPACES, what, "one of %s" % ", ".join(SPACES), v)
+        elif key == "resize_factor":
+            _need(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, what, "a positive number", v)
+        elif key in _HNSW_INT_KEYS:
+            _need(isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**32, what, "a positive 32-bit integer", v)
+        else:
+            raise _Damage("%s is an unknown HNSW setting" % what)
+    return dict(h)
+
+
+def _parse_catalog(doc: object) -> Tuple[Optional[uuid.UUID], List[_Record]]:
+    """The store id and the records of a version-1 catalog; _Damage (or
+    FormatVersionError) for anything else. Every field's type is checked:
+    nothing from the file reaches the rest of the module unchecked."""
+    _need(isinstance(doc, dict), "the document", "an object", doc)
+    assert isinstance(doc, dict)
+    version = doc.get("version", 1)
+    _need(isinstance(version, int) and not isinstance(version, bool), "version", "an integer", version)
+    if version != 1:
+        raise svdb_errors.FormatVersionError("format version %r; this pysvdb reads version 1" % (version,), -6)
+    fmt = doc.get("format", "pysvdb-chroma")
+    _need(fmt == "pysvdb-chroma", "format", '"pysvdb-chroma"', fmt)
+    store_text = doc.get("store")
+    _need(store_text is None or (isinstance(store_text, str) and _is_uuid(store_text)), "store", "a UUID", store_text)
+    if "collections" not in doc:
+        raise _Damage("it has no \"collections\" list")
+    cols = doc["collections"]
+    _need(isinstance(cols, list), "collections", "a list", cols)
+    records: List[_Record] = []
+    ids: Set[uuid.UUID] = set()
+    names: Set[str] = set()
+    for i, e in enumerate(cols):
+        where = "collections[%d]" % i
+        _need(isinstance(e, dict), where, "an object", e)
+        cid, name = e.get("id"), e.get("name")
+        _need(isinstance(cid, str) and _is_uuid(cid), where + ".id", "a UUID", cid)
+        # Names are not held to today's rules: older pysvdb versions accepted some they now refuse.
+        _need(isinstance(name, str) and bool(name), where + ".name", "a non-empty string", name)
+        rec = _Record(
+            uuid.UUID(cast(str, cid)),
+            cast(str, name),
+            _catalog_metadata(e.get("metadata"), where + ".metadata"),
+            _catalog_hnsw(e.get("hnsw"), where + ".hnsw"),
+        )
+        if rec.id in ids:
+            raise _Damage("%s.id %s appears twice" % (where, rec.id))
+        if rec.name in names:
+            raise _Damage("%s.name %r appears twice" % (where, rec.name))
+        ids.add(rec.id)
+        names.add(rec.name)
+        records.append(rec)
+    return (uuid.UUID(store_text) if store_text is not None else None), records
+
+
+# ---- ownership markers: pysvdb removes a directory only when it can prove it made it
+
+#: In each collection directory: the store and collection it belongs to, and
+#: whether it is being deleted. Written when the collection is first opened
+#: (libsvdb creates the directory; pysvdb adds nothing before that).
+_MARKER = "pysvdb-collection.json"
+_MARKER_FORMAT = "pysvdb-chroma-collection"
+
+
+def _read_marker(path: str) -> Optional[Dict[str, Any]]:
+    """The marker of a collection directory, or None (missing, unreadable, not ours)."""
+    try:
+        with open(os.path.join(path, _MARKER), "r", encoding="utf-8") as f:
+            m = json.load(f)
+    except (OSError, ValueError, RecursionError):
+        return None
+    return m if isinstance(m, dict) and m.get("format") == _MARKER_FORMAT else None
+
+
+def _write_marker(path: str, store: uuid.UUID, cid: uuid.UUID, state: str, durable: bool) -> None:
+    """Writes the marker atomically (temporary file, rename) and, if durable, fsynced with its directory."""
+    text = json.dumps({"format": _MARKER_FORMAT, "store": str(store), "id": str(cid), "state": state})
+    tmp = os.path.join(path, _MARKER + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+    try:
+        os.write(fd, text.encode("utf-8"))
+        if durable:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, os.path.join(path, _MARKER))
+    if durable:
+        _fsync_dir(path)
+
+
+def _marker_says(m: Optional[Dict[str, Any]], store: uuid.UUID, cid: uuid.UUID, state: str) -> bool:
+    return m is not None and m.get("store") == str(store) and m.get("id") == str(cid) and m.get("state") == state
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
 class _Engine:
-    """The storage behind every client of one directory (or of the ephemeral store)."""
+    """The storage behind every client of one directory (or of the ephemeral store).
+
+    Belongs to the process that made it: a forked child abandons its copy
+    (see :func:`_after_fork_in_child`) and never closes handles, releases the
+    lock or removes files of its parent's.
+    """
 
     def __init__(self, key: str, root: Optional[str], settings: Settings) -> None:
         self.key = key
         self.settings = settings
         self.refs = 0
         self.closed = False
+        self.forked = False
+        self.pid = os.getpid()
         self.ephemeral = root is None
         self.mu = threading.RLock()
         self.records: Dict[uuid.UUID, _Record] = {}
@@ -244,8 +395,12 @@ class _Engine:
         self.unsaved: Dict[uuid.UUID, int] = {}
         self.durability = "persist" if self.ephemeral else settings.pysvdb_durability
         self.lock_fd: Optional[int] = None
+        self.store = uuid.uuid4()  # a persistent store's is read from its catalog
+        self.root_identity: Optional[Tuple[int, int]] = None
         if root is None:
             self.root = tempfile.mkdtemp(prefix="pysvdb-ephemeral-")
+            st = os.lstat(self.root)
+            self.root_identity = (st.st_dev, st.st_ino)  # what stop() may remove: this directory, made here
         else:
             self.root = root
             self._open_dir()
@@ -257,7 +412,9 @@ class _Engine:
                 "Use another directory and copy the data over (collection.get(include=[...]) then add)." % self.root
             )
         os.makedirs(self.root, exist_ok=True)
-        fd = os.open(os.path.join(self.root, _LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+        # O_CLOEXEC: a program this process execs does not inherit the lock;
+        # a forked child closes its copy at fork (the parent keeps the lock).
+        fd = os.open(os.path.join(self.root, _LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -281,38 +438,112 @@ class _Engine:
 
     def _unlock(self) -> None:
         if self.lock_fd is not None:
-            os.close(self.lock_fd)  # releases the flock
+            os.close(self.lock_fd)  # releases the flock (unless a forked child still has a copy: it closes it at fork)
             self.lock_fd = None
+
+    def _collection_dirs(self) -> List[str]:
+        """The entries of the root named like collection directories (a UUID)."""
+        return sorted(name for name in os.listdir(self.root) if _is_uuid(name))
 
     def _load(self) -> None:
         path = os.path.join(self.root, _CATALOG)
+        missing = False
+        doc: Any = None
         try:
             with open(path, "r", encoding="utf-8") as f:
                 doc = json.load(f)
         except FileNotFoundError:
-            doc = {"collections": []}
-        except (OSError, ValueError) as e:
-            raise svdb_errors.CorruptError("cannot read the catalog %s: %s" % (path, e), -5) from None
-        if doc.get("version", 1) != 1:
-            raise svdb_errors.FormatVersionError(
-                "the catalog %s has format version %r; this pysvdb reads version 1" % (path, doc.get("version")), -6
-            )
-        for entry in doc.get("collections", []):
-            rec = _Record.from_json(entry)
-            self.records[rec.id] = rec
-        # Collection directories the catalog does not name were left by a
-        # create or delete interrupted by a crash.
-        for name in os.listdir(self.root):
-            if _is_uuid(name) and uuid.UUID(name) not in self.records:
-                shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+            missing = True
+        except (OSError, ValueError, RecursionError) as e:
+            raise svdb_errors.CorruptError(
+                "cannot read the catalog %s: %s; restore it from a backup (nothing was changed)" % (path, e), -5
+            ) from None
+        dirs = self._collection_dirs()
+        if missing:
+            if dirs:
+                raise svdb_errors.CorruptError(
+                    "the catalog %s is missing, but %s holds %d collection director%s (%s): without the catalog "
+                    "pysvdb cannot tell their names and settings. Restore the catalog from a backup, or move the "
+                    "directories away to start an empty store; nothing was changed or removed"
+                    % (path, self.root, len(dirs), "y" if len(dirs) == 1 else "ies", ", ".join(dirs[:3]) + (", ..." if len(dirs) > 3 else "")),
+                    -5,
+                )
+            self.save()  # a new store: from now on its catalog exists before any collection directory
+            return
+        try:
+            store, records = _parse_catalog(doc)
+        except _Damage as e:
+            raise svdb_errors.CorruptError(
+                "the catalog %s is damaged: %s; restore it from a backup (nothing was changed)" % (path, e), -5
+            ) from None
+        except svdb_errors.FormatVersionError as e:
+            raise svdb_errors.FormatVersionError("the catalog %s has %s" % (path, e.message), -6) from None
+        self.records = {rec.id: rec for rec in records}
+        if store is None:  # written by a pysvdb that did not record one
+            self.save()
+        else:
+            self.store = store
+        for name in dirs:
+            if uuid.UUID(name) not in self.records:
+                self._sweep(name)
 
-    def save(self) -> None:
-        """Writes the catalog atomically (temporary file, fsync, rename, fsync of the directory)."""
+    def _sweep(self, name: str) -> None:
+        """A collection directory the catalog does not list. Removed only when
+        its marker proves it is this store's and was being deleted (a delete
+        interrupted by a crash after the catalog was saved); anything else (a
+        directory of an older pysvdb, one restored from a backup newer than the
+        catalog, a user's) is left in place with a warning."""
+        path = os.path.join(self.root, name)
+        cid = uuid.UUID(name)
+        if not os.path.islink(path) and _marker_says(_read_marker(path), self.store, cid, "deleting"):
+            self._remove_collection_dir(cid)
+            return
+        _warn(
+            "pysvdb: %s is not a collection of the catalog %s and is not provably a leftover of this store, so it "
+            "was left in place; move it away if it is not needed" % (path, os.path.join(self.root, _CATALOG))
+        )
+
+    def _remove_collection_dir(self, cid: uuid.UUID) -> None:
+        """Removes a collection's directory, only if its marker says it is this
+        store's collection ``cid`` being deleted; the marker goes last, so an
+        interrupted removal is finished at the next open."""
+        path = os.path.join(self.root, str(cid))
+        if not os.path.lexists(path):
+            return
+        if os.path.islink(path) or not _marker_says(_read_marker(path), self.store, cid, "deleting"):
+            _warn("pysvdb: %s is not provably this store's deleted collection; it was left in place" % path)
+            return
+        try:
+            with os.scandir(path) as it:
+                entries = [e for e in it if e.name != _MARKER]
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path)
+                else:
+                    os.unlink(e.path)
+            os.unlink(os.path.join(path, _MARKER))
+            os.rmdir(path)
+            if not self.ephemeral:
+                _fsync_dir(self.root)
+        except OSError as e:
+            _warn("pysvdb: could not remove all of %s (%s); the next open tries again" % (path, e))
+
+    def save(self, records: Optional[Mapping[uuid.UUID, _Record]] = None) -> None:
+        """Writes the catalog (of ``records``, default the current ones)
+        atomically: temporary file, fsync, rename, fsync of the directory."""
         if self.ephemeral:
             return
+        recs = self.records if records is None else records
         path = os.path.join(self.root, _CATALOG)
         tmp = path + ".tmp"
-        text = json.dumps({"format": "pysvdb-chroma", "version": 1, "collections": [r.to_json() for r in self.records.values()]})
+        text = json.dumps(
+            {
+                "format": "pysvdb-chroma",
+                "version": 1,
+                "store": str(self.store),
+                "collections": [r.to_json() for r in recs.values()],
+            }
+        )
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -321,6 +552,12 @@ class _Engine:
         _fsync_dir(self.root)
 
     def check(self) -> None:
+        if self.forked:
+            raise ValueError(
+                "this client was opened by process %d, and this process is a fork of it: a client is not usable "
+                "after fork; create a new client in this process (a PersistentClient once the parent has closed "
+                "the directory)" % self.pid
+            )
         if self.closed:
             raise ValueError("the client of this store was closed; create a new client")
 
@@ -333,6 +570,7 @@ class _Engine:
         return None
 
     def handle(self, rec: _Record) -> SvDBPython:
+        self.check()  # before taking the lock: a forked child's copy of it may be held by a thread it does not have
         with self.mu:
             self.check()
             if self.records.get(rec.id) is not rec:
@@ -340,8 +578,9 @@ class _Engine:
             h = self.handles.get(rec.id)
             if h is None:
                 hn = rec.hnsw
+                path = os.path.join(self.root, str(rec.id))
                 h = SvDBPython(
-                    os.path.join(self.root, str(rec.id)),
+                    path,
                     metric=hn["space"],
                     durability=self.durability,  # type: ignore[arg-type]
                     index="hnsw",
@@ -353,6 +592,15 @@ class _Engine:
                     # and searched exactly until then (docs/chroma.md)
                     background_indexing=True,
                 )
+                try:
+                    # The catalog lists it, so it is ours: say so in the directory
+                    # (also for collections made before markers existed, and after
+                    # a delete interrupted before the catalog forgot it).
+                    if not _marker_says(_read_marker(path), self.store, rec.id, "live"):
+                        _write_marker(path, self.store, rec.id, "live", not self.ephemeral)
+                except BaseException:
+                    h.close()
+                    raise
                 self.handles[rec.id] = h
                 self.writers[rec.id] = threading.Lock()
                 self.unsaved[rec.id] = 0
@@ -371,13 +619,24 @@ class _Engine:
         self.unsaved[rec.id] = n
 
     def drop(self, rec: _Record) -> None:
-        """Removes a collection: catalog first (atomically), then its files."""
+        """Removes a collection: its directory is marked as being deleted, the
+        catalog forgets it (atomically), then its files go (marker last)."""
+        path = os.path.join(self.root, str(rec.id))
         with self.mu:
+            self.check()
+            if os.path.isdir(path) and not os.path.islink(path):
+                _write_marker(path, self.store, rec.id, "deleting", not self.ephemeral)
+            remaining = {k: v for k, v in self.records.items() if k != rec.id}
+            try:
+                self.save(remaining)
+            except BaseException:
+                if rec.id in self.handles:
+                    _write_marker(path, self.store, rec.id, "live", not self.ephemeral)
+                raise
+            self.records = remaining
             h = self.handles.pop(rec.id, None)
             lock = self.writers.pop(rec.id, None)
             self.unsaved.pop(rec.id, None)
-            del self.records[rec.id]
-            self.save()
         if lock is not None:
             with lock:
                 pass
@@ -386,9 +645,27 @@ class _Engine:
                 h.close()
             except svdb_errors.SvDBError:
                 pass  # the files are removed next
-        shutil.rmtree(os.path.join(self.root, str(rec.id)), ignore_errors=True)
+        self._remove_collection_dir(rec.id)
+
+    def abandon(self) -> None:
+        """In a forked child: forgets the parent's store without touching it.
+        The handles were dropped by SvDBPython's own fork hook; closing the
+        child's copy of the lock descriptor leaves the parent's lock held."""
+        self.closed = True
+        self.forked = True
+        self.mu = threading.RLock()
+        self.handles.clear()
+        if self.lock_fd is not None:
+            try:
+                os.close(self.lock_fd)
+            except OSError:  # pragma: no cover
+                pass
+            self.lock_fd = None
 
     def stop(self) -> None:
+        if os.getpid() != self.pid:  # a fork that skipped the at-fork hook: still never touch the parent's files
+            self.abandon()
+            return
         with self.mu:
             if self.closed:
                 return
@@ -402,10 +679,21 @@ class _Engine:
             except svdb_errors.SvDBError as e:
                 first = first or e
         if self.ephemeral:
-            shutil.rmtree(self.root, ignore_errors=True)
+            self._remove_ephemeral_root()
         self._unlock()
         if first is not None:
             raise first
+
+    def _remove_ephemeral_root(self) -> None:
+        """Removes the temporary directory this engine made, and only that one."""
+        try:
+            st = os.lstat(self.root)
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) != self.root_identity:
+            _warn("pysvdb: %s is no longer the temporary directory this process made; it was left in place" % self.root)
+            return
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 _engines: Dict[str, _Engine] = {}
@@ -453,16 +741,42 @@ def _release_engine(engine: _Engine) -> None:
     engine.stop()
 
 
-@atexit.register
 def _stop_all() -> None:
+    """At exit: closes this process's stores (checkpoints, removes the ephemeral directory)."""
     with _engines_lock:
-        engines = list(_engines.values())
+        engines = [e for e in _engines.values() if e.pid == os.getpid()]
         _engines.clear()
     for e in engines:
         try:
             e.stop()
         except Exception:  # pragma: no cover - nothing to report to at exit
             pass
+
+
+atexit.register(_stop_all)
+
+
+# ---- fork: the child starts with no store; its copies of the parent's are abandoned
+
+
+def _before_fork() -> None:
+    _engines_lock.acquire()  # no engine is half made while the process is copied
+
+
+def _after_fork_in_parent() -> None:
+    _engines_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    global _engines_lock
+    _engines_lock = threading.Lock()
+    for e in _engines.values():
+        e.abandon()
+    _engines.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
 
 
 # ---------------------------------------------------------------- storage helpers
@@ -1009,7 +1323,7 @@ class Collection:
             validate_documents(texts, nullable=qvecs is not None)
         if images_ is not None:
             validate_images(images_)
-        filter_ids = one_or_many(ids)
+        filter_ids = validate_query_ids(ids)
         if where is not None:
             validate_where(where)
         if where_document is not None:

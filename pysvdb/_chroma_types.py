@@ -153,6 +153,17 @@ def validate_ids(ids: object) -> List[str]:
     return ids
 
 
+def validate_query_ids(ids: object) -> Optional[List[str]]:
+    """query(ids=...): one id or a list of them; anything else in the list is a
+    TypeError, as ChromaDB's bindings raise (a list may be empty or repeat ids)."""
+    id_list = one_or_many(ids)
+    if id_list is not None:
+        for id_ in id_list:
+            if not isinstance(id_, str):
+                raise TypeError("argument 'ids': '%s' object cannot be converted to 'PyString'" % type(id_).__name__)
+    return id_list
+
+
 def check_ids_storable(ids: Sequence[str]) -> None:
     """The checks ChromaDB's Rust layer makes on ids, plus libsvdb's limits."""
     for id_ in ids:
@@ -610,14 +621,16 @@ def unsigned(name: str, value: object) -> Optional[int]:
 
 # ---------------------------------------------------------------- names and configuration
 
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
-_IPV4_RE = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$")
+# Validators match whole strings (fullmatch): "$" would also match before a
+# final newline, and let "abc\n" through.
+_NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]")
+_IPV4_RE = re.compile(r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
 
 
 def validate_collection_name(name: object, field: str = "name") -> str:
     if not isinstance(name, str):
         raise TypeError("argument '%s': '%s' object cannot be converted to 'PyString'" % (field, type(name).__name__))
-    if not _NAME_RE.match(name):
+    if not _NAME_RE.fullmatch(name):
         raise InvalidArgumentError(
             "Validation error: %s: Expected a name containing 3-512 characters from [a-zA-Z0-9._-], starting and "
             "ending with a character in [a-zA-Z0-9]. Got: %s" % (field, name)
@@ -627,7 +640,7 @@ def validate_collection_name(name: object, field: str = "name") -> str:
             "Validation error: %s: Expected a name that does not contains two consecutive periods (..). Got %s"
             % (field, name)
         )
-    if _IPV4_RE.match(name):
+    if _IPV4_RE.fullmatch(name):
         raise InvalidArgumentError(
             "Validation error: %s: Expected a name that is not a valid ip address. Got %s" % (field, name)
         )

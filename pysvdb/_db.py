@@ -6,6 +6,7 @@ import json
 import operator
 import os
 import threading
+import weakref
 from typing import (
     Any,
     Iterable,
@@ -153,9 +154,16 @@ def _encode_id(value: object, what: str) -> bytes:
     return b
 
 
-def _id_list(ids: object, what: str = "ids") -> List[bytes]:
-    if isinstance(ids, (str, bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
+def _str_list(ids: object, what: str) -> Iterable[Any]:
+    """ids, if it can be a list of strings as a whole: a bare str (or bytes)
+    is iterable, but its characters are not ids (InvalidTypeError, a TypeError)."""
+    if isinstance(ids, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(ids, Iterable):
         raise InvalidTypeError("%s must be a list of str, not %s" % (what, _typename(ids)), -1)
+    return ids
+
+
+def _id_list(ids: object, what: str = "ids") -> List[bytes]:
+    ids = _str_list(ids, what)
     out = [_encode_id(v, "%s[%d]" % (what, i)) for i, v in enumerate(ids)]
     if not out:
         raise InvalidArgumentError("%s is empty" % what, -1)
@@ -169,8 +177,7 @@ def _id_pointers(ids: object, what: str = "ids") -> Tuple[Any, List[Any], int]:
     with numpy): per-id Python work would cost more than the C call itself.
     Anything unusual takes the per-id path, which names the offending id.
     """
-    if isinstance(ids, (str, bytes, bytearray, Mapping)) or not isinstance(ids, Iterable):
-        raise InvalidTypeError("%s must be a list of str, not %s" % (what, _typename(ids)), -1)
+    ids = _str_list(ids, what)
     seq = ids if isinstance(ids, list) else list(ids)
     n = len(seq)
     try:
@@ -190,7 +197,7 @@ def _id_pointers(ids: object, what: str = "ids") -> Tuple[Any, List[Any], int]:
         return arr, keep, n
     buf = ffi.from_buffer(blob)
     addrs = (starts + np.uint64(int(ffi.cast("uintptr_t", buf)))).astype(np.uintp)
-    return ffi.from_buffer("char *[]", addrs), [blob, buf, addrs], n
+    return _c_array("char *[]", addrs), [blob, buf, addrs], n
 
 
 def _pointer_array(items: Sequence[Optional[bytes]]) -> Tuple[Any, List[Any]]:
@@ -209,13 +216,37 @@ def _pointer_array(items: Sequence[Optional[bytes]]) -> Tuple[Any, List[Any]]:
     addrs = (starts + np.uint64(base)).astype(np.uintp)
     if any(b is None for b in items):
         addrs[lens == 0] = 0
-    arr = ffi.from_buffer("char *[]", addrs)
+    arr = _c_array("char *[]", addrs)
     return arr, [blob, buf, addrs]
 
 
+#: What C needs of every numpy array it reads or writes through a pointer.
+_C_REQUIREMENTS: List[Literal["C_CONTIGUOUS", "ALIGNED"]] = ["C_CONTIGUOUS", "ALIGNED"]
+
+
+def _c_ready(a: npt.NDArray[Any]) -> bool:
+    """True when C may use a's memory as an array of its element type: one
+    C-contiguous block, aligned for the type, in native byte order."""
+    return bool(a.flags.c_contiguous and a.flags.aligned and a.dtype.isnative)
+
+
+def _c_array(ctype: str, a: npt.NDArray[Any]) -> Any:
+    """The one gate from numpy memory to a C pointer (``ffi.from_buffer``).
+
+    A view that is not C-ready (unaligned, strided, byte-swapped) would reach
+    C as a misaligned or wrong pointer, which is undefined behaviour; the
+    callers pass arrays made C-ready by :func:`_as_float32` or allocated here,
+    so this never copies, it only refuses.
+    """
+    if not _c_ready(a):
+        raise AssertionError("pysvdb internal error: a %s array that is not C-contiguous, aligned and native" % a.dtype)
+    return ffi.from_buffer(ctype, a)
+
+
 def _as_float32(x: object, what: str, ndim: int) -> npt.NDArray[np.float32]:
-    """x as a C-contiguous float32 array of ndim dimensions; no copy when it already is one."""
-    if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous and x.ndim == ndim:
+    """x as a C-contiguous, aligned, native float32 array of ndim dimensions;
+    no copy when it already is one (an unaligned or byte-swapped array is copied)."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == ndim and _c_ready(x):
         arr: npt.NDArray[np.float32] = x
     else:
         if isinstance(x, (str, bytes, bytearray, Mapping)) or x is None:
@@ -237,7 +268,7 @@ def _as_float32(x: object, what: str, ndim: int) -> npt.NDArray[np.float32]:
         if src.dtype.kind not in _NUMERIC_KINDS:
             raise InvalidTypeError("%s must hold numbers, not %s (dtype %s)" % (what, src.dtype.name, src.dtype), -1)
         with np.errstate(over="ignore", invalid="ignore"):  # values out of float32 range become inf: C rejects them
-            arr = np.ascontiguousarray(src, dtype=np.float32)
+            arr = np.require(src, dtype=np.float32, requirements=_C_REQUIREMENTS)
     dim = arr.shape[-1]
     if dim == 0:
         raise DimensionError("%s have 0 dimensions" % what, -10)
@@ -269,7 +300,7 @@ def _encode_metadata(m: object, what: str) -> Optional[bytes]:
 def _metadata_list(metadatas: object, n: int) -> Optional[List[Optional[bytes]]]:
     if metadatas is None:
         return None
-    if isinstance(metadatas, (str, bytes, bytearray, Mapping)) or not isinstance(metadatas, Iterable):
+    if isinstance(metadatas, (str, bytes, bytearray, memoryview, Mapping)) or not isinstance(metadatas, Iterable):
         raise InvalidTypeError("metadatas must be a list (one entry per id) or None, not %s" % _typename(metadatas), -1)
     out = [_encode_metadata(m, "metadatas[%d]" % i) for i, m in enumerate(metadatas)]
     if len(out) != n:
@@ -310,6 +341,23 @@ def _choice(name: str, value: object, table: Mapping[str, int]) -> int:
         raise InvalidArgumentError(
             "%s must be one of %s, not %r" % (name, ", ".join(map(repr, table)), value), -1
         ) from None
+
+
+# ---------------------------------------------------------------- fork
+
+
+#: Every open handle of this process, so that a forked child can let go of them.
+_open_handles: "weakref.WeakSet[SvDBPython]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for db in list(_open_handles):
+        db._forget_in_child()
+    _open_handles.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # ---------------------------------------------------------------- the collection
@@ -356,7 +404,7 @@ class SvDBPython:
         CorruptError, FormatVersionError, SvDBIOError: the files cannot be read.
     """
 
-    __slots__ = ("_handle", "_cv", "_active", "_path", "_durability", "__weakref__")
+    __slots__ = ("_handle", "_cv", "_active", "_path", "_durability", "_pid", "__weakref__")
 
     def __init__(
         self,
@@ -378,6 +426,7 @@ class SvDBPython:
         self._handle: Any = None
         self._cv = threading.Condition(threading.Lock())
         self._active = 0
+        self._pid = os.getpid()
         try:
             fspath = os.fspath(path)
         except TypeError:
@@ -426,6 +475,7 @@ class SvDBPython:
         out = ffi.new("svdb **")
         _check(lib.svdb_open(out, cpath, opts))
         self._handle = out[0]
+        _open_handles.add(self)
 
     # ------------------------------------------------------------ handle guard
     #
@@ -438,9 +488,28 @@ class SvDBPython:
         with self._cv:
             h = self._handle
             if h is None:
-                raise ClosedError("database %r is closed" % self._path, -2)
+                raise self._closed_error()
             self._active += 1
             return h
+
+    def _closed_error(self) -> ClosedError:
+        if self._pid != os.getpid():
+            return ClosedError(
+                "database %r was opened by process %d and this process is a fork of it: a handle is not usable "
+                "after fork; open the collection again in this process (after the parent closes it)"
+                % (self._path, self._pid),
+                -2,
+            )
+        return ClosedError("database %r is closed" % self._path, -2)
+
+    def _forget_in_child(self) -> None:
+        """After fork, in the child: the handle belongs to the parent. Drop it
+        without a C call (closing it here would checkpoint the parent's
+        collection); the lock guarding it may have been held by a thread that
+        does not exist here, so it is replaced."""
+        self._handle = None
+        self._cv = threading.Condition(threading.Lock())
+        self._active = 0
 
     def _release(self) -> None:
         with self._cv:
@@ -466,14 +535,22 @@ class SvDBPython:
         a no-op; any other call on a closed database raises ClosedError. The
         handle is released even when the final checkpoint fails, in which case
         the error is raised (what was logged is replayed at the next open).
+
+        In a child forked from the process that opened it, the handle is
+        already unusable (the child lets go of it at fork without touching
+        the parent's collection), and ``close()`` is a no-op.
         """
+        if self._pid != os.getpid():  # a fork that ran no at-fork hook (a C-level fork): still the parent's
+            self._forget_in_child()
+            return
         with self._cv:
             h = self._handle
             if h is None:
-                return
+                return  # closed, or inherited from the parent by fork (see _forget_in_child)
             self._handle = None
             while self._active:
                 self._cv.wait()
+        _open_handles.discard(self)
         _check(lib.svdb_close(h))
 
     @property
@@ -534,7 +611,7 @@ class SvDBPython:
 
     def __enter__(self) -> "SvDBPython":
         if self._handle is None:
-            raise ClosedError("database %r is closed" % self._path, -2)
+            raise self._closed_error()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -545,7 +622,7 @@ class SvDBPython:
             h = self._handle
         except AttributeError:
             return
-        if h is not None and lib is not None:
+        if h is not None and lib is not None and self._pid == os.getpid():
             self._handle = None
             try:
                 lib.svdb_close(h)
@@ -575,7 +652,7 @@ class SvDBPython:
             keep_metas: List[Any] = []
         else:
             meta_arr, keep_metas = _pointer_array(metas)
-        vptr = ffi.from_buffer("float[]", vecs)
+        vptr = _c_array("float[]", vecs)
         h = self._acquire()
         try:
             _check(fn(h, n, id_arr, vptr, dim, meta_arr))
@@ -678,7 +755,7 @@ class SvDBPython:
             raise NotFoundError("id %r not found" % id, -8)
         vec = np.empty(int(d[0]), dtype=np.float32)
         # The library checks the buffer's size against the dimension under its lock.
-        _check(lib.svdb_get(h, bid, ffi.from_buffer("float[]", vec), d[0], ffi.NULL))
+        _check(lib.svdb_get(h, bid, _c_array("float[]", vec), d[0], ffi.NULL))
         return vec
 
     def contains(self, id: str) -> bool:
@@ -756,7 +833,7 @@ class SvDBPython:
         registration, but each row is its own library call, so a concurrent
         writer may change rows between them.
         """
-        bids = [_encode_id(v, "ids[%d]" % i) for i, v in enumerate(ids)]
+        bids = [_encode_id(v, "ids[%d]" % i) for i, v in enumerate(_str_list(ids, "ids"))]
         found: List[int] = []
         metas: List[Optional[str]] = []
         meta = ffi.new("char **") if metadata else ffi.NULL
@@ -768,7 +845,7 @@ class SvDBPython:
             out = np.empty((len(bids), dim), dtype=np.float32) if vectors else None
             for i, bid in enumerate(bids):
                 if out is not None and dim:
-                    vptr = ffi.from_buffer("float[]", out[len(found)])
+                    vptr = _c_array("float[]", out[len(found)])
                     rc = lib.svdb_get(h, bid, vptr, dim, meta)
                 else:
                     rc = lib.svdb_get(h, bid, ffi.NULL, 0, meta)
@@ -844,7 +921,7 @@ class SvDBPython:
         opts, keep = self._search_options(where, ef, None, where_document)
         hits = ffi.new("svdb_hit **")
         n = ffi.new("size_t *")
-        qptr = ffi.from_buffer("float[]", q)
+        qptr = _c_array("float[]", q)
         h = self._acquire()
         try:
             _check(lib.svdb_search(h, qptr, int(q.shape[0]), kk, opts, hits, n))
@@ -886,8 +963,8 @@ class SvDBPython:
         opts, keep = self._search_options(where, ef, threads, where_document)
         hits = ffi.new("svdb_hit **")
         counts = np.zeros(nq, dtype=np.uintp)
-        cptr = ffi.from_buffer("size_t[]", counts)
-        qptr = ffi.from_buffer("float[]", qs)
+        cptr = _c_array("size_t[]", counts)
+        qptr = _c_array("float[]", qs)
         h = self._acquire()
         try:
             _check(lib.svdb_search_batch(h, nq, qptr, int(qs.shape[1]), kk, opts, hits, cptr))

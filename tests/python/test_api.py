@@ -6,7 +6,7 @@ import copy
 import json
 import pickle
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
 import numpy as np
 import pytest
@@ -284,20 +284,24 @@ def test_zero_copy_for_contiguous_float32(db: SvDBPython, monkeypatch: pytest.Mo
 
     data = rows(10, 4)
     called: List[object] = []
-    real = impl.np.ascontiguousarray
 
-    def spy(*a: object, **kw: object) -> object:
-        called.append(a[0])
-        return real(*a, **kw)  # type: ignore[call-overload]
+    def spy(name: str) -> Any:
+        real = getattr(impl.np, name)
 
-    monkeypatch.setattr(impl.np, "ascontiguousarray", spy)
-    monkeypatch.setattr(impl.np, "asarray", spy)
+        def f(*a: object, **kw: object) -> object:
+            called.append(a[0])
+            return real(*a, **kw)
+
+        return f
+
+    for name in ("ascontiguousarray", "asarray", "require"):
+        monkeypatch.setattr(impl.np, name, spy(name))
     db.add(["%d" % i for i in range(10)], data)
     db.search(data[0], k=2)
     db.search_batch(data[:3], k=2)
     assert called == []
     db.search(data[0].tolist(), k=2)  # a list is converted once
-    assert len(called) == 2  # asarray, then ascontiguousarray(dtype=float32)
+    assert len(called) == 2  # asarray, then require(float32, C-contiguous, aligned)
 
 
 def test_properties_repr_len_contains(db_path: str) -> None:

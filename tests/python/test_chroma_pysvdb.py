@@ -109,10 +109,10 @@ def _model_where(meta: Optional[Dict[str, Any]], w: Dict[str, Any]) -> bool:
         return present and not isinstance(v, list) and any(same(v, a) for a in arg)
     if op == "$nin":
         return not (present and not isinstance(v, list) and any(same(v, a) for a in arg))
-    if op == "$contains":
-        return present and isinstance(v, list) and any(same(x, arg) for x in v)
+    if op == "$contains":  # array elements compare within their type (ChromaDB: 2 does not find 2.0)
+        return present and isinstance(v, list) and any(type(x) is type(arg) and x == arg for x in v)
     if op == "$not_contains":
-        return not (present and isinstance(v, list) and any(same(x, arg) for x in v))
+        return not (present and isinstance(v, list) and any(type(x) is type(arg) and x == arg for x in v))
     raise AssertionError(op)
 
 
@@ -257,13 +257,17 @@ def test_catalog_and_crash_leftovers(tmp_path: Path) -> None:
     assert [e["name"] for e in catalog["collections"]] == ["one"]
     assert catalog["collections"][0]["hnsw"]["space"] == "ip"
     assert (path / cid).is_dir()
-    # A collection directory without a catalog entry (a crash between the two) is removed at open.
+    # A directory named like a collection that the catalog does not list, with
+    # no marker proving it is a leftover of this store, is never removed
+    # (it may be a user's, or restored from a backup): left, with a warning.
     stray = path / str(uuid.uuid4())
     stray.mkdir()
     (stray / "junk").write_text("x")
     (path / "pysvdb-chroma.json.tmp").write_text("{half")
-    with pysvdb.PersistentClient(path=str(path)) as c:
-        assert not stray.exists()
+    with pytest.warns(RuntimeWarning, match="left in place"):
+        c = pysvdb.PersistentClient(path=str(path))
+    with c:
+        assert (stray / "junk").read_text() == "x"
         assert c.get_collection("one").query(query_embeddings=[1.0, 0.0], n_results=1)["distances"] == [[0.0]]
 
 
@@ -312,11 +316,16 @@ def test_storage_errors_keep_pysvdb_classes() -> None:
     assert errors.NotFoundError("x").code() == 404 and errors.NotFoundError.name() == "NotFoundError"
 
 
-def test_cosine_zero_vector_rejected(client: pysvdb.ClientAPI) -> None:
+def test_cosine_zero_vector_scores_one(client: pysvdb.ClientAPI) -> None:
+    """ChromaDB accepts a zero vector under cosine: no direction, distance 1 to every row."""
     col = client.create_collection("cos", metadata={"hnsw:space": "cosine"}, embedding_function=None)
-    with pytest.raises(errors.InvalidArgumentError):
-        col.add(ids=["z"], embeddings=[[0.0, 0.0]])
-    assert col.count() == 0
+    col.add(ids=["a", "z", "poison"], embeddings=[[1.0, 0.0], [0.0, 0.0], [1e-40, 1e-40]])
+    assert col.count() == 3
+    r = col.query(query_embeddings=[[1.0, 0.0]], n_results=3)
+    assert r["ids"][0][0] == "a"
+    assert r["distances"][0][1:] == [1.0, 1.0]
+    r = col.query(query_embeddings=[[0.0, 0.0]], n_results=3)
+    assert r["distances"] == [[1.0, 1.0, 1.0]]
 
 
 def test_nan_query_rejected(client: pysvdb.ClientAPI) -> None:

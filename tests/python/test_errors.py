@@ -161,10 +161,15 @@ def test_bad_writes(filled: SvDBPython, method: str, case: str) -> None:
 
 
 def test_zero_vector_under_cosine(db_path: str) -> None:
+    """A zero (or denormal) vector has no direction: distance 1 to every row, never -inf."""
     with SvDBPython(db_path, metric="cosine") as db:
-        db.add(["a"], [[1.0, 0.0]])
-        expect(db, E.InvalidArgumentError, lambda: db.add(["z"], [[0.0, 0.0]]), match="zero vector")
-        expect(db, E.InvalidArgumentError, lambda: db.search([0.0, 0.0], k=1))
+        db.add(["a", "b", "z", "poison"], [[1.0, 0.0], [0.9, 0.1], [0.0, 0.0], [1e-40, 1e-40]])
+        hits = db.search([1.0, 0.0], k=4)
+        assert [h[0] for h in hits[:2]] == ["a", "b"]
+        assert [h[1] for h in hits[2:]] == [1.0, 1.0]
+        assert all(0.0 <= h[1] <= 2.0 for h in hits)
+        assert [h[1] for h in db.search([0.0, 0.0], k=4)] == [1.0] * 4
+        expect(db, E.InvalidArgumentError, lambda: db.add(["huge"], [[1e19, 1e19]]), match="too large")
 
 
 def test_failed_first_add_does_not_fix_dim(db: SvDBPython) -> None:
