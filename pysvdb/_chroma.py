@@ -63,7 +63,6 @@ from ._chroma_types import (
     normalize_metadatas,
     one_or_many,
     storable_value,
-    translate_where_document,
     unsigned,
     validate_collection_metadata,
     validate_collection_name,
@@ -1184,7 +1183,6 @@ class Collection:
             validate_where(where)
         if where_document is not None:
             validate_where_document(where_document)
-            where_document = translate_where_document(where_document)
         rec = self._record
         with _storage(rec):
             db = self._db()
@@ -1245,7 +1243,6 @@ class Collection:
             validate_where(where)
         if where_document is not None:
             validate_where_document(where_document)
-            where_document = translate_where_document(where_document)
         inc = validate_include(include, ("distances",))
         if "data" in inc and self._data_loader is None:
             raise ValueError("You must set a data loader on the collection if loading from URIs.")
@@ -1328,7 +1325,6 @@ class Collection:
             validate_where(where)
         if where_document is not None:
             validate_where_document(where_document)
-            where_document = translate_where_document(where_document)
         inc = validate_include(include)
         k = validate_n_results(n_results)
         if qvecs is None:

@@ -396,6 +396,11 @@ class SvDBPython:
             that the graph walk scores, then re-rank the candidates exactly
             against the float32 originals, which stay in the collection's
             files (memory-mapped). ``None``: the stored storage.
+        allow_nonempty_dir: ``True`` lets a new collection be created in a
+            directory that already holds other files; by default that is
+            refused (``InvalidArgumentError`` naming a file found there) and
+            nothing is written, so ``SvDBPython("/")`` or a home directory
+            never becomes a collection by mistake.
 
     Raises:
         LockedError: another handle (in this or another process) has it open.
@@ -422,6 +427,7 @@ class SvDBPython:
         build_threads: Optional[int] = None,
         background_indexing: bool = False,
         storage: Optional[StorageType] = None,
+        allow_nonempty_dir: bool = False,
     ) -> None:
         self._handle: Any = None
         self._cv = threading.Condition(threading.Lock())
@@ -472,6 +478,11 @@ class SvDBPython:
             )
         opts.background_indexing = 1 if background_indexing else 0
         opts.storage = _choice("storage", storage, _STORAGES)
+        if not isinstance(allow_nonempty_dir, (bool, int)):
+            raise InvalidTypeError(
+                "allow_nonempty_dir must be a bool, not %s" % _typename(allow_nonempty_dir), -1
+            )
+        opts.allow_nonempty_dir = 1 if allow_nonempty_dir else 0
         out = ffi.new("svdb **")
         _check(lib.svdb_open(out, cpath, opts))
         self._handle = out[0]

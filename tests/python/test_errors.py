@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import math
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
 import numpy as np
@@ -340,3 +342,71 @@ def test_messages_come_from_c(filled: SvDBPython) -> None:
     assert ei.value.message == str(ei.value)
     with pytest.raises(E.DimensionError, match="2 dimensions but the collection has 3"):
         filled.search([1, 2], k=1)
+
+
+def test_nonempty_directory_is_not_made_a_collection(tmp_path: Path) -> None:
+    """Issue 12 item 14: SvDBPython("/") as root wrote its files into /."""
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(E.InvalidArgumentError, match="notes.txt"):
+        SvDBPython(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    with pytest.raises(E.InvalidArgumentError, match="not empty"):
+        SvDBPython("/")
+    assert not os.path.exists("/LOCK") and not os.path.exists("/wal.svdb")
+    with SvDBPython(str(tmp_path), allow_nonempty_dir=True) as db:
+        db.add(["a"], [[1.0, 2.0]])
+    with SvDBPython(str(tmp_path)) as db:  # a collection now
+        assert db.count() == 1
+
+
+def test_relative_path_then_chdir(tmp_path: Path) -> None:
+    """Issue 12 item 1: the issue's reproducer; both collections keep their own rows."""
+    a, b = tmp_path / "A", tmp_path / "B"
+    a.mkdir()
+    b.mkdir()
+    cwd = os.getcwd()
+    try:
+        os.chdir(b)
+        with SvDBPython("data") as db_b:
+            db_b.add(["b_row"], [[9.0, 9.0]])
+        os.chdir(a)
+        db_a = SvDBPython("data")
+        db_a.add(["a_row"], [[1.0, 1.0]])
+        os.chdir(b)
+        db_a.add(["a_row2"], [[2.0, 2.0]])
+        db_a.close()
+    finally:
+        os.chdir(cwd)
+    with SvDBPython(str(a / "data")) as db:
+        assert db.get_all_ids() == ["a_row", "a_row2"]
+    with SvDBPython(str(b / "data")) as db:
+        assert db.get_all_ids() == ["b_row"]
+
+
+def test_racing_writer_cannot_store_nan(db_path: str) -> None:
+    """Issue 12 item 2: another thread writes NaN into the array during upserts."""
+    import threading
+
+    arr = np.ones((1, 64), dtype=np.float32)
+    stop = threading.Event()
+
+    def flip() -> None:
+        while not stop.is_set():
+            arr[0, 7] = np.nan
+            arr[0, 7] = 1.0
+
+    t = threading.Thread(target=flip)
+    with SvDBPython(db_path) as db:
+        t.start()
+        try:
+            for _ in range(2000):
+                try:
+                    db.upsert(["row"], arr)
+                except E.InvalidArgumentError:
+                    continue
+                assert np.isfinite(db.get_vector("row")).all()
+        finally:
+            stop.set()
+            t.join()
+    with SvDBPython(db_path) as db:  # never unopenable
+        assert db.count() == 1
