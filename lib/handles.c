@@ -105,5 +105,24 @@ void svdb__handles_each(void (*fn)(struct svdb *db))
     }
 }
 
+/* When the library is unloaded (dlclose, or exit) with no handle open, its
+ * table goes too. With handles still open it stays: another thread may
+ * still be using one while the process exits. */
+__attribute__((destructor)) static void free_table(void)
+{
+    pthread_mutex_lock(&mu);
+    int open = 0;
+    for (uint32_t i = 0; i < n_used && !open; i++) open = at(i)->db != NULL;
+    for (uint32_t c = 0; !open && c < MAX_CHUNKS && chunks[c]; c++) {
+        svdb__free(chunks[c]);
+        chunks[c] = NULL;
+    }
+    if (!open) {
+        n_used = 0;
+        free_head = NO_FREE;
+    }
+    pthread_mutex_unlock(&mu);
+}
+
 void svdb__handles_lock(void) { pthread_mutex_lock(&mu); }
 void svdb__handles_unlock(void) { pthread_mutex_unlock(&mu); }

@@ -18,7 +18,6 @@ stage "C suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSVDB_SANITIZE=ON -DSVDB_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs" >/dev/null
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  LSAN_OPTIONS=suppressions="$root/tests/lsan.supp":print_suppressions=0 \
   ctest --test-dir build-asan --timeout 1500 --output-on-failure -j"$jobs"
 
 stage "threaded C tests under ThreadSanitizer"
