@@ -143,9 +143,12 @@ static void test_hnsw__churn_keeps_recall(void **state)
     fill_store(&s, &d);
     svdb_hnsw *h = build(&s, 7);
     const svdb_kernels *k = svdb__kernels();
-    /* Delete 90% (rows not divisible by 10), then add them back. */
+    /* Delete 90% (rows not divisible by 10), then add them back. Under
+     * valgrind 10% (rows ending in 1): a delete searches its neighbourhood,
+     * and 9,000 of them take most of valgrind's 15 minutes. */
+    int small = getenv("SVDB_VALGRIND") != NULL;
     for (size_t i = 0; i < d.n; i++) {
-        if (i % 10 == 0) continue;
+        if (small ? i % 10 != 1 : i % 10 == 0) continue;
         char id[32];
         int len = snprintf(id, sizeof id, "%zu", i);
         uint32_t slot = svdb__store_find(&s, id, (size_t)len);
@@ -154,7 +157,7 @@ static void test_hnsw__churn_keeps_recall(void **state)
     }
     size_t slots_before = s.n_slots;
     for (size_t i = 0; i < d.n; i++) {
-        if (i % 10 == 0) continue;
+        if (small ? i % 10 != 1 : i % 10 == 0) continue;
         char id[32];
         int len = snprintf(id, sizeof id, "%zu", i);
         char *blob;
@@ -165,7 +168,7 @@ static void test_hnsw__churn_keeps_recall(void **state)
     }
     assert_int_equal(s.n_slots, slots_before); /* freed slots were reused */
     double r = recall10(h, &s, &d, 64);
-    printf("siftsmall after 90%% churn: recall@10 = %.4f\n", r);
+    printf("siftsmall after %s churn: recall@10 = %.4f\n", small ? "10%" : "90%", r);
     assert_true(r >= 0.95);
     svdb__hnsw_free(h);
     svdb__store_free(&s);
