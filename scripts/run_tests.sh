@@ -24,24 +24,29 @@ stage "threaded C tests under ThreadSanitizer"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSVDB_TSAN=ON -DSVDB_BUILD_BENCH=OFF >/dev/null
 cmake --build build-tsan -j"$jobs" --target test_concurrency test_index test_lock test_api test_background test_storage test_mapped >/dev/null
 TSAN_OPTIONS=halt_on_error=1:report_signal_unsafe=0 \
-  ctest --test-dir build-tsan --output-on-failure -R 'test_(concurrency|index|lock|api|background|storage|mapped)$'
+  ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R 'test_(concurrency|index|lock|api|background|storage|mapped)$'
 
-stage "C suite under valgrind (memcheck, leaks are errors)"
-failed=0
-for t in build/tests/test_*; do
-  [ -x "$t" ] || continue
-  # --fair-sched: valgrind runs one thread at a time, and its default lock
-  # lets spinning searchers starve the writer in test_concurrency for hours.
-  # timeout: a hang fails this test instead of eating the whole CI budget.
+stage "C suite under valgrind (memcheck, leaks are errors), $jobs at a time"
+# valgrind runs one thread at a time, so two tests side by side use both cores.
+vg_one() {
+  local t=$1
+  # --fair-sched: valgrind's default lock lets spinning searchers starve the
+  # writer in test_concurrency for hours. timeout: a hang fails this test
+  # instead of eating the whole CI budget.
   if ! SVDB_TEST_TMP="$root/build/tests/tmp-vg" SVDB_VALGRIND=1 timeout 900 valgrind -q --fair-sched=yes \
       --suppressions="$root/tests/valgrind-re2.supp" --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --trace-children=no \
       "$t" >"$t.vg.log" 2>&1; then
-    echo "valgrind: $t FAILED"; tail -40 "$t.vg.log"; failed=1
-  else
-    echo "valgrind: $t clean"
+    echo "valgrind: $t FAILED"; tail -40 "$t.vg.log"; return 1
   fi
-done
-[ "$failed" -eq 0 ] || exit 1
+  echo "valgrind: $t clean"
+}
+export -f vg_one
+export root
+# The slowest first, so the two queues end together.
+vg_order="build/tests/test_index build/tests/test_hnsw build/tests/test_mapped build/tests/test_concurrency"
+vg_list=$( (for t in $vg_order; do [ -x "$t" ] && echo "$t"; done; for t in build/tests/test_*; do
+  [ -x "$t" ] && [[ "$t" != *.* ]] && ! grep -qx "$t" <<<"$(tr ' ' '\n' <<<"$vg_order")" && echo "$t"; done) )
+printf '%s\n' $vg_list | xargs -P "$jobs" -I{} bash -c 'vg_one "$@"' _ {} || { echo "valgrind: a test failed"; exit 1; }
 
 stage "pysvdb: type check, pip install ., then the Python suite against the installed package"
 python3 -m mypy --strict pysvdb
