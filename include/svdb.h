@@ -98,7 +98,7 @@ extern "C" {
 /* Opaque handle to an open collection. */
 typedef struct svdb svdb;
 
-#define SVDB_OPEN_OPTIONS_VERSION 3 /* 2 added storage, 3 allow_nonempty_dir */
+#define SVDB_OPEN_OPTIONS_VERSION 4 /* 2 added storage, 3 allow_nonempty_dir, 4 autocheckpoint_bytes */
 typedef struct svdb_open_options {
     unsigned int version; /* SVDB_OPEN_OPTIONS_VERSION */
     uint32_t dim;         /* 0: the stored one; on a new collection, fixed by the first add */
@@ -115,7 +115,24 @@ typedef struct svdb_open_options {
     int storage;          /* version >= 2: SVDB_STORAGE_*; fixed when the collection is created */
     int allow_nonempty_dir; /* version >= 3: nonzero lets a new collection be created in a directory
                                that already holds other files (refused by default: SVDB_EINVAL) */
+    uint64_t autocheckpoint_bytes; /* version >= 4: a write that leaves the log at this size or more
+                                      checkpoints the collection before it returns (as SQLite's
+                                      wal_autocheckpoint); 0 = never; default (and before version 4)
+                                      SVDB_AUTOCHECKPOINT_DEFAULT */
 } svdb_open_options;
+
+#define SVDB_AUTOCHECKPOINT_DEFAULT ((uint64_t)64 << 20) /* 64 MiB of log */
+
+/* svdb_update_batch's options. */
+#define SVDB_UPDATE_OPTIONS_VERSION 1
+typedef struct svdb_update_options {
+    unsigned int version;  /* SVDB_UPDATE_OPTIONS_VERSION */
+    int merge_metadata;    /* 0 (default): given metadata replaces the row's; nonzero: its keys replace the
+                              row's keys of that name, the row's other keys stay, and a key given as JSON
+                              null is removed (ChromaDB's update) */
+    int skip_missing;      /* 0 (default): an id not in the collection fails the batch (SVDB_ENOTFOUND);
+                              nonzero: such ids are skipped */
+} svdb_update_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 1
 typedef struct svdb_search_options {
@@ -172,10 +189,22 @@ SVDB_API int svdb_index_pending(svdb *db, size_t *pending);
 SVDB_API int svdb_add_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);
 SVDB_API int svdb_upsert_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);
 SVDB_API int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted);
+/* Changes only what is given for n existing rows, all or nothing, as one log
+ * record: vectors (n * dim floats) or NULL to keep every row's vector;
+ * metadatas (n entries, an entry NULL keeps that row's) or NULL to keep all.
+ * *n_updated (may be NULL) receives the rows changed. */
+SVDB_API int svdb_update_options_init(svdb_update_options *opts, unsigned int version);
+SVDB_API int svdb_update_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas, const svdb_update_options *opts, size_t *n_updated);
 
 /* Reads. */
 SVDB_API int svdb_get(svdb *db, const char *id, float *vector, uint32_t dim, char **metadata);
 SVDB_API int svdb_contains(svdb *db, const char *id, int *found);
+/* n rows by id in one call: found[i] (n ints) tells whether ids[i] exists;
+ * vectors (n * dim floats, or NULL) receives each found row's vector and
+ * zeros for a missing one; *metadatas (or NULL) receives n strings, NULL
+ * for a missing row or one without metadata, in one block freed by
+ * svdb_metadatas_free. An id may appear more than once. */
+SVDB_API int svdb_get_batch(svdb *db, size_t n, const char *const *ids, float *vectors, uint32_t dim, char ***metadatas, int *found);
 SVDB_API int svdb_count(svdb *db, size_t *count);
 SVDB_API int svdb_dim(svdb *db, uint32_t *dim);
 SVDB_API int svdb_metric(svdb *db, int *metric);
@@ -189,6 +218,7 @@ SVDB_API int svdb_search_batch(svdb *db, size_t n_queries, const float *queries,
 /* Freeing what the library returned. All accept NULL. */
 SVDB_API void svdb_free(void *ptr);
 SVDB_API void svdb_ids_free(char **ids);
+SVDB_API void svdb_metadatas_free(char **metadatas);
 SVDB_API void svdb_hits_free(svdb_hit *hits);
 
 #ifdef __cplusplus

@@ -18,7 +18,7 @@
 
 typedef struct entry {
     uint64_t gen;    /* atomic: bumped when the handle closes */
-    struct svdb *db; /* atomic: NULL while free */
+    struct svdb_handle *db; /* atomic: NULL while free */
     uint32_t next_free;
 } entry;
 
@@ -37,7 +37,7 @@ static entry *at(uint32_t idx)
     return c ? &c[idx & (CHUNK_SIZE - 1)] : NULL;
 }
 
-int svdb__handle_add(struct svdb *db, struct svdb **token)
+int svdb__handle_add(struct svdb_handle *db, struct svdb **token)
 {
     pthread_mutex_lock(&mu);
     uint32_t idx;
@@ -68,7 +68,7 @@ int svdb__handle_add(struct svdb *db, struct svdb **token)
     return SVDB_OK;
 }
 
-struct svdb *svdb__handle_get(const struct svdb *token)
+struct svdb_handle *svdb__handle_get(const struct svdb *token)
 {
     uintptr_t t = (uintptr_t)token;
     if (!(t & 1u)) return NULL;
@@ -97,7 +97,7 @@ void svdb__handle_remove(const struct svdb *token)
     pthread_mutex_unlock(&mu);
 }
 
-void svdb__handles_each(void (*fn)(struct svdb *db))
+void svdb__handles_each(void (*fn)(struct svdb_handle *db))
 {
     for (uint32_t i = 0; i < n_used; i++) {
         entry *e = at(i);

@@ -7,7 +7,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* Rows linked per hold of the write lock, per build thread: searches wait
  * for one chunk at most (tens of milliseconds), and the lock is not taken
@@ -61,6 +60,7 @@ int svdb__indexer_reserve(svdb_indexer *ix, size_t n_slots)
 void svdb__indexer_push(svdb_indexer *ix, uint32_t slot)
 {
     if (ix->queued[slot]) return;
+    if (ix->head == ix->tail) ix->head = ix->tail = 0;
     /* Each slot is queued at most once and slot < cap, so after sliding the
      * queue down there is always room. */
     if (ix->tail == ix->cap) {
@@ -80,48 +80,36 @@ void svdb__indexer_notify(svdb_indexer *ix)
     pthread_mutex_unlock(&ix->mu);
 }
 
-/* Takes up to max queued rows that still need linking (write lock held). */
-static size_t pop_chunk(svdb_indexer *ix, uint32_t *out, size_t max)
+size_t svdb__indexer_pop(svdb_indexer *ix, uint32_t *out, size_t max)
 {
     size_t n = 0;
     while (ix->head < ix->tail && n < max) {
         uint32_t slot = ix->q[ix->head++];
         ix->queued[slot] = 0;
-        if (svdb__indexer_is_pending(ix->s, ix->g, slot)) out[n++] = slot;
+        out[n++] = slot;
     }
     return n;
 }
 
-/* Gives callers waiting for the lock up to YIELD_MS to take it before the
- * next chunk; a steady stream of searches cannot hold linking off longer. */
-#define YIELD_MS 5
-static void let_waiters_in(svdb_indexer *ix)
+void svdb__indexer_unpop(svdb_indexer *ix, uint32_t slot)
 {
-    struct timespec pause = {0, 20000}; /* 20 us */
-    for (int i = 0; i < YIELD_MS * 50 && __atomic_load_n(&ix->waiters, __ATOMIC_RELAXED) > 0; i++)
-        nanosleep(&pause, NULL);
+    if (ix->queued[slot]) return;
+    if (ix->head == 0) { /* not after a pop (it leaves room in front): slide the queue up by one */
+        memmove(ix->q + 1, ix->q, (ix->tail - ix->head) * sizeof *ix->q);
+        ix->head++;
+        ix->tail++;
+    }
+    ix->q[--ix->head] = slot;
+    ix->queued[slot] = 1;
 }
 
 /* Links queued rows until the queue is empty, a link fails or stop is asked. */
 static int drain(svdb_indexer *ix, uint32_t *chunk, size_t max)
 {
     for (;;) {
-        pthread_rwlock_wrlock(ix->rw);
-        size_t n = pop_chunk(ix, chunk, max), done = 0;
-        /* stops early when a caller waits for the lock */
-        int rc = n ? svdb__hnsw_insert_some(ix->g, ix->s, ix->k, chunk, n, ix->threads, &ix->waiters, &done) : SVDB_OK;
-        /* Rows not linked go back to the front, in order (pop_chunk left at
-         * least n free entries there); they stay searchable exactly. */
-        for (size_t i = n; i-- > 0;)
-            if (svdb__indexer_is_pending(ix->s, ix->g, chunk[i]) && !ix->queued[chunk[i]]) {
-                ix->q[--ix->head] = chunk[i];
-                ix->queued[chunk[i]] = 1;
-            }
-        if (ix->head == ix->tail) ix->head = ix->tail = 0;
-        int more = ix->head < ix->tail;
-        pthread_rwlock_unlock(ix->rw);
+        int more = 0;
+        int rc = ix->ops.link(ix->ops.ctx, chunk, max, &more);
         if (rc != SVDB_OK || !more || __atomic_load_n(&ix->stop, __ATOMIC_ACQUIRE)) return rc;
-        let_waiters_in(ix);
     }
 }
 
@@ -154,13 +142,9 @@ static void *run(void *arg)
     return NULL;
 }
 
-int svdb__indexer_start(svdb_indexer *ix, pthread_rwlock_t *rw, svdb_store *s, svdb_hnsw *g, const svdb_kernels *k,
-                        unsigned threads)
+int svdb__indexer_start(svdb_indexer *ix, const svdb_indexer_ops *ops, unsigned threads)
 {
-    ix->rw = rw;
-    ix->s = s;
-    ix->g = g;
-    ix->k = k;
+    ix->ops = *ops;
     ix->threads = threads;
     ix->stop = 0;
     ix->work = 1; /* rows queued while loading */
@@ -188,10 +172,7 @@ int svdb__indexer_wait(svdb_indexer *ix)
         if (ix->err || !ix->running || ix->stop) break;
         /* A chunk is popped and linked under one hold of the write lock, so
          * an empty queue seen under the read lock means every row is linked. */
-        svdb__rw_rdlock(ix, ix->rw);
-        int empty = ix->head == ix->tail;
-        pthread_rwlock_unlock(ix->rw);
-        if (empty) break;
+        if (ix->ops.empty(ix->ops.ctx)) break;
         pthread_cond_wait(&ix->idle_cv, &ix->mu);
     }
     int rc = ix->err;
@@ -215,11 +196,4 @@ int svdb__indexer_failed(svdb_indexer *ix)
     int failed = ix->err != SVDB_OK;
     pthread_mutex_unlock(&ix->mu);
     return failed;
-}
-
-size_t svdb__indexer_pending(const svdb_indexer *ix, const svdb_store *s, const svdb_hnsw *g)
-{
-    size_t n = 0;
-    for (size_t i = ix->head; i < ix->tail; i++) n += (size_t)svdb__indexer_is_pending(s, g, ix->q[i]);
-    return n;
 }

@@ -15,23 +15,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What the thread does, supplied by the engine, which owns the locks:
+ * `link` takes the collection's write lock, pops a chunk of at most `max`
+ * slots into `chunk` (svdb__indexer_pop), links them, puts back what it did
+ * not link (svdb__indexer_unpop), releases the lock, and sets *more when
+ * slots remain; `empty` tells, under the read lock, whether nothing is
+ * queued. */
+typedef struct svdb_indexer_ops {
+    int (*link)(void *ctx, uint32_t *chunk, size_t max, int *more);
+    int (*empty)(void *ctx);
+    void *ctx;
+} svdb_indexer_ops;
+
 typedef struct svdb_indexer {
     uint32_t *q; /* queued slots in [head, tail); each slot at most once */
     size_t head, tail, cap;
     uint8_t *queued; /* per slot: 1 while the slot sits in q */
     size_t queued_cap;
-    /* the thread, and what it links with */
-    pthread_rwlock_t *rw;
-    svdb_store *s;
-    svdb_hnsw *g;
-    const svdb_kernels *k;
-    unsigned threads;
+    svdb_indexer_ops ops;
+    unsigned threads; /* sizes the chunks */
     int running;
     pthread_t tid;
     pthread_mutex_t mu; /* guards what follows */
     pthread_cond_t work_cv, idle_cv;
     int stop, work, paused;
-    int waiters; /* callers waiting for the rwlock (atomic) */
     int err; /* SVDB_OK, or the status of a link that failed; linking then stops */
     char errmsg[256];
 } svdb_indexer;
@@ -39,14 +46,25 @@ typedef struct svdb_indexer {
 void svdb__indexer_init(svdb_indexer *ix);
 /* Stops the thread (if running) and frees the queue. */
 void svdb__indexer_free(svdb_indexer *ix);
-/* Room for slots below n_slots (write lock held), so pushes cannot fail. */
+/* The queue functions run under the engine's write lock (reads of the
+ * queue under its read lock). */
+/* Room for slots below n_slots, so pushes cannot fail. */
 int svdb__indexer_reserve(svdb_indexer *ix, size_t n_slots);
-/* Queues a slot (write lock held); a slot already queued stays where it is. */
+/* Queues a slot; a slot already queued stays where it is. */
 void svdb__indexer_push(svdb_indexer *ix, uint32_t slot);
+/* Takes up to max slots from the front. */
+size_t svdb__indexer_pop(svdb_indexer *ix, uint32_t *out, size_t max);
+/* Puts a popped slot back at the front (in reverse order of popping). */
+void svdb__indexer_unpop(svdb_indexer *ix, uint32_t slot);
+/* The queued slots, in order (read lock held). */
+static inline const uint32_t *svdb__indexer_queue(const svdb_indexer *ix, size_t *n)
+{
+    *n = ix->tail - ix->head;
+    return ix->q + ix->head;
+}
 /* Wakes the thread after pushes (write lock released). */
 void svdb__indexer_notify(svdb_indexer *ix);
-int svdb__indexer_start(svdb_indexer *ix, pthread_rwlock_t *rw, svdb_store *s, svdb_hnsw *g, const svdb_kernels *k,
-                        unsigned threads);
+int svdb__indexer_start(svdb_indexer *ix, const svdb_indexer_ops *ops, unsigned threads);
 /* Stops and joins the thread; queued slots stay queued. */
 void svdb__indexer_stop(svdb_indexer *ix);
 /* Waits until the queue is empty; returns the failure that stopped linking, if any. */
@@ -54,31 +72,8 @@ int svdb__indexer_wait(svdb_indexer *ix);
 /* Nonzero once linking has failed (writes are then refused). */
 int svdb__indexer_failed(svdb_indexer *ix);
 
-/* Test hooks: a paused indexer takes no new chunk until resumed; and the
- * indexer of an open handle. */
+/* Test hook: a paused indexer takes no new chunk until resumed. */
 void svdb__indexer_pause(svdb_indexer *ix, int paused);
-struct svdb;
-svdb_indexer *svdb__indexer_of(struct svdb *db);
-/* Test hook: called by a checkpoint between writing the snapshot and
- * pointing the rows at it (NULL: none). */
-extern void (*svdb__checkpoint_hook)(struct svdb *db);
-
-/* The collection's rwlock, taken through these: callers waiting for it are
- * counted, and the indexer lets them in between two chunks, where it would
- * otherwise take the lock straight back (a writer-preferring lock favours
- * it) and hold off every reader and writer until the queue is empty. */
-static inline void svdb__rw_rdlock(svdb_indexer *ix, pthread_rwlock_t *rw)
-{
-    __atomic_add_fetch(&ix->waiters, 1, __ATOMIC_RELAXED);
-    pthread_rwlock_rdlock(rw);
-    __atomic_sub_fetch(&ix->waiters, 1, __ATOMIC_RELAXED);
-}
-static inline void svdb__rw_wrlock(svdb_indexer *ix, pthread_rwlock_t *rw)
-{
-    __atomic_add_fetch(&ix->waiters, 1, __ATOMIC_RELAXED);
-    pthread_rwlock_wrlock(rw);
-    __atomic_sub_fetch(&ix->waiters, 1, __ATOMIC_RELAXED);
-}
 
 /* The queued slots that are live and unlinked: the rows a graph search must
  * scan exactly (read lock held). */
@@ -86,6 +81,5 @@ static inline int svdb__indexer_is_pending(const svdb_store *s, const svdb_hnsw 
 {
     return slot < s->n_slots && svdb__row_live(svdb__row(s, slot)) && svdb__hnsw_level_of(g, slot) == SVDB_HNSW_NO_LEVEL;
 }
-size_t svdb__indexer_pending(const svdb_indexer *ix, const svdb_store *s, const svdb_hnsw *g);
 
 #endif

@@ -267,3 +267,112 @@ int svdb__meta_check_new(const char *json, size_t len, size_t row)
     if (why) return svdb__fail(SVDB_EMETA, "metadata of row %zu is not valid JSON: %s", row, why);
     return duplicate_key(json, len, row);
 }
+
+/* ---------------------------------------------------------------- merging (svdb_update_batch) */
+
+/* One top-level member of an object: its decoded key and the raw text of
+ * its key and value, so a merge copies values byte for byte (a number is
+ * never re-printed through a double). */
+typedef struct {
+    key_span key;
+    const char *raw, *raw_end; /* "key": value */
+    const char *val;           /* the value's first byte */
+} member;
+
+/* The members of a valid object (checked by svdb__meta_check_new); *keys
+ * holds their decoded keys. */
+static int members(const char *json, size_t len, member **out, size_t *n_out, char **keys)
+{
+    const char *e = json + len, *p = skip_ws(json, e);
+    size_t cap = 8, n = 0, used = 0;
+    member *m = svdb__malloc(cap * sizeof *m);
+    char *buf = svdb__malloc(len + 1);
+    if (!m || !buf) {
+        svdb__free(m);
+        svdb__free(buf);
+        return svdb__fail(SVDB_ENOMEM, "out of memory merging metadata");
+    }
+    for (p = skip_ws(p + 1, e); p < e && *p == '"';) {
+        if (n == cap) {
+            member *g = svdb__realloc(m, 2 * cap * sizeof *m);
+            if (!g) {
+                svdb__free(m);
+                svdb__free(buf);
+                return svdb__fail(SVDB_ENOMEM, "out of memory merging metadata");
+            }
+            m = g, cap *= 2;
+        }
+        size_t kn;
+        m[n].raw = p;
+        p = decode(p, e, buf + used, &kn);
+        m[n].key.s = buf + used, m[n].key.n = kn, used += kn;
+        p = skip_ws(p, e);
+        if (p < e && *p == ':') p = skip_ws(p + 1, e);
+        m[n].val = p;
+        p = skip(p, e);
+        m[n++].raw_end = p;
+        p = skip_ws(p, e);
+        if (p < e && *p == ',') p = skip_ws(p + 1, e);
+    }
+    *out = m, *n_out = n, *keys = buf;
+    return SVDB_OK;
+}
+
+static const member *find_member(const member *m, size_t n, const key_span *k)
+{
+    for (size_t i = 0; i < n; i++)
+        if (span_cmp(&m[i].key, k) == 0) return &m[i];
+    return NULL;
+}
+
+static int is_null(const member *m) { return m->raw_end - m->val == 4 && !memcmp(m->val, "null", 4); }
+
+/* Appends "key": value (the key's raw text from `k`, the value from `v`). */
+static char *put_member(char *o, const member *k, const member *v, int *first)
+{
+    if (!*first) *o++ = ',';
+    *first = 0;
+    const char *key_end = k->raw + 1;
+    while (*key_end != '"') key_end += *key_end == '\\' ? 2 : 1;
+    size_t kl = (size_t)(key_end + 1 - k->raw), vl = (size_t)(v->raw_end - v->val);
+    memcpy(o, k->raw, kl), o += kl;
+    *o++ = ':';
+    memcpy(o, v->val, vl);
+    return o + vl;
+}
+
+int svdb__meta_merge(const char *old, size_t old_len, const char *patch, size_t patch_len, size_t row, char **out,
+                     size_t *out_len)
+{
+    *out = NULL, *out_len = 0;
+    member *a = NULL, *b = NULL;
+    char *ka = NULL, *kb = NULL;
+    size_t na = 0, nb = 0;
+    int rc = old ? members(old, old_len, &a, &na, &ka) : SVDB_OK;
+    if (rc == SVDB_OK) rc = members(patch, patch_len, &b, &nb, &kb);
+    char *o = rc == SVDB_OK ? svdb__malloc(old_len + patch_len + 3) : NULL;
+    if (rc == SVDB_OK && !o) rc = svdb__fail(SVDB_ENOMEM, "out of memory merging metadata of row %zu", row);
+    if (rc == SVDB_OK) {
+        char *w = o;
+        int first = 1;
+        *w++ = '{';
+        for (size_t i = 0; i < na; i++) { /* the row's keys, in order, each replaced or dropped by the patch */
+            const member *p = find_member(b, nb, &a[i].key);
+            if (!p) w = put_member(w, &a[i], &a[i], &first);
+            else if (!is_null(p)) w = put_member(w, &a[i], p, &first);
+        }
+        for (size_t i = 0; i < nb; i++) /* then the new keys, in the patch's order */
+            if (!is_null(&b[i]) && !find_member(a, na, &b[i].key)) w = put_member(w, &b[i], &b[i], &first);
+        *w++ = '}';
+        *w = '\0';
+        if (first) { /* no key left: the row has no metadata */
+            svdb__free(o);
+        } else {
+            *out = o, *out_len = (size_t)(w - o);
+            rc = svdb__meta_check_new(o, *out_len, row); /* the size limit holds for the result too */
+            if (rc != SVDB_OK) svdb__free(o), *out = NULL, *out_len = 0;
+        }
+    }
+    svdb__free(a), svdb__free(b), svdb__free(ka), svdb__free(kb);
+    return rc;
+}

@@ -18,4 +18,12 @@ int svdb__meta_check(const char *json, size_t len, size_t row);
  * ("01", "1.", "-.5"). */
 int svdb__meta_check_new(const char *json, size_t len, size_t row);
 
+/* ChromaDB's update of metadata: `patch` (checked by svdb__meta_check_new)
+ * applied to `old` (NULL: none): its keys replace the row's keys of that
+ * name, the row's other keys stay, and a key whose value is null is
+ * removed. Values are copied as written. *out (freed by the caller) is NULL
+ * when no key is left. */
+int svdb__meta_merge(const char *old, size_t old_len, const char *patch, size_t patch_len, size_t row, char **out,
+                     size_t *out_len);
+
 #endif

@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "helpers.h"
+#include "collection.h"
 #include "indexer.h"
 #include "svdb.h"
 

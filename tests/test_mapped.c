@@ -19,6 +19,7 @@
 
 #include "crc32c.h"
 #include "helpers.h"
+#include "collection.h"
 #include "indexer.h"
 #include "snapshot.h"
 #include "svdb.h"

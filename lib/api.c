@@ -1,0 +1,452 @@
+/* The public entry points: argument checks, handles (a closed, stale or
+ * inherited handle is refused here), options and versions, and the _free
+ * functions. Everything else is the collection engine's (collection.h). */
+#include "alloc.h"
+#include "collection.h"
+#include "distance.h"
+#include "error.h"
+#include "filter.h"
+#include "handles.h"
+#include "svdb.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define HANDLE_MAGIC 0x5356444248414e44ull /* "SVDBHAND" */
+#define HANDLE_DEAD 0xdeaddeaddeaddeadull
+
+/* What a token (handles.h) stands for. */
+struct svdb_handle {
+    uint64_t magic;
+    unsigned fork_gen; /* a handle is not usable in a forked child */
+    svdb *token;
+    svdb_coll *coll;
+};
+
+const char *svdb_version(void) { return "0.1.0"; }
+int svdb_version_number(void) { return SVDB_VERSION_NUMBER; }
+int svdb_abi_version(void) { return SVDB_ABI_VERSION; }
+const char *svdb_simd_path(void) { return svdb__kernels()->name; }
+
+void svdb_free(void *ptr) { svdb__free(ptr); }
+void svdb_ids_free(char **ids) { svdb__free(ids); }
+void svdb_metadatas_free(char **metadatas) { svdb__free(metadatas); }
+void svdb_hits_free(svdb_hit *hits) { svdb__free(hits); }
+
+int svdb_open_options_init(svdb_open_options *opts, unsigned int version)
+{
+    svdb__clear_error();
+    SVDB_FAIL_IF(!opts, SVDB_EINVAL, "opts is NULL");
+    SVDB_FAIL_IF(version == 0 || version > SVDB_OPEN_OPTIONS_VERSION, SVDB_EINVAL,
+                 "open options version %u is not supported (1..%d)", version, SVDB_OPEN_OPTIONS_VERSION);
+    /* an older caller's struct ends before the fields its version lacks */
+    memset(opts, 0,
+           version >= 4   ? sizeof *opts
+           : version == 3 ? offsetof(svdb_open_options, autocheckpoint_bytes)
+           : version == 2 ? offsetof(svdb_open_options, allow_nonempty_dir)
+                          : offsetof(svdb_open_options, storage));
+    opts->version = version;
+    if (version >= 4) opts->autocheckpoint_bytes = SVDB_AUTOCHECKPOINT_DEFAULT;
+    opts->metric = SVDB_METRIC_DEFAULT;
+    opts->durability = SVDB_DURABILITY_PERSIST;
+    opts->create = 1;
+    opts->index = SVDB_INDEX_DEFAULT;
+    return SVDB_OK;
+}
+
+int svdb_search_options_init(svdb_search_options *opts, unsigned int version)
+{
+    svdb__clear_error();
+    SVDB_FAIL_IF(!opts, SVDB_EINVAL, "opts is NULL");
+    SVDB_FAIL_IF(version == 0 || version > SVDB_SEARCH_OPTIONS_VERSION, SVDB_EINVAL,
+                 "search options version %u is not supported (1..%d)", version, SVDB_SEARCH_OPTIONS_VERSION);
+    memset(opts, 0, sizeof *opts);
+    opts->version = version;
+    return SVDB_OK;
+}
+
+/* Counts forks in this process image, so handles can tell they were opened
+ * by a parent without a getpid() system call on every call. */
+static unsigned fork_generation;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+/* A forked child shares the parent's open file descriptions, and with them
+ * the parent's flock on every collection: it would keep the collection
+ * locked after the parent closed it, for as long as the child lives, and
+ * the child could not open the collection itself. The child lets go of its
+ * copies (the parent keeps its lock); its inherited handles are unusable
+ * anyway (fork_gen). */
+static void drop_inherited_lock(struct svdb_handle *h) { svdb__coll_forked(h->coll); }
+static void on_fork_prepare(void) { svdb__handles_lock(); }
+static void on_fork_parent(void) { svdb__handles_unlock(); }
+static void on_fork_child(void)
+{
+    fork_generation++;
+    svdb__handles_each(drop_inherited_lock);
+    svdb__handles_unlock();
+}
+static void watch_forks(void) { pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child); }
+
+/* The collection behind a handle: a closed, stale or made-up handle is
+ * SVDB_EMISUSE, never a read of freed memory (see handles.h). */
+static int check_handle(const svdb *token, svdb_coll **out)
+{
+    svdb__clear_error();
+    *out = NULL;
+    SVDB_FAIL_IF(!token, SVDB_EMISUSE, "database handle is NULL");
+    struct svdb_handle *h = svdb__handle_get(token);
+    SVDB_FAIL_IF(!h || h->magic != HANDLE_MAGIC, SVDB_EMISUSE, "database handle is closed or invalid");
+    SVDB_FAIL_IF(h->fork_gen != fork_generation, SVDB_EMISUSE,
+                 "database handle was opened by another process (used after fork)");
+    *out = h->coll;
+    return SVDB_OK;
+}
+
+/* A handle whose snapshot turned out damaged after open answers nothing more. */
+static int check_db(const svdb *token, svdb_coll **out)
+{
+    SVDB_TRY(check_handle(token, out));
+    return svdb__coll_sound(*out);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+static int check_open_options(const svdb_open_options *o)
+{
+    SVDB_FAIL_IF(o->version == 0 || o->version > SVDB_OPEN_OPTIONS_VERSION, SVDB_EINVAL,
+                 "open options version %u is not supported (1..%d); call svdb_open_options_init", o->version,
+                 SVDB_OPEN_OPTIONS_VERSION);
+    SVDB_FAIL_IF(o->dim > SVDB_MAX_DIM, SVDB_ETOOBIG, "dim %u exceeds the maximum %d", o->dim, SVDB_MAX_DIM);
+    SVDB_FAIL_IF(o->metric < SVDB_METRIC_DEFAULT || o->metric > SVDB_METRIC_IP, SVDB_EINVAL, "unknown metric %d", o->metric);
+    SVDB_FAIL_IF(o->durability != SVDB_DURABILITY_PERSIST && o->durability != SVDB_DURABILITY_SYNC, SVDB_EINVAL,
+                 "unknown durability mode %d", o->durability);
+    SVDB_FAIL_IF(o->index < SVDB_INDEX_DEFAULT || o->index > SVDB_INDEX_HNSW, SVDB_EINVAL, "unknown index type %d", o->index);
+    SVDB_FAIL_IF(o->hnsw_m == 1 || o->hnsw_m > 64, SVDB_EINVAL, "hnsw_m must be 2..64 (or 0 for 16), not %u", o->hnsw_m);
+    SVDB_FAIL_IF(o->hnsw_ef_construction > 100000 || o->hnsw_ef_search > 100000, SVDB_EINVAL,
+                 "ef values must be at most 100000");
+    int storage = o->version >= 2 ? o->storage : SVDB_STORAGE_DEFAULT;
+    SVDB_FAIL_IF(storage < SVDB_STORAGE_DEFAULT || storage > SVDB_STORAGE_INT8, SVDB_EINVAL, "unknown storage type %d",
+                 storage);
+    return SVDB_OK;
+}
+
+static void handle_free(struct svdb_handle *h)
+{
+    if (h->token) svdb__handle_remove(h->token);
+    h->magic = HANDLE_DEAD;
+    svdb__free(h);
+}
+
+int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
+{
+    svdb__clear_error();
+    SVDB_FAIL_IF(!out, SVDB_EINVAL, "out is NULL");
+    *out = NULL;
+    SVDB_FAIL_IF(!path || !*path, SVDB_EINVAL, "path is NULL or empty");
+    svdb_open_options defaults;
+    svdb_open_options_init(&defaults, SVDB_OPEN_OPTIONS_VERSION);
+    const svdb_open_options *o = opts ? opts : &defaults;
+    SVDB_TRY(check_open_options(o));
+    pthread_once(&fork_once, watch_forks);
+    struct svdb_handle *h = svdb__calloc(1, sizeof *h);
+    if (!h) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    h->fork_gen = fork_generation;
+    int rc = svdb__coll_open(&h->coll, path, o);
+    if (rc == SVDB_OK) {
+        h->magic = HANDLE_MAGIC;
+        rc = svdb__handle_add(h, &h->token);
+        if (rc != SVDB_OK) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+            svdb__coll_close(h->coll);
+            rc = svdb__fail(rc, "%s", msg);
+        }
+    }
+    if (rc != SVDB_OK) {
+        handle_free(h);
+        return rc;
+    }
+    svdb__coll_set_token(h->coll, h->token);
+    *out = h->token;
+    return SVDB_OK;
+}
+
+int svdb_close(svdb *token)
+{
+    svdb__clear_error();
+    if (!token) return SVDB_OK;
+    svdb_coll *c;
+    SVDB_TRY(check_handle(token, &c)); /* a damaged collection's handle is closed too */
+    struct svdb_handle *h = svdb__handle_get(token);
+    int rc = svdb__coll_close(c); /* the collection is gone whatever rc says */
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+    handle_free(h);
+    return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "%s", msg);
+}
+
+int svdb_persist(svdb *token)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    return svdb__coll_persist(c);
+}
+
+int svdb_verify(svdb *token)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_handle(token, &c));
+    return svdb__coll_verify(c);
+}
+
+/* ---------------------------------------------------------------- writes */
+
+static int check_put_args(size_t n, const char *const *ids, const float *vectors, uint32_t dim)
+{
+    SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
+    SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
+    SVDB_FAIL_IF(!vectors, SVDB_EINVAL, "vectors is NULL");
+    SVDB_FAIL_IF(n > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "batch of %zu rows is too large", n);
+    SVDB_FAIL_IF(dim > SVDB_MAX_DIM, SVDB_EDIM, "dim %u exceeds the maximum %d", dim, SVDB_MAX_DIM);
+    return SVDB_OK;
+}
+
+int svdb_add_batch(svdb *token, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+                   const char *const *metadatas)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_TRY(check_put_args(n, ids, vectors, dim));
+    return svdb__coll_put(c, n, ids, vectors, dim, metadatas, 1);
+}
+
+int svdb_upsert_batch(svdb *token, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+                      const char *const *metadatas)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_TRY(check_put_args(n, ids, vectors, dim));
+    return svdb__coll_put(c, n, ids, vectors, dim, metadatas, 0);
+}
+
+int svdb_update_options_init(svdb_update_options *opts, unsigned int version)
+{
+    svdb__clear_error();
+    SVDB_FAIL_IF(!opts, SVDB_EINVAL, "opts is NULL");
+    SVDB_FAIL_IF(version == 0 || version > SVDB_UPDATE_OPTIONS_VERSION, SVDB_EINVAL,
+                 "update options version %u is not supported (1..%d)", version, SVDB_UPDATE_OPTIONS_VERSION);
+    memset(opts, 0, sizeof *opts);
+    opts->version = version;
+    return SVDB_OK;
+}
+
+int svdb_update_batch(svdb *token, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+                      const char *const *metadatas, const svdb_update_options *opts, size_t *n_updated)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    if (n_updated) *n_updated = 0;
+    SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
+    SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
+    SVDB_FAIL_IF(!vectors && !metadatas, SVDB_EINVAL, "nothing to update: vectors and metadatas are both NULL");
+    SVDB_FAIL_IF(n > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "batch of %zu rows is too large", n);
+    SVDB_FAIL_IF(vectors && dim > SVDB_MAX_DIM, SVDB_EDIM, "dim %u exceeds the maximum %d", dim, SVDB_MAX_DIM);
+    SVDB_FAIL_IF(opts && (opts->version == 0 || opts->version > SVDB_UPDATE_OPTIONS_VERSION), SVDB_EINVAL,
+                 "update options version %u is not supported (1..%d)", opts ? opts->version : 0,
+                 SVDB_UPDATE_OPTIONS_VERSION);
+    return svdb__coll_update(c, n, ids, vectors, dim, metadatas, opts, n_updated);
+}
+
+int svdb_delete(svdb *token, size_t n, const char *const *ids, size_t *n_deleted)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    if (n_deleted) *n_deleted = 0;
+    SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
+    SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
+    return svdb__coll_delete(c, n, ids, n_deleted);
+}
+
+/* ---------------------------------------------------------------- reads */
+
+/* The caller's id in buf (SVDB_MAX_ID_BYTES + 2 bytes), read once, and
+ * checked; *len receives its length. */
+static int copy_id(char *buf, const char *id, size_t *len)
+{
+    if (id) {
+        size_t n = strnlen(id, SVDB_MAX_ID_BYTES + 1);
+        memcpy(buf, id, n);
+        buf[n] = '\0';
+    }
+    return svdb__id_check(id ? buf : NULL, len);
+}
+
+int svdb_get(svdb *token, const char *id, float *vector, uint32_t dim, char **metadata)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    if (metadata) *metadata = NULL;
+    char idbuf[SVDB_MAX_ID_BYTES + 2];
+    size_t len;
+    SVDB_TRY(copy_id(idbuf, id, &len));
+    return svdb__coll_get(c, idbuf, len, vector, dim, metadata);
+}
+
+int svdb_get_batch(svdb *token, size_t n, const char *const *ids, float *vectors, uint32_t dim, char ***metadatas,
+                   int *found)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    if (metadatas) *metadatas = NULL;
+    SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
+    SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
+    SVDB_FAIL_IF(!found, SVDB_EINVAL, "found is NULL");
+    SVDB_FAIL_IF(n > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "batch of %zu ids is too large", n);
+    return svdb__coll_get_batch(c, n, ids, vectors, dim, metadatas, found);
+}
+
+int svdb_contains(svdb *token, const char *id, int *found)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_FAIL_IF(!found, SVDB_EINVAL, "found is NULL");
+    *found = 0;
+    char idbuf[SVDB_MAX_ID_BYTES + 2];
+    size_t len;
+    SVDB_TRY(copy_id(idbuf, id, &len));
+    return svdb__coll_contains(c, idbuf, len, found);
+}
+
+int svdb_count(svdb *token, size_t *count)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_FAIL_IF(!count, SVDB_EINVAL, "count is NULL");
+    *count = svdb__coll_count(c);
+    return SVDB_OK;
+}
+
+int svdb_dim(svdb *token, uint32_t *dim)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_FAIL_IF(!dim, SVDB_EINVAL, "dim is NULL");
+    *dim = svdb__coll_dim(c);
+    return SVDB_OK;
+}
+
+int svdb_metric(svdb *token, int *metric)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_FAIL_IF(!metric, SVDB_EINVAL, "metric is NULL");
+    *metric = svdb__coll_metric(c);
+    return SVDB_OK;
+}
+
+int svdb_storage_type(svdb *token, int *storage)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_FAIL_IF(!storage, SVDB_EINVAL, "storage is NULL");
+    *storage = svdb__coll_storage(c);
+    return SVDB_OK;
+}
+
+int svdb_index_type(svdb *token, int *index)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_FAIL_IF(!index, SVDB_EINVAL, "index is NULL");
+    *index = svdb__coll_index(c);
+    return SVDB_OK;
+}
+
+int svdb_ids(svdb *token, char ***ids, size_t *count)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
+    *ids = NULL;
+    *count = 0;
+    return svdb__coll_ids(c, NULL, ids, count);
+}
+
+int svdb_ids_where(svdb *token, const char *where, const char *where_document, char ***ids, size_t *count)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
+    *ids = NULL;
+    *count = 0;
+    svdb_filter *filter = NULL;
+    SVDB_TRY(svdb__filter_compile(where, where_document, &filter));
+    int rc = svdb__coll_ids(c, filter, ids, count);
+    svdb__filter_free(filter);
+    return rc;
+}
+
+static int check_search_args(const void *q, size_t k, const svdb_search_options *opts, svdb_hit **hits,
+                             const size_t *n_hits)
+{
+    SVDB_FAIL_IF(!q, SVDB_EINVAL, "query is NULL");
+    SVDB_FAIL_IF(!hits || !n_hits, SVDB_EINVAL, "hits or n_hits is NULL");
+    SVDB_FAIL_IF(k == 0, SVDB_EINVAL, "k must be at least 1");
+    SVDB_FAIL_IF(opts && (opts->version == 0 || opts->version > SVDB_SEARCH_OPTIONS_VERSION), SVDB_EINVAL,
+                 "search options version %u is not supported (1..%d)", opts ? opts->version : 0,
+                 SVDB_SEARCH_OPTIONS_VERSION);
+    return SVDB_OK;
+}
+
+int svdb_search(svdb *token, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts,
+                svdb_hit **hits, size_t *n_hits)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    if (hits) *hits = NULL;
+    if (n_hits) *n_hits = 0;
+    return svdb_search_batch(token, 1, query, dim, k, opts, hits, n_hits);
+}
+
+int svdb_search_batch(svdb *token, size_t n_queries, const float *queries, uint32_t dim, size_t k,
+                      const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    if (hits) *hits = NULL;
+    SVDB_FAIL_IF(n_queries == 0, SVDB_EINVAL, "n_queries is 0");
+    SVDB_FAIL_IF(n_queries > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "too many queries");
+    SVDB_TRY(check_search_args(queries, k, opts, hits, n_hits));
+    for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
+    svdb_filter *filter = NULL;
+    if (opts) SVDB_TRY(svdb__filter_compile(opts->where, opts->where_document, &filter));
+    int rc = svdb__coll_search(c, n_queries, queries, dim, k, opts, filter, hits, n_hits);
+    svdb__filter_free(filter);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- background indexing */
+
+int svdb_index_wait(svdb *token)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    return svdb__coll_index_wait(c);
+}
+
+int svdb_index_pending(svdb *token, size_t *pending)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_db(token, &c));
+    SVDB_FAIL_IF(!pending, SVDB_EINVAL, "pending is NULL");
+    *pending = svdb__coll_index_pending(c);
+    return SVDB_OK;
+}
+
+svdb_indexer *svdb__indexer_of(svdb *token)
+{
+    struct svdb_handle *h = svdb__handle_get(token);
+    return h ? svdb__coll_indexer(h->coll) : NULL;
+}

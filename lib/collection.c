@@ -1,0 +1,413 @@
+/* The collection engine's life cycle: finding or creating a collection's
+ * files in its directory, the lock, loading and replaying, the background
+ * indexer's work, and closing. Writes are in write.c, reads in read.c,
+ * checkpoints in checkpoint.c. */
+#include "collection_impl.h"
+
+#include "alloc.h"
+#include "error.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- opening */
+
+static uint64_t new_uuid(void)
+{
+    uint64_t u = 0;
+    if (getrandom(&u, sizeof u, 0) != (ssize_t)sizeof u) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        u = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
+    }
+    return u ? u : 1;
+}
+
+static int make_dir(const char *path, int create)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        SVDB_FAIL_IF(!S_ISDIR(st.st_mode), SVDB_EINVAL, "%s exists and is not a directory", path);
+        return SVDB_OK;
+    }
+    if (errno != ENOENT) return svdb__fail_errno(SVDB_EIO, errno, "cannot access %s", path);
+    SVDB_FAIL_IF(!create, SVDB_ENOTFOUND, "no collection at %s (and create is off)", path);
+    if (mkdir(path, 0755) != 0) return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create directory %s", path);
+    /* Make the new directory entry itself durable. */
+    char *parent = svdb__strndup(path, strlen(path));
+    if (!parent) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else strcpy(parent, ".");
+    int rc = svdb__fsync_dir(parent);
+    svdb__free(parent);
+    return rc;
+}
+
+static int take_lock(svdb_coll *db)
+{
+    /* The lock file persists between opens, so it is opened, not created
+     * anew; never through a link. */
+    db->lock_fd = openat(db->dir.fd, SVDB_LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (db->lock_fd < 0) {
+        if (errno == ELOOP)
+            return svdb__fail(SVDB_ECORRUPT, "lock file %s/%s is a symbolic link, which svdb never follows", db->dir.path,
+                              SVDB_LOCK_NAME);
+        return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create lock file %s/%s",
+                                db->dir.path, SVDB_LOCK_NAME);
+    }
+    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        /* flock locks belong to the open file description, so a second handle
+         * in this same process conflicts too; the kernel drops it on exit. */
+        return errno == EWOULDBLOCK
+                   ? svdb__fail(SVDB_ELOCKED, "collection %s is locked: another handle or process has it open", db->dir.path)
+                   : svdb__fail_errno(SVDB_EIO, errno, "cannot lock %s/%s", db->dir.path, SVDB_LOCK_NAME);
+    }
+    return SVDB_OK;
+}
+
+/* ---------------------------------------------------------------- finding the collection */
+
+/* The storage option; absent (default) in a version-1 options struct. */
+static int open_storage(const svdb_open_options *o) { return o->version >= 2 ? o->storage : SVDB_STORAGE_DEFAULT; }
+/* allow_nonempty_dir; absent (off) before version 3. */
+static int open_allow_nonempty(const svdb_open_options *o) { return o->version >= 3 && o->allow_nonempty_dir; }
+
+static const char *storage_name(int st)
+{
+    return st == SVDB_STORAGE_F16 ? "f16" : st == SVDB_STORAGE_INT8 ? "int8" : "f32";
+}
+
+
+static const char *metric_name(int m)
+{
+    return m == SVDB_METRIC_L2 ? "l2" : m == SVDB_METRIC_COSINE ? "cosine" : m == SVDB_METRIC_IP ? "ip" : "default";
+}
+
+/* The snapshot's description of this collection. */
+
+static int create_collection(svdb_coll *db, const svdb_open_options *o)
+{
+    db->uuid = new_uuid();
+    svdb__store_init(&db->store, o->dim, o->metric ? o->metric : SVDB_METRIC_L2);
+    db->index = o->index ? o->index : SVDB_INDEX_FLAT;
+    int storage = open_storage(o) ? open_storage(o) : SVDB_STORAGE_F32;
+    SVDB_FAIL_IF(storage != SVDB_STORAGE_F32 && db->index != SVDB_INDEX_HNSW, SVDB_EINVAL,
+                 "%s storage needs the hnsw index: an exact scan reads float32 rows", storage_name(storage));
+    svdb__store_set_storage(&db->store, storage, db->kern);
+    svdb_hnsw_params hp = {o->hnsw_m ? o->hnsw_m : 16, o->hnsw_ef_construction ? o->hnsw_ef_construction : 200,
+                           o->hnsw_ef_search ? o->hnsw_ef_search : 64, o->seed};
+    db->hnsw = hp;
+    if (db->index == SVDB_INDEX_HNSW) SVDB_TRY(svdb__hnsw_create(&db->graph, &hp));
+    /* The log first, the snapshot last: the snapshot's rename is what makes
+     * the collection exist, so a crash in between leaves "no collection"
+     * (a log that holds no record, which open_files may replace). */
+    int rc = svdb__wal_create(&db->wal, &db->dir, SVDB_WAL_NAME, db->uuid);
+    if (rc == SVDB_OK) {
+        svdb_snap_info info = svdb__coll_snap_info(db, 0);
+        rc = svdb__snapshot_write(&db->dir, &db->store, db->graph, &info, NULL);
+    }
+    db->next_lsn = 1;
+    return rc;
+}
+
+/* Rows a background indexer left unlinked when the collection was saved are
+ * queued again, or, without background indexing, linked now. One pass over
+ * the slots: a collection saved fully linked (the usual case) costs no more. */
+static int link_loaded(svdb_coll *db)
+{
+    svdb_store *s = &db->store;
+    uint32_t *slots = NULL;
+    size_t n = 0;
+    int rc = SVDB_OK;
+    for (size_t slot = 0; slot < s->n_slots && rc == SVDB_OK; slot++) {
+        if (!svdb__indexer_is_pending(s, db->graph, (uint32_t)slot)) continue;
+        if (!slots && !(slots = svdb__malloc(s->n_slots * sizeof *slots)))
+            rc = svdb__fail(SVDB_ENOMEM, "out of memory listing unlinked rows");
+        else
+            slots[n++] = (uint32_t)slot;
+    }
+    if (rc == SVDB_OK && n && db->background) {
+        rc = svdb__indexer_reserve(&db->ix, s->n_slots);
+        for (size_t i = 0; rc == SVDB_OK && i < n; i++) svdb__indexer_push(&db->ix, slots[i]);
+    } else if (rc == SVDB_OK && n) {
+        rc = svdb__hnsw_insert_many(db->graph, s, db->kern, slots, n, db->build_threads);
+    }
+    svdb__free(slots);
+    return rc;
+}
+
+static int load_collection(svdb_coll *db, const svdb_open_options *o)
+{
+    svdb_snap_info info;
+    SVDB_TRY(svdb__snapshot_load(&db->dir, &db->store, &db->graph, &info, db->kern, &db->check));
+    if (open_storage(o) && open_storage(o) != info.storage)
+        return svdb__fail(SVDB_EMISMATCH, "collection %s uses %s storage, not %s", db->dir.path, storage_name(info.storage),
+                          storage_name(open_storage(o)));
+    if (db->graph) SVDB_TRY(link_loaded(db));
+    db->uuid = info.uuid;
+    db->snap_lsn = info.last_lsn;
+    db->index = info.index;
+    db->hnsw = info.hnsw;
+    if (o->index && o->index != db->index)
+        return svdb__fail(SVDB_EMISMATCH, "collection %s uses the %s index, not %s", db->dir.path,
+                          db->index == SVDB_INDEX_HNSW ? "hnsw" : "flat", o->index == SVDB_INDEX_HNSW ? "hnsw" : "flat");
+    if (db->index == SVDB_INDEX_HNSW && ((o->hnsw_m && o->hnsw_m != info.hnsw.m) ||
+                                         (o->hnsw_ef_construction && o->hnsw_ef_construction != info.hnsw.ef_construction)))
+        return svdb__fail(SVDB_EMISMATCH, "collection %s was built with hnsw_m=%u, ef_construction=%u", db->dir.path,
+                          info.hnsw.m, info.hnsw.ef_construction);
+    if (o->hnsw_ef_search) db->hnsw.ef_search = o->hnsw_ef_search; /* this handle's default only */
+    if (o->metric && o->metric != db->store.metric)
+        return svdb__fail(SVDB_EMISMATCH, "collection %s uses metric %s, not %s", db->dir.path, metric_name(db->store.metric),
+                          metric_name(o->metric));
+    int rc = svdb__wal_open(&db->wal, &db->dir, SVDB_WAL_NAME, db->uuid);
+    uint64_t last = 0, dropped = 0;
+    if (rc == SVDB_OK) rc = svdb__wal_replay(&db->wal, info.last_lsn, svdb__coll_replay, db, &last, &dropped);
+    if (rc != SVDB_OK) return rc;
+    db->next_lsn = last + 1;
+    if (o->dim && db->store.dim && o->dim != db->store.dim)
+        return svdb__fail(SVDB_EMISMATCH, "collection %s has dimension %u, not %u", db->dir.path, db->store.dim, o->dim);
+    if (o->dim && !db->store.dim) svdb__store_set_dim(&db->store, o->dim);
+    return SVDB_OK;
+}
+
+/* Whether the directory holds anything but what an unfinished creation of
+ * a collection leaves (the lock, an empty log): 1 with the first such name
+ * in `name`, 0, or an error. */
+static int foreign_entry(const svdb_dir *d, char *name, size_t cap)
+{
+    int fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dh) {
+        int err = errno;
+        if (fd >= 0) close(fd);
+        return svdb__fail_errno(SVDB_EIO, err, "cannot list directory %s", d->path);
+    }
+    int found = 0;
+    for (struct dirent *e; !found && (e = readdir(dh));) {
+        const char *n = e->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, SVDB_LOCK_NAME) || !strcmp(n, SVDB_WAL_NAME)) continue;
+        snprintf(name, cap, "%s", n);
+        found = 1;
+    }
+    closedir(dh);
+    return found;
+}
+
+/* A new collection goes only into an empty directory (or one holding what
+ * an unfinished creation left), unless the caller allows other files. */
+static int refuse_foreign(svdb_coll *db, const svdb_open_options *o)
+{
+    if (open_allow_nonempty(o)) return SVDB_OK;
+    char name[256];
+    int foreign = foreign_entry(&db->dir, name, sizeof name);
+    if (foreign < 0) return foreign;
+    SVDB_FAIL_IF(foreign, SVDB_EINVAL,
+                 "%s is not empty and holds no svdb collection (it has '%s'); create the collection in a new or "
+                 "empty directory, or set the open option allow_nonempty_dir",
+                 db->dir.path, name);
+    return SVDB_OK;
+}
+
+/* Refuses, before the lock file is made, a directory that holds no
+ * collection when open could not or must not create one there: nothing is
+ * written into a directory that is not ours (open_files checks again under
+ * the lock). */
+static int precheck_dir(svdb_coll *db, const svdb_open_options *o)
+{
+    struct stat st;
+    int have = svdb__file_stat(&db->dir, SVDB_SNAP_NAME, &st);
+    if (have == 0) have = svdb__file_stat(&db->dir, SVDB_WAL_NAME, &st);
+    if (have == 0) have = svdb__file_stat(&db->dir, SVDB_LOCK_NAME, &st);
+    if (have != 0) return have < 0 ? have : SVDB_OK; /* ours, or an error */
+    SVDB_FAIL_IF(!o->create, SVDB_ENOTFOUND, "no collection at %s (and create is off)", db->dir.path);
+    return refuse_foreign(db, o);
+}
+
+/* Finds the collection's files and opens or creates it. Open never removes
+ * or rewrites what it did not expect: a log with writes but no snapshot,
+ * a directory full of other files, a link where a file should be, are
+ * errors that change nothing. */
+static int open_files(svdb_coll *db, const svdb_open_options *o)
+{
+    const char *dir = db->dir.path;
+    SVDB_TRY(svdb__file_unlink(&db->dir, SVDB_SNAP_TMP_NAME)); /* left by a checkpoint that never finished */
+    struct stat st;
+    int have = svdb__file_stat(&db->dir, SVDB_SNAP_NAME, &st);
+    if (have < 0) return have;
+    if (have) {
+        SVDB_FAIL_IF(!S_ISREG(st.st_mode), SVDB_ECORRUPT, "%s/%s is not a regular file (a link or a directory?)", dir,
+                     SVDB_SNAP_NAME);
+        return load_collection(db, o);
+    }
+    int wal = svdb__file_stat(&db->dir, SVDB_WAL_NAME, &st);
+    if (wal < 0) return wal;
+    /* A creation that crashed before its snapshot leaves a log with no
+     * record; anything more is writes whose snapshot is gone. */
+    SVDB_FAIL_IF(wal && (!S_ISREG(st.st_mode) || st.st_size > SVDB_WAL_HEADER_BYTES), SVDB_ECORRUPT,
+                 "collection %s has lost its snapshot (%s is missing) but its log %s holds %lld bytes of writes; "
+                 "nothing was changed. Restore %s from a backup, or move %s away to start an empty collection",
+                 dir, SVDB_SNAP_NAME, SVDB_WAL_NAME, (long long)st.st_size, SVDB_SNAP_NAME, SVDB_WAL_NAME);
+    SVDB_FAIL_IF(!o->create, SVDB_ENOTFOUND, "no collection at %s (and create is off)", dir);
+    SVDB_TRY(refuse_foreign(db, o));
+    return create_collection(db, o);
+}
+
+static void destroy(svdb_coll *db)
+{
+    svdb__coll_check_stop(db);
+    svdb__snapshot_check_free(db->check);
+    pthread_mutex_destroy(&db->check_mu);
+    svdb__indexer_free(&db->ix); /* stops the thread before what it links goes */
+    svdb__wal_close(&db->wal);
+    svdb__hnsw_free(db->graph);
+    svdb__store_free(&db->store);
+    if (db->lock_fd >= 0) close(db->lock_fd);
+    pthread_mutex_destroy(&db->write_mu);
+    svdb__gate_destroy(&db->gate);
+    svdb__dir_close(&db->dir);
+    svdb__free(db);
+}
+
+/* ---------------------------------------------------------------- background indexing */
+
+/* The indexer's work (see svdb_indexer_ops): one chunk of queued rows
+ * linked under one hold of the write lock, stopping early when a caller
+ * waits for the lock; rows not linked go back to the front of the queue and
+ * stay searchable exactly. Then waiting callers get up to YIELD_MS. */
+#define YIELD_MS 5
+static int is_pending(const svdb_coll *db, uint32_t slot)
+{
+    return slot < db->store.n_slots && svdb__row_live(svdb__row(&db->store, slot)) &&
+           svdb__hnsw_level_of(db->graph, slot) == SVDB_HNSW_NO_LEVEL;
+}
+
+static int link_chunk(void *arg, uint32_t *chunk, size_t max, int *more)
+{
+    svdb_coll *db = arg;
+    pthread_rwlock_wrlock(&db->gate.rw); /* not counted as a waiter: the others are let in */
+    size_t n = 0, done = 0;
+    for (size_t i = 0, got = svdb__indexer_pop(&db->ix, chunk, max); i < got; i++)
+        if (is_pending(db, chunk[i])) chunk[n++] = chunk[i];
+    int rc = n ? svdb__hnsw_insert_some(db->graph, &db->store, db->kern, chunk, n, db->ix.threads, &db->gate.waiters,
+                                        &done)
+               : SVDB_OK;
+    for (size_t i = n; i-- > 0;)
+        if (is_pending(db, chunk[i])) svdb__indexer_unpop(&db->ix, chunk[i]);
+    size_t left;
+    svdb__indexer_queue(&db->ix, &left);
+    *more = left > 0;
+    svdb__gate_unlock(&db->gate);
+    if (rc == SVDB_OK && *more) svdb__gate_let_in(&db->gate, YIELD_MS);
+    return rc;
+}
+
+static int queue_empty(void *arg)
+{
+    svdb_coll *db = arg;
+    size_t left;
+    svdb__gate_rdlock(&db->gate);
+    svdb__indexer_queue(&db->ix, &left);
+    svdb__gate_unlock(&db->gate);
+    return left == 0;
+}
+
+int svdb__coll_index_wait(svdb_coll *db) { return db->background ? svdb__indexer_wait(&db->ix) : SVDB_OK; }
+
+size_t svdb__coll_index_pending(svdb_coll *db)
+{
+    size_t n = 0, len;
+    svdb__gate_rdlock(&db->gate);
+    const uint32_t *q = db->background ? svdb__indexer_queue(&db->ix, &len) : NULL;
+    for (size_t i = 0; q && i < len; i++) n += (size_t)is_pending(db, q[i]);
+    svdb__gate_unlock(&db->gate);
+    return n;
+}
+
+svdb_indexer *svdb__coll_indexer(svdb_coll *db) { return &db->ix; }
+
+/* ---------------------------------------------------------------- open / close */
+
+/* The autocheckpoint option; absent (the default) before version 4. */
+static uint64_t open_autocheckpoint(const svdb_open_options *o)
+{
+    return o->version >= 4 ? o->autocheckpoint_bytes : SVDB_AUTOCHECKPOINT_DEFAULT;
+}
+
+int svdb__coll_open(svdb_coll **out, const char *path, const svdb_open_options *o)
+{
+    *out = NULL;
+    SVDB_TRY(make_dir(path, o->create));
+    svdb_coll *db = svdb__calloc(1, sizeof *db);
+    if (!db) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    db->lock_fd = -1;
+    db->wal.fd = -1;
+    db->dir.fd = -1;
+    db->durability = o->durability;
+    db->kern = svdb__kernels();
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    db->ncpu = ncpu > 0 ? (unsigned)ncpu : 1;
+    db->build_threads = o->build_threads ? o->build_threads : db->ncpu;
+    db->background = o->background_indexing != 0;
+    db->autockpt_bytes = db->autockpt_at = open_autocheckpoint(o);
+    svdb__indexer_init(&db->ix);
+    pthread_mutex_init(&db->write_mu, NULL);
+    pthread_mutex_init(&db->check_mu, NULL);
+    svdb__gate_init(&db->gate);
+    int rc = svdb__dir_open(&db->dir, path);
+    if (rc == SVDB_OK) rc = precheck_dir(db, o);
+    if (rc == SVDB_OK) rc = take_lock(db);
+    if (rc == SVDB_OK) rc = open_files(db, o);
+    if (db->index != SVDB_INDEX_HNSW) db->background = 0; /* a flat index has nothing to link */
+    svdb_indexer_ops ops = {link_chunk, queue_empty, db};
+    if (rc == SVDB_OK && db->background) rc = svdb__indexer_start(&db->ix, &ops, db->build_threads);
+    if (rc == SVDB_OK) rc = svdb__coll_check_start(db);
+    if (rc != SVDB_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+        destroy(db);
+        return svdb__fail(rc, "%s", msg);
+    }
+    *out = db;
+    return SVDB_OK;
+}
+
+int svdb__coll_close(svdb_coll *db)
+{
+    int rc = SVDB_OK;
+    svdb__indexer_stop(&db->ix); /* rows still queued are saved unlinked and queued again at open */
+    if (!db->poisoned) {
+        pthread_mutex_lock(&db->write_mu);
+        rc = svdb__coll_checkpoint(db);
+        pthread_mutex_unlock(&db->write_mu);
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+    destroy(db);
+    return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "%s", msg);
+}
+
+/* A forked child shares the parent's open file descriptions, and with them
+ * the parent's flock: it would keep the collection locked after the parent
+ * closed it, for as long as the child lives. The child lets go of its copy
+ * (the parent keeps its lock). */
+void svdb__coll_forked(svdb_coll *db)
+{
+    if (db->lock_fd >= 0) close(db->lock_fd);
+    db->lock_fd = -1;
+}
+
+void svdb__coll_set_token(svdb_coll *db, svdb *token) { db->token = token; }
+int svdb__coll_metric(const svdb_coll *db) { return db->store.metric; }
+int svdb__coll_storage(const svdb_coll *db) { return db->store.storage; }
+int svdb__coll_index(const svdb_coll *db) { return db->index; }

@@ -1,0 +1,193 @@
+/* Reads: lookups by id, listing, and search. Readers hold the collection's
+ * read lock while they touch rows, and copy what they return. */
+#include "collection_impl.h"
+
+#include "alloc.h"
+#include "error.h"
+#include "search.h"
+
+#include <string.h>
+
+int svdb__coll_get(svdb_coll *db, const char *id, size_t len, float *vector, uint32_t dim, char **metadata)
+{
+    svdb__gate_rdlock(&db->gate);
+    int rc = SVDB_OK;
+    uint32_t slot = svdb__store_find(&db->store, id, len);
+    if (slot == SVDB_NO_SLOT) {
+        rc = svdb__fail(SVDB_ENOTFOUND, "id '%s' not found", id);
+    } else {
+        const svdb_row *r = svdb__row(&db->store, slot);
+        /* The buffer's size is checked under the lock, where the dimension cannot change. */
+        if (vector && dim != db->store.dim)
+            rc = svdb__fail(SVDB_EDIM, "vector buffer holds %u floats but the collection has %u dimensions", dim,
+                            db->store.dim);
+        if (rc == SVDB_OK && metadata && r->meta_len && !(*metadata = svdb__strndup(svdb__row_meta(r), r->meta_len)))
+            rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+        if (rc == SVDB_OK && vector) memcpy(vector, svdb__vec(&db->store, slot), db->store.dim * sizeof(float));
+    }
+    svdb__gate_unlock(&db->gate);
+    return rc;
+}
+
+/* Looks the ids up and copies what is asked under one hold of the read
+ * lock: found flags, vectors (zeros for a missing id), and the metadata in
+ * one block of n pointers followed by the strings. */
+static int get_rows(svdb_coll *db, const svdb_batch *b, float *vectors, char ***metadatas, int *found)
+{
+    const svdb_store *s = &db->store;
+    uint32_t dim = s->dim;
+    size_t bytes = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        uint32_t slot = svdb__store_find(s, b->ids[i], b->id_lens[i]);
+        found[i] = slot != SVDB_NO_SLOT;
+        if (found[i] && metadatas && svdb__row(s, slot)->meta_len) bytes += svdb__row(s, slot)->meta_len + 1;
+    }
+    char **m = NULL;
+    if (metadatas && !(m = svdb__malloc(b->n * sizeof(char *) + bytes)))
+        return svdb__fail(SVDB_ENOMEM, "out of memory returning the metadata of %zu rows", b->n);
+    char *at = m ? (char *)(m + b->n) : NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        uint32_t slot = found[i] ? svdb__store_find(s, b->ids[i], b->id_lens[i]) : SVDB_NO_SLOT;
+        if (vectors && slot != SVDB_NO_SLOT) memcpy(vectors + i * (size_t)dim, svdb__vec(s, slot), dim * sizeof(float));
+        else if (vectors) memset(vectors + i * (size_t)dim, 0, dim * sizeof(float));
+        if (!m) continue;
+        const svdb_row *r = slot != SVDB_NO_SLOT ? svdb__row(s, slot) : NULL;
+        m[i] = r && r->meta_len ? memcpy(at, svdb__row_meta(r), r->meta_len + 1) : NULL;
+        if (m[i]) at += r->meta_len + 1;
+    }
+    if (metadatas) *metadatas = m;
+    return SVDB_OK;
+}
+
+int svdb__coll_get_batch(svdb_coll *db, size_t n, const char *const *ids, float *vectors, uint32_t dim,
+                         char ***metadatas, int *found)
+{
+    svdb_batch b;
+    SVDB_TRY(svdb__batch_alloc(&b, n, 0));
+    void *block = NULL;
+    int rc = svdb__coll_copy_batch(&b, n, ids, NULL, 0, NULL, &block);
+    if (rc == SVDB_OK) rc = svdb__coll_check_ids(&b);
+    if (rc == SVDB_OK) {
+        svdb__gate_rdlock(&db->gate);
+        /* The buffer's size is checked under the lock, where the dimension cannot change. */
+        if (vectors && dim != db->store.dim)
+            rc = svdb__fail(SVDB_EDIM, "vector buffer holds %u floats per row but the collection has %u dimensions",
+                            dim, db->store.dim);
+        if (rc == SVDB_OK) rc = get_rows(db, &b, vectors, metadatas, found);
+        svdb__gate_unlock(&db->gate);
+    }
+    svdb__batch_free(&b);
+    svdb__free(block);
+    return rc;
+}
+
+size_t svdb__coll_count(svdb_coll *db)
+{
+    svdb__gate_rdlock(&db->gate);
+    size_t n = db->store.n_live;
+    svdb__gate_unlock(&db->gate);
+    return n;
+}
+
+uint32_t svdb__coll_dim(svdb_coll *db)
+{
+    svdb__gate_rdlock(&db->gate);
+    uint32_t dim = db->store.dim;
+    svdb__gate_unlock(&db->gate);
+    return dim;
+}
+
+int svdb__coll_contains(svdb_coll *db, const char *id, size_t len, int *found)
+{
+    svdb__gate_rdlock(&db->gate);
+    *found = svdb__store_find(&db->store, id, len) != SVDB_NO_SLOT;
+    svdb__gate_unlock(&db->gate);
+    return SVDB_OK;
+}
+
+/* The ids of live rows admitted by `filter` (NULL: all), in insertion order. */
+int svdb__coll_ids(svdb_coll *db, const svdb_filter *filter, char ***ids, size_t *count)
+{
+    svdb__gate_rdlock(&db->gate);
+    uint32_t *order = NULL;
+    int rc = svdb__store_order(&db->store, &order);
+    size_t n = 0, bytes = 0;
+    /* Keep the admitted slots in place at the front of `order`. */
+    for (size_t i = 0; rc == SVDB_OK && i < db->store.n_live; i++) {
+        const svdb_row *r = svdb__row(&db->store, order[i]);
+        int m = filter ? svdb__filter_match(filter, svdb__row_meta(r), r->meta_len) : 1;
+        if (m < 0) rc = svdb__filter_error(filter);
+        if (m <= 0) continue;
+        order[n++] = order[i];
+        bytes += r->id_len + 1;
+    }
+    /* One block: a NULL-terminated pointer array, then the strings. */
+    char **arr = rc == SVDB_OK ? svdb__malloc((n + 1) * sizeof(char *) + bytes) : NULL;
+    if (rc == SVDB_OK && !arr) rc = svdb__fail(SVDB_ENOMEM, "out of memory listing %zu ids", n);
+    if (rc == SVDB_OK) {
+        char *s = (char *)(arr + n + 1);
+        for (size_t i = 0; i < n; i++) {
+            const svdb_row *r = svdb__row(&db->store, order[i]);
+            memcpy(s, svdb__row_id(r), r->id_len + 1);
+            arr[i] = s;
+            s += r->id_len + 1;
+        }
+        arr[n] = NULL;
+        *ids = arr;
+        *count = n;
+    }
+    svdb__gate_unlock(&db->gate);
+    svdb__free(order);
+    return rc;
+}
+
+/* Copies the queries, then checks and normalises the copy (for cosine), so
+ * the caller's buffer is read once. */
+static int prepare_queries(const svdb_coll *db, const float *q, size_t n, uint32_t dim, float **out)
+{
+    float *c = svdb__malloc(n * dim * sizeof(float));
+    if (!c) return svdb__fail(SVDB_ENOMEM, "out of memory copying %zu queries", n);
+    memcpy(c, q, n * dim * sizeof(float));
+    for (size_t i = 0; i < n; i++) {
+        float *v = c + i * dim;
+        int rc = svdb__coll_check_vector(v, dim, "query", i);
+        if (rc != SVDB_OK) {
+            svdb__free(c);
+            return rc;
+        }
+        if (db->store.metric == SVDB_METRIC_COSINE) {
+            float scale = svdb__inv_norm(v, dim); /* 0 for a zero vector: distance 1 to every row */
+            for (uint32_t d = 0; d < dim; d++) v[d] *= scale;
+        }
+    }
+    *out = c;
+    return SVDB_OK;
+}
+
+int svdb__coll_search(svdb_coll *db, size_t n_queries, const float *queries, uint32_t dim, size_t k,
+                      const svdb_search_options *opts, const svdb_filter *filter, svdb_hit **hits, size_t *n_hits)
+{
+    svdb__gate_rdlock(&db->gate); /* the first add may fix the dimension concurrently */
+    float *q = NULL;
+    int rc = svdb__coll_check_dim(db, dim, "queries");
+    if (rc == SVDB_OK) rc = prepare_queries(db, queries, n_queries, dim, &q);
+    size_t keff = k < db->store.n_live ? k : db->store.n_live;
+    if (rc == SVDB_OK && keff > 0) {
+        svdb_cand *cands = NULL;
+        if (n_queries > SIZE_MAX / sizeof(svdb_cand) / keff ||
+            !(cands = svdb__malloc(n_queries * keff * sizeof *cands)))
+            rc = svdb__fail(SVDB_ENOMEM, "out of memory for %zu x %zu results", n_queries, keff);
+        unsigned threads = opts && opts->threads ? opts->threads : db->ncpu;
+        svdb_search_plan plan = {&db->store, db->kern, db->graph, opts && opts->ef ? opts->ef : db->hnsw.ef_search,
+                                 filter, db->background ? &db->ix : NULL};
+        if (rc == SVDB_OK) rc = svdb__search_many(&plan, q, n_queries, keff, threads, cands, n_hits);
+        if (rc == SVDB_OK) rc = svdb__hits_build(&db->store, cands, keff, n_hits, n_queries, hits);
+        if (rc != SVDB_OK)
+            for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
+        svdb__free(cands);
+    }
+    svdb__gate_unlock(&db->gate);
+    svdb__free(q);
+    return rc;
+}
+
