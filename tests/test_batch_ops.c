@@ -1,0 +1,365 @@
+/* svdb_get_batch, svdb_update_batch and automatic checkpoints: results,
+ * every error path (status, message, nothing changed), and persistence
+ * across reopen and across a crash (the log replayed). */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "svdb.h"
+
+typedef struct fixture {
+    char *dir;
+    svdb *db;
+    th_model m;
+} fixture;
+
+static const char *IDS[] = {"a", "b", "c", "d"};
+static const float V[] = {1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 1, 1};
+static const char *METAS[] = {"{\"k\":1,\"s\":\"x\"}", NULL, "{\"big\":12345678901234567890}", "{}"};
+
+static int open_index(fixture *f, int index)
+{
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.index = index;
+    o.build_threads = 1;
+    return svdb_open(&f->db, f->dir, &o);
+}
+
+static int setup_index(void **state, int index)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->dir = th_tmpdir("batchops");
+    if (open_index(f, index) != SVDB_OK) return -1;
+    th_model_init(&f->m, 3);
+    if (svdb_add_batch(f->db, 4, IDS, V, 3, METAS) != SVDB_OK) return -1;
+    for (int i = 0; i < 4; i++) th_model_put(&f->m, IDS[i], V + 3 * i, METAS[i]);
+    *state = f;
+    return 0;
+}
+static int setup_flat(void **state) { return setup_index(state, SVDB_INDEX_FLAT); }
+static int setup_hnsw(void **state) { return setup_index(state, SVDB_INDEX_HNSW); }
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->db) svdb_close(f->db);
+    th_rmrf(f->dir);
+    free(f->dir);
+    th_model_free(&f->m);
+    free(f);
+    return 0;
+}
+
+static void fails(int rc, int want)
+{
+    assert_int_equal(rc, want);
+    assert_true(strlen(svdb_errmsg()) > 0);
+}
+
+/* ------------------------------------------------------------------ get_batch */
+
+static void test_get_batch(void **state)
+{
+    fixture *f = *state;
+    const char *ids[] = {"c", "zz", "a", "b", "d", "a"};
+    float vec[6 * 3];
+    int found[6];
+    char **metas = NULL;
+    assert_int_equal(svdb_get_batch(f->db, 6, ids, vec, 3, &metas, found), SVDB_OK);
+    int want_found[] = {1, 0, 1, 1, 1, 1};
+    for (int i = 0; i < 6; i++) assert_int_equal(found[i], want_found[i]);
+    assert_memory_equal(vec, V + 6, 3 * sizeof(float));
+    for (int d = 0; d < 3; d++) assert_true(vec[3 + d] == 0.0f); /* missing: zeros */
+    assert_memory_equal(vec + 6, V, 3 * sizeof(float));
+    assert_memory_equal(vec + 15, V, 3 * sizeof(float)); /* a repeated id answered twice */
+    assert_string_equal(metas[0], METAS[2]);
+    assert_null(metas[1]);
+    assert_string_equal(metas[2], METAS[0]);
+    assert_null(metas[3]); /* no metadata */
+    assert_string_equal(metas[4], "{}");
+    assert_string_equal(metas[5], METAS[0]);
+    svdb_metadatas_free(metas);
+    /* only the flags */
+    assert_int_equal(svdb_get_batch(f->db, 2, ids, NULL, 0, NULL, found), SVDB_OK);
+    assert_int_equal(found[0], 1);
+    assert_int_equal(found[1], 0);
+    svdb_metadatas_free(NULL);
+}
+
+static void test_get_batch_errors(void **state)
+{
+    fixture *f = *state;
+    const char *ids[] = {"a", "b"};
+    float vec[8];
+    int found[2];
+    char **metas = (char **)0x1;
+    fails(svdb_get_batch(f->db, 0, ids, vec, 3, &metas, found), SVDB_EINVAL);
+    assert_null(metas);
+    fails(svdb_get_batch(f->db, 2, NULL, vec, 3, NULL, found), SVDB_EINVAL);
+    fails(svdb_get_batch(f->db, 2, ids, vec, 3, NULL, NULL), SVDB_EINVAL);
+    fails(svdb_get_batch(f->db, 2, ids, vec, 4, NULL, found), SVDB_EDIM);
+    const char *bad[] = {"a", ""};
+    fails(svdb_get_batch(f->db, 2, bad, vec, 3, NULL, found), SVDB_EINVAL);
+    const char *null_id[] = {"a", NULL};
+    fails(svdb_get_batch(f->db, 2, null_id, vec, 3, NULL, found), SVDB_EINVAL);
+    fails(svdb_get_batch(NULL, 2, ids, vec, 3, NULL, found), SVDB_EMISUSE);
+    assert_true(th_check_db(f->db, &f->m, 1));
+}
+
+/* ------------------------------------------------------------------ update_batch */
+
+static void update_ok(fixture *f, size_t n, const char **ids, const float *v, const char **metas, int merge,
+                      size_t want)
+{
+    svdb_update_options o;
+    assert_int_equal(svdb_update_options_init(&o, SVDB_UPDATE_OPTIONS_VERSION), SVDB_OK);
+    o.merge_metadata = merge;
+    size_t got = 99;
+    assert_int_equal(svdb_update_batch(f->db, n, ids, v, v ? 3 : 0, metas, &o, &got), SVDB_OK);
+    assert_int_equal(got, want);
+}
+
+static void test_update_vectors_only(void **state)
+{
+    fixture *f = *state;
+    const char *ids[] = {"b", "a"};
+    float v[] = {5, 5, 5, 6, 6, 6};
+    update_ok(f, 2, ids, v, NULL, 0, 2);
+    th_model_put(&f->m, "b", v, NULL);
+    th_model_put(&f->m, "a", v + 3, METAS[0]); /* metadata kept */
+    assert_true(th_check_db(f->db, &f->m, 1));
+    svdb_hit *hits;
+    size_t n;
+    assert_int_equal(svdb_search(f->db, v + 3, 3, 1, NULL, &hits, &n), SVDB_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(hits[0].id, "a"); /* the new vector is what search finds */
+    assert_true(hits[0].distance == 0.0f);
+    svdb_hits_free(hits);
+}
+
+static void test_update_metadata_replace(void **state)
+{
+    fixture *f = *state;
+    const char *ids[] = {"a", "c", "b"};
+    const char *metas[] = {"{\"new\":true}", NULL, "{\"x\":[1,2]}"};
+    update_ok(f, 3, ids, NULL, metas, 0, 3);
+    th_model_put(&f->m, "a", V, "{\"new\":true}");
+    th_model_put(&f->m, "b", V + 3, "{\"x\":[1,2]}"); /* vectors kept; c untouched */
+    assert_true(th_check_db(f->db, &f->m, 1));
+}
+
+static void test_update_metadata_merge(void **state)
+{
+    fixture *f = *state;
+    const char *ids[] = {"a", "b", "c", "d"};
+    const char *metas[] = {"{\"s\":\"y\",\"k\":null,\"t\":2}", "{\"only\":1,\"gone\":null}", "{\"big\":null}",
+                           "{\"e\":1.5e300}"};
+    update_ok(f, 4, ids, NULL, metas, 1, 4);
+    th_model_put(&f->m, "a", V, "{\"s\":\"y\",\"t\":2}"); /* replaced in place, removed, added */
+    th_model_put(&f->m, "b", V + 3, "{\"only\":1}");     /* a row without metadata gains some */
+    th_model_put(&f->m, "c", V + 6, NULL);               /* its last key removed: no metadata */
+    th_model_put(&f->m, "d", V + 9, "{\"e\":1.5e300}");
+    assert_true(th_check_db(f->db, &f->m, 1));
+    /* values are copied as written: no re-printing through a double */
+    const char *id2[] = {"e2"};
+    float v[] = {0, 0, 2};
+    const char *m2[] = {"{\"n\":12345678901234567890,\"f\":0.1000000000000000055511151231257827}"};
+    assert_int_equal(svdb_add_batch(f->db, 1, id2, v, 3, m2), SVDB_OK);
+    const char *p2[] = {"{\"g\":1}"};
+    update_ok(f, 1, id2, NULL, p2, 1, 1);
+    char *meta;
+    assert_int_equal(svdb_get(f->db, "e2", NULL, 0, &meta), SVDB_OK);
+    assert_string_equal(meta, "{\"n\":12345678901234567890,\"f\":0.1000000000000000055511151231257827,\"g\":1}");
+    svdb_free(meta);
+}
+
+static void test_update_both_and_skip(void **state)
+{
+    fixture *f = *state;
+    const char *ids[] = {"zz", "d"};
+    float v[] = {9, 9, 9, 7, 7, 7};
+    const char *metas[] = {"{}", "{\"d\":4}"};
+    svdb_update_options o;
+    svdb_update_options_init(&o, 1);
+    o.skip_missing = 1;
+    size_t got;
+    assert_int_equal(svdb_update_batch(f->db, 2, ids, v, 3, metas, &o, &got), SVDB_OK);
+    assert_int_equal(got, 1);
+    th_model_put(&f->m, "d", v + 3, "{\"d\":4}");
+    assert_true(th_check_db(f->db, &f->m, 1));
+    /* nothing found: nothing written, not an error */
+    assert_int_equal(svdb_update_batch(f->db, 1, ids, v, 3, metas, &o, &got), SVDB_OK);
+    assert_int_equal(got, 0);
+    assert_true(th_check_db(f->db, &f->m, 1));
+}
+
+static void test_update_errors(void **state)
+{
+    fixture *f = *state;
+    const char *ids[] = {"a", "zz"};
+    float v[] = {1, 2, 3, 4, 5, 6};
+    const char *metas[] = {"{\"a\":1}", "{\"b\":2}"};
+    size_t got = 7;
+    fails(svdb_update_batch(f->db, 2, ids, v, 3, metas, NULL, &got), SVDB_ENOTFOUND);
+    assert_int_equal(got, 0);
+    fails(svdb_update_batch(f->db, 0, ids, v, 3, metas, NULL, NULL), SVDB_EINVAL);
+    fails(svdb_update_batch(f->db, 1, NULL, v, 3, metas, NULL, NULL), SVDB_EINVAL);
+    fails(svdb_update_batch(f->db, 1, ids, NULL, 3, NULL, NULL, NULL), SVDB_EINVAL); /* nothing to update */
+    fails(svdb_update_batch(f->db, 1, ids, v, 4, NULL, NULL, NULL), SVDB_EDIM);
+    float nan[] = {1, NAN, 3};
+    fails(svdb_update_batch(f->db, 1, ids, nan, 3, NULL, NULL, NULL), SVDB_EINVAL);
+    const char *bad[] = {"[1]"};
+    fails(svdb_update_batch(f->db, 1, ids, NULL, 0, bad, NULL, NULL), SVDB_EMETA);
+    const char *dup[] = {"a", "a"};
+    fails(svdb_update_batch(f->db, 2, dup, v, 3, NULL, NULL, NULL), SVDB_EDUPLICATE);
+    const char *empty[] = {""};
+    fails(svdb_update_batch(f->db, 1, empty, v, 3, NULL, NULL, NULL), SVDB_EINVAL);
+    svdb_update_options o;
+    fails(svdb_update_options_init(&o, 0), SVDB_EINVAL);
+    fails(svdb_update_options_init(NULL, 1), SVDB_EINVAL);
+    svdb_update_options_init(&o, 1);
+    o.version = 99;
+    fails(svdb_update_batch(f->db, 1, ids, v, 3, NULL, &o, NULL), SVDB_EINVAL);
+    /* a merge whose result exceeds the metadata limit is refused, nothing changed */
+    size_t big = SVDB_MAX_METADATA_BYTES - 10;
+    char *huge = malloc(big + 1);
+    memset(huge, 'x', big);
+    memcpy(huge, "{\"h\":\"", 6);
+    memcpy(huge + big - 2, "\"}", 3);
+    const char *hm[] = {huge};
+    svdb_update_options_init(&o, 1);
+    o.merge_metadata = 1;
+    fails(svdb_update_batch(f->db, 1, ids, NULL, 0, hm, &o, NULL), SVDB_ETOOBIG);
+    free(huge);
+    fails(svdb_update_batch(NULL, 1, ids, v, 3, NULL, NULL, NULL), SVDB_EMISUSE);
+    assert_true(th_check_db(f->db, &f->m, 1));
+}
+
+/* Updates survive a reopen, and a crash: the child updates and exits without
+ * closing, so the reopen replays the log. */
+static void test_update_persists(void **state)
+{
+    fixture *f = *state;
+    const char *ids[] = {"a", "c"};
+    float v[] = {3, 3, 3, 4, 4, 4};
+    const char *metas[] = {"{\"k\":null}", "{\"z\":0}"};
+    pid_t pid = fork();
+    if (pid == 0) {
+        svdb_update_options o;
+        svdb_update_options_init(&o, 1);
+        o.merge_metadata = 1;
+        svdb *db;
+        int rc = svdb_close(f->db); /* the child's copy: unusable (EMISUSE), the parent's stays open */
+        (void)rc;
+        /* the parent holds the lock: the child waits for the parent to close */
+        while (svdb_open(&db, f->dir, NULL) == SVDB_ELOCKED) usleep(10000);
+        rc = svdb_update_batch(db, 2, ids, v, 3, metas, &o, NULL);
+        _exit(rc == SVDB_OK ? 0 : 1); /* no close: the update lives in the log only */
+    }
+    assert_int_equal(svdb_close(f->db), SVDB_OK);
+    f->db = NULL;
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    th_model_put(&f->m, "a", v, "{\"s\":\"x\"}");
+    th_model_put(&f->m, "c", v + 3, "{\"big\":12345678901234567890,\"z\":0}");
+    assert_int_equal(open_index(f, 0), SVDB_OK);
+    assert_true(th_check_db(f->db, &f->m, 1));
+    assert_int_equal(svdb_close(f->db), SVDB_OK);
+    assert_int_equal(open_index(f, 0), SVDB_OK);
+    assert_true(th_check_db(f->db, &f->m, 1));
+}
+
+/* ------------------------------------------------------------------ automatic checkpoints */
+
+static long wal_size(const char *dir)
+{
+    char *p = th_path(dir, "wal.svdb");
+    long n = th_file_size(p);
+    free(p);
+    return n;
+}
+
+static void test_autocheckpoint(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("autockpt");
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    assert_true(o.autocheckpoint_bytes == SVDB_AUTOCHECKPOINT_DEFAULT);
+    o.autocheckpoint_bytes = 8192;
+    svdb *db;
+    assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
+    th_model m;
+    th_model_init(&m, 16);
+    long max_wal = 0;
+    for (int i = 0; i < 200; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%d", i);
+        const char *ids[] = {id};
+        float v[16];
+        th_random(v, 16, (unsigned)i);
+        assert_int_equal(svdb_add_batch(db, 1, ids, v, 16, NULL), SVDB_OK);
+        th_model_put(&m, id, v, NULL);
+        long w = wal_size(dir);
+        if (w > max_wal) max_wal = w;
+    }
+    /* 200 records of about 100 bytes: without checkpoints the log would pass 16 KiB */
+    assert_true(max_wal < 8192 + 512);
+    assert_true(th_check_db(db, &m, 1));
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    /* 0 turns it off: the log keeps every record until persist or close */
+    o.autocheckpoint_bytes = 0;
+    assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
+    long before = wal_size(dir);
+    for (int i = 0; i < 200; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "s%d", i);
+        const char *ids[] = {id};
+        float v[16];
+        th_random(v, 16, (unsigned)(1000 + i));
+        assert_int_equal(svdb_add_batch(db, 1, ids, v, 16, NULL), SVDB_OK);
+        th_model_put(&m, id, v, NULL);
+    }
+    assert_true(wal_size(dir) > before + 16384);
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    /* an options struct of version 3 has no field: the default applies */
+    svdb_open_options o3;
+    assert_int_equal(svdb_open_options_init(&o3, 3), SVDB_OK);
+    assert_int_equal(svdb_open(&db, dir, &o3), SVDB_OK);
+    assert_true(th_check_db(db, &m, 1));
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    th_model_free(&m);
+    th_rmrf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_get_batch, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_get_batch_errors, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_update_vectors_only, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_update_vectors_only, setup_hnsw, teardown),
+        cmocka_unit_test_setup_teardown(test_update_metadata_replace, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_update_metadata_replace, setup_hnsw, teardown),
+        cmocka_unit_test_setup_teardown(test_update_metadata_merge, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_update_both_and_skip, setup_hnsw, teardown),
+        cmocka_unit_test_setup_teardown(test_update_errors, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_update_persists, setup_flat, teardown),
+        cmocka_unit_test(test_autocheckpoint),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
