@@ -221,6 +221,102 @@ SVDB_API void svdb_ids_free(char **ids);
 SVDB_API void svdb_metadatas_free(char **metadatas);
 SVDB_API void svdb_hits_free(svdb_hit *hits);
 
+/* ---------------------------------------------------------------- catalog
+ *
+ * A catalog names the collections kept under one directory: the directory
+ * of a ChromaDB-compatible pysvdb client (docs/chroma.md), which C and any
+ * other language can open. It holds the catalog file pysvdb-chroma.json
+ * (names, ids, metadata, HNSW settings), the lock file pysvdb-chroma.lock,
+ * and one collection directory per collection, named by its UUID.
+ *
+ * One process at a time opens a directory's catalog (a second open, in this
+ * or another process, fails with SVDB_ELOCKED naming the holder's pid).
+ * Every change is one atomic rename of the catalog file, fsynced with its
+ * directory under SVDB_DURABILITY_SYNC: a crash leaves the old catalog or
+ * the new one. A collection's directory is made only once the catalog lists
+ * it, and removed only after the catalog forgot it; a marker file in it
+ * (pysvdb-collection.json) proves which store it belongs to, so open
+ * finishes a delete that a crash interrupted and leaves anything else in
+ * place. A catalog handle is not usable in a forked child (SVDB_EMISUSE).
+ */
+typedef struct svdb_catalog svdb_catalog;
+
+#define SVDB_CATALOG_OPTIONS_VERSION 1
+typedef struct svdb_catalog_options {
+    unsigned int version; /* SVDB_CATALOG_OPTIONS_VERSION */
+    int create;           /* nonzero (default): make the directory (and its parents) and an empty catalog */
+    int durability;       /* SVDB_DURABILITY_SYNC (default): each change fsynced; PERSIST: no fsync */
+    /* Called with a message for what open or delete left in place (a directory
+     * named like a collection that is not provably a leftover of this store,
+     * files that could not be removed); the message is valid during the call.
+     * NULL (default): such warnings are dropped. */
+    void (*warning)(const char *message, void *payload);
+    void *warning_payload;           /* passed to warning unchanged */
+} svdb_catalog_options;
+
+/* One collection of a catalog. The strings point into the same allocation
+ * as the array, freed with svdb_catalog_entries_free. */
+typedef struct svdb_catalog_entry {
+    const char *id;       /* canonical UUID; also the name of its directory */
+    const char *name;
+    const char *metadata; /* JSON object text, or NULL */
+    const char *hnsw;     /* JSON object text of the HNSW settings (space, max_neighbors, ...) */
+    const char *path;     /* the collection's directory (it may not exist yet) */
+    int metric;           /* SVDB_METRIC_* of "space" */
+    uint32_t hnsw_m;      /* "max_neighbors" */
+    uint32_t hnsw_ef_construction; /* "ef_construction" */
+    uint32_t hnsw_ef_search;       /* "ef_search" */
+    uint32_t build_threads;        /* "num_threads", or 0 when absent */
+} svdb_catalog_entry;
+
+SVDB_API int svdb_catalog_options_init(svdb_catalog_options *opts, unsigned int version);
+/* Opens (opts->create: creates) the catalog of directory `dir`; opts NULL =
+ * defaults. SVDB_ECORRUPT names a damaged or missing catalog file and
+ * changes nothing; SVDB_EVERSION a newer format; SVDB_ELOCKED another
+ * holder; SVDB_ENOTFOUND no catalog with create off. *out is NULL on failure. */
+SVDB_API int svdb_catalog_open(svdb_catalog **out, const char *dir, const svdb_catalog_options *opts);
+/* Releases the handle and the directory's lock. NULL is a no-op. */
+SVDB_API int svdb_catalog_close(svdb_catalog *cat);
+/* Every collection, in creation order; free with svdb_catalog_entries_free. */
+SVDB_API int svdb_catalog_list(svdb_catalog *cat, svdb_catalog_entry **entries, size_t *n);
+/* The collection `name` (SVDB_ENOTFOUND); free with svdb_catalog_entries_free. */
+SVDB_API int svdb_catalog_get(svdb_catalog *cat, const char *name, svdb_catalog_entry **entry);
+/* Adds a collection: metadata is a JSON object of scalars or lists of them
+ * (or NULL), hnsw a JSON object of HNSW settings (NULL: ChromaDB's defaults,
+ * space "l2"). SVDB_EEXISTS for a taken name. *entry (if entry is not NULL)
+ * receives the new collection. Its directory is not made here. */
+SVDB_API int svdb_catalog_create(svdb_catalog *cat, const char *name, const char *metadata, const char *hnsw, svdb_catalog_entry **entry);
+/* Changes, in one atomic step, any of: the name (new_name), the metadata
+ * (replaced), the HNSW settings (the given keys are replaced; space,
+ * max_neighbors and ef_construction are fixed). NULL leaves a part as is. */
+SVDB_API int svdb_catalog_modify(svdb_catalog *cat, const char *name, const char *new_name, const char *metadata, const char *hnsw);
+SVDB_API int svdb_catalog_rename(svdb_catalog *cat, const char *name, const char *new_name);
+SVDB_API int svdb_catalog_set_metadata(svdb_catalog *cat, const char *name, const char *metadata);
+/* Deletes a collection: svdb_catalog_forget, then svdb_catalog_purge. Once
+ * the catalog forgot it the result is SVDB_OK; files that could not be
+ * removed are reported through the warning callback (a later open retries).
+ * SVDB_ELOCKED (nothing changed) while the collection is open. */
+SVDB_API int svdb_catalog_delete(svdb_catalog *cat, const char *name);
+/* The first step of a delete: marks the collection's directory as being
+ * deleted and removes the collection from the catalog (atomically). */
+SVDB_API int svdb_catalog_forget(svdb_catalog *cat, const char *name);
+/* The second step: removes the directory of the forgotten collection `id`
+ * (its marker last). SVDB_OK if there is none; SVDB_EINVAL, leaving it in
+ * place, when its marker does not prove it is this store's deleted one. */
+SVDB_API int svdb_catalog_purge(svdb_catalog *cat, const char *id);
+/* The collection's directory, allocated; free with svdb_free. */
+SVDB_API int svdb_catalog_collection_path(svdb_catalog *cat, const char *name, char **path);
+/* Opens (creating if missing) the collection `name` with svdb_open, its
+ * metric and HNSW settings taken from the catalog (opts NULL = defaults;
+ * opts' other fields are used as given), and marks its directory as this
+ * store's (svdb_catalog_claim). Close it with svdb_close. */
+SVDB_API int svdb_catalog_open_collection(svdb **out, svdb_catalog *cat, const char *name, const svdb_open_options *opts);
+/* Marks the existing directory of collection `name` as this store's; for a
+ * caller that opened it with svdb_open at svdb_catalog_collection_path. */
+SVDB_API int svdb_catalog_claim(svdb_catalog *cat, const char *name);
+/* Frees what svdb_catalog_list or svdb_catalog_get returned. NULL is a no-op. */
+SVDB_API void svdb_catalog_entries_free(svdb_catalog_entry *entries);
+
 #ifdef __cplusplus
 }
 #endif

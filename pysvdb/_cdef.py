@@ -147,4 +147,44 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
 void svdb_free(void *ptr);
 void svdb_ids_free(char **ids);
 void svdb_hits_free(svdb_hit *hits);
+/* Catalog of named collections under one directory (see include/svdb.h). */
+typedef struct svdb_catalog svdb_catalog;
+#define SVDB_CATALOG_OPTIONS_VERSION 1
+typedef struct svdb_catalog_options {
+    unsigned int version;
+    int create;
+    int durability;
+    void (*warning)(const char *message, void *payload);
+    void *warning_payload;
+} svdb_catalog_options;
+
+typedef struct svdb_catalog_entry {
+    const char *id;
+    const char *name;
+    const char *metadata;
+    const char *hnsw;
+    const char *path;
+    int metric;
+    uint32_t hnsw_m;
+    uint32_t hnsw_ef_construction;
+    uint32_t hnsw_ef_search;
+    uint32_t build_threads;
+} svdb_catalog_entry;
+
+int svdb_catalog_options_init(svdb_catalog_options *opts, unsigned int version);
+int svdb_catalog_open(svdb_catalog **out, const char *dir, const svdb_catalog_options *opts);
+int svdb_catalog_close(svdb_catalog *cat);
+int svdb_catalog_list(svdb_catalog *cat, svdb_catalog_entry **entries, size_t *n);
+int svdb_catalog_get(svdb_catalog *cat, const char *name, svdb_catalog_entry **entry);
+int svdb_catalog_create(svdb_catalog *cat, const char *name, const char *metadata, const char *hnsw, svdb_catalog_entry **entry);
+int svdb_catalog_modify(svdb_catalog *cat, const char *name, const char *new_name, const char *metadata, const char *hnsw);
+int svdb_catalog_rename(svdb_catalog *cat, const char *name, const char *new_name);
+int svdb_catalog_set_metadata(svdb_catalog *cat, const char *name, const char *metadata);
+int svdb_catalog_delete(svdb_catalog *cat, const char *name);
+int svdb_catalog_forget(svdb_catalog *cat, const char *name);
+int svdb_catalog_purge(svdb_catalog *cat, const char *id);
+int svdb_catalog_collection_path(svdb_catalog *cat, const char *name, char **path);
+int svdb_catalog_open_collection(svdb **out, svdb_catalog *cat, const char *name, const svdb_open_options *opts);
+int svdb_catalog_claim(svdb_catalog *cat, const char *name);
+void svdb_catalog_entries_free(svdb_catalog_entry *entries);
 """

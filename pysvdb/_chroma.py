@@ -8,13 +8,13 @@ checks arguments the way ChromaDB does and converts; libsvdb stores the rows
 
 A persistent client's directory holds a catalog (``pysvdb-chroma.json``:
 names, ids, metadata, HNSW settings), a lock file, and one libsvdb collection
-directory per collection, named by the collection's UUID.
+directory per collection, named by the collection's UUID. libsvdb keeps the
+catalog (svdb_catalog_*): its lock, atomic updates and removals are C's.
 """
 
 from __future__ import annotations
 
 import atexit
-import fcntl
 import json
 import os
 import shutil
@@ -31,7 +31,6 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
-    Set,
     Tuple,
     Union,
     cast,
@@ -78,6 +77,7 @@ from ._chroma_types import (
     validate_where_document,
 )
 from ._db import SvDBPython
+from ._lib import ffi, lib
 
 __all__ = [
     "Settings",
@@ -98,8 +98,6 @@ CHROMA_API_VERSION = "1.5.9"
 #: get_max_batch_size(): pysvdb has no batch ceiling of its own.
 MAX_BATCH_SIZE = 2**31 - 1
 
-_CATALOG = "pysvdb-chroma.json"
-_LOCK = "pysvdb-chroma.lock"
 _DOC = DOCUMENT_KEY
 _URI = "#uri"
 #: A collection is checkpointed (snapshot written, log emptied, space of
@@ -207,164 +205,21 @@ class _Record:
         self.metadata = metadata
         self.hnsw = hnsw
 
-    def to_json(self) -> Dict[str, Any]:
-        return {"id": str(self.id), "name": self.name, "metadata": self.metadata, "hnsw": self.hnsw}
+
+def _text(p: Any) -> str:
+    return cast(bytes, ffi.string(p)).decode("utf-8")
 
 
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _record(e: Any) -> _Record:
+    """A _Record from a C svdb_catalog_entry (libsvdb checked every field)."""
+    meta = json.loads(_text(e.metadata)) if e.metadata != ffi.NULL else None
+    return _Record(uuid.UUID(_text(e.id)), _text(e.name), meta, json.loads(_text(e.hnsw)))
 
 
-def _is_uuid(name: str) -> bool:
-    try:
-        return str(uuid.UUID(name)) == name
-    except ValueError:
-        return False
-
-
-# ---- the catalog's validation: every field's type, or CorruptError naming the file
-
-_HNSW_INT_KEYS = ("ef_construction", "ef_search", "max_neighbors", "num_threads", "sync_threshold", "batch_size")
-_HNSW_REQUIRED = ("space", "ef_construction", "ef_search", "max_neighbors")
-_SCALARS = (str, int, float, bool)
-
-
-class _Damage(Exception):
-    """What is wrong with a catalog; becomes a CorruptError naming the file."""
-
-
-def _json_type(x: object) -> str:
-    for t, name in ((dict, "object"), (list, "array"), (str, "string"), (bool, "boolean"), ((int, float), "number")):
-        if isinstance(x, t):
-            return name
-    return "null" if x is None else type(x).__name__
-
-
-def _need(ok: bool, what: str, expected: str, value: object) -> None:
-    if not ok:
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        raise _Damage("%s must be %s, not %s (a JSON %s)" % (what, expected, shown, _json_type(value)))
-
-
-def _catalog_metadata(m: object, where: str) -> Optional[Dict[str, Any]]:
-    if m is None:
-        return None
-    _need(isinstance(m, dict), where, "an object or null", m)
-    assert isinstance(m, dict)
-    for k, v in m.items():
-        what = "%s[%r]" % (where, k)
-        if isinstance(v, list):
-            _need(bool(v) and all(isinstance(x, _SCALARS) for x in v), what, "a non-empty list of strings, numbers or booleans", v)
-        else:
-            _need(isinstance(v, _SCALARS), what, "a string, number, boolean or list", v)
-    return dict(m)
-
-
-def _catalog_hnsw(h: object, where: str) -> Dict[str, Any]:
-    _need(isinstance(h, dict), where, "an object", h)
-    assert isinstance(h, dict)
-    for key in _HNSW_REQUIRED:
-        if key not in h:
-            raise _Damage("%s has no %r" % (where, key))
-    for key, v in h.items():
-        what = "%s[%r]" % (where, key)
-        if key == "space":
-            _need(v in SPACES, what, "one of %s" % ", ".join(SPACES), v)
-        elif key == "resize_factor":
-            _need(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0, what, "a positive number", v)
-        elif key in _HNSW_INT_KEYS:
-            _need(isinstance(v, int) and not isinstance(v, bool) and 1 <= v < 2**32, what, "a positive 32-bit integer", v)
-        else:
-            raise _Damage("%s is an unknown HNSW setting" % what)
-    return dict(h)
-
-
-def _parse_catalog(doc: object) -> Tuple[Optional[uuid.UUID], List[_Record]]:
-    """The store id and the records of a version-1 catalog; _Damage (or
-    FormatVersionError) for anything else. Every field's type is checked:
-    nothing from the file reaches the rest of the module unchecked."""
-    _need(isinstance(doc, dict), "the document", "an object", doc)
-    assert isinstance(doc, dict)
-    version = doc.get("version", 1)
-    _need(isinstance(version, int) and not isinstance(version, bool), "version", "an integer", version)
-    if version != 1:
-        raise svdb_errors.FormatVersionError("format version %r; this pysvdb reads version 1" % (version,), -6)
-    fmt = doc.get("format", "pysvdb-chroma")
-    _need(fmt == "pysvdb-chroma", "format", '"pysvdb-chroma"', fmt)
-    store_text = doc.get("store")
-    _need(store_text is None or (isinstance(store_text, str) and _is_uuid(store_text)), "store", "a UUID", store_text)
-    if "collections" not in doc:
-        raise _Damage("it has no \"collections\" list")
-    cols = doc["collections"]
-    _need(isinstance(cols, list), "collections", "a list", cols)
-    records: List[_Record] = []
-    ids: Set[uuid.UUID] = set()
-    names: Set[str] = set()
-    for i, e in enumerate(cols):
-        where = "collections[%d]" % i
-        _need(isinstance(e, dict), where, "an object", e)
-        cid, name = e.get("id"), e.get("name")
-        _need(isinstance(cid, str) and _is_uuid(cid), where + ".id", "a UUID", cid)
-        # Names are not held to today's rules: older pysvdb versions accepted some they now refuse.
-        _need(isinstance(name, str) and bool(name), where + ".name", "a non-empty string", name)
-        rec = _Record(
-            uuid.UUID(cast(str, cid)),
-            cast(str, name),
-            _catalog_metadata(e.get("metadata"), where + ".metadata"),
-            _catalog_hnsw(e.get("hnsw"), where + ".hnsw"),
-        )
-        if rec.id in ids:
-            raise _Damage("%s.id %s appears twice" % (where, rec.id))
-        if rec.name in names:
-            raise _Damage("%s.name %r appears twice" % (where, rec.name))
-        ids.add(rec.id)
-        names.add(rec.name)
-        records.append(rec)
-    return (uuid.UUID(store_text) if store_text is not None else None), records
-
-
-# ---- ownership markers: pysvdb removes a directory only when it can prove it made it
-
-#: In each collection directory: the store and collection it belongs to, and
-#: whether it is being deleted. Written when the collection is first opened
-#: (libsvdb creates the directory; pysvdb adds nothing before that).
-_MARKER = "pysvdb-collection.json"
-_MARKER_FORMAT = "pysvdb-chroma-collection"
-
-
-def _read_marker(path: str) -> Optional[Dict[str, Any]]:
-    """The marker of a collection directory, or None (missing, unreadable, not ours)."""
-    try:
-        with open(os.path.join(path, _MARKER), "r", encoding="utf-8") as f:
-            m = json.load(f)
-    except (OSError, ValueError, RecursionError):
-        return None
-    return m if isinstance(m, dict) and m.get("format") == _MARKER_FORMAT else None
-
-
-def _write_marker(path: str, store: uuid.UUID, cid: uuid.UUID, state: str, durable: bool) -> None:
-    """Writes the marker atomically (temporary file, rename) and, if durable, fsynced with its directory."""
-    text = json.dumps({"format": _MARKER_FORMAT, "store": str(store), "id": str(cid), "state": state})
-    tmp = os.path.join(path, _MARKER + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
-    try:
-        os.write(fd, text.encode("utf-8"))
-        if durable:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, os.path.join(path, _MARKER))
-    if durable:
-        _fsync_dir(path)
-
-
-def _marker_says(m: Optional[Dict[str, Any]], store: uuid.UUID, cid: uuid.UUID, state: str) -> bool:
-    return m is not None and m.get("store") == str(store) and m.get("id") == str(cid) and m.get("state") == state
+def _c_check(rc: int) -> None:
+    if rc != 0:
+        msg = _text(lib.svdb_errmsg()) or _text(lib.svdb_strerror(rc))
+        raise svdb_errors.error_class(rc)(msg, rc)
 
 
 def _warn(message: str) -> None:
@@ -374,9 +229,15 @@ def _warn(message: str) -> None:
 class _Engine:
     """The storage behind every client of one directory (or of the ephemeral store).
 
+    The directory's catalog (names, ids, metadata, HNSW settings), its lock,
+    its atomic updates and the removal of deleted collections' directories
+    are libsvdb's (svdb_catalog_*, docs/chroma.md); this class keeps the
+    collections' handles and a copy of the catalog's entries.
+
     Belongs to the process that made it: a forked child abandons its copy
     (see :func:`_after_fork_in_child`) and never closes handles, releases the
-    lock or removes files of its parent's.
+    lock or removes files of its parent's (libsvdb lets go of the child's
+    copy of the lock at fork).
     """
 
     def __init__(self, key: str, root: Optional[str], settings: Settings) -> None:
@@ -393,8 +254,9 @@ class _Engine:
         self.writers: Dict[uuid.UUID, threading.Lock] = {}
         self.unsaved: Dict[uuid.UUID, int] = {}
         self.durability = "persist" if self.ephemeral else settings.pysvdb_durability
-        self.lock_fd: Optional[int] = None
-        self.store = uuid.uuid4()  # a persistent store's is read from its catalog
+        self.cat: Any = None
+        self.warnings: List[str] = []
+        self.on_warning = ffi.callback("void(const char *, void *)", self._collect_warning)
         self.root_identity: Optional[Tuple[int, int]] = None
         if root is None:
             self.root = tempfile.mkdtemp(prefix="pysvdb-ephemeral-")
@@ -402,153 +264,112 @@ class _Engine:
             self.root_identity = (st.st_dev, st.st_ino)  # what stop() may remove: this directory, made here
         else:
             self.root = root
-            self._open_dir()
+            if os.path.exists(os.path.join(self.root, "chroma.sqlite3")):
+                raise ValueError(
+                    "%s holds a ChromaDB database (chroma.sqlite3); pysvdb cannot read ChromaDB's files. "
+                    "Use another directory and copy the data over (collection.get(include=[...]) then add)." % self.root
+                )
+        self._open_catalog()
 
-    def _open_dir(self) -> None:
-        if os.path.exists(os.path.join(self.root, "chroma.sqlite3")):
-            raise ValueError(
-                "%s holds a ChromaDB database (chroma.sqlite3); pysvdb cannot read ChromaDB's files. "
-                "Use another directory and copy the data over (collection.get(include=[...]) then add)." % self.root
-            )
-        os.makedirs(self.root, exist_ok=True)
-        # O_CLOEXEC: a program this process execs does not inherit the lock;
-        # a forked child closes its copy at fork (the parent keeps the lock).
-        fd = os.open(os.path.join(self.root, _LOCK), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    def _collect_warning(self, message: Any, payload: Any) -> None:
+        self.warnings.append(_text(message))
+
+    def _call(self, rc: int) -> None:
+        """Raises the error of a catalog call; issues the warnings it reported."""
+        pending, self.warnings = self.warnings, []
+        for w in pending:
+            _warn("pysvdb: " + w)
+        _c_check(rc)
+
+    def _open_catalog(self) -> None:
+        """Opens (or starts) the directory's catalog: one process at a time,
+        every change an atomic rename fsynced with the directory (but for the
+        ephemeral store, which needs no durability)."""
+        opts = ffi.new("svdb_catalog_options *")
+        _c_check(lib.svdb_catalog_options_init(opts, lib.SVDB_CATALOG_OPTIONS_VERSION))
+        opts.durability = lib.SVDB_DURABILITY_PERSIST if self.ephemeral else lib.SVDB_DURABILITY_SYNC
+        opts.warning = self.on_warning
+        out = ffi.new("svdb_catalog **")
+        self._call(lib.svdb_catalog_open(out, os.fsencode(self.root), opts))
+        self.cat = out[0]
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            try:
-                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
-            finally:
-                os.close(fd)
-            raise svdb_errors.LockedError(
-                "%s is locked: another process (pid %s) has a client open on it. pysvdb allows one process per "
-                "directory; close the other client or use another directory." % (self.root, holder or "?"),
-                -7,
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode("ascii"), 0)
-        self.lock_fd = fd
-        try:
-            self._load()
+            self.records = {rec.id: rec for rec in self._list()}
         except BaseException:
-            self._unlock()
+            lib.svdb_catalog_close(self.cat)
+            self.cat = None
             raise
 
-    def _unlock(self) -> None:
-        if self.lock_fd is not None:
-            os.close(self.lock_fd)  # releases the flock (unless a forked child still has a copy: it closes it at fork)
-            self.lock_fd = None
-
-    def _collection_dirs(self) -> List[str]:
-        """The entries of the root named like collection directories (a UUID)."""
-        return sorted(name for name in os.listdir(self.root) if _is_uuid(name))
-
-    def _load(self) -> None:
-        path = os.path.join(self.root, _CATALOG)
-        missing = False
-        doc: Any = None
+    def _list(self) -> List[_Record]:
+        entries = ffi.new("svdb_catalog_entry **")
+        n = ffi.new("size_t *")
+        self._call(lib.svdb_catalog_list(self.cat, entries, n))
         try:
-            with open(path, "r", encoding="utf-8") as f:
-                doc = json.load(f)
-        except FileNotFoundError:
-            missing = True
-        except (OSError, ValueError, RecursionError) as e:
-            raise svdb_errors.CorruptError(
-                "cannot read the catalog %s: %s; restore it from a backup (nothing was changed)" % (path, e), -5
-            ) from None
-        dirs = self._collection_dirs()
-        if missing:
-            if dirs:
-                raise svdb_errors.CorruptError(
-                    "the catalog %s is missing, but %s holds %d collection director%s (%s): without the catalog "
-                    "pysvdb cannot tell their names and settings. Restore the catalog from a backup, or move the "
-                    "directories away to start an empty store; nothing was changed or removed"
-                    % (path, self.root, len(dirs), "y" if len(dirs) == 1 else "ies", ", ".join(dirs[:3]) + (", ..." if len(dirs) > 3 else "")),
-                    -5,
-                )
-            self.save()  # a new store: from now on its catalog exists before any collection directory
-            return
-        try:
-            store, records = _parse_catalog(doc)
-        except _Damage as e:
-            raise svdb_errors.CorruptError(
-                "the catalog %s is damaged: %s; restore it from a backup (nothing was changed)" % (path, e), -5
-            ) from None
-        except svdb_errors.FormatVersionError as e:
-            raise svdb_errors.FormatVersionError("the catalog %s has %s" % (path, e.message), -6) from None
-        self.records = {rec.id: rec for rec in records}
-        if store is None:  # written by a pysvdb that did not record one
-            self.save()
-        else:
-            self.store = store
-        for name in dirs:
-            if uuid.UUID(name) not in self.records:
-                self._sweep(name)
+            return [_record(entries[0][i]) for i in range(n[0])]
+        finally:
+            lib.svdb_catalog_entries_free(entries[0])
 
-    def _sweep(self, name: str) -> None:
-        """A collection directory the catalog does not list. Removed only when
-        its marker proves it is this store's and was being deleted (a delete
-        interrupted by a crash after the catalog was saved); anything else (a
-        directory of an older pysvdb, one restored from a backup newer than the
-        catalog, a user's) is left in place with a warning."""
-        path = os.path.join(self.root, name)
-        cid = uuid.UUID(name)
-        if not os.path.islink(path) and _marker_says(_read_marker(path), self.store, cid, "deleting"):
-            self._remove_collection_dir(cid)
-            return
-        _warn(
-            "pysvdb: %s is not a collection of the catalog %s and is not provably a leftover of this store, so it "
-            "was left in place; move it away if it is not needed" % (path, os.path.join(self.root, _CATALOG))
-        )
+    def _get(self, name: str) -> _Record:
+        entry = ffi.new("svdb_catalog_entry **")
+        self._call(lib.svdb_catalog_get(self.cat, name.encode("utf-8"), entry))
+        try:
+            return _record(entry[0][0])
+        finally:
+            lib.svdb_catalog_entries_free(entry[0])
+
+    def _change(self, rc: int) -> None:
+        """Raises the error of a catalog change, with the records resynchronised
+        from libsvdb first: a change whose directory fsync failed was still made."""
+        try:
+            self._call(rc)
+        except svdb_errors.SvDBError:
+            try:
+                fresh = {r.id: r for r in self._list()}
+            except svdb_errors.SvDBError:
+                fresh = {r.id: r for r in self.records.values()}
+            for cid in [k for k in self.records if k not in fresh]:
+                del self.records[cid]
+            for cid, r in fresh.items():
+                old = self.records.setdefault(cid, r)
+                old.name, old.metadata, old.hnsw = r.name, r.metadata, r.hnsw
+            raise
 
     def _remove_collection_dir(self, cid: uuid.UUID) -> None:
-        """Removes a collection's directory, only if its marker says it is this
-        store's collection ``cid`` being deleted; the marker goes last, so an
-        interrupted removal is finished at the next open."""
-        path = os.path.join(self.root, str(cid))
-        if not os.path.lexists(path):
-            return
-        if os.path.islink(path) or not _marker_says(_read_marker(path), self.store, cid, "deleting"):
-            _warn("pysvdb: %s is not provably this store's deleted collection; it was left in place" % path)
-            return
+        """Removes a deleted collection's directory (libsvdb checks its marker
+        says it is this store's collection ``cid`` being deleted, and removes
+        the marker last, so an interrupted removal is finished at the next open)."""
         try:
-            with os.scandir(path) as it:
-                entries = [e for e in it if e.name != _MARKER]
-            for e in entries:
-                if e.is_dir(follow_symlinks=False):
-                    shutil.rmtree(e.path)
-                else:
-                    os.unlink(e.path)
-            os.unlink(os.path.join(path, _MARKER))
-            os.rmdir(path)
-            if not self.ephemeral:
-                _fsync_dir(self.root)
-        except OSError as e:
-            _warn("pysvdb: could not remove all of %s (%s); the next open tries again" % (path, e))
+            self._call(lib.svdb_catalog_purge(self.cat, str(cid).encode("ascii")))
+        except svdb_errors.SvDBError as e:
+            _warn("pysvdb: %s" % e.message)
 
-    def save(self, records: Optional[Mapping[uuid.UUID, _Record]] = None) -> None:
-        """Writes the catalog (of ``records``, default the current ones)
-        atomically: temporary file, fsync, rename, fsync of the directory."""
-        if self.ephemeral:
-            return
-        recs = self.records if records is None else records
-        path = os.path.join(self.root, _CATALOG)
-        tmp = path + ".tmp"
-        text = json.dumps(
-            {
-                "format": "pysvdb-chroma",
-                "version": 1,
-                "store": str(self.store),
-                "collections": [r.to_json() for r in recs.values()],
-            }
+    def _forget(self, rec: _Record) -> None:
+        """The catalog forgets the collection (one atomic change); its directory is marked as being deleted."""
+        self._change(lib.svdb_catalog_forget(self.cat, rec.name.encode("utf-8")))
+
+    def create(self, name: str, metadata: Optional[Mapping[str, Any]], hnsw: Dict[str, Any]) -> _Record:
+        entry = ffi.new("svdb_catalog_entry **")
+        meta = json.dumps(dict(metadata)).encode("utf-8") if metadata is not None else ffi.NULL
+        self._change(lib.svdb_catalog_create(self.cat, name.encode("utf-8"), meta, json.dumps(hnsw).encode("utf-8"), entry))
+        try:
+            rec = _record(entry[0][0])
+        finally:
+            lib.svdb_catalog_entries_free(entry[0])
+        self.records[rec.id] = rec
+        return rec
+
+    def modify(self, rec: _Record, name: Optional[str], metadata: Optional[Mapping[str, Any]], hnsw: Dict[str, Any]) -> None:
+        """Renames, replaces the metadata and updates HNSW settings in one atomic change."""
+        self._change(
+            lib.svdb_catalog_modify(
+                self.cat,
+                rec.name.encode("utf-8"),
+                name.encode("utf-8") if name is not None else ffi.NULL,
+                json.dumps(dict(metadata)).encode("utf-8") if metadata is not None else ffi.NULL,
+                json.dumps(hnsw).encode("utf-8") if hnsw else ffi.NULL,
+            )
         )
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(self.root)
+        fresh = self._get(name if name is not None else rec.name)
+        rec.name, rec.metadata, rec.hnsw = fresh.name, fresh.metadata, fresh.hnsw
 
     def check(self) -> None:
         if self.forked:
@@ -592,11 +413,10 @@ class _Engine:
                     background_indexing=True,
                 )
                 try:
-                    # The catalog lists it, so it is ours: say so in the directory
-                    # (also for collections made before markers existed, and after
-                    # a delete interrupted before the catalog forgot it).
-                    if not _marker_says(_read_marker(path), self.store, rec.id, "live"):
-                        _write_marker(path, self.store, rec.id, "live", not self.ephemeral)
+                    # The catalog lists it, so it is ours: libsvdb says so in the
+                    # directory (also for collections made before markers existed,
+                    # and after a delete interrupted before the catalog forgot it).
+                    self._call(lib.svdb_catalog_claim(self.cat, rec.name.encode("utf-8")))
                 except BaseException:
                     h.close()
                     raise
@@ -618,48 +438,36 @@ class _Engine:
         self.unsaved[rec.id] = n
 
     def drop(self, rec: _Record) -> None:
-        """Removes a collection: its directory is marked as being deleted, the
-        catalog forgets it (atomically), then its files go (marker last)."""
-        path = os.path.join(self.root, str(rec.id))
+        """Removes a collection: its handle is closed (writes in flight finish
+        first), libsvdb marks its directory as being deleted and the catalog
+        forgets it (atomically), then its files go (marker last)."""
         with self.mu:
             self.check()
-            if os.path.isdir(path) and not os.path.islink(path):
-                _write_marker(path, self.store, rec.id, "deleting", not self.ephemeral)
-            remaining = {k: v for k, v in self.records.items() if k != rec.id}
-            try:
-                self.save(remaining)
-            except BaseException:
-                if rec.id in self.handles:
-                    _write_marker(path, self.store, rec.id, "live", not self.ephemeral)
-                raise
-            self.records = remaining
             h = self.handles.pop(rec.id, None)
             lock = self.writers.pop(rec.id, None)
             self.unsaved.pop(rec.id, None)
-        if lock is not None:
-            with lock:
-                pass
-        if h is not None:
-            try:
-                h.close()
-            except svdb_errors.SvDBError:
-                pass  # the files are removed next
+            if lock is not None:
+                with lock:
+                    pass
+            if h is not None:
+                try:
+                    h.close()
+                except svdb_errors.SvDBError:
+                    pass  # what was logged stays; the collection is deleted next (or reopened if that fails)
+            self._forget(rec)  # on failure the collection stays whole; its handle reopens when used
+            del self.records[rec.id]
         self._remove_collection_dir(rec.id)
 
     def abandon(self) -> None:
         """In a forked child: forgets the parent's store without touching it.
-        The handles were dropped by SvDBPython's own fork hook; closing the
-        child's copy of the lock descriptor leaves the parent's lock held."""
+        The handles were dropped by SvDBPython's own fork hook, and libsvdb
+        closed the child's copy of the catalog's lock at fork (the parent
+        keeps its lock); the catalog handle is not usable here."""
         self.closed = True
         self.forked = True
         self.mu = threading.RLock()
         self.handles.clear()
-        if self.lock_fd is not None:
-            try:
-                os.close(self.lock_fd)
-            except OSError:  # pragma: no cover
-                pass
-            self.lock_fd = None
+        self.cat = None
 
     def stop(self) -> None:
         if os.getpid() != self.pid:  # a fork that skipped the at-fork hook: still never touch the parent's files
@@ -677,9 +485,10 @@ class _Engine:
                 h.close()
             except svdb_errors.SvDBError as e:
                 first = first or e
+        cat, self.cat = self.cat, None
+        lib.svdb_catalog_close(cat)  # releases the directory's lock
         if self.ephemeral:
             self._remove_ephemeral_root()
-        self._unlock()
         if first is not None:
             raise first
 
@@ -1477,17 +1286,7 @@ class Collection:
                 raise errors.NotFoundError("Collection [%s] does not exist." % rec.id)
             if name is not None and name != rec.name and engine.find(name) is not None:
                 raise errors.InternalError("Collection [%s] already exists" % name)
-            old = (rec.name, rec.metadata, dict(rec.hnsw))
-            if name is not None:
-                rec.name = name
-            if metadata is not None:
-                rec.metadata = dict(metadata)
-            rec.hnsw.update(hnsw_updates)
-            try:
-                engine.save()
-            except BaseException:
-                rec.name, rec.metadata, rec.hnsw = old[0], old[1], old[2]
-                raise
+            engine.modify(rec, name, metadata, hnsw_updates)
         if ef is not None:
             self._embedding_function = ef
 
@@ -1652,13 +1451,7 @@ class ClientAPI:
                 if get_or_create:
                     return self._collection(existing, embedding_function, data_loader)
                 raise errors.InternalError("Collection [%s] already exists" % name)
-            rec = _Record(uuid.uuid4(), name, dict(metadata) if metadata is not None else None, hnsw)
-            engine.records[rec.id] = rec
-            try:
-                engine.save()
-            except BaseException:
-                del engine.records[rec.id]
-                raise
+            rec = engine.create(name, metadata, hnsw)
         return self._collection(rec, embedding_function, data_loader)
 
     def get_or_create_collection(

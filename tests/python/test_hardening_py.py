@@ -148,7 +148,7 @@ def test_delete_interrupted_before_catalog_save_keeps_collection(tmp_path: Path,
     with pysvdb.PersistentClient(path=str(path)) as c:
         c.get_collection("col").count()
         with monkeypatch.context() as m:
-            m.setattr(_chroma._Engine, "save", failing_save)
+            m.setattr(_chroma._Engine, "_forget", failing_save)
             with pytest.raises(OSError):
                 c.delete_collection("col")
         assert c.get_collection("col").count() == 3  # nothing changed in memory either
