@@ -1,0 +1,202 @@
+/* The collection directories under the catalog's root and their marker
+ * files (pysvdb-collection.json: which store and collection a directory is,
+ * "live" or "deleting"). The markers let a later open finish a delete that a
+ * crash interrupted, and keep svdb from removing a directory it cannot prove
+ * is this store's: stray directories are left in place, with a warning. */
+#include "catalog_dirs.h"
+
+#include "alloc.h"
+#include "catalog_impl.h"
+#include "catalog_json.h"
+#include "error.h"
+#include "fileio.h"
+#include "svdb.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MARKER_FILE "pysvdb-collection.json"
+#define MARKER_TMP "pysvdb-collection.json.tmp"
+#define MARKER_FORMAT "pysvdb-chroma-collection"
+#define MAX_MARKER_BYTES 65536
+
+/* ---------------------------------------------------------------- collection directories */
+
+/* Opens root/id as a directory, never through a link: 1, 0 when there is
+ * no such directory (absent, a link, a file), or an error. */
+int svdb__catalog_open_coll(const svdb_catalog *c, const char *id, svdb_dir *d)
+{
+    d->path = NULL;
+    d->fd = openat(c->dir.fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* os: */
+    if (d->fd < 0) {
+        if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) return 0;
+        return svdb__fail_errno(SVDB_EIO, errno, "cannot open directory %s/%s", c->dir.path, id);
+    }
+    d->path = svdb__path_join(c->dir.path, id);
+    if (!d->path) return svdb__dir_close(d), svdb__fail(SVDB_ENOMEM, "out of memory");
+    return 1;
+}
+
+/* Whether the directory's marker says it is collection id of this store, in `state`. */
+static int marker_says(const svdb_catalog *c, const svdb_dir *d, const char *id, const char *state)
+{
+    int fd;
+    struct stat st;
+    if (svdb__file_open(d, MARKER_FILE, O_RDONLY, &fd) != SVDB_OK) return 0;
+    char *buf = NULL;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < MAX_MARKER_BYTES) /* os: */
+        buf = svdb__calloc(1, (size_t)st.st_size + 1);
+    int ok = buf && pread(fd, buf, (size_t)st.st_size, 0) == st.st_size; /* os: */
+    close(fd);                                                             /* os: */
+    cJSON *m = ok ? cJSON_Parse(buf) : NULL;
+    svdb__free(buf);
+    const char *keys[] = {"format", "store", "id", "state"}, *want[] = {MARKER_FORMAT, c->store, id, state};
+    for (int i = 0; i < 4 && m; i++) {
+        cJSON *v = svdb__catalog_member(m, keys[i]);
+        ok = ok && cJSON_IsString(v) && !strcmp(v->valuestring, want[i]);
+    }
+    ok = ok && m;
+    cJSON_Delete(m);
+    return ok;
+}
+
+int svdb__catalog_write_marker(const svdb_catalog *c, const svdb_dir *d, const char *id, const char *state)
+{
+    char text[256];
+    snprintf(text, sizeof text, "{\"format\": \"%s\", \"store\": \"%s\", \"id\": \"%s\", \"state\": \"%s\"}", MARKER_FORMAT,
+             c->store, id, state);
+    int renamed;
+    return svdb__catalog_write_atomic(d, MARKER_FILE, MARKER_TMP, text, c->durable, &renamed);
+}
+
+/* SVDB_ELOCKED while a handle has the collection open (its LOCK held);
+ * else SVDB_OK, with *fd holding the lock (or -1 when there is no LOCK). */
+int svdb__catalog_hold_collection(const svdb_dir *d, int *fd)
+{
+    *fd = openat(d->fd, "LOCK", O_RDONLY | O_NOFOLLOW | O_CLOEXEC); /* os: */
+    if (*fd < 0) return SVDB_OK;
+    if (flock(*fd, LOCK_EX | LOCK_NB) == 0) return SVDB_OK; /* os: */
+    close(*fd);                                             /* os: */
+    *fd = -1;
+    return svdb__fail(SVDB_ELOCKED, "collection %s is open (by a handle in this or another process); close it first", d->path);
+}
+
+/* Removes every entry of directory fd but `keep`, subdirectories too. */
+static int empty_dir(int fd, const char *path, const char *keep)
+{
+    int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* os: */
+    DIR *dh = dfd >= 0 ? fdopendir(dfd) : NULL;                     /* os: */
+    if (!dh) {
+        if (dfd >= 0) close(dfd);
+        return svdb__fail_errno(SVDB_EIO, errno, "cannot list directory %s", path);
+    }
+    int rc = SVDB_OK;
+    for (struct dirent *e; rc == SVDB_OK && (e = readdir(dh));) {
+        const char *n = e->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || (keep && !strcmp(n, keep))) continue;
+        int sub = openat(fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* os: */
+        if (sub >= 0) {
+            rc = empty_dir(sub, path, NULL);
+            close(sub);
+        }
+        if (rc == SVDB_OK && unlinkat(fd, n, sub >= 0 ? AT_REMOVEDIR : 0) != 0) /* os: */
+            rc = svdb__fail_errno(SVDB_EIO, errno, "cannot remove %s/%s", path, n);
+    }
+    closedir(dh);
+    return rc;
+}
+
+/* Removes root/id, proven by its marker to be this store's deleted
+ * collection: its files, the marker last, then the directory. */
+int svdb__catalog_purge(svdb_catalog *c, const char *id)
+{
+    svdb_dir d;
+    int have = svdb__catalog_open_coll(c, id, &d);
+    if (have < 0) return have;
+    struct stat st;
+    if (!have && fstatat(c->dir.fd, id, &st, AT_SYMLINK_NOFOLLOW) != 0) return SVDB_OK; /* os: nothing there */
+    int rc = have && marker_says(c, &d, id, "deleting")
+                 ? SVDB_OK
+                 : svdb__fail(SVDB_EINVAL, "%s/%s is not provably this store's deleted collection; it was left in place", c->dir.path, id);
+    int lock = -1;
+    if (rc == SVDB_OK) rc = svdb__catalog_hold_collection(&d, &lock);
+    if (rc == SVDB_OK) rc = empty_dir(d.fd, d.path, MARKER_FILE);
+    if (rc == SVDB_OK) rc = svdb__file_unlink(&d, MARKER_FILE);
+    if (rc == SVDB_OK && unlinkat(c->dir.fd, id, AT_REMOVEDIR) != 0) /* os: */
+        rc = svdb__fail_errno(SVDB_EIO, errno, "cannot remove %s", d.path);
+    if (lock >= 0) close(lock); /* os: */
+    if (rc != SVDB_OK && rc != SVDB_EINVAL && rc != SVDB_ELOCKED) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+        rc = svdb__fail(rc, "could not remove all of %s/%s (%s); the next open tries again", c->dir.path, id, msg);
+    }
+    if (have) svdb__dir_close(&d);
+    if (rc == SVDB_OK && c->durable) rc = svdb__dir_sync(&c->dir);
+    return rc;
+}
+
+/* The names in the root that look like collection directories (UUIDs),
+ * unlisted ones only when `unlisted`; an array the caller frees. */
+int svdb__catalog_uuid_names(const svdb_catalog *c, int unlisted, char (**out)[UUID_LEN + 1], size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    int dfd = openat(c->dir.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* os: */
+    DIR *dh = dfd >= 0 ? fdopendir(dfd) : NULL;                           /* os: */
+    if (!dh) {
+        if (dfd >= 0) close(dfd);
+        return svdb__fail_errno(SVDB_EIO, errno, "cannot list directory %s", c->dir.path);
+    }
+    int rc = SVDB_OK;
+    for (struct dirent *e; rc == SVDB_OK && (e = readdir(dh));) {
+        if (!svdb__catalog_is_uuid(e->d_name) || (unlisted && svdb__catalog_find_id(c, e->d_name) >= 0)) continue;
+        char(*v)[UUID_LEN + 1] = svdb__realloc(*out, (*n + 1) * sizeof *v);
+        if (!v) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+        else memcpy(v[(*n)++], e->d_name, UUID_LEN + 1), *out = v;
+    }
+    closedir(dh);
+    return rc;
+}
+
+/* Directories the catalog does not list: a delete a crash interrupted is
+ * finished; anything else stays, with a warning. */
+int svdb__catalog_sweep(svdb_catalog *c)
+{
+    char(*names)[UUID_LEN + 1];
+    size_t n;
+    SVDB_TRY(svdb__catalog_uuid_names(c, 1, &names, &n));
+    for (size_t i = 0; i < n; i++) {
+        int rc = svdb__catalog_purge(c, names[i]);
+        char msg[1024];
+        if (rc == SVDB_EINVAL)
+            snprintf(msg, sizeof msg,
+                     "%s/%s is not a collection of the catalog %s/%s and is not provably a leftover of this store, so it "
+                     "was left in place; move it away if it is not needed",
+                     c->dir.path, names[i], c->dir.path, CATALOG_FILE);
+        else snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+        if (rc != SVDB_OK) svdb__catalog_warn(c, msg);
+    }
+    svdb__free(names);
+    svdb__clear_error();
+    return SVDB_OK;
+}
+
+/* ---------------------------------------------------------------- claiming */
+
+int svdb__catalog_claim(svdb_catalog *c, long i)
+{
+    svdb_dir d;
+    int have = svdb__catalog_open_coll(c, c->v[i].id, &d);
+    if (have < 0) return have;
+    SVDB_FAIL_IF(!have, SVDB_ENOTFOUND, "collection directory %s/%s does not exist (open the collection first)", c->dir.path, c->v[i].id);
+    int rc = marker_says(c, &d, c->v[i].id, "live") ? SVDB_OK : svdb__catalog_write_marker(c, &d, c->v[i].id, "live");
+    svdb__dir_close(&d);
+    return rc;
+}

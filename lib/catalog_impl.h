@@ -1,0 +1,52 @@
+/* The catalog's shared state, for lib/catalog.c, catalog_json.c and
+ * catalog_dirs.c only: the handle with its in-memory entries, and the
+ * helpers of catalog.c the other two call. */
+#ifndef SVDB_CATALOG_IMPL_H
+#define SVDB_CATALOG_IMPL_H
+
+#include "fileio.h"
+#include "svdb.h"
+
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CATALOG_FILE "pysvdb-chroma.json"
+#define UUID_LEN 36
+
+typedef struct entry {
+    char id[UUID_LEN + 1];
+    char *name;
+    cJSON *meta; /* NULL: null */
+    cJSON *hnsw;
+} entry;
+
+struct svdb_catalog {
+    uint64_t magic;
+    unsigned fork_gen;
+    svdb_catalog *token;
+    svdb_dir dir;
+    int lock_fd;
+    int durable;
+    void (*warning)(const char *message, void *payload);
+    void *payload;
+    pthread_mutex_t mu;
+    char store[UUID_LEN + 1];
+    int applied; /* the last save renamed the new catalog in, even if it then failed */
+    entry *v;
+    size_t n, cap;
+};
+
+/* The entries (lib/catalog.c). */
+void svdb__catalog_entry_free(entry *e);
+long svdb__catalog_find(const svdb_catalog *c, const char *name);
+long svdb__catalog_find_id(const svdb_catalog *c, const char *id);
+int svdb__catalog_reserve(svdb_catalog *c);
+
+/* Writes `text` as d/name through the temporary file tmp (lib/catalog.c). */
+int svdb__catalog_write_atomic(const svdb_dir *d, const char *name, const char *tmp, const char *text, int durable, int *renamed);
+/* Passes msg to the handle's warning callback, if it has one. */
+void svdb__catalog_warn(const svdb_catalog *c, const char *msg);
+
+#endif
