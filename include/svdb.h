@@ -121,7 +121,7 @@ typedef struct svdb_open_options {
                                       SVDB_AUTOCHECKPOINT_DEFAULT */
 } svdb_open_options;
 
-#define SVDB_AUTOCHECKPOINT_DEFAULT ((uint64_t)64 << 20) /* 64 MiB of log */
+#define SVDB_AUTOCHECKPOINT_DEFAULT 67108864 /* bytes of log: 64 MiB */
 
 /* svdb_update_batch's options. */
 #define SVDB_UPDATE_OPTIONS_VERSION 1

@@ -71,7 +71,7 @@ CDEF = r"""
 
 typedef struct svdb svdb;
 
-#define SVDB_OPEN_OPTIONS_VERSION 3
+#define SVDB_OPEN_OPTIONS_VERSION 4
 typedef struct svdb_open_options {
     unsigned int version;
     uint32_t dim;
@@ -87,7 +87,17 @@ typedef struct svdb_open_options {
     int background_indexing;
     int storage;
     int allow_nonempty_dir;
+    uint64_t autocheckpoint_bytes;
 } svdb_open_options;
+
+#define SVDB_AUTOCHECKPOINT_DEFAULT 67108864
+
+#define SVDB_UPDATE_OPTIONS_VERSION 1
+typedef struct svdb_update_options {
+    unsigned int version;
+    int merge_metadata;
+    int skip_missing;
+} svdb_update_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 1
 typedef struct svdb_search_options {
@@ -129,10 +139,13 @@ int svdb_index_pending(svdb *db, size_t *pending);
 int svdb_add_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);
 int svdb_upsert_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);
 int svdb_delete(svdb *db, size_t n, const char *const *ids, size_t *n_deleted);
+int svdb_update_options_init(svdb_update_options *opts, unsigned int version);
+int svdb_update_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas, const svdb_update_options *opts, size_t *n_updated);
 
 /* Reads. */
 int svdb_get(svdb *db, const char *id, float *vector, uint32_t dim, char **metadata);
 int svdb_contains(svdb *db, const char *id, int *found);
+int svdb_get_batch(svdb *db, size_t n, const char *const *ids, float *vectors, uint32_t dim, char ***metadatas, int *found);
 int svdb_count(svdb *db, size_t *count);
 int svdb_dim(svdb *db, uint32_t *dim);
 int svdb_metric(svdb *db, int *metric);
@@ -146,6 +159,7 @@ int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t
 /* Freeing what the library returned. */
 void svdb_free(void *ptr);
 void svdb_ids_free(char **ids);
+void svdb_metadatas_free(char **metadatas);
 void svdb_hits_free(svdb_hit *hits);
 /* Catalog of named collections under one directory (see include/svdb.h). */
 typedef struct svdb_catalog svdb_catalog;
