@@ -5,13 +5,14 @@
 #include "alloc.h"
 #include "distance.h"
 #include "error.h"
-#include "fileio.h"
 #include "filter.h"
 #include "handles.h"
 #include "hnsw.h"
 #include "idmap.h"
 #include "indexer.h"
+#include "mapfile.h"
 #include "meta.h"
+#include "os.h"
 #include "record.h"
 #include "search.h"
 #include "snapshot.h"
@@ -757,20 +758,21 @@ static int remap_snapshot(svdb *db, uint64_t graph_gen, const uint32_t *to_row)
     svdb_snap_map sm;
     SVDB_TRY(svdb__snapshot_map(&db->dir, &sm));
     int rc = SVDB_OK;
+    const unsigned char *base = svdb__map_base(&sm.map);
     svdb__rw_wrlock(&db->ix, &db->rw); /* no search or indexer reads a row meanwhile */
     if (db->graph && !to_row && svdb__hnsw_generation(db->graph) == graph_gen)
-        svdb__hnsw_remap(db->graph, (const uint32_t *)(const void *)((const unsigned char *)sm.map + sm.l0_offset),
-                         sm.rows, sm.map, sm.len);
+        svdb__hnsw_remap(db->graph, (const uint32_t *)(const void *)(base + sm.l0_offset), sm.rows, base,
+                         svdb__map_len(&sm.map));
     else if (db->graph)
         rc = svdb__hnsw_unmap(db->graph);
     /* Packed rows are not slots: chunks leave the old map for memory. */
     if (rc == SVDB_OK && to_row) rc = svdb__store_unmap(&db->store);
     if (rc == SVDB_OK) {
-        svdb__store_remap(&db->store, sm.map, sm.len, sm.vec_offset, sm.codes_offset, sm.rows, to_row);
+        svdb__store_remap(&db->store, &sm.map, sm.vec_offset, sm.codes_offset, sm.rows, to_row); /* takes sm.map */
         svdb__wal_unview(&db->wal);
     }
     pthread_rwlock_unlock(&db->rw);
-    if (rc != SVDB_OK) munmap(sm.map, sm.len);
+    if (rc != SVDB_OK) svdb__map_release(&sm.map);
     return rc;
 }
 
