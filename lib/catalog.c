@@ -13,7 +13,7 @@
 
 #include "alloc.h"
 #include "error.h"
-#include "fileio.h"
+#include "os.h"
 #include "svdb.h"
 
 #include <cjson/cJSON.h>
@@ -196,7 +196,7 @@ int svdb__catalog_write_atomic(const svdb_dir *d, const char *name, const char *
     SVDB_TRY(svdb__file_create(d, tmp, &fd));
     char *path = svdb__dir_file(d, tmp);
     int rc = path ? svdb__pwrite_all(fd, text, strlen(text), 0, path) : svdb__fail(SVDB_ENOMEM, "out of memory");
-    if (rc == SVDB_OK && durable) rc = svdb__fsync(fd, path);
+    if (rc == SVDB_OK && durable) rc = svdb__fd_sync(fd, path);
     close(fd); /* os: */
     svdb__free(path);
     if (rc == SVDB_OK) rc = svdb__file_rename(d, tmp, name);

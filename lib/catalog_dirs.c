@@ -9,7 +9,7 @@
 #include "catalog_impl.h"
 #include "catalog_json.h"
 #include "error.h"
-#include "fileio.h"
+#include "os.h"
 #include "svdb.h"
 
 #include <cjson/cJSON.h>

@@ -3,7 +3,7 @@
 #define SVDB_CATALOG_DIRS_H
 
 #include "catalog_impl.h"
-#include "fileio.h"
+#include "os.h"
 #include "svdb.h"
 
 #include <stddef.h>

@@ -4,7 +4,7 @@
 #ifndef SVDB_CATALOG_IMPL_H
 #define SVDB_CATALOG_IMPL_H
 
-#include "fileio.h"
+#include "os.h"
 #include "svdb.h"
 
 #include <cjson/cJSON.h>

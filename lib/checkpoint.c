@@ -7,7 +7,6 @@
 #include "error.h"
 
 #include <stdio.h>
-#include <sys/mman.h>
 
 static int check_sound(const svdb_coll *db)
 {
@@ -83,19 +82,20 @@ static int remap_snapshot(svdb_coll *db, uint64_t graph_gen, const uint32_t *to_
     SVDB_TRY(svdb__snapshot_map(&db->dir, &sm));
     int rc = SVDB_OK;
     svdb__gate_wrlock(&db->gate); /* no search or indexer reads a row meanwhile */
+    const unsigned char *base = svdb__map_base(&sm.map);
     if (db->graph && !to_row && svdb__hnsw_generation(db->graph) == graph_gen)
-        svdb__hnsw_remap(db->graph, (const uint32_t *)(const void *)((const unsigned char *)sm.map + sm.l0_offset),
-                         sm.rows, sm.map, sm.len);
+        svdb__hnsw_remap(db->graph, (const uint32_t *)(const void *)(base + sm.l0_offset), sm.rows, base,
+                         svdb__map_len(&sm.map));
     else if (db->graph)
         rc = svdb__hnsw_unmap(db->graph);
     /* Packed rows are not slots: chunks leave the old map for memory. */
     if (rc == SVDB_OK && to_row) rc = svdb__store_unmap(&db->store);
     if (rc == SVDB_OK) {
-        svdb__store_remap(&db->store, sm.map, sm.len, sm.vec_offset, sm.codes_offset, sm.rows, to_row);
+        svdb__store_remap(&db->store, &sm.map, sm.vec_offset, sm.codes_offset, sm.rows, to_row);
         svdb__wal_unview(&db->wal);
     }
     svdb__gate_unlock(&db->gate);
-    if (rc != SVDB_OK) munmap(sm.map, sm.len);
+    if (rc != SVDB_OK) svdb__map_release(&sm.map);
     return rc;
 }
 

@@ -7,73 +7,39 @@
 #include "alloc.h"
 #include "error.h"
 
-#include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- opening */
 
 static uint64_t new_uuid(void)
 {
-    uint64_t u = 0;
-    if (getrandom(&u, sizeof u, 0) != (ssize_t)sizeof u) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        u = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
-    }
+    uint64_t u = svdb__os_random64();
     return u ? u : 1;
 }
 
 static int make_dir(const char *path, int create)
 {
     struct stat st;
-    if (stat(path, &st) == 0) {
+    int have = svdb__path_stat(path, &st);
+    if (have < 0) return have;
+    if (have) {
         SVDB_FAIL_IF(!S_ISDIR(st.st_mode), SVDB_EINVAL, "%s exists and is not a directory", path);
         return SVDB_OK;
     }
-    if (errno != ENOENT) return svdb__fail_errno(SVDB_EIO, errno, "cannot access %s", path);
     SVDB_FAIL_IF(!create, SVDB_ENOTFOUND, "no collection at %s (and create is off)", path);
-    if (mkdir(path, 0755) != 0) return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create directory %s", path);
-    /* Make the new directory entry itself durable. */
-    char *parent = svdb__strndup(path, strlen(path));
-    if (!parent) return svdb__fail(SVDB_ENOMEM, "out of memory");
-    char *slash = strrchr(parent, '/');
-    if (slash == parent) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else strcpy(parent, ".");
-    int rc = svdb__fsync_dir(parent);
-    svdb__free(parent);
-    return rc;
+    return svdb__dir_create(path);
 }
 
 static int take_lock(svdb_coll *db)
 {
-    /* The lock file persists between opens, so it is opened, not created
-     * anew; never through a link. */
-    db->lock_fd = openat(db->dir.fd, SVDB_LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (db->lock_fd < 0) {
-        if (errno == ELOOP)
-            return svdb__fail(SVDB_ECORRUPT, "lock file %s/%s is a symbolic link, which svdb never follows", db->dir.path,
-                              SVDB_LOCK_NAME);
-        return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create lock file %s/%s",
-                                db->dir.path, SVDB_LOCK_NAME);
-    }
-    if (flock(db->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        /* flock locks belong to the open file description, so a second handle
-         * in this same process conflicts too; the kernel drops it on exit. */
-        return errno == EWOULDBLOCK
-                   ? svdb__fail(SVDB_ELOCKED, "collection %s is locked: another handle or process has it open", db->dir.path)
-                   : svdb__fail_errno(SVDB_EIO, errno, "cannot lock %s/%s", db->dir.path, SVDB_LOCK_NAME);
-    }
-    return SVDB_OK;
+    int rc = svdb__file_lock(&db->dir, SVDB_LOCK_NAME, &db->lock_fd);
+    if (rc == SVDB_ELOCKED)
+        return svdb__fail(SVDB_ELOCKED, "collection %s is locked: another handle or process has it open", db->dir.path);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- finding the collection */
@@ -184,24 +150,23 @@ static int load_collection(svdb_coll *db, const svdb_open_options *o)
 /* Whether the directory holds anything but what an unfinished creation of
  * a collection leaves (the lock, an empty log): 1 with the first such name
  * in `name`, 0, or an error. */
+typedef struct foreign_ctx {
+    char *name;
+    size_t cap;
+} foreign_ctx;
+
+static int is_foreign(void *ctx, const char *n)
+{
+    foreign_ctx *f = ctx;
+    if (!strcmp(n, SVDB_LOCK_NAME) || !strcmp(n, SVDB_WAL_NAME)) return 0;
+    snprintf(f->name, f->cap, "%s", n);
+    return 1;
+}
+
 static int foreign_entry(const svdb_dir *d, char *name, size_t cap)
 {
-    int fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!dh) {
-        int err = errno;
-        if (fd >= 0) close(fd);
-        return svdb__fail_errno(SVDB_EIO, err, "cannot list directory %s", d->path);
-    }
-    int found = 0;
-    for (struct dirent *e; !found && (e = readdir(dh));) {
-        const char *n = e->d_name;
-        if (!strcmp(n, ".") || !strcmp(n, "..") || !strcmp(n, SVDB_LOCK_NAME) || !strcmp(n, SVDB_WAL_NAME)) continue;
-        snprintf(name, cap, "%s", n);
-        found = 1;
-    }
-    closedir(dh);
-    return found;
+    foreign_ctx f = {name, cap};
+    return svdb__dir_list(d, is_foreign, &f);
 }
 
 /* A new collection goes only into an empty directory (or one holding what
@@ -272,7 +237,7 @@ static void destroy(svdb_coll *db)
     svdb__wal_close(&db->wal);
     svdb__hnsw_free(db->graph);
     svdb__store_free(&db->store);
-    if (db->lock_fd >= 0) close(db->lock_fd);
+    svdb__fd_close(db->lock_fd);
     pthread_mutex_destroy(&db->write_mu);
     svdb__gate_destroy(&db->gate);
     svdb__dir_close(&db->dir);
@@ -403,7 +368,7 @@ int svdb__coll_close(svdb_coll *db)
  * (the parent keeps its lock). */
 void svdb__coll_forked(svdb_coll *db)
 {
-    if (db->lock_fd >= 0) close(db->lock_fd);
+    svdb__fd_close(db->lock_fd);
     db->lock_fd = -1;
 }
 

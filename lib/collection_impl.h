@@ -7,7 +7,8 @@
 
 #include "collection.h"
 #include "distance.h"
-#include "fileio.h"
+#include "mapfile.h"
+#include "os.h"
 #include "hnsw.h"
 #include "indexer.h"
 #include "record.h"

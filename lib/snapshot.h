@@ -3,8 +3,9 @@
 #ifndef SVDB_SNAPSHOT_H
 #define SVDB_SNAPSHOT_H
 
-#include "fileio.h"
 #include "hnsw.h"
+#include "mapfile.h"
+#include "os.h"
 #include "store.h"
 
 #include <stdint.h>
@@ -44,11 +45,12 @@ void svdb__snapshot_check_free(svdb_snap_check *c);
 /* Vectors, links and codes below this many bytes are checked at load (tests lower it). */
 extern size_t svdb__snapshot_defer_bytes;
 
-/* A snapshot just written, mapped privately for svdb__store_remap and
- * svdb__hnsw_remap. */
+/* A snapshot just written, mapped privately: `map` is the caller's, to hand
+ * to svdb__store_remap (which takes it; svdb__hnsw_remap borrows its base
+ * and length first) or to release. */
 typedef struct svdb_snap_map {
-    void *map;
-    size_t len, rows;
+    svdb_map map;
+    size_t rows;
     uint64_t vec_offset, l0_offset, codes_offset;
 } svdb_snap_map;
 int svdb__snapshot_map(const svdb_dir *dir, svdb_snap_map *out);

@@ -7,7 +7,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 
 /* About 4 MiB of vectors per chunk: big enough for long sequential scans,
  * small enough that growth costs little. */
@@ -56,7 +55,7 @@ void svdb__store_free(svdb_store *s)
     }
     svdb__free(s->vec);
     svdb__free((void *)s->src);
-    if (s->snap_map) munmap(s->snap_map, s->snap_map_len);
+    svdb__map_release(&s->snap_map);
     svdb__free(s->norm);
     svdb__free(s->rows);
     svdb__free(s->free_slots);
@@ -221,7 +220,7 @@ static void point_chunks(svdb_store *s, const float *base, size_t n_rows)
 
 void svdb__store_map_rows(svdb_store *s, size_t n_rows, uint64_t offset)
 {
-    const float *base = (const float *)(const void *)((const unsigned char *)s->snap_map + offset);
+    const float *base = (const float *)(const void *)((const unsigned char *)svdb__map_base(&s->snap_map) + offset);
     point_chunks(s, base, n_rows);
     size_t per = svdb__chunk_rows(s);
     for (size_t c = 0; c < s->n_chunks && c * per < n_rows; c++)
@@ -270,29 +269,32 @@ uint32_t svdb__store_load_finish(svdb_store *s, size_t n_rows, const svdb_hashed
 int svdb__store_unmap(svdb_store *s)
 {
     return svdb__copy_out_of_map((void **)s->vec, s->n_chunks, svdb__chunk_rows(s) * s->row_floats * sizeof(float),
-                                 s->snap_map, s->snap_map_len);
+                                 svdb__map_base(&s->snap_map), svdb__map_len(&s->snap_map));
 }
 
-void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, uint64_t codes_offset,
-                       size_t n_rows, const uint32_t *to_row)
+void svdb__store_take_map(svdb_store *s, svdb_map *m)
 {
-    const float *base = (const float *)(const void *)((const unsigned char *)map + vec_offset);
-    void *old = s->snap_map;
-    size_t old_len = s->snap_map_len;
+    svdb__map_release(&s->snap_map);
+    s->snap_map = svdb__map_take(m);
+}
+
+void svdb__store_remap(svdb_store *s, svdb_map *map, uint64_t vec_offset, uint64_t codes_offset, size_t n_rows,
+                       const uint32_t *to_row)
+{
+    const unsigned char *at = svdb__map_base(map);
+    const float *base = (const float *)(const void *)(at + vec_offset);
     if (s->ck) {
         for (size_t slot = 0; slot < s->n_slots; slot++)
             if (svdb__row_live(svdb__row(s, slot)))
                 s->src[slot >> s->shift][slot & (svdb__chunk_rows(s) - 1)] =
                     base + (size_t)(to_row ? to_row[slot] : slot) * s->dim;
-        if (!to_row) point_chunks(s, (const float *)(const void *)((const unsigned char *)map + codes_offset), n_rows);
+        if (!to_row) point_chunks(s, (const float *)(const void *)(at + codes_offset), n_rows);
     } else if (!to_row) {
         /* Rows never move and slots are never given back, so every chunk
          * in the old map is full in the new one too. */
         point_chunks(s, base, n_rows);
     }
-    s->snap_map = map;
-    s->snap_map_len = len;
-    if (old) munmap(old, old_len);
+    svdb__store_take_map(s, map);
 }
 
 typedef struct {

@@ -7,6 +7,7 @@
 #define SVDB_STORE_H
 
 #include "idmap.h"
+#include "mapfile.h"
 #include "quant.h"
 
 #include <stddef.h>
@@ -56,11 +57,11 @@ typedef struct svdb_store {
      * see svdb__store_map), and the code kernels. NULL for f32. */
     const float ***src;
     const svdb_code_kernels *ck;
-    /* A private writable map of the snapshot (format 2 keeps slot i at row
-     * i): f32 chunks the file fills point into it, and a compact store's
-     * originals; a write to a row copies its page. Owned here. */
-    void *snap_map;
-    size_t snap_map_len;
+    /* A map of the snapshot, owned here (see mapfile.h): private and
+     * writable for format 2, which keeps slot i at row i, so f32 chunks the
+     * file fills point into it (a write to a row copies its page); and a
+     * compact store's originals. The graph's level-0 chunks borrow it. */
+    svdb_map snap_map;
     float **norm;   /* per chunk: 1/|x| per row, used by cosine */
     svdb_row **rows;
     size_t n_chunks, cap_chunks;
@@ -116,14 +117,15 @@ uint32_t svdb__store_insert(svdb_store *s, char *blob, const char *id, uint32_t 
 void svdb__store_replace(svdb_store *s, uint32_t slot, char *blob, uint32_t meta_len, const float *v);
 void svdb__store_remove(svdb_store *s, uint32_t slot);
 
-static inline int svdb__store_mapped(const svdb_store *s, const void *p)
-{
-    return s->snap_map && (const char *)p >= (const char *)s->snap_map &&
-           (const char *)p < (const char *)s->snap_map + s->snap_map_len;
-}
+static inline int svdb__store_mapped(const svdb_store *s, const void *p) { return svdb__map_contains(&s->snap_map, p); }
+/* The store takes *m, a map of the snapshot it loads from (leaving *m
+ * empty), and releases the one it held (nothing may point into that one). */
+void svdb__store_take_map(svdb_store *s, svdb_map *m);
+/* The map the store holds (empty when none), for advice; the store owns it. */
+static inline const svdb_map *svdb__store_region(const svdb_store *s) { return &s->snap_map; }
 
 /* Loading a snapshot (format 2), after svdb__store_reserve(n_rows, free
- * slots) and with the file mapped at s->snap_map: svdb__store_map_rows
+ * slots) and svdb__store_take_map of the file's map: svdb__store_map_rows
  * points the chunks of graph rows (f32 vectors, or compact codes) that the
  * file's rows fill into the map (rows from `offset`) and copies the rest;
  * then, slot by slot in order, one svdb__store_load_row per live slot (`v`
@@ -141,14 +143,14 @@ void svdb__store_load_row(svdb_store *s, uint32_t slot, char *blob, const char *
 void svdb__store_load_free(svdb_store *s, uint32_t slot);
 uint32_t svdb__store_load_finish(svdb_store *s, size_t n_rows, const svdb_hashed_slot *live, size_t n_live);
 
-/* After a checkpoint wrote the store to a snapshot now mapped at `map` (len
- * bytes, n_rows rows, vectors from vec_offset, compact codes from
+/* The hand-over at a checkpoint, which wrote the store to a snapshot now
+ * mapped as *map (n_rows rows, vectors from vec_offset, compact codes from
  * codes_offset; slot s at row to_row[s], or at row s when to_row is NULL):
- * compact originals point there, and so do the chunks of graph rows it
- * fills when rows are slots; the previous map goes. With to_row,
- * svdb__store_unmap must have run first. */
-void svdb__store_remap(svdb_store *s, void *map, size_t len, uint64_t vec_offset, uint64_t codes_offset,
-                       size_t n_rows, const uint32_t *to_row);
+ * the store takes *map (leaving it empty), points compact originals into it, and the chunks
+ * of graph rows it fills when rows are slots, then releases the previous
+ * map. With to_row, svdb__store_unmap must have run first. */
+void svdb__store_remap(svdb_store *s, svdb_map *map, uint64_t vec_offset, uint64_t codes_offset, size_t n_rows,
+                       const uint32_t *to_row);
 /* Copies the f32 chunks that point into the map to memory; on failure
  * nothing changed. */
 int svdb__store_unmap(svdb_store *s);

@@ -6,15 +6,12 @@
 #include "alloc.h"
 #include "crc32c.h"
 #include "error.h"
-#include "fileio.h"
+#include "mapfile.h"
+#include "os.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* Version 2 pads record payloads to 4 bytes (see record.c); version-1 logs,
  * unpadded, are still read and appended to as they are. */
@@ -66,7 +63,7 @@ int svdb__wal_create(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t 
     unsigned char h[SVDB_WAL_HEADER_BYTES];
     encode_header(h, uuid);
     rc = svdb__pwrite_all(w->fd, h, sizeof h, 0, path);
-    if (rc == SVDB_OK) rc = svdb__fsync(w->fd, path);
+    if (rc == SVDB_OK) rc = svdb__fd_sync(w->fd, path);
     if (rc != SVDB_OK) {
         svdb__wal_close(w);
         return rc;
@@ -114,7 +111,7 @@ int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uu
 
 const void *svdb__wal_view(svdb_wal *w, uint64_t off, size_t len)
 {
-    size_t have = w->n_views ? w->view_lens[w->n_views - 1] : 0;
+    size_t have = w->n_views ? svdb__map_len(&w->views[w->n_views - 1]) : 0;
     if (off + len > have) {
         /* A map may extend past the end of the file: the pages there become
          * readable as the log grows, and are never read before. */
@@ -124,28 +121,24 @@ const void *svdb__wal_view(svdb_wal *w, uint64_t off, size_t len)
             svdb__fail(SVDB_ENOMEM, "log %s: too many maps", w->path);
             return NULL;
         }
-        void *m = mmap(NULL, want, PROT_READ, MAP_SHARED, w->fd, 0);
-        if (m == MAP_FAILED) {
-            svdb__fail_errno(SVDB_ENOMEM, errno, "cannot map log %s", w->path);
-            return NULL;
-        }
-        madvise(m, want, MADV_RANDOM); /* rows are read one by one: no read-ahead */
-        w->views[w->n_views] = m;
-        w->view_lens[w->n_views++] = want;
+        svdb_map *m = &w->views[w->n_views];
+        if (svdb__map_file(m, w->fd, want, SVDB_MAP_SHARED, "log", w->path) != SVDB_OK) return NULL;
+        svdb__map_advise_random(m, 0, want); /* rows are read one by one: no read-ahead */
+        w->n_views++;
     }
-    return (const unsigned char *)w->views[w->n_views - 1] + off;
+    return (const unsigned char *)svdb__map_base(&w->views[w->n_views - 1]) + off;
 }
 
 void svdb__wal_unview(svdb_wal *w)
 {
-    for (int i = 0; i < w->n_views; i++) munmap(w->views[i], w->view_lens[i]);
+    for (int i = 0; i < w->n_views; i++) svdb__map_release(&w->views[i]);
     w->n_views = 0;
 }
 
 void svdb__wal_close(svdb_wal *w)
 {
     svdb__wal_unview(w);
-    if (w->fd >= 0) close(w->fd);
+    svdb__fd_close(w->fd);
     w->fd = -1;
     svdb__free(w->path);
     w->path = NULL;
@@ -162,7 +155,7 @@ int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx,
                      uint64_t *dropped)
 {
     struct stat st;
-    if (fstat(w->fd, &st) != 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot stat log %s", w->path);
+    SVDB_TRY(svdb__fd_stat(w->fd, w->path, &st));
     uint64_t size = (uint64_t)st.st_size, pos = SVDB_WAL_HEADER_BYTES, prev = 0;
     int have_prev = 0;
     *last_lsn = after_lsn;
@@ -207,7 +200,7 @@ int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx,
     *dropped = size - pos;
     if (pos < size) {
         SVDB_TRY(svdb__truncate(w->fd, pos, w->path));
-        SVDB_TRY(svdb__fsync(w->fd, w->path));
+        SVDB_TRY(svdb__fd_sync(w->fd, w->path));
     }
     w->end = pos;
     return SVDB_OK;
@@ -226,7 +219,7 @@ int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32
     int rc = svdb__pwrite_all(w->fd, rec, total, w->end, w->path);
     int synced_failed = 0;
     if (rc == SVDB_OK && sync) {
-        rc = svdb__fsync(w->fd, w->path);
+        rc = svdb__fd_sync(w->fd, w->path);
         synced_failed = rc != SVDB_OK;
     }
     if (rc == SVDB_OK) {
@@ -239,7 +232,7 @@ int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32
     snprintf(msg, sizeof msg, "%s", svdb_errmsg());
     int cut = svdb__truncate(w->fd, w->end, w->path) == SVDB_OK;
     if (synced_failed) {
-        /* After a failed fsync the kernel may have dropped dirty pages while a
+        /* After a failed sync the kernel may have dropped dirty pages while a
          * retry would report success: stop writing until reopened. */
         *poisoned = 1;
         return svdb__fail(SVDB_EIO, "%s; the collection refuses writes until it is reopened", msg);
@@ -259,5 +252,5 @@ int svdb__wal_reset(svdb_wal *w)
     /* The file is short now, synced or not: appends must follow it, or a hole
      * of zeros would end replay before them. */
     w->end = SVDB_WAL_HEADER_BYTES;
-    return svdb__fsync(w->fd, w->path);
+    return svdb__fd_sync(w->fd, w->path);
 }

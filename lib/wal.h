@@ -6,7 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fileio.h"
+#include "mapfile.h"
+#include "os.h"
 
 #define SVDB_WAL_HEADER_BYTES 32
 #define SVDB_REC_HEADER_BYTES 24
@@ -19,10 +20,9 @@ typedef struct svdb_wal {
     uint64_t uuid;
     char *path;
     uint32_t version; /* of the file: 2 pads payloads to 4 bytes, 1 does not */
-    /* Read-only maps of the file from offset 0, each twice the last: a
-     * pointer into one stays valid until svdb__wal_unview. */
-    void *views[SVDB_WAL_MAX_VIEWS];
-    size_t view_lens[SVDB_WAL_MAX_VIEWS];
+    /* Read-only maps of the file from offset 0, each twice the last, owned
+     * here: a pointer into one stays valid until svdb__wal_unview. */
+    svdb_map views[SVDB_WAL_MAX_VIEWS];
     int n_views;
 } svdb_wal;
 

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "catalog.h"
-#include "fileio.h"
+#include "os.h"
 #include "helpers.h"
 #include "svdb.h"
 

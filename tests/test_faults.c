@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "alloc.h"
-#include "fileio.h"
+#include "os.h"
 #include "helpers.h"
 #include "svdb.h"
 

@@ -1,16 +1,20 @@
-/* POSIX file helpers. Every failure path returns a status with a message that
- * names the file; ENOSPC-like errors become SVDB_ENOSPC so callers can tell a
- * full disk from a broken one. */
-#include "fileio.h"
+/* The POSIX calls of the library. Every failure path returns a status with a
+ * message that names the file; ENOSPC-like errors become SVDB_ENOSPC so
+ * callers can tell a full disk from a broken one. */
+#include "os.h"
 
 #include "alloc.h"
 #include "error.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 static long io_countdown;
@@ -68,7 +72,7 @@ int svdb__pread_all(int fd, void *buf, size_t len, uint64_t off, const char *pat
     return SVDB_OK;
 }
 
-int svdb__fsync(int fd, const char *path)
+int svdb__fd_sync(int fd, const char *path)
 {
     if (injected() || fdatasync(fd) != 0) return svdb__fail_errno(io_status(errno), errno, "cannot fsync %s", path);
     return SVDB_OK;
@@ -84,13 +88,6 @@ int svdb__fsync_dir(const char *dir)
     return rc;
 }
 
-int svdb__rename(const char *from, const char *to)
-{
-    if (injected() || rename(from, to) != 0)
-        return svdb__fail_errno(io_status(errno), errno, "cannot rename %s to %s", from, to);
-    return SVDB_OK;
-}
-
 int svdb__truncate(int fd, uint64_t len, const char *path)
 {
     if (injected() || ftruncate(fd, (off_t)len) != 0)
@@ -98,6 +95,7 @@ int svdb__truncate(int fd, uint64_t len, const char *path)
     return SVDB_OK;
 }
 
+/* dir/name, in a new string (NULL on OOM). */
 char *svdb__path_join(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);
@@ -195,4 +193,88 @@ int svdb__dir_sync(const svdb_dir *d)
 {
     if (injected() || fsync(d->fd) != 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot fsync directory %s", d->path);
     return SVDB_OK;
+}
+
+void svdb__fd_close(int fd)
+{
+    if (fd >= 0) close(fd);
+}
+
+int svdb__fd_stat(int fd, const char *path, struct stat *st)
+{
+    if (fstat(fd, st) != 0) return svdb__fail_errno(SVDB_EIO, errno, "cannot stat %s", path);
+    return SVDB_OK;
+}
+
+int svdb__fd_dup(int fd) { return fcntl(fd, F_DUPFD_CLOEXEC, 0); }
+
+void svdb__file_discard(const svdb_dir *d, const char *name) { unlinkat(d->fd, name, 0); }
+
+int svdb__path_stat(const char *path, struct stat *st)
+{
+    if (stat(path, st) == 0) return 1;
+    if (errno == ENOENT) return 0;
+    return svdb__fail_errno(SVDB_EIO, errno, "cannot access %s", path);
+}
+
+int svdb__dir_create(const char *path)
+{
+    if (mkdir(path, 0755) != 0)
+        return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create directory %s", path);
+    /* Make the new directory entry itself durable. */
+    char *parent = svdb__strndup(path, strlen(path));
+    if (!parent) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else strcpy(parent, ".");
+    int rc = svdb__fsync_dir(parent);
+    svdb__free(parent);
+    return rc;
+}
+
+int svdb__dir_list(const svdb_dir *d, svdb_dir_fn fn, void *ctx)
+{
+    /* A descriptor of its own: readdir moves the offset of the one it reads. */
+    int fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dh) {
+        int err = errno;
+        if (fd >= 0) close(fd);
+        return svdb__fail_errno(SVDB_EIO, err, "cannot list directory %s", d->path);
+    }
+    int found = 0;
+    for (struct dirent *e; !found && (e = readdir(dh));)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) found = fn(ctx, e->d_name);
+    closedir(dh);
+    return found;
+}
+
+int svdb__file_lock(const svdb_dir *d, const char *name, int *fd)
+{
+    *fd = openat(d->fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (*fd < 0) {
+        if (errno == ELOOP)
+            return svdb__fail(SVDB_ECORRUPT, "lock file %s/%s is a symbolic link, which svdb never follows", d->path,
+                              name);
+        return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create lock file %s/%s",
+                                d->path, name);
+    }
+    if (flock(*fd, LOCK_EX | LOCK_NB) == 0) return SVDB_OK;
+    int err = errno;
+    close(*fd);
+    *fd = -1;
+    if (err == EWOULDBLOCK) return SVDB_ELOCKED;
+    return svdb__fail_errno(SVDB_EIO, err, "cannot lock %s/%s", d->path, name);
+}
+
+uint64_t svdb__os_random64(void)
+{
+    uint64_t u = 0;
+    if (getrandom(&u, sizeof u, 0) != (ssize_t)sizeof u) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        u = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
+    }
+    return u;
 }
