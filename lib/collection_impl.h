@@ -14,6 +14,7 @@
 #include "record.h"
 #include "rwgate.h"
 #include "snapshot.h"
+#include "space.h"
 #include "store.h"
 #include "wal.h"
 
@@ -64,7 +65,6 @@ struct svdb_coll {
 /* write.c */
 int svdb__coll_replay(void *ctx, uint32_t type, const unsigned char *payload, size_t len, uint64_t off);
 int svdb__coll_check_dim(const svdb_coll *db, uint32_t dim, const char *what);
-int svdb__coll_check_vector(const float *v, uint32_t dim, const char *what, size_t row);
 /* Copies a batch out of the caller's memory into *block (freed by the
  * caller), which b then points into; the caller's buffers are read once. */
 int svdb__coll_copy_batch(svdb_batch *b, size_t n, const char *const *ids, const float *vectors, uint32_t dim,

@@ -3,8 +3,6 @@
  * one build runs on any CPU of its architecture. */
 #include "distance.h"
 
-#include <math.h>
-
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,17 +124,4 @@ const svdb_kernels *svdb__kernels(void)
 {
     pthread_once(&best_once, choose_best);
     return best;
-}
-
-double svdb__norm2(const float *v, size_t dim)
-{
-    double n2 = 0.0;
-    for (size_t d = 0; d < dim; d++) n2 += (double)v[d] * v[d];
-    return n2;
-}
-
-float svdb__inv_norm(const float *v, size_t dim)
-{
-    double n2 = svdb__norm2(v, dim);
-    return n2 >= SVDB_COSINE_MIN_NORM2 ? (float)(1.0 / sqrt(n2)) : 0.0f;
 }

@@ -29,20 +29,7 @@ typedef struct svdb_kernels {
     svdb_gather_fn dot_gather;
 } svdb_kernels;
 
-/* Vectors every distance stays finite for. A squared norm above
- * SVDB_MAX_NORM2 is refused at write and query: between two accepted
- * vectors an L2 distance (at most 2(|a|^2 + |b|^2)) and a dot product (at
- * most |a||b|) then fit a float with room for rounding. Under cosine a
- * squared norm below SVDB_COSINE_MIN_NORM2 has no direction a float can
- * carry (its inverse overflows, its products turn denormal), so such a row
- * or query is ranked as ChromaDB ranks a zero vector: inverse norm 0,
- * similarity 0, distance 1 to everything. */
-#define SVDB_MAX_NORM2 4.0e37
-#define SVDB_COSINE_MIN_NORM2 1.0e-30
-/* Squared norm, summed in double. */
-double svdb__norm2(const float *v, size_t dim);
-/* 1/|v| for cosine, or 0 for a vector too short to have a direction. */
-float svdb__inv_norm(const float *v, size_t dim);
+/* Norms, and what a distance means per metric, live in space.h. */
 
 /* The fastest table this CPU supports (SVDB_SIMD in the environment may
  * force "scalar", "avx2", "avx512" or "neon" when supported). */

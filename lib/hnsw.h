@@ -7,7 +7,7 @@
 #ifndef SVDB_HNSW_H
 #define SVDB_HNSW_H
 
-#include "distance.h"
+#include "space.h"
 #include "store.h"
 #include "topk.h"
 
@@ -15,6 +15,10 @@
 #include <stdint.h>
 
 #define SVDB_HNSW_NO_LEVEL 0xFF
+/* Most links per node on upper levels (2x on level 0): the graph keeps a
+ * node's links in stack buffers of this size, so svdb__hnsw_create refuses
+ * more. */
+#define SVDB_HNSW_M_MAX 64
 
 typedef struct svdb_hnsw_params {
     uint32_t m;               /* links per node on upper levels; 2m on level 0 */
@@ -28,9 +32,14 @@ typedef struct svdb_hnsw svdb_hnsw;
 /* A row predicate for filtered search; returns nonzero to admit `slot`. */
 typedef int (*svdb_admit_fn)(void *ctx, uint32_t slot);
 
+/* SVDB_EINVAL when p->m is 0 or above SVDB_HNSW_M_MAX. */
 int svdb__hnsw_create(svdb_hnsw **out, const svdb_hnsw_params *p);
 void svdb__hnsw_free(svdb_hnsw *h);
 const svdb_hnsw_params *svdb__hnsw_params(const svdb_hnsw *h);
+/* A slot's top level, or SVDB_HNSW_NO_LEVEL when it is not in the graph. */
+uint8_t svdb__hnsw_level_of(const svdb_hnsw *h, uint32_t slot);
+/* Changes with every insert and removal. */
+uint64_t svdb__hnsw_generation(const svdb_hnsw *h);
 /* Room for slots below `n_slots`, so inserts only allocate upper levels. */
 int svdb__hnsw_reserve(svdb_hnsw *h, size_t n_slots);
 /* Links slot (already written to the store) into the graph. */
@@ -58,15 +67,14 @@ int svdb__hnsw_check(const svdb_hnsw *h, size_t *unreachable, size_t *stale);
 int svdb__hnsw_search(const svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const float *q, size_t ef,
                       svdb_admit_fn admit, void *ctx, svdb_topk *out);
 
-/* Snapshot format 1 (read at open; written only by tests of the reader):
- * links are written as row numbers through `slot_to_row`. */
-size_t svdb__hnsw_encoded_size(const svdb_hnsw *h, const uint32_t *order, size_t n);
-void svdb__hnsw_encode(const svdb_hnsw *h, const uint32_t *order, size_t n, const uint32_t *slot_to_row,
-                       unsigned char *out);
-/* Loads a graph for rows 0..n-1 (slots equal rows); SVDB_ECORRUPT on any
+/* The graph's on-disk encodings (hnsw_codec.c). */
+
+/* Snapshot format 1, read at open (the tests' legacy_v1_writer.c writes
+ * it): u32 entry row, u32 top level, then per row a u8 level and, unless
+ * SVDB_HNSW_NO_LEVEL, for each level 0..level: u32 count, count rows.
+ * Loads a graph for rows 0..n-1 (slots equal rows); SVDB_ECORRUPT on any
  * inconsistency. */
 int svdb__hnsw_decode(svdb_hnsw *h, const unsigned char *p, size_t len, size_t n);
-uint8_t svdb__hnsw_level_of(const svdb_hnsw *h, uint32_t slot);
 
 /* Snapshot format 2: links are row numbers; row i is slot order[i] and
  * slot s is row to_row[s] (both NULL: row i is slot i, the usual case, in
@@ -87,8 +95,6 @@ void svdb__hnsw_upper_encode(const svdb_hnsw *h, const uint32_t *order, const ui
  * outliving the graph; SVDB_ECORRUPT on any inconsistency. */
 int svdb__hnsw_load_mapped(svdb_hnsw *h, const unsigned char *upper, size_t len, const uint32_t *blocks, size_t n,
                            const void *map, size_t map_len);
-/* Changes with every insert and removal. */
-uint64_t svdb__hnsw_generation(const svdb_hnsw *h);
 /* After a checkpoint wrote this very graph with n_rows level-0 blocks at
  * `blocks` in a new map: chunks point there. The old map may then go. */
 void svdb__hnsw_remap(svdb_hnsw *h, const uint32_t *blocks, size_t n_rows, const void *map, size_t map_len);

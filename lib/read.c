@@ -145,23 +145,9 @@ int svdb__coll_ids(svdb_coll *db, const svdb_filter *filter, char ***ids, size_t
  * the caller's buffer is read once. */
 static int prepare_queries(const svdb_coll *db, const float *q, size_t n, uint32_t dim, float **out)
 {
-    float *c = svdb__malloc(n * dim * sizeof(float));
-    if (!c) return svdb__fail(SVDB_ENOMEM, "out of memory copying %zu queries", n);
-    memcpy(c, q, n * dim * sizeof(float));
-    for (size_t i = 0; i < n; i++) {
-        float *v = c + i * dim;
-        int rc = svdb__coll_check_vector(v, dim, "query", i);
-        if (rc != SVDB_OK) {
-            svdb__free(c);
-            return rc;
-        }
-        if (db->store.metric == SVDB_METRIC_COSINE) {
-            float scale = svdb__inv_norm(v, dim); /* 0 for a zero vector: distance 1 to every row */
-            for (uint32_t d = 0; d < dim; d++) v[d] *= scale;
-        }
-    }
-    *out = c;
-    return SVDB_OK;
+    svdb_space sp;
+    svdb__space_init(&sp, db->store.metric, dim, db->kern, db->store.ck);
+    return svdb__space_prepare_queries(&sp, q, n, dim, out);
 }
 
 int svdb__coll_search(svdb_coll *db, size_t n_queries, const float *queries, uint32_t dim, size_t k,

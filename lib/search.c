@@ -5,37 +5,29 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "space.h"
 
 #include <pthread.h>
 #include <string.h>
 
 #define BLOCK_ROWS 256
 
-/* Converts a kernel result to the metric's distance. */
-static inline float finish_dist(int metric, float raw, float norm)
-{
-    switch (metric) {
-    case SVDB_METRIC_COSINE: return 1.0f - raw * norm;
-    case SVDB_METRIC_IP: return 1.0f - raw;
-    default: return raw;
-    }
-}
-
 /* The heap's admission bound: +inf until it holds k entries. */
 static inline float bound(const svdb_topk *t) { return t->n < t->k ? __builtin_inff() : t->a[0].dist; }
 
-/* Offers one block of finished distances to a heap. Specialised per metric
- * (METRIC is a constant at each call) so the hot loop is a compare. */
+/* Offers one block of raw kernel scores to a heap. Specialised per metric
+ * (METRIC is a constant at each call) so the hot loop is a compare; `norm`
+ * is the block's inverse norms (cosine only). */
 static inline __attribute__((always_inline)) void offer(svdb_topk *t, const int METRIC, const float *raw,
                                                         const float *norm, const svdb_row *rows, size_t nb,
                                                         size_t first_slot, svdb_admit_fn admit, void *ctx)
 {
     float thr = bound(t);
     for (size_t i = 0; i < nb; i++) {
-        float d = finish_dist(METRIC, raw[i], METRIC == SVDB_METRIC_COSINE ? norm[i] : 0.0f);
+        float d = svdb__space_score(METRIC, raw[i], 1.0f, SVDB_SPACE_ROW_NORM(METRIC, norm[i]));
         if (d > thr) continue;
-        if (d != d) { /* +inf + -inf in a huge dot product: rank it last, deterministically */
-            d = __builtin_inff();
+        if (d != d) { /* a NaN passes the compare: rank it last, as the space does */
+            d = svdb__space_nan_last(d);
             if (d > thr) continue;
         }
         const svdb_row *r = &rows[i];
@@ -54,8 +46,8 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
      * once and then stays in cache while every query scores it, so a batch
      * costs one pass over the data however many queries it has. */
     float dist[SVDB_KERNEL_MAX_Q * BLOCK_ROWS];
-    svdb_kernel_fn fn = s->metric == SVDB_METRIC_L2 ? kern->l2 : kern->dot;
-    svdb_gather_fn gfn = s->metric == SVDB_METRIC_L2 ? kern->l2_gather : kern->dot_gather;
+    svdb_space sp;
+    svdb__space_init(&sp, s->metric, s->dim, kern, s->ck);
     size_t per = svdb__chunk_rows(s);
     for (size_t c = 0; c < s->n_chunks; c++) {
         size_t base = c * per;
@@ -68,22 +60,19 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
             /* Compact storage keeps the float32 rows in mapped files, one
              * pointer each (a free slot points at the query: it is skipped). */
             const float *src_rows[BLOCK_ROWS];
-            if (s->ck)
+            if (svdb__store_compact(s))
                 for (size_t i = 0; i < nb; i++) src_rows[i] = s->src[c][b + i] ? s->src[c][b + i] : q[0];
             for (size_t g = 0; g < nq; g += SVDB_KERNEL_MAX_Q) {
                 int ng = nq - g < SVDB_KERNEL_MAX_Q ? (int)(nq - g) : SVDB_KERNEL_MAX_Q;
-                if (s->ck)
-                    for (int j = 0; j < ng; j++) gfn(q[g + (size_t)j], src_rows, nb, s->dim, dist + (size_t)j * nb);
+                if (svdb__store_compact(s))
+                    for (int j = 0; j < ng; j++)
+                        sp.gather(q[g + (size_t)j], src_rows, nb, sp.dim, dist + (size_t)j * nb);
                 else
-                    fn(q + g, ng, s->vec[c] + b * s->dim, nb, s->dim, dist);
+                    sp.block(q + g, ng, s->vec[c] + b * s->dim, nb, sp.dim, dist);
                 for (int j = 0; j < ng; j++) {
                     const float *dj = dist + (size_t)j * nb;
                     svdb_topk *t = &tops[g + (size_t)j];
-                    switch (s->metric) {
-                    case SVDB_METRIC_COSINE: offer(t, SVDB_METRIC_COSINE, dj, norm, meta, nb, base + b, admit, ctx); break;
-                    case SVDB_METRIC_IP: offer(t, SVDB_METRIC_IP, dj, norm, meta, nb, base + b, admit, ctx); break;
-                    default: offer(t, SVDB_METRIC_L2, dj, norm, meta, nb, base + b, admit, ctx); break;
-                    }
+                    SVDB_SPACE_BY_METRIC(sp.metric, M, offer(t, M, dj, norm, meta, nb, base + b, admit, ctx));
                 }
             }
         }
@@ -98,7 +87,8 @@ static void scan_pending(const svdb_search_plan *p, const float *q, svdb_topk *t
     enum { TILE = 64 };
     const svdb_indexer *ix = p->pending;
     const svdb_store *s = p->s;
-    svdb_gather_fn fn = s->metric == SVDB_METRIC_L2 ? p->kern->l2_gather : p->kern->dot_gather;
+    svdb_space sp;
+    svdb__space_init(&sp, s->metric, s->dim, p->kern, s->ck);
     const float *rows[TILE];
     uint32_t slots[TILE];
     float raw[TILE];
@@ -112,12 +102,10 @@ static void scan_pending(const svdb_search_plan *p, const float *q, svdb_topk *t
             if (n < TILE) continue;
         }
         if (n == 0) continue;
-        fn(q, rows, n, s->dim, raw);
+        sp.gather(q, rows, n, sp.dim, raw);
         for (size_t j = 0; j < n; j++) {
             uint32_t slot = slots[j];
-            float nm = s->metric == SVDB_METRIC_COSINE ? *svdb__norm(s, slot) : 0.0f;
-            float d = finish_dist(s->metric, raw[j], nm);
-            if (d != d) d = __builtin_inff();
+            float d = svdb__space_dist(sp.metric, raw[j], 1.0f, SVDB_SPACE_ROW_NORM(sp.metric, *svdb__norm(s, slot)));
             if (d > bound(t) || (admit && !admit(ctx, slot))) continue;
             svdb_cand cand = {d, slot, svdb__row(s, slot)->seq};
             svdb__topk_push(t, cand);
@@ -265,14 +253,6 @@ int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t
     return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "out of memory while searching %zu queries", n);
 }
 
-/* The distance a caller sees: cosine within its range [0, 2] (rounding can
- * leave 1 - raw * norm a hair outside it); the others as computed. */
-static float reported(int metric, float d)
-{
-    if (metric != SVDB_METRIC_COSINE) return d;
-    return d < 0.0f ? 0.0f : d > 2.0f ? 2.0f : d;
-}
-
 int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, const size_t *counts, size_t n,
                      svdb_hit **out)
 {
@@ -295,7 +275,7 @@ int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, cons
             const svdb_row *r = svdb__row(s, cands[q * k + i].slot);
             memcpy(str, svdb__row_id(r), r->id_len + 1);
             hits[h].id = str;
-            hits[h].distance = reported(s->metric, cands[q * k + i].dist);
+            hits[h].distance = svdb__space_reported(s->metric, cands[q * k + i].dist);
             str += r->id_len + 1;
         }
     *out = hits;

@@ -3,6 +3,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "space.h"
 
 #include <math.h>
 #include <stdlib.h>

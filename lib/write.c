@@ -158,24 +158,6 @@ static int use_logged_vectors(svdb_coll *db, svdb_batch *b, uint64_t off)
 
 /* ---------------------------------------------------------------- writes */
 
-/* Every component finite and the squared norm within SVDB_MAX_NORM2, so
- * every distance to it is finite. A zero (or vanishingly short) vector is
- * accepted under cosine too: it has no direction and scores distance 1 to
- * every row, as in ChromaDB. */
-int svdb__coll_check_vector(const float *v, uint32_t dim, const char *what, size_t row)
-{
-    for (uint32_t d = 0; d < dim; d++)
-        if (!isfinite(v[d]))
-            return svdb__fail(SVDB_EINVAL, "%s %zu has a NaN or infinite value at component %u", what, row, d);
-    double n2 = svdb__norm2(v, dim);
-    if (n2 > SVDB_MAX_NORM2)
-        return svdb__fail(SVDB_EINVAL,
-                          "%s %zu is too large: its squared norm %.3g exceeds %.3g, beyond which distances overflow "
-                          "float32",
-                          what, row, n2, SVDB_MAX_NORM2);
-    return SVDB_OK;
-}
-
 int svdb__coll_check_dim(const svdb_coll *db, uint32_t dim, const char *what)
 {
     SVDB_FAIL_IF(dim == 0, SVDB_EDIM, "dim is 0");
@@ -375,7 +357,7 @@ int svdb__coll_check_ids(svdb_batch *b)
 static int check_rows(svdb_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
-        if (b->vectors) SVDB_TRY(svdb__coll_check_vector(b->vectors + i * b->dim, b->dim, "vector of row", i));
+        if (b->vectors) SVDB_TRY(svdb__space_check_vector(b->vectors + i * b->dim, b->dim, "vector of row", i));
         if (b->metas && b->metas[i]) {
             size_t mlen = strnlen(b->metas[i], SVDB_MAX_METADATA_BYTES + 1);
             SVDB_TRY(svdb__meta_check_new(b->metas[i], mlen, i));

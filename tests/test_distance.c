@@ -1,6 +1,7 @@
 /* Distance kernels: every SIMD table against the scalar one and a double
  * reference, over many dimensions (tails included), row counts and query
- * counts; and search results with the scalar path forced. */
+ * counts; search results with the scalar path forced; and the metric space
+ * (kernel choice, the distance convention, query preparation). */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,7 +17,9 @@
 #include <unistd.h>
 
 #include "distance.h"
+#include "alloc.h"
 #include "helpers.h"
+#include "space.h"
 #include "svdb.h"
 
 static const char *const names[] = {"scalar", "avx2", "avx512", "neon"};
@@ -197,6 +200,57 @@ static void test_distance__forced_scalar_search(void **state)
     free(dir);
 }
 
+/* The space picks the metric's kernels, applies the distance convention
+ * (NaN ranked last, cosine reported within [0, 2]) and prepares queries
+ * as the search path expects them, refusing what it must. */
+static void test_distance__space(void **state)
+{
+    (void)state;
+    const svdb_kernels *k = svdb__kernels_scalar();
+    svdb_space sp;
+    svdb__space_init(&sp, SVDB_METRIC_L2, 3, k, NULL);
+    assert_true(sp.block == k->l2 && sp.pair == k->l2_pair && sp.gather == k->l2_gather && sp.walk == k->l2_gather);
+    svdb__space_init(&sp, SVDB_METRIC_IP, 3, k, NULL);
+    assert_true(sp.block == k->dot && sp.pair == k->dot_pair && sp.walk == k->dot_gather);
+    const svdb_code_kernels *ck = svdb__space_code_kernels(SVDB_STORAGE_F16, k);
+    assert_non_null(ck);
+    assert_null(svdb__space_code_kernels(SVDB_STORAGE_F32, k));
+    svdb__space_init(&sp, SVDB_METRIC_COSINE, 3, k, ck);
+    assert_true(sp.gather == k->dot_gather && sp.walk == ck->dot_gather);
+
+    assert_true(svdb__space_dist(SVDB_METRIC_L2, 2.5f, 1.0f, 1.0f) == 2.5f);
+    assert_true(svdb__space_dist(SVDB_METRIC_IP, 0.25f, 1.0f, 1.0f) == 0.75f);
+    assert_true(svdb__space_dist(SVDB_METRIC_COSINE, 8.0f, 0.5f, 0.25f) == 0.0f);
+    assert_true(isinf(svdb__space_dist(SVDB_METRIC_IP, NAN, 1.0f, 1.0f)));
+    assert_true(isnan(svdb__space_score(SVDB_METRIC_IP, NAN, 1.0f, 1.0f)));
+    assert_true(svdb__space_reported(SVDB_METRIC_COSINE, -1e-7f) == 0.0f);
+    assert_true(svdb__space_reported(SVDB_METRIC_COSINE, 2.0000002f) == 2.0f);
+    assert_true(svdb__space_reported(SVDB_METRIC_IP, -3.0f) == -3.0f);
+    const float *none = NULL; /* other metrics keep no norms: never read */
+    assert_true(SVDB_SPACE_ROW_NORM(SVDB_METRIC_L2, *none) == 1.0f);
+
+    float q[9] = {3, 4, 0, 0, 0, 0, 1, 1, 1}, *out = NULL;
+    svdb__space_init(&sp, SVDB_METRIC_COSINE, 3, k, NULL);
+    assert_int_equal(svdb__space_prepare_queries(&sp, q, 3, 3, &out), SVDB_OK);
+    assert_true(fabsf(out[0] - 0.6f) < 1e-7f && fabsf(out[1] - 0.8f) < 1e-7f);
+    assert_true(out[3] == 0.0f && out[4] == 0.0f && out[5] == 0.0f); /* a zero query stays zero */
+    assert_true(q[0] == 3.0f);                                        /* the caller's copy is untouched */
+    svdb__free(out);
+    svdb__space_init(&sp, SVDB_METRIC_L2, 3, k, NULL);
+    assert_int_equal(svdb__space_prepare_queries(&sp, q, 3, 3, &out), SVDB_OK);
+    assert_memory_equal(out, q, sizeof q);
+    svdb__free(out);
+    out = NULL;
+    q[7] = NAN;
+    assert_int_equal(svdb__space_prepare_queries(&sp, q, 3, 3, &out), SVDB_EINVAL);
+    assert_non_null(strstr(svdb_errmsg(), "query 2 has a NaN or infinite value at component 1"));
+    assert_null(out);
+    q[7] = 1e19f;
+    assert_int_equal(svdb__space_prepare_queries(&sp, q, 3, 3, &out), SVDB_EINVAL);
+    assert_non_null(strstr(svdb_errmsg(), "query 2 is too large"));
+    assert_null(out);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--child-search") == 0) return child_search(argv[2], argv[3]);
@@ -205,6 +259,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_distance__kernels_vs_reference),
         cmocka_unit_test(test_distance__integer_exact),
         cmocka_unit_test(test_distance__forced_scalar_search),
+        cmocka_unit_test(test_distance__space),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 #include "distance.h"
 #include "helpers.h"
 #include "hnsw.h"
+#include "legacy_v1_writer.h"
 #include "store.h"
 #include "svdb.h"
 
@@ -190,11 +191,11 @@ static void test_hnsw__deterministic_and_roundtrip(void **state)
     uint32_t *order, *inv = malloc(s.n_slots * sizeof *inv);
     assert_int_equal(svdb__store_order(&s, &order), SVDB_OK);
     for (size_t i = 0; i < s.n_live; i++) inv[order[i]] = (uint32_t)i;
-    size_t na = svdb__hnsw_encoded_size(a, order, s.n_live), nb = svdb__hnsw_encoded_size(b, order, s.n_live);
+    size_t na = legacy_v1_graph_size(a, order, s.n_live), nb = legacy_v1_graph_size(b, order, s.n_live);
     assert_int_equal(na, nb);
     unsigned char *ea = malloc(na), *eb = malloc(nb);
-    svdb__hnsw_encode(a, order, s.n_live, inv, ea);
-    svdb__hnsw_encode(b, order, s.n_live, inv, eb);
+    legacy_v1_graph_encode(a, order, s.n_live, inv, ea);
+    legacy_v1_graph_encode(b, order, s.n_live, inv, eb);
     assert_memory_equal(ea, eb, na);
     /* decode gives the same graph back */
     svdb_hnsw *c;
@@ -202,7 +203,7 @@ static void test_hnsw__deterministic_and_roundtrip(void **state)
     assert_int_equal(svdb__hnsw_create(&c, &p), SVDB_OK);
     assert_int_equal(svdb__hnsw_decode(c, ea, na, s.n_live), SVDB_OK);
     unsigned char *ec = malloc(na);
-    svdb__hnsw_encode(c, order, s.n_live, inv, ec);
+    legacy_v1_graph_encode(c, order, s.n_live, inv, ec);
     assert_memory_equal(ea, ec, na);
     /* damaged encodings are refused */
     svdb_hnsw *e;
