@@ -134,13 +134,16 @@ typedef struct svdb_update_options {
                               nonzero: such ids are skipped */
 } svdb_update_options;
 
-#define SVDB_SEARCH_OPTIONS_VERSION 1
+#define SVDB_SEARCH_OPTIONS_VERSION 2 /* 2 added ids, n_ids */
 typedef struct svdb_search_options {
     unsigned int version; /* SVDB_SEARCH_OPTIONS_VERSION */
     uint32_t threads;     /* svdb_search_batch: worker threads, 0 = all cores */
     uint32_t ef;          /* HNSW candidate list for this search; 0 = the collection default */
     const char *where;    /* metadata filter (JSON, see docs/api.md), or NULL */
     const char *where_document; /* document filter (JSON, see docs/api.md), or NULL */
+    const char *const *ids; /* version >= 2: non-NULL restricts the search to these ids (n_ids of them;
+                               missing ids are ignored, repeats count once), scored exactly */
+    size_t n_ids;
 } svdb_search_options;
 
 /* One search result. The id points into the same allocation as the array. */

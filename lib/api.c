@@ -63,7 +63,7 @@ int svdb_search_options_init(svdb_search_options *opts, unsigned int version)
     SVDB_FAIL_IF(!opts, SVDB_EINVAL, "opts is NULL");
     SVDB_FAIL_IF(version == 0 || version > SVDB_SEARCH_OPTIONS_VERSION, SVDB_EINVAL,
                  "search options version %u is not supported (1..%d)", version, SVDB_SEARCH_OPTIONS_VERSION);
-    memset(opts, 0, sizeof *opts);
+    memset(opts, 0, version >= 2 ? sizeof *opts : offsetof(svdb_search_options, ids));
     opts->version = version;
     return SVDB_OK;
 }

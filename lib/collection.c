@@ -87,6 +87,13 @@ static int create_collection(svdb_coll *db, const svdb_open_options *o)
     return rc;
 }
 
+/* A live row the graph does not hold yet. */
+static int is_pending(const svdb_coll *db, uint32_t slot)
+{
+    return slot < db->store.n_slots && svdb__row_live(svdb__row(&db->store, slot)) &&
+           svdb__hnsw_level_of(db->graph, slot) == SVDB_HNSW_NO_LEVEL;
+}
+
 /* Rows a background indexer left unlinked when the collection was saved are
  * queued again, or, without background indexing, linked now. One pass over
  * the slots: a collection saved fully linked (the usual case) costs no more. */
@@ -97,7 +104,7 @@ static int link_loaded(svdb_coll *db)
     size_t n = 0;
     int rc = SVDB_OK;
     for (size_t slot = 0; slot < s->n_slots && rc == SVDB_OK; slot++) {
-        if (!svdb__indexer_is_pending(s, db->graph, (uint32_t)slot)) continue;
+        if (!is_pending(db, (uint32_t)slot)) continue;
         if (!slots && !(slots = svdb__malloc(s->n_slots * sizeof *slots)))
             rc = svdb__fail(SVDB_ENOMEM, "out of memory listing unlinked rows");
         else
@@ -251,11 +258,6 @@ static void destroy(svdb_coll *db)
  * waits for the lock; rows not linked go back to the front of the queue and
  * stay searchable exactly. Then waiting callers get up to YIELD_MS. */
 #define YIELD_MS 5
-static int is_pending(const svdb_coll *db, uint32_t slot)
-{
-    return slot < db->store.n_slots && svdb__row_live(svdb__row(&db->store, slot)) &&
-           svdb__hnsw_level_of(db->graph, slot) == SVDB_HNSW_NO_LEVEL;
-}
 
 static int link_chunk(void *arg, uint32_t *chunk, size_t max, int *more)
 {

@@ -7,10 +7,6 @@
 #ifndef SVDB_INDEXER_H
 #define SVDB_INDEXER_H
 
-#include "distance.h"
-#include "hnsw.h"
-#include "store.h"
-
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,12 +70,5 @@ int svdb__indexer_failed(svdb_indexer *ix);
 
 /* Test hook: a paused indexer takes no new chunk until resumed. */
 void svdb__indexer_pause(svdb_indexer *ix, int paused);
-
-/* The queued slots that are live and unlinked: the rows a graph search must
- * scan exactly (read lock held). */
-static inline int svdb__indexer_is_pending(const svdb_store *s, const svdb_hnsw *g, uint32_t slot)
-{
-    return slot < s->n_slots && svdb__row_live(svdb__row(s, slot)) && svdb__hnsw_level_of(g, slot) == SVDB_HNSW_NO_LEVEL;
-}
 
 #endif

@@ -6,6 +6,7 @@
 #include "error.h"
 #include "search.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int svdb__coll_get(svdb_coll *db, const char *id, size_t len, float *vector, uint32_t dim, char **metadata)
@@ -150,30 +151,77 @@ static int prepare_queries(const svdb_coll *db, const float *q, size_t n, uint32
     return svdb__space_prepare_queries(&sp, q, n, dim, out);
 }
 
+static int by_slot(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The slots of a search's id allow-list (read lock held): existing ids
+ * only, each once. */
+static int only_slots(const svdb_coll *db, const svdb_batch *b, uint32_t **out, size_t *n_out)
+{
+    uint32_t *slots = svdb__malloc((b->n ? b->n : 1) * sizeof *slots);
+    if (!slots) return svdb__fail(SVDB_ENOMEM, "out of memory resolving %zu ids", b->n);
+    size_t n = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        uint32_t slot = svdb__store_find(&db->store, b->ids[i], b->id_lens[i]);
+        if (slot != SVDB_NO_SLOT) slots[n++] = slot;
+    }
+    qsort(slots, n, sizeof *slots, by_slot);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (u == 0 || slots[u - 1] != slots[i]) slots[u++] = slots[i];
+    *out = slots;
+    *n_out = u;
+    return SVDB_OK;
+}
+
+static int run_search(svdb_coll *db, const float *q, size_t n_queries, size_t k, const svdb_search_options *opts,
+                      const svdb_filter *filter, const uint32_t *only, size_t n_only, svdb_hit **hits, size_t *n_hits)
+{
+    size_t live = only ? n_only : db->store.n_live;
+    size_t keff = k < live ? k : live;
+    if (keff == 0) return SVDB_OK;
+    svdb_cand *cands = NULL;
+    if (n_queries > SIZE_MAX / sizeof(svdb_cand) / keff || !(cands = svdb__malloc(n_queries * keff * sizeof *cands)))
+        return svdb__fail(SVDB_ENOMEM, "out of memory for %zu x %zu results", n_queries, keff);
+    unsigned threads = opts && opts->threads ? opts->threads : db->ncpu;
+    svdb_search_plan plan = {&db->store, db->kern, db->graph, opts && opts->ef ? opts->ef : db->hnsw.ef_search, filter,
+                             NULL, 0, only, n_only};
+    if (db->background) plan.pending = svdb__indexer_queue(&db->ix, &plan.n_pending);
+    int rc = svdb__search_many(&plan, q, n_queries, keff, threads, cands, n_hits);
+    if (rc == SVDB_OK) rc = svdb__hits_build(&db->store, cands, keff, n_hits, n_queries, hits);
+    if (rc != SVDB_OK)
+        for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
+    svdb__free(cands);
+    return rc;
+}
+
 int svdb__coll_search(svdb_coll *db, size_t n_queries, const float *queries, uint32_t dim, size_t k,
                       const svdb_search_options *opts, const svdb_filter *filter, svdb_hit **hits, size_t *n_hits)
 {
-    svdb__gate_rdlock(&db->gate); /* the first add may fix the dimension concurrently */
+    /* An id allow-list (version 2) is copied and checked before the lock. */
+    int restricted = opts && opts->version >= 2 && opts->ids;
+    svdb_batch ids = {0};
+    void *block = NULL;
+    int rc = restricted && opts->n_ids ? svdb__batch_alloc(&ids, opts->n_ids, 0) : SVDB_OK;
+    if (rc == SVDB_OK && restricted && opts->n_ids)
+        rc = svdb__coll_copy_batch(&ids, opts->n_ids, opts->ids, NULL, 0, NULL, &block);
+    if (rc == SVDB_OK && restricted) rc = svdb__coll_check_ids(&ids);
     float *q = NULL;
-    int rc = svdb__coll_check_dim(db, dim, "queries");
+    uint32_t *only = NULL;
+    size_t n_only = 0;
+    svdb__gate_rdlock(&db->gate); /* the first add may fix the dimension concurrently */
+    if (rc == SVDB_OK) rc = svdb__coll_check_dim(db, dim, "queries");
     if (rc == SVDB_OK) rc = prepare_queries(db, queries, n_queries, dim, &q);
-    size_t keff = k < db->store.n_live ? k : db->store.n_live;
-    if (rc == SVDB_OK && keff > 0) {
-        svdb_cand *cands = NULL;
-        if (n_queries > SIZE_MAX / sizeof(svdb_cand) / keff ||
-            !(cands = svdb__malloc(n_queries * keff * sizeof *cands)))
-            rc = svdb__fail(SVDB_ENOMEM, "out of memory for %zu x %zu results", n_queries, keff);
-        unsigned threads = opts && opts->threads ? opts->threads : db->ncpu;
-        svdb_search_plan plan = {&db->store, db->kern, db->graph, opts && opts->ef ? opts->ef : db->hnsw.ef_search,
-                                 filter, db->background ? &db->ix : NULL};
-        if (rc == SVDB_OK) rc = svdb__search_many(&plan, q, n_queries, keff, threads, cands, n_hits);
-        if (rc == SVDB_OK) rc = svdb__hits_build(&db->store, cands, keff, n_hits, n_queries, hits);
-        if (rc != SVDB_OK)
-            for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
-        svdb__free(cands);
-    }
+    if (rc == SVDB_OK && restricted) rc = only_slots(db, &ids, &only, &n_only);
+    if (rc == SVDB_OK) rc = run_search(db, q, n_queries, k, opts, filter, only, n_only, hits, n_hits);
     svdb__gate_unlock(&db->gate);
+    svdb__free(only);
     svdb__free(q);
+    svdb__batch_free(&ids);
+    svdb__free(block);
     return rc;
 }
 

@@ -79,13 +79,14 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
     }
 }
 
-/* Scores the rows still waiting for the background indexer, which the graph
- * walk cannot reach, exactly: a row is found from the moment its write
- * returns. */
-static void scan_pending(const svdb_search_plan *p, const float *q, svdb_topk *t, svdb_admit_fn admit, void *ctx)
+/* Scores the rows of a slot list exactly: the rows still waiting for the
+ * background indexer, which the graph walk cannot reach (so a row is found
+ * from the moment its write returns), or the rows a search is restricted
+ * to. A slot no longer live, or (`unlinked`) already linked, is skipped. */
+static void scan_slots(const svdb_search_plan *p, const float *q, const uint32_t *list, size_t len, int unlinked,
+                       svdb_topk *t, svdb_admit_fn admit, void *ctx)
 {
     enum { TILE = 64 };
-    const svdb_indexer *ix = p->pending;
     const svdb_store *s = p->s;
     svdb_space sp;
     svdb__space_init(&sp, s->metric, s->dim, p->kern, s->ck);
@@ -93,10 +94,11 @@ static void scan_pending(const svdb_search_plan *p, const float *q, svdb_topk *t
     uint32_t slots[TILE];
     float raw[TILE];
     size_t n = 0;
-    for (size_t i = ix->head; i <= ix->tail; i++) {
-        if (i < ix->tail) {
-            uint32_t slot = ix->q[i];
-            if (!svdb__indexer_is_pending(s, p->graph, slot)) continue;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len) {
+            uint32_t slot = list[i];
+            if (slot >= s->n_slots || !svdb__row_live(svdb__row(s, slot))) continue;
+            if (unlinked && svdb__hnsw_level_of(p->graph, slot) != SVDB_HNSW_NO_LEVEL) continue;
             slots[n] = slot;
             rows[n++] = svdb__vec(s, slot);
             if (n < TILE) continue;
@@ -175,13 +177,15 @@ static int run_range(batch_job *job, size_t first, size_t nq)
         svdb__topk_init(&tops[j], job->cands + (first + j) * job->k, job->k);
     }
     int rc = SVDB_OK;
-    if (job->exact) {
+    if (p->only) {
+        for (size_t j = 0; j < nq; j++) scan_slots(p, q[j], p->only, p->n_only, 0, &tops[j], admit, &job->fctx);
+    } else if (job->exact) {
         svdb__flat_scan(p->s, p->kern, q, nq, tops, admit, &job->fctx);
     } else {
         for (size_t j = 0; j < nq; j++) {
             int r = svdb__hnsw_search(p->graph, p->s, p->kern, q[j], job->ef, admit, &job->fctx, &tops[j]);
             if (r != SVDB_OK) rc = r;
-            if (p->pending) scan_pending(p, q[j], &tops[j], admit, &job->fctx);
+            if (p->n_pending) scan_slots(p, q[j], p->pending, p->n_pending, 1, &tops[j], admit, &job->fctx);
             if (tops[j].n < job->min_hits) { /* the walk starved: answer exactly */
                 tops[j].n = 0;
                 svdb__flat_scan(p->s, p->kern, &q[j], 1, &tops[j], admit, &job->fctx);
@@ -218,7 +222,7 @@ int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t
 {
     batch_job job = {plan, plan->graph == NULL, plan->ef, 0, {plan->s, plan->filter, 0}, queries, k, 0, n, 0,
                      PTHREAD_MUTEX_INITIALIZER, cands, counts, SVDB_OK};
-    if (plan->graph && plan->filter) {
+    if (plan->graph && plan->filter && !plan->only) {
         /* A selective filter would starve the graph walk: scan the matching
          * rows exactly instead. Otherwise the walk keeps ef *admitted* rows
          * and passes through the others, so it already explores about

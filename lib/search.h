@@ -7,7 +7,6 @@
 #include "distance.h"
 #include "filter.h"
 #include "hnsw.h"
-#include "indexer.h"
 #include "store.h"
 #include "svdb.h"
 #include "topk.h"
@@ -23,7 +22,10 @@ typedef struct svdb_search_plan {
     const svdb_hnsw *graph;     /* NULL: exact scan */
     size_t ef;                  /* graph candidate list */
     const svdb_filter *filter;  /* NULL: no filter */
-    const svdb_indexer *pending; /* rows not yet linked, scanned exactly beside the walk; or NULL */
+    const uint32_t *pending;    /* slots queued for linking, scanned exactly beside the walk */
+    size_t n_pending;
+    const uint32_t *only;       /* non-NULL: search only these slots, exactly */
+    size_t n_only;
 } svdb_search_plan;
 
 /* Searches n prepared queries (contiguous, dim floats each) on `threads`

@@ -99,13 +99,15 @@ typedef struct svdb_update_options {
     int skip_missing;
 } svdb_update_options;
 
-#define SVDB_SEARCH_OPTIONS_VERSION 1
+#define SVDB_SEARCH_OPTIONS_VERSION 2
 typedef struct svdb_search_options {
     unsigned int version;
     uint32_t threads;
     uint32_t ef;
     const char *where;
     const char *where_document;
+    const char *const *ids;
+    size_t n_ids;
 } svdb_search_options;
 
 typedef struct svdb_hit {

@@ -282,6 +282,63 @@ static void test_update_persists(void **state)
     assert_true(th_check_db(f->db, &f->m, 1));
 }
 
+/* ------------------------------------------------------------------ search restricted to ids */
+
+static void test_search_ids(void **state)
+{
+    fixture *f = *state;
+    svdb_search_options o;
+    assert_int_equal(svdb_search_options_init(&o, SVDB_SEARCH_OPTIONS_VERSION), SVDB_OK);
+    const char *only[] = {"d", "zz", "b", "d"};
+    o.ids = only;
+    o.n_ids = 4;
+    float q[] = {1, 0, 0}; /* nearest overall is "a", which is not in the list */
+    svdb_hit *hits;
+    size_t n;
+    assert_int_equal(svdb_search(f->db, q, 3, 10, &o, &hits, &n), SVDB_OK);
+    assert_int_equal(n, 2); /* missing ids ignored, repeats once */
+    /* both at squared distance 2; a tie goes to the row inserted first */
+    assert_string_equal(hits[0].id, "b");
+    assert_string_equal(hits[1].id, "d");
+    assert_true(hits[0].distance == 2.0f && hits[1].distance == 2.0f);
+    svdb_hits_free(hits);
+    /* with a filter as well: only listed rows that match */
+    const char *only2[] = {"a", "c", "d"};
+    o.ids = only2;
+    o.n_ids = 3;
+    o.where = "{\"k\": 1}";
+    assert_int_equal(svdb_search(f->db, q, 3, 10, &o, &hits, &n), SVDB_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(hits[0].id, "a");
+    svdb_hits_free(hits);
+    o.where = NULL;
+    /* a batch of queries */
+    float qs[] = {0, 0, 1, 0.9f, 0.9f, 0.9f};
+    size_t counts[2];
+    assert_int_equal(svdb_search_batch(f->db, 2, qs, 3, 1, &o, &hits, counts), SVDB_OK);
+    assert_int_equal(counts[0], 1);
+    assert_int_equal(counts[1], 1);
+    assert_string_equal(hits[0].id, "c");
+    assert_string_equal(hits[1].id, "d");
+    svdb_hits_free(hits);
+    /* an empty list: no row */
+    o.n_ids = 0;
+    assert_int_equal(svdb_search(f->db, q, 3, 10, &o, &hits, &n), SVDB_OK);
+    assert_int_equal(n, 0);
+    assert_null(hits);
+    /* a bad id in the list */
+    const char *bad[] = {"a", ""};
+    o.ids = bad;
+    o.n_ids = 2;
+    fails(svdb_search(f->db, q, 3, 10, &o, &hits, &n), SVDB_EINVAL);
+    /* a version-1 struct has no list: the whole collection */
+    svdb_search_options o1;
+    assert_int_equal(svdb_search_options_init(&o1, 1), SVDB_OK);
+    assert_int_equal(svdb_search(f->db, q, 3, 10, &o1, &hits, &n), SVDB_OK);
+    assert_int_equal(n, 4);
+    svdb_hits_free(hits);
+}
+
 /* ------------------------------------------------------------------ automatic checkpoints */
 
 static long wal_size(const char *dir)
@@ -359,6 +416,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_both_and_skip, setup_hnsw, teardown),
         cmocka_unit_test_setup_teardown(test_update_errors, setup_flat, teardown),
         cmocka_unit_test_setup_teardown(test_update_persists, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_search_ids, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_search_ids, setup_hnsw, teardown),
         cmocka_unit_test(test_autocheckpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
