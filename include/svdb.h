@@ -61,6 +61,7 @@ extern "C" {
 #define SVDB_EMETA -14    /* metadata is not a valid JSON object */
 #define SVDB_EDUPLICATE -15 /* the same id appears twice in one batch */
 #define SVDB_EMISMATCH -16  /* options disagree with the stored collection */
+#define SVDB_ECANCELED -17  /* a progress handler stopped the operation; nothing was changed */
 
 /* Distance metrics (conventions of hnswlib and ChromaDB). */
 #define SVDB_METRIC_DEFAULT 0 /* the stored metric; L2 for a new collection */
@@ -187,6 +188,20 @@ SVDB_API int svdb_verify(svdb *db);
 SVDB_API int svdb_index_wait(svdb *db);
 /* The number of rows waiting to be linked (0 without background indexing). */
 SVDB_API int svdb_index_pending(svdb *db, size_t *pending);
+
+/* Progress of long operations (see svdb_progress_handler). */
+#define SVDB_PROGRESS_WRITE 1      /* checking a batch's rows (units: rows) */
+#define SVDB_PROGRESS_LINK 2       /* linking a batch's rows into the HNSW graph (rows) */
+#define SVDB_PROGRESS_CHECKPOINT 3 /* writing a snapshot (rows per section) */
+#define SVDB_PROGRESS_VERIFY 4     /* svdb_verify waiting for the snapshot check (bytes) */
+/* Called with done of total units at most every few tens of milliseconds,
+ * on the thread that called the operation; a nonzero return cancels it:
+ * the operation undoes what it did and fails with SVDB_ECANCELED. */
+typedef int (*svdb_progress_fn)(void *ctx, int op, uint64_t done, uint64_t total);
+/* Sets this handle's progress handler (NULL: none), as SQLite's
+ * sqlite3_progress_handler: one handler serves every long operation of the
+ * handle, including the checkpoints of svdb_close and automatic ones. */
+SVDB_API int svdb_progress_handler(svdb *db, int (*fn)(void *ctx, int op, uint64_t done, uint64_t total), void *ctx);
 
 /* Writes. */
 SVDB_API int svdb_add_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);

@@ -203,6 +203,14 @@ int svdb_verify(svdb *token)
     return svdb__coll_verify(c);
 }
 
+int svdb_progress_handler(svdb *token, int (*fn)(void *ctx, int op, uint64_t done, uint64_t total), void *ctx)
+{
+    svdb_coll *c;
+    SVDB_TRY(check_handle(token, &c));
+    svdb__coll_set_progress(c, fn, ctx);
+    return SVDB_OK;
+}
+
 /* ---------------------------------------------------------------- writes */
 
 static int check_put_args(size_t n, const char *const *ids, const float *vectors, uint32_t dim)

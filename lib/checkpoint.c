@@ -5,8 +5,10 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "progress.h"
 
 #include <stdio.h>
+#include <time.h>
 
 static int check_sound(const svdb_coll *db)
 {
@@ -23,6 +25,7 @@ static void *check_main(void *arg)
         db->check_rc = rc;
         __atomic_store_n(&db->check_failed, 1, __ATOMIC_RELEASE);
     }
+    __atomic_store_n(&db->check_done, 1, __ATOMIC_RELEASE);
     return NULL;
 }
 
@@ -51,7 +54,36 @@ static int check_wait(svdb_coll *db)
 }
 
 int svdb__coll_sound(const svdb_coll *db) { return check_sound(db); }
-int svdb__coll_verify(svdb_coll *db) { return check_wait(db); }
+/* svdb_verify: with a progress handler, waits for the check in steps,
+ * reporting the bytes it has checked; a cancel stops the wait, not the
+ * check, which goes on in the background as it would have without it. */
+int svdb__coll_verify(svdb_coll *db)
+{
+    pthread_mutex_lock(&db->write_mu);
+    svdb_progress_fn fn = db->progress_fn;
+    void *ctx = db->progress_ctx;
+    pthread_mutex_unlock(&db->write_mu);
+    pthread_mutex_lock(&db->check_mu);
+    int running = db->check_running;
+    pthread_mutex_unlock(&db->check_mu);
+    if (fn && running) {
+        uint64_t done, total;
+        svdb__snapshot_check_progress(db->check, &done, &total);
+        svdb_progress pr;
+        svdb__progress_begin(&pr, fn, ctx, SVDB_PROGRESS_VERIFY, total);
+        const struct timespec step = {0, 5000000}; /* 5 ms */
+        while (!__atomic_load_n(&db->check_done, __ATOMIC_ACQUIRE)) {
+            nanosleep(&step, NULL);
+            svdb__snapshot_check_progress(db->check, &done, &total);
+            if (svdb__progress_now(&pr, done))
+                return svdb__fail(SVDB_ECANCELED, "svdb_verify was canceled by the progress handler after %llu of %llu "
+                                                  "bytes; the check goes on in the background",
+                                  (unsigned long long)done, (unsigned long long)total);
+        }
+        svdb__progress_end(&pr);
+    }
+    return check_wait(db);
+}
 
 void svdb__coll_check_stop(svdb_coll *db)
 {

@@ -375,6 +375,14 @@ void svdb__coll_forked(svdb_coll *db)
 }
 
 void svdb__coll_set_token(svdb_coll *db, svdb *token) { db->token = token; }
+
+void svdb__coll_set_progress(svdb_coll *db, svdb_progress_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&db->write_mu);
+    db->progress_fn = fn;
+    db->progress_ctx = ctx;
+    pthread_mutex_unlock(&db->write_mu);
+}
 int svdb__coll_metric(const svdb_coll *db) { return db->store.metric; }
 int svdb__coll_storage(const svdb_coll *db) { return db->store.storage; }
 int svdb__coll_index(const svdb_coll *db) { return db->index; }

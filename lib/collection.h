@@ -54,6 +54,7 @@ int svdb__coll_ids(svdb_coll *c, const svdb_filter *filter, char ***ids, size_t 
 int svdb__coll_search(svdb_coll *c, size_t n, const float *queries, uint32_t dim, size_t k,
                       const svdb_search_options *o, const svdb_filter *filter, svdb_hit **hits, size_t *n_hits);
 
+void svdb__coll_set_progress(svdb_coll *c, svdb_progress_fn fn, void *ctx);
 int svdb__coll_index_wait(svdb_coll *c);
 size_t svdb__coll_index_pending(svdb_coll *c);
 

@@ -50,12 +50,17 @@ struct svdb_coll {
     /* Automatic checkpoints: after a write that leaves the log at or past
      * autockpt_at bytes (0: off). */
     uint64_t autockpt_bytes, autockpt_at;
+    /* The handle's progress handler (svdb_progress_handler); set and read
+     * under write_mu, except by svdb_verify, which reads it once. */
+    svdb_progress_fn progress_fn;
+    void *progress_ctx;
     /* The check of a large snapshot's vectors and links, which open leaves
      * to a thread of its own (see svdb__snapshot_load and svdb_verify). */
     svdb_snap_check *check;
     pthread_mutex_t check_mu; /* joining the thread */
     pthread_t check_tid;
     int check_running; /* started and not joined */
+    int check_done;    /* atomic: the thread has finished */
     int check_stop;    /* atomic: close asks the thread to stop */
     int check_failed;  /* atomic: the check found damage (or could not read) */
     int check_rc;

@@ -30,6 +30,7 @@ const char *svdb_strerror(int status)
     case SVDB_EMETA: return "metadata is not a valid JSON object";
     case SVDB_EDUPLICATE: return "duplicate id in batch";
     case SVDB_EMISMATCH: return "options do not match the stored collection";
+    case SVDB_ECANCELED: return "canceled by the progress handler";
     default: return "unknown status code";
     }
 }

@@ -33,6 +33,10 @@ void svdb__put_encode(const svdb_batch *b, unsigned char *out, int pad);
 size_t svdb__delete_size(const svdb_batch *b, int pad);
 void svdb__delete_encode(const svdb_batch *b, unsigned char *out, int pad);
 
+/* Where a put payload at file offset `payload` keeps its vectors (after
+ * u32 dim, u32 0, u64 n). */
+static inline uint64_t svdb__put_vectors_at(uint64_t payload) { return payload + 16; }
+
 /* Decode and validate; the batch points into `p`, which must outlive it.
  * Vectors are copied to `*vec_copy` (aligned) for puts. */
 int svdb__put_decode(const unsigned char *p, size_t len, svdb_batch *b, float **vec_copy);

@@ -491,7 +491,14 @@ struct svdb_snap_check {
     int fd;
     char *path;
     svdb_snap_header h; /* where the sections are, and their CRCs */
+    uint64_t done;      /* atomic: bytes checked so far, for svdb_verify's progress */
 };
+
+void svdb__snapshot_check_progress(const svdb_snap_check *c, uint64_t *done, uint64_t *total)
+{
+    *done = __atomic_load_n(&c->done, __ATOMIC_RELAXED);
+    *total = c->h.vec_bytes + c->h.l0_bytes + c->h.codes_bytes;
+}
 
 void svdb__snapshot_check_free(svdb_snap_check *c)
 {
@@ -524,7 +531,7 @@ static uint32_t any_nonfinite(const unsigned char *p, size_t n)
 
 /* CRC of [off, off + len) of the file, read a block at a time; with
  * `finite`, also whether every 4-byte float in it is finite. */
-static int crc_range(const svdb_snap_check *c, uint64_t off, uint64_t len, int finite, uint32_t *crc_out,
+static int crc_range(svdb_snap_check *c, uint64_t off, uint64_t len, int finite, uint32_t *crc_out,
                      const int *stop, unsigned char *buf, size_t cap)
 {
     uint32_t crc = 0, nonfinite = 0;
@@ -534,6 +541,7 @@ static int crc_range(const svdb_snap_check *c, uint64_t off, uint64_t len, int f
         SVDB_TRY(svdb__pread_all(c->fd, buf, take, off, c->path));
         crc = svdb__crc32c(crc, buf, take);
         if (finite) nonfinite |= any_nonfinite(buf, take / 4);
+        __atomic_add_fetch(&c->done, take, __ATOMIC_RELAXED);
         off += take;
         len -= take;
     }
@@ -542,7 +550,7 @@ static int crc_range(const svdb_snap_check *c, uint64_t off, uint64_t len, int f
     return SVDB_OK;
 }
 
-int svdb__snapshot_check(const svdb_snap_check *c, const int *stop)
+int svdb__snapshot_check(svdb_snap_check *c, const int *stop)
 {
     const svdb_snap_header *h = &c->h;
     size_t cap = (size_t)1 << 20;

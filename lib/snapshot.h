@@ -40,7 +40,9 @@ int svdb__snapshot_load(const svdb_dir *dir, svdb_store *s, svdb_hnsw **g, svdb_
                         const svdb_kernels *k, svdb_snap_check **deferred);
 /* SVDB_OK, SVDB_ECORRUPT naming the damage, an I/O error, or -1 when *stop
  * (read atomically; may be NULL) became nonzero first. */
-int svdb__snapshot_check(const svdb_snap_check *c, const int *stop);
+int svdb__snapshot_check(svdb_snap_check *c, const int *stop);
+/* Bytes checked so far of the total (read atomically, from any thread). */
+void svdb__snapshot_check_progress(const svdb_snap_check *c, uint64_t *done, uint64_t *total);
 void svdb__snapshot_check_free(svdb_snap_check *c);
 /* Vectors, links and codes below this many bytes are checked at load (tests lower it). */
 extern size_t svdb__snapshot_defer_bytes;

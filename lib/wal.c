@@ -254,3 +254,10 @@ int svdb__wal_reset(svdb_wal *w)
     w->end = SVDB_WAL_HEADER_BYTES;
     return svdb__fd_sync(w->fd, w->path);
 }
+
+int svdb__wal_cut(svdb_wal *w, uint64_t end)
+{
+    SVDB_TRY(svdb__truncate(w->fd, end, w->path));
+    w->end = end;
+    return svdb__fd_sync(w->fd, w->path);
+}

@@ -46,6 +46,11 @@ int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx,
  * *poisoned. */
 int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32_t type, uint64_t lsn, int sync,
                      int *poisoned);
+/* Where the next record's payload will start in the file. */
+static inline uint64_t svdb__wal_next_payload(const svdb_wal *w) { return w->end + SVDB_REC_HEADER_BYTES; }
+/* Cuts the log back to `end` (the end before the last appends, which the
+ * caller undid), synced, so no reopen replays them. */
+int svdb__wal_cut(svdb_wal *w, uint64_t end);
 /* Bytes [off, off + len) of the file (already written) through a memory map,
  * valid until svdb__wal_unview; NULL (error set) if it cannot be mapped. */
 const void *svdb__wal_view(svdb_wal *w, uint64_t off, size_t len);

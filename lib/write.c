@@ -8,6 +8,7 @@
 #include "error.h"
 #include "idmap.h"
 #include "meta.h"
+#include "progress.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -15,18 +16,38 @@
 
 /* ---------------------------------------------------------------- planning writes */
 
+/* What a batch replaced, kept while its rows are linked so that a progress
+ * handler can cancel the linking: each row's old id and metadata (packed),
+ * and its old vector (a copy for f32; for compact storage the float32
+ * original's place in a map, which lives until the next checkpoint). */
+typedef struct put_undo {
+    uint8_t *was_new;
+    char **blobs;
+    uint32_t *meta_lens;
+    const float **vecs;
+    float *copies;
+} put_undo;
+
 typedef struct put_plan {
     uint32_t *slots; /* existing slot, or SVDB_NO_SLOT for a new row */
     char **blobs;    /* each row's id and metadata packed by svdb__row_pack (NULL: inline) */
     size_t n_new;
-    int same_vectors; /* every row exists and keeps its vector (an update of metadata only) */
+    int same_vectors;      /* every row exists and keeps its vector (an update of metadata only) */
+    svdb_progress *link;   /* reports and may cancel the linking (NULL: not cancellable) */
+    put_undo undo;         /* filled when `link` is set */
 } put_plan;
 
 static void plan_free(put_plan *p, size_t n)
 {
     for (size_t i = 0; p->blobs && i < n; i++) svdb__free(p->blobs[i]);
+    for (size_t i = 0; p->undo.blobs && i < n; i++) svdb__free(p->undo.blobs[i]);
     svdb__free(p->blobs);
     svdb__free(p->slots);
+    svdb__free(p->undo.was_new);
+    svdb__free(p->undo.blobs);
+    svdb__free(p->undo.meta_lens);
+    svdb__free(p->undo.vecs);
+    svdb__free(p->undo.copies);
     memset(p, 0, sizeof *p);
 }
 
@@ -79,6 +100,82 @@ static int plan_put(const svdb_store *s, const svdb_batch *b, int is_add, int du
     return rc;
 }
 
+/* Saves what a cancellable batch replaces (see put_undo). */
+static int save_undo(const svdb_coll *db, const svdb_batch *b, put_plan *p)
+{
+    const svdb_store *s = &db->store;
+    put_undo *u = &p->undo;
+    size_t n = b->n, dim = s->dim, copy = svdb__store_compact(s) ? 0 : n - p->n_new;
+    u->was_new = svdb__malloc(n);
+    u->blobs = svdb__calloc(n, sizeof *u->blobs);
+    u->meta_lens = svdb__malloc(n * sizeof *u->meta_lens);
+    u->vecs = svdb__malloc(n * sizeof *u->vecs);
+    u->copies = copy ? svdb__malloc(copy * dim * sizeof(float)) : NULL;
+    if (!u->was_new || !u->blobs || !u->meta_lens || !u->vecs || (copy && !u->copies))
+        return svdb__fail(SVDB_ENOMEM, "out of memory planning a batch of %zu rows", n);
+    for (size_t i = 0, c = 0; i < n; i++) {
+        u->was_new[i] = p->slots[i] == SVDB_NO_SLOT;
+        if (u->was_new[i]) continue;
+        const svdb_row *r = svdb__row(s, p->slots[i]);
+        SVDB_TRY(svdb__row_pack(svdb__row_id(r), r->id_len, svdb__row_meta(r), r->meta_len, &u->blobs[i]));
+        u->meta_lens[i] = r->meta_len;
+        u->vecs[i] = svdb__vec(s, p->slots[i]);
+        if (copy) {
+            memcpy(u->copies + c * dim, u->vecs[i], dim * sizeof(float));
+            u->vecs[i] = u->copies + c++ * dim;
+        }
+    }
+    return SVDB_OK;
+}
+
+/* Links a batch's rows (write lock held); with a progress handler, a chunk
+ * at a time, reporting and stopping between chunks. *done: rows linked. */
+static int link_rows(svdb_coll *db, const uint32_t *slots, size_t n, svdb_progress *pr, size_t *done)
+{
+    if (!pr) {
+        int rc = svdb__hnsw_insert_many(db->graph, &db->store, db->kern, slots, n, db->build_threads);
+        *done = rc == SVDB_OK ? n : 0;
+        return rc;
+    }
+    size_t chunk = (size_t)256 * (db->build_threads ? db->build_threads : 1);
+    for (*done = 0; *done < n;) {
+        size_t m = n - *done < chunk ? n - *done : chunk;
+        SVDB_TRY(svdb__hnsw_insert_many(db->graph, &db->store, db->kern, slots + *done, m, db->build_threads));
+        *done += m;
+        if (svdb__progress_now(pr, *done)) return SVDB_ECANCELED;
+    }
+    return SVDB_OK;
+}
+
+/* Takes a batch back out after its linking was canceled (write lock held):
+ * the linked rows leave the graph, new rows leave the store, replaced rows
+ * get their old id, metadata and vector back and are linked again. */
+static int undo_put(svdb_coll *db, const svdb_batch *b, put_plan *p, size_t linked)
+{
+    svdb_store *s = &db->store;
+    put_undo *u = &p->undo;
+    for (size_t i = b->n; i-- > 0;) { /* newest first: free slots go back in the order they were taken */
+        uint32_t slot = p->slots[i];
+        if (i < linked) svdb__hnsw_remove(db->graph, s, db->kern, slot);
+        if (u->was_new[i]) {
+            svdb__store_remove(s, slot);
+            p->slots[i] = SVDB_NO_SLOT;
+            continue;
+        }
+        svdb__store_replace(s, slot, u->blobs[i], u->meta_lens[i], u->vecs[i]);
+        u->blobs[i] = NULL;
+    }
+    size_t relink = 0; /* the replaced rows, in batch order */
+    for (size_t i = 0; i < b->n; i++)
+        if (p->slots[i] != SVDB_NO_SLOT) p->slots[relink++] = p->slots[i];
+    int rc = relink ? svdb__hnsw_insert_many(db->graph, s, db->kern, p->slots, relink, db->build_threads) : SVDB_OK;
+    if (rc != SVDB_OK) {
+        db->poisoned = 1;
+        return svdb__fail(rc, "a canceled write could not restore the index (%s); reopen the collection", svdb_errmsg());
+    }
+    return SVDB_ECANCELED;
+}
+
 /* The store part cannot fail (memory was reserved) and takes the plan's
  * strings. Linking into the HNSW graph may still run out of memory for an
  * upper level; the handle is then poisoned, since the graph no longer covers
@@ -107,7 +204,9 @@ static int apply_put(svdb_coll *db, const svdb_batch *b, put_plan *p)
         for (size_t i = 0; i < b->n; i++) svdb__indexer_push(&db->ix, linked[i]);
         return SVDB_OK;
     }
-    int rc = svdb__hnsw_insert_many(db->graph, s, db->kern, linked, b->n, db->build_threads);
+    size_t done = 0;
+    int rc = link_rows(db, linked, b->n, p->link, &done);
+    if (rc == SVDB_ECANCELED) return undo_put(db, b, p, done);
     if (rc != SVDB_OK) db->poisoned = 1;
     return rc;
 }
@@ -133,7 +232,7 @@ static void unfix_dim(svdb_coll *db, int dim_fixed)
 {
     if (!dim_fixed) return;
     svdb__gate_wrlock(&db->gate);
-    if (db->store.n_slots == 0) {
+    if (db->store.n_live == 0) { /* no row was applied, or a canceled batch took its rows back */
         int metric = db->store.metric, storage = db->store.storage;
         svdb__store_free(&db->store);
         svdb__store_init(&db->store, 0, metric);
@@ -147,7 +246,7 @@ static void unfix_dim(svdb_coll *db, int dim_fixed)
  * until a checkpoint moves it to the snapshot. */
 static int use_logged_vectors(svdb_coll *db, svdb_batch *b, uint64_t off)
 {
-    uint64_t at = off + 16; /* u32 dim, u32 0, u64 n */
+    uint64_t at = svdb__put_vectors_at(off);
     SVDB_FAIL_IF(at % sizeof(float) != 0, SVDB_ECORRUPT, "log %s: vectors at offset %llu are not 4-byte aligned",
                  db->wal.path, (unsigned long long)at);
     const void *v = svdb__wal_view(&db->wal, at, b->n * (size_t)b->dim * sizeof(float));
@@ -251,15 +350,34 @@ int svdb__coll_copy_batch(svdb_batch *b, size_t n, const char *const *ids, const
 /* A put batch (checked, or read back from the log) planned, logged when
  * `live`, and applied: the one path of both writes and replay. Replay
  * (open, single-threaded) takes the locks too, which costs nothing there. */
-static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64_t logged_at, int same_vectors)
+/* Takes a canceled write's record back off the log, so no reopen applies it. */
+static int cut_canceled(svdb_coll *db, uint64_t end)
+{
+    int rc = svdb__wal_cut(&db->wal, end);
+    if (rc != SVDB_OK) {
+        db->poisoned = 1;
+        return svdb__fail(rc, "a canceled write could not be cut from the log (%s): a reopen would apply it; reopen the "
+                              "collection", svdb_errmsg());
+    }
+    db->next_lsn--;
+    return svdb__fail(SVDB_ECANCELED, "the write was canceled by the progress handler while its rows were linked; "
+                                      "nothing was changed");
+}
+
+static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64_t logged_at, int same_vectors,
+                      svdb_progress *link)
 {
     put_plan p;
     int fixed = 0;
     SVDB_TRY(plan_put(&db->store, b, is_add, live ? SVDB_EDUPLICATE : SVDB_ECORRUPT, &p));
     p.same_vectors = same_vectors;
-    int rc = reserve(db, p.n_new, 0, b->dim, &fixed);
+    p.link = link && db->graph && !db->background && !same_vectors ? link : NULL;
+    int rc = p.link ? save_undo(db, b, &p) : SVDB_OK;
+    /* a cancel frees the new rows' slots again: room for that too */
+    if (rc == SVDB_OK) rc = reserve(db, p.n_new, p.link ? p.n_new : 0, b->dim, &fixed);
+    uint64_t log_end = db->wal.end;
     if (rc == SVDB_OK && live) {
-        logged_at = db->wal.end + SVDB_REC_HEADER_BYTES;
+        logged_at = svdb__wal_next_payload(&db->wal);
         rc = log_record(db, SVDB_REC_PUT, b);
     }
     if (rc != SVDB_OK) unfix_dim(db, fixed);
@@ -277,9 +395,13 @@ static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64
         rc = apply_put(db, b, &p);
         svdb__gate_unlock(&db->gate);
         if (db->background && live) svdb__indexer_notify(&db->ix);
-        if (rc != SVDB_OK && live)
+        if (rc == SVDB_ECANCELED) {
+            unfix_dim(db, fixed);
+            rc = cut_canceled(db, log_end);
+        } else if (rc != SVDB_OK && live) {
             rc = svdb__fail(rc, "the write was logged but the index could not be updated (%s); reopen the collection",
                             svdb_errmsg());
+        }
     }
     plan_free(&p, b->n);
     return rc;
@@ -310,7 +432,7 @@ static int replay_put(svdb_coll *db, const unsigned char *payload, size_t len, u
     int rc = SVDB_OK;
     if (db->store.dim && db->store.dim != b.dim)
         rc = svdb__fail(SVDB_ECORRUPT, "log record has %u dims but the collection has %u", b.dim, db->store.dim);
-    if (rc == SVDB_OK) rc = commit_put(db, &b, 0, 0, off, 0);
+    if (rc == SVDB_OK) rc = commit_put(db, &b, 0, 0, off, 0, NULL);
     svdb__batch_free(&b);
     svdb__free(vec);
     return rc;
@@ -354,9 +476,10 @@ int svdb__coll_check_ids(svdb_batch *b)
 
 /* Checks a copied batch's vectors and new metadata (`patch`: metadata may
  * hold nulls that remove keys, for a merge). */
-static int check_rows(svdb_batch *b)
+static int check_rows(svdb_batch *b, svdb_progress *pr)
 {
     for (size_t i = 0; i < b->n; i++) {
+        if (svdb__progress_tick(pr, i)) return svdb__progress_canceled(pr, "the write");
         if (b->vectors) SVDB_TRY(svdb__space_check_vector(b->vectors + i * b->dim, b->dim, "vector of row", i));
         if (b->metas && b->metas[i]) {
             size_t mlen = strnlen(b->metas[i], SVDB_MAX_METADATA_BYTES + 1);
@@ -381,8 +504,13 @@ int svdb__coll_put(svdb_coll *db, size_t n, const char *const *ids, const float 
     if (rc == SVDB_OK) rc = svdb__coll_check_dim(db, dim, "vectors");
     if (rc == SVDB_OK) rc = svdb__coll_copy_batch(&b, n, ids, vectors, dim, metadatas, &block);
     if (rc == SVDB_OK) rc = svdb__coll_check_ids(&b);
-    if (rc == SVDB_OK) rc = check_rows(&b);
-    if (rc == SVDB_OK) rc = commit_put(db, &b, is_add, 1, 0, 0);
+    svdb_progress check, link;
+    svdb__progress_begin(&check, db->progress_fn, db->progress_ctx, SVDB_PROGRESS_WRITE, n);
+    if (rc == SVDB_OK) rc = check_rows(&b, &check);
+    if (rc == SVDB_OK) svdb__progress_end(&check);
+    svdb__progress_begin(&link, db->progress_fn, db->progress_ctx, SVDB_PROGRESS_LINK, n);
+    if (rc == SVDB_OK) rc = commit_put(db, &b, is_add, 1, 0, 0, db->progress_fn ? &link : NULL);
+    if (rc == SVDB_OK) svdb__progress_end(&link);
     if (rc == SVDB_OK) svdb__coll_autocheckpoint(db);
     pthread_mutex_unlock(&db->write_mu);
     svdb__batch_free(&b);
@@ -500,12 +628,17 @@ int svdb__coll_update(svdb_coll *db, size_t n, const char *const *ids, const flo
     if (rc == SVDB_OK && vectors) rc = svdb__coll_check_dim(db, dim, "vectors");
     if (rc == SVDB_OK) rc = svdb__coll_copy_batch(&in, n, ids, vectors, dim, metas, &block);
     if (rc == SVDB_OK) rc = svdb__coll_check_ids(&in);
-    if (rc == SVDB_OK) rc = check_rows(&in);
+    svdb_progress check, link;
+    svdb__progress_begin(&check, db->progress_fn, db->progress_ctx, SVDB_PROGRESS_WRITE, n);
+    if (rc == SVDB_OK) rc = check_rows(&in, &check);
+    if (rc == SVDB_OK) svdb__progress_end(&check);
+    svdb__progress_begin(&link, db->progress_fn, db->progress_ctx, SVDB_PROGRESS_LINK, n);
     if (rc == SVDB_OK) rc = check_unique(&in, SVDB_EDUPLICATE);
     if (rc == SVDB_OK) rc = build_update(db, &in, merge, skip, &u);
     /* One log record for the batch: the rows as they will be, so replay
      * needs no merge and the log format is the one of any put. */
-    if (rc == SVDB_OK && u.b.n) rc = commit_put(db, &u.b, 0, 1, 0, vectors == NULL);
+    if (rc == SVDB_OK && u.b.n) rc = commit_put(db, &u.b, 0, 1, 0, vectors == NULL, db->progress_fn ? &link : NULL);
+    if (rc == SVDB_OK && u.b.n) svdb__progress_end(&link);
     if (rc == SVDB_OK && u.b.n) svdb__coll_autocheckpoint(db);
     pthread_mutex_unlock(&db->write_mu);
     if (rc == SVDB_OK && n_updated) *n_updated = u.b.n;

@@ -13,7 +13,7 @@ layer() {
     search | indexer | snapshot | legacy_v1 | wal | rwgate) echo 4 ;;       # what the engine drives
     hnsw | hnsw_codec | hnsw_search | hnsw_impl | store | filter | record | meta | regex | regex_re2 | idmap) echo 3 ;;
     space | quant | quant_avx2 | topk | distance | distance_kernel | distance_avx2 | distance_avx512 | \
-      distance_neon | crc32c | crc32c_sse42 | mapfile | os) echo 2 ;;
+      distance_neon | crc32c | crc32c_sse42 | mapfile | os | progress) echo 2 ;;
     alloc | error) echo 1 ;;
     svdb) echo 0 ;; # the public header: every file may include it
     *) echo "" ;;
