@@ -17,16 +17,12 @@
 #include "svdb.h"
 
 #include <cjson/cJSON.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define CATALOG_TMP "pysvdb-chroma.json.tmp"
 #define LOCK_FILE "pysvdb-chroma.lock"
@@ -66,7 +62,7 @@ static void on_child(void)
     fork_gen++;
     for (size_t i = 0; i < n_slots; i++)
         if (slots[i].cat && slots[i].cat->lock_fd >= 0) {
-            close(slots[i].cat->lock_fd); /* os: */
+            svdb__fd_close(slots[i].cat->lock_fd);
             slots[i].cat->lock_fd = -1;
         }
     pthread_mutex_unlock(&reg_mu);
@@ -197,11 +193,11 @@ int svdb__catalog_write_atomic(const svdb_dir *d, const char *name, const char *
     char *path = svdb__dir_file(d, tmp);
     int rc = path ? svdb__pwrite_all(fd, text, strlen(text), 0, path) : svdb__fail(SVDB_ENOMEM, "out of memory");
     if (rc == SVDB_OK && durable) rc = svdb__fd_sync(fd, path);
-    close(fd); /* os: */
+    svdb__fd_close(fd);
     svdb__free(path);
     if (rc == SVDB_OK) rc = svdb__file_rename(d, tmp, name);
     if (rc != SVDB_OK) {
-        unlinkat(d->fd, tmp, 0); /* os: best effort; the error stays the first one */
+        svdb__file_discard(d, tmp); /* the error stays the first one */
         return rc;
     }
     *renamed = 1;
@@ -227,8 +223,8 @@ static int save(svdb_catalog *c)
 static void new_uuid(char out[UUID_LEN + 1])
 {
     unsigned char b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b) /* os: */
-        for (int i = 0; i < 16; i++) b[i] = (unsigned char)rand();
+    uint64_t r[2] = {svdb__os_random64(), svdb__os_random64()};
+    memcpy(b, r, sizeof b);
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
     char *o = out;
@@ -238,45 +234,22 @@ static void new_uuid(char out[UUID_LEN + 1])
     }
 }
 
-/* mkdir -p; an existing directory is fine. */
-static int make_dirs(const char *path)
-{
-    char *p = svdb__strndup(path, strlen(path));
-    SVDB_FAIL_IF(!p, SVDB_ENOMEM, "out of memory");
-    int rc = SVDB_OK;
-    for (char *s = p + 1;; s++) {
-        if (*s && *s != '/') continue;
-        char was = *s;
-        *s = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) /* os: */
-            rc = svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create directory %s", p);
-        *s = was;
-        if (!was || rc != SVDB_OK) break;
-    }
-    svdb__free(p);
-    return rc;
-}
-
+/* The catalog's lock, with this process's id in the file for a second
+ * process to name in its message. */
 static int take_lock(svdb_catalog *c)
 {
-    c->lock_fd = openat(c->dir.fd, LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644); /* os: */
-    if (c->lock_fd < 0)
-        return svdb__fail_errno(errno == ELOOP ? SVDB_ECORRUPT : SVDB_EIO, errno, "cannot open the lock file %s/%s", c->dir.path, LOCK_FILE);
-    if (flock(c->lock_fd, LOCK_EX | LOCK_NB) != 0) { /* os: */
-        if (errno != EWOULDBLOCK) return svdb__fail_errno(SVDB_EIO, errno, "cannot lock %s/%s", c->dir.path, LOCK_FILE);
-        char pid[32] = {0};
-        ssize_t r = pread(c->lock_fd, pid, sizeof pid - 1, 0); /* os: */
-        pid[r > 0 ? strcspn(pid, " \r\n") : 0] = '\0';
+    int rc = svdb__file_lock(&c->dir, LOCK_FILE, &c->lock_fd);
+    if (rc == SVDB_ELOCKED) {
+        char pid[32];
+        svdb__lock_holder(&c->dir, LOCK_FILE, pid, sizeof pid);
         return svdb__fail(SVDB_ELOCKED,
                           "%s is locked: another process (pid %s) has its catalog open. One process at a time may open "
                           "it; close the other client or use another directory",
                           c->dir.path, pid[0] ? pid : "?");
     }
-    char pid[32];
-    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    SVDB_TRY(rc);
     char *path = svdb__dir_file(&c->dir, LOCK_FILE);
-    int rc = path ? svdb__truncate(c->lock_fd, 0, path) : svdb__fail(SVDB_ENOMEM, "out of memory");
-    if (rc == SVDB_OK) rc = svdb__pwrite_all(c->lock_fd, pid, strlen(pid), 0, path);
+    rc = path ? svdb__lock_write_pid(c->lock_fd, path) : svdb__fail(SVDB_ENOMEM, "out of memory");
     svdb__free(path);
     return rc;
 }
@@ -306,7 +279,7 @@ static int read_whole(const svdb_catalog *c, int fd, char **text, size_t *len)
     struct stat st;
     char *path = svdb__dir_file(&c->dir, CATALOG_FILE);
     SVDB_FAIL_IF(!path, SVDB_ENOMEM, "out of memory");
-    int rc = fstat(fd, &st) != 0 ? svdb__fail_errno(SVDB_EIO, errno, "cannot inspect %s", path) /* os: */
+    int rc = svdb__fd_stat(fd, path, &st) != SVDB_OK ? SVDB_EIO
              : !S_ISREG(st.st_mode) ? svdb__fail(SVDB_ECORRUPT, "cannot read the catalog %s: it is not a regular file; restore it from a backup (nothing was changed)", path)
                                     : SVDB_OK;
     *text = rc == SVDB_OK ? svdb__malloc((size_t)st.st_size + 1) : NULL;
@@ -327,7 +300,7 @@ static int load(svdb_catalog *c, int create)
     char *text = NULL;
     size_t len = 0;
     rc = read_whole(c, fd, &text, &len);
-    close(fd); /* os: */
+    svdb__fd_close(fd);
     SVDB_TRY(rc);
     const char *why = NULL;
     cJSON *doc = svdb__catalog_parse_json(text, len, &why);
@@ -366,7 +339,7 @@ static void destroy(svdb_catalog *c)
 {
     if (c->token) unregister_cat(c->token);
     c->magic = 0;
-    if (c->lock_fd >= 0) close(c->lock_fd); /* os: */
+    svdb__fd_close(c->lock_fd);
     svdb__dir_close(&c->dir);
     entries_clear(c);
     pthread_mutex_destroy(&c->mu);
@@ -376,8 +349,8 @@ static void destroy(svdb_catalog *c)
 static int open_cat(svdb_catalog *c, const char *dir, const svdb_catalog_options *o)
 {
     struct stat st;
-    if (o->create) SVDB_TRY(make_dirs(dir));
-    else SVDB_FAIL_IF(stat(dir, &st) != 0, SVDB_ENOTFOUND, "no catalog directory %s (and create is off)", dir); /* os: */
+    if (o->create) SVDB_TRY(svdb__dir_make_all(dir));
+    else SVDB_FAIL_IF(svdb__path_stat(dir, &st) != 1, SVDB_ENOTFOUND, "no catalog directory %s (and create is off)", dir);
     SVDB_TRY(svdb__dir_open(&c->dir, dir));
     if (!o->create) SVDB_FAIL_IF(svdb__file_stat(&c->dir, CATALOG_FILE, &st) == 0, SVDB_ENOTFOUND,
                                  "no catalog %s/%s (and create is off)", c->dir.path, CATALOG_FILE);
@@ -626,7 +599,7 @@ static int forget(svdb_catalog *c, long i, char id[UUID_LEN + 1])
     entry e = c->v[i];
     memcpy(id, e.id, UUID_LEN + 1);
     svdb_dir d;
-    int have = svdb__catalog_open_coll(c, e.id, &d), lock = -1;
+    int have = svdb__dir_open_at(&c->dir, e.id, &d), lock = -1;
     int rc = have < 0 ? have : have ? svdb__catalog_hold_collection(&d, &lock) : SVDB_OK;
     if (rc == SVDB_OK && have) rc = svdb__catalog_write_marker(c, &d, e.id, "deleting");
     if (rc == SVDB_OK) {
@@ -645,7 +618,7 @@ static int forget(svdb_catalog *c, long i, char id[UUID_LEN + 1])
             svdb__fail(rc, "%s", msg);
         }
     }
-    if (lock >= 0) close(lock); /* os: */
+    svdb__fd_close(lock);
     if (have > 0) svdb__dir_close(&d);
     return rc;
 }

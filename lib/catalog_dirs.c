@@ -13,14 +13,9 @@
 #include "svdb.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define MARKER_FILE "pysvdb-collection.json"
 #define MARKER_TMP "pysvdb-collection.json.tmp"
@@ -29,32 +24,11 @@
 
 /* ---------------------------------------------------------------- collection directories */
 
-/* Opens root/id as a directory, never through a link: 1, 0 when there is
- * no such directory (absent, a link, a file), or an error. */
-int svdb__catalog_open_coll(const svdb_catalog *c, const char *id, svdb_dir *d)
-{
-    d->path = NULL;
-    d->fd = openat(c->dir.fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* os: */
-    if (d->fd < 0) {
-        if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) return 0;
-        return svdb__fail_errno(SVDB_EIO, errno, "cannot open directory %s/%s", c->dir.path, id);
-    }
-    d->path = svdb__path_join(c->dir.path, id);
-    if (!d->path) return svdb__dir_close(d), svdb__fail(SVDB_ENOMEM, "out of memory");
-    return 1;
-}
-
 /* Whether the directory's marker says it is collection id of this store, in `state`. */
 static int marker_says(const svdb_catalog *c, const svdb_dir *d, const char *id, const char *state)
 {
-    int fd;
-    struct stat st;
-    if (svdb__file_open(d, MARKER_FILE, O_RDONLY, &fd) != SVDB_OK) return 0;
-    char *buf = NULL;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < MAX_MARKER_BYTES) /* os: */
-        buf = svdb__calloc(1, (size_t)st.st_size + 1);
-    int ok = buf && pread(fd, buf, (size_t)st.st_size, 0) == st.st_size; /* os: */
-    close(fd);                                                             /* os: */
+    char *buf = svdb__file_read_small(d, MARKER_FILE, MAX_MARKER_BYTES, NULL);
+    int ok = buf != NULL;
     cJSON *m = ok ? cJSON_Parse(buf) : NULL;
     svdb__free(buf);
     const char *keys[] = {"format", "store", "id", "state"}, *want[] = {MARKER_FORMAT, c->store, id, state};
@@ -80,37 +54,8 @@ int svdb__catalog_write_marker(const svdb_catalog *c, const svdb_dir *d, const c
  * else SVDB_OK, with *fd holding the lock (or -1 when there is no LOCK). */
 int svdb__catalog_hold_collection(const svdb_dir *d, int *fd)
 {
-    *fd = openat(d->fd, "LOCK", O_RDONLY | O_NOFOLLOW | O_CLOEXEC); /* os: */
-    if (*fd < 0) return SVDB_OK;
-    if (flock(*fd, LOCK_EX | LOCK_NB) == 0) return SVDB_OK; /* os: */
-    close(*fd);                                             /* os: */
-    *fd = -1;
+    if (svdb__file_try_lock(d, "LOCK", fd) == SVDB_OK) return SVDB_OK;
     return svdb__fail(SVDB_ELOCKED, "collection %s is open (by a handle in this or another process); close it first", d->path);
-}
-
-/* Removes every entry of directory fd but `keep`, subdirectories too. */
-static int empty_dir(int fd, const char *path, const char *keep)
-{
-    int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* os: */
-    DIR *dh = dfd >= 0 ? fdopendir(dfd) : NULL;                     /* os: */
-    if (!dh) {
-        if (dfd >= 0) close(dfd);
-        return svdb__fail_errno(SVDB_EIO, errno, "cannot list directory %s", path);
-    }
-    int rc = SVDB_OK;
-    for (struct dirent *e; rc == SVDB_OK && (e = readdir(dh));) {
-        const char *n = e->d_name;
-        if (!strcmp(n, ".") || !strcmp(n, "..") || (keep && !strcmp(n, keep))) continue;
-        int sub = openat(fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC); /* os: */
-        if (sub >= 0) {
-            rc = empty_dir(sub, path, NULL);
-            close(sub);
-        }
-        if (rc == SVDB_OK && unlinkat(fd, n, sub >= 0 ? AT_REMOVEDIR : 0) != 0) /* os: */
-            rc = svdb__fail_errno(SVDB_EIO, errno, "cannot remove %s/%s", path, n);
-    }
-    closedir(dh);
-    return rc;
 }
 
 /* Removes root/id, proven by its marker to be this store's deleted
@@ -118,20 +63,19 @@ static int empty_dir(int fd, const char *path, const char *keep)
 int svdb__catalog_purge(svdb_catalog *c, const char *id)
 {
     svdb_dir d;
-    int have = svdb__catalog_open_coll(c, id, &d);
+    int have = svdb__dir_open_at(&c->dir, id, &d);
     if (have < 0) return have;
     struct stat st;
-    if (!have && fstatat(c->dir.fd, id, &st, AT_SYMLINK_NOFOLLOW) != 0) return SVDB_OK; /* os: nothing there */
+    if (!have && svdb__file_stat(&c->dir, id, &st) != 1) return SVDB_OK; /* nothing there */
     int rc = have && marker_says(c, &d, id, "deleting")
                  ? SVDB_OK
                  : svdb__fail(SVDB_EINVAL, "%s/%s is not provably this store's deleted collection; it was left in place", c->dir.path, id);
     int lock = -1;
     if (rc == SVDB_OK) rc = svdb__catalog_hold_collection(&d, &lock);
-    if (rc == SVDB_OK) rc = empty_dir(d.fd, d.path, MARKER_FILE);
+    if (rc == SVDB_OK) rc = svdb__dir_empty(&d, MARKER_FILE);
     if (rc == SVDB_OK) rc = svdb__file_unlink(&d, MARKER_FILE);
-    if (rc == SVDB_OK && unlinkat(c->dir.fd, id, AT_REMOVEDIR) != 0) /* os: */
-        rc = svdb__fail_errno(SVDB_EIO, errno, "cannot remove %s", d.path);
-    if (lock >= 0) close(lock); /* os: */
+    if (rc == SVDB_OK) rc = svdb__dir_remove(&c->dir, id);
+    svdb__fd_close(lock);
     if (rc != SVDB_OK && rc != SVDB_EINVAL && rc != SVDB_ELOCKED) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", svdb_errmsg());
@@ -142,27 +86,34 @@ int svdb__catalog_purge(svdb_catalog *c, const char *id)
     return rc;
 }
 
+typedef struct uuid_list {
+    const svdb_catalog *c;
+    int unlisted;
+    char (**out)[UUID_LEN + 1];
+    size_t *n;
+} uuid_list;
+
+/* svdb__dir_list's callback: adds name when it is a UUID (and unlisted,
+ * when asked); nonzero (SVDB_ENOMEM) stops the listing. */
+static int add_uuid(void *ctx, const char *name)
+{
+    uuid_list *l = ctx;
+    if (!svdb__catalog_is_uuid(name) || (l->unlisted && svdb__catalog_find_id(l->c, name) >= 0)) return 0;
+    char(*v)[UUID_LEN + 1] = svdb__realloc(*l->out, (*l->n + 1) * sizeof *v);
+    if (!v) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    memcpy(v[(*l->n)++], name, UUID_LEN + 1);
+    *l->out = v;
+    return 0;
+}
+
 /* The names in the root that look like collection directories (UUIDs),
  * unlisted ones only when `unlisted`; an array the caller frees. */
 int svdb__catalog_uuid_names(const svdb_catalog *c, int unlisted, char (**out)[UUID_LEN + 1], size_t *n)
 {
     *out = NULL;
     *n = 0;
-    int dfd = openat(c->dir.fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* os: */
-    DIR *dh = dfd >= 0 ? fdopendir(dfd) : NULL;                           /* os: */
-    if (!dh) {
-        if (dfd >= 0) close(dfd);
-        return svdb__fail_errno(SVDB_EIO, errno, "cannot list directory %s", c->dir.path);
-    }
-    int rc = SVDB_OK;
-    for (struct dirent *e; rc == SVDB_OK && (e = readdir(dh));) {
-        if (!svdb__catalog_is_uuid(e->d_name) || (unlisted && svdb__catalog_find_id(c, e->d_name) >= 0)) continue;
-        char(*v)[UUID_LEN + 1] = svdb__realloc(*out, (*n + 1) * sizeof *v);
-        if (!v) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
-        else memcpy(v[(*n)++], e->d_name, UUID_LEN + 1), *out = v;
-    }
-    closedir(dh);
-    return rc;
+    uuid_list l = {c, unlisted, out, n};
+    return svdb__dir_list(&c->dir, add_uuid, &l);
 }
 
 /* Directories the catalog does not list: a delete a crash interrupted is
@@ -193,7 +144,7 @@ int svdb__catalog_sweep(svdb_catalog *c)
 int svdb__catalog_claim(svdb_catalog *c, long i)
 {
     svdb_dir d;
-    int have = svdb__catalog_open_coll(c, c->v[i].id, &d);
+    int have = svdb__dir_open_at(&c->dir, c->v[i].id, &d);
     if (have < 0) return have;
     SVDB_FAIL_IF(!have, SVDB_ENOTFOUND, "collection directory %s/%s does not exist (open the collection first)", c->dir.path, c->v[i].id);
     int rc = marker_says(c, &d, c->v[i].id, "live") ? SVDB_OK : svdb__catalog_write_marker(c, &d, c->v[i].id, "live");

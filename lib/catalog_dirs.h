@@ -8,7 +8,6 @@
 
 #include <stddef.h>
 
-int svdb__catalog_open_coll(const svdb_catalog *c, const char *id, svdb_dir *d);
 int svdb__catalog_write_marker(const svdb_catalog *c, const svdb_dir *d, const char *id, const char *state);
 int svdb__catalog_hold_collection(const svdb_dir *d, int *fd);
 int svdb__catalog_purge(svdb_catalog *c, const char *id);

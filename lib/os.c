@@ -268,6 +268,120 @@ int svdb__file_lock(const svdb_dir *d, const char *name, int *fd)
     return svdb__fail_errno(SVDB_EIO, err, "cannot lock %s/%s", d->path, name);
 }
 
+int svdb__file_try_lock(const svdb_dir *d, const char *name, int *fd)
+{
+    *fd = openat(d->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (*fd < 0) return SVDB_OK;
+    if (flock(*fd, LOCK_EX | LOCK_NB) == 0) return SVDB_OK;
+    close(*fd);
+    *fd = -1;
+    return SVDB_ELOCKED;
+}
+
+int svdb__lock_write_pid(int fd, const char *path)
+{
+    char pid[32];
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    SVDB_TRY(svdb__truncate(fd, 0, path));
+    return svdb__pwrite_all(fd, pid, strlen(pid), 0, path);
+}
+
+void svdb__lock_holder(const svdb_dir *d, const char *name, char *pid, size_t size)
+{
+    pid[0] = '\0';
+    int fd = openat(d->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return;
+    ssize_t r = pread(fd, pid, size - 1, 0);
+    close(fd);
+    pid[r > 0 ? (size_t)r : 0] = '\0';
+    pid[strcspn(pid, " \r\n")] = '\0';
+}
+
+char *svdb__file_read_small(const svdb_dir *d, const char *name, size_t max, size_t *len)
+{
+    int fd;
+    struct stat st;
+    if (svdb__file_open(d, name, O_RDONLY, &fd) != SVDB_OK) return NULL;
+    char *buf = NULL;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size < max)
+        buf = svdb__calloc(1, (size_t)st.st_size + 1);
+    if (buf && pread(fd, buf, (size_t)st.st_size, 0) != st.st_size) {
+        svdb__free(buf);
+        buf = NULL;
+    }
+    close(fd);
+    if (buf && len) *len = (size_t)st.st_size;
+    return buf;
+}
+
+int svdb__dir_open_at(const svdb_dir *parent, const char *name, svdb_dir *d)
+{
+    d->path = NULL;
+    d->fd = openat(parent->fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (d->fd < 0) {
+        if (errno == ENOENT || errno == ELOOP || errno == ENOTDIR) return 0;
+        return svdb__fail_errno(SVDB_EIO, errno, "cannot open directory %s/%s", parent->path, name);
+    }
+    d->path = svdb__path_join(parent->path, name);
+    if (!d->path) return svdb__dir_close(d), svdb__fail(SVDB_ENOMEM, "out of memory");
+    return 1;
+}
+
+int svdb__dir_make_all(const char *path)
+{
+    char *p = svdb__strndup(path, strlen(path));
+    SVDB_FAIL_IF(!p, SVDB_ENOMEM, "out of memory");
+    int rc = SVDB_OK;
+    for (char *s = p + 1;; s++) {
+        if (*s && *s != '/') continue;
+        char was = *s;
+        *s = '\0';
+        if (mkdir(p, 0755) != 0 && errno != EEXIST)
+            rc = svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create directory %s", p);
+        *s = was;
+        if (!was || rc != SVDB_OK) break;
+    }
+    svdb__free(p);
+    return rc;
+}
+
+/* Empties the directory fd (its entries removed, subdirectories first
+ * emptied); `path` names the top directory in messages. */
+static int empty_fd(int fd, const char *path, const char *keep)
+{
+    /* A descriptor of its own for reading, as in svdb__dir_list. */
+    int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dh = dfd >= 0 ? fdopendir(dfd) : NULL;
+    if (!dh) {
+        int err = errno;
+        if (dfd >= 0) close(dfd);
+        return svdb__fail_errno(SVDB_EIO, err, "cannot list directory %s", path);
+    }
+    int rc = SVDB_OK;
+    for (struct dirent *e; rc == SVDB_OK && (e = readdir(dh));) {
+        const char *n = e->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..") || (keep && !strcmp(n, keep))) continue;
+        int sub = openat(fd, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sub >= 0) {
+            rc = empty_fd(sub, path, NULL);
+            close(sub);
+        }
+        if (rc == SVDB_OK && unlinkat(fd, n, sub >= 0 ? AT_REMOVEDIR : 0) != 0)
+            rc = svdb__fail_errno(SVDB_EIO, errno, "cannot remove %s/%s", path, n);
+    }
+    closedir(dh);
+    return rc;
+}
+
+int svdb__dir_empty(const svdb_dir *d, const char *keep) { return empty_fd(d->fd, d->path, keep); }
+
+int svdb__dir_remove(const svdb_dir *d, const char *name)
+{
+    if (unlinkat(d->fd, name, AT_REMOVEDIR) != 0)
+        return svdb__fail_errno(SVDB_EIO, errno, "cannot remove %s/%s", d->path, name);
+    return SVDB_OK;
+}
+
 uint64_t svdb__os_random64(void)
 {
     uint64_t u = 0;

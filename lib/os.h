@@ -85,6 +85,45 @@ int svdb__dir_list(const svdb_dir *d, svdb_dir_fn fn, void *ctx);
  * another holds it; else an error naming the file. *fd is -1 on failure. */
 int svdb__file_lock(const svdb_dir *d, const char *name, int *fd);
 
+/* Takes the lock on an existing dir/name without waiting and without
+ * creating it (another's lock file, opened read-only, never through a
+ * link): SVDB_OK with *fd holding the lock, or with *fd = -1 when there is
+ * no such file (or it cannot be opened); SVDB_ELOCKED, with no message for
+ * the caller to word, when it cannot be locked (another holds it). */
+int svdb__file_try_lock(const svdb_dir *d, const char *name, int *fd);
+/* Replaces the content of the lock file fd (from svdb__file_lock; path only
+ * names it in messages) with this process's id, for svdb__lock_holder to
+ * report to a process that finds it locked. Goes through the fault hook
+ * (a truncate, then a write). */
+int svdb__lock_write_pid(int fd, const char *path);
+/* The first word of the lock file dir/name (the holder's process id, from
+ * svdb__lock_write_pid), at most size - 1 bytes, in pid; "" when it cannot
+ * be read. No message. */
+void svdb__lock_holder(const svdb_dir *d, const char *name, char *pid, size_t size);
+
+/* The whole of dir/name in a new NUL-terminated string (freed with
+ * svdb__free), *len its length (len may be NULL), when it is a regular file shorter than max
+ * bytes; else NULL: absent, a link, not a regular file, too long,
+ * unreadable, or out of memory. For small files whose absence or damage the
+ * caller treats as "not there" (the message, if any, is svdb__file_open's). */
+char *svdb__file_read_small(const svdb_dir *d, const char *name, size_t max, size_t *len);
+
+/* Opens parent/name as a directory, never through a link: 1, 0 when there
+ * is no such directory (absent, a link, a file), or SVDB_EIO "cannot open
+ * directory <parent>/<name>" (or SVDB_ENOMEM). Close it with
+ * svdb__dir_close. */
+int svdb__dir_open_at(const svdb_dir *parent, const char *name, svdb_dir *d);
+/* mkdir -p path (0755): every missing directory along it is made; existing
+ * ones are fine. No fsync. SVDB_ENOSPC for a full disk, else SVDB_EIO
+ * "cannot create directory <prefix>". */
+int svdb__dir_make_all(const char *path);
+/* Removes every entry of d but `keep` (NULL: none), subdirectories with all
+ * they hold, never following a link (a link is removed as a link). SVDB_EIO
+ * "cannot list directory <d>" or "cannot remove <d>/<entry>". */
+int svdb__dir_empty(const svdb_dir *d, const char *keep);
+/* Removes the empty directory d/name: SVDB_EIO "cannot remove <d>/<name>". */
+int svdb__dir_remove(const svdb_dir *d, const char *name);
+
 /* 64 random bits from the kernel; if it has none to give, a mix of the
  * clock and the process id (good enough to tell collections apart). */
 uint64_t svdb__os_random64(void);
