@@ -220,8 +220,8 @@ static void test_cancel_write_checks(void **state)
     float *v = malloc(n * 4 * sizeof(float));
     th_random(v, n * 4, 6);
     for (size_t i = 0; i < n; i++) {
-        ids[i] = malloc(16);
-        snprintf(ids[i], 16, "w%zu", i);
+        ids[i] = malloc(32);
+        snprintf(ids[i], 32, "w%zu", i);
         metas[i] = malloc(mlen + 1);
         memset(metas[i], 'a', mlen);
         memcpy(metas[i], "{\"t\":\"", 6);
