@@ -41,6 +41,7 @@ from ._lib import lib as _clib
 from ._lib import library_path
 from ._db import (
     BatchResult,
+    GetBatchResult,
     Durability,
     IndexType,
     Matrix,

@@ -100,10 +100,6 @@ MAX_BATCH_SIZE = 2**31 - 1
 
 _DOC = DOCUMENT_KEY
 _URI = "#uri"
-#: A collection is checkpointed (snapshot written, log emptied, space of
-#: deleted rows released) once this many rows, or as many as it holds, were
-#: written since the last checkpoint.
-_CHECKPOINT_ROWS = 50_000
 
 _NO_EMBEDDING_FUNCTION = (
     "You must provide an embedding function to compute embeddings: pysvdb has no built-in embedding model "
@@ -252,7 +248,6 @@ class _Engine:
         self.records: Dict[uuid.UUID, _Record] = {}
         self.handles: Dict[uuid.UUID, SvDBPython] = {}
         self.writers: Dict[uuid.UUID, threading.Lock] = {}
-        self.unsaved: Dict[uuid.UUID, int] = {}
         self.durability = "persist" if self.ephemeral else settings.pysvdb_durability
         self.cat: Any = None
         self.warnings: List[str] = []
@@ -422,20 +417,11 @@ class _Engine:
                     raise
                 self.handles[rec.id] = h
                 self.writers[rec.id] = threading.Lock()
-                self.unsaved[rec.id] = 0
             return h
 
     def writer(self, rec: _Record) -> threading.Lock:
         self.handle(rec)
         return self.writers[rec.id]
-
-    def wrote(self, rec: _Record, h: SvDBPython, rows: int) -> None:
-        """Counts written rows; checkpoints when the log has grown as large as the collection."""
-        n = self.unsaved.get(rec.id, 0) + rows
-        if n >= _CHECKPOINT_ROWS and n >= h.count():
-            h.persist()
-            n = 0
-        self.unsaved[rec.id] = n
 
     def drop(self, rec: _Record) -> None:
         """Removes a collection: its handle is closed (writes in flight finish
@@ -445,7 +431,6 @@ class _Engine:
             self.check()
             h = self.handles.pop(rec.id, None)
             lock = self.writers.pop(rec.id, None)
-            self.unsaved.pop(rec.id, None)
             if lock is not None:
                 with lock:
                     pass
@@ -623,6 +608,18 @@ def _encode_row(meta: Optional[Mapping[str, Any]], doc: Optional[str], uri: Opti
     return json.dumps(d, ensure_ascii=False, allow_nan=False) if d else None
 
 
+def _encode_patch(meta: Optional[Mapping[str, Any]], doc: Optional[str], uri: Optional[str]) -> Optional[str]:
+    """What ChromaDB's update changes in a row, as a metadata patch that libsvdb
+    merges into the stored one (given keys replace, a None value removes the
+    key, other keys stay); None when it changes nothing."""
+    d: Dict[str, Any] = {k: storable_value(v) for k, v in meta.items()} if meta else {}
+    if doc is not None:
+        d[_DOC] = doc
+    if uri is not None:
+        d[_URI] = uri
+    return json.dumps(d, ensure_ascii=False, allow_nan=False) if d else None
+
+
 def _decode_row(text: Optional[str]) -> Tuple[Optional[Dict[str, Any]], Optional[str], Optional[str]]:
     if text is None:
         return None, None, None
@@ -637,21 +634,6 @@ def _as_array(rows: Sequence[npt.NDArray[np.float32]], dim: int) -> npt.NDArray[
     if not rows:
         return np.array([])
     return np.stack(rows).astype(np.float64).reshape(len(rows), dim)
-
-
-def _distances(space: str, q: npt.NDArray[np.float32], x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Distances of each query (rows of q) to each row of x, in svdb's conventions."""
-    d: npt.NDArray[Any]
-    if space == "l2":
-        d = ((q[:, None, :] - x[None, :, :]) ** 2).sum(-1)
-    elif space == "ip":
-        d = 1.0 - q @ x.T
-    else:
-        qn = q / np.linalg.norm(q, axis=1, keepdims=True)
-        xn = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), np.finfo(np.float32).tiny)
-        d = 1.0 - qn @ xn.T
-    out: npt.NDArray[np.float32] = d.astype(np.float32)
-    return out
 
 
 # ---------------------------------------------------------------- collection
@@ -869,13 +851,10 @@ class Collection:
             with self._engine.writer(rec):
                 try:
                     db.add(id_list, vecs, rows)
-                    written = n
                 except svdb_errors.IdExistsError:
-                    keep = [i for i in range(n) if not db.contains(id_list[i])]
-                    written = len(keep)
-                    if keep:
+                    keep = np.flatnonzero(~db.get_batch(id_list, metadata=False).found)
+                    if len(keep):
                         db.add([id_list[i] for i in keep], vecs[keep], [rows[i] for i in keep])
-                self._engine.wrote(rec, db, written)
 
     def _merge_write(self, op: str, ids: Any, embeddings: Any, metadatas: Any, documents: Any, images: Any, uris: Any) -> None:
         id_list, vecs, metas, docs, images_, uri_list = self._normalize_insert(
@@ -886,54 +865,48 @@ class Collection:
         check_ids_storable(id_list)
         if metas is not None:
             check_metadata_storable(metas, allow_none_values=True)
+        n = len(id_list)
+        # Existing rows get ChromaDB's update: libsvdb merges each patch into the stored metadata.
+        patches = [
+            _encode_patch(
+                metas[i] if metas is not None else None,
+                docs[i] if docs is not None else None,
+                uri_list[i] if uri_list is not None else None,
+            )
+            for i in range(n)
+        ]
         rec = self._record
         with _storage(rec):
             db = self._db()
             if vecs is not None:
                 self._check_vectors(db, vecs)
             with self._engine.writer(rec):
-                found, old_rows, old_vecs = db.get_many(id_list, metadata=True, vectors=vecs is None)
-                exists = dict(zip(found, old_rows))
-                out_ids: List[str] = []
-                out_rows: List[Optional[str]] = []
-                picks: List[int] = []
-                for i, id_ in enumerate(id_list):
-                    if i in exists:
-                        meta, doc, uri = _decode_row(exists[i])
-                        new_meta = metas[i] if metas is not None else None
-                        if new_meta is not None:
-                            meta = dict(meta or {})
-                            for k, v in new_meta.items():
-                                if v is None:
-                                    meta.pop(k, None)
-                                else:
-                                    meta[k] = v
-                        if docs is not None and docs[i] is not None:
-                            doc = docs[i]
-                        if uri_list is not None and uri_list[i] is not None:
-                            uri = uri_list[i]
-                        out_rows.append(_encode_row(meta, doc, uri))
-                    elif op == "upsert":
-                        out_rows.append(
-                            _encode_row(
-                                metas[i] if metas is not None else None,
-                                docs[i] if docs is not None else None,
-                                uri_list[i] if uri_list is not None else None,
-                            )
-                        )
-                    else:
-                        continue  # update of a missing id: ignored
-                    out_ids.append(id_)
-                    picks.append(i)
-                if not out_ids:
+                if op == "update":  # missing ids are ignored
+                    if vecs is not None or any(p is not None for p in patches):
+                        db.update(id_list, vecs, patches, merge=True, skip_missing=True)
                     return
-                if vecs is not None:
-                    new_vecs = vecs[picks]
-                else:
-                    assert old_vecs is not None
-                    new_vecs = old_vecs
-                db.upsert(out_ids, new_vecs, out_rows)
-                self._engine.wrote(rec, db, len(out_ids))
+                assert vecs is not None
+                found = db.get_batch(id_list, metadata=False).found
+                new = np.flatnonzero(~found)
+                if len(new):
+                    new_ids = [id_list[i] for i in new]
+                    rows = [
+                        _encode_row(
+                            metas[i] if metas is not None else None,
+                            docs[i] if docs is not None else None,
+                            uri_list[i] if uri_list is not None else None,
+                        )
+                        for i in new
+                    ]
+                    db.add(new_ids, vecs[new], rows)
+                old = np.flatnonzero(found)
+                if len(old):
+                    try:
+                        db.update([id_list[i] for i in old], vecs[old], [patches[i] for i in old], merge=True)
+                    except Exception:
+                        if len(new):
+                            db.delete(new_ids)  # all or nothing: the rows added above go again
+                        raise
 
     def update(
         self,
@@ -948,7 +921,8 @@ class Collection:
 
         Metadata is merged key by key (a key set to None is removed); a
         document, uri or embedding is replaced only when given. Documents
-        without embeddings are re-embedded by the embedding function.
+        without embeddings are re-embedded by the embedding function. libsvdb
+        merges and writes every record in one call, all or nothing.
         """
         self._merge_write("update", ids, embeddings, metadatas, documents, images, uris)
 
@@ -998,8 +972,7 @@ class Collection:
             with self._engine.writer(rec):
                 if where is None and where_document is None:
                     ids_ = cast(List[str], id_list)
-                    removed = db.delete(ids_)
-                    self._engine.wrote(rec, db, removed)
+                    db.delete(ids_)
                     return {"deleted": len(ids_)}
                 cand = db.ids_where(where, where_document)
                 if id_list is not None:
@@ -1008,7 +981,6 @@ class Collection:
                 if limit is not None:
                     cand = cand[:limit]
                 removed = db.delete(cand) if cand else 0
-                self._engine.wrote(rec, db, removed)
                 return {"deleted": removed}
 
     # ------------------------------------------------------------ reads
@@ -1110,8 +1082,9 @@ class Collection:
 
         Queries are ``query_embeddings``, or ``query_texts``/``query_images``/
         ``query_uris`` embedded by the collection's embedding function.
-        ``ids``, ``where`` and ``where_document`` restrict the candidates (the
-        filters run inside libsvdb, during the HNSW search).
+        ``ids``, ``where`` and ``where_document`` restrict the candidates, inside
+        libsvdb: the filters during the HNSW search, ``ids`` as an allow-list
+        whose rows are scored exactly.
         """
         qvecs = normalize_embeddings(query_embeddings)
         texts = one_or_many(query_texts)
@@ -1155,26 +1128,27 @@ class Collection:
                     )
                 if not np.isfinite(qvecs).all():
                     raise errors.InvalidArgumentError("Query embeddings must not contain NaN or Infinity values")
-                if filter_ids is not None:
-                    hit_ids, hit_d = self._query_ids(db, qvecs, filter_ids, k, where, where_document)
+                allowed: Optional[List[str]] = None
+                if filter_ids is not None:  # an allow-list, scored exactly by libsvdb
+                    allowed = list(dict.fromkeys(filter_ids))
+                    if allowed and where is None and where_document is None:
+                        if not db.get_batch(allowed, metadata=False).found.all():
+                            raise errors.InternalError("Error executing plan: Internal error: Error finding id")
+                    kk = min(k, len(allowed))
                 else:
                     kk = min(k, db.count())
-                    if kk == 0:
-                        hit_ids, hit_d = [[] for _ in range(nq)], [[] for _ in range(nq)]
-                    elif nq == 1:
-                        hits = db.search(
-                            qvecs[0], kk, where=where, where_document=where_document, ef=self._record.hnsw["ef_search"]
-                        )
-                        hit_ids, hit_d = [[h[0] for h in hits]], [[h[1] for h in hits]]
-                    else:
-                        res = db.search_batch(
-                            qvecs, kk, where=where, where_document=where_document, ef=self._record.hnsw["ef_search"]
-                        )
-                        hit_ids, hit_d = [], []
-                        for row_ids, row_d in zip(res.ids, res.distances):
-                            m = sum(1 for x in row_ids if x is not None)
-                            hit_ids.append(list(row_ids[:m]))
-                            hit_d.append(row_d[:m].tolist())
+                hit_ids, hit_d = [[] for _ in range(nq)], [[] for _ in range(nq)]
+                ef = self._record.hnsw["ef_search"]
+                if kk and nq == 1:
+                    hits = db.search(qvecs[0], kk, where=where, where_document=where_document, ef=ef, ids=allowed)
+                    hit_ids, hit_d = [[h[0] for h in hits]], [[h[1] for h in hits]]
+                elif kk:
+                    res = db.search_batch(qvecs, kk, where=where, where_document=where_document, ef=ef, ids=allowed)
+                    hit_ids, hit_d = [], []
+                    for row_ids, row_d in zip(res.ids, res.distances):
+                        m = sum(1 for x in row_ids if x is not None)
+                        hit_ids.append(list(row_ids[:m]))
+                        hit_d.append(row_d[:m].tolist())
             fetched: Dict[str, Tuple[Any, Any]] = {}
             if dim is not None:
                 unique = list(dict.fromkeys(i for row in hit_ids for i in row))
@@ -1206,35 +1180,6 @@ class Collection:
         if "data" in inc and self._data_loader is not None and result["uris"] is not None:
             result["data"] = [self._data_loader(u) for u in result["uris"]]
         return result
-
-    def _query_ids(
-        self,
-        db: SvDBPython,
-        qvecs: npt.NDArray[np.float32],
-        filter_ids: List[Any],
-        k: int,
-        where: Optional[Dict[str, Any]],
-        where_document: Optional[Dict[str, Any]],
-    ) -> Tuple[List[List[str]], List[List[float]]]:
-        """A query restricted to ``ids``: an exact scan of those rows."""
-        if where is not None or where_document is not None:
-            wanted = set(filter_ids)
-            cand = [i for i in db.ids_where(where, where_document) if i in wanted]
-        else:
-            cand = list(dict.fromkeys(filter_ids))
-            found, _, _ = db.get_many(cand, metadata=False, vectors=False)
-            if len(found) != len(cand):
-                raise errors.InternalError("Error executing plan: Internal error: Error finding id")
-        found, _, vecs = db.get_many(cand, metadata=False, vectors=True)
-        cand = [cand[i] for i in found]
-        if not cand or vecs is None:
-            return [[] for _ in range(len(qvecs))], [[] for _ in range(len(qvecs))]
-        d = _distances(self._record.hnsw["space"], qvecs, vecs)
-        order = np.argsort(d, axis=1, kind="stable")[:, :k]
-        return (
-            [[cand[j] for j in row] for row in order],
-            [d[qi, row].tolist() for qi, row in enumerate(order)],
-        )
 
     # ------------------------------------------------------------ collection changes
 

@@ -40,6 +40,7 @@ from ._lib import ffi, lib
 __all__ = [
     "SvDBPython",
     "BatchResult",
+    "GetBatchResult",
     "Metric",
     "Durability",
     "IndexType",
@@ -90,6 +91,23 @@ class BatchResult(NamedTuple):
 
     ids: npt.NDArray[np.object_]
     distances: npt.NDArray[np.float32]
+
+
+class GetBatchResult(NamedTuple):
+    """Result of :meth:`SvDBPython.get_batch`: one entry per id asked for, in
+    the order asked (an id given twice is answered twice); unpacks as
+    ``found, metadatas, vectors``.
+
+    ``found`` is a bool array of shape ``(n,)``, True where the id exists;
+    ``metadatas`` the metadata JSON text of each row (None for a missing row
+    or one without metadata), or None when not asked for; ``vectors`` a
+    float32 array of shape ``(n, dim)`` (zeros for a missing row), or None
+    when not asked for.
+    """
+
+    found: npt.NDArray[np.bool_]
+    metadatas: Optional[List[Optional[str]]]
+    vectors: Optional[npt.NDArray[np.float32]]
 
 
 # ---------------------------------------------------------------- helpers
@@ -330,6 +348,12 @@ def _encode_where(where: object, what: str = "where") -> Optional[bytes]:
         raise InvalidArgumentError("%s cannot be encoded as UTF-8: %s" % (what, e), -1) from None
 
 
+def _flag(name: str, value: object) -> int:
+    if not isinstance(value, (bool, int)):
+        raise InvalidTypeError("%s must be a bool, not %s" % (name, _typename(value)), -1)
+    return 1 if value else 0
+
+
 def _choice(name: str, value: object, table: Mapping[str, int]) -> int:
     if value is None:
         return 0
@@ -401,6 +425,11 @@ class SvDBPython:
             refused (``InvalidArgumentError`` naming a file found there) and
             nothing is written, so ``SvDBPython("/")`` or a home directory
             never becomes a collection by mistake.
+        autocheckpoint_bytes: automatic checkpoints (as SQLite's
+            ``wal_autocheckpoint``): a write that leaves the log at this many
+            bytes or more checkpoints the collection before it returns.
+            ``None``: the library's default, 64 MiB; ``0``: never (only
+            :meth:`persist` and :meth:`close` checkpoint).
 
     Raises:
         LockedError: another handle (in this or another process) has it open.
@@ -428,6 +457,7 @@ class SvDBPython:
         background_indexing: bool = False,
         storage: Optional[StorageType] = None,
         allow_nonempty_dir: bool = False,
+        autocheckpoint_bytes: Optional[int] = None,
     ) -> None:
         self._handle: Any = None
         self._cv = threading.Condition(threading.Lock())
@@ -455,8 +485,7 @@ class SvDBPython:
                 raise InvalidArgumentError("dim must be positive, not %d" % dim, -1)
             if dim > int(lib.SVDB_MAX_DIM):
                 raise TooBigError("dim %d exceeds the maximum %d" % (dim, lib.SVDB_MAX_DIM), -12)
-        if not isinstance(create, (bool, int)):
-            raise InvalidTypeError("create must be a bool, not %s" % _typename(create), -1)
+        create_v = _flag("create", create)
         opts = ffi.new("svdb_open_options *")
         _check(lib.svdb_open_options_init(opts, lib.SVDB_OPEN_OPTIONS_VERSION))
         opts.dim = int(dim or 0)
@@ -465,24 +494,18 @@ class SvDBPython:
             durability = "persist"
         opts.durability = _choice("durability", durability, _DURABILITY)
         self._durability: Durability = "sync" if opts.durability == 1 else "persist"
-        opts.create = 1 if create else 0
+        opts.create = create_v
         opts.index = _choice("index", index, _INDEXES)
         opts.hnsw_m = _uint("M", M, _U32_MAX)
         opts.hnsw_ef_construction = _uint("ef_construction", ef_construction, _U32_MAX)
         opts.hnsw_ef_search = _uint("ef_search", ef_search, _U32_MAX)
         opts.seed = _uint("seed", seed, _U64_MAX)
         opts.build_threads = _uint("build_threads", build_threads, _U32_MAX)
-        if not isinstance(background_indexing, (bool, int)):
-            raise InvalidTypeError(
-                "background_indexing must be a bool, not %s" % _typename(background_indexing), -1
-            )
-        opts.background_indexing = 1 if background_indexing else 0
+        opts.background_indexing = _flag("background_indexing", background_indexing)
         opts.storage = _choice("storage", storage, _STORAGES)
-        if not isinstance(allow_nonempty_dir, (bool, int)):
-            raise InvalidTypeError(
-                "allow_nonempty_dir must be a bool, not %s" % _typename(allow_nonempty_dir), -1
-            )
-        opts.allow_nonempty_dir = 1 if allow_nonempty_dir else 0
+        opts.allow_nonempty_dir = _flag("allow_nonempty_dir", allow_nonempty_dir)
+        if autocheckpoint_bytes is not None:
+            opts.autocheckpoint_bytes = _uint("autocheckpoint_bytes", autocheckpoint_bytes, _U64_MAX, allow_none=False)
         out = ffi.new("svdb **")
         _check(lib.svdb_open(out, cpath, opts))
         self._handle = out[0]
@@ -708,6 +731,62 @@ class SvDBPython:
         and metadata; a ``None`` metadata removes it) and keep their position."""
         self._put(lib.svdb_upsert_batch, ids, embeddings, metadatas)
 
+    def update(
+        self,
+        ids: Sequence[str],
+        embeddings: Optional[Matrix] = None,
+        metadatas: Optional[Sequence[Metadata]] = None,
+        *,
+        merge: bool = False,
+        skip_missing: bool = False,
+    ) -> int:
+        """Changes only what is given of existing rows, all of them or none, as
+        one log record; returns how many rows were changed.
+
+        Args:
+            ids: the rows' ids (as in :meth:`add`; no id twice).
+            embeddings: ``(n, dim)`` new vectors, or ``None`` to keep every
+                row's vector (and its place in the HNSW graph).
+            metadatas: ``None`` to keep every row's metadata, or one entry per
+                row: a dict or JSON object text, or ``None`` to keep that row's.
+            merge: ``False`` (default): a given metadata replaces the row's.
+                ``True``: its keys replace the row's keys of that name, the
+                row's other keys stay, and a key given as ``None`` (JSON
+                ``null``) is removed (ChromaDB's ``update``).
+            skip_missing: ``True`` skips ids that do not exist instead of failing.
+
+        Raises:
+            NotFoundError: an id does not exist (unless ``skip_missing``).
+            DuplicateIdError: an id appears twice in ``ids``.
+            DimensionError: the vectors' dimension is not the collection's.
+            InvalidArgumentError: bad id, NaN/inf, wrong shape, length
+                mismatch, empty batch, neither embeddings nor metadatas given.
+            InvalidTypeError: an argument of the wrong type.
+            MetadataError, TooBigError: bad metadata, or a merged row over the limit.
+        """
+        id_arr, keep_ids, n = _id_pointers(ids)
+        vecs = None if embeddings is None else _as_float32(embeddings, "embeddings", 2)
+        if vecs is not None and vecs.shape[0] != n:
+            raise InvalidArgumentError("there are %d ids but %d embeddings" % (n, vecs.shape[0]), -1)
+        metas = _metadata_list(metadatas, n)
+        if vecs is None and metas is None:
+            raise InvalidArgumentError("nothing to update: give embeddings, metadatas (not all None) or both", -1)
+        meta_arr, keep_metas = (ffi.NULL, []) if metas is None else _pointer_array(metas)
+        opts = ffi.new("svdb_update_options *")
+        _check(lib.svdb_update_options_init(opts, lib.SVDB_UPDATE_OPTIONS_VERSION))
+        opts.merge_metadata = _flag("merge", merge)
+        opts.skip_missing = _flag("skip_missing", skip_missing)
+        vptr = ffi.NULL if vecs is None else _c_array("float[]", vecs)
+        dim = 0 if vecs is None else int(vecs.shape[1])
+        out = ffi.new("size_t *")
+        h = self._acquire()
+        try:
+            _check(lib.svdb_update_batch(h, n, id_arr, vptr, dim, meta_arr, opts, out))
+        finally:
+            self._release()
+        del keep_ids, keep_metas
+        return int(out[0])
+
     def delete(self, ids: Sequence[str]) -> int:
         """Deletes the rows with these ids and returns how many were removed.
 
@@ -831,49 +910,65 @@ class SvDBPython:
         finally:
             lib.svdb_ids_free(arr[0])
 
+    def get_batch(self, ids: Sequence[str], *, metadata: bool = True, vectors: bool = False) -> GetBatchResult:
+        """Looks up every id in one library call (one consistent view of the
+        collection) and answers each, in the order given: see
+        :class:`GetBatchResult`. ``metadata``/``vectors`` choose what is read
+        beside the found flags.
+
+        Raises:
+            InvalidArgumentError: an empty list or a bad id.
+            InvalidTypeError: ``ids`` is not a list of str.
+            TooBigError: an id over 1024 bytes.
+        """
+        id_arr, keep, n = _id_pointers(ids)
+        found = np.zeros(n, dtype=np.intc)
+        metas = ffi.new("char ***") if metadata else ffi.NULL
+        out: Optional[npt.NDArray[np.float32]] = None
+        h = self._acquire()
+        try:
+            vptr, dim = ffi.NULL, 0
+            if vectors:
+                d = ffi.new("uint32_t *")
+                _check(lib.svdb_dim(h, d))
+                dim = int(d[0])  # fixed once set; the library checks it again under its lock
+                out = np.zeros((n, dim), dtype=np.float32)
+                if dim:
+                    vptr = _c_array("float[]", out)
+            _check(lib.svdb_get_batch(h, n, id_arr, vptr, dim, metas, _c_array("int[]", found)))
+        finally:
+            self._release()
+        del keep
+        texts: Optional[List[Optional[str]]] = None
+        if metadata:
+            p = metas[0]
+            try:
+                texts = [None if p[i] == ffi.NULL else ffi.string(p[i]).decode("utf-8", "replace") for i in range(n)]
+            finally:
+                lib.svdb_metadatas_free(p)
+        return GetBatchResult(found.astype(np.bool_), texts, out)
+
     def get_many(
         self, ids: Sequence[str], *, metadata: bool = True, vectors: bool = False
     ) -> Tuple[List[int], List[Optional[str]], Optional[npt.NDArray[np.float32]]]:
-        """Looks up several rows at once; ids that do not exist are skipped.
+        """Looks up several rows at once (:meth:`get_batch`, one library
+        call); ids that do not exist are skipped.
 
         Returns ``(found, metadatas, vectors)``: ``found`` the positions in
         ``ids`` of the rows that exist, ``metadatas`` their metadata JSON text
         (None where a row has none; all None unless ``metadata``), and
         ``vectors`` a float32 array of shape ``(len(found), dim)`` when
-        ``vectors`` is true, else None. The rows are read under one handle
-        registration, but each row is its own library call, so a concurrent
-        writer may change rows between them.
+        ``vectors`` is true, else None. An empty ``ids`` finds nothing.
         """
-        bids = [_encode_id(v, "ids[%d]" % i) for i, v in enumerate(_str_list(ids, "ids"))]
-        found: List[int] = []
-        metas: List[Optional[str]] = []
-        meta = ffi.new("char **") if metadata else ffi.NULL
-        h = self._acquire()
-        try:
-            d = ffi.new("uint32_t *")
-            _check(lib.svdb_dim(h, d))
-            dim = int(d[0])
-            out = np.empty((len(bids), dim), dtype=np.float32) if vectors else None
-            for i, bid in enumerate(bids):
-                if out is not None and dim:
-                    vptr = _c_array("float[]", out[len(found)])
-                    rc = lib.svdb_get(h, bid, vptr, dim, meta)
-                else:
-                    rc = lib.svdb_get(h, bid, ffi.NULL, 0, meta)
-                if rc == lib.SVDB_ENOTFOUND:
-                    continue
-                _check(rc)
-                found.append(i)
-                if metadata and meta[0] != ffi.NULL:
-                    try:
-                        metas.append(ffi.string(meta[0]).decode("utf-8", "replace"))
-                    finally:
-                        lib.svdb_free(meta[0])
-                else:
-                    metas.append(None)
-        finally:
-            self._release()
-        return found, metas, (out[: len(found)] if out is not None else None)
+        seq = list(_str_list(ids, "ids"))
+        if not seq:
+            dim = self._read_dim()
+            return [], [], (np.empty((0, dim), dtype=np.float32) if vectors else None)
+        r = self.get_batch(seq, metadata=metadata, vectors=vectors)
+        hit = np.flatnonzero(r.found)
+        pos: List[int] = hit.tolist()
+        metas: List[Optional[str]] = [r.metadatas[i] for i in pos] if r.metadatas is not None else [None] * len(pos)
+        return pos, metas, (r.vectors[hit] if r.vectors is not None else None)
 
     def _search_options(
         self,
@@ -881,18 +976,23 @@ class SvDBPython:
         ef: Optional[int],
         threads: Optional[int],
         where_document: Optional[Where] = None,
+        ids: Optional[Sequence[str]] = None,
     ) -> Tuple[Any, Any]:
         wbytes = _encode_where(where)
         dbytes = _encode_where(where_document, "where_document")
         ef_v = _uint("ef", ef, _U32_MAX)
         th_v = _uint("threads", threads, _U32_MAX)
-        if wbytes is None and dbytes is None and not ef_v and not th_v:
+        if wbytes is None and dbytes is None and not ef_v and not th_v and ids is None:
             return ffi.NULL, None
         opts = ffi.new("svdb_search_options *")
         _check(lib.svdb_search_options_init(opts, lib.SVDB_SEARCH_OPTIONS_VERSION))
         opts.ef = ef_v
         opts.threads = th_v
-        keep = []
+        keep: List[Any] = []
+        if ids is not None:
+            id_arr, id_keep, opts.n_ids = _id_pointers(ids)
+            opts.ids = id_arr
+            keep += [id_arr, id_keep]
         if wbytes is not None:
             keep.append(ffi.new("char[]", wbytes))
             opts.where = keep[-1]
@@ -909,6 +1009,7 @@ class SvDBPython:
         where: Optional[Where] = None,
         ef: Optional[int] = None,
         where_document: Optional[Where] = None,
+        ids: Optional[Sequence[str]] = None,
     ) -> List[Tuple[str, float]]:
         """The ``k`` nearest rows to ``query`` as ``[(id, distance), ...]``, nearest first.
 
@@ -922,14 +1023,19 @@ class SvDBPython:
             ef: HNSW candidate list for this search (None: the default).
             where_document: document filter (the metadata key
                 ``"#document"``), e.g. ``{"$contains": "cat"}``.
+            ids: an id allow-list (ChromaDB's ``query(ids=...)``): only these
+                rows are candidates, every one scored exactly (no graph
+                walk), filters still applied; ids not in the collection are
+                ignored and repeats count once.
 
         Raises:
             DimensionError: the query's dimension is not the collection's.
-            InvalidArgumentError: k < 1, NaN/inf, not 1-d, bad filter.
+            InvalidArgumentError: k < 1, NaN/inf, not 1-d, bad filter, an
+                empty or bad ``ids``.
         """
         kk = _k(k)
         q = _as_float32(query, "query", 1)
-        opts, keep = self._search_options(where, ef, None, where_document)
+        opts, keep = self._search_options(where, ef, None, where_document, ids)
         hits = ffi.new("svdb_hit **")
         n = ffi.new("size_t *")
         qptr = _c_array("float[]", q)
@@ -956,9 +1062,10 @@ class SvDBPython:
         ef: Optional[int] = None,
         threads: int = 0,
         where_document: Optional[Where] = None,
+        ids: Optional[Sequence[str]] = None,
     ) -> BatchResult:
         """Searches several queries at once (spread over ``threads`` C threads,
-        0 = all cores).
+        0 = all cores); the other arguments are :meth:`search`'s.
 
         Returns:
             ``BatchResult(ids, distances)``: ``ids`` an object array of shape
@@ -971,7 +1078,7 @@ class SvDBPython:
         nq = int(qs.shape[0])
         if nq == 0:
             raise InvalidArgumentError("queries is empty", -1)
-        opts, keep = self._search_options(where, ef, threads, where_document)
+        opts, keep = self._search_options(where, ef, threads, where_document, ids)
         hits = ffi.new("svdb_hit **")
         counts = np.zeros(nq, dtype=np.uintp)
         cptr = _c_array("size_t[]", counts)
@@ -986,7 +1093,7 @@ class SvDBPython:
             total = int(counts.sum())
             try:
                 width = kk
-                ids = np.full((nq, width), None, dtype=object)
+                out_ids = np.full((nq, width), None, dtype=object)
                 dists = np.full((nq, width), np.inf, dtype=np.float32)
             except (MemoryError, ValueError) as e:
                 raise OutOfMemoryError("cannot allocate %d x %d results: %s" % (nq, kk, e), -3) from None
@@ -1003,8 +1110,8 @@ class SvDBPython:
                 flat = np.frombuffer(ffi.buffer(hp, total * ffi.sizeof("svdb_hit")), dtype=rec)["distance"]
                 mask = np.arange(width)[None, :] < counts.astype(np.int64)[:, None]
                 dists[mask] = flat
-                ids[mask] = [ffi.string(hp[i].id).decode("utf-8", "replace") for i in range(total)]
-            return BatchResult(ids, dists)
+                out_ids[mask] = [ffi.string(hp[i].id).decode("utf-8", "replace") for i in range(total)]
+            return BatchResult(out_ids, dists)
         finally:
             lib.svdb_hits_free(hits[0])
 

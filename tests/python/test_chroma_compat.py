@@ -601,6 +601,42 @@ def test_query_spaces(client: Any, space: str, expected: list) -> None:
     np.testing.assert_array_equal(r["embeddings"][0][[e[0] for e in expected].index("c")], [1.5, 1.5])
 
 
+@pytest.mark.parametrize(
+    "space, expected",
+    [
+        ("cosine", [("a", 0.0), ("c", 1 - 1 / math.sqrt(2)), ("b", 1.0)]),
+        ("ip", [("c", -0.5), ("a", 0.0), ("b", 1.0)]),
+        ("l2", [("a", 0.0), ("b", 2.0), ("c", 2.5)]),
+    ],
+)
+def test_query_ids_distances(client: Any, space: str, expected: list) -> None:
+    """query(ids=...) scores the rows named, in each space's convention."""
+    c = client.create_collection("ids" + space, metadata={"hnsw:space": space}, embedding_function=None)
+    vecs = {"a": [1.0, 0.0], "b": [0.0, 1.0], "c": [1.5, 1.5], "d": [-1.0, 0.2]}
+    c.add(ids=list(vecs), embeddings=list(vecs.values()))
+    r = c.query(query_embeddings=[[1.0, 0.0], [1.0, 0.0]], ids=["c", "b", "a"], n_results=10, include=["distances"])
+    for row_ids, row_d in zip(r["ids"], r["distances"]):
+        assert row_ids == [e[0] for e in expected]
+        assert row_d == pytest.approx([e[1] for e in expected], abs=1e-6)
+    r = c.query(query_embeddings=[1.0, 0.0], ids=["b", "c", "a"], n_results=2, include=["distances", "embeddings"])
+    assert r["ids"] == [[e[0] for e in expected[:2]]]
+    np.testing.assert_array_equal(r["embeddings"][0], [vecs[e[0]] for e in expected[:2]])
+
+
+def test_update_metadata_and_vectors_apart(client: Any) -> None:
+    """An update changes what it is given and survives a reopen."""
+    c = client.create_collection("upd", embedding_function=None)
+    c.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]], metadatas=[{"k": 1}, {"k": 2}], documents=["da", "db"])
+    c.update(ids=["a"], embeddings=[[3.0, 3.0]])
+    c.update(ids=["b"], metadatas=[{"j": True}], uris=["u://b"])
+    c.update(ids=["b", "zz"], metadatas=[{"k": None}, {"k": 1}])
+    r = c.get(include=["metadatas", "documents", "embeddings", "uris"])
+    assert r["metadatas"] == [{"k": 1}, {"j": True}] and r["documents"] == ["da", "db"]
+    assert r["uris"] == [None, "u://b"]
+    np.testing.assert_array_equal(r["embeddings"], [[3, 3], [0, 1]])
+    assert c.query(query_embeddings=[3.0, 3.0], n_results=1)["ids"] == [["a"]]
+
+
 def test_query_n_results(filled: Any) -> None:
     assert len(filled.query(query_embeddings=[1.0, 0, 0], n_results=100)["ids"][0]) == 6
     assert len(filled.query(query_embeddings=[1.0, 0, 0], n_results=True)["ids"][0]) == 1

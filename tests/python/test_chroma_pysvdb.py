@@ -298,15 +298,61 @@ def test_deletes_free_disk_at_checkpoint(tmp_path: Path) -> None:
 
 
 def test_checkpoint_bounds_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libsvdb checkpoints a collection by itself (open option autocheckpoint_bytes,
+    64 MiB by default); the client never decides when, so its log stays bounded."""
     from pysvdb import _chroma
 
-    monkeypatch.setattr(_chroma, "_CHECKPOINT_ROWS", 100)
+    class SmallLog(SvDBPython):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("autocheckpoint_bytes", 8192)
+            super().__init__(*args, **kwargs)
+
+        def persist(self) -> None:
+            raise AssertionError("the client checkpointed by itself")
+
+    monkeypatch.setattr(_chroma, "SvDBPython", SmallLog)
     with pysvdb.PersistentClient(path=str(tmp_path / "ck")) as c:
         col = c.create_collection("abc", embedding_function=None)
-        for b in range(5):
-            col.add(ids=["%d-%d" % (b, i) for i in range(60)], embeddings=np.ones((60, 4), dtype=np.float32) * (b + 1))
-        # Checkpointed once the log held as many rows as the collection (after 120 rows).
-        assert c._engine.unsaved[col.id] == 180 and col.count() == 300
+        wal = tmp_path / "ck" / str(col.id) / "wal.svdb"
+        sizes = []
+        for b in range(20):
+            col.add(ids=["%d-%d" % (b, i) for i in range(20)], embeddings=np.ones((20, 4), dtype=np.float32) * (b + 1))
+            col.update(ids=["%d-0" % b], metadatas=[{"b": b}])
+            col.upsert(ids=["%d-1" % b, "%d-new" % b], embeddings=np.ones((2, 4), dtype=np.float32))
+            col.delete(ids=["%d-2" % b])
+            sizes.append(wal.stat().st_size)
+        assert max(sizes) < 8192 + 2048  # about 25 KB of records in all
+        assert col.count() == 20 * 20 and col.get(ids=["19-0"])["metadatas"] == [{"b": 19}]
+    with pysvdb.PersistentClient(path=str(tmp_path / "ck")) as c:
+        assert c.get_collection("abc").count() == 400
+
+
+def test_update_keeps_key_order(client: pysvdb.ClientAPI) -> None:
+    """libsvdb merges in place: kept keys stay where they were, new ones come last."""
+    col = client.create_collection("order", embedding_function=None)
+    col.add(ids=["a"], embeddings=[[1.0]], metadatas=[{"x": 1, "y": 2, "z": 3}], documents=["doc"])
+    col.update(ids=["a"], metadatas=[{"w": 0, "y": None, "x": 5}])
+    r = col.get(ids=["a"])
+    assert list(r["metadatas"][0].items()) == [("x", 5), ("z", 3), ("w", 0)] and r["documents"] == ["doc"]
+    col.upsert(ids=["a"], embeddings=[[2.0]], metadatas=[{"z": None, "v": 2**70}])
+    assert list(col.get(ids=["a"])["metadatas"][0].items()) == [("x", 5), ("w", 0), ("v", float(2**70))]
+
+
+def test_update_merged_row_over_the_limit(client: pysvdb.ClientAPI) -> None:
+    """A merged row must fit the metadata limit; nothing of the call is written
+    when it does not, also when an upsert adds other rows."""
+    col = client.create_collection("limit", embedding_function=None)
+    big = "x" * (pysvdb.MAX_METADATA_BYTES - 1000)
+    col.add(ids=["a", "b"], embeddings=[[1.0, 0.0], [0.0, 1.0]], metadatas=[{"big": big}, {"k": 1}])
+    with pytest.raises(errors.InvalidArgumentError):
+        col.update(ids=["b", "a"], metadatas=[{"k": 2}, {"more": big}])
+    with pytest.raises(errors.InvalidArgumentError):
+        col.upsert(ids=["new", "b", "a"], embeddings=[[1.0, 1.0]] * 3, metadatas=[{"k": 1}, {"k": 2}, {"more": big}])
+    r = col.get(include=["metadatas", "embeddings"])
+    assert r["ids"] == ["a", "b"] and r["metadatas"][1] == {"k": 1}
+    np.testing.assert_array_equal(r["embeddings"], [[1, 0], [0, 1]])
+    col.upsert(ids=["new", "b"], embeddings=[[1.0, 1.0]] * 2, metadatas=[{"k": 1}, {"k": 2}])
+    assert col.get()["ids"] == ["a", "b", "new"]
 
 
 def test_storage_errors_keep_pysvdb_classes() -> None:
