@@ -133,6 +133,9 @@ typedef struct svdb_update_options {
                               null is removed (ChromaDB's update) */
     int skip_missing;      /* 0 (default): an id not in the collection fails the batch (SVDB_ENOTFOUND);
                               nonzero: such ids are skipped */
+    int insert_missing;    /* nonzero: an id not in the collection is added as a new row (its vector must be
+                              given; its metadata is the given object, without keys set to null): an upsert
+                              with update semantics for the rows that exist (ChromaDB's upsert) */
 } svdb_update_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 2 /* 2 added ids, n_ids */

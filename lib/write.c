@@ -576,10 +576,11 @@ static void update_rows_free(update_rows *u, size_t n)
     svdb__batch_free(&u->b);
 }
 
-static int build_update(svdb_coll *db, const svdb_batch *in, int merge, int skip_missing, update_rows *u)
+static int build_update(svdb_coll *db, const svdb_batch *in, const svdb_update_options *o, update_rows *u)
 {
     const svdb_store *s = &db->store;
-    uint32_t dim = s->dim;
+    int merge = o && o->merge_metadata, skip_missing = o && o->skip_missing, insert = o && o->insert_missing;
+    uint32_t dim = s->dim ? s->dim : in->dim; /* an upsert may fix an empty collection's dimension */
     SVDB_TRY(svdb__batch_alloc(&u->b, in->n, 1));
     u->b.dim = dim;
     u->vectors = dim ? svdb__malloc(in->n * (size_t)dim * sizeof(float)) : NULL;
@@ -589,16 +590,19 @@ static int build_update(svdb_coll *db, const svdb_batch *in, int merge, int skip
     size_t k = 0;
     for (size_t i = 0; i < in->n; i++) {
         uint32_t slot = svdb__store_find(s, in->ids[i], in->id_lens[i]);
-        if (slot == SVDB_NO_SLOT && skip_missing) continue;
-        SVDB_FAIL_IF(slot == SVDB_NO_SLOT, SVDB_ENOTFOUND, "id '%s' (row %zu) does not exist; nothing was updated",
+        if (slot == SVDB_NO_SLOT && skip_missing && !insert) continue;
+        SVDB_FAIL_IF(slot == SVDB_NO_SLOT && !insert, SVDB_ENOTFOUND,
+                     "id '%s' (row %zu) does not exist; nothing was updated", in->ids[i], i);
+        SVDB_FAIL_IF(slot == SVDB_NO_SLOT && !in->vectors, SVDB_EINVAL,
+                     "id '%s' (row %zu) does not exist and no vector was given to add it; nothing was updated",
                      in->ids[i], i);
-        const svdb_row *r = svdb__row(s, slot);
+        const svdb_row *r = slot != SVDB_NO_SLOT ? svdb__row(s, slot) : NULL;
         u->b.ids[k] = in->ids[i];
         u->b.id_lens[k] = in->id_lens[i];
         const float *v = in->vectors ? in->vectors + i * (size_t)dim : svdb__vec(s, slot);
         memcpy(u->vectors + k * (size_t)dim, v, dim * sizeof(float));
-        const char *meta = svdb__row_meta(r);
-        uint32_t mlen = r->meta_len;
+        const char *meta = r ? svdb__row_meta(r) : NULL;
+        uint32_t mlen = r ? r->meta_len : 0;
         if (in->metas && in->metas[i] && merge) {
             size_t len;
             SVDB_TRY(svdb__meta_merge(meta, mlen, in->metas[i], in->meta_lens[i], i, &u->merged[k], &len));
@@ -617,7 +621,6 @@ static int build_update(svdb_coll *db, const svdb_batch *in, int merge, int skip
 int svdb__coll_update(svdb_coll *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
                       const char *const *metas, const svdb_update_options *o, size_t *n_updated)
 {
-    int merge = o && o->merge_metadata, skip = o && o->skip_missing;
     svdb_batch in;
     SVDB_TRY(svdb__batch_alloc(&in, n, 1));
     in.dim = dim;
@@ -634,7 +637,7 @@ int svdb__coll_update(svdb_coll *db, size_t n, const char *const *ids, const flo
     if (rc == SVDB_OK) svdb__progress_end(&check);
     svdb__progress_begin(&link, db->progress_fn, db->progress_ctx, SVDB_PROGRESS_LINK, n);
     if (rc == SVDB_OK) rc = check_unique(&in, SVDB_EDUPLICATE);
-    if (rc == SVDB_OK) rc = build_update(db, &in, merge, skip, &u);
+    if (rc == SVDB_OK) rc = build_update(db, &in, o, &u);
     /* One log record for the batch: the rows as they will be, so replay
      * needs no merge and the log format is the one of any put. */
     if (rc == SVDB_OK && u.b.n) rc = commit_put(db, &u.b, 0, 1, 0, vectors == NULL, db->progress_fn ? &link : NULL);

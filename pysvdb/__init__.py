@@ -27,6 +27,7 @@ from ._errors import (
     LockedError,
     MetadataError,
     MismatchError,
+    CanceledError,
     MisuseError,
     NoSpaceError,
     NotFoundError,

@@ -42,6 +42,7 @@ CDEF = r"""
 #define SVDB_EMETA -14
 #define SVDB_EDUPLICATE -15
 #define SVDB_EMISMATCH -16
+#define SVDB_ECANCELED -17
 
 /* Distance metrics. */
 #define SVDB_METRIC_DEFAULT 0
@@ -97,6 +98,7 @@ typedef struct svdb_update_options {
     unsigned int version;
     int merge_metadata;
     int skip_missing;
+    int insert_missing;
 } svdb_update_options;
 
 #define SVDB_SEARCH_OPTIONS_VERSION 2
@@ -136,6 +138,14 @@ int svdb_verify(svdb *db);
 /* Background indexing (open option background_indexing, HNSW only). */
 int svdb_index_wait(svdb *db);
 int svdb_index_pending(svdb *db, size_t *pending);
+
+/* Progress of long operations. */
+#define SVDB_PROGRESS_WRITE 1
+#define SVDB_PROGRESS_LINK 2
+#define SVDB_PROGRESS_CHECKPOINT 3
+#define SVDB_PROGRESS_VERIFY 4
+typedef int (*svdb_progress_fn)(void *ctx, int op, uint64_t done, uint64_t total);
+int svdb_progress_handler(svdb *db, int (*fn)(void *ctx, int op, uint64_t done, uint64_t total), void *ctx);
 
 /* Writes. */
 int svdb_add_batch(svdb *db, size_t n, const char *const *ids, const float *vectors, uint32_t dim, const char *const *metadatas);

@@ -886,27 +886,8 @@ class Collection:
                         db.update(id_list, vecs, patches, merge=True, skip_missing=True)
                     return
                 assert vecs is not None
-                found = db.get_batch(id_list, metadata=False).found
-                new = np.flatnonzero(~found)
-                if len(new):
-                    new_ids = [id_list[i] for i in new]
-                    rows = [
-                        _encode_row(
-                            metas[i] if metas is not None else None,
-                            docs[i] if docs is not None else None,
-                            uri_list[i] if uri_list is not None else None,
-                        )
-                        for i in new
-                    ]
-                    db.add(new_ids, vecs[new], rows)
-                old = np.flatnonzero(found)
-                if len(old):
-                    try:
-                        db.update([id_list[i] for i in old], vecs[old], [patches[i] for i in old], merge=True)
-                    except Exception:
-                        if len(new):
-                            db.delete(new_ids)  # all or nothing: the rows added above go again
-                        raise
+                # New ids are added, existing ones updated (merged): one call, one log record.
+                db.update(id_list, vecs, patches, merge=True, insert_missing=True)
 
     def update(
         self,

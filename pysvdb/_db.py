@@ -739,9 +739,10 @@ class SvDBPython:
         *,
         merge: bool = False,
         skip_missing: bool = False,
+        insert_missing: bool = False,
     ) -> int:
         """Changes only what is given of existing rows, all of them or none, as
-        one log record; returns how many rows were changed.
+        one log record; returns how many rows were changed (or added).
 
         Args:
             ids: the rows' ids (as in :meth:`add`; no id twice).
@@ -754,6 +755,9 @@ class SvDBPython:
                 row's other keys stay, and a key given as ``None`` (JSON
                 ``null``) is removed (ChromaDB's ``update``).
             skip_missing: ``True`` skips ids that do not exist instead of failing.
+            insert_missing: ``True`` adds ids that do not exist as new rows
+                (``embeddings`` must be given; with ``merge`` their metadata
+                drops keys given as ``None``): ChromaDB's ``upsert``.
 
         Raises:
             NotFoundError: an id does not exist (unless ``skip_missing``).
@@ -776,6 +780,7 @@ class SvDBPython:
         _check(lib.svdb_update_options_init(opts, lib.SVDB_UPDATE_OPTIONS_VERSION))
         opts.merge_metadata = _flag("merge", merge)
         opts.skip_missing = _flag("skip_missing", skip_missing)
+        opts.insert_missing = _flag("insert_missing", insert_missing)
         vptr = ffi.NULL if vecs is None else _c_array("float[]", vecs)
         dim = 0 if vecs is None else int(vecs.shape[1])
         out = ffi.new("size_t *")

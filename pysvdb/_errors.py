@@ -30,6 +30,7 @@ __all__ = [
     "MetadataError",
     "DuplicateIdError",
     "MismatchError",
+    "CanceledError",
     "error_class",
 ]
 
@@ -157,6 +158,12 @@ class MismatchError(SvDBError):
     code = -16
 
 
+class CanceledError(SvDBError):
+    """SVDB_ECANCELED: a progress handler stopped the operation; nothing was changed."""
+
+    code = -17
+
+
 _BY_CODE: Dict[int, Type[SvDBError]] = {
     cls.code: cls
     for cls in (
@@ -176,6 +183,7 @@ _BY_CODE: Dict[int, Type[SvDBError]] = {
         MetadataError,
         DuplicateIdError,
         MismatchError,
+        CanceledError,
     )
 }
 

@@ -247,6 +247,41 @@ static void test_update_errors(void **state)
     assert_true(th_check_db(f->db, &f->m, 1));
 }
 
+/* insert_missing: ChromaDB's upsert (existing rows merged, new rows added) in one call. */
+static void test_update_insert_missing(void **state)
+{
+    fixture *f = *state;
+    svdb_update_options o;
+    svdb_update_options_init(&o, SVDB_UPDATE_OPTIONS_VERSION);
+    o.merge_metadata = 1;
+    o.insert_missing = 1;
+    const char *ids[] = {"a", "new1", "new2"};
+    float v[] = {2, 2, 2, 3, 3, 3, 4, 4, 4};
+    const char *metas[] = {"{\"k\":null,\"u\":1}", "{\"x\":null,\"y\":2}", NULL};
+    size_t got = 0;
+    assert_int_equal(svdb_update_batch(f->db, 3, ids, v, 3, metas, &o, &got), SVDB_OK);
+    assert_int_equal(got, 3);
+    th_model_put(&f->m, "a", v, "{\"s\":\"x\",\"u\":1}");
+    th_model_put(&f->m, "new1", v + 3, "{\"y\":2}"); /* a new row's nulls are dropped */
+    th_model_put(&f->m, "new2", v + 6, NULL);
+    assert_true(th_check_db(f->db, &f->m, 1));
+    /* a new id needs a vector; nothing changed */
+    const char *ids2[] = {"a", "new3"};
+    fails(svdb_update_batch(f->db, 2, ids2, NULL, 0, metas, &o, NULL), SVDB_EINVAL);
+    assert_true(th_check_db(f->db, &f->m, 1));
+    /* an empty collection takes its dimension from such a batch */
+    char *dir = th_tmpdir("upsert-empty");
+    svdb *db;
+    assert_int_equal(svdb_open(&db, dir, NULL), SVDB_OK);
+    assert_int_equal(svdb_update_batch(db, 1, ids + 1, v, 3, NULL, &o, &got), SVDB_OK);
+    uint32_t dim = 0;
+    assert_int_equal(svdb_dim(db, &dim), SVDB_OK);
+    assert_int_equal(dim, 3);
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    th_rmrf(dir);
+    free(dir);
+}
+
 /* Updates survive a reopen, and a crash: the child updates and exits without
  * closing, so the reopen replays the log. */
 static void test_update_persists(void **state)
@@ -415,6 +450,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_metadata_merge, setup_flat, teardown),
         cmocka_unit_test_setup_teardown(test_update_both_and_skip, setup_hnsw, teardown),
         cmocka_unit_test_setup_teardown(test_update_errors, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_update_insert_missing, setup_hnsw, teardown),
         cmocka_unit_test_setup_teardown(test_update_persists, setup_flat, teardown),
         cmocka_unit_test_setup_teardown(test_search_ids, setup_flat, teardown),
         cmocka_unit_test_setup_teardown(test_search_ids, setup_hnsw, teardown),

@@ -90,7 +90,9 @@ def parse(text: str) -> Decls:
             decl = norm("".join(cur))
             cur = []
             if decl.startswith("typedef"):
-                name = re.findall(r"(\w+);$", decl)[0]
+                # "typedef ... name;" or a function pointer "typedef int (*name)(...);"
+                fnptr = re.match(r"typedef [^(]*\(\s*\*\s*(\w+)\s*\)", decl)
+                name = fnptr.group(1) if fnptr else re.findall(r"(\w+);$", decl)[0]
                 assert name not in types, "typedef %s declared twice" % name
                 types[name] = decl
             else:
