@@ -11,7 +11,7 @@ layer() {
     api | handles | catalog | catalog_impl | catalog_json | catalog_dirs) echo 6 ;; # the public entry points (the catalog opens collections through svdb_open)
     collection | collection_impl | write | read | checkpoint) echo 5 ;; # the engine
     search | indexer | snapshot | legacy_v1 | wal | rwgate) echo 4 ;;       # what the engine drives
-    hnsw | hnsw_codec | hnsw_search | hnsw_impl | store | filter | record | meta | regex | regex_re2 | idmap) echo 3 ;;
+    hnsw | hnsw_codec | hnsw_search | hnsw_impl | store | filter | filter_json | record | meta | regex | regex_re2 | idmap) echo 3 ;;
     space | quant | quant_avx2 | topk | distance | distance_kernel | distance_avx2 | distance_avx512 | \
       distance_neon | crc32c | crc32c_sse42 | mapfile | os | progress) echo 2 ;;
     alloc | error) echo 1 ;;
