@@ -85,7 +85,7 @@ static int plan_put(const svdb_store *s, const svdb_batch *b, int is_add, int du
  * every row, and reopening rebuilds a consistent state. */
 static int apply_put(svdb_coll *db, const svdb_batch *b, put_plan *p)
 {
-    svdb_store *s = &db->store;
+    svdb_store *s = db->store;
     /* A row that keeps its vector keeps its place in the graph. */
     svdb_hnsw *graph = p->same_vectors ? NULL : db->graph;
     uint32_t *linked = graph ? p->slots : NULL; /* reused: the slot each row ends in */
@@ -117,13 +117,14 @@ static int reserve(svdb_coll *db, size_t adds, size_t deletes, uint32_t dim, int
 {
     svdb__gate_wrlock(&db->gate);
     *dim_fixed = 0;
-    if (db->store.dim == 0 && dim) {
-        svdb__store_set_dim(&db->store, dim);
+    if (svdb__store_dim(db->store) == 0 && dim) {
+        svdb__store_set_dim(db->store, dim);
         *dim_fixed = 1;
     }
-    int rc = svdb__store_reserve(&db->store, adds, deletes);
-    if (rc == SVDB_OK && db->graph) rc = svdb__hnsw_reserve(db->graph, db->store.n_slots + adds);
-    if (rc == SVDB_OK && db->background && db->graph) rc = svdb__indexer_reserve(&db->ix, db->store.n_slots + adds);
+    int rc = svdb__store_reserve(db->store, adds, deletes);
+    if (rc == SVDB_OK && db->graph) rc = svdb__hnsw_reserve(db->graph, svdb__store_slots(db->store) + adds);
+    if (rc == SVDB_OK && db->background && db->graph)
+        rc = svdb__indexer_reserve(&db->ix, svdb__store_slots(db->store) + adds);
     svdb__gate_unlock(&db->gate);
     return rc;
 }
@@ -133,12 +134,7 @@ static void unfix_dim(svdb_coll *db, int dim_fixed)
 {
     if (!dim_fixed) return;
     svdb__gate_wrlock(&db->gate);
-    if (db->store.n_slots == 0) {
-        int metric = db->store.metric, storage = db->store.storage;
-        svdb__store_free(&db->store);
-        svdb__store_init(&db->store, 0, metric);
-        svdb__store_set_storage(&db->store, storage, db->kern);
-    }
+    if (svdb__store_slots(db->store) == 0) svdb__store_unset_dim(db->store);
     svdb__gate_unlock(&db->gate);
 }
 
@@ -162,8 +158,8 @@ int svdb__coll_check_dim(const svdb_coll *db, uint32_t dim, const char *what)
 {
     SVDB_FAIL_IF(dim == 0, SVDB_EDIM, "dim is 0");
     SVDB_FAIL_IF(dim > SVDB_MAX_DIM, SVDB_EDIM, "dim %u exceeds the maximum %d", dim, SVDB_MAX_DIM);
-    SVDB_FAIL_IF(db->store.dim && dim != db->store.dim, SVDB_EDIM, "%s have %u dimensions but the collection has %u", what,
-                 dim, db->store.dim);
+    uint32_t have = svdb__store_dim(db->store);
+    SVDB_FAIL_IF(have && dim != have, SVDB_EDIM, "%s have %u dimensions but the collection has %u", what, dim, have);
     return SVDB_OK;
 }
 
@@ -255,7 +251,7 @@ static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64
 {
     put_plan p;
     int fixed = 0;
-    SVDB_TRY(plan_put(&db->store, b, is_add, live ? SVDB_EDUPLICATE : SVDB_ECORRUPT, &p));
+    SVDB_TRY(plan_put(db->store, b, is_add, live ? SVDB_EDUPLICATE : SVDB_ECORRUPT, &p));
     p.same_vectors = same_vectors;
     int rc = reserve(db, p.n_new, 0, b->dim, &fixed);
     if (rc == SVDB_OK && live) {
@@ -263,7 +259,7 @@ static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64
         rc = log_record(db, SVDB_REC_PUT, b);
     }
     if (rc != SVDB_OK) unfix_dim(db, fixed);
-    if (rc == SVDB_OK && svdb__store_compact(&db->store)) {
+    if (rc == SVDB_OK && svdb__store_compact(db->store)) {
         rc = use_logged_vectors(db, b, logged_at);
         if (rc != SVDB_OK && live) { /* logged but not applied: the handle no longer matches what a reopen builds */
             db->poisoned = 1;
@@ -293,8 +289,8 @@ static int commit_delete(svdb_coll *db, const svdb_batch *b, const uint32_t *slo
     if (live) SVDB_TRY(log_record(db, SVDB_REC_DELETE, b));
     svdb__gate_wrlock(&db->gate);
     for (size_t i = 0; i < b->n; i++) {
-        if (db->graph) svdb__hnsw_remove(db->graph, &db->store, db->kern, slots[i]);
-        svdb__store_remove(&db->store, slots[i]);
+        if (db->graph) svdb__hnsw_remove(db->graph, db->store, db->kern, slots[i]);
+        svdb__store_remove(db->store, slots[i]);
     }
     svdb__gate_unlock(&db->gate);
     return SVDB_OK;
@@ -308,8 +304,9 @@ static int replay_put(svdb_coll *db, const unsigned char *payload, size_t len, u
     float *vec = NULL;
     SVDB_TRY(svdb__put_decode(payload, len, &b, &vec));
     int rc = SVDB_OK;
-    if (db->store.dim && db->store.dim != b.dim)
-        rc = svdb__fail(SVDB_ECORRUPT, "log record has %u dims but the collection has %u", b.dim, db->store.dim);
+    uint32_t have = svdb__store_dim(db->store);
+    if (have && have != b.dim)
+        rc = svdb__fail(SVDB_ECORRUPT, "log record has %u dims but the collection has %u", b.dim, have);
     if (rc == SVDB_OK) rc = commit_put(db, &b, 0, 0, off, 0);
     svdb__batch_free(&b);
     svdb__free(vec);
@@ -324,7 +321,7 @@ static int replay_delete(svdb_coll *db, const unsigned char *payload, size_t len
     uint32_t *slots = rc == SVDB_OK ? svdb__malloc(b.n * sizeof *slots) : NULL;
     if (rc == SVDB_OK && !slots) rc = svdb__fail(SVDB_ENOMEM, "out of memory replaying the log");
     for (size_t i = 0; rc == SVDB_OK && i < b.n; i++)
-        if ((slots[i] = svdb__store_find(&db->store, b.ids[i], b.id_lens[i])) == SVDB_NO_SLOT)
+        if ((slots[i] = svdb__store_find(db->store, b.ids[i], b.id_lens[i])) == SVDB_NO_SLOT)
             rc = svdb__fail(SVDB_ECORRUPT, "log deletes id '%.*s', which does not exist", (int)b.id_lens[i], b.ids[i]);
     if (rc == SVDB_OK) rc = commit_delete(db, &b, slots, 0);
     svdb__free(slots);
@@ -411,7 +408,7 @@ int svdb__coll_delete(svdb_coll *db, size_t n, const char *const *ids, size_t *n
     /* Missing ids are skipped and repeats collapse: deleting is idempotent. */
     hit.n = 0;
     for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
-        uint32_t slot = svdb__store_find(&db->store, all.ids[i], all.id_lens[i]);
+        uint32_t slot = svdb__store_find(db->store, all.ids[i], all.id_lens[i]);
         /* keyed by position in `hit`, which holds the ids taken so far */
         if (slot == SVDB_NO_SLOT || svdb__idmap_find(&seen, all.ids[i], all.id_lens[i], batch_key, &hit) != SVDB_NO_SLOT)
             continue;
@@ -450,8 +447,9 @@ static void update_rows_free(update_rows *u, size_t n)
 
 static int build_update(svdb_coll *db, const svdb_batch *in, int merge, int skip_missing, update_rows *u)
 {
-    const svdb_store *s = &db->store;
-    uint32_t dim = s->dim;
+    const svdb_store *s = db->store;
+    const svdb_store_view *view = svdb__store_view(s);
+    uint32_t dim = view->dim;
     SVDB_TRY(svdb__batch_alloc(&u->b, in->n, 1));
     u->b.dim = dim;
     u->vectors = dim ? svdb__malloc(in->n * (size_t)dim * sizeof(float)) : NULL;
@@ -464,10 +462,10 @@ static int build_update(svdb_coll *db, const svdb_batch *in, int merge, int skip
         if (slot == SVDB_NO_SLOT && skip_missing) continue;
         SVDB_FAIL_IF(slot == SVDB_NO_SLOT, SVDB_ENOTFOUND, "id '%s' (row %zu) does not exist; nothing was updated",
                      in->ids[i], i);
-        const svdb_row *r = svdb__row(s, slot);
+        const svdb_row *r = svdb__row(view, slot);
         u->b.ids[k] = in->ids[i];
         u->b.id_lens[k] = in->id_lens[i];
-        const float *v = in->vectors ? in->vectors + i * (size_t)dim : svdb__vec(s, slot);
+        const float *v = in->vectors ? in->vectors + i * (size_t)dim : svdb__vec(view, slot);
         memcpy(u->vectors + k * (size_t)dim, v, dim * sizeof(float));
         const char *meta = svdb__row_meta(r);
         uint32_t mlen = r->meta_len;
