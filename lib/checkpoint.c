@@ -97,7 +97,7 @@ void svdb__coll_check_stop(svdb_coll *db)
 /* The snapshot's description of this collection. */
 svdb_snap_info svdb__coll_snap_info(const svdb_coll *db, uint64_t last_lsn)
 {
-    svdb_snap_info info = {db->uuid, last_lsn, db->index, db->store.storage, db->hnsw};
+    svdb_snap_info info = {db->uuid, last_lsn, db->index, svdb__store_storage(db->store), db->hnsw};
     if (db->index == SVDB_INDEX_HNSW) info.hnsw = *svdb__hnsw_params(db->graph); /* the stored default ef */
     return info;
 }
@@ -121,9 +121,9 @@ static int remap_snapshot(svdb_coll *db, uint64_t graph_gen, const uint32_t *to_
     else if (db->graph)
         rc = svdb__hnsw_unmap(db->graph);
     /* Packed rows are not slots: chunks leave the old map for memory. */
-    if (rc == SVDB_OK && to_row) rc = svdb__store_unmap(&db->store);
+    if (rc == SVDB_OK && to_row) rc = svdb__store_unmap(db->store);
     if (rc == SVDB_OK) {
-        svdb__store_remap(&db->store, &sm.map, sm.vec_offset, sm.codes_offset, sm.rows, to_row);
+        svdb__store_remap(db->store, &sm.map, sm.vec_offset, sm.codes_offset, sm.rows, to_row);
         svdb__wal_unview(&db->wal);
     }
     svdb__gate_unlock(&db->gate);
@@ -144,7 +144,7 @@ int svdb__coll_checkpoint(svdb_coll *db)
     svdb__gate_rdlock(&db->gate); /* searches go on; writers wait on write_mu */
     uint64_t gen = db->graph ? svdb__hnsw_generation(db->graph) : 0;
     uint32_t *to_row = NULL;
-    int rc = svdb__snapshot_write(&db->dir, &db->store, db->graph, &info, &to_row);
+    int rc = svdb__snapshot_write(&db->dir, db->store, db->graph, &info, &to_row);
     svdb__gate_unlock(&db->gate);
     if (rc != SVDB_OK) return rc;
     db->snap_lsn = info.last_lsn;

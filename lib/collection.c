@@ -65,12 +65,12 @@ static const char *metric_name(int m)
 static int create_collection(svdb_coll *db, const svdb_open_options *o)
 {
     db->uuid = new_uuid();
-    svdb__store_init(&db->store, o->dim, o->metric ? o->metric : SVDB_METRIC_L2);
+    SVDB_TRY(svdb__store_new(&db->store, o->dim, o->metric ? o->metric : SVDB_METRIC_L2));
     db->index = o->index ? o->index : SVDB_INDEX_FLAT;
     int storage = open_storage(o) ? open_storage(o) : SVDB_STORAGE_F32;
     SVDB_FAIL_IF(storage != SVDB_STORAGE_F32 && db->index != SVDB_INDEX_HNSW, SVDB_EINVAL,
                  "%s storage needs the hnsw index: an exact scan reads float32 rows", storage_name(storage));
-    svdb__store_set_storage(&db->store, storage, db->kern);
+    svdb__store_set_storage(db->store, storage, db->kern);
     svdb_hnsw_params hp = {o->hnsw_m ? o->hnsw_m : 16, o->hnsw_ef_construction ? o->hnsw_ef_construction : 200,
                            o->hnsw_ef_search ? o->hnsw_ef_search : 64, o->seed};
     db->hnsw = hp;
@@ -81,7 +81,7 @@ static int create_collection(svdb_coll *db, const svdb_open_options *o)
     int rc = svdb__wal_create(&db->wal, &db->dir, SVDB_WAL_NAME, db->uuid);
     if (rc == SVDB_OK) {
         svdb_snap_info info = svdb__coll_snap_info(db, 0);
-        rc = svdb__snapshot_write(&db->dir, &db->store, db->graph, &info, NULL);
+        rc = svdb__snapshot_write(&db->dir, db->store, db->graph, &info, NULL);
     }
     db->next_lsn = 1;
     return rc;
@@ -90,7 +90,7 @@ static int create_collection(svdb_coll *db, const svdb_open_options *o)
 /* A live row the graph does not hold yet. */
 static int is_pending(const svdb_coll *db, uint32_t slot)
 {
-    return slot < db->store.n_slots && svdb__row_live(svdb__row(&db->store, slot)) &&
+    return svdb__slot_live(svdb__store_view(db->store), slot) &&
            svdb__hnsw_level_of(db->graph, slot) == SVDB_HNSW_NO_LEVEL;
 }
 
@@ -99,19 +99,20 @@ static int is_pending(const svdb_coll *db, uint32_t slot)
  * the slots: a collection saved fully linked (the usual case) costs no more. */
 static int link_loaded(svdb_coll *db)
 {
-    svdb_store *s = &db->store;
+    svdb_store *s = db->store;
+    size_t n_slots = svdb__store_slots(s);
     uint32_t *slots = NULL;
     size_t n = 0;
     int rc = SVDB_OK;
-    for (size_t slot = 0; slot < s->n_slots && rc == SVDB_OK; slot++) {
+    for (size_t slot = 0; slot < n_slots && rc == SVDB_OK; slot++) {
         if (!is_pending(db, (uint32_t)slot)) continue;
-        if (!slots && !(slots = svdb__malloc(s->n_slots * sizeof *slots)))
+        if (!slots && !(slots = svdb__malloc(n_slots * sizeof *slots)))
             rc = svdb__fail(SVDB_ENOMEM, "out of memory listing unlinked rows");
         else
             slots[n++] = (uint32_t)slot;
     }
     if (rc == SVDB_OK && n && db->background) {
-        rc = svdb__indexer_reserve(&db->ix, s->n_slots);
+        rc = svdb__indexer_reserve(&db->ix, n_slots);
         for (size_t i = 0; rc == SVDB_OK && i < n; i++) svdb__indexer_push(&db->ix, slots[i]);
     } else if (rc == SVDB_OK && n) {
         rc = svdb__hnsw_insert_many(db->graph, s, db->kern, slots, n, db->build_threads);
@@ -140,17 +141,19 @@ static int load_collection(svdb_coll *db, const svdb_open_options *o)
         return svdb__fail(SVDB_EMISMATCH, "collection %s was built with hnsw_m=%u, ef_construction=%u", db->dir.path,
                           info.hnsw.m, info.hnsw.ef_construction);
     if (o->hnsw_ef_search) db->hnsw.ef_search = o->hnsw_ef_search; /* this handle's default only */
-    if (o->metric && o->metric != db->store.metric)
-        return svdb__fail(SVDB_EMISMATCH, "collection %s uses metric %s, not %s", db->dir.path, metric_name(db->store.metric),
+    int metric = svdb__store_metric(db->store);
+    if (o->metric && o->metric != metric)
+        return svdb__fail(SVDB_EMISMATCH, "collection %s uses metric %s, not %s", db->dir.path, metric_name(metric),
                           metric_name(o->metric));
     int rc = svdb__wal_open(&db->wal, &db->dir, SVDB_WAL_NAME, db->uuid);
     uint64_t last = 0, dropped = 0;
     if (rc == SVDB_OK) rc = svdb__wal_replay(&db->wal, info.last_lsn, svdb__coll_replay, db, &last, &dropped);
     if (rc != SVDB_OK) return rc;
     db->next_lsn = last + 1;
-    if (o->dim && db->store.dim && o->dim != db->store.dim)
-        return svdb__fail(SVDB_EMISMATCH, "collection %s has dimension %u, not %u", db->dir.path, db->store.dim, o->dim);
-    if (o->dim && !db->store.dim) svdb__store_set_dim(&db->store, o->dim);
+    uint32_t dim = svdb__store_dim(db->store);
+    if (o->dim && dim && o->dim != dim)
+        return svdb__fail(SVDB_EMISMATCH, "collection %s has dimension %u, not %u", db->dir.path, dim, o->dim);
+    if (o->dim && !dim) svdb__store_set_dim(db->store, o->dim);
     return SVDB_OK;
 }
 
@@ -243,7 +246,7 @@ static void destroy(svdb_coll *db)
     svdb__indexer_free(&db->ix); /* stops the thread before what it links goes */
     svdb__wal_close(&db->wal);
     svdb__hnsw_free(db->graph);
-    svdb__store_free(&db->store);
+    svdb__store_free(db->store);
     svdb__fd_close(db->lock_fd);
     pthread_mutex_destroy(&db->write_mu);
     svdb__gate_destroy(&db->gate);
@@ -266,7 +269,7 @@ static int link_chunk(void *arg, uint32_t *chunk, size_t max, int *more)
     size_t n = 0, done = 0;
     for (size_t i = 0, got = svdb__indexer_pop(&db->ix, chunk, max); i < got; i++)
         if (is_pending(db, chunk[i])) chunk[n++] = chunk[i];
-    int rc = n ? svdb__hnsw_insert_some(db->graph, &db->store, db->kern, chunk, n, db->ix.threads, &db->gate.waiters,
+    int rc = n ? svdb__hnsw_insert_some(db->graph, db->store, db->kern, chunk, n, db->ix.threads, &db->gate.waiters,
                                         &done)
                : SVDB_OK;
     for (size_t i = n; i-- > 0;)
@@ -383,6 +386,7 @@ void svdb__coll_set_progress(svdb_coll *db, svdb_progress_fn fn, void *ctx)
     db->progress_ctx = ctx;
     pthread_mutex_unlock(&db->write_mu);
 }
-int svdb__coll_metric(const svdb_coll *db) { return db->store.metric; }
-int svdb__coll_storage(const svdb_coll *db) { return db->store.storage; }
+
+int svdb__coll_metric(const svdb_coll *db) { return svdb__store_metric(db->store); }
+int svdb__coll_storage(const svdb_coll *db) { return svdb__store_storage(db->store); }
 int svdb__coll_index(const svdb_coll *db) { return db->index; }

@@ -33,7 +33,7 @@ struct svdb_coll {
     int durability;
     pthread_mutex_t write_mu; /* serializes writers and checkpoints */
     svdb_rwgate gate;         /* readers vs. the brief in-memory apply */
-    svdb_store store;
+    svdb_store *store;
     int index;             /* SVDB_INDEX_FLAT or SVDB_INDEX_HNSW */
     svdb_hnsw *graph;      /* HNSW only */
     svdb_hnsw_params hnsw; /* as stored; ef_search may be overridden per handle */

@@ -111,7 +111,8 @@ static int by_dist(const void *a, const void *b)
 
 /* Keeps a candidate only when it is closer to the base than to every
  * neighbour already kept: spreads links over directions. `c` is sorted. */
-static size_t select_neighbors(const svdb_store *s, const svdb_space *sp, pair *c, size_t n, size_t m, uint32_t *out)
+static size_t select_neighbors(const svdb_store_view *s, const svdb_space *sp, pair *c, size_t n, size_t m,
+                               uint32_t *out)
 {
     size_t kept = 0;
     for (size_t i = 0; i < n && kept < m; i++) {
@@ -138,10 +139,10 @@ static void note_lost(lost_links *lost, uint32_t id)
 
 /* Adds `from` to the links of `to` at level l, re-selecting when full; the
  * links that re-selection drops go to `lost` (or NULL). */
-static int add_link_unlocked(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uint32_t to, uint32_t from,
+static int add_link_unlocked(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, uint32_t to, uint32_t from,
                              int l, lost_links *lost);
 
-static int add_link(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uint32_t to, uint32_t from, int l,
+static int add_link(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, uint32_t to, uint32_t from, int l,
                     int locked)
 {
     lock_node(h, locked, to);
@@ -150,7 +151,7 @@ static int add_link(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uin
     return rc;
 }
 
-static int add_link_unlocked(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uint32_t to, uint32_t from,
+static int add_link_unlocked(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, uint32_t to, uint32_t from,
                              int l, lost_links *lost)
 {
     uint32_t *ln = links(h, to, l);
@@ -199,7 +200,7 @@ static int links_to(const svdb_hnsw *h, uint32_t x, uint32_t d, int l)
 
 /* Gives v a link from x at level l: appended when x has room, else in
  * place of x's farthest link, which goes to `lost`. */
-static void force_link(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uint32_t x, uint32_t v, int l,
+static void force_link(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, uint32_t x, uint32_t v, int l,
                        lost_links *lost)
 {
     uint32_t *lx = links(h, x, l);
@@ -227,7 +228,7 @@ static void force_link(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, 
  * search's results there, and `extra`) get one from their nearest neighbour
  * (never `gone`, a node being removed), so that no node is cut off from the
  * graph. Uses sr's marks. */
-static void keep_reachable(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, searcher *sr, int l,
+static void keep_reachable(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, searcher *sr, int l,
                            const pair *near, size_t n_near, const uint32_t *extra, size_t n_extra, lost_links *lost,
                            uint32_t gone)
 {
@@ -286,7 +287,7 @@ static int draw_level(const svdb_hnsw *h, uint64_t seq)
     return l > HNSW_MAX_LEVEL ? HNSW_MAX_LEVEL : l;
 }
 
-static int insert_one(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uint32_t slot, int locked)
+static int insert_one(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, uint32_t slot, int locked)
 {
     int L = draw_level(h, svdb__row(s, slot)->seq);
     if (L > 0) {
@@ -362,17 +363,18 @@ static int insert_one(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, u
 
 /* Inserts one node on the calling thread; a node whose insert failed part
  * way is unlinked again, so the graph holds only fully linked nodes. */
-static void remove_node(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uint32_t slot);
+static void remove_node(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, uint32_t slot);
 
-static int insert_or_undo(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uint32_t slot)
+static int insert_or_undo(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, uint32_t slot)
 {
     int rc = insert_one(h, s, sp, slot, 0);
     if (rc != SVDB_OK) remove_node(h, s, sp, slot);
     return rc;
 }
 
-int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot)
+int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *store, const svdb_kernels *k, uint32_t slot)
 {
+    const svdb_store_view *s = svdb__store_view(store);
     __atomic_add_fetch(&h->gen, 1, __ATOMIC_RELAXED);
     SVDB_TRY(svdb__hnsw_reserve(h, (size_t)slot + 1));
     svdb_space sp = space_of(s, k);
@@ -381,7 +383,7 @@ int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, 
 
 typedef struct {
     svdb_hnsw *h;
-    const svdb_store *s;
+    const svdb_store_view *s;
     const svdb_space *sp;
     const uint32_t *slots;
     size_t n, next;
@@ -421,9 +423,10 @@ int svdb__hnsw_insert_many(svdb_hnsw *h, const svdb_store *s, const svdb_kernels
     return svdb__hnsw_insert_some(h, s, k, slots, n, threads, NULL, &done);
 }
 
-int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const uint32_t *slots, size_t n,
-                           unsigned threads, const int *yield, size_t *done)
+int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *store, const svdb_kernels *k, const uint32_t *slots,
+                           size_t n, unsigned threads, const int *yield, size_t *done)
 {
+    const svdb_store_view *s = svdb__store_view(store);
     *done = 0;
     __atomic_add_fetch(&h->gen, 1, __ATOMIC_RELAXED);
     size_t max_slot = 0;
@@ -496,7 +499,7 @@ int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *s, const svdb_kernels
 /* Re-selects u's links at level l without d: from its other live links and
  * the pool, by the heuristic, topped up with the nearest rejected candidates
  * to the count u had; each new neighbour gets a link back to u. */
-static void relink(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uint32_t u, uint32_t d, int l,
+static void relink(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, uint32_t u, uint32_t d, int l,
                    const uint32_t *pool, size_t n_pool, lost_links *lost)
 {
     uint32_t *lu = links(h, u, l);
@@ -543,7 +546,7 @@ static void relink(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uint
 
 /* Repairs level l around d: `near` (n_near, nearest first) are the search's
  * survivors near d, or none when the search could not run (sr NULL). */
-static void repair_level(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, searcher *sr, uint32_t d, int l,
+static void repair_level(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, searcher *sr, uint32_t d, int l,
                          const pair *near, size_t n_near)
 {
     uint32_t pool[POOL_MAX], seen[POOL_MAX + REPAIR_EF];
@@ -569,13 +572,14 @@ static void repair_level(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp
     keep_reachable(h, s, sp, sr, l, near, n_near, pool, n_own, &lost, d);
 }
 
-void svdb__hnsw_remove(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot)
+void svdb__hnsw_remove(svdb_hnsw *h, const svdb_store *store, const svdb_kernels *k, uint32_t slot)
 {
+    const svdb_store_view *s = svdb__store_view(store);
     svdb_space sp = space_of(s, k);
     remove_node(h, s, &sp, slot);
 }
 
-static void remove_node(svdb_hnsw *h, const svdb_store *s, const svdb_space *sp, uint32_t slot)
+static void remove_node(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp, uint32_t slot)
 {
     if (slot >= h->cap || h->level[slot] == SVDB_HNSW_NO_LEVEL) return;
     __atomic_add_fetch(&h->gen, 1, __ATOMIC_RELAXED);

@@ -100,7 +100,7 @@ typedef struct {
     float inv_norm;
 } qref;
 
-static inline float dist(const svdb_store *s, const svdb_space *sp, qref q, uint32_t slot)
+static inline float dist(const svdb_store_view *s, const svdb_space *sp, qref q, uint32_t slot)
 {
     float raw = svdb__space_walk_one(sp, q.v, svdb__graph_row(s, slot));
     return svdb__space_dist(sp->metric, raw, q.inv_norm, SVDB_SPACE_ROW_NORM(sp->metric, *svdb__norm(s, slot)));
@@ -108,14 +108,14 @@ static inline float dist(const svdb_store *s, const svdb_space *sp, qref q, uint
 
 /* A node as the query of a walk (inserts and removals): scaled by its
  * inverse norm under cosine. */
-static inline qref node_ref(const svdb_store *s, const svdb_space *sp, uint32_t slot)
+static inline qref node_ref(const svdb_store_view *s, const svdb_space *sp, uint32_t slot)
 {
     qref q = {svdb__vec(s, slot), SVDB_SPACE_ROW_NORM(sp->metric, *svdb__norm(s, slot))};
     return q;
 }
 
 /* The space a store's rows are scored in, with float32 kernels k. */
-static inline svdb_space space_of(const svdb_store *s, const svdb_kernels *k)
+static inline svdb_space space_of(const svdb_store_view *s, const svdb_kernels *k)
 {
     svdb_space sp;
     svdb__space_init(&sp, s->metric, s->dim, k, s->ck);
@@ -125,7 +125,7 @@ static inline svdb_space space_of(const svdb_store *s, const svdb_kernels *k)
 /* A walk over one level: a query's, or an insert's or removal's. */
 typedef struct {
     const svdb_hnsw *h;
-    const svdb_store *s;
+    const svdb_store_view *s; /* the store's rows, read through its view */
     const svdb_space *sp;
     searcher *sr;
     svdb_admit_fn admit; /* NULL: every live node may be a result */

@@ -127,7 +127,7 @@ static inline int admitted(const walk *w, uint32_t id) { return !w->admit || w->
 
 uint32_t svdb__hnsw_greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int l)
 {
-    const svdb_store *s = w->s;
+    const svdb_store_view *s = w->s;
     const svdb_space *sp = w->sp;
     uint32_t buf[2 * SVDB_HNSW_M_MAX + 1];
     for (int changed = 1; changed;) {
@@ -166,7 +166,7 @@ int svdb__hnsw_search_level(const walk *w, qref q, uint32_t ep, float ep_d, int 
 {
     searcher *sr = w->sr;
     const svdb_hnsw *h = w->h;
-    const svdb_store *s = w->s;
+    const svdb_store_view *s = w->s;
     if (++sr->gen == 0) { /* generations wrapped: clear the marks once */
         memset(sr->mark, 0, sr->mark_cap * sizeof *sr->mark);
         sr->gen = 1;
@@ -174,8 +174,8 @@ int svdb__hnsw_search_level(const walk *w, qref q, uint32_t ep, float ep_d, int 
     const uint8_t gen = sr->gen;
     uint8_t *const mark = sr->mark;
     const uint8_t *const level = h->level;
-    float *const *const vecs = s->vec;
-    const float *const *const norms = (const float *const *)s->norm;
+    const float *const *const vecs = s->vec;
+    const float *const *const norms = s->norm;
     const unsigned shift = s->shift;
     const size_t mask = svdb__chunk_rows(s) - 1, dim = s->dim, stride = s->row_floats;
     const int metric = w->sp->metric;
@@ -241,9 +241,10 @@ int svdb__hnsw_search_level(const walk *w, qref q, uint32_t ep, float ep_d, int 
 
 /* ------------------------------------------------------------ query */
 
-int svdb__hnsw_search(const svdb_hnsw *hc, const svdb_store *s, const svdb_kernels *k, const float *qv, size_t ef,
+int svdb__hnsw_search(const svdb_hnsw *hc, const svdb_store *store, const svdb_kernels *k, const float *qv, size_t ef,
                       svdb_admit_fn admit, void *ctx, svdb_topk *out)
 {
+    const svdb_store_view *s = svdb__store_view(store);
     svdb_hnsw *h = (svdb_hnsw *)hc; /* only the searcher pool is touched, under its mutex */
     if (h->max_level < 0 || out->k == 0) return SVDB_OK;
     if (ef < out->k) ef = out->k;

@@ -29,17 +29,17 @@ static int load_rows(const char *path, svdb_store *s, const svdb_snap_header *h,
         const char *id, *meta;
         SVDB_TRY(svdb__snap_id_meta(path, rec, h->rec_bytes, &pos, idlen, mlen, (size_t)i, &id, &meta));
         if (svdb__store_find(s, id, idlen) != SVDB_NO_SLOT) return svdb__snap_bad(path, "duplicate id");
-        const float *v = mapped ? mapped + i * h->dim : svdb__vec(s, (size_t)i);
+        const float *v = mapped ? mapped + i * h->dim : svdb__vec(svdb__store_view(s), (size_t)i);
         for (uint32_t d = 0; d < h->dim; d++)
             if (!isfinite(v[d])) return svdb__snap_bad(path, "vector holds NaN or Inf");
         char *blob;
         if (svdb__row_pack(id, idlen, meta, meta ? mlen : 0, &blob) != SVDB_OK)
             return svdb__fail(SVDB_ENOMEM, "out of memory loading %s", path);
         svdb__store_insert(s, blob, id, idlen, meta ? mlen : 0, v);
-        svdb__row(s, (size_t)i)->seq = seq;
+        svdb__store_set_seq(s, (uint32_t)i, seq);
     }
     if (pos != h->rec_bytes) return svdb__snap_bad(path, "trailing bytes in the record section");
-    s->next_seq = h->next_seq;
+    svdb__store_set_next_seq(s, h->next_seq);
     return SVDB_OK;
 }
 
@@ -64,7 +64,7 @@ static int load_vectors(int fd, const char *path, svdb_store *s, const svdb_snap
 {
     uint32_t crc = 0;
     *mapped = NULL;
-    if (s->ck && h->count) {
+    if (svdb__store_compact(s) && h->count) {
         svdb_map m;
         SVDB_TRY(svdb__map_file(&m, fd, (size_t)size, SVDB_MAP_SHARED, "snapshot", path));
         *mapped = (const float *)(const void *)((const unsigned char *)svdb__map_base(&m) + h->vec_offset);
@@ -72,12 +72,13 @@ static int load_vectors(int fd, const char *path, svdb_store *s, const svdb_snap
         crc = svdb__crc32c(0, *mapped, (size_t)h->vec_bytes);
     } else {
         /* Rows land in slots 0..count-1, so each chunk is read straight into place. */
-        size_t per = svdb__chunk_rows(s);
+        size_t per = svdb__chunk_rows(svdb__store_view(s));
         for (size_t c = 0; c * per < h->count; c++) {
             size_t rows = h->count - c * per < per ? (size_t)h->count - c * per : per;
             size_t bytes = rows * h->dim * sizeof(float);
-            SVDB_TRY(svdb__pread_all(fd, s->vec[c], bytes, h->vec_offset + (uint64_t)c * per * h->dim * 4, path));
-            crc = svdb__crc32c(crc, s->vec[c], bytes);
+            float *chunk = svdb__store_chunk(s, c);
+            SVDB_TRY(svdb__pread_all(fd, chunk, bytes, h->vec_offset + (uint64_t)c * per * h->dim * 4, path));
+            crc = svdb__crc32c(crc, chunk, bytes);
         }
     }
     return crc == h->vec_crc ? SVDB_OK : svdb__snap_bad(path, "vector section checksum mismatch");

@@ -13,18 +13,19 @@ int svdb__coll_get(svdb_coll *db, const char *id, size_t len, float *vector, uin
 {
     svdb__gate_rdlock(&db->gate);
     int rc = SVDB_OK;
-    uint32_t slot = svdb__store_find(&db->store, id, len);
+    uint32_t slot = svdb__store_find(db->store, id, len);
     if (slot == SVDB_NO_SLOT) {
         rc = svdb__fail(SVDB_ENOTFOUND, "id '%s' not found", id);
     } else {
-        const svdb_row *r = svdb__row(&db->store, slot);
+        const svdb_row *r = svdb__row(svdb__store_view(db->store), slot);
         /* The buffer's size is checked under the lock, where the dimension cannot change. */
-        if (vector && dim != db->store.dim)
+        if (vector && dim != svdb__store_dim(db->store))
             rc = svdb__fail(SVDB_EDIM, "vector buffer holds %u floats but the collection has %u dimensions", dim,
-                            db->store.dim);
+                            svdb__store_dim(db->store));
         if (rc == SVDB_OK && metadata && r->meta_len && !(*metadata = svdb__strndup(svdb__row_meta(r), r->meta_len)))
             rc = svdb__fail(SVDB_ENOMEM, "out of memory");
-        if (rc == SVDB_OK && vector) memcpy(vector, svdb__vec(&db->store, slot), db->store.dim * sizeof(float));
+        if (rc == SVDB_OK && vector)
+            memcpy(vector, svdb__vec(svdb__store_view(db->store), slot), svdb__store_dim(db->store) * sizeof(float));
     }
     svdb__gate_unlock(&db->gate);
     return rc;
@@ -35,13 +36,14 @@ int svdb__coll_get(svdb_coll *db, const char *id, size_t len, float *vector, uin
  * one block of n pointers followed by the strings. */
 static int get_rows(svdb_coll *db, const svdb_batch *b, float *vectors, char ***metadatas, int *found)
 {
-    const svdb_store *s = &db->store;
-    uint32_t dim = s->dim;
+    const svdb_store *s = db->store;
+    const svdb_store_view *view = svdb__store_view(s);
+    uint32_t dim = view->dim;
     size_t bytes = 0;
     for (size_t i = 0; i < b->n; i++) {
         uint32_t slot = svdb__store_find(s, b->ids[i], b->id_lens[i]);
         found[i] = slot != SVDB_NO_SLOT;
-        if (found[i] && metadatas && svdb__row(s, slot)->meta_len) bytes += svdb__row(s, slot)->meta_len + 1;
+        if (found[i] && metadatas && svdb__row(view, slot)->meta_len) bytes += svdb__row(view, slot)->meta_len + 1;
     }
     char **m = NULL;
     if (metadatas && !(m = svdb__malloc(b->n * sizeof(char *) + bytes)))
@@ -49,10 +51,11 @@ static int get_rows(svdb_coll *db, const svdb_batch *b, float *vectors, char ***
     char *at = m ? (char *)(m + b->n) : NULL;
     for (size_t i = 0; i < b->n; i++) {
         uint32_t slot = found[i] ? svdb__store_find(s, b->ids[i], b->id_lens[i]) : SVDB_NO_SLOT;
-        if (vectors && slot != SVDB_NO_SLOT) memcpy(vectors + i * (size_t)dim, svdb__vec(s, slot), dim * sizeof(float));
+        if (vectors && slot != SVDB_NO_SLOT)
+            memcpy(vectors + i * (size_t)dim, svdb__vec(view, slot), dim * sizeof(float));
         else if (vectors) memset(vectors + i * (size_t)dim, 0, dim * sizeof(float));
         if (!m) continue;
-        const svdb_row *r = slot != SVDB_NO_SLOT ? svdb__row(s, slot) : NULL;
+        const svdb_row *r = slot != SVDB_NO_SLOT ? svdb__row(view, slot) : NULL;
         m[i] = r && r->meta_len ? memcpy(at, svdb__row_meta(r), r->meta_len + 1) : NULL;
         if (m[i]) at += r->meta_len + 1;
     }
@@ -71,9 +74,9 @@ int svdb__coll_get_batch(svdb_coll *db, size_t n, const char *const *ids, float 
     if (rc == SVDB_OK) {
         svdb__gate_rdlock(&db->gate);
         /* The buffer's size is checked under the lock, where the dimension cannot change. */
-        if (vectors && dim != db->store.dim)
+        if (vectors && dim != svdb__store_dim(db->store))
             rc = svdb__fail(SVDB_EDIM, "vector buffer holds %u floats per row but the collection has %u dimensions",
-                            dim, db->store.dim);
+                            dim, svdb__store_dim(db->store));
         if (rc == SVDB_OK) rc = get_rows(db, &b, vectors, metadatas, found);
         svdb__gate_unlock(&db->gate);
     }
@@ -85,7 +88,7 @@ int svdb__coll_get_batch(svdb_coll *db, size_t n, const char *const *ids, float 
 size_t svdb__coll_count(svdb_coll *db)
 {
     svdb__gate_rdlock(&db->gate);
-    size_t n = db->store.n_live;
+    size_t n = svdb__store_count(db->store);
     svdb__gate_unlock(&db->gate);
     return n;
 }
@@ -93,7 +96,7 @@ size_t svdb__coll_count(svdb_coll *db)
 uint32_t svdb__coll_dim(svdb_coll *db)
 {
     svdb__gate_rdlock(&db->gate);
-    uint32_t dim = db->store.dim;
+    uint32_t dim = svdb__store_dim(db->store);
     svdb__gate_unlock(&db->gate);
     return dim;
 }
@@ -101,7 +104,7 @@ uint32_t svdb__coll_dim(svdb_coll *db)
 int svdb__coll_contains(svdb_coll *db, const char *id, size_t len, int *found)
 {
     svdb__gate_rdlock(&db->gate);
-    *found = svdb__store_find(&db->store, id, len) != SVDB_NO_SLOT;
+    *found = svdb__store_find(db->store, id, len) != SVDB_NO_SLOT;
     svdb__gate_unlock(&db->gate);
     return SVDB_OK;
 }
@@ -111,11 +114,12 @@ int svdb__coll_ids(svdb_coll *db, const svdb_filter *filter, char ***ids, size_t
 {
     svdb__gate_rdlock(&db->gate);
     uint32_t *order = NULL;
-    int rc = svdb__store_order(&db->store, &order);
+    int rc = svdb__store_order(db->store, &order);
     size_t n = 0, bytes = 0;
     /* Keep the admitted slots in place at the front of `order`. */
-    for (size_t i = 0; rc == SVDB_OK && i < db->store.n_live; i++) {
-        const svdb_row *r = svdb__row(&db->store, order[i]);
+    const svdb_store_view *view = svdb__store_view(db->store);
+    for (size_t i = 0; rc == SVDB_OK && i < svdb__store_count(db->store); i++) {
+        const svdb_row *r = svdb__row(view, order[i]);
         int m = filter ? svdb__filter_match(filter, svdb__row_meta(r), r->meta_len) : 1;
         if (m < 0) rc = svdb__filter_error(filter);
         if (m <= 0) continue;
@@ -128,7 +132,7 @@ int svdb__coll_ids(svdb_coll *db, const svdb_filter *filter, char ***ids, size_t
     if (rc == SVDB_OK) {
         char *s = (char *)(arr + n + 1);
         for (size_t i = 0; i < n; i++) {
-            const svdb_row *r = svdb__row(&db->store, order[i]);
+            const svdb_row *r = svdb__row(view, order[i]);
             memcpy(s, svdb__row_id(r), r->id_len + 1);
             arr[i] = s;
             s += r->id_len + 1;
@@ -147,7 +151,7 @@ int svdb__coll_ids(svdb_coll *db, const svdb_filter *filter, char ***ids, size_t
 static int prepare_queries(const svdb_coll *db, const float *q, size_t n, uint32_t dim, float **out)
 {
     svdb_space sp;
-    svdb__space_init(&sp, db->store.metric, dim, db->kern, db->store.ck);
+    svdb__space_init(&sp, svdb__store_metric(db->store), dim, db->kern, svdb__store_view(db->store)->ck);
     return svdb__space_prepare_queries(&sp, q, n, dim, out);
 }
 
@@ -165,7 +169,7 @@ static int only_slots(const svdb_coll *db, const svdb_batch *b, uint32_t **out, 
     if (!slots) return svdb__fail(SVDB_ENOMEM, "out of memory resolving %zu ids", b->n);
     size_t n = 0;
     for (size_t i = 0; i < b->n; i++) {
-        uint32_t slot = svdb__store_find(&db->store, b->ids[i], b->id_lens[i]);
+        uint32_t slot = svdb__store_find(db->store, b->ids[i], b->id_lens[i]);
         if (slot != SVDB_NO_SLOT) slots[n++] = slot;
     }
     qsort(slots, n, sizeof *slots, by_slot);
@@ -180,18 +184,18 @@ static int only_slots(const svdb_coll *db, const svdb_batch *b, uint32_t **out, 
 static int run_search(svdb_coll *db, const float *q, size_t n_queries, size_t k, const svdb_search_options *opts,
                       const svdb_filter *filter, const uint32_t *only, size_t n_only, svdb_hit **hits, size_t *n_hits)
 {
-    size_t live = only ? n_only : db->store.n_live;
+    size_t live = only ? n_only : svdb__store_count(db->store);
     size_t keff = k < live ? k : live;
     if (keff == 0) return SVDB_OK;
     svdb_cand *cands = NULL;
     if (n_queries > SIZE_MAX / sizeof(svdb_cand) / keff || !(cands = svdb__malloc(n_queries * keff * sizeof *cands)))
         return svdb__fail(SVDB_ENOMEM, "out of memory for %zu x %zu results", n_queries, keff);
     unsigned threads = opts && opts->threads ? opts->threads : db->ncpu;
-    svdb_search_plan plan = {&db->store, db->kern, db->graph, opts && opts->ef ? opts->ef : db->hnsw.ef_search, filter,
+    svdb_search_plan plan = {db->store, db->kern, db->graph, opts && opts->ef ? opts->ef : db->hnsw.ef_search, filter,
                              NULL, 0, only, n_only};
     if (db->background) plan.pending = svdb__indexer_queue(&db->ix, &plan.n_pending);
     int rc = svdb__search_many(&plan, q, n_queries, keff, threads, cands, n_hits);
-    if (rc == SVDB_OK) rc = svdb__hits_build(&db->store, cands, keff, n_hits, n_queries, hits);
+    if (rc == SVDB_OK) rc = svdb__hits_build(db->store, cands, keff, n_hits, n_queries, hits);
     if (rc != SVDB_OK)
         for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
     svdb__free(cands);

@@ -39,9 +39,10 @@ static inline __attribute__((always_inline)) void offer(svdb_topk *t, const int 
     }
 }
 
-void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float *const *q, size_t nq,
+void svdb__flat_scan(const svdb_store *store, const svdb_kernels *kern, const float *const *q, size_t nq,
                      svdb_topk *tops, svdb_admit_fn admit, void *ctx)
 {
+    const svdb_store_view *s = svdb__store_view(store);
     /* Row blocks outside, queries inside: a block of rows is read from memory
      * once and then stays in cache while every query scores it, so a batch
      * costs one pass over the data however many queries it has. */
@@ -49,9 +50,8 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
     svdb_space sp;
     svdb__space_init(&sp, s->metric, s->dim, kern, s->ck);
     size_t per = svdb__chunk_rows(s);
-    for (size_t c = 0; c < s->n_chunks; c++) {
+    for (size_t c = 0; c * per < s->n_slots; c++) {
         size_t base = c * per;
-        if (base >= s->n_slots) break;
         size_t rows = s->n_slots - base < per ? s->n_slots - base : per;
         for (size_t b = 0; b < rows; b += BLOCK_ROWS) {
             size_t nb = rows - b < BLOCK_ROWS ? rows - b : BLOCK_ROWS;
@@ -60,11 +60,11 @@ void svdb__flat_scan(const svdb_store *s, const svdb_kernels *kern, const float 
             /* Compact storage keeps the float32 rows in mapped files, one
              * pointer each (a free slot points at the query: it is skipped). */
             const float *src_rows[BLOCK_ROWS];
-            if (svdb__store_compact(s))
+            if (s->ck)
                 for (size_t i = 0; i < nb; i++) src_rows[i] = s->src[c][b + i] ? s->src[c][b + i] : q[0];
             for (size_t g = 0; g < nq; g += SVDB_KERNEL_MAX_Q) {
                 int ng = nq - g < SVDB_KERNEL_MAX_Q ? (int)(nq - g) : SVDB_KERNEL_MAX_Q;
-                if (svdb__store_compact(s))
+                if (s->ck)
                     for (int j = 0; j < ng; j++)
                         sp.gather(q[g + (size_t)j], src_rows, nb, sp.dim, dist + (size_t)j * nb);
                 else
@@ -87,7 +87,7 @@ static void scan_slots(const svdb_search_plan *p, const float *q, const uint32_t
                        svdb_topk *t, svdb_admit_fn admit, void *ctx)
 {
     enum { TILE = 64 };
-    const svdb_store *s = p->s;
+    const svdb_store_view *s = svdb__store_view(p->s);
     svdb_space sp;
     svdb__space_init(&sp, s->metric, s->dim, p->kern, s->ck);
     const float *rows[TILE];
@@ -97,7 +97,7 @@ static void scan_slots(const svdb_search_plan *p, const float *q, const uint32_t
     for (size_t i = 0; i <= len; i++) {
         if (i < len) {
             uint32_t slot = list[i];
-            if (slot >= s->n_slots || !svdb__row_live(svdb__row(s, slot))) continue;
+            if (!svdb__slot_live(s, slot)) continue;
             if (unlinked && svdb__hnsw_level_of(p->graph, slot) != SVDB_HNSW_NO_LEVEL) continue;
             slots[n] = slot;
             rows[n++] = svdb__vec(s, slot);
@@ -118,7 +118,7 @@ static void scan_slots(const svdb_search_plan *p, const float *q, const uint32_t
 
 /* The filter as a row predicate. */
 typedef struct {
-    const svdb_store *s;
+    const svdb_store_view *s;
     const svdb_filter *f;
     int oom; /* a document test could not run (atomic); the search fails with the filter's reason */
 } filter_ctx;
@@ -133,8 +133,9 @@ static int admit_row(void *arg, uint32_t slot)
 }
 
 /* Fraction of rows a filter keeps, from an even sample of at most 512 live rows. */
-static double selectivity(const svdb_store *s, const svdb_filter *f)
+static double selectivity(const svdb_store *store, const svdb_filter *f)
 {
+    const svdb_store_view *s = svdb__store_view(store);
     size_t step = s->n_slots / 512 + 1, seen = 0, kept = 0;
     for (size_t slot = 0; slot < s->n_slots; slot += step) {
         const svdb_row *r = svdb__row(s, slot);
@@ -173,7 +174,7 @@ static int run_range(batch_job *job, size_t first, size_t nq)
         return SVDB_ENOMEM;
     }
     for (size_t j = 0; j < nq; j++) {
-        q[j] = job->queries + (first + j) * p->s->dim;
+        q[j] = job->queries + (first + j) * svdb__store_dim(p->s);
         svdb__topk_init(&tops[j], job->cands + (first + j) * job->k, job->k);
     }
     int rc = SVDB_OK;
@@ -220,8 +221,8 @@ static void *batch_worker(void *arg)
 int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t n, size_t k, unsigned threads,
                       svdb_cand *cands, size_t *counts)
 {
-    batch_job job = {plan, plan->graph == NULL, plan->ef, 0, {plan->s, plan->filter, 0}, queries, k, 0, n, 0,
-                     PTHREAD_MUTEX_INITIALIZER, cands, counts, SVDB_OK};
+    batch_job job = {plan, plan->graph == NULL, plan->ef, 0, {svdb__store_view(plan->s), plan->filter, 0},
+                     queries, k, 0, n, 0, PTHREAD_MUTEX_INITIALIZER, cands, counts, SVDB_OK};
     if (plan->graph && plan->filter && !plan->only) {
         /* A selective filter would starve the graph walk: scan the matching
          * rows exactly instead. Otherwise the walk keeps ef *admitted* rows
@@ -229,7 +230,7 @@ int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t
          * ef / selectivity nodes; widening ef as well would square that
          * (a 2% filter cost 10x an exact scan), for no measurable recall. */
         double p = selectivity(plan->s, plan->filter);
-        double matches = p * (double)plan->s->n_live;
+        double matches = p * (double)svdb__store_count(plan->s);
         if (p < 0.02 || matches < 4.0 * (double)(plan->ef > k ? plan->ef : k)) {
             job.exact = 1;
         } else {
@@ -257,9 +258,10 @@ int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t
     return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "out of memory while searching %zu queries", n);
 }
 
-int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, const size_t *counts, size_t n,
+int svdb__hits_build(const svdb_store *store, const svdb_cand *cands, size_t k, const size_t *counts, size_t n,
                      svdb_hit **out)
 {
+    const svdb_store_view *s = svdb__store_view(store);
     size_t total = 0, bytes = 0;
     for (size_t q = 0; q < n; q++)
         for (size_t i = 0; i < counts[q]; i++) {

@@ -234,7 +234,7 @@ static int emit(writer *w, const void *p, size_t n)
 /* What the sections are written from: rows are slots, or with `order` the
  * live slots packed (to_row: each slot's row). */
 typedef struct body {
-    const svdb_store *s;
+    const svdb_store_view *s;
     const svdb_hnsw *g;
     const uint32_t *order, *to_row;
     size_t rows, upper;
@@ -336,16 +336,16 @@ static int write_sections(writer *w, const body *b, svdb_snap_header *h)
 static int write_body(writer *w, const svdb_store *s, const svdb_hnsw *g, const uint32_t *order,
                       const uint32_t *to_row, svdb_snap_header *h)
 {
-    body b = {s, g, order, to_row, order ? s->n_live : s->n_slots, 0, NULL};
+    body b = {svdb__store_view(s), g, order, to_row, order ? svdb__store_count(s) : svdb__store_slots(s), 0, NULL};
     b.upper = g ? svdb__hnsw_upper_size(g, order, b.rows) : 0;
-    size_t row_bytes = (size_t)s->dim * sizeof(float), bw = g ? svdb__hnsw_l0_block_bytes(g) : 0;
+    size_t row_bytes = (size_t)b.s->dim * sizeof(float), bw = g ? svdb__hnsw_l0_block_bytes(g) : 0;
     size_t scratch_bytes = row_bytes > bw ? row_bytes : bw;
-    scratch_bytes = scratch_bytes > s->row_floats * sizeof(float) ? scratch_bytes : s->row_floats * sizeof(float);
+    scratch_bytes = scratch_bytes > b.s->row_floats * sizeof(float) ? scratch_bytes : b.s->row_floats * sizeof(float);
     scratch_bytes = scratch_bytes > b.upper ? scratch_bytes : b.upper;
     b.scratch = svdb__calloc(1, scratch_bytes + 1);
     if (!b.scratch) return svdb__fail(SVDB_ENOMEM, "out of memory writing a snapshot");
     h->count = b.rows;
-    h->live = s->n_live;
+    h->live = svdb__store_count(s);
     int rc = write_sections(w, &b, h);
     svdb__free(b.scratch);
     if (rc == SVDB_OK) rc = svdb__fd_sync(w->fd, w->path);
@@ -357,28 +357,30 @@ static void header_of(svdb_snap_header *h, const svdb_store *s, const svdb_snap_
     memset(h, 0, sizeof *h);
     h->uuid = info->uuid;
     h->last_lsn = info->last_lsn;
-    h->next_seq = s->next_seq;
-    h->dim = s->dim;
-    h->metric = (uint32_t)s->metric;
+    h->next_seq = svdb__store_next_seq(s);
+    h->dim = svdb__store_dim(s);
+    h->metric = (uint32_t)svdb__store_metric(s);
     h->index = (uint32_t)info->index;
     h->m = info->hnsw.m;
     h->ef_construction = info->hnsw.ef_construction;
     h->ef_search = info->hnsw.ef_search;
     h->seed = info->hnsw.seed;
-    h->storage = (uint32_t)s->storage;
+    h->storage = (uint32_t)svdb__store_storage(s);
 }
 
 /* With more than a quarter of the slots free, the live slots in order and
  * each slot's row (UINT32_MAX: free); else both NULL. */
 static int pack_plan(const svdb_store *s, uint32_t **order, uint32_t **to_row)
 {
+    const svdb_store_view *v = svdb__store_view(s);
+    size_t live = svdb__store_count(s);
     *order = *to_row = NULL;
-    if (s->n_free * 4 <= s->n_slots) return SVDB_OK;
-    *order = svdb__malloc((s->n_live ? s->n_live : 1) * sizeof **order);
-    *to_row = svdb__malloc(s->n_slots * sizeof **to_row);
+    if (svdb__store_free_count(s) * 4 <= v->n_slots) return SVDB_OK;
+    *order = svdb__malloc((live ? live : 1) * sizeof **order);
+    *to_row = svdb__malloc(v->n_slots * sizeof **to_row);
     if (!*order || !*to_row) return svdb__fail(SVDB_ENOMEM, "out of memory writing a snapshot");
-    for (size_t slot = 0, n = 0; slot < s->n_slots; slot++) {
-        (*to_row)[slot] = svdb__row_live(svdb__row(s, slot)) ? (uint32_t)n : UINT32_MAX;
+    for (size_t slot = 0, n = 0; slot < v->n_slots; slot++) {
+        (*to_row)[slot] = svdb__row_live(svdb__row(v, slot)) ? (uint32_t)n : UINT32_MAX;
         if ((*to_row)[slot] != UINT32_MAX) (*order)[n++] = (uint32_t)slot;
     }
     return SVDB_OK;
@@ -441,7 +443,7 @@ static int load_records(const char *path, svdb_store *s, const svdb_snap_header 
                         const float *vecs, svdb_hashed_slot *hs, uint64_t *pos_out, uint64_t *live_out)
 {
     uint64_t pos = 0, live = 0;
-    s->n_slots = (size_t)h->count; /* so a failure part way frees the rows loaded */
+    svdb__store_load_begin(s, (size_t)h->count);
     for (uint64_t i = 0; i < h->count; i++) {
         if (h->rec_bytes - pos < 16) return bad(path, "record section truncated");
         uint64_t seq = svdb__load64(rec + pos);
@@ -483,7 +485,7 @@ static int load_rows_v2(const char *path, svdb_store *s, const svdb_snap_header 
     if (rc == SVDB_OK && svdb__store_load_finish(s, (size_t)h->count, hs, (size_t)live) != SVDB_NO_SLOT)
         rc = bad(path, "duplicate id");
     svdb__free(hs);
-    s->next_seq = h->next_seq;
+    svdb__store_set_next_seq(s, h->next_seq);
     return rc;
 }
 
@@ -638,8 +640,9 @@ static int load_rows_and_graph(const char *path, svdb_store *s, svdb_hnsw **g, c
         return job.rc == SVDB_ENOMEM ? svdb__fail(SVDB_ENOMEM, "%s", job.msg)
                                      : svdb__fail(SVDB_ECORRUPT, "snapshot %s is corrupt: %s", path, job.msg);
     /* Live rows must be in the graph or waiting for it; free slots never are. */
+    const svdb_store_view *v = svdb__store_view(s);
     for (size_t i = 0; h->index == SVDB_INDEX_HNSW && i < h->count; i++)
-        if (!svdb__row_live(svdb__row(s, i)) && svdb__hnsw_level_of(*g, (uint32_t)i) != SVDB_HNSW_NO_LEVEL)
+        if (!svdb__row_live(svdb__row(v, i)) && svdb__hnsw_level_of(*g, (uint32_t)i) != SVDB_HNSW_NO_LEVEL)
             return bad(path, "free slot in the graph");
     return SVDB_OK;
 }
@@ -653,7 +656,7 @@ static int load_v2(int fd, const char *path, svdb_store *s, svdb_hnsw **g, const
     svdb_map taken;
     SVDB_TRY(svdb__map_file(&taken, fd, (size_t)size, SVDB_MAP_PRIVATE, "snapshot", path));
     svdb__store_take_map(s, &taken);
-    svdb__store_map_rows(s, (size_t)h->count, s->ck ? h->codes_offset : h->vec_offset);
+    svdb__store_map_rows(s, (size_t)h->count, svdb__store_compact(s) ? h->codes_offset : h->vec_offset);
     const svdb_map *m = svdb__store_region(s);
     const unsigned char *map = svdb__map_base(m);
     if (svdb__crc32c(0, map + h->rec_offset, (size_t)h->rec_bytes) != h->rec_crc)
@@ -665,7 +668,7 @@ static int load_v2(int fd, const char *path, svdb_store *s, svdb_hnsw **g, const
     /* The records and graph section were copied out: their pages need not
      * stay in this process (never written, so nothing is lost). */
     svdb__map_drop(m, (size_t)h->rec_offset, (size_t)(size - h->rec_offset));
-    if (s->ck) /* originals are read a few rows at a time: no read-ahead there */
+    if (svdb__store_compact(s)) /* originals are read a few rows at a time: no read-ahead there */
         svdb__map_advise_random(m, 0, (size_t)(h->vec_offset + h->vec_bytes));
     return check_or_defer(fd, path, h, deferred);
 }
@@ -715,9 +718,10 @@ static int open_checked(const svdb_dir *dir, int *fd, char **path, uint64_t *siz
     return check_header(*path, hb, *size, h);
 }
 
-int svdb__snapshot_load(const svdb_dir *dir, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info,
+int svdb__snapshot_load(const svdb_dir *dir, svdb_store **s, svdb_hnsw **g, svdb_snap_info *info,
                         const svdb_kernels *k, svdb_snap_check **deferred)
 {
+    *s = NULL;
     *g = NULL;
     *deferred = NULL;
     int fd = -1;
@@ -726,15 +730,16 @@ int svdb__snapshot_load(const svdb_dir *dir, svdb_store *s, svdb_hnsw **g, svdb_
     svdb_snap_header h = {0};
     int rc = open_checked(dir, &fd, &path, &size, &h);
     svdb_hnsw_params hp = {h.m, h.ef_construction, h.ef_search, h.seed};
+    if (rc == SVDB_OK) rc = svdb__store_new(s, h.dim, (int)h.metric);
     if (rc == SVDB_OK) {
-        svdb__store_init(s, h.dim, (int)h.metric);
-        svdb__store_set_storage(s, (int)h.storage, k);
-        if (h.version == 1) rc = svdb__legacy_v1_load(fd, path, s, g, &h, size, &hp);
-        else rc = load_v2(fd, path, s, g, &h, size, &hp, deferred);
+        svdb__store_set_storage(*s, (int)h.storage, k);
+        if (h.version == 1) rc = svdb__legacy_v1_load(fd, path, *s, g, &h, size, &hp);
+        else rc = load_v2(fd, path, *s, g, &h, size, &hp, deferred);
         if (rc != SVDB_OK) {
             svdb__snapshot_check_free(*deferred);
             *deferred = NULL;
-            svdb__store_free(s);
+            svdb__store_free(*s);
+            *s = NULL;
             svdb__hnsw_free(*g);
             *g = NULL;
         }

@@ -27,8 +27,8 @@ typedef struct svdb_snap_info {
  * (UINT32_MAX: free), for the caller to free; else it is set to NULL. */
 int svdb__snapshot_write(const svdb_dir *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info,
                          uint32_t **to_row);
-/* Loads dir/snapshot.svdb into a store initialised here, and for an HNSW
- * collection a graph created here (*g, else NULL). Both are left empty on
+/* Loads dir/snapshot.svdb into a store created here (*s), and for an HNSW
+ * collection a graph created here (*g, else NULL). Both are NULL on
  * failure. A format-2 snapshot stays mapped (privately) by the store: its
  * f32 vectors, a compact store's codes and originals, and the level-0 links
  * are read in place. Its vectors and links are checked (checksums, finite values)
@@ -36,7 +36,7 @@ int svdb__snapshot_write(const svdb_dir *dir, const svdb_store *s, const svdb_hn
  * check, for the caller to run (svdb__snapshot_check) and free. `k` picks
  * the code kernels. */
 typedef struct svdb_snap_check svdb_snap_check;
-int svdb__snapshot_load(const svdb_dir *dir, svdb_store *s, svdb_hnsw **g, svdb_snap_info *info,
+int svdb__snapshot_load(const svdb_dir *dir, svdb_store **s, svdb_hnsw **g, svdb_snap_info *info,
                         const svdb_kernels *k, svdb_snap_check **deferred);
 /* SVDB_OK, SVDB_ECORRUPT naming the damage, an I/O error, or -1 when *stop
  * (read atomically; may be NULL) became nonzero first. */

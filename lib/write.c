@@ -103,9 +103,9 @@ static int plan_put(const svdb_store *s, const svdb_batch *b, int is_add, int du
 /* Saves what a cancellable batch replaces (see put_undo). */
 static int save_undo(const svdb_coll *db, const svdb_batch *b, put_plan *p)
 {
-    const svdb_store *s = &db->store;
+    const svdb_store_view *s = svdb__store_view(db->store);
     put_undo *u = &p->undo;
-    size_t n = b->n, dim = s->dim, copy = svdb__store_compact(s) ? 0 : n - p->n_new;
+    size_t n = b->n, dim = s->dim, copy = svdb__store_compact(db->store) ? 0 : n - p->n_new;
     u->was_new = svdb__malloc(n);
     u->blobs = svdb__calloc(n, sizeof *u->blobs);
     u->meta_lens = svdb__malloc(n * sizeof *u->meta_lens);
@@ -133,14 +133,14 @@ static int save_undo(const svdb_coll *db, const svdb_batch *b, put_plan *p)
 static int link_rows(svdb_coll *db, const uint32_t *slots, size_t n, svdb_progress *pr, size_t *done)
 {
     if (!pr) {
-        int rc = svdb__hnsw_insert_many(db->graph, &db->store, db->kern, slots, n, db->build_threads);
+        int rc = svdb__hnsw_insert_many(db->graph, db->store, db->kern, slots, n, db->build_threads);
         *done = rc == SVDB_OK ? n : 0;
         return rc;
     }
     size_t chunk = (size_t)256 * (db->build_threads ? db->build_threads : 1);
     for (*done = 0; *done < n;) {
         size_t m = n - *done < chunk ? n - *done : chunk;
-        SVDB_TRY(svdb__hnsw_insert_many(db->graph, &db->store, db->kern, slots + *done, m, db->build_threads));
+        SVDB_TRY(svdb__hnsw_insert_many(db->graph, db->store, db->kern, slots + *done, m, db->build_threads));
         *done += m;
         if (svdb__progress_now(pr, *done)) return SVDB_ECANCELED;
     }
@@ -152,7 +152,7 @@ static int link_rows(svdb_coll *db, const uint32_t *slots, size_t n, svdb_progre
  * get their old id, metadata and vector back and are linked again. */
 static int undo_put(svdb_coll *db, const svdb_batch *b, put_plan *p, size_t linked)
 {
-    svdb_store *s = &db->store;
+    svdb_store *s = db->store;
     put_undo *u = &p->undo;
     for (size_t i = b->n; i-- > 0;) { /* newest first: free slots go back in the order they were taken */
         uint32_t slot = p->slots[i];
@@ -182,7 +182,7 @@ static int undo_put(svdb_coll *db, const svdb_batch *b, put_plan *p, size_t link
  * every row, and reopening rebuilds a consistent state. */
 static int apply_put(svdb_coll *db, const svdb_batch *b, put_plan *p)
 {
-    svdb_store *s = &db->store;
+    svdb_store *s = db->store;
     /* A row that keeps its vector keeps its place in the graph. */
     svdb_hnsw *graph = p->same_vectors ? NULL : db->graph;
     uint32_t *linked = graph ? p->slots : NULL; /* reused: the slot each row ends in */
@@ -216,13 +216,14 @@ static int reserve(svdb_coll *db, size_t adds, size_t deletes, uint32_t dim, int
 {
     svdb__gate_wrlock(&db->gate);
     *dim_fixed = 0;
-    if (db->store.dim == 0 && dim) {
-        svdb__store_set_dim(&db->store, dim);
+    if (svdb__store_dim(db->store) == 0 && dim) {
+        svdb__store_set_dim(db->store, dim);
         *dim_fixed = 1;
     }
-    int rc = svdb__store_reserve(&db->store, adds, deletes);
-    if (rc == SVDB_OK && db->graph) rc = svdb__hnsw_reserve(db->graph, db->store.n_slots + adds);
-    if (rc == SVDB_OK && db->background && db->graph) rc = svdb__indexer_reserve(&db->ix, db->store.n_slots + adds);
+    int rc = svdb__store_reserve(db->store, adds, deletes);
+    if (rc == SVDB_OK && db->graph) rc = svdb__hnsw_reserve(db->graph, svdb__store_slots(db->store) + adds);
+    if (rc == SVDB_OK && db->background && db->graph)
+        rc = svdb__indexer_reserve(&db->ix, svdb__store_slots(db->store) + adds);
     svdb__gate_unlock(&db->gate);
     return rc;
 }
@@ -232,12 +233,7 @@ static void unfix_dim(svdb_coll *db, int dim_fixed)
 {
     if (!dim_fixed) return;
     svdb__gate_wrlock(&db->gate);
-    if (db->store.n_live == 0) { /* no row was applied, or a canceled batch took its rows back */
-        int metric = db->store.metric, storage = db->store.storage;
-        svdb__store_free(&db->store);
-        svdb__store_init(&db->store, 0, metric);
-        svdb__store_set_storage(&db->store, storage, db->kern);
-    }
+    if (svdb__store_count(db->store) == 0) svdb__store_unset_dim(db->store); /* also after a canceled batch took its rows back */
     svdb__gate_unlock(&db->gate);
 }
 
@@ -261,8 +257,8 @@ int svdb__coll_check_dim(const svdb_coll *db, uint32_t dim, const char *what)
 {
     SVDB_FAIL_IF(dim == 0, SVDB_EDIM, "dim is 0");
     SVDB_FAIL_IF(dim > SVDB_MAX_DIM, SVDB_EDIM, "dim %u exceeds the maximum %d", dim, SVDB_MAX_DIM);
-    SVDB_FAIL_IF(db->store.dim && dim != db->store.dim, SVDB_EDIM, "%s have %u dimensions but the collection has %u", what,
-                 dim, db->store.dim);
+    uint32_t have = svdb__store_dim(db->store);
+    SVDB_FAIL_IF(have && dim != have, SVDB_EDIM, "%s have %u dimensions but the collection has %u", what, dim, have);
     return SVDB_OK;
 }
 
@@ -369,7 +365,7 @@ static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64
 {
     put_plan p;
     int fixed = 0;
-    SVDB_TRY(plan_put(&db->store, b, is_add, live ? SVDB_EDUPLICATE : SVDB_ECORRUPT, &p));
+    SVDB_TRY(plan_put(db->store, b, is_add, live ? SVDB_EDUPLICATE : SVDB_ECORRUPT, &p));
     p.same_vectors = same_vectors;
     p.link = link && db->graph && !db->background && !same_vectors ? link : NULL;
     int rc = p.link ? save_undo(db, b, &p) : SVDB_OK;
@@ -381,7 +377,7 @@ static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64
         rc = log_record(db, SVDB_REC_PUT, b);
     }
     if (rc != SVDB_OK) unfix_dim(db, fixed);
-    if (rc == SVDB_OK && svdb__store_compact(&db->store)) {
+    if (rc == SVDB_OK && svdb__store_compact(db->store)) {
         rc = use_logged_vectors(db, b, logged_at);
         if (rc != SVDB_OK && live) { /* logged but not applied: the handle no longer matches what a reopen builds */
             db->poisoned = 1;
@@ -415,8 +411,8 @@ static int commit_delete(svdb_coll *db, const svdb_batch *b, const uint32_t *slo
     if (live) SVDB_TRY(log_record(db, SVDB_REC_DELETE, b));
     svdb__gate_wrlock(&db->gate);
     for (size_t i = 0; i < b->n; i++) {
-        if (db->graph) svdb__hnsw_remove(db->graph, &db->store, db->kern, slots[i]);
-        svdb__store_remove(&db->store, slots[i]);
+        if (db->graph) svdb__hnsw_remove(db->graph, db->store, db->kern, slots[i]);
+        svdb__store_remove(db->store, slots[i]);
     }
     svdb__gate_unlock(&db->gate);
     return SVDB_OK;
@@ -430,8 +426,9 @@ static int replay_put(svdb_coll *db, const unsigned char *payload, size_t len, u
     float *vec = NULL;
     SVDB_TRY(svdb__put_decode(payload, len, &b, &vec));
     int rc = SVDB_OK;
-    if (db->store.dim && db->store.dim != b.dim)
-        rc = svdb__fail(SVDB_ECORRUPT, "log record has %u dims but the collection has %u", b.dim, db->store.dim);
+    uint32_t have = svdb__store_dim(db->store);
+    if (have && have != b.dim)
+        rc = svdb__fail(SVDB_ECORRUPT, "log record has %u dims but the collection has %u", b.dim, have);
     if (rc == SVDB_OK) rc = commit_put(db, &b, 0, 0, off, 0, NULL);
     svdb__batch_free(&b);
     svdb__free(vec);
@@ -446,7 +443,7 @@ static int replay_delete(svdb_coll *db, const unsigned char *payload, size_t len
     uint32_t *slots = rc == SVDB_OK ? svdb__malloc(b.n * sizeof *slots) : NULL;
     if (rc == SVDB_OK && !slots) rc = svdb__fail(SVDB_ENOMEM, "out of memory replaying the log");
     for (size_t i = 0; rc == SVDB_OK && i < b.n; i++)
-        if ((slots[i] = svdb__store_find(&db->store, b.ids[i], b.id_lens[i])) == SVDB_NO_SLOT)
+        if ((slots[i] = svdb__store_find(db->store, b.ids[i], b.id_lens[i])) == SVDB_NO_SLOT)
             rc = svdb__fail(SVDB_ECORRUPT, "log deletes id '%.*s', which does not exist", (int)b.id_lens[i], b.ids[i]);
     if (rc == SVDB_OK) rc = commit_delete(db, &b, slots, 0);
     svdb__free(slots);
@@ -539,7 +536,7 @@ int svdb__coll_delete(svdb_coll *db, size_t n, const char *const *ids, size_t *n
     /* Missing ids are skipped and repeats collapse: deleting is idempotent. */
     hit.n = 0;
     for (size_t i = 0; rc == SVDB_OK && i < n; i++) {
-        uint32_t slot = svdb__store_find(&db->store, all.ids[i], all.id_lens[i]);
+        uint32_t slot = svdb__store_find(db->store, all.ids[i], all.id_lens[i]);
         /* keyed by position in `hit`, which holds the ids taken so far */
         if (slot == SVDB_NO_SLOT || svdb__idmap_find(&seen, all.ids[i], all.id_lens[i], batch_key, &hit) != SVDB_NO_SLOT)
             continue;
@@ -578,9 +575,10 @@ static void update_rows_free(update_rows *u, size_t n)
 
 static int build_update(svdb_coll *db, const svdb_batch *in, const svdb_update_options *o, update_rows *u)
 {
-    const svdb_store *s = &db->store;
+    const svdb_store *s = db->store;
+    const svdb_store_view *view = svdb__store_view(s);
     int merge = o && o->merge_metadata, skip_missing = o && o->skip_missing, insert = o && o->insert_missing;
-    uint32_t dim = s->dim ? s->dim : in->dim; /* an upsert may fix an empty collection's dimension */
+    uint32_t dim = view->dim ? view->dim : in->dim; /* an upsert may fix an empty collection's dimension */
     SVDB_TRY(svdb__batch_alloc(&u->b, in->n, 1));
     u->b.dim = dim;
     u->vectors = dim ? svdb__malloc(in->n * (size_t)dim * sizeof(float)) : NULL;
@@ -596,10 +594,10 @@ static int build_update(svdb_coll *db, const svdb_batch *in, const svdb_update_o
         SVDB_FAIL_IF(slot == SVDB_NO_SLOT && !in->vectors, SVDB_EINVAL,
                      "id '%s' (row %zu) does not exist and no vector was given to add it; nothing was updated",
                      in->ids[i], i);
-        const svdb_row *r = slot != SVDB_NO_SLOT ? svdb__row(s, slot) : NULL;
+        const svdb_row *r = slot != SVDB_NO_SLOT ? svdb__row(view, slot) : NULL;
         u->b.ids[k] = in->ids[i];
         u->b.id_lens[k] = in->id_lens[i];
-        const float *v = in->vectors ? in->vectors + i * (size_t)dim : svdb__vec(s, slot);
+        const float *v = in->vectors ? in->vectors + i * (size_t)dim : svdb__vec(view, slot);
         memcpy(u->vectors + k * (size_t)dim, v, dim * sizeof(float));
         const char *meta = r ? svdb__row_meta(r) : NULL;
         uint32_t mlen = r ? r->meta_len : 0;

@@ -222,29 +222,29 @@ static void check_graph_through_deletes(uint32_t m, int metric)
     size_t n = under_valgrind() ? 1200 : 4000;
     float *v = malloc(n * DIM * sizeof *v);
     th_random(v, n * DIM, 31 + m);
-    svdb_store s;
-    svdb__store_init(&s, DIM, metric);
-    ASSERT_OK(svdb__store_reserve(&s, n, n));
+    svdb_store *s;
+    ASSERT_OK(svdb__store_new(&s, DIM, metric));
+    ASSERT_OK(svdb__store_reserve(s, n, n));
     for (size_t i = 0; i < n; i++) {
         char id[16];
         int len = snprintf(id, sizeof id, "%zu", i);
         char *blob;
         ASSERT_OK(svdb__row_pack(id, (uint32_t)len, NULL, 0, &blob));
-        svdb__store_insert(&s, blob, id, (uint32_t)len, 0, v + i * DIM);
+        svdb__store_insert(s, blob, id, (uint32_t)len, 0, v + i * DIM);
     }
     const svdb_kernels *k = svdb__kernels();
     svdb_hnsw_params p = {m, 100, 64, 3};
     svdb_hnsw *h;
     ASSERT_OK(svdb__hnsw_create(&h, &p));
-    for (size_t i = 0; i < n; i++) ASSERT_OK(svdb__hnsw_insert(h, &s, k, (uint32_t)i));
+    for (size_t i = 0; i < n; i++) ASSERT_OK(svdb__hnsw_insert(h, s, k, (uint32_t)i));
     uint32_t *perm = shuffled(n, 99 + m);
     const double frac[] = {0.5, 0.9, 0.98, 1.0};
     size_t done = 0;
     for (size_t f = 0; f < sizeof frac / sizeof frac[0]; f++) {
         size_t to = (size_t)(frac[f] * (double)n);
         for (; done < to; done++) {
-            svdb__hnsw_remove(h, &s, k, perm[done]);
-            svdb__store_remove(&s, perm[done]);
+            svdb__hnsw_remove(h, s, k, perm[done]);
+            svdb__store_remove(s, perm[done]);
         }
         size_t unreachable, stale;
         ASSERT_OK(svdb__hnsw_check(h, &unreachable, &stale));
@@ -255,7 +255,7 @@ static void check_graph_through_deletes(uint32_t m, int metric)
         assert_true(stale <= (n - done) * m / 8);
     }
     svdb__hnsw_free(h);
-    svdb__store_free(&s);
+    svdb__store_free(s);
     free(perm);
     free(v);
 }

@@ -47,9 +47,10 @@ static void unload(dataset *d)
     free(d->gt);
 }
 
-static void fill_store(svdb_store *s, const dataset *d)
+static svdb_store *fill_store(const dataset *d)
 {
-    svdb__store_init(s, (uint32_t)d->dim, d->metric);
+    svdb_store *s;
+    assert_int_equal(svdb__store_new(&s, (uint32_t)d->dim, d->metric), SVDB_OK);
     assert_int_equal(svdb__store_reserve(s, d->n, d->n), SVDB_OK);
     for (size_t i = 0; i < d->n; i++) {
         char id[32];
@@ -58,6 +59,7 @@ static void fill_store(svdb_store *s, const dataset *d)
         assert_int_equal(svdb__row_pack(id, (uint32_t)len, NULL, 0, &blob), SVDB_OK);
         svdb__store_insert(s, blob, id, (uint32_t)len, 0, d->base + i * d->dim);
     }
+    return s;
 }
 
 static void prep_query(const dataset *d, size_t qi, float *q)
@@ -83,7 +85,7 @@ static double recall10(const svdb_hnsw *h, const svdb_store *s, const dataset *d
         assert_int_equal(svdb__hnsw_search(h, s, k, q, ef, NULL, NULL, &t), SVDB_OK);
         size_t n = svdb__topk_finish(&t);
         for (size_t i = 0; i < n; i++) {
-            long row = atol(svdb__row_id(svdb__row(s, c[i].slot)));
+            long row = atol(svdb__row_id(svdb__row(svdb__store_view(s), c[i].slot)));
             for (size_t g = 0; g < 10; g++)
                 if (d->gt[qi * d->gt_k + g] == row) hit++;
         }
@@ -97,8 +99,9 @@ static svdb_hnsw *build(const svdb_store *s, uint64_t seed)
     svdb_hnsw_params p = {16, 200, 64, seed};
     svdb_hnsw *h;
     assert_int_equal(svdb__hnsw_create(&h, &p), SVDB_OK);
-    for (size_t i = 0; i < s->n_slots; i++)
-        if (svdb__row_live(svdb__row(s, i))) assert_int_equal(svdb__hnsw_insert(h, s, svdb__kernels(), (uint32_t)i), SVDB_OK);
+    for (size_t i = 0; i < svdb__store_slots(s); i++)
+        if (svdb__row_live(svdb__row(svdb__store_view(s), i)))
+            assert_int_equal(svdb__hnsw_insert(h, s, svdb__kernels(), (uint32_t)i), SVDB_OK);
     return h;
 }
 
@@ -109,14 +112,13 @@ static void check_set(const char *name, int metric, double want)
         unload(&d);
         skip();
     }
-    svdb_store s;
-    fill_store(&s, &d);
-    svdb_hnsw *h = build(&s, 42);
-    double r = recall10(h, &s, &d, 64);
+    svdb_store *s = fill_store(&d);
+    svdb_hnsw *h = build(s, 42);
+    double r = recall10(h, s, &d, 64);
     printf("%s: recall@10 = %.4f at ef=64\n", name, r);
     assert_true(r >= want);
     svdb__hnsw_free(h);
-    svdb__store_free(&s);
+    svdb__store_free(s);
     unload(&d);
 }
 
@@ -140,9 +142,8 @@ static void test_hnsw__churn_keeps_recall(void **state)
         unload(&d);
         skip();
     }
-    svdb_store s;
-    fill_store(&s, &d);
-    svdb_hnsw *h = build(&s, 7);
+    svdb_store *s = fill_store(&d);
+    svdb_hnsw *h = build(s, 7);
     const svdb_kernels *k = svdb__kernels();
     /* Delete 90% (rows not divisible by 10), then add them back. Under
      * valgrind 10% (rows ending in 1): a delete searches its neighbourhood,
@@ -152,27 +153,27 @@ static void test_hnsw__churn_keeps_recall(void **state)
         if (small ? i % 10 != 1 : i % 10 == 0) continue;
         char id[32];
         int len = snprintf(id, sizeof id, "%zu", i);
-        uint32_t slot = svdb__store_find(&s, id, (size_t)len);
-        svdb__hnsw_remove(h, &s, k, slot);
-        svdb__store_remove(&s, slot);
+        uint32_t slot = svdb__store_find(s, id, (size_t)len);
+        svdb__hnsw_remove(h, s, k, slot);
+        svdb__store_remove(s, slot);
     }
-    size_t slots_before = s.n_slots;
+    size_t slots_before = svdb__store_slots(s);
     for (size_t i = 0; i < d.n; i++) {
         if (small ? i % 10 != 1 : i % 10 == 0) continue;
         char id[32];
         int len = snprintf(id, sizeof id, "%zu", i);
         char *blob;
         assert_int_equal(svdb__row_pack(id, (uint32_t)len, NULL, 0, &blob), SVDB_OK);
-        svdb__store_insert(&s, blob, id, (uint32_t)len, 0, d.base + i * d.dim);
-        uint32_t slot = svdb__store_find(&s, id, (size_t)len);
-        assert_int_equal(svdb__hnsw_insert(h, &s, k, slot), SVDB_OK);
+        svdb__store_insert(s, blob, id, (uint32_t)len, 0, d.base + i * d.dim);
+        uint32_t slot = svdb__store_find(s, id, (size_t)len);
+        assert_int_equal(svdb__hnsw_insert(h, s, k, slot), SVDB_OK);
     }
-    assert_int_equal(s.n_slots, slots_before); /* freed slots were reused */
-    double r = recall10(h, &s, &d, 64);
+    assert_int_equal(svdb__store_slots(s), slots_before); /* freed slots were reused */
+    double r = recall10(h, s, &d, 64);
     printf("siftsmall after %s churn: recall@10 = %.4f\n", small ? "10%" : "90%", r);
     assert_true(r >= 0.95);
     svdb__hnsw_free(h);
-    svdb__store_free(&s);
+    svdb__store_free(s);
     unload(&d);
 }
 
@@ -185,35 +186,35 @@ static void test_hnsw__deterministic_and_roundtrip(void **state)
         skip();
     }
     d.n = 2000;
-    svdb_store s;
-    fill_store(&s, &d);
-    svdb_hnsw *a = build(&s, 99), *b = build(&s, 99);
-    uint32_t *order, *inv = malloc(s.n_slots * sizeof *inv);
-    assert_int_equal(svdb__store_order(&s, &order), SVDB_OK);
-    for (size_t i = 0; i < s.n_live; i++) inv[order[i]] = (uint32_t)i;
-    size_t na = legacy_v1_graph_size(a, order, s.n_live), nb = legacy_v1_graph_size(b, order, s.n_live);
+    svdb_store *s = fill_store(&d);
+    svdb_hnsw *a = build(s, 99), *b = build(s, 99);
+    uint32_t *order, *inv = malloc(svdb__store_slots(s) * sizeof *inv);
+    assert_int_equal(svdb__store_order(s, &order), SVDB_OK);
+    for (size_t i = 0; i < svdb__store_count(s); i++) inv[order[i]] = (uint32_t)i;
+    size_t live = svdb__store_count(s);
+    size_t na = legacy_v1_graph_size(a, order, live), nb = legacy_v1_graph_size(b, order, live);
     assert_int_equal(na, nb);
     unsigned char *ea = malloc(na), *eb = malloc(nb);
-    legacy_v1_graph_encode(a, order, s.n_live, inv, ea);
-    legacy_v1_graph_encode(b, order, s.n_live, inv, eb);
+    legacy_v1_graph_encode(a, order, svdb__store_count(s), inv, ea);
+    legacy_v1_graph_encode(b, order, svdb__store_count(s), inv, eb);
     assert_memory_equal(ea, eb, na);
     /* decode gives the same graph back */
     svdb_hnsw *c;
     svdb_hnsw_params p = *svdb__hnsw_params(a);
     assert_int_equal(svdb__hnsw_create(&c, &p), SVDB_OK);
-    assert_int_equal(svdb__hnsw_decode(c, ea, na, s.n_live), SVDB_OK);
+    assert_int_equal(svdb__hnsw_decode(c, ea, na, svdb__store_count(s)), SVDB_OK);
     unsigned char *ec = malloc(na);
-    legacy_v1_graph_encode(c, order, s.n_live, inv, ec);
+    legacy_v1_graph_encode(c, order, svdb__store_count(s), inv, ec);
     assert_memory_equal(ea, ec, na);
     /* damaged encodings are refused */
     svdb_hnsw *e;
     assert_int_equal(svdb__hnsw_create(&e, &p), SVDB_OK);
-    assert_int_equal(svdb__hnsw_decode(e, ea, na - 3, s.n_live), SVDB_ECORRUPT);
+    assert_int_equal(svdb__hnsw_decode(e, ea, na - 3, svdb__store_count(s)), SVDB_ECORRUPT);
     svdb__hnsw_free(e);
     ea[8 + 1 + 4] = 0xFF; /* first link of row 0 points far away */
     ea[8 + 1 + 5] = 0xFF;
     assert_int_equal(svdb__hnsw_create(&e, &p), SVDB_OK);
-    assert_int_equal(svdb__hnsw_decode(e, ea, na, s.n_live), SVDB_ECORRUPT);
+    assert_int_equal(svdb__hnsw_decode(e, ea, na, svdb__store_count(s)), SVDB_ECORRUPT);
     svdb__hnsw_free(e);
     free(ea);
     free(eb);
@@ -224,7 +225,7 @@ static void test_hnsw__deterministic_and_roundtrip(void **state)
     svdb__hnsw_free(c);
     /* Format 2: level-0 blocks and upper levels, slots as rows; loading them
      * back (blocks in a buffer standing for the map) gives the same bytes. */
-    size_t n = s.n_slots, bw = svdb__hnsw_l0_block_bytes(a), nu = svdb__hnsw_upper_size(a, NULL, n);
+    size_t n = svdb__store_slots(s), bw = svdb__hnsw_l0_block_bytes(a), nu = svdb__hnsw_upper_size(a, NULL, n);
     uint32_t *blocks = malloc(n * bw), *blocks2 = malloc(n * bw);
     unsigned char *up = malloc(nu), *up2 = malloc(nu);
     for (size_t i = 0; i < n; i++) svdb__hnsw_l0_block(a, (uint32_t)i, NULL, blocks + i * (bw / 4));
@@ -251,7 +252,7 @@ static void test_hnsw__deterministic_and_roundtrip(void **state)
     free(up);
     free(up2);
     svdb__hnsw_free(a);
-    svdb__store_free(&s);
+    svdb__store_free(s);
     unload(&d);
 }
 
