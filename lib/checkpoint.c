@@ -144,7 +144,10 @@ int svdb__coll_checkpoint(svdb_coll *db)
     svdb__gate_rdlock(&db->gate); /* searches go on; writers wait on write_mu */
     uint64_t gen = db->graph ? svdb__hnsw_generation(db->graph) : 0;
     uint32_t *to_row = NULL;
-    int rc = svdb__snapshot_write(&db->dir, db->store, db->graph, &info, &to_row);
+    svdb_progress pr;
+    svdb__progress_begin(&pr, db->progress_fn, db->progress_ctx, SVDB_PROGRESS_CHECKPOINT, 0);
+    int rc = svdb__snapshot_write(&db->dir, db->store, db->graph, &info, &to_row, db->progress_fn ? &pr : NULL);
+    if (rc == SVDB_OK) svdb__progress_end(&pr);
     svdb__gate_unlock(&db->gate);
     if (rc != SVDB_OK) return rc;
     db->snap_lsn = info.last_lsn;

@@ -81,7 +81,7 @@ static int create_collection(svdb_coll *db, const svdb_open_options *o)
     int rc = svdb__wal_create(&db->wal, &db->dir, SVDB_WAL_NAME, db->uuid);
     if (rc == SVDB_OK) {
         svdb_snap_info info = svdb__coll_snap_info(db, 0);
-        rc = svdb__snapshot_write(&db->dir, db->store, db->graph, &info, NULL);
+        rc = svdb__snapshot_write(&db->dir, db->store, db->graph, &info, NULL, NULL);
     }
     db->next_lsn = 1;
     return rc;

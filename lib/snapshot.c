@@ -239,7 +239,18 @@ typedef struct body {
     const uint32_t *order, *to_row;
     size_t rows, upper;
     unsigned char *scratch; /* zeros: a free slot's vector; then a level-0 block; then the upper levels */
+    svdb_progress *pr;      /* rows written, summed over the sections written row by row (or NULL) */
+    uint64_t *done;
 } body;
+
+/* One more row written; nonzero (with the error set) when the progress
+ * handler cancels the checkpoint. */
+static int row_done(const body *b)
+{
+    if (!b->pr || !svdb__progress_tick(b->pr, ++*b->done)) return 0;
+    svdb__progress_canceled(b->pr, "the checkpoint");
+    return 1;
+}
 
 static uint32_t slot_of(const body *b, size_t row) { return b->order ? b->order[row] : (uint32_t)row; }
 
@@ -250,6 +261,7 @@ static int emit_vectors(writer *w, const body *b)
         uint32_t slot = slot_of(b, i);
         SVDB_TRY(emit(w, svdb__row_live(svdb__row(b->s, slot)) ? (const void *)svdb__vec(b->s, slot) : b->scratch,
                       row_bytes));
+        if (row_done(b)) return SVDB_ECANCELED;
     }
     return SVDB_OK;
 }
@@ -259,6 +271,7 @@ static int emit_links(writer *w, const body *b)
     for (size_t i = 0; b->g && i < b->rows; i++) {
         svdb__hnsw_l0_block(b->g, slot_of(b, i), b->to_row, (uint32_t *)(void *)b->scratch);
         SVDB_TRY(emit(w, b->scratch, svdb__hnsw_l0_block_bytes(b->g)));
+        if (row_done(b)) return SVDB_ECANCELED;
     }
     return SVDB_OK;
 }
@@ -271,6 +284,7 @@ static int emit_codes(writer *w, const body *b)
         uint32_t slot = slot_of(b, i);
         SVDB_TRY(emit(w, svdb__row_live(svdb__row(b->s, slot)) ? (const void *)svdb__graph_row(b->s, slot) : b->scratch,
                       code_bytes));
+        if (row_done(b)) return SVDB_ECANCELED;
     }
     return SVDB_OK;
 }
@@ -286,6 +300,7 @@ static int emit_records(writer *w, const body *b)
         SVDB_TRY(emit(w, &mlen, 4));
         if (r->id_len) SVDB_TRY(emit(w, svdb__row_id(r), r->id_len));
         if (r->meta_len) SVDB_TRY(emit(w, svdb__row_meta(r), r->meta_len));
+        if (row_done(b)) return SVDB_ECANCELED;
     }
     return SVDB_OK;
 }
@@ -334,9 +349,12 @@ static int write_sections(writer *w, const body *b, svdb_snap_header *h)
  * more than a quarter of the slots are free the live rows are written
  * packed instead (order/to_row), so that deletes give disk space back. */
 static int write_body(writer *w, const svdb_store *s, const svdb_hnsw *g, const uint32_t *order,
-                      const uint32_t *to_row, svdb_snap_header *h)
+                      const uint32_t *to_row, svdb_snap_header *h, svdb_progress *pr)
 {
-    body b = {svdb__store_view(s), g, order, to_row, order ? svdb__store_count(s) : svdb__store_slots(s), 0, NULL};
+    uint64_t done = 0;
+    body b = {svdb__store_view(s), g, order, to_row, order ? svdb__store_count(s) : svdb__store_slots(s), 0, NULL,
+              pr, &done};
+    if (pr) pr->total = (uint64_t)b.rows * (2u + (g != NULL) + (b.s->ck != NULL)); /* the row-by-row sections */
     b.upper = g ? svdb__hnsw_upper_size(g, order, b.rows) : 0;
     size_t row_bytes = (size_t)b.s->dim * sizeof(float), bw = g ? svdb__hnsw_l0_block_bytes(g) : 0;
     size_t scratch_bytes = row_bytes > bw ? row_bytes : bw;
@@ -387,7 +405,7 @@ static int pack_plan(const svdb_store *s, uint32_t **order, uint32_t **to_row)
 }
 
 int svdb__snapshot_write(const svdb_dir *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info,
-                         uint32_t **to_row_out)
+                         uint32_t **to_row_out, svdb_progress *pr)
 {
     char *tmp = svdb__dir_file(dir, SNAP_TMP);
     writer w = {-1, tmp, NULL, 0, (size_t)1 << 20, 0, 0};
@@ -401,7 +419,7 @@ int svdb__snapshot_write(const svdb_dir *dir, const svdb_store *s, const svdb_hn
     if (rc == SVDB_OK) {
         svdb_snap_header h;
         header_of(&h, s, info);
-        rc = write_body(&w, s, g, order, to_row, &h);
+        rc = write_body(&w, s, g, order, to_row, &h, pr);
     }
     int created = w.fd >= 0;
     svdb__fd_close(w.fd);

@@ -249,6 +249,78 @@ static void test_cancel_write_checks(void **state)
     free(dir);
 }
 
+/* A canceled checkpoint leaves the previous snapshot and the log as they
+ * were; so does a close whose checkpoint is canceled (nothing is lost: the
+ * log holds the rows, and the reopen replays them). */
+static void test_cancel_checkpoint(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("progress-ckpt");
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.autocheckpoint_bytes = 0;
+    svdb *db;
+    assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
+    /* wide rows: a snapshot that takes well over 50 ms to write */
+    enum { WIDE = 1024 };
+    size_t n = getenv("SVDB_VALGRIND") ? 1500 : 30000;
+    char **ids = calloc(n, sizeof *ids);
+    float *v = malloc(n * WIDE * sizeof(float));
+    th_random(v, n * WIDE, 7);
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = malloc(32);
+        snprintf(ids[i], 32, "c%zu", i);
+    }
+    assert_int_equal(svdb_add_batch(db, n, (const char *const *)ids, v, WIDE, NULL), SVDB_OK);
+    char *snap = th_path(dir, "snapshot.svdb"), *tmp = th_path(dir, "snapshot.svdb.tmp");
+    size_t before_len, after_len;
+    unsigned char *before = th_read_file(snap, &before_len);
+    long wal = wal_size(dir);
+    calls c = {0};
+    c.monotonic = c.bounded = 1;
+    c.cancel_op = SVDB_PROGRESS_CHECKPOINT;
+    c.cancel_at = 1;
+    assert_int_equal(svdb_progress_handler(db, handler, &c), SVDB_OK);
+    assert_int_equal(svdb_persist(db), SVDB_ECANCELED);
+    assert_int_equal(c.by_op[SVDB_PROGRESS_CHECKPOINT], 1);
+    unsigned char *after = th_read_file(snap, &after_len);
+    assert_int_equal(after_len, before_len);
+    assert_memory_equal(after, before, before_len);
+    assert_int_equal(th_file_size(tmp), -1); /* the temporary file is gone */
+    assert_int_equal(wal_size(dir), wal);
+    /* the close's checkpoint canceled too: the rows stay in the log */
+    assert_int_equal(svdb_close(db), SVDB_ECANCELED);
+    assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
+    size_t count = 0;
+    assert_int_equal(svdb_count(db, &count), SVDB_OK);
+    assert_int_equal(count, n);
+    float got[WIDE];
+    for (size_t i = 0; i < n; i += n / 7) {
+        assert_int_equal(svdb_get(db, ids[i], got, WIDE, NULL), SVDB_OK);
+        assert_memory_equal(got, v + i * WIDE, sizeof got);
+    }
+    /* not canceled: reported to the end, and the log is cut */
+    c.cancel_op = 0;
+    memset(c.by_op, 0, sizeof c.by_op);
+    memset(c.last_done, 0, sizeof c.last_done);
+    assert_int_equal(svdb_progress_handler(db, handler, &c), SVDB_OK);
+    const char *id[] = {"one-more"};
+    assert_int_equal(svdb_add_batch(db, 1, id, v, WIDE, NULL), SVDB_OK);
+    assert_int_equal(svdb_persist(db), SVDB_OK);
+    assert_true(c.by_op[SVDB_PROGRESS_CHECKPOINT] >= 2);
+    assert_true(c.monotonic && c.bounded);
+    assert_true(wal_size(dir) < wal);
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
+    assert_int_equal(svdb_count(db, &count), SVDB_OK);
+    assert_int_equal(count, n + 1);
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    for (size_t i = 0; i < n; i++) free(ids[i]);
+    free(ids), free(v), free(before), free(after), free(snap), free(tmp);
+    th_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -257,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_cancel_link_upsert),
         cmocka_unit_test(test_cancel_first_batch),
         cmocka_unit_test(test_cancel_write_checks),
+        cmocka_unit_test(test_cancel_checkpoint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
