@@ -254,17 +254,18 @@ static int row_done(const body *b)
 
 static uint32_t slot_of(const body *b, size_t row) { return b->order ? b->order[row] : (uint32_t)row; }
 
-static int emit_vectors(writer *w, const body *b)
+/* One fixed-size row per slot: a live row's `row`, a free slot's zeros. */
+static int emit_rows(writer *w, const body *b, const float *(*row)(const svdb_store_view *, size_t), size_t bytes)
 {
-    size_t row_bytes = (size_t)b->s->dim * sizeof(float);
     for (size_t i = 0; i < b->rows; i++) {
         uint32_t slot = slot_of(b, i);
-        SVDB_TRY(emit(w, svdb__row_live(svdb__row(b->s, slot)) ? (const void *)svdb__vec(b->s, slot) : b->scratch,
-                      row_bytes));
+        SVDB_TRY(emit(w, svdb__row_live(svdb__row(b->s, slot)) ? (const void *)row(b->s, slot) : b->scratch, bytes));
         if (row_done(b)) return SVDB_ECANCELED;
     }
     return SVDB_OK;
 }
+
+static int emit_vectors(writer *w, const body *b) { return emit_rows(w, b, svdb__vec, (size_t)b->s->dim * sizeof(float)); }
 
 static int emit_links(writer *w, const body *b)
 {
@@ -279,14 +280,7 @@ static int emit_links(writer *w, const body *b)
 /* Compact storage: the codes too, so open need not encode every row. */
 static int emit_codes(writer *w, const body *b)
 {
-    size_t code_bytes = b->s->row_floats * sizeof(float);
-    for (size_t i = 0; b->s->ck && i < b->rows; i++) {
-        uint32_t slot = slot_of(b, i);
-        SVDB_TRY(emit(w, svdb__row_live(svdb__row(b->s, slot)) ? (const void *)svdb__graph_row(b->s, slot) : b->scratch,
-                      code_bytes));
-        if (row_done(b)) return SVDB_ECANCELED;
-    }
-    return SVDB_OK;
+    return b->s->ck ? emit_rows(w, b, svdb__graph_row, b->s->row_floats * sizeof(float)) : SVDB_OK;
 }
 
 static int emit_records(writer *w, const body *b)
