@@ -91,6 +91,7 @@ extern "C" {
 #define SVDB_MAX_ID_BYTES 1024          /* longest id, in bytes of UTF-8 */
 #define SVDB_MAX_DIM 65536              /* largest vector dimension */
 #define SVDB_MAX_METADATA_BYTES 1048576 /* largest metadata JSON per row */
+#define SVDB_MAX_HNSW_M 128             /* most HNSW links per node (hnsw_m; 2x on the bottom level) */
 
 /* A row's document (ChromaDB's `documents`) is the string value of this key
  * in its metadata object; `where_document` filters test it. */

@@ -124,8 +124,8 @@ static int check_open_options(const svdb_open_options *o)
     SVDB_FAIL_IF(o->durability != SVDB_DURABILITY_PERSIST && o->durability != SVDB_DURABILITY_SYNC, SVDB_EINVAL,
                  "unknown durability mode %d", o->durability);
     SVDB_FAIL_IF(o->index < SVDB_INDEX_DEFAULT || o->index > SVDB_INDEX_HNSW, SVDB_EINVAL, "unknown index type %d", o->index);
-    SVDB_FAIL_IF(o->hnsw_m == 1 || o->hnsw_m > SVDB_HNSW_M_MAX, SVDB_EINVAL, "hnsw_m must be 2..%d (or 0 for 16), not %u",
-                 SVDB_HNSW_M_MAX, o->hnsw_m);
+    SVDB_FAIL_IF(o->hnsw_m == 1 || o->hnsw_m > SVDB_MAX_HNSW_M, SVDB_EINVAL, "hnsw_m must be 2..%d (or 0 for 16), not %u",
+                 SVDB_MAX_HNSW_M, o->hnsw_m);
     SVDB_FAIL_IF(o->hnsw_ef_construction > 100000 || o->hnsw_ef_search > 100000, SVDB_EINVAL,
                  "ef values must be at most 100000");
     int storage = o->version >= 2 ? o->storage : SVDB_STORAGE_DEFAULT;

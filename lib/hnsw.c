@@ -18,8 +18,8 @@
 
 int svdb__hnsw_create(svdb_hnsw **out, const svdb_hnsw_params *p)
 {
-    /* every link buffer on the stack is sized for SVDB_HNSW_M_MAX */
-    SVDB_FAIL_IF(p->m == 0 || p->m > SVDB_HNSW_M_MAX, SVDB_EINVAL, "hnsw_m must be 1..%d, not %u", SVDB_HNSW_M_MAX,
+    /* every link buffer on the stack is sized for SVDB_MAX_HNSW_M */
+    SVDB_FAIL_IF(p->m == 0 || p->m > SVDB_MAX_HNSW_M, SVDB_EINVAL, "hnsw_m must be 1..%d, not %u", SVDB_MAX_HNSW_M,
                  p->m);
     svdb_hnsw *h = svdb__calloc(1, sizeof *h);
     if (!h) return svdb__fail(SVDB_ENOMEM, "out of memory");
@@ -128,7 +128,7 @@ static size_t select_neighbors(const svdb_store_view *s, const svdb_space *sp, p
 /* Nodes that lost an in-link to a re-selection or a removal, while one
  * insert (on one thread) or one delete changes the graph. */
 typedef struct {
-    uint32_t ids[4 * SVDB_HNSW_M_MAX];
+    uint32_t ids[4 * SVDB_MAX_HNSW_M];
     size_t n;
 } lost_links;
 
@@ -162,7 +162,7 @@ static int add_link_unlocked(svdb_hnsw *h, const svdb_store_view *s, const svdb_
         ln[++ln[0]] = from;
         return SVDB_OK;
     }
-    pair c[2 * SVDB_HNSW_M_MAX + 1];
+    pair c[2 * SVDB_MAX_HNSW_M + 1];
     pair *cands = cap + 1 <= sizeof c / sizeof c[0] ? c : svdb__malloc((cap + 1) * sizeof *cands);
     if (!cands) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
     qref base = node_ref(s, sp, to);
@@ -171,7 +171,7 @@ static int add_link_unlocked(svdb_hnsw *h, const svdb_store_view *s, const svdb_
         if (on_level(h, ln[i], l)) cands[n++] = (pair){dist(s, sp, base, ln[i]), ln[i]};
     cands[n++] = (pair){dist(s, sp, base, from), from};
     qsort(cands, n, sizeof *cands, by_dist);
-    uint32_t sel[2 * SVDB_HNSW_M_MAX + 1];
+    uint32_t sel[2 * SVDB_MAX_HNSW_M + 1];
     uint32_t *out = cap <= sizeof sel / sizeof sel[0] ? sel : svdb__malloc(cap * sizeof *out);
     if (!out) {
         if (cands != c) svdb__free(cands);
@@ -319,7 +319,7 @@ static int insert_one(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *
     qref q = node_ref(s, sp, slot);
     float ep_d = rc == SVDB_OK ? dist(s, sp, q, ep) : 0.0f;
     for (int l = top; rc == SVDB_OK && l > L; l--) ep = svdb__hnsw_greedy(&w, q, ep, &ep_d, l);
-    uint32_t out[2 * SVDB_HNSW_M_MAX + 1];
+    uint32_t out[2 * SVDB_MAX_HNSW_M + 1];
     for (int l = L < top ? L : top; rc == SVDB_OK && l >= 0; l--) {
         size_t nr;
         rc = svdb__hnsw_search_level(&w, q, ep, ep_d, l, h->p.ef_construction, &nr);
@@ -494,7 +494,7 @@ int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *store, const svdb_ker
 
 #define REPAIR_EF 64   /* survivors the search around d finds (at most ef_construction) */
 #define REPAIR_POOL 16 /* of them, the nearest offered to each in-neighbour with d's own links */
-#define POOL_MAX (2 * SVDB_HNSW_M_MAX + REPAIR_POOL)
+#define POOL_MAX (2 * SVDB_MAX_HNSW_M + REPAIR_POOL)
 
 /* Re-selects u's links at level l without d: from its other live links and
  * the pool, by the heuristic, topped up with the nearest rejected candidates
@@ -503,8 +503,8 @@ static void relink(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp,
                    const uint32_t *pool, size_t n_pool, lost_links *lost)
 {
     uint32_t *lu = links(h, u, l);
-    uint32_t had = lu[0], old[2 * SVDB_HNSW_M_MAX];
-    pair c[2 * SVDB_HNSW_M_MAX + POOL_MAX];
+    uint32_t had = lu[0], old[2 * SVDB_MAX_HNSW_M];
+    pair c[2 * SVDB_MAX_HNSW_M + POOL_MAX];
     size_t n = 0, n_old = 0;
     qref base = node_ref(s, sp, u);
     for (uint32_t i = 1; i <= lu[0]; i++) {
@@ -520,7 +520,7 @@ static void relink(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp,
         if (!dup) c[n++] = (pair){dist(s, sp, base, x), x};
     }
     qsort(c, n, sizeof *c, by_dist);
-    uint32_t cap = max_links(h, l), out[2 * SVDB_HNSW_M_MAX];
+    uint32_t cap = max_links(h, l), out[2 * SVDB_MAX_HNSW_M];
     size_t kept = select_neighbors(s, sp, c, n, cap, out);
     /* top up: the heuristic alone would shrink u's links at every repair */
     if (had > cap) had = cap;
@@ -540,7 +540,7 @@ static void relink(svdb_hnsw *h, const svdb_store_view *s, const svdb_space *sp,
     for (size_t i = 0; i < kept; i++) {
         int was = 0;
         for (size_t j = 0; j < n_old && !was; j++) was = old[j] == out[i];
-        if (!was) (void)add_link_unlocked(h, s, sp, out[i], u, l, lost); /* no allocation: m0 <= 2 * SVDB_HNSW_M_MAX */
+        if (!was) (void)add_link_unlocked(h, s, sp, out[i], u, l, lost); /* no allocation: m0 <= 2 * SVDB_MAX_HNSW_M */
     }
 }
 

@@ -8,6 +8,7 @@
 #define SVDB_HNSW_H
 
 #include "space.h"
+#include "svdb.h"
 #include "store.h"
 #include "topk.h"
 
@@ -15,10 +16,9 @@
 #include <stdint.h>
 
 #define SVDB_HNSW_NO_LEVEL 0xFF
-/* Most links per node on upper levels (2x on level 0): the graph keeps a
- * node's links in stack buffers of this size, so svdb__hnsw_create refuses
- * more. */
-#define SVDB_HNSW_M_MAX 64
+/* SVDB_MAX_HNSW_M (svdb.h) bounds the links per node on upper levels (2x on
+ * level 0): the graph keeps a node's links in stack buffers of that size,
+ * so svdb__hnsw_create refuses more. */
 
 typedef struct svdb_hnsw_params {
     uint32_t m;               /* links per node on upper levels; 2m on level 0 */
@@ -32,7 +32,7 @@ typedef struct svdb_hnsw svdb_hnsw;
 /* A row predicate for filtered search; returns nonzero to admit `slot`. */
 typedef int (*svdb_admit_fn)(void *ctx, uint32_t slot);
 
-/* SVDB_EINVAL when p->m is 0 or above SVDB_HNSW_M_MAX. */
+/* SVDB_EINVAL when p->m is 0 or above SVDB_MAX_HNSW_M. */
 int svdb__hnsw_create(svdb_hnsw **out, const svdb_hnsw_params *p);
 void svdb__hnsw_free(svdb_hnsw *h);
 const svdb_hnsw_params *svdb__hnsw_params(const svdb_hnsw *h);

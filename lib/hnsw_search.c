@@ -129,15 +129,15 @@ uint32_t svdb__hnsw_greedy(const walk *w, qref q, uint32_t ep, float *ep_d, int 
 {
     const svdb_store_view *s = w->s;
     const svdb_space *sp = w->sp;
-    uint32_t buf[2 * SVDB_HNSW_M_MAX + 1];
+    uint32_t buf[2 * SVDB_MAX_HNSW_M + 1];
     for (int changed = 1; changed;) {
         changed = 0;
         const uint32_t *ln = read_links(w, ep, l, buf);
         /* Score the node's neighbours in one gather call (rows in parallel);
          * its per-row arithmetic is the pair kernel's, so results are the same. */
-        uint32_t ids[2 * SVDB_HNSW_M_MAX];
-        const float *rows[2 * SVDB_HNSW_M_MAX];
-        float ds[2 * SVDB_HNSW_M_MAX];
+        uint32_t ids[2 * SVDB_MAX_HNSW_M];
+        const float *rows[2 * SVDB_MAX_HNSW_M];
+        float ds[2 * SVDB_MAX_HNSW_M];
         size_t m = 0;
         for (uint32_t i = 1; i <= ln[0]; i++) {
             uint32_t n = ln[i];
@@ -191,7 +191,7 @@ int svdb__hnsw_search_level(const walk *w, qref q, uint32_t ep, float ep_d, int 
     pair e = {ep_d, ep};
     minh_push(cand, &nc, e);
     if (admitted(w, ep)) maxh_push(res, &nr, e);
-    uint32_t buf[2 * SVDB_HNSW_M_MAX + 1];
+    uint32_t buf[2 * SVDB_MAX_HNSW_M + 1];
     while (nc) {
         pair c = minh_pop(cand, &nc);
         if (nr >= ef && c.d > res[0].d) break;
@@ -199,9 +199,9 @@ int svdb__hnsw_search_level(const walk *w, qref q, uint32_t ep, float ep_d, int 
         uint32_t cnt = ln[0];
         for (uint32_t i = 1; i <= cnt; i++) __builtin_prefetch(&mark[ln[i]]);
         /* Gather the unvisited neighbours, then score them in one call. */
-        uint32_t ids[2 * SVDB_HNSW_M_MAX];
-        const float *rows[2 * SVDB_HNSW_M_MAX];
-        float ds[2 * SVDB_HNSW_M_MAX];
+        uint32_t ids[2 * SVDB_MAX_HNSW_M];
+        const float *rows[2 * SVDB_MAX_HNSW_M];
+        float ds[2 * SVDB_MAX_HNSW_M];
         size_t m = 0;
         for (uint32_t i = 1; i <= cnt; i++) {
             uint32_t n = ln[i];

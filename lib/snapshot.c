@@ -135,7 +135,7 @@ static uint64_t min_record(const svdb_snap_header *h) { return h->version == 1 ?
 static int check_fields(const char *path, const svdb_snap_header *h, uint64_t size)
 {
     if (h->storage != SVDB_STORAGE_F32 && h->index != SVDB_INDEX_HNSW) return bad(path, "compact storage in a flat collection");
-    if (h->index == SVDB_INDEX_HNSW && (h->m < 2 || h->m > SVDB_HNSW_M_MAX || h->ef_construction == 0 || h->ef_search == 0 ||
+    if (h->index == SVDB_INDEX_HNSW && (h->m < 2 || h->m > SVDB_MAX_HNSW_M || h->ef_construction == 0 || h->ef_search == 0 ||
                                         h->ef_construction > 100000 || h->ef_search > 100000))
         return bad(path, "HNSW parameters out of range");
     if (h->index == SVDB_INDEX_FLAT && h->graph_bytes != 0) return bad(path, "graph section in a flat collection");

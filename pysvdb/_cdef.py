@@ -69,6 +69,7 @@ CDEF = r"""
 #define SVDB_MAX_ID_BYTES 1024
 #define SVDB_MAX_DIM 65536
 #define SVDB_MAX_METADATA_BYTES 1048576
+#define SVDB_MAX_HNSW_M 128
 
 typedef struct svdb svdb;
 

@@ -29,6 +29,7 @@ from typing import (
 import numpy as np
 import numpy.typing as npt
 
+from ._lib import lib
 from .errors import DuplicateIDError, InvalidArgumentError
 
 __all__ = [
@@ -611,8 +612,10 @@ def check_hnsw_value(key: str, value: object, legacy: bool) -> Any:
         return float(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidArgumentError(bad if legacy else "invalid value for %s: %r (expected a positive integer)" % (key, value))
-    if key == "max_neighbors" and not 2 <= value <= 64:
-        raise InvalidArgumentError("max_neighbors must be between 2 and 64 in pysvdb, not %d" % value)
+    if key == "max_neighbors" and not 2 <= value <= lib.SVDB_MAX_HNSW_M:
+        raise InvalidArgumentError(
+            "max_neighbors must be between 2 and %d in pysvdb, not %d" % (lib.SVDB_MAX_HNSW_M, value)
+        )
     return int(value)
 
 

@@ -150,11 +150,52 @@ static void test_index__hnsw_recall_and_reopen(void **state)
     o.index = SVDB_INDEX_HNSW;
     o.hnsw_m = 8;
     assert_int_equal(svdb_open(&db, dir, &o), SVDB_EMISMATCH);
-    o.hnsw_m = 65;
+    o.hnsw_m = SVDB_MAX_HNSW_M + 1;
     assert_int_equal(svdb_open(&db, dir, &o), SVDB_EINVAL);
     o.hnsw_m = 0;
     o.index = 7;
     assert_int_equal(svdb_open(&db, dir, &o), SVDB_EINVAL);
+    th_rmrf(dir);
+    free(dir);
+}
+
+/* The largest M (ChromaDB's tests use hnsw:M 128) builds, saves, reloads and finds every row. */
+static void test_index__max_m(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("index-maxm");
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.index = SVDB_INDEX_HNSW;
+    o.hnsw_m = SVDB_MAX_HNSW_M;
+    o.hnsw_ef_construction = 64;
+    svdb *db;
+    assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
+    enum { N = 3000, D = 16 };
+    float *v = malloc((size_t)N * D * sizeof(float));
+    th_random(v, (size_t)N * D, 11);
+    char (*ids)[16] = malloc((size_t)N * sizeof *ids);
+    const char **idp = malloc(N * sizeof *idp);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof ids[i], "m%d", i);
+        idp[i] = ids[i];
+    }
+    assert_int_equal(svdb_add_batch(db, N, idp, v, D, NULL), SVDB_OK);
+    for (int round = 0; round < 2; round++) {
+        int misses = 0;
+        for (int i = 0; i < N; i += 7) {
+            svdb_hit *hits;
+            size_t nh;
+            assert_int_equal(svdb_search(db, v + (size_t)i * D, D, 1, NULL, &hits, &nh), SVDB_OK);
+            misses += nh != 1 || strcmp(hits[0].id, ids[i]) != 0;
+            svdb_hits_free(hits);
+        }
+        assert_true(misses <= 2);
+        assert_int_equal(svdb_close(db), SVDB_OK); /* the snapshot holds M = 128 */
+        assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
+    }
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    free(v), free(ids), free(idp);
     th_rmrf(dir);
     free(dir);
 }
@@ -276,6 +317,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_index__hnsw_recall_and_reopen),
+        cmocka_unit_test(test_index__max_m),
         cmocka_unit_test(test_index__filtered_recall),
         cmocka_unit_test(test_index__churn_reuses_space),
     };
