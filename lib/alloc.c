@@ -25,6 +25,12 @@ void *svdb__calloc(size_t count, size_t size)
 
 void *svdb__realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n ? n : 1); }
 
+void *svdb__malloc_aligned(size_t align, size_t n)
+{
+    size_t size = n ? (n + align - 1) / align * align : align; /* aligned_alloc wants a multiple */
+    return should_fail() ? NULL : aligned_alloc(align, size);
+}
+
 void svdb__free(void *p) { free(p); }
 
 int svdb__copy_out_of_map(void **chunks, size_t n, size_t bytes, const void *lo, size_t len)

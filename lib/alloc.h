@@ -7,6 +7,8 @@
 void *svdb__malloc(size_t n);
 void *svdb__calloc(size_t count, size_t size);
 void *svdb__realloc(void *p, size_t n);
+/* n bytes at a multiple of `align` (a power of two); freed by svdb__free. */
+void *svdb__malloc_aligned(size_t align, size_t n);
 void svdb__free(void *p);
 char *svdb__strndup(const char *s, size_t n);
 

@@ -54,7 +54,9 @@ int svdb__space_check_vector(const float *v, uint32_t dim, const char *what, siz
 
 int svdb__space_prepare_queries(const svdb_space *sp, const float *q, size_t n, uint32_t dim, float **out)
 {
-    float *c = svdb__malloc(n * dim * sizeof(float));
+    /* On a cache line, as the stored rows are: a query that straddled lines
+     * would cost a second load per SIMD step of every distance. */
+    float *c = svdb__malloc_aligned(64, n * dim * sizeof(float));
     if (!c) return svdb__fail(SVDB_ENOMEM, "out of memory copying %zu queries", n);
     memcpy(c, q, n * dim * sizeof(float));
     for (size_t i = 0; i < n; i++) {
