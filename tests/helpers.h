@@ -12,6 +12,19 @@ void th_rmrf(const char *path);
 /* Reads a texmex .fvecs/.ivecs file; returns rows (NULL if absent). */
 float *th_read_fvecs(const char *path, size_t *n, size_t *dim);
 int *th_read_ivecs(const char *path, size_t *n, size_t *dim);
+/* Nonzero under valgrind (SVDB_VALGRIND set by the test script) or a
+ * sanitizer build, where everything runs 5-50x slower: tests then use the
+ * smaller sizes that still exercise the same paths. */
+#include <stdlib.h>
+static inline int th_slow_tool(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    return 1;
+#else
+    return getenv("SVDB_VALGRIND") != NULL;
+#endif
+}
+
 /* Deterministic pseudo-random floats in [-1, 1). */
 void th_random(float *out, size_t n, unsigned seed);
 

@@ -365,14 +365,14 @@ static void run_churn(int index, uint32_t dim, size_t n)
 static void test_mapped__flat_churn(void **state)
 {
     (void)state;
-    run_churn(SVDB_INDEX_FLAT, 1024, getenv("SVDB_VALGRIND") ? 1200 : 5000);
+    run_churn(SVDB_INDEX_FLAT, 1024, th_slow_tool() ? 1200 : 5000);
 }
 
 /* 17,000 rows fill a chunk of 16,384 level-0 blocks. */
 static void test_mapped__hnsw_churn(void **state)
 {
     (void)state;
-    run_churn(SVDB_INDEX_HNSW, 4, getenv("SVDB_VALGRIND") ? 2000 : 17000);
+    run_churn(SVDB_INDEX_HNSW, 4, th_slow_tool() ? 2000 : 17000);
 }
 
 /* int8 codes of 1024-d rows: 1024 to a chunk, mapped from the snapshot's
@@ -382,7 +382,7 @@ static void test_mapped__int8_churn(void **state)
     (void)state;
     storage = SVDB_STORAGE_INT8;
     hnsw_m = 16; /* random 1024-d rows: M = 4 leaves rows unreachable after mass deletes */
-    run_churn(SVDB_INDEX_HNSW, 1024, getenv("SVDB_VALGRIND") ? 600 : 4000);
+    run_churn(SVDB_INDEX_HNSW, 1024, th_slow_tool() ? 600 : 4000);
     storage = SVDB_STORAGE_DEFAULT;
     hnsw_m = M;
 }
@@ -413,7 +413,7 @@ static void test_mapped__checkpoints_beside_the_indexer(void **state)
     o.background_indexing = 1;
     svdb *db;
     assert_int_equal(svdb_open(&db, dir, &o), SVDB_OK);
-    size_t n = getenv("SVDB_VALGRIND") ? 1500 : 40000, more = getenv("SVDB_VALGRIND") ? 300 : 2000;
+    size_t n = th_slow_tool() ? 1500 : 40000, more = th_slow_tool() ? 300 : 2000;
     add_rows(db, &m, 0, n, 4, 50);
     assert_int_equal(svdb_index_wait(db), SVDB_OK);
     assert_int_equal(svdb_persist(db), SVDB_OK); /* the graph's chunks now in the map */

@@ -37,14 +37,9 @@ static int handler(void *ctx, int op, uint64_t done, uint64_t total)
     return op == c->cancel_op && c->by_op[op] >= c->cancel_at;
 }
 
-/* Under valgrind or a sanitizer everything is 10-50x slower: smaller
- * batches still take well over the 50 ms between reports. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-static int slow_tool(void) { return 1; }
-#else
-static int slow_tool(void) { return getenv("SVDB_VALGRIND") != NULL; }
-#endif
-static size_t rows(void) { return slow_tool() ? 3000 : 30000; }
+/* Under valgrind or a sanitizer smaller batches still take well over the
+ * 50 ms between reports. */
+static size_t rows(void) { return th_slow_tool() ? 3000 : 30000; }
 
 static svdb *open_hnsw(const char *dir)
 {
@@ -220,7 +215,7 @@ static void test_cancel_write_checks(void **state)
     char *dir = th_tmpdir("progress-write");
     svdb *db;
     assert_int_equal(svdb_open(&db, dir, NULL), SVDB_OK);
-    size_t n = slow_tool() ? 4000 : 40000;
+    size_t n = th_slow_tool() ? 4000 : 40000;
     /* large metadata makes the checks slow enough to be reported */
     size_t mlen = 2000;
     char **ids = calloc(n, sizeof *ids), **metas = calloc(n, sizeof *metas);
