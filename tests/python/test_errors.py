@@ -299,7 +299,7 @@ BAD_OPENS: Dict[str, Tuple[Type[E.SvDBError], Dict[str, Any]]] = {
     "dim str": (E.InvalidTypeError, dict(dim="3")),
     "dim float": (E.InvalidTypeError, dict(dim=3.0)),
     "M 1": (E.InvalidArgumentError, dict(index="hnsw", M=1)),
-    "M 100": (E.InvalidArgumentError, dict(index="hnsw", M=100)),
+    "M 129": (E.InvalidArgumentError, dict(index="hnsw", M=129)),  # SVDB_MAX_HNSW_M + 1
     "seed negative": (E.InvalidArgumentError, dict(seed=-1)),
     "seed huge": (E.InvalidArgumentError, dict(seed=2**64)),
 }
