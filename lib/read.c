@@ -38,19 +38,22 @@ static int get_rows(svdb_coll *db, const svdb_batch *b, float *vectors, char ***
 {
     const svdb_store *s = db->store;
     const svdb_store_view *view = svdb__store_view(s);
-    uint32_t dim = view->dim;
+    uint32_t dim = view->dim, *slots = svdb__malloc(b->n * sizeof *slots);
+    if (!slots) return svdb__fail(SVDB_ENOMEM, "out of memory looking up %zu ids", b->n);
     size_t bytes = 0;
-    for (size_t i = 0; i < b->n; i++) {
-        uint32_t slot = svdb__store_find(s, b->ids[i], b->id_lens[i]);
-        found[i] = slot != SVDB_NO_SLOT;
-        if (found[i] && metadatas && svdb__row(view, slot)->meta_len) bytes += svdb__row(view, slot)->meta_len + 1;
+    for (size_t i = 0; i < b->n; i++) { /* each id looked up once */
+        slots[i] = svdb__store_find(s, b->ids[i], b->id_lens[i]);
+        found[i] = slots[i] != SVDB_NO_SLOT;
+        if (found[i] && metadatas && svdb__row(view, slots[i])->meta_len) bytes += svdb__row(view, slots[i])->meta_len + 1;
     }
     char **m = NULL;
-    if (metadatas && !(m = svdb__malloc(b->n * sizeof(char *) + bytes)))
+    if (metadatas && !(m = svdb__malloc(b->n * sizeof(char *) + bytes))) {
+        svdb__free(slots);
         return svdb__fail(SVDB_ENOMEM, "out of memory returning the metadata of %zu rows", b->n);
+    }
     char *at = m ? (char *)(m + b->n) : NULL;
     for (size_t i = 0; i < b->n; i++) {
-        uint32_t slot = found[i] ? svdb__store_find(s, b->ids[i], b->id_lens[i]) : SVDB_NO_SLOT;
+        uint32_t slot = slots[i];
         if (vectors && slot != SVDB_NO_SLOT)
             memcpy(vectors + i * (size_t)dim, svdb__vec(view, slot), dim * sizeof(float));
         else if (vectors) memset(vectors + i * (size_t)dim, 0, dim * sizeof(float));
@@ -59,6 +62,7 @@ static int get_rows(svdb_coll *db, const svdb_batch *b, float *vectors, char ***
         m[i] = r && r->meta_len ? memcpy(at, svdb__row_meta(r), r->meta_len + 1) : NULL;
         if (m[i]) at += r->meta_len + 1;
     }
+    svdb__free(slots);
     if (metadatas) *metadatas = m;
     return SVDB_OK;
 }
