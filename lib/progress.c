@@ -12,6 +12,8 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t svdb__progress_interval_ns = (uint64_t)SVDB_PROGRESS_MS * 1000000u;
+
 void svdb__progress_begin(svdb_progress *p, svdb_progress_fn fn, void *ctx, int op, uint64_t total)
 {
     p->fn = fn;
@@ -27,7 +29,7 @@ int svdb__progress_now(svdb_progress *p, uint64_t done)
 {
     if (!p->fn || p->stop) return p->stop;
     uint64_t t = now_ns();
-    if (t - p->last_ns < (uint64_t)SVDB_PROGRESS_MS * 1000000u) return 0;
+    if (t - p->last_ns < svdb__progress_interval_ns) return 0;
     p->last_ns = t;
     p->reported = 1;
     p->stop = p->fn(p->ctx, p->op, done, p->total) != 0;

@@ -22,6 +22,9 @@ typedef struct svdb_progress {
     int reported, stop;
 } svdb_progress;
 
+/* Test hook: the least time between two reports (SVDB_PROGRESS_MS). */
+extern uint64_t svdb__progress_interval_ns;
+
 /* Starts an operation of `total` units; reports nothing yet. */
 void svdb__progress_begin(svdb_progress *p, svdb_progress_fn fn, void *ctx, int op, uint64_t total);
 /* `done` units are done: reports when SVDB_PROGRESS_MS have passed; nonzero

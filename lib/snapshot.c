@@ -448,6 +448,7 @@ int svdb__snap_id_meta(const char *path, const unsigned char *rec, uint64_t rec_
 }
 
 size_t svdb__snapshot_defer_bytes = (size_t)64 << 20;
+void (*svdb__snapshot_check_hook)(void);
 
 /* Parses every record: rows go to their slots, and each live one's slot and
  * id hash to hs (at most h->live of them). */
@@ -551,6 +552,7 @@ static int crc_range(svdb_snap_check *c, uint64_t off, uint64_t len, int finite,
     uint32_t crc = 0, nonfinite = 0;
     while (len) {
         if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE)) return -1;
+        if (svdb__snapshot_check_hook) svdb__snapshot_check_hook();
         size_t take = len < cap ? (size_t)len : cap;
         SVDB_TRY(svdb__pread_all(c->fd, buf, take, off, c->path));
         crc = svdb__crc32c(crc, buf, take);

@@ -49,6 +49,8 @@ void svdb__snapshot_check_progress(const svdb_snap_check *c, uint64_t *done, uin
 void svdb__snapshot_check_free(svdb_snap_check *c);
 /* Vectors, links and codes below this many bytes are checked at load (tests lower it). */
 extern size_t svdb__snapshot_defer_bytes;
+/* Test hook: called before each block the deferred check reads (NULL: none). */
+extern void (*svdb__snapshot_check_hook)(void);
 
 /* A snapshot just written, mapped privately: `map` is the caller's, to hand
  * to svdb__store_remap (which takes it; svdb__hnsw_remap borrows its base

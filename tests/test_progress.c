@@ -13,7 +13,11 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "progress.h"
+#include "snapshot.h"
 #include "svdb.h"
+
+#include <unistd.h>
 
 #define DIM 24
 
@@ -195,6 +199,7 @@ static void test_cancel_first_batch(void **state)
     assert_int_equal(svdb_count(db, &count), SVDB_OK);
     assert_int_equal(count, 0);
     /* another dimension is accepted now */
+    c.cancel_op = 0;
     float v[3] = {1, 2, 3};
     const char *id[] = {"x"};
     assert_int_equal(svdb_add_batch(db, 1, id, v, 3, NULL), SVDB_OK);
@@ -325,15 +330,66 @@ static void test_cancel_checkpoint(void **state)
     free(dir);
 }
 
+/* svdb_verify waits for the check open deferred: reported, and a cancel
+ * stops the wait (the check goes on, and a later verify gets its verdict). */
+static void slow_block(void) { usleep(20000); }
+
+/* The cancel tests report at every chance (no 50 ms wait), so where the
+ * cancel lands does not depend on this machine's speed. */
+static int every_tick(void **state)
+{
+    (void)state;
+    svdb__progress_interval_ns = 0;
+    return 0;
+}
+static int default_interval(void **state)
+{
+    (void)state;
+    svdb__progress_interval_ns = (uint64_t)SVDB_PROGRESS_MS * 1000000u;
+    return 0;
+}
+
+static void test_verify(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("progress-verify");
+    svdb *db = open_hnsw(dir);
+    batch b = make_batch("v", 0, 2000, 8);
+    assert_int_equal(svdb_add_batch(db, b.n, (const char *const *)b.ids, b.v, DIM, NULL), SVDB_OK);
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    size_t defer = svdb__snapshot_defer_bytes;
+    svdb__snapshot_defer_bytes = 1; /* every check is left to the thread */
+    svdb__snapshot_check_hook = slow_block;
+    calls c = {0};
+    c.monotonic = c.bounded = 1;
+    c.cancel_op = SVDB_PROGRESS_VERIFY;
+    c.cancel_at = 1;
+    db = open_hnsw(dir);
+    assert_int_equal(svdb_progress_handler(db, handler, &c), SVDB_OK);
+    assert_int_equal(svdb_verify(db), SVDB_ECANCELED);
+    assert_non_null(strstr(svdb_errmsg(), "goes on in the background"));
+    assert_int_equal(c.by_op[SVDB_PROGRESS_VERIFY], 1);
+    c.cancel_op = 0;
+    assert_int_equal(svdb_verify(db), SVDB_OK); /* waits for the verdict */
+    assert_true(c.monotonic && c.bounded);
+    svdb__snapshot_check_hook = NULL;
+    svdb__snapshot_defer_bytes = defer;
+    assert_int_equal(svdb_close(db), SVDB_OK);
+    batch_free(&b);
+    th_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reports),
-        cmocka_unit_test(test_cancel_link_add),
-        cmocka_unit_test(test_cancel_link_upsert),
-        cmocka_unit_test(test_cancel_first_batch),
-        cmocka_unit_test(test_cancel_write_checks),
-        cmocka_unit_test(test_cancel_checkpoint),
+        cmocka_unit_test_setup_teardown(test_reports, default_interval, default_interval),
+        cmocka_unit_test_setup_teardown(test_cancel_link_add, every_tick, default_interval),
+        cmocka_unit_test_setup_teardown(test_cancel_link_upsert, every_tick, default_interval),
+        cmocka_unit_test_setup_teardown(test_cancel_first_batch, every_tick, default_interval),
+        cmocka_unit_test_setup_teardown(test_cancel_write_checks, every_tick, default_interval),
+        cmocka_unit_test_setup_teardown(test_cancel_checkpoint, every_tick, default_interval),
+        cmocka_unit_test_setup_teardown(test_verify, every_tick, default_interval),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
