@@ -15,6 +15,9 @@ EphemeralClient, Collection, ...): see docs/chroma.md.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, List
+
 from ._errors import (
     ClosedError,
     CorruptError,
@@ -54,37 +57,83 @@ from ._db import (
     Where,
 )
 
-from . import errors
-from ._chroma import (
-    DEFAULT_DATABASE,
-    DEFAULT_TENANT,
-    Client,
-    ClientAPI,
-    Collection,
-    DefaultEmbeddingFunction,
-    EphemeralClient,
-    PersistentClient,
-    Settings,
+# The ChromaDB-compatible client (pysvdb.chroma) is loaded on first use of one
+# of its names (PEP 562), so that `import pysvdb` costs only the core.
+_CHROMA_NAMES = (
+    "Settings",
+    "ClientAPI",
+    "Client",
+    "PersistentClient",
+    "EphemeralClient",
+    "Collection",
+    "DefaultEmbeddingFunction",
+    "DEFAULT_TENANT",
+    "DEFAULT_DATABASE",
+    "URI",
+    "CollectionMetadata",
+    "DataLoader",
+    "DeleteResult",
+    "Document",
+    "Documents",
+    "Embedding",
+    "EmbeddingFunction",
+    "Embeddings",
+    "GetResult",
+    "ID",
+    "IDs",
+    "Include",
+    "Metadatas",
+    "QueryResult",
+    "URIs",
+    "WhereDocument",
 )
-from ._chroma_types import (
-    URI,
-    CollectionMetadata,
-    DataLoader,
-    DeleteResult,
-    Document,
-    Documents,
-    Embedding,
-    EmbeddingFunction,
-    Embeddings,
-    GetResult,
-    ID,
-    IDs,
-    Include,
-    Metadatas,
-    QueryResult,
-    URIs,
-    WhereDocument,
-)
+
+if TYPE_CHECKING:
+    from . import chroma, errors
+    from .chroma import (
+        DEFAULT_DATABASE,
+        DEFAULT_TENANT,
+        URI,
+        Client,
+        ClientAPI,
+        Collection,
+        CollectionMetadata,
+        DataLoader,
+        DefaultEmbeddingFunction,
+        DeleteResult,
+        Document,
+        Documents,
+        Embedding,
+        EmbeddingFunction,
+        Embeddings,
+        EphemeralClient,
+        GetResult,
+        ID,
+        IDs,
+        Include,
+        Metadatas,
+        PersistentClient,
+        QueryResult,
+        Settings,
+        URIs,
+        WhereDocument,
+    )
+
+
+def __getattr__(name: str) -> object:
+    if name in _CHROMA_NAMES:
+        value: object = getattr(importlib.import_module(".chroma", __name__), name)
+    elif name in ("chroma", "errors"):
+        value = importlib.import_module("." + name, __name__)
+    else:
+        raise AttributeError("module %r has no attribute %r" % (__name__, name))
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__) | {"chroma"})
+
 
 __version__: str = "0.1.0"
 
@@ -106,12 +155,11 @@ def simd_path() -> str:
     return str(_ffi.string(_clib.svdb_simd_path()).decode("ascii", "replace"))
 
 
-from . import _chroma, _chroma_types, _db, _errors
+from . import _db, _errors
 
 __all__ = [
     *_db.__all__,
-    *_chroma.__all__,
-    *_chroma_types.__all__,
+    *_CHROMA_NAMES,
     "errors",
     *(name for name in _errors.__all__ if name != "error_class"),
     "ABI_VERSION",

@@ -68,12 +68,12 @@ Metadata = Union[str, Mapping[str, Any], None]
 #: A metadata filter (Chroma-style where clause): a dict or its JSON text.
 Where = Union[str, Mapping[str, Any]]
 
-_METRICS = {"l2": 1, "cosine": 2, "ip": 3}
+_METRICS = {"l2": int(lib.SVDB_METRIC_L2), "cosine": int(lib.SVDB_METRIC_COSINE), "ip": int(lib.SVDB_METRIC_IP)}
 _METRIC_NAMES = {v: k for k, v in _METRICS.items()}
-_DURABILITY = {"persist": 0, "sync": 1}
-_INDEXES = {"flat": 1, "hnsw": 2}
+_DURABILITY = {"persist": int(lib.SVDB_DURABILITY_PERSIST), "sync": int(lib.SVDB_DURABILITY_SYNC)}
+_INDEXES = {"flat": int(lib.SVDB_INDEX_FLAT), "hnsw": int(lib.SVDB_INDEX_HNSW)}
 _INDEX_NAMES = {v: k for k, v in _INDEXES.items()}
-_STORAGES = {"f32": 1, "f16": 2, "int8": 3}
+_STORAGES = {"f32": int(lib.SVDB_STORAGE_F32), "f16": int(lib.SVDB_STORAGE_F16), "int8": int(lib.SVDB_STORAGE_INT8)}
 _STORAGE_NAMES = {v: k for k, v in _STORAGES.items()}
 _U32_MAX = 2**32 - 1
 _U64_MAX = 2**64 - 1

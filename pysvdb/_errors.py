@@ -8,7 +8,9 @@ errors reported by C, or pysvdb's own for arguments rejected before the call).
 
 from __future__ import annotations
 
-from typing import Dict, Type
+from typing import Dict, Optional, Tuple, Type
+
+from ._lib import lib
 
 __all__ = [
     "SvDBError",
@@ -41,23 +43,30 @@ class SvDBError(ValueError):
     #: The C status code this class stands for (SVDB_E*).
     code: int = 0
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: Optional[int] = None) -> None:
         super().__init__(message)
-        self.message: str = message
+        self._message = message
+        # Set on the instance only when given: the ChromaDB-named subclasses
+        # (pysvdb.chroma.errors) keep ChromaDB's code() method.
         if code is not None:
             self.code = code
 
-    def __str__(self) -> str:
-        return self.message
+    @property
+    def message(self) -> str:
+        """The detailed message (also ``str(e)``)."""
+        return self._message
 
-    def __reduce__(self) -> tuple[type[SvDBError], tuple[str, int]]:
-        return (type(self), (self.message, self.code))
+    def __str__(self) -> str:
+        return self._message
+
+    def __reduce__(self) -> Tuple[Type[SvDBError], Tuple[str, Optional[int]]]:
+        return (type(self), (self._message, self.__dict__.get("code")))
 
 
 class InvalidArgumentError(SvDBError):
     """SVDB_EINVAL: an argument is invalid (empty, NaN, bad id, wrong shape, ...)."""
 
-    code = -1
+    code = int(lib.SVDB_EINVAL)
 
 
 class InvalidTypeError(InvalidArgumentError, TypeError):
@@ -67,7 +76,7 @@ class InvalidTypeError(InvalidArgumentError, TypeError):
 class MisuseError(SvDBError):
     """SVDB_EMISUSE: the handle is closed or used wrongly."""
 
-    code = -2
+    code = int(lib.SVDB_EMISUSE)
 
 
 class ClosedError(MisuseError):
@@ -77,91 +86,91 @@ class ClosedError(MisuseError):
 class OutOfMemoryError(SvDBError):
     """SVDB_ENOMEM: the C library ran out of memory."""
 
-    code = -3
+    code = int(lib.SVDB_ENOMEM)
 
 
 class SvDBIOError(SvDBError):
     """SVDB_EIO: an I/O call failed."""
 
-    code = -4
+    code = int(lib.SVDB_EIO)
 
 
 class CorruptError(SvDBError):
     """SVDB_ECORRUPT: a file is damaged or not an svdb file."""
 
-    code = -5
+    code = int(lib.SVDB_ECORRUPT)
 
 
 class FormatVersionError(SvDBError):
     """SVDB_EVERSION: a file's format version is not supported."""
 
-    code = -6
+    code = int(lib.SVDB_EVERSION)
 
 
 class LockedError(SvDBError):
     """SVDB_ELOCKED: another handle or process holds the collection."""
 
-    code = -7
+    code = int(lib.SVDB_ELOCKED)
 
 
 class NotFoundError(SvDBError, KeyError):
     """SVDB_ENOTFOUND: the id (or the collection, with create=False) does not exist."""
 
-    code = -8
+    code = int(lib.SVDB_ENOTFOUND)
 
 
 class IdExistsError(SvDBError):
     """SVDB_EEXISTS: add() of an id that already exists (use upsert)."""
 
-    code = -9
+    code = int(lib.SVDB_EEXISTS)
 
 
 class DimensionError(SvDBError):
     """SVDB_EDIM: the vector dimension does not match the collection."""
 
-    code = -10
+    code = int(lib.SVDB_EDIM)
 
 
 class NoSpaceError(SvDBError):
     """SVDB_ENOSPC: the disk is full; nothing was applied."""
 
-    code = -11
+    code = int(lib.SVDB_ENOSPC)
 
 
 class TooBigError(SvDBError):
     """SVDB_ETOOBIG: an id, record, dimension or batch exceeds a limit."""
 
-    code = -12
+    code = int(lib.SVDB_ETOOBIG)
 
 
 class ReadOnlyError(SvDBError):
     """SVDB_EREADONLY: writes refused after an I/O failure; reopen."""
 
-    code = -13
+    code = int(lib.SVDB_EREADONLY)
 
 
 class MetadataError(SvDBError):
     """SVDB_EMETA: metadata is not a valid JSON object (or cannot be serialised)."""
 
-    code = -14
+    code = int(lib.SVDB_EMETA)
 
 
 class DuplicateIdError(SvDBError):
     """SVDB_EDUPLICATE: the same id appears twice in one batch."""
 
-    code = -15
+    code = int(lib.SVDB_EDUPLICATE)
 
 
 class MismatchError(SvDBError):
     """SVDB_EMISMATCH: open options disagree with the stored collection."""
 
-    code = -16
+    code = int(lib.SVDB_EMISMATCH)
 
 
 class CanceledError(SvDBError):
     """SVDB_ECANCELED: a progress handler stopped the operation; nothing was changed."""
 
-    code = -17
+    code = int(lib.SVDB_ECANCELED)
 
 
 _BY_CODE: Dict[int, Type[SvDBError]] = {

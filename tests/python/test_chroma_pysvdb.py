@@ -182,14 +182,29 @@ def test_plain_callable_embedding_function(client: pysvdb.ClientAPI) -> None:
     assert col.query(query_texts=["xxx"], n_results=1, include=["distances"])["distances"] == [[1.0]]
 
 
-def test_no_batch_ceiling(client: pysvdb.ClientAPI) -> None:
-    n = 20_000  # ChromaDB refuses more than 5461 per call
+def test_batch_size_limit_is_chromas(client: pysvdb.ClientAPI) -> None:
+    """get_max_batch_size() is ChromaDB's 5,461, and a larger add/upsert/update
+    fails as ChromaDB's does (InternalError naming both sizes), writing nothing;
+    reads and deletes are not limited, as in ChromaDB."""
+    limit = client.get_max_batch_size()
+    assert limit == pysvdb.chroma.MAX_BATCH_SIZE == 5461
     col = client.create_collection("big", metadata={"hnsw:space": "cosine"}, embedding_function=None)
+    n = limit + 1
     vecs = np.random.default_rng(0).standard_normal((n, 8)).astype(np.float32)
-    col.add(ids=[str(i) for i in range(n)], embeddings=vecs, metadatas=[{"i": i} for i in range(n)])
+    ids = [str(i) for i in range(n)]
+    message = "ValueError: Batch size of %d is greater than max batch size of %d" % (n, limit)
+    for op in ("add", "upsert", "update"):
+        with pytest.raises(errors.InternalError) as ei:
+            getattr(col, op)(ids=ids, embeddings=vecs)
+        assert str(ei.value) == message
+        assert col.count() == 0
+    col.add(ids=ids[:limit], embeddings=vecs[:limit], metadatas=[{"i": i} for i in range(limit)])
+    assert col.count() == limit
+    col.upsert(ids=ids[1:], embeddings=vecs[1:])  # exactly the limit: 5,460 updated, one added
     assert col.count() == n
-    assert client.get_max_batch_size() >= n
-    assert col.get(where={"i": {"$gte": n - 3}})["ids"] == [str(n - 3), str(n - 2), str(n - 1)]
+    assert len(col.get(ids=ids)["ids"]) == n
+    assert col.get(where={"i": {"$gte": limit - 3}})["ids"] == [str(limit - 3), str(limit - 2), str(limit - 1)]
+    assert col.delete(ids=ids) == {"deleted": n} and col.count() == 0
 
 
 def test_second_process_gets_locked_error(tmp_path: Path) -> None:
@@ -300,7 +315,7 @@ def test_deletes_free_disk_at_checkpoint(tmp_path: Path) -> None:
 def test_checkpoint_bounds_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """libsvdb checkpoints a collection by itself (open option autocheckpoint_bytes,
     64 MiB by default); the client never decides when, so its log stays bounded."""
-    from pysvdb import _chroma
+    from pysvdb.chroma import catalog
 
     class SmallLog(SvDBPython):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -310,7 +325,7 @@ def test_checkpoint_bounds_the_log(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         def persist(self) -> None:
             raise AssertionError("the client checkpointed by itself")
 
-    monkeypatch.setattr(_chroma, "SvDBPython", SmallLog)
+    monkeypatch.setattr(catalog, "SvDBPython", SmallLog)
     with pysvdb.PersistentClient(path=str(tmp_path / "ck")) as c:
         col = c.create_collection("abc", embedding_function=None)
         wal = tmp_path / "ck" / str(col.id) / "wal.svdb"
@@ -357,9 +372,9 @@ def test_update_merged_row_over_the_limit(client: pysvdb.ClientAPI) -> None:
 
 def test_storage_errors_keep_pysvdb_classes() -> None:
     assert errors.LockedError is pysvdb.LockedError
-    assert not issubclass(errors.NotFoundError, ValueError)
     assert issubclass(errors.InvalidArgumentError, errors.ChromaError)
     assert errors.NotFoundError("x").code() == 404 and errors.NotFoundError.name() == "NotFoundError"
+    assert errors.NotFoundError("x").message() == "x" == str(errors.NotFoundError("x"))
 
 
 def test_cosine_zero_vector_scores_one(client: pysvdb.ClientAPI) -> None:

@@ -27,7 +27,7 @@ import pytest
 
 import pysvdb
 from pysvdb import SvDBPython
-from pysvdb import _chroma
+from pysvdb.chroma import catalog
 
 try:
     import chromadb
@@ -126,7 +126,7 @@ def test_delete_interrupted_after_catalog_save_is_finished_at_open(tmp_path: Pat
     path = tmp_path / "db"
     cid = _store(path)
     with monkeypatch.context() as m:
-        m.setattr(_chroma._Engine, "_remove_collection_dir", lambda self, cid: None)  # the "crash"
+        m.setattr(catalog.Engine, "_remove_collection_dir", lambda self, cid: None)  # the "crash"
         with pysvdb.PersistentClient(path=str(path)) as c:
             c.delete_collection("col")
     assert json.loads((path / cid / MARKER).read_text())["state"] == "deleting"
@@ -148,7 +148,7 @@ def test_delete_interrupted_before_catalog_save_keeps_collection(tmp_path: Path,
     with pysvdb.PersistentClient(path=str(path)) as c:
         c.get_collection("col").count()
         with monkeypatch.context() as m:
-            m.setattr(_chroma._Engine, "_forget", failing_save)
+            m.setattr(catalog.Engine, "_forget", failing_save)
             with pytest.raises(OSError):
                 c.delete_collection("col")
         assert c.get_collection("col").count() == 3  # nothing changed in memory either
@@ -238,14 +238,16 @@ def test_ephemeral_removes_only_its_own_directory(tmp_path: Path) -> None:
 
 def test_rmtree_only_behind_ownership_checks() -> None:
     """Every removal call in the package goes through one of the checked helpers."""
-    src = (Path(pysvdb.__file__).parent / "_chroma.py").read_text()
+    pkg = Path(pysvdb.__file__).parent
+    src = (pkg / "chroma" / "catalog.py").read_text()
     calls = [m.start() for m in re.finditer(r"shutil\.rmtree|os\.unlink|os\.remove|os\.rmdir", src)]
     helpers = [m.start() for m in re.finditer(r"\n    def (_remove_collection_dir|_remove_ephemeral_root)\(", src)]
-    ends = [src.find("\n    def ", h + 10) for h in helpers]
+    ends = [min(i for i in (src.find("\n    def ", h + 10), src.find("\n\n\n", h), len(src)) if i >= 0) for h in helpers]
     assert calls and all(any(h < c < e for h, e in zip(helpers, ends)) for c in calls)
-    for name in ("_db.py", "_chroma_types.py", "_errors.py", "errors.py", "_lib.py", "__init__.py"):
-        other = (Path(pysvdb.__file__).parent / name).read_text()
-        assert not re.search(r"rmtree|os\.unlink|os\.remove\(|os\.rmdir|tempfile", other), name
+    others = [p for p in sorted(pkg.rglob("*.py")) if p.name != "catalog.py"]
+    assert len(others) >= 14
+    for other in others:
+        assert not re.search(r"rmtree|os\.unlink|os\.remove\(|os\.rmdir|tempfile", other.read_text()), other
 
 
 # ---------------------------------------------------------------- item 12: a damaged catalog is a CorruptError naming the file

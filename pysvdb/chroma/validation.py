@@ -1,9 +1,9 @@
-"""Types and argument checks of the ChromaDB-compatible API.
+"""Argument checks of the ChromaDB-compatible API.
 
 Each check raises what ChromaDB 1.5 raises for the same input (see
 ../shared/docs/chroma-api.md and docs/chroma.md): ``ValueError``/``TypeError``
-where ChromaDB checks in Python, the classes of :mod:`pysvdb.errors` where its
-Rust layer does. Nothing here touches the database.
+where ChromaDB checks in Python, the classes of :mod:`pysvdb.chroma.errors`
+where its Rust layer does. Nothing here touches the database.
 """
 
 from __future__ import annotations
@@ -14,117 +14,42 @@ from typing import (
     Any,
     Callable,
     Dict,
-    Generic,
     List,
-    Literal,
     Mapping,
     Optional,
     Sequence,
     Set,
-    TypedDict,
-    TypeVar,
+    Tuple,
     Union,
+    cast,
 )
 
 import numpy as np
 import numpy.typing as npt
 
-from ._lib import lib
-from .errors import DuplicateIDError, InvalidArgumentError
+from .._lib import lib
+from .errors import DuplicateIDError, InternalError, InvalidArgumentError
+from .types import INCLUDE_ITEMS, HnswConfiguration, Space
 
-__all__ = [
-    "ID",
-    "IDs",
-    "Document",
-    "Documents",
-    "Embedding",
-    "Embeddings",
-    "Metadatas",
-    "CollectionMetadata",
-    "WhereDocument",
-    "Include",
-    "URI",
-    "URIs",
-    "GetResult",
-    "QueryResult",
-    "DeleteResult",
-    "EmbeddingFunction",
-    "DataLoader",
-]
-
-T = TypeVar("T")
-D = TypeVar("D", contravariant=True)
-
-ID = str
-IDs = List[ID]
-Document = str
-Documents = List[Document]
-URI = str
-URIs = List[URI]
-#: One embedding: a 1-d numpy array or a list of numbers.
-Embedding = Union[npt.NDArray[Any], Sequence[float]]
-Embeddings = List[Embedding]
-#: Metadata values: str, int, float, bool, or a non-empty list of one of those.
-MetadataValue = Union[str, int, float, bool, List[str], List[int], List[float], List[bool], None]
-ChromaMetadata = Mapping[str, MetadataValue]
-Metadatas = List[ChromaMetadata]
-CollectionMetadata = Dict[str, Any]
-WhereDocument = Dict[str, Any]
-IncludeItem = Literal["documents", "embeddings", "metadatas", "distances", "uris", "data"]
-Include = List[IncludeItem]
-INCLUDE_ITEMS = ("documents", "embeddings", "metadatas", "distances", "uris", "data")
+#: ChromaDB's largest add/upsert/update batch (get_max_batch_size()): SQLite's
+#: 32,766 bound variables over the 6 it binds per record, kept so that code
+#: written for ChromaDB sees the same limit and error.
+MAX_BATCH_SIZE = 5461
 
 
-class GetResult(TypedDict):
-    """Result of Collection.get and peek: flat lists aligned by position."""
-
-    ids: List[ID]
-    embeddings: Optional[npt.NDArray[Any]]
-    documents: Optional[List[Optional[Document]]]
-    uris: Optional[List[Optional[URI]]]
-    data: Optional[Any]
-    metadatas: Optional[List[Optional[Dict[str, Any]]]]
-    included: Include
+def check_batch_size(n: int) -> None:
+    """A write of more records than ChromaDB takes fails as ChromaDB's does."""
+    if n > MAX_BATCH_SIZE:
+        raise InternalError("ValueError: Batch size of %d is greater than max batch size of %d" % (n, MAX_BATCH_SIZE))
 
 
-class QueryResult(TypedDict):
-    """Result of Collection.query: one inner list per query, nearest first."""
-
-    ids: List[IDs]
-    embeddings: Optional[List[npt.NDArray[Any]]]
-    documents: Optional[List[List[Optional[Document]]]]
-    uris: Optional[List[List[Optional[URI]]]]
-    data: Optional[List[Any]]
-    metadatas: Optional[List[List[Optional[Dict[str, Any]]]]]
-    distances: Optional[List[List[float]]]
-    included: Include
-
-
-class DeleteResult(TypedDict):
-    deleted: int
-
-
-class EmbeddingFunction(Generic[D]):
-    """Base class for embedding functions, as ``chromadb.EmbeddingFunction``.
-
-    Subclass it and define ``__call__(self, input)`` returning one embedding
-    per input; override :meth:`embed_query` when queries are embedded
-    differently. Any callable taking a list of documents works as well.
-    """
-
-    def __call__(self, input: D) -> Embeddings:
-        raise NotImplementedError("an EmbeddingFunction must define __call__(self, input)")
-
-    def embed_query(self, input: D) -> Embeddings:
-        """Embeds query inputs; by default the same as calling the function."""
-        return self.__call__(input)
-
-
-class DataLoader(Generic[T]):
-    """Loads the data behind URIs (``include=["data"]`` and uri-only adds)."""
-
-    def __call__(self, uris: URIs) -> T:
-        raise NotImplementedError
+def check_lengths(present: Sequence[Tuple[str, int]]) -> None:
+    """ChromaDB's checks on the given record fields: none empty, all one length."""
+    empty = [k for k, n in present if n == 0]
+    if empty:
+        raise ValueError("Non-empty lists are required for %s" % empty)
+    if len({n for _, n in present}) > 1:
+        raise ValueError("Unequal lengths for fields: %s" % ", ".join("%s: %d" % kv for kv in present))
 
 
 # ---------------------------------------------------------------- ids, documents
@@ -176,8 +101,10 @@ def check_ids_storable(ids: Sequence[str]) -> None:
             n = len(id_.encode("utf-8"))
         except UnicodeEncodeError:
             raise InvalidArgumentError("ID %r cannot be encoded as UTF-8" % id_) from None
-        if n > 1024:
-            raise InvalidArgumentError("ID of %d bytes; pysvdb ids are at most 1024 bytes of UTF-8" % n)
+        if n > lib.SVDB_MAX_ID_BYTES:
+            raise InvalidArgumentError(
+                "ID of %d bytes; pysvdb ids are at most %d bytes of UTF-8" % (n, lib.SVDB_MAX_ID_BYTES)
+            )
 
 
 def validate_documents(documents: object, nullable: bool) -> None:
@@ -594,10 +521,10 @@ LEGACY_HNSW_KEYS = {
     "hnsw:resize_factor": "resize_factor",
 }
 UPDATABLE_HNSW_KEYS = ("ef_search", "num_threads", "batch_size", "sync_threshold", "resize_factor")
-SPACES = ("l2", "cosine", "ip")
+SPACES: Tuple[Space, ...] = ("l2", "cosine", "ip")
 
 
-def check_hnsw_value(key: str, value: object, legacy: bool) -> Any:
+def check_hnsw_value(key: str, value: object, legacy: bool) -> Union[str, int, float]:
     """One HNSW setting, checked; InvalidArgumentError as ChromaDB's parser raises."""
     bad = "Failed to parse hnsw parameters from segment metadata"
     if key == "space":
@@ -620,13 +547,13 @@ def check_hnsw_value(key: str, value: object, legacy: bool) -> Any:
 
 
 def hnsw_from_create_args(
-    configuration: Optional[Mapping[str, Any]],
-    metadata: Optional[Mapping[str, Any]],
-    default_space: Callable[[], Optional[str]],
-) -> Dict[str, Any]:
+    configuration: Optional[Mapping[str, object]],
+    metadata: Optional[Mapping[str, object]],
+    default_space: Callable[[], Optional[Space]],
+) -> HnswConfiguration:
     """The collection's HNSW settings from configuration={"hnsw": {...}} or
     the legacy "hnsw:*" metadata keys, with ChromaDB's defaults."""
-    hnsw: Dict[str, Any] = {}
+    hnsw: Dict[str, Union[str, int, float]] = {}
     if configuration is not None:
         if not isinstance(configuration, Mapping):
             raise ValueError("configuration must be a dict, not %s" % type(configuration).__name__)
@@ -657,4 +584,4 @@ def hnsw_from_create_args(
     hnsw.setdefault("max_neighbors", 16)
     hnsw.setdefault("resize_factor", 1.2)
     hnsw.setdefault("sync_threshold", 1000)
-    return hnsw
+    return cast(HnswConfiguration, hnsw)
