@@ -13,7 +13,8 @@
  *    matching *_init function so fields can be appended without an ABI break.
  *  - All functions are thread-safe on a shared handle: searches run in
  *    parallel, writes are serialized, a search sees a batch wholly or not at
- *    all. svdb_close must not race with other calls on the same handle.
+ *    all. A call racing svdb_close on the same handle either completes
+ *    before close frees the collection or fails with SVDB_EMISUSE.
  */
 #ifndef SVDB_H
 #define SVDB_H
@@ -151,7 +152,9 @@ typedef struct svdb_search_options {
     size_t n_ids;
 } svdb_search_options;
 
-/* One search result. The id points into the same allocation as the array. */
+/* One search result. The id points into the same allocation as the array:
+ * after the n hits come their ids, each NUL-terminated, one after the other
+ * in hit order, so hits[0].id to the end of hits[n-1].id is one block. */
 typedef struct svdb_hit {
     const char *id;
     float distance;
@@ -171,6 +174,11 @@ SVDB_API int svdb_search_options_init(svdb_search_options *opts, unsigned int ve
 
 /* Lifecycle. */
 SVDB_API int svdb_open(svdb **out, const char *path, const svdb_open_options *opts);
+/* Retires the handle (calls that start afterwards fail with SVDB_EMISUSE),
+ * waits for the calls in flight on it to return, then checkpoints and frees
+ * it. Of concurrent closes one succeeds, the others fail with SVDB_EMISUSE,
+ * as does a close from a progress handler of a call on the same handle (it
+ * would wait for itself). NULL is a no-op. */
 SVDB_API int svdb_close(svdb *db);
 SVDB_API int svdb_persist(svdb *db);
 /* Waits for the integrity check of the snapshot that svdb_open found and

@@ -90,27 +90,41 @@ static void on_fork_child(void)
 }
 static void watch_forks(void) { pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child); }
 
-/* The collection behind a handle: a closed, stale or made-up handle is
- * SVDB_EMISUSE, never a read of freed memory (see handles.h). */
-static int check_handle(const svdb *token, svdb_coll **out)
+/* Registers a call on a handle (handles.h): a closed, stale or made-up
+ * handle is SVDB_EMISUSE, never a read of freed memory, and the handle
+ * stays open until end_call, however other threads race to close it. */
+static int begin_call(const svdb *token, svdb_call *call)
 {
     svdb__clear_error();
-    *out = NULL;
     SVDB_FAIL_IF(!token, SVDB_EMISUSE, "database handle is NULL");
-    struct svdb_handle *h = svdb__handle_get(token);
-    SVDB_FAIL_IF(!h || h->magic != HANDLE_MAGIC, SVDB_EMISUSE, "database handle is closed or invalid");
-    SVDB_FAIL_IF(h->fork_gen != fork_generation, SVDB_EMISUSE,
-                 "database handle was opened by another process (used after fork)");
-    *out = h->coll;
-    return SVDB_OK;
+    SVDB_FAIL_IF(!svdb__handle_enter(token, call), SVDB_EMISUSE, "database handle is closed or invalid");
+    int rc = SVDB_OK;
+    if (call->db->magic != HANDLE_MAGIC)
+        rc = svdb__fail(SVDB_EMISUSE, "database handle is closed or invalid");
+    else if (call->db->fork_gen != fork_generation)
+        rc = svdb__fail(SVDB_EMISUSE, "database handle was opened by another process (used after fork)");
+    if (rc != SVDB_OK) svdb__handle_leave(call);
+    return rc;
 }
 
-/* A handle whose snapshot turned out damaged after open answers nothing more. */
-static int check_db(const svdb *token, svdb_coll **out)
+/* begin_call, for calls that a damaged collection no longer answers. */
+static int begin_db(const svdb *token, svdb_call *call)
 {
-    SVDB_TRY(check_handle(token, out));
-    return svdb__coll_sound(*out);
+    SVDB_TRY(begin_call(token, call));
+    int rc = svdb__coll_sound(call->db->coll);
+    if (rc != SVDB_OK) svdb__handle_leave(call);
+    return rc;
 }
+
+/* Unregisters the call and passes its status through. */
+static int end_call(svdb_call *call, int rc)
+{
+    svdb__handle_leave(call);
+    return rc;
+}
+
+/* The collection of a call in flight. */
+#define COLL(call) ((call).db->coll)
 
 /* ---------------------------------------------------------------- lifecycle */
 
@@ -136,7 +150,6 @@ static int check_open_options(const svdb_open_options *o)
 
 static void handle_free(struct svdb_handle *h)
 {
-    if (h->token) svdb__handle_remove(h->token);
     h->magic = HANDLE_DEAD;
     svdb__free(h);
 }
@@ -175,40 +188,52 @@ int svdb_open(svdb **out, const char *path, const svdb_open_options *opts)
     return SVDB_OK;
 }
 
+/* Retires the token first, so calls that start now fail, then waits for
+ * the calls in flight: a call racing close either completes before the
+ * collection goes or fails with SVDB_EMISUSE. */
 int svdb_close(svdb *token)
 {
     svdb__clear_error();
     if (!token) return SVDB_OK;
-    svdb_coll *c;
-    SVDB_TRY(check_handle(token, &c)); /* a damaged collection's handle is closed too */
-    struct svdb_handle *h = svdb__handle_get(token);
-    int rc = svdb__coll_close(c); /* the collection is gone whatever rc says */
+    svdb_call call;
+    SVDB_TRY(begin_call(token, &call)); /* a damaged collection's handle is closed too */
+    if (svdb__handle_nested(&call)) /* waiting for our own caller would never end */
+        return end_call(&call, svdb__fail(SVDB_EMISUSE, "svdb_close was called from inside another call on the "
+                                                        "same handle (a progress handler); close it after that "
+                                                        "call returns"));
+    struct svdb_handle *h = call.db;
+    int won = svdb__handle_retire(token);
+    svdb__handle_leave(&call);
+    SVDB_FAIL_IF(!won, SVDB_EMISUSE, "database handle is closed or invalid"); /* another thread closed it first */
+    svdb__handle_drain(token);
+    int rc = svdb__coll_close(h->coll); /* the collection is gone whatever rc says */
     char msg[512];
     snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+    svdb__handle_remove(token);
     handle_free(h);
     return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "%s", msg);
 }
 
 int svdb_persist(svdb *token)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    return svdb__coll_persist(c);
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    return end_call(&call, svdb__coll_persist(COLL(call)));
 }
 
 int svdb_verify(svdb *token)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_handle(token, &c));
-    return svdb__coll_verify(c);
+    svdb_call call;
+    SVDB_TRY(begin_call(token, &call));
+    return end_call(&call, svdb__coll_verify(COLL(call)));
 }
 
 int svdb_progress_handler(svdb *token, int (*fn)(void *ctx, int op, uint64_t done, uint64_t total), void *ctx)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_handle(token, &c));
-    svdb__coll_set_progress(c, fn, ctx);
-    return SVDB_OK;
+    svdb_call call;
+    SVDB_TRY(begin_call(token, &call));
+    svdb__coll_set_progress(COLL(call), fn, ctx);
+    return end_call(&call, SVDB_OK);
 }
 
 /* ---------------------------------------------------------------- writes */
@@ -223,22 +248,26 @@ static int check_put_args(size_t n, const char *const *ids, const float *vectors
     return SVDB_OK;
 }
 
+static int put(svdb *token, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+               const char *const *metadatas, int add)
+{
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    int rc = check_put_args(n, ids, vectors, dim);
+    if (rc == SVDB_OK) rc = svdb__coll_put(COLL(call), n, ids, vectors, dim, metadatas, add);
+    return end_call(&call, rc);
+}
+
 int svdb_add_batch(svdb *token, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
                    const char *const *metadatas)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    SVDB_TRY(check_put_args(n, ids, vectors, dim));
-    return svdb__coll_put(c, n, ids, vectors, dim, metadatas, 1);
+    return put(token, n, ids, vectors, dim, metadatas, 1);
 }
 
 int svdb_upsert_batch(svdb *token, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
                       const char *const *metadatas)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    SVDB_TRY(check_put_args(n, ids, vectors, dim));
-    return svdb__coll_put(c, n, ids, vectors, dim, metadatas, 0);
+    return put(token, n, ids, vectors, dim, metadatas, 0);
 }
 
 int svdb_update_options_init(svdb_update_options *opts, unsigned int version)
@@ -252,12 +281,9 @@ int svdb_update_options_init(svdb_update_options *opts, unsigned int version)
     return SVDB_OK;
 }
 
-int svdb_update_batch(svdb *token, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
-                      const char *const *metadatas, const svdb_update_options *opts, size_t *n_updated)
+static int update(svdb_coll *c, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+                  const char *const *metadatas, const svdb_update_options *opts, size_t *n_updated)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    if (n_updated) *n_updated = 0;
     SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
     SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
     SVDB_FAIL_IF(!vectors && !metadatas, SVDB_EINVAL, "nothing to update: vectors and metadatas are both NULL");
@@ -269,14 +295,28 @@ int svdb_update_batch(svdb *token, size_t n, const char *const *ids, const float
     return svdb__coll_update(c, n, ids, vectors, dim, metadatas, opts, n_updated);
 }
 
-int svdb_delete(svdb *token, size_t n, const char *const *ids, size_t *n_deleted)
+int svdb_update_batch(svdb *token, size_t n, const char *const *ids, const float *vectors, uint32_t dim,
+                      const char *const *metadatas, const svdb_update_options *opts, size_t *n_updated)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    if (n_deleted) *n_deleted = 0;
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    if (n_updated) *n_updated = 0;
+    return end_call(&call, update(COLL(call), n, ids, vectors, dim, metadatas, opts, n_updated));
+}
+
+static int delete_rows(svdb_coll *c, size_t n, const char *const *ids, size_t *n_deleted)
+{
     SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
     SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
     return svdb__coll_delete(c, n, ids, n_deleted);
+}
+
+int svdb_delete(svdb *token, size_t n, const char *const *ids, size_t *n_deleted)
+{
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    if (n_deleted) *n_deleted = 0;
+    return end_call(&call, delete_rows(COLL(call), n, ids, n_deleted));
 }
 
 /* ---------------------------------------------------------------- reads */
@@ -293,23 +333,25 @@ static int copy_id(char *buf, const char *id, size_t *len)
     return svdb__id_check(id ? buf : NULL, len);
 }
 
-int svdb_get(svdb *token, const char *id, float *vector, uint32_t dim, char **metadata)
+static int get_row(svdb_coll *c, const char *id, float *vector, uint32_t dim, char **metadata)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    if (metadata) *metadata = NULL;
     char idbuf[SVDB_MAX_ID_BYTES + 2];
     size_t len;
     SVDB_TRY(copy_id(idbuf, id, &len));
     return svdb__coll_get(c, idbuf, len, vector, dim, metadata);
 }
 
-int svdb_get_batch(svdb *token, size_t n, const char *const *ids, float *vectors, uint32_t dim, char ***metadatas,
-                   int *found)
+int svdb_get(svdb *token, const char *id, float *vector, uint32_t dim, char **metadata)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    if (metadatas) *metadatas = NULL;
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    if (metadata) *metadata = NULL;
+    return end_call(&call, get_row(COLL(call), id, vector, dim, metadata));
+}
+
+static int get_rows(svdb_coll *c, size_t n, const char *const *ids, float *vectors, uint32_t dim, char ***metadatas,
+                    int *found)
+{
     SVDB_FAIL_IF(n == 0, SVDB_EINVAL, "the batch is empty (n = 0)");
     SVDB_FAIL_IF(!ids, SVDB_EINVAL, "ids is NULL");
     SVDB_FAIL_IF(!found, SVDB_EINVAL, "found is NULL");
@@ -317,10 +359,17 @@ int svdb_get_batch(svdb *token, size_t n, const char *const *ids, float *vectors
     return svdb__coll_get_batch(c, n, ids, vectors, dim, metadatas, found);
 }
 
-int svdb_contains(svdb *token, const char *id, int *found)
+int svdb_get_batch(svdb *token, size_t n, const char *const *ids, float *vectors, uint32_t dim, char ***metadatas,
+                   int *found)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    if (metadatas) *metadatas = NULL;
+    return end_call(&call, get_rows(COLL(call), n, ids, vectors, dim, metadatas, found));
+}
+
+static int contains(svdb_coll *c, const char *id, int *found)
+{
     SVDB_FAIL_IF(!found, SVDB_EINVAL, "found is NULL");
     *found = 0;
     char idbuf[SVDB_MAX_ID_BYTES + 2];
@@ -329,65 +378,32 @@ int svdb_contains(svdb *token, const char *id, int *found)
     return svdb__coll_contains(c, idbuf, len, found);
 }
 
-int svdb_count(svdb *token, size_t *count)
+int svdb_contains(svdb *token, const char *id, int *found)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    SVDB_FAIL_IF(!count, SVDB_EINVAL, "count is NULL");
-    *count = svdb__coll_count(c);
-    return SVDB_OK;
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    return end_call(&call, contains(COLL(call), id, found));
 }
 
-int svdb_dim(svdb *token, uint32_t *dim)
-{
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    SVDB_FAIL_IF(!dim, SVDB_EINVAL, "dim is NULL");
-    *dim = svdb__coll_dim(c);
-    return SVDB_OK;
-}
+/* The small getters: one value of the collection into a caller's pointer. */
+#define GETTER(fn, type, arg, expr)                                                                               \
+    int fn(svdb *token, type *arg)                                                                                 \
+    {                                                                                                              \
+        svdb_call call;                                                                                            \
+        SVDB_TRY(begin_db(token, &call));                                                                          \
+        if (!arg) return end_call(&call, svdb__fail(SVDB_EINVAL, #arg " is NULL"));                                \
+        *arg = expr(COLL(call));                                                                                   \
+        return end_call(&call, SVDB_OK);                                                                           \
+    }
+GETTER(svdb_count, size_t, count, svdb__coll_count)
+GETTER(svdb_dim, uint32_t, dim, svdb__coll_dim)
+GETTER(svdb_metric, int, metric, svdb__coll_metric)
+GETTER(svdb_storage_type, int, storage, svdb__coll_storage)
+GETTER(svdb_index_type, int, index, svdb__coll_index)
+GETTER(svdb_index_pending, size_t, pending, svdb__coll_index_pending)
 
-int svdb_metric(svdb *token, int *metric)
+static int list_ids(svdb_coll *c, const char *where, const char *where_document, char ***ids, size_t *count)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    SVDB_FAIL_IF(!metric, SVDB_EINVAL, "metric is NULL");
-    *metric = svdb__coll_metric(c);
-    return SVDB_OK;
-}
-
-int svdb_storage_type(svdb *token, int *storage)
-{
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    SVDB_FAIL_IF(!storage, SVDB_EINVAL, "storage is NULL");
-    *storage = svdb__coll_storage(c);
-    return SVDB_OK;
-}
-
-int svdb_index_type(svdb *token, int *index)
-{
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    SVDB_FAIL_IF(!index, SVDB_EINVAL, "index is NULL");
-    *index = svdb__coll_index(c);
-    return SVDB_OK;
-}
-
-int svdb_ids(svdb *token, char ***ids, size_t *count)
-{
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
-    *ids = NULL;
-    *count = 0;
-    return svdb__coll_ids(c, NULL, ids, count);
-}
-
-int svdb_ids_where(svdb *token, const char *where, const char *where_document, char ***ids, size_t *count)
-{
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
     SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
     *ids = NULL;
     *count = 0;
@@ -396,6 +412,20 @@ int svdb_ids_where(svdb *token, const char *where, const char *where_document, c
     int rc = svdb__coll_ids(c, filter, ids, count);
     svdb__filter_free(filter);
     return rc;
+}
+
+int svdb_ids(svdb *token, char ***ids, size_t *count)
+{
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    return end_call(&call, list_ids(COLL(call), NULL, NULL, ids, count));
+}
+
+int svdb_ids_where(svdb *token, const char *where, const char *where_document, char ***ids, size_t *count)
+{
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    return end_call(&call, list_ids(COLL(call), where, where_document, ids, count));
 }
 
 static int check_search_args(const void *q, size_t k, const svdb_search_options *opts, svdb_hit **hits,
@@ -410,21 +440,9 @@ static int check_search_args(const void *q, size_t k, const svdb_search_options 
     return SVDB_OK;
 }
 
-int svdb_search(svdb *token, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts,
-                svdb_hit **hits, size_t *n_hits)
+static int search(svdb_coll *c, size_t n_queries, const float *queries, uint32_t dim, size_t k,
+                  const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    if (hits) *hits = NULL;
-    if (n_hits) *n_hits = 0;
-    return svdb_search_batch(token, 1, query, dim, k, opts, hits, n_hits);
-}
-
-int svdb_search_batch(svdb *token, size_t n_queries, const float *queries, uint32_t dim, size_t k,
-                      const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits)
-{
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
     if (hits) *hits = NULL;
     SVDB_FAIL_IF(n_queries == 0, SVDB_EINVAL, "n_queries is 0");
     SVDB_FAIL_IF(n_queries > SIZE_MAX / sizeof(float) / SVDB_MAX_DIM, SVDB_ETOOBIG, "too many queries");
@@ -437,22 +455,30 @@ int svdb_search_batch(svdb *token, size_t n_queries, const float *queries, uint3
     return rc;
 }
 
+int svdb_search(svdb *token, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts,
+                svdb_hit **hits, size_t *n_hits)
+{
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    if (n_hits) *n_hits = 0;
+    return end_call(&call, search(COLL(call), 1, query, dim, k, opts, hits, n_hits));
+}
+
+int svdb_search_batch(svdb *token, size_t n_queries, const float *queries, uint32_t dim, size_t k,
+                      const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits)
+{
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    return end_call(&call, search(COLL(call), n_queries, queries, dim, k, opts, hits, n_hits));
+}
+
 /* ---------------------------------------------------------------- background indexing */
 
 int svdb_index_wait(svdb *token)
 {
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    return svdb__coll_index_wait(c);
-}
-
-int svdb_index_pending(svdb *token, size_t *pending)
-{
-    svdb_coll *c;
-    SVDB_TRY(check_db(token, &c));
-    SVDB_FAIL_IF(!pending, SVDB_EINVAL, "pending is NULL");
-    *pending = svdb__coll_index_pending(c);
-    return SVDB_OK;
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    return end_call(&call, svdb__coll_index_wait(COLL(call)));
 }
 
 svdb_indexer *svdb__indexer_of(svdb *token)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import operator
 import os
+import struct
 import threading
 import weakref
 from typing import (
     Any,
+    Dict,
     Iterable,
     List,
     Literal,
@@ -78,6 +80,14 @@ _STORAGE_NAMES = {v: k for k, v in _STORAGES.items()}
 _U32_MAX = 2**32 - 1
 _U64_MAX = 2**64 - 1
 _NUMERIC_KINDS = "fiu"
+_EMISUSE = int(lib.SVDB_EMISUSE)
+_MAX_ID_BYTES = int(lib.SVDB_MAX_ID_BYTES)
+_MAX_DIM = int(lib.SVDB_MAX_DIM)
+_K_MAX = 2**62
+_F32 = np.dtype(np.float32)
+# cffi types looked up once for ffi.new: a type given as a string is looked up on every use.
+_CHARS = ffi.typeof("char[]")
+_CHAR_PTRS = ffi.typeof("char *[]")
 
 
 class BatchResult(NamedTuple):
@@ -145,6 +155,8 @@ def _uint(name: str, value: object, maximum: int, *, allow_none: bool = True) ->
 
 
 def _k(k: object) -> int:
+    if type(k) is int and 0 < k <= _K_MAX:  # the common case; a bool's type is bool
+        return k
     if isinstance(k, bool):
         raise InvalidTypeError("k must be an int, not bool", -1)
     try:
@@ -153,7 +165,7 @@ def _k(k: object) -> int:
         raise InvalidTypeError("k must be an int, not %s" % _typename(k), -1) from None
     if v <= 0:
         raise InvalidArgumentError("k must be at least 1, not %d" % v, -1)
-    return min(v, 2**62)
+    return min(v, _K_MAX)
 
 
 def _encode_id(value: object, what: str) -> bytes:
@@ -195,9 +207,12 @@ def _id_pointers(ids: object, what: str = "ids") -> Tuple[Any, List[Any], int]:
     with numpy): per-id Python work would cost more than the C call itself.
     Anything unusual takes the per-id path, which names the offending id.
     """
-    ids = _str_list(ids, what)
-    seq = ids if isinstance(ids, list) else list(ids)
+    seq = ids if type(ids) is list else list(_str_list(ids, what))
     n = len(seq)
+    if 0 < n <= _SMALL_BATCH:
+        small = _small_id_pointers(seq)
+        if small is not None:
+            return small[0], small[1], n
     try:
         joined = "\0".join(seq)
         clean = n > 0 and joined.count("\0") == n - 1  # no id holds a NUL of its own
@@ -218,12 +233,36 @@ def _id_pointers(ids: object, what: str = "ids") -> Tuple[Any, List[Any], int]:
     return _c_array("char *[]", addrs), [blob, buf, addrs], n
 
 
+#: Up to this many ids, one cffi string per id costs less than numpy's fixed cost.
+_SMALL_BATCH = 16
+
+
+def _small_id_pointers(seq: List[Any]) -> Optional[Tuple[Any, List[Any]]]:
+    """A few ids as a ``const char *[]`` and its strings, or None for anything
+    unusual (the general path then names the offending id)."""
+    strs = []
+    for v in seq:
+        if type(v) is not str or not v or "\0" in v:
+            return None
+        try:
+            b = v.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
+        if len(b) > _MAX_ID_BYTES:
+            return None
+        strs.append(ffi.new(_CHARS, b))
+    return ffi.new(_CHAR_PTRS, strs), strs
+
+
 def _pointer_array(items: Sequence[Optional[bytes]]) -> Tuple[Any, List[Any]]:
     """A ``const char *[]`` pointing at NUL-terminated copies of items (None -> NULL).
 
     Returns the array and the objects that must stay alive while it is used.
     """
     n = len(items)
+    if n <= _SMALL_BATCH:
+        strs = [ffi.NULL if b is None else ffi.new(_CHARS, b) for b in items]
+        return ffi.new(_CHAR_PTRS, strs), strs
     lens = np.fromiter((len(b) + 1 if b is not None else 0 for b in items), dtype=np.uint64, count=n)
     blob = b"".join(b + b"\0" for b in items if b is not None)
     buf = ffi.from_buffer(blob) if blob else ffi.NULL
@@ -261,9 +300,77 @@ def _c_array(ctype: str, a: npt.NDArray[Any]) -> Any:
     return ffi.from_buffer(ctype, a)
 
 
+# ---------------------------------------------------------------- search results
+#
+# svdb_search returns one allocation: the svdb_hit array, then every hit's id,
+# NUL-terminated, in hit order (include/svdb.h). So the ids are read as one
+# bytes object and decoded once, and the distances in one unpack; no cffi
+# call per hit.
+
+_HIT_SIZE = ffi.sizeof("svdb_hit")
+_HIT_DIST = ffi.offsetof("svdb_hit", "distance")
+_HIT_DTYPE = np.dtype({"names": ["distance"], "formats": [np.float32], "offsets": [_HIT_DIST], "itemsize": _HIT_SIZE})
+_HIT_FORMAT = "%dxf%dx" % (_HIT_DIST, _HIT_SIZE - _HIT_DIST - 4)  # one hit, as struct reads its distance
+_hit_structs: Dict[int, struct.Struct] = {}
+
+
+def _distances(p: Any, m: int) -> Tuple[float, ...]:
+    """The distances of the m hits at p, as Python floats."""
+    s = _hit_structs.get(m)
+    if s is None:
+        s = struct.Struct("=" + _HIT_FORMAT * m)
+        if m <= 1024:
+            _hit_structs[m] = s
+    return s.unpack(ffi.buffer(p, m * _HIT_SIZE))
+
+
+def _decode_ids(p: Any, m: int) -> List[str]:
+    """The ids of the m (> 0) hits at p: the bytes from the first id to the
+    end of the last, decoded once and split on NUL."""
+    first, last = p[0].id, p[m - 1].id
+    raw = ffi.unpack(first, last - first) + ffi.string(last)
+    return raw.decode("utf-8", "replace").split("\0")  # type: ignore[no-any-return]
+
+
+#: Out-parameters of searches (``svdb_hit *`` and ``size_t``), reused: a call
+#: takes a pair and gives it back once it has read them, so concurrent (and
+#: reentrant) calls never share one.
+_OUT_POOL: List[Tuple[Any, Any]] = []
+
+
+def _take_out() -> Tuple[Any, Any]:
+    try:
+        return _OUT_POOL.pop()
+    except IndexError:
+        return ffi.new("svdb_hit *[1]"), ffi.new("size_t[1]")
+
+
+#: Search options holding only ``ef``, by value: built once, never changed
+#: after (C only reads them), so threads share them.
+_EF_OPTIONS: Dict[int, Any] = {}
+
+
+def _ef_options(ef: object) -> Any:
+    opts = _EF_OPTIONS.get(ef) if type(ef) is int else None
+    if opts is None:
+        ef_v = _uint("ef", ef, _U32_MAX)
+        if not ef_v:
+            return ffi.NULL
+        opts = ffi.new("svdb_search_options *")
+        _check(lib.svdb_search_options_init(opts, lib.SVDB_SEARCH_OPTIONS_VERSION))
+        opts.ef = ef_v
+        if len(_EF_OPTIONS) < 256:
+            _EF_OPTIONS[ef_v] = opts
+    return opts
+
+
 def _as_float32(x: object, what: str, ndim: int) -> npt.NDArray[np.float32]:
     """x as a C-contiguous, aligned, native float32 array of ndim dimensions;
     no copy when it already is one (an unaligned or byte-swapped array is copied)."""
+    if type(x) is np.ndarray and x.dtype is _F32 and x.ndim == ndim:  # the common case, checked cheaply
+        f = x.flags
+        if f.c_contiguous and f.aligned and 0 < x.shape[-1] <= _MAX_DIM:
+            return x
     if isinstance(x, np.ndarray) and x.dtype == np.float32 and x.ndim == ndim and _c_ready(x):
         arr: npt.NDArray[np.float32] = x
     else:
@@ -438,7 +545,7 @@ class SvDBPython:
         CorruptError, FormatVersionError, SvDBIOError: the files cannot be read.
     """
 
-    __slots__ = ("_handle", "_cv", "_active", "_path", "_durability", "_pid", "__weakref__")
+    __slots__ = ("_handle", "_close_lock", "_path", "_durability", "_pid", "__weakref__")
 
     def __init__(
         self,
@@ -460,8 +567,7 @@ class SvDBPython:
         autocheckpoint_bytes: Optional[int] = None,
     ) -> None:
         self._handle: Any = None
-        self._cv = threading.Condition(threading.Lock())
-        self._active = 0
+        self._close_lock = threading.Lock()
         self._pid = os.getpid()
         try:
             fspath = os.fspath(path)
@@ -511,20 +617,29 @@ class SvDBPython:
         self._handle = out[0]
         _open_handles.add(self)
 
-    # ------------------------------------------------------------ handle guard
+    # ------------------------------------------------------------ handle
     #
-    # svdb_close must not race with other calls on the handle, and the GIL is
-    # released during every C call. Each call registers itself under _cv;
-    # close() takes the handle away (new calls raise ClosedError) and waits
-    # until the calls in flight have returned.
+    # The C library makes a call racing svdb_close defined: close retires the
+    # token (later calls fail with SVDB_EMISUSE), then waits for the calls in
+    # flight. So a call reads the token once and needs no lock; close() clears
+    # _handle before it closes the token, and an SVDB_EMISUSE seen once
+    # _handle is None is reported as ClosedError.
 
     def _acquire(self) -> Any:
-        with self._cv:
-            h = self._handle
-            if h is None:
-                raise self._closed_error()
-            self._active += 1
-            return h
+        h = self._handle
+        if h is None:
+            raise self._closed_error()
+        return h
+
+    def _fail(self, rc: int) -> SvDBError:
+        """The exception for a failed call on this handle."""
+        if rc == _EMISUSE and self._handle is None:  # close() retired the token under the call
+            return self._closed_error()
+        return _error(rc)
+
+    def _ok(self, rc: int) -> None:
+        if rc != 0:
+            raise self._fail(rc)
 
     def _closed_error(self) -> ClosedError:
         if self._pid != os.getpid():
@@ -539,26 +654,16 @@ class SvDBPython:
     def _forget_in_child(self) -> None:
         """After fork, in the child: the handle belongs to the parent. Drop it
         without a C call (closing it here would checkpoint the parent's
-        collection); the lock guarding it may have been held by a thread that
+        collection); the lock of close() may have been held by a thread that
         does not exist here, so it is replaced."""
         self._handle = None
-        self._cv = threading.Condition(threading.Lock())
-        self._active = 0
-
-    def _release(self) -> None:
-        with self._cv:
-            self._active -= 1
-            if self._active == 0:
-                self._cv.notify_all()
+        self._close_lock = threading.Lock()
 
     def _read_dim(self) -> int:
         h = self._acquire()
-        try:
-            d = ffi.new("uint32_t *")
-            _check(lib.svdb_dim(h, d))
-            return int(d[0])
-        finally:
-            self._release()
+        d = ffi.new("uint32_t *")
+        self._ok(lib.svdb_dim(h, d))
+        return int(d[0])
 
     # ------------------------------------------------------------ lifecycle
 
@@ -577,15 +682,13 @@ class SvDBPython:
         if self._pid != os.getpid():  # a fork that ran no at-fork hook (a C-level fork): still the parent's
             self._forget_in_child()
             return
-        with self._cv:
+        with self._close_lock:  # one close() takes the token; the others return at once
             h = self._handle
             if h is None:
                 return  # closed, or inherited from the parent by fork (see _forget_in_child)
             self._handle = None
-            while self._active:
-                self._cv.wait()
         _open_handles.discard(self)
-        _check(lib.svdb_close(h))
+        _check(lib.svdb_close(h))  # waits in C for the calls in flight
 
     @property
     def closed(self) -> bool:
@@ -599,10 +702,7 @@ class SvDBPython:
         loss. Cheap when nothing changed since the last snapshot.
         """
         h = self._acquire()
-        try:
-            _check(lib.svdb_persist(h))
-        finally:
-            self._release()
+        self._ok(lib.svdb_persist(h))
 
     def verify(self) -> None:
         """Waits for the integrity check of the collection's snapshot.
@@ -615,10 +715,7 @@ class SvDBPython:
         otherwise.
         """
         h = self._acquire()
-        try:
-            _check(lib.svdb_verify(h))
-        finally:
-            self._release()
+        self._ok(lib.svdb_verify(h))
 
     def index_wait(self) -> None:
         """Blocks until every row is linked into the HNSW graph.
@@ -628,20 +725,14 @@ class SvDBPython:
         refused until the collection is reopened).
         """
         h = self._acquire()
-        try:
-            _check(lib.svdb_index_wait(h))
-        finally:
-            self._release()
+        self._ok(lib.svdb_index_wait(h))
 
     def index_pending(self) -> int:
         """The number of rows waiting to be linked (0 without background indexing)."""
         h = self._acquire()
-        try:
-            n = ffi.new("size_t *")
-            _check(lib.svdb_index_pending(h, n))
-            return int(n[0])
-        finally:
-            self._release()
+        n = ffi.new("size_t *")
+        self._ok(lib.svdb_index_pending(h, n))
+        return int(n[0])
 
     def __enter__(self) -> "SvDBPython":
         if self._handle is None:
@@ -680,7 +771,6 @@ class SvDBPython:
         if vecs.shape[0] != n:
             raise InvalidArgumentError("there are %d ids but %d embeddings" % (n, vecs.shape[0]), -1)
         metas = _metadata_list(metadatas, n)
-        dim = int(vecs.shape[1])
         if metas is None:
             meta_arr: Any = ffi.NULL
             keep_metas: List[Any] = []
@@ -688,10 +778,7 @@ class SvDBPython:
             meta_arr, keep_metas = _pointer_array(metas)
         vptr = _c_array("float[]", vecs)
         h = self._acquire()
-        try:
-            _check(fn(h, n, id_arr, vptr, dim, meta_arr))
-        finally:
-            self._release()
+        self._ok(fn(h, n, id_arr, vptr, vecs.shape[1], meta_arr))
         del keep_ids, keep_metas
 
     def add(
@@ -785,10 +872,7 @@ class SvDBPython:
         dim = 0 if vecs is None else int(vecs.shape[1])
         out = ffi.new("size_t *")
         h = self._acquire()
-        try:
-            _check(lib.svdb_update_batch(h, n, id_arr, vptr, dim, meta_arr, opts, out))
-        finally:
-            self._release()
+        self._ok(lib.svdb_update_batch(h, n, id_arr, vptr, dim, meta_arr, opts, out))
         del keep_ids, keep_metas
         return int(out[0])
 
@@ -797,14 +881,10 @@ class SvDBPython:
 
         Missing ids are skipped and repeated ids count once.
         """
-        bids = _id_list(ids)
-        arr, keep = _pointer_array(bids)
+        arr, keep, n = _id_pointers(ids)
         out = ffi.new("size_t *")
         h = self._acquire()
-        try:
-            _check(lib.svdb_delete(h, len(bids), arr, out))
-        finally:
-            self._release()
+        self._ok(lib.svdb_delete(h, n, arr, out))
         del keep
         return int(out[0])
 
@@ -819,10 +899,7 @@ class SvDBPython:
         bid = _encode_id(id, "id")
         meta = ffi.new("char **")
         h = self._acquire()
-        try:
-            _check(lib.svdb_get(h, bid, ffi.NULL, 0, meta))
-        finally:
-            self._release()
+        self._ok(lib.svdb_get(h, bid, ffi.NULL, 0, meta))
         if meta[0] == ffi.NULL:
             return None
         try:
@@ -838,19 +915,16 @@ class SvDBPython:
         """
         bid = _encode_id(id, "id")
         h = self._acquire()
-        try:
-            return self._get_vector(h, bid, id)
-        finally:
-            self._release()
+        return self._get_vector(h, bid, id)
 
     def _get_vector(self, h: Any, bid: bytes, id: str) -> npt.NDArray[np.float32]:
         d = ffi.new("uint32_t *")
-        _check(lib.svdb_dim(h, d))
+        self._ok(lib.svdb_dim(h, d))
         if d[0] == 0:
             raise NotFoundError("id %r not found" % id, -8)
         vec = np.empty(int(d[0]), dtype=np.float32)
         # The library checks the buffer's size against the dimension under its lock.
-        _check(lib.svdb_get(h, bid, _c_array("float[]", vec), d[0], ffi.NULL))
+        self._ok(lib.svdb_get(h, bid, _c_array("float[]", vec), d[0], ffi.NULL))
         return vec
 
     def contains(self, id: str) -> bool:
@@ -858,10 +932,7 @@ class SvDBPython:
         bid = _encode_id(id, "id")
         found = ffi.new("int *")
         h = self._acquire()
-        try:
-            _check(lib.svdb_contains(h, bid, found))
-        finally:
-            self._release()
+        self._ok(lib.svdb_contains(h, bid, found))
         return bool(found[0])
 
     def __contains__(self, id: object) -> bool:
@@ -871,10 +942,7 @@ class SvDBPython:
         """The number of rows."""
         out = ffi.new("size_t *")
         h = self._acquire()
-        try:
-            _check(lib.svdb_count(h, out))
-        finally:
-            self._release()
+        self._ok(lib.svdb_count(h, out))
         return int(out[0])
 
     def __len__(self) -> int:
@@ -900,15 +968,12 @@ class SvDBPython:
         arr = ffi.new("char ***")
         cnt = ffi.new("size_t *")
         h = self._acquire()
-        try:
-            if wbytes is None and dbytes is None:
-                _check(lib.svdb_ids(h, arr, cnt))
-            else:
-                w = wbytes if wbytes is not None else ffi.NULL
-                d = dbytes if dbytes is not None else ffi.NULL
-                _check(lib.svdb_ids_where(h, w, d, arr, cnt))
-        finally:
-            self._release()
+        if wbytes is None and dbytes is None:
+            self._ok(lib.svdb_ids(h, arr, cnt))
+        else:
+            w = wbytes if wbytes is not None else ffi.NULL
+            d = dbytes if dbytes is not None else ffi.NULL
+            self._ok(lib.svdb_ids_where(h, w, d, arr, cnt))
         try:
             p = arr[0]
             return [ffi.string(p[i]).decode("utf-8", "replace") for i in range(int(cnt[0]))]
@@ -931,18 +996,15 @@ class SvDBPython:
         metas = ffi.new("char ***") if metadata else ffi.NULL
         out: Optional[npt.NDArray[np.float32]] = None
         h = self._acquire()
-        try:
-            vptr, dim = ffi.NULL, 0
-            if vectors:
-                d = ffi.new("uint32_t *")
-                _check(lib.svdb_dim(h, d))
-                dim = int(d[0])  # fixed once set; the library checks it again under its lock
-                out = np.zeros((n, dim), dtype=np.float32)
-                if dim:
-                    vptr = _c_array("float[]", out)
-            _check(lib.svdb_get_batch(h, n, id_arr, vptr, dim, metas, _c_array("int[]", found)))
-        finally:
-            self._release()
+        vptr, dim = ffi.NULL, 0
+        if vectors:
+            d = ffi.new("uint32_t *")
+            self._ok(lib.svdb_dim(h, d))
+            dim = int(d[0])  # fixed once set; the library checks it again under its lock
+            out = np.zeros((n, dim), dtype=np.float32)
+            if dim:
+                vptr = _c_array("float[]", out)
+        self._ok(lib.svdb_get_batch(h, n, id_arr, vptr, dim, metas, _c_array("int[]", found)))
         del keep
         texts: Optional[List[Optional[str]]] = None
         if metadata:
@@ -1038,25 +1100,27 @@ class SvDBPython:
             InvalidArgumentError: k < 1, NaN/inf, not 1-d, bad filter, an
                 empty or bad ``ids``.
         """
-        kk = _k(k)
+        kk = k if type(k) is int and 0 < k <= _K_MAX else _k(k)  # _k's common case, inline
         q = _as_float32(query, "query", 1)
-        opts, keep = self._search_options(where, ef, None, where_document, ids)
-        hits = ffi.new("svdb_hit **")
-        n = ffi.new("size_t *")
-        qptr = _c_array("float[]", q)
+        if where is None and where_document is None and ids is None:
+            opts, keep = (ffi.NULL if ef is None else _ef_options(ef)), None
+        else:
+            opts, keep = self._search_options(where, ef, None, where_document, ids)
         h = self._acquire()
-        try:
-            _check(lib.svdb_search(h, qptr, int(q.shape[0]), kk, opts, hits, n))
-        finally:
-            self._release()
+        out = _take_out()
+        # q is C-ready (_as_float32), so _c_array's check is skipped on this path
+        rc = lib.svdb_search(h, ffi.from_buffer("float[]", q), q.shape[0], kk, opts, out[0], out[1])
+        p, m = out[0][0], out[1][0]
+        _OUT_POOL.append(out)
         del keep
+        if rc != 0:
+            raise self._fail(rc)
+        if not m:
+            return []
         try:
-            hp = hits[0]
-            return [
-                (ffi.string(hp[i].id).decode("utf-8", "replace"), float(hp[i].distance)) for i in range(int(n[0]))
-            ]
+            return list(zip(_decode_ids(p, m), _distances(p, m)))
         finally:
-            lib.svdb_hits_free(hits[0])
+            lib.svdb_hits_free(p)
 
     def search_batch(
         self,
@@ -1084,41 +1148,31 @@ class SvDBPython:
         if nq == 0:
             raise InvalidArgumentError("queries is empty", -1)
         opts, keep = self._search_options(where, ef, threads, where_document, ids)
-        hits = ffi.new("svdb_hit **")
         counts = np.zeros(nq, dtype=np.uintp)
-        cptr = _c_array("size_t[]", counts)
-        qptr = _c_array("float[]", qs)
         h = self._acquire()
-        try:
-            _check(lib.svdb_search_batch(h, nq, qptr, int(qs.shape[1]), kk, opts, hits, cptr))
-        finally:
-            self._release()
+        out = _take_out()
+        cptr = _c_array("size_t[]", counts)
+        rc = lib.svdb_search_batch(h, nq, _c_array("float[]", qs), qs.shape[1], kk, opts, out[0], cptr)
+        p = out[0][0]
+        _OUT_POOL.append(out)
         del keep
+        if rc != 0:
+            raise self._fail(rc)
         try:
-            total = int(counts.sum())
             try:
-                width = kk
-                out_ids = np.full((nq, width), None, dtype=object)
-                dists = np.full((nq, width), np.inf, dtype=np.float32)
+                out_ids = np.full((nq, kk), None, dtype=object)
+                dists = np.full((nq, kk), np.inf, dtype=np.float32)
             except (MemoryError, ValueError) as e:
                 raise OutOfMemoryError("cannot allocate %d x %d results: %s" % (nq, kk, e), -3) from None
-            if total:
-                hp = hits[0]
-                rec = np.dtype(
-                    {
-                        "names": ["distance"],
-                        "formats": [np.float32],
-                        "offsets": [ffi.offsetof("svdb_hit", "distance")],
-                        "itemsize": ffi.sizeof("svdb_hit"),
-                    }
-                )
-                flat = np.frombuffer(ffi.buffer(hp, total * ffi.sizeof("svdb_hit")), dtype=rec)["distance"]
-                mask = np.arange(width)[None, :] < counts.astype(np.int64)[:, None]
-                dists[mask] = flat
-                out_ids[mask] = [ffi.string(hp[i].id).decode("utf-8", "replace") for i in range(total)]
+            if p == ffi.NULL:  # no hits at all
+                return BatchResult(out_ids, dists)
+            total = int(counts.sum())
+            mask = np.arange(kk)[None, :] < counts.astype(np.int64)[:, None]  # the hits, in row-major order
+            dists[mask] = np.frombuffer(ffi.buffer(p, total * _HIT_SIZE), dtype=_HIT_DTYPE)["distance"]
+            out_ids[mask] = np.array(_decode_ids(p, total), dtype=object)
             return BatchResult(out_ids, dists)
         finally:
-            lib.svdb_hits_free(hits[0])
+            lib.svdb_hits_free(p)
 
     # ------------------------------------------------------------ properties
 
@@ -1138,10 +1192,7 @@ class SvDBPython:
         """The distance metric: "l2", "cosine" or "ip"."""
         out = ffi.new("int *")
         h = self._acquire()
-        try:
-            _check(lib.svdb_metric(h, out))
-        finally:
-            self._release()
+        self._ok(lib.svdb_metric(h, out))
         name = _METRIC_NAMES.get(int(out[0]), "l2")
         return name  # type: ignore[return-value]
 
@@ -1150,10 +1201,7 @@ class SvDBPython:
         """The index type: "flat" or "hnsw"."""
         out = ffi.new("int *")
         h = self._acquire()
-        try:
-            _check(lib.svdb_index_type(h, out))
-        finally:
-            self._release()
+        self._ok(lib.svdb_index_type(h, out))
         return _INDEX_NAMES.get(int(out[0]), "flat")  # type: ignore[return-value]
 
     @property
@@ -1161,10 +1209,7 @@ class SvDBPython:
         """How the vectors are kept: "f32", "f16" or "int8"."""
         out = ffi.new("int *")
         h = self._acquire()
-        try:
-            _check(lib.svdb_storage_type(h, out))
-        finally:
-            self._release()
+        self._ok(lib.svdb_storage_type(h, out))
         return _STORAGE_NAMES.get(int(out[0]), "f32")  # type: ignore[return-value]
 
     @property
