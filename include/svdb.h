@@ -268,6 +268,15 @@ SVDB_API void svdb_hits_free(svdb_hit *hits);
  * (pysvdb-collection.json) proves which store it belongs to, so open
  * finishes a delete that a crash interrupted and leaves anything else in
  * place. A catalog handle is not usable in a forked child (SVDB_EMISUSE).
+ *
+ * Tenants and databases are ChromaDB's: a collection's name is unique in
+ * its database, a database's name in its tenant. Every catalog has the
+ * tenant "default_tenant" (tenants are never removed) and, unless it was
+ * deleted, its database "default_database" (id all zeros). The handle
+ * svdb_catalog_open returns works in that database; svdb_catalog_open_database
+ * returns a view handle working in another one, which every svdb_catalog_*
+ * function takes in place of the catalog's. A `tenant` argument of NULL is
+ * the handle's tenant.
  */
 typedef struct svdb_catalog svdb_catalog;
 
@@ -305,9 +314,12 @@ SVDB_API int svdb_catalog_options_init(svdb_catalog_options *opts, unsigned int 
  * changes nothing; SVDB_EVERSION a newer format; SVDB_ELOCKED another
  * holder; SVDB_ENOTFOUND no catalog with create off. *out is NULL on failure. */
 SVDB_API int svdb_catalog_open(svdb_catalog **out, const char *dir, const svdb_catalog_options *opts);
-/* Releases the handle and the directory's lock. NULL is a no-op. */
+/* Releases the handle and the directory's lock, and closes its views; for a
+ * view, the view alone. NULL is a no-op. */
 SVDB_API int svdb_catalog_close(svdb_catalog *cat);
-/* Every collection, in creation order; free with svdb_catalog_entries_free. */
+/* Every collection of the handle's database, in creation order; free with
+ * svdb_catalog_entries_free. Like every call on a collection, SVDB_ENOTFOUND
+ * once the handle's database was deleted. */
 SVDB_API int svdb_catalog_list(svdb_catalog *cat, svdb_catalog_entry **entries, size_t *n);
 /* The collection `name` (SVDB_ENOTFOUND); free with svdb_catalog_entries_free. */
 SVDB_API int svdb_catalog_get(svdb_catalog *cat, const char *name, svdb_catalog_entry **entry);
@@ -346,6 +358,44 @@ SVDB_API int svdb_catalog_open_collection(svdb **out, svdb_catalog *cat, const c
 SVDB_API int svdb_catalog_claim(svdb_catalog *cat, const char *name);
 /* Frees what svdb_catalog_list or svdb_catalog_get returned. NULL is a no-op. */
 SVDB_API void svdb_catalog_entries_free(svdb_catalog_entry *entries);
+
+/* One database of a catalog. The strings point into the same allocation as
+ * the array, freed with svdb_catalog_databases_free. */
+typedef struct svdb_catalog_database {
+    const char *id;     /* canonical UUID; all zeros for the first default_database */
+    const char *name;
+    const char *tenant;
+} svdb_catalog_database;
+
+/* Adds tenant `name` (UTF-8, at least 3 characters, else SVDB_EINVAL); it
+ * has no database yet. SVDB_EEXISTS if it exists. */
+SVDB_API int svdb_catalog_create_tenant(svdb_catalog *cat, const char *name);
+/* SVDB_OK if tenant `name` exists, SVDB_ENOTFOUND if not. */
+SVDB_API int svdb_catalog_get_tenant(svdb_catalog *cat, const char *name);
+/* Adds database `name` (UTF-8, at least 3 bytes, else SVDB_EINVAL) to an
+ * existing tenant (SVDB_ENOTFOUND), with a new UUID. SVDB_EEXISTS if the
+ * tenant has a database of that name. */
+SVDB_API int svdb_catalog_create_database(svdb_catalog *cat, const char *tenant, const char *name);
+/* The database `name` of the tenant (SVDB_ENOTFOUND; SVDB_EINVAL for a name
+ * under 3 bytes); free *database with svdb_catalog_databases_free. */
+SVDB_API int svdb_catalog_get_database(svdb_catalog *cat, const char *tenant, const char *name, svdb_catalog_database **database);
+/* The tenant's databases ordered by name (byte order), `offset` (>= 0)
+ * skipped, at most `limit` (-1: no limit); none for a tenant that does not
+ * exist. Free *databases (NULL when *n is 0) with svdb_catalog_databases_free. */
+SVDB_API int svdb_catalog_list_databases(svdb_catalog *cat, const char *tenant, int64_t limit, int64_t offset, svdb_catalog_database **databases, size_t *n);
+/* Deletes the database with its collections, as svdb_catalog_delete deletes
+ * one, in one atomic change: SVDB_ELOCKED, with nothing changed, while one
+ * of its collections is open; files that could not be removed are reported
+ * through the warning callback. The default database may be deleted too. */
+SVDB_API int svdb_catalog_delete_database(svdb_catalog *cat, const char *tenant, const char *name);
+/* A view handle of database `database` (NULL: "default_database") of the
+ * tenant, which must exist (SVDB_ENOTFOUND; SVDB_EINVAL for a database name
+ * under 3 bytes). Close it with svdb_catalog_close; closing the catalog
+ * closes it too. It finds its database by name at each call. *out is NULL
+ * on failure. */
+SVDB_API int svdb_catalog_open_database(svdb_catalog **out, svdb_catalog *cat, const char *tenant, const char *database);
+/* Frees what svdb_catalog_get_database or svdb_catalog_list_databases returned. NULL is a no-op. */
+SVDB_API void svdb_catalog_databases_free(svdb_catalog_database *databases);
 
 #ifdef __cplusplus
 }

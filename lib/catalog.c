@@ -1,8 +1,8 @@
 /* The catalog of named collections under one directory: the on-disk format
- * of pysvdb's ChromaDB client (docs/chroma.md), read and written exactly.
- * This file owns the handle (registry, fork, locking), the in-memory
- * entries, opening and the atomic save, and the public svdb_catalog_*
- * functions. Every change writes the whole catalog to a temporary file and
+ * of pysvdb's ChromaDB client (docs/chroma.md, docs/format.md), read and
+ * written exactly. This file owns the handle (registry, fork, locking, views
+ * of one database), the in-memory entries, tenants and databases, opening
+ * and the atomic save, and the public svdb_catalog_* functions. Every change writes the whole catalog to a temporary file and
  * renames it over the old one; the in-memory entries change only once that
  * succeeded. The JSON format is lib/catalog_json.c; the collection
  * directories and their markers are lib/catalog_dirs.c. */
@@ -112,21 +112,43 @@ static void unregister_cat(const svdb_catalog *token)
     pthread_mutex_unlock(&reg_mu);
 }
 
-/* The catalog behind a handle, locked; SVDB_EMISUSE for a closed, made-up
- * or inherited one. */
-static int enter(const svdb_catalog *h, svdb_catalog **out)
+/* A catalog's views go with it (the registry's lock held). */
+static void drop_views(const svdb_catalog *c)
+{
+    for (size_t i = 0; i < n_slots; i++) {
+        svdb_catalog *v = slots[i].cat;
+        if (!v || v->base != c) continue;
+        slots[i].cat = NULL;
+        slots[i].gen++;
+        v->magic = 0;
+        svdb__free(v->view_tenant);
+        svdb__free(v->view_db);
+        svdb__free(v);
+    }
+}
+
+/* The catalog behind a handle, locked, with the call's scope set to the
+ * handle's database (*view: the view, or NULL); SVDB_EMISUSE for a closed,
+ * made-up or inherited one. */
+static int enter_as(const svdb_catalog *h, svdb_catalog **out, svdb_catalog **view)
 {
     svdb__clear_error();
     *out = NULL;
     SVDB_FAIL_IF(!h, SVDB_EMISUSE, "catalog handle is NULL");
-    svdb_catalog *c = lookup(h);
-    SVDB_FAIL_IF(!c || c->magic != CAT_MAGIC, SVDB_EMISUSE, "catalog handle is closed or invalid");
+    svdb_catalog *v = lookup(h);
+    SVDB_FAIL_IF(!v || v->magic != CAT_MAGIC, SVDB_EMISUSE, "catalog handle is closed or invalid");
+    svdb_catalog *c = v->base ? v->base : v;
     SVDB_FAIL_IF(c->fork_gen != fork_gen, SVDB_EMISUSE, "catalog handle was opened by another process (used after fork)");
     pthread_mutex_lock(&c->mu);
     c->applied = 0;
+    c->sc_tenant = v->base ? v->view_tenant : DEFAULT_TENANT;
+    c->sc_db = v->base ? v->view_db : DEFAULT_DATABASE;
+    if (view) *view = v->base ? v : NULL;
     *out = c;
     return SVDB_OK;
 }
+
+static int enter(const svdb_catalog *h, svdb_catalog **out) { return enter_as(h, out, NULL); }
 
 static int leave(svdb_catalog *c, int rc)
 {
@@ -148,18 +170,28 @@ void svdb__catalog_entry_free(entry *e)
     cJSON_Delete(e->hnsw);
 }
 
+static void db_free(db_rec *d)
+{
+    svdb__free(d->name);
+    svdb__free(d->tenant);
+}
+
 static void entries_clear(svdb_catalog *c)
 {
     for (size_t i = 0; i < c->n; i++) svdb__catalog_entry_free(&c->v[i]);
     svdb__free(c->v);
     c->v = NULL;
     c->n = c->cap = 0;
+    for (size_t i = 0; i < c->n_tenants; i++) svdb__free(c->tenants[i]);
+    svdb__free(c->tenants);
+    for (size_t i = 0; i < c->n_dbs; i++) db_free(&c->dbs[i]);
+    svdb__free(c->dbs);
 }
 
-long svdb__catalog_find(const svdb_catalog *c, const char *name)
+long svdb__catalog_find(const svdb_catalog *c, const char *db, const char *name)
 {
     for (size_t i = 0; i < c->n; i++)
-        if (!strcmp(c->v[i].name, name)) return (long)i;
+        if (!strcmp(c->v[i].db, db) && !strcmp(c->v[i].name, name)) return (long)i;
     return -1;
 }
 
@@ -168,6 +200,49 @@ long svdb__catalog_find_id(const svdb_catalog *c, const char *id)
     for (size_t i = 0; i < c->n; i++)
         if (!strcmp(c->v[i].id, id)) return (long)i;
     return -1;
+}
+
+long svdb__catalog_find_tenant(const svdb_catalog *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_tenants; i++)
+        if (!strcmp(c->tenants[i], name)) return (long)i;
+    return -1;
+}
+
+long svdb__catalog_find_db(const svdb_catalog *c, const char *tenant, const char *name)
+{
+    for (size_t i = 0; i < c->n_dbs; i++)
+        if (!strcmp(c->dbs[i].tenant, tenant) && !strcmp(c->dbs[i].name, name)) return (long)i;
+    return -1;
+}
+
+long svdb__catalog_find_db_id(const svdb_catalog *c, const char *id)
+{
+    for (size_t i = 0; i < c->n_dbs; i++)
+        if (!strcmp(c->dbs[i].id, id)) return (long)i;
+    return -1;
+}
+
+int svdb__catalog_add_tenant(svdb_catalog *c, const char *name)
+{
+    char **v = svdb__realloc(c->tenants, (c->n_tenants + 1) * sizeof *v);
+    SVDB_FAIL_IF(!v, SVDB_ENOMEM, "out of memory");
+    c->tenants = v;
+    SVDB_FAIL_IF(!(v[c->n_tenants] = svdb__strndup(name, strlen(name))), SVDB_ENOMEM, "out of memory");
+    c->n_tenants++;
+    return SVDB_OK;
+}
+
+int svdb__catalog_add_db(svdb_catalog *c, const char *id, const char *name, const char *tenant)
+{
+    db_rec *v = svdb__realloc(c->dbs, (c->n_dbs + 1) * sizeof *v);
+    SVDB_FAIL_IF(!v, SVDB_ENOMEM, "out of memory");
+    c->dbs = v;
+    db_rec d = {.name = svdb__strndup(name, strlen(name)), .tenant = svdb__strndup(tenant, strlen(tenant))};
+    memcpy(d.id, id, UUID_LEN + 1);
+    if (!d.name || !d.tenant) return db_free(&d), svdb__fail(SVDB_ENOMEM, "out of memory");
+    c->dbs[c->n_dbs++] = d;
+    return SVDB_OK;
 }
 
 int svdb__catalog_reserve(svdb_catalog *c)
@@ -271,6 +346,8 @@ static int start_store(svdb_catalog *c, int create)
                  c->dir.path, CATALOG_FILE, c->dir.path, n, n == 1 ? "y" : "ies", list);
     SVDB_FAIL_IF(!create, SVDB_ENOTFOUND, "no catalog %s/%s (and create is off)", c->dir.path, CATALOG_FILE);
     new_uuid(c->store);
+    SVDB_TRY(svdb__catalog_add_tenant(c, DEFAULT_TENANT));
+    SVDB_TRY(svdb__catalog_add_db(c, DEFAULT_DATABASE_ID, DEFAULT_DATABASE, DEFAULT_TENANT));
     return save(c);
 }
 
@@ -337,6 +414,9 @@ int svdb_catalog_options_init(svdb_catalog_options *opts, unsigned int version)
 
 static void destroy(svdb_catalog *c)
 {
+    pthread_mutex_lock(&reg_mu);
+    drop_views(c);
+    pthread_mutex_unlock(&reg_mu);
     if (c->token) unregister_cat(c->token);
     c->magic = 0;
     svdb__fd_close(c->lock_fd);
@@ -395,10 +475,18 @@ int svdb_catalog_close(svdb_catalog *h)
 {
     svdb__clear_error();
     if (!h) return SVDB_OK;
-    svdb_catalog *c;
-    SVDB_TRY(enter(h, &c));
+    svdb_catalog *c, *view;
+    SVDB_TRY(enter_as(h, &c, &view));
     pthread_mutex_unlock(&c->mu);
-    destroy(c);
+    if (!view) {
+        destroy(c);
+        return SVDB_OK;
+    }
+    unregister_cat(view->token);
+    view->magic = 0;
+    svdb__free(view->view_tenant);
+    svdb__free(view->view_db);
+    svdb__free(view);
     return SVDB_OK;
 }
 
@@ -412,13 +500,13 @@ static uint32_t setting(const cJSON *h, const char *key)
     return v ? (uint32_t)strtoul(v->valuestring, NULL, 10) : 0;
 }
 
-/* Copies the entries [from, from + n) into one allocation. */
-static int export_entries(const svdb_catalog *c, size_t from, size_t n, svdb_catalog_entry **out)
+/* Copies the entries at idx[0..n) into one allocation. */
+static int export_entries(const svdb_catalog *c, const size_t *idx, size_t n, svdb_catalog_entry **out)
 {
     char **texts = svdb__calloc(2 * n + 1, sizeof *texts);
     size_t bytes = n * sizeof **out, plen = strlen(c->dir.path) + 2 + UUID_LEN;
     for (size_t i = 0; texts && i < n; i++) {
-        const entry *e = &c->v[from + i];
+        const entry *e = &c->v[idx[i]];
         texts[2 * i] = e->meta ? cJSON_PrintUnformatted(e->meta) : NULL;
         texts[2 * i + 1] = cJSON_PrintUnformatted(e->hnsw);
         if ((e->meta && !texts[2 * i]) || !texts[2 * i + 1]) bytes = SIZE_MAX;
@@ -428,7 +516,7 @@ static int export_entries(const svdb_catalog *c, size_t from, size_t n, svdb_cat
     char *p = v ? (char *)(v + n) : NULL;
 #define PUT(field, s) (memcpy(p, (s), strlen(s) + 1), field = p, p += strlen(p) + 1)
     for (size_t i = 0; v && i < n; i++) {
-        const entry *e = &c->v[from + i];
+        const entry *e = &c->v[idx[i]];
         svdb_catalog_entry *x = &v[i];
         PUT(x->id, e->id);
         PUT(x->name, e->name);
@@ -452,24 +540,54 @@ static int export_entries(const svdb_catalog *c, size_t from, size_t n, svdb_cat
 
 void svdb_catalog_entries_free(svdb_catalog_entry *entries) { svdb__free(entries); }
 
+/* " in database 'd' of tenant 't'" for a call scoped to another database
+ * than the default one, for messages; "" otherwise. */
+static const char *scope_text(const svdb_catalog *c, char buf[512])
+{
+    buf[0] = '\0';
+    if (strcmp(c->sc_tenant, DEFAULT_TENANT) || strcmp(c->sc_db, DEFAULT_DATABASE))
+        snprintf(buf, 512, " in database '%.200s' of tenant '%.200s'", c->sc_db, c->sc_tenant);
+    return buf;
+}
+
+/* The database of the call's scope, or SVDB_ENOTFOUND once it was deleted. */
+static int scope_db(const svdb_catalog *c, const char **db_id)
+{
+    long d = svdb__catalog_find_db(c, c->sc_tenant, c->sc_db);
+    SVDB_FAIL_IF(d < 0, SVDB_ENOTFOUND, "the database '%.200s' of tenant '%.200s' does not exist in %s/%s (it was deleted)",
+                 c->sc_db, c->sc_tenant, c->dir.path, CATALOG_FILE);
+    *db_id = c->dbs[d].id;
+    return SVDB_OK;
+}
+
 int svdb_catalog_list(svdb_catalog *h, svdb_catalog_entry **entries, size_t *n)
 {
     svdb_catalog *c;
+    const char *db = NULL;
     SVDB_FAIL_IF(!entries || !n, SVDB_EINVAL, "entries or n is NULL");
     *entries = NULL;
     *n = 0;
     SVDB_TRY(enter(h, &c));
-    int rc = c->n ? export_entries(c, 0, c->n, entries) : SVDB_OK;
-    if (rc == SVDB_OK) *n = c->n;
+    int rc = scope_db(c, &db);
+    size_t *idx = rc == SVDB_OK ? svdb__malloc((c->n + 1) * sizeof *idx) : NULL, k = 0;
+    if (rc == SVDB_OK && !idx) rc = svdb__fail(SVDB_ENOMEM, "out of memory listing the catalog");
+    for (size_t i = 0; idx && i < c->n; i++)
+        if (!strcmp(c->v[i].db, db)) idx[k++] = i;
+    if (rc == SVDB_OK && k) rc = export_entries(c, idx, k, entries);
+    if (rc == SVDB_OK) *n = k;
+    svdb__free(idx);
     return leave(c, rc);
 }
 
-/* The entry named `name`, or SVDB_ENOTFOUND / SVDB_EINVAL. */
+/* The entry named `name` in the call's database, or SVDB_ENOTFOUND / SVDB_EINVAL. */
 static int named(const svdb_catalog *c, const char *name, long *i)
 {
+    const char *db = NULL;
+    char where[512];
     SVDB_FAIL_IF(!name || !*name, SVDB_EINVAL, "name is NULL or empty");
-    *i = svdb__catalog_find(c, name);
-    SVDB_FAIL_IF(*i < 0, SVDB_ENOTFOUND, "no collection named '%.200s' in %s/%s", name, c->dir.path, CATALOG_FILE);
+    SVDB_TRY(scope_db(c, &db));
+    *i = svdb__catalog_find(c, db, name);
+    SVDB_FAIL_IF(*i < 0, SVDB_ENOTFOUND, "no collection named '%.200s'%s in %s/%s", name, scope_text(c, where), c->dir.path, CATALOG_FILE);
     return SVDB_OK;
 }
 
@@ -481,7 +599,8 @@ int svdb_catalog_get(svdb_catalog *h, const char *name, svdb_catalog_entry **ent
     *entry_out = NULL;
     SVDB_TRY(enter(h, &c));
     int rc = named(c, name, &i);
-    if (rc == SVDB_OK) rc = export_entries(c, (size_t)i, 1, entry_out);
+    size_t at = (size_t)i;
+    if (rc == SVDB_OK) rc = export_entries(c, &at, 1, entry_out);
     return leave(c, rc);
 }
 
@@ -512,10 +631,15 @@ static const char DEFAULT_HNSW[] =
 
 static int create_entry(svdb_catalog *c, const char *name, const char *metadata, const char *hnsw)
 {
+    const char *db = NULL;
+    char where[512];
     SVDB_TRY(check_name(name, "name"));
-    SVDB_FAIL_IF(svdb__catalog_find(c, name) >= 0, SVDB_EEXISTS, "a collection named '%.200s' already exists in %s", name, c->dir.path);
+    SVDB_TRY(scope_db(c, &db));
+    SVDB_FAIL_IF(svdb__catalog_find(c, db, name) >= 0, SVDB_EEXISTS, "a collection named '%.200s' already exists%s in %s", name,
+                 scope_text(c, where), c->dir.path);
     SVDB_TRY(svdb__catalog_reserve(c));
     entry e = {0};
+    memcpy(e.db, db, UUID_LEN + 1);
     int rc = svdb__catalog_parse_arg(metadata, "metadata", 1, SVDB_EMETA, &e.meta);
     if (rc == SVDB_OK) rc = svdb__catalog_parse_arg(hnsw ? hnsw : DEFAULT_HNSW, "hnsw", 0, SVDB_EINVAL, &e.hnsw);
     char err[512];
@@ -537,17 +661,19 @@ int svdb_catalog_create(svdb_catalog *h, const char *name, const char *metadata,
     if (entry_out) *entry_out = NULL;
     SVDB_TRY(enter(h, &c));
     int rc = create_entry(c, name, metadata, hnsw);
-    if (rc == SVDB_OK && entry_out) rc = export_entries(c, c->n - 1, 1, entry_out);
+    size_t last = c->n - 1;
+    if (rc == SVDB_OK && entry_out) rc = export_entries(c, &last, 1, entry_out);
     return leave(c, rc);
 }
 
 static int modify(svdb_catalog *c, const char *name, const char *new_name, const char *metadata, const char *hnsw)
 {
     long i;
+    char where[512];
     SVDB_TRY(named(c, name, &i));
     if (new_name) SVDB_TRY(check_name(new_name, "new_name"));
-    SVDB_FAIL_IF(new_name && strcmp(new_name, name) && svdb__catalog_find(c, new_name) >= 0, SVDB_EEXISTS,
-                 "a collection named '%.200s' already exists in %s", new_name, c->dir.path);
+    SVDB_FAIL_IF(new_name && strcmp(new_name, name) && svdb__catalog_find(c, c->v[i].db, new_name) >= 0, SVDB_EEXISTS,
+                 "a collection named '%.200s' already exists%s in %s", new_name, scope_text(c, where), c->dir.path);
     entry *e = &c->v[i], old = *e, neu = *e;
     cJSON *upd = NULL;
     int rc = svdb__catalog_parse_arg(metadata, "metadata", 1, SVDB_EMETA, &neu.meta);
@@ -712,4 +838,276 @@ int svdb_catalog_open_collection(svdb **out, svdb_catalog *h, const char *name, 
     SVDB_TRY(enter(h, &c));
     int rc = named(c, name, &i);
     return leave(c, rc == SVDB_OK ? open_listed(out, c, i, opts) : rc);
+}
+
+/* ---------------------------------------------------------------- tenants and databases */
+
+static size_t code_points(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xc0) != 0x80;
+    return n;
+}
+
+/* ChromaDB's rules: at least 3 characters in a tenant's name, 3 bytes in a
+ * database's (it measures the two differently). */
+static int check_tenant_name(const char *name)
+{
+    SVDB_TRY(check_name(name, "tenant name"));
+    SVDB_FAIL_IF(code_points(name) < 3, SVDB_EINVAL, "tenant name '%.200s' is too short: it must be at least 3 characters", name);
+    return SVDB_OK;
+}
+
+static int check_db_name(const char *name)
+{
+    SVDB_TRY(check_name(name, "database name"));
+    SVDB_FAIL_IF(strlen(name) < 3, SVDB_EINVAL, "database name '%.200s' is too short: it must be at least 3 characters (bytes)", name);
+    return SVDB_OK;
+}
+
+/* The tenant argument (NULL: the handle's), SVDB_ENOTFOUND when `must_exist` and it does not. */
+static int tenant_arg(const svdb_catalog *c, const char *tenant, int must_exist, const char **out)
+{
+    *out = tenant ? tenant : c->sc_tenant;
+    SVDB_TRY(check_name(*out, "tenant"));
+    SVDB_FAIL_IF(must_exist && svdb__catalog_find_tenant(c, *out) < 0, SVDB_ENOTFOUND, "no tenant '%.200s' in %s/%s", *out,
+                 c->dir.path, CATALOG_FILE);
+    return SVDB_OK;
+}
+
+/* The database `name` of tenant t, or SVDB_ENOTFOUND. */
+static int db_named(const svdb_catalog *c, const char *t, const char *name, long *d)
+{
+    *d = svdb__catalog_find_db(c, t, name);
+    SVDB_FAIL_IF(*d < 0, SVDB_ENOTFOUND, "no database '%.200s' in tenant '%.200s' of %s/%s", name, t, c->dir.path, CATALOG_FILE);
+    return SVDB_OK;
+}
+
+int svdb_catalog_create_tenant(svdb_catalog *h, const char *name)
+{
+    svdb_catalog *c;
+    SVDB_TRY(enter(h, &c));
+    int rc = check_tenant_name(name);
+    if (rc == SVDB_OK && svdb__catalog_find_tenant(c, name) >= 0)
+        rc = svdb__fail(SVDB_EEXISTS, "tenant '%.200s' already exists in %s/%s", name, c->dir.path, CATALOG_FILE);
+    if (rc == SVDB_OK) rc = svdb__catalog_add_tenant(c, name);
+    if (rc == SVDB_OK && (rc = save(c)) != SVDB_OK && !c->applied) svdb__free(c->tenants[--c->n_tenants]);
+    return leave(c, rc);
+}
+
+int svdb_catalog_get_tenant(svdb_catalog *h, const char *name)
+{
+    svdb_catalog *c;
+    const char *t;
+    SVDB_TRY(enter(h, &c));
+    int rc = name ? tenant_arg(c, name, 1, &t) : svdb__fail(SVDB_EINVAL, "name is NULL");
+    return leave(c, rc);
+}
+
+int svdb_catalog_create_database(svdb_catalog *h, const char *tenant, const char *name)
+{
+    svdb_catalog *c;
+    const char *t;
+    char id[UUID_LEN + 1];
+    SVDB_TRY(enter(h, &c));
+    int rc = check_db_name(name);
+    if (rc == SVDB_OK) rc = tenant_arg(c, tenant, 1, &t);
+    if (rc == SVDB_OK && svdb__catalog_find_db(c, t, name) >= 0)
+        rc = svdb__fail(SVDB_EEXISTS, "database '%.200s' already exists in tenant '%.200s' of %s/%s", name, t, c->dir.path, CATALOG_FILE);
+    if (rc == SVDB_OK) {
+        do new_uuid(id);
+        while (svdb__catalog_find_db_id(c, id) >= 0);
+        rc = svdb__catalog_add_db(c, id, name, t);
+    }
+    if (rc == SVDB_OK && (rc = save(c)) != SVDB_OK && !c->applied) db_free(&c->dbs[--c->n_dbs]);
+    return leave(c, rc);
+}
+
+/* Copies the databases at idx[0..n) into one allocation. */
+static int export_dbs(const svdb_catalog *c, const long *idx, size_t n, svdb_catalog_database **out)
+{
+    size_t bytes = n * sizeof **out + 1;
+    for (size_t i = 0; i < n; i++) bytes += UUID_LEN + 1 + strlen(c->dbs[idx[i]].name) + 1 + strlen(c->dbs[idx[i]].tenant) + 1;
+    svdb_catalog_database *v = svdb__calloc(1, bytes);
+    SVDB_FAIL_IF(!v, SVDB_ENOMEM, "out of memory listing the databases");
+    char *p = (char *)(v + n);
+#define PUT(field, s) (memcpy(p, (s), strlen(s) + 1), field = p, p += strlen(p) + 1)
+    for (size_t i = 0; i < n; i++) {
+        const db_rec *d = &c->dbs[idx[i]];
+        PUT(v[i].id, d->id);
+        PUT(v[i].name, d->name);
+        PUT(v[i].tenant, d->tenant);
+    }
+#undef PUT
+    *out = v;
+    return SVDB_OK;
+}
+
+void svdb_catalog_databases_free(svdb_catalog_database *databases) { svdb__free(databases); }
+
+int svdb_catalog_get_database(svdb_catalog *h, const char *tenant, const char *name, svdb_catalog_database **database_out)
+{
+    svdb_catalog *c;
+    const char *t;
+    long d;
+    SVDB_FAIL_IF(!database_out, SVDB_EINVAL, "database is NULL");
+    *database_out = NULL;
+    SVDB_TRY(enter(h, &c));
+    int rc = check_db_name(name);
+    if (rc == SVDB_OK) rc = tenant_arg(c, tenant, 1, &t);
+    if (rc == SVDB_OK) rc = db_named(c, t, name, &d);
+    if (rc == SVDB_OK) rc = export_dbs(c, &d, 1, database_out);
+    return leave(c, rc);
+}
+
+int svdb_catalog_list_databases(svdb_catalog *h, const char *tenant, int64_t limit, int64_t offset, svdb_catalog_database **databases,
+                                size_t *n)
+{
+    svdb_catalog *c;
+    const char *t;
+    SVDB_FAIL_IF(!databases || !n, SVDB_EINVAL, "databases or n is NULL");
+    *databases = NULL;
+    *n = 0;
+    SVDB_FAIL_IF(limit < -1, SVDB_EINVAL, "limit %lld is negative (-1: no limit)", (long long)limit);
+    SVDB_FAIL_IF(offset < 0, SVDB_EINVAL, "offset %lld is negative", (long long)offset);
+    SVDB_TRY(enter(h, &c));
+    int rc = tenant_arg(c, tenant, 0, &t); /* a tenant that does not exist has no databases, as in ChromaDB */
+    long *idx = rc == SVDB_OK ? svdb__malloc((c->n_dbs + 1) * sizeof *idx) : NULL;
+    size_t k = 0;
+    if (rc == SVDB_OK && !idx) rc = svdb__fail(SVDB_ENOMEM, "out of memory listing the databases");
+    for (size_t i = 0; idx && i < c->n_dbs; i++) { /* by name, as ChromaDB lists them: an insertion sort */
+        if (strcmp(c->dbs[i].tenant, t)) continue;
+        size_t j = k++;
+        for (; j > 0 && strcmp(c->dbs[idx[j - 1]].name, c->dbs[i].name) > 0; j--) idx[j] = idx[j - 1];
+        idx[j] = (long)i;
+    }
+    size_t from = (uint64_t)offset < k ? (size_t)offset : k, take = k - from;
+    if (limit >= 0 && (uint64_t)limit < take) take = (size_t)limit;
+    if (rc == SVDB_OK && take) rc = export_dbs(c, idx + from, take, databases);
+    if (rc == SVDB_OK) *n = take;
+    svdb__free(idx);
+    return leave(c, rc);
+}
+
+/* Saves the catalog without database d and its collections; on failure
+ * (before the rename) both are put back. */
+static int forget_db(svdb_catalog *c, long d)
+{
+    entry *old = svdb__malloc(c->n * sizeof *old + 1);
+    SVDB_FAIL_IF(!old, SVDB_ENOMEM, "out of memory");
+    memcpy(old, c->v, c->n * sizeof *old);
+    size_t old_n = c->n, k = 0;
+    db_rec gone = c->dbs[d];
+    for (size_t i = 0; i < old_n; i++)
+        if (strcmp(old[i].db, gone.id)) c->v[k++] = old[i];
+    c->n = k;
+    memmove(&c->dbs[d], &c->dbs[d + 1], (c->n_dbs - (size_t)d - 1) * sizeof gone);
+    c->n_dbs--;
+    int rc = save(c);
+    if (rc == SVDB_OK || c->applied) {
+        for (size_t i = 0; i < old_n; i++)
+            if (!strcmp(old[i].db, gone.id)) svdb__catalog_entry_free(&old[i]);
+        db_free(&gone);
+    } else {
+        memcpy(c->v, old, old_n * sizeof *old);
+        c->n = old_n;
+        memmove(&c->dbs[d + 1], &c->dbs[d], (c->n_dbs - (size_t)d) * sizeof gone);
+        c->dbs[d] = gone;
+        c->n_dbs++;
+    }
+    svdb__free(old);
+    return rc;
+}
+
+typedef struct held {
+    char id[UUID_LEN + 1];
+    svdb_dir dir;
+    int have, lock, marked;
+} held;
+
+/* Marks the directory (if any) of every collection of database `db`
+ * "deleting", holding each one's lock: SVDB_ELOCKED while one is open. */
+static int mark_db(svdb_catalog *c, const char *db, held *hs, size_t *k)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->v[i].db, db)) continue;
+        held *x = &hs[(*k)++];
+        memcpy(x->id, c->v[i].id, UUID_LEN + 1);
+        x->lock = -1;
+        int have = svdb__dir_open_at(&c->dir, x->id, &x->dir);
+        SVDB_TRY(have < 0 ? have : SVDB_OK);
+        x->have = have;
+        if (x->have) SVDB_TRY(svdb__catalog_hold_collection(&x->dir, &x->lock));
+        if (x->have) SVDB_TRY(svdb__catalog_write_marker(c, &x->dir, x->id, "deleting"));
+        x->marked = x->have;
+    }
+    return SVDB_OK;
+}
+
+/* Deletes database d with its collections, as svdb_catalog_delete deletes
+ * one: every directory marked, one save forgets them all, then they go. */
+static int drop_db(svdb_catalog *c, long d)
+{
+    held *hs = svdb__calloc(c->n + 1, sizeof *hs);
+    SVDB_FAIL_IF(!hs, SVDB_ENOMEM, "out of memory");
+    size_t k = 0;
+    int rc = mark_db(c, c->dbs[d].id, hs, &k);
+    if (rc == SVDB_OK) hook("marked"), rc = forget_db(c, d);
+    if (rc == SVDB_OK) hook("forgot");
+    if (rc != SVDB_OK && !c->applied) { /* the collections stay: live again */
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+        for (size_t i = 0; i < k; i++)
+            if (hs[i].marked) svdb__catalog_write_marker(c, &hs[i].dir, hs[i].id, "live");
+        svdb__fail(rc, "%s", msg);
+    }
+    for (size_t i = 0; i < k; i++) {
+        svdb__fd_close(hs[i].lock);
+        if (hs[i].have) svdb__dir_close(&hs[i].dir);
+    }
+    for (size_t i = 0; rc == SVDB_OK && i < k; i++)
+        if (svdb__catalog_purge(c, hs[i].id) != SVDB_OK) {
+            char msg[1024];
+            snprintf(msg, sizeof msg, "%s", svdb_errmsg());
+            svdb__catalog_warn(c, msg);
+            svdb__clear_error();
+        }
+    svdb__free(hs);
+    return rc;
+}
+
+int svdb_catalog_delete_database(svdb_catalog *h, const char *tenant, const char *name)
+{
+    svdb_catalog *c;
+    const char *t;
+    long d;
+    SVDB_TRY(enter(h, &c));
+    int rc = check_name(name, "database name");
+    if (rc == SVDB_OK) rc = tenant_arg(c, tenant, 1, &t);
+    if (rc == SVDB_OK) rc = db_named(c, t, name, &d);
+    return leave(c, rc == SVDB_OK ? drop_db(c, d) : rc);
+}
+
+int svdb_catalog_open_database(svdb_catalog **out, svdb_catalog *h, const char *tenant, const char *database)
+{
+    svdb_catalog *c;
+    const char *t, *db = database ? database : DEFAULT_DATABASE;
+    long d;
+    SVDB_FAIL_IF(!out, SVDB_EINVAL, "out is NULL");
+    *out = NULL;
+    SVDB_TRY(enter(h, &c));
+    int rc = tenant_arg(c, tenant, 1, &t);
+    if (rc == SVDB_OK) rc = check_db_name(db);
+    if (rc == SVDB_OK) rc = db_named(c, t, db, &d);
+    svdb_catalog *v = rc == SVDB_OK ? svdb__calloc(1, sizeof *v) : NULL;
+    if (v) {
+        *v = (svdb_catalog){.magic = CAT_MAGIC, .fork_gen = c->fork_gen, .base = c, .dir = {-1, NULL}, .lock_fd = -1,
+                            .view_tenant = svdb__strndup(t, strlen(t)), .view_db = svdb__strndup(db, strlen(db))};
+        rc = v->view_tenant && v->view_db ? register_cat(v) : svdb__fail(SVDB_ENOMEM, "out of memory");
+        if (rc == SVDB_OK) *out = v->token;
+        else svdb__free(v->view_tenant), svdb__free(v->view_db), svdb__free(v);
+    } else if (rc == SVDB_OK) {
+        rc = svdb__fail(SVDB_ENOMEM, "out of memory");
+    }
+    return leave(c, rc);
 }

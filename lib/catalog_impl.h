@@ -14,18 +14,32 @@
 
 #define CATALOG_FILE "pysvdb-chroma.json"
 #define UUID_LEN 36
+#define DEFAULT_TENANT "default_tenant"
+#define DEFAULT_DATABASE "default_database"
+#define DEFAULT_DATABASE_ID "00000000-0000-0000-0000-000000000000" /* as ChromaDB's */
 
 typedef struct entry {
     char id[UUID_LEN + 1];
+    char db[UUID_LEN + 1]; /* the id of its database */
     char *name;
     cJSON *meta; /* NULL: null */
     cJSON *hnsw;
 } entry;
 
+typedef struct db_rec {
+    char id[UUID_LEN + 1];
+    char *name;
+    char *tenant;
+} db_rec;
+
+/* A catalog, or a view of one database of a catalog (base != NULL: every
+ * other field but the first four is the base's). */
 struct svdb_catalog {
     uint64_t magic;
     unsigned fork_gen;
     svdb_catalog *token;
+    svdb_catalog *base;
+    char *view_tenant, *view_db;
     svdb_dir dir;
     int lock_fd;
     int durable;
@@ -36,13 +50,26 @@ struct svdb_catalog {
     int applied; /* the last save renamed the new catalog in, even if it then failed */
     entry *v;
     size_t n, cap;
+    char **tenants;
+    size_t n_tenants;
+    db_rec *dbs;
+    size_t n_dbs;
+    const char *sc_tenant, *sc_db; /* the scope of the call in progress (the handle's database) */
 };
 
 /* The entries (lib/catalog.c). */
 void svdb__catalog_entry_free(entry *e);
-long svdb__catalog_find(const svdb_catalog *c, const char *name);
+long svdb__catalog_find(const svdb_catalog *c, const char *db, const char *name);
 long svdb__catalog_find_id(const svdb_catalog *c, const char *id);
 int svdb__catalog_reserve(svdb_catalog *c);
+
+/* Tenants and databases (lib/catalog.c): the index of one, or -1; adding
+ * one (SVDB_ENOMEM). */
+long svdb__catalog_find_tenant(const svdb_catalog *c, const char *name);
+long svdb__catalog_find_db(const svdb_catalog *c, const char *tenant, const char *name);
+long svdb__catalog_find_db_id(const svdb_catalog *c, const char *id);
+int svdb__catalog_add_tenant(svdb_catalog *c, const char *name);
+int svdb__catalog_add_db(svdb_catalog *c, const char *id, const char *name, const char *tenant);
 
 /* Writes `text` as d/name through the temporary file tmp (lib/catalog.c). */
 int svdb__catalog_write_atomic(const svdb_dir *d, const char *name, const char *tmp, const char *text, int durable, int *renamed);

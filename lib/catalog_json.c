@@ -245,8 +245,24 @@ int svdb__catalog_check_hnsw(const cJSON *h, const char *where, char *err)
 
 /* ---------------------------------------------------------------- the document */
 
-/* One collection of the file, checked; the tree's parts move into *e. */
-static int parse_entry(cJSON *j, size_t i, entry *e, char *err)
+/* A version 2 collection's database: "tenant" and "database" naming a listed one. */
+static int parse_scope(const svdb_catalog *c, const cJSON *j, const char *where, entry *e, char *err)
+{
+    char wt[80], wd[80];
+    snprintf(wt, sizeof wt, "%s.tenant", where);
+    snprintf(wd, sizeof wd, "%s.database", where);
+    cJSON *t = svdb__catalog_member(j, "tenant"), *d = svdb__catalog_member(j, "database");
+    if (bad(cJSON_IsString(t), err, wt, "a string", t) || bad(cJSON_IsString(d), err, wd, "a string", d)) return SVDB_ECORRUPT;
+    long k = svdb__catalog_find_db(c, t->valuestring, d->valuestring);
+    if (k < 0)
+        return snprintf(err, 512, "%s '%.120s' of tenant '%.120s' is not in \"databases\"", wd, d->valuestring, t->valuestring), SVDB_ECORRUPT;
+    memcpy(e->db, c->dbs[k].id, UUID_LEN + 1);
+    return SVDB_OK;
+}
+
+/* One collection of the file, checked; the tree's parts move into *e.
+ * Version 1 collections are all in the default database. */
+static int parse_entry(const svdb_catalog *c, cJSON *j, size_t i, int v2, entry *e, char *err)
 {
     char where[64];
     snprintf(where, sizeof where, "collections[%zu]", i);
@@ -260,6 +276,8 @@ static int parse_entry(cJSON *j, size_t i, entry *e, char *err)
     if (bad(cJSON_IsString(id) && svdb__catalog_is_uuid(id->valuestring), err, wid, "a UUID", id)) return SVDB_ECORRUPT;
     if (bad(cJSON_IsString(name) && name->valuestring[0], err, wname, "a non-empty string", name)) return SVDB_ECORRUPT;
     if (check_metadata(meta, wmeta, err) || svdb__catalog_check_hnsw(hnsw, whnsw, err)) return SVDB_ECORRUPT;
+    if (v2) SVDB_TRY(parse_scope(c, j, where, e, err));
+    else memcpy(e->db, DEFAULT_DATABASE_ID, UUID_LEN + 1);
     memcpy(e->id, id->valuestring, UUID_LEN + 1);
     e->name = svdb__strndup(name->valuestring, strlen(name->valuestring));
     e->meta = cJSON_IsNull(meta) ? NULL : meta ? cJSON_DetachItemViaPointer(j, meta) : NULL;
@@ -268,14 +286,14 @@ static int parse_entry(cJSON *j, size_t i, entry *e, char *err)
     return SVDB_OK;
 }
 
-static int add_parsed(svdb_catalog *c, cJSON *j, size_t i, char *err)
+static int add_parsed(svdb_catalog *c, cJSON *j, size_t i, int v2, char *err)
 {
     SVDB_TRY(svdb__catalog_reserve(c));
     entry e = {0};
-    SVDB_TRY(parse_entry(j, i, &e, err));
-    if (svdb__catalog_find_id(c, e.id) >= 0 || svdb__catalog_find(c, e.name) >= 0) {
+    SVDB_TRY(parse_entry(c, j, i, v2, &e, err));
+    if (svdb__catalog_find_id(c, e.id) >= 0 || svdb__catalog_find(c, e.db, e.name) >= 0) {
         int same_id = svdb__catalog_find_id(c, e.id) >= 0;
-        snprintf(err, 512, same_id ? "collections[%zu].id %s appears twice" : "collections[%zu].name '%.200s' appears twice",
+        snprintf(err, 512, same_id ? "collections[%zu].id %s appears twice" : "collections[%zu].name '%.200s' appears twice in its database",
                  i, same_id ? e.id : e.name);
         svdb__catalog_entry_free(&e);
         return SVDB_ECORRUPT;
@@ -284,55 +302,139 @@ static int add_parsed(svdb_catalog *c, cJSON *j, size_t i, char *err)
     return SVDB_OK;
 }
 
-/* The document's version, format, store and collections, into c; err
- * says what is wrong (SVDB_ECORRUPT or SVDB_EVERSION). */
+/* Version 2's "tenants": objects with a unique "name", default_tenant among them. */
+static int parse_tenants(svdb_catalog *c, const cJSON *list, char *err)
+{
+    if (bad(cJSON_IsArray(list), err, "tenants", "a list", list)) return SVDB_ECORRUPT;
+    size_t i = 0;
+    for (const cJSON *j = list->child; j; j = j->next, i++) {
+        char where[64];
+        snprintf(where, sizeof where, "tenants[%zu]", i);
+        if (bad(cJSON_IsObject(j), err, where, "an object", j)) return SVDB_ECORRUPT;
+        cJSON *name = svdb__catalog_member(j, "name");
+        strcat(where, ".name");
+        if (bad(cJSON_IsString(name) && name->valuestring[0], err, where, "a non-empty string", name)) return SVDB_ECORRUPT;
+        if (svdb__catalog_find_tenant(c, name->valuestring) >= 0)
+            return snprintf(err, 512, "%s '%.200s' appears twice", where, name->valuestring), SVDB_ECORRUPT;
+        SVDB_TRY(svdb__catalog_add_tenant(c, name->valuestring));
+    }
+    if (svdb__catalog_find_tenant(c, DEFAULT_TENANT) < 0) return snprintf(err, 512, "tenants has no '" DEFAULT_TENANT "'"), SVDB_ECORRUPT;
+    return SVDB_OK;
+}
+
+/* Version 2's "databases": objects with a unique "id", a "name" unique in
+ * its "tenant", which is listed. */
+static int parse_dbs(svdb_catalog *c, const cJSON *list, char *err)
+{
+    if (bad(cJSON_IsArray(list), err, "databases", "a list", list)) return SVDB_ECORRUPT;
+    size_t i = 0;
+    for (const cJSON *j = list->child; j; j = j->next, i++) {
+        char where[64], wid[80], wname[80], wt[80];
+        snprintf(where, sizeof where, "databases[%zu]", i);
+        snprintf(wid, sizeof wid, "%s.id", where);
+        snprintf(wname, sizeof wname, "%s.name", where);
+        snprintf(wt, sizeof wt, "%s.tenant", where);
+        if (bad(cJSON_IsObject(j), err, where, "an object", j)) return SVDB_ECORRUPT;
+        cJSON *id = svdb__catalog_member(j, "id"), *name = svdb__catalog_member(j, "name"), *t = svdb__catalog_member(j, "tenant");
+        if (bad(cJSON_IsString(id) && svdb__catalog_is_uuid(id->valuestring), err, wid, "a UUID", id) ||
+            bad(cJSON_IsString(name) && name->valuestring[0], err, wname, "a non-empty string", name) ||
+            bad(cJSON_IsString(t), err, wt, "a string", t))
+            return SVDB_ECORRUPT;
+        if (svdb__catalog_find_tenant(c, t->valuestring) < 0)
+            return snprintf(err, 512, "%s '%.200s' is not in \"tenants\"", wt, t->valuestring), SVDB_ECORRUPT;
+        if (svdb__catalog_find_db_id(c, id->valuestring) >= 0) return snprintf(err, 512, "%s %s appears twice", wid, id->valuestring), SVDB_ECORRUPT;
+        if (svdb__catalog_find_db(c, t->valuestring, name->valuestring) >= 0)
+            return snprintf(err, 512, "%s '%.200s' appears twice in its tenant", wname, name->valuestring), SVDB_ECORRUPT;
+        SVDB_TRY(svdb__catalog_add_db(c, id->valuestring, name->valuestring, t->valuestring));
+    }
+    return SVDB_OK;
+}
+
+/* The document's version, format, store, tenants, databases and
+ * collections, into c; err says what is wrong (SVDB_ECORRUPT or
+ * SVDB_EVERSION). Version 1 (or none) is the format before tenants and
+ * databases: everything is in the default database of the default tenant. */
 int svdb__catalog_parse_doc(svdb_catalog *c, cJSON *doc, char *err)
 {
     if (bad(cJSON_IsObject(doc), err, "the document", "an object", doc)) return SVDB_ECORRUPT;
     cJSON *version = svdb__catalog_member(doc, "version"), *format = svdb__catalog_member(doc, "format"), *store = svdb__catalog_member(doc, "store");
     cJSON *cols = svdb__catalog_member(doc, "collections");
     if (version && bad(is_integer(version), err, "version", "an integer", version)) return SVDB_ECORRUPT;
-    if (version && strcmp(version->valuestring, "1"))
-        return snprintf(err, 512, "format version %.40s; this svdb reads version 1", version->valuestring), SVDB_EVERSION;
+    int v2 = version && !strcmp(version->valuestring, "2");
+    if (version && !v2 && strcmp(version->valuestring, "1"))
+        return snprintf(err, 512, "format version %.40s; this svdb reads versions 1 and 2", version->valuestring), SVDB_EVERSION;
     if (format && bad(cJSON_IsString(format) && !strcmp(format->valuestring, "pysvdb-chroma"), err, "format", "\"pysvdb-chroma\"", format))
         return SVDB_ECORRUPT;
     int store_ok = !store || cJSON_IsNull(store) || (cJSON_IsString(store) && svdb__catalog_is_uuid(store->valuestring));
     if (bad(store_ok, err, "store", "a UUID", store)) return SVDB_ECORRUPT;
     if (!cols) return snprintf(err, 512, "it has no \"collections\" list"), SVDB_ECORRUPT;
     if (bad(cJSON_IsArray(cols), err, "collections", "a list", cols)) return SVDB_ECORRUPT;
+    if (v2) {
+        cJSON *tenants = svdb__catalog_member(doc, "tenants"), *dbs = svdb__catalog_member(doc, "databases");
+        if (!tenants || !dbs) return snprintf(err, 512, "it has no \"%s\" list", tenants ? "databases" : "tenants"), SVDB_ECORRUPT;
+        SVDB_TRY(parse_tenants(c, tenants, err));
+        SVDB_TRY(parse_dbs(c, dbs, err));
+    } else {
+        SVDB_TRY(svdb__catalog_add_tenant(c, DEFAULT_TENANT));
+        SVDB_TRY(svdb__catalog_add_db(c, DEFAULT_DATABASE_ID, DEFAULT_DATABASE, DEFAULT_TENANT));
+    }
     size_t i = 0;
-    for (cJSON *j = cols->child; j; j = j->next, i++) SVDB_TRY(add_parsed(c, j, i, err));
+    for (cJSON *j = cols->child; j; j = j->next, i++) SVDB_TRY(add_parsed(c, j, i, v2, err));
     if (cJSON_IsString(store)) memcpy(c->store, store->valuestring, UUID_LEN + 1);
     return SVDB_OK;
 }
 
 /* ---------------------------------------------------------------- writing */
 
-static cJSON *entry_json(const entry *e)
+static cJSON *entry_json(const svdb_catalog *c, const entry *e)
 {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
+    const db_rec *d = &c->dbs[svdb__catalog_find_db_id(c, e->db)];
     cJSON_AddStringToObject(o, "id", e->id);
     cJSON_AddStringToObject(o, "name", e->name);
+    cJSON_AddStringToObject(o, "tenant", d->tenant);
+    cJSON_AddStringToObject(o, "database", d->name);
     cJSON_AddItemToObject(o, "metadata", e->meta ? cJSON_Duplicate(e->meta, 1) : cJSON_CreateNull());
     cJSON_AddItemToObject(o, "hnsw", cJSON_Duplicate(e->hnsw, 1));
-    if (cJSON_GetArraySize(o) != 4) cJSON_Delete(o), o = NULL;
+    if (cJSON_GetArraySize(o) != 6) cJSON_Delete(o), o = NULL;
     return o;
 }
 
-/* The catalog as pysvdb writes it; NULL on OOM. */
+static cJSON *db_json(const db_rec *d)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "id", d->id);
+    cJSON_AddStringToObject(o, "name", d->name);
+    cJSON_AddStringToObject(o, "tenant", d->tenant);
+    if (cJSON_GetArraySize(o) != 3) cJSON_Delete(o), o = NULL;
+    return o;
+}
+
+static cJSON *tenant_json(const char *name)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (o && !cJSON_AddStringToObject(o, "name", name)) cJSON_Delete(o), o = NULL;
+    return o;
+}
+
+/* Appends x to list; 0 when x is NULL (out of memory). */
+static int append(cJSON *list, cJSON *x) { return x && cJSON_AddItemToArray(list, x); }
+
+/* The catalog in format version 2; NULL on OOM. */
 char *svdb__catalog_text(const svdb_catalog *c)
 {
     cJSON *doc = cJSON_CreateObject();
-    int ok = doc && cJSON_AddStringToObject(doc, "format", "pysvdb-chroma") && cJSON_AddNumberToObject(doc, "version", 1) &&
+    int ok = doc && cJSON_AddStringToObject(doc, "format", "pysvdb-chroma") && cJSON_AddNumberToObject(doc, "version", 2) &&
              cJSON_AddStringToObject(doc, "store", c->store);
-    cJSON *cols = ok ? cJSON_AddArrayToObject(doc, "collections") : NULL;
+    cJSON *tenants = ok ? cJSON_AddArrayToObject(doc, "tenants") : NULL;
+    cJSON *dbs = tenants ? cJSON_AddArrayToObject(doc, "databases") : NULL;
+    cJSON *cols = dbs ? cJSON_AddArrayToObject(doc, "collections") : NULL;
     ok = cols != NULL;
-    for (size_t i = 0; ok && i < c->n; i++) {
-        cJSON *e = entry_json(&c->v[i]);
-        ok = e != NULL;
-        if (ok) cJSON_AddItemToArray(cols, e);
-    }
+    for (size_t i = 0; ok && i < c->n_tenants; i++) ok = append(tenants, tenant_json(c->tenants[i]));
+    for (size_t i = 0; ok && i < c->n_dbs; i++) ok = append(dbs, db_json(&c->dbs[i]));
+    for (size_t i = 0; ok && i < c->n; i++) ok = append(cols, entry_json(c, &c->v[i]));
     char *text = ok ? cJSON_PrintUnformatted(doc) : NULL;
     cJSON_Delete(doc);
     return text;

@@ -214,4 +214,19 @@ int svdb_catalog_collection_path(svdb_catalog *cat, const char *name, char **pat
 int svdb_catalog_open_collection(svdb **out, svdb_catalog *cat, const char *name, const svdb_open_options *opts);
 int svdb_catalog_claim(svdb_catalog *cat, const char *name);
 void svdb_catalog_entries_free(svdb_catalog_entry *entries);
+
+typedef struct svdb_catalog_database {
+    const char *id;
+    const char *name;
+    const char *tenant;
+} svdb_catalog_database;
+
+int svdb_catalog_create_tenant(svdb_catalog *cat, const char *name);
+int svdb_catalog_get_tenant(svdb_catalog *cat, const char *name);
+int svdb_catalog_create_database(svdb_catalog *cat, const char *tenant, const char *name);
+int svdb_catalog_get_database(svdb_catalog *cat, const char *tenant, const char *name, svdb_catalog_database **database);
+int svdb_catalog_list_databases(svdb_catalog *cat, const char *tenant, int64_t limit, int64_t offset, svdb_catalog_database **databases, size_t *n);
+int svdb_catalog_delete_database(svdb_catalog *cat, const char *tenant, const char *name);
+int svdb_catalog_open_database(svdb_catalog **out, svdb_catalog *cat, const char *tenant, const char *database);
+void svdb_catalog_databases_free(svdb_catalog_database *databases);
 """

@@ -138,3 +138,47 @@ def test_c_directory_opens_in_python(tmp_path: Path, open_c: Any) -> None:
         c.delete_collection("docs")
     assert not (path / cid).exists()
     assert json.loads((path / "pysvdb-chroma.json").read_text())["collections"] == []
+
+
+def _databases(cat: Any, tenant: bytes, limit: int = -1, offset: int = 0) -> List[Dict[str, str]]:
+    out = ffi.new("svdb_catalog_database **")
+    n = ffi.new("size_t *")
+    _ok(lib.svdb_catalog_list_databases(cat, tenant, limit, offset, out, n))
+    try:
+        return [{"id": _s(out[0][i].id), "name": _s(out[0][i].name), "tenant": _s(out[0][i].tenant)} for i in range(n[0])]
+    finally:
+        lib.svdb_catalog_databases_free(out[0])
+
+
+def test_databases_from_c_keep_through_the_python_client(tmp_path: Path, open_c: Any) -> None:
+    """Tenants, databases and their collections made from C stay whole while
+    today's Python client (the default database) changes the catalog."""
+    path = tmp_path / "db"
+    cat = open_c(path)
+    _ok(lib.svdb_catalog_create_tenant(cat, b"acme"))
+    assert lib.svdb_catalog_create_tenant(cat, b"acme") == lib.SVDB_EEXISTS
+    assert lib.svdb_catalog_get_tenant(cat, b"nobody") == lib.SVDB_ENOTFOUND
+    _ok(lib.svdb_catalog_create_database(cat, b"acme", b"sales"))
+    _ok(lib.svdb_catalog_create_database(cat, b"acme", b"hr-team"))
+    assert [d["name"] for d in _databases(cat, b"acme")] == ["hr-team", "sales"]
+    assert [d["name"] for d in _databases(cat, b"acme", 1, 1)] == ["sales"]
+    view = ffi.new("svdb_catalog **")
+    _ok(lib.svdb_catalog_open_database(view, cat, b"acme", b"sales"))
+    _ok(lib.svdb_catalog_create(view[0], b"shared", b'{"db": "sales"}', ffi.NULL, ffi.NULL))
+    _ok(lib.svdb_catalog_create(cat, b"shared", b'{"db": "default"}', ffi.NULL, ffi.NULL))
+    sales_id = _list(view[0])[0]["id"]
+    _ok(lib.svdb_catalog_close(cat))  # closes the view too
+    with pysvdb.PersistentClient(path=str(path)) as c:
+        assert [x.name for x in c.list_collections()] == ["shared"]
+        assert c.get_collection("shared").metadata == {"db": "default"}
+        c.create_collection("more", embedding_function=None)
+        c.delete_collection("shared")
+    doc = json.loads((path / "pysvdb-chroma.json").read_text())
+    assert doc["version"] == 2 and [t["name"] for t in doc["tenants"]] == ["default_tenant", "acme"]
+    cat = open_c(path)
+    _ok(lib.svdb_catalog_open_database(view, cat, b"acme", b"sales"))
+    assert [(e["name"], e["id"], e["metadata"]) for e in _list(view[0])] == [("shared", sales_id, {"db": "sales"})]
+    assert [e["name"] for e in _list(cat)] == ["more"]
+    _ok(lib.svdb_catalog_delete_database(cat, b"acme", b"sales"))
+    assert lib.svdb_catalog_list(view[0], ffi.new("svdb_catalog_entry **"), ffi.new("size_t *")) == lib.SVDB_ENOTFOUND
+    assert [d["name"] for d in _databases(cat, b"acme")] == ["hr-team"]
