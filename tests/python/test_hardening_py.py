@@ -331,7 +331,7 @@ def test_unreadable_catalog_is_corrupt_error(tmp_path: Path, raw: bytes) -> None
 def test_catalog_of_a_newer_format_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "db"
     path.mkdir()
-    (path / CATALOG).write_text(json.dumps({"version": 2, "collections": []}))
+    (path / CATALOG).write_text(json.dumps({"version": 3, "collections": []}))
     with pytest.raises(pysvdb.FormatVersionError, match=re.escape(str(path / CATALOG))):
         pysvdb.PersistentClient(path=str(path))
 
