@@ -152,6 +152,19 @@ typedef struct svdb_search_options {
     size_t n_ids;
 } svdb_search_options;
 
+#define SVDB_SELECT_OPTIONS_VERSION 1
+/* Which rows svdb_select returns; svdb_select_options_init sets "every row". */
+typedef struct svdb_select_options {
+    unsigned int version;       /* SVDB_SELECT_OPTIONS_VERSION */
+    const char *where;          /* metadata filter (JSON, see docs/api.md), or NULL */
+    const char *where_document; /* document filter (JSON, see docs/api.md), or NULL */
+    const char *const *ids;     /* non-NULL: only rows with these ids (n_ids of them; missing ids are
+                                   ignored, repeats count once; n_ids 0 selects nothing) */
+    size_t n_ids;
+    size_t offset; /* matching rows skipped first (default 0) */
+    size_t limit;  /* at most this many rows (default SIZE_MAX: all; 0: none) */
+} svdb_select_options;
+
 /* One search result. The id points into the same allocation as the array:
  * after the n hits come their ids, each NUL-terminated, one after the other
  * in hit order, so hits[0].id to the end of hits[n-1].id is one block. */
@@ -242,6 +255,15 @@ SVDB_API int svdb_index_type(svdb *db, int *index);
 SVDB_API int svdb_storage_type(svdb *db, int *storage);
 SVDB_API int svdb_ids(svdb *db, char ***ids, size_t *count);
 SVDB_API int svdb_ids_where(svdb *db, const char *where, const char *where_document, char ***ids, size_t *count);
+/* The rows chosen by opts (NULL: every row), in insertion order (a row keeps
+ * its place when updated or upserted; a re-added row goes last), a page of
+ * them (offset, limit): their ids as svdb_ids returns them (free with
+ * svdb_ids_free) and, if metadatas is not NULL, their metadata as
+ * svdb_get_batch returns it (*count entries, NULL for a row without; free
+ * with svdb_metadatas_free). One hold of the read lock: ids and metadata are
+ * of the same moment. */
+SVDB_API int svdb_select_options_init(svdb_select_options *opts, unsigned int version);
+SVDB_API int svdb_select(svdb *db, const svdb_select_options *opts, char ***ids, char ***metadatas, size_t *count);
 SVDB_API int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 SVDB_API int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 

@@ -428,6 +428,45 @@ int svdb_ids_where(svdb *token, const char *where, const char *where_document, c
     return end_call(&call, list_ids(COLL(call), where, where_document, ids, count));
 }
 
+int svdb_select_options_init(svdb_select_options *opts, unsigned int version)
+{
+    SVDB_FAIL_IF(!opts, SVDB_EINVAL, "opts is NULL");
+    SVDB_FAIL_IF(version == 0 || version > SVDB_SELECT_OPTIONS_VERSION, SVDB_EINVAL,
+                 "select options version %u is not supported (1..%d)", version, SVDB_SELECT_OPTIONS_VERSION);
+    memset(opts, 0, sizeof *opts);
+    opts->version = version;
+    opts->limit = SIZE_MAX;
+    return SVDB_OK;
+}
+
+static int select_rows(svdb_coll *c, const svdb_select_options *opts, char ***ids, char ***metadatas, size_t *count)
+{
+    SVDB_FAIL_IF(!ids || !count, SVDB_EINVAL, "ids or count is NULL");
+    *ids = NULL;
+    *count = 0;
+    if (metadatas) *metadatas = NULL;
+    svdb_select_options all;
+    if (!opts) {
+        svdb_select_options_init(&all, SVDB_SELECT_OPTIONS_VERSION);
+        opts = &all;
+    }
+    SVDB_FAIL_IF(opts->version == 0 || opts->version > SVDB_SELECT_OPTIONS_VERSION, SVDB_EINVAL,
+                 "select options version %u is not supported (1..%d)", opts->version, SVDB_SELECT_OPTIONS_VERSION);
+    SVDB_FAIL_IF(!opts->ids && opts->n_ids, SVDB_EINVAL, "ids is NULL but n_ids is %zu", opts->n_ids);
+    svdb_filter *filter = NULL;
+    SVDB_TRY(svdb__filter_compile(opts->where, opts->where_document, &filter));
+    int rc = svdb__coll_select(c, filter, opts->ids, opts->n_ids, opts->offset, opts->limit, ids, metadatas, count);
+    svdb__filter_free(filter);
+    return rc;
+}
+
+int svdb_select(svdb *token, const svdb_select_options *opts, char ***ids, char ***metadatas, size_t *count)
+{
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    return end_call(&call, select_rows(COLL(call), opts, ids, metadatas, count));
+}
+
 static int check_search_args(const void *q, size_t k, const svdb_search_options *opts, svdb_hit **hits,
                              const size_t *n_hits)
 {

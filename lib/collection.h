@@ -50,6 +50,12 @@ int svdb__coll_storage(const svdb_coll *c);
 int svdb__coll_index(const svdb_coll *c);
 /* Live ids admitted by filter (NULL: all) in insertion order, one block. */
 int svdb__coll_ids(svdb_coll *c, const svdb_filter *filter, char ***ids, size_t *count);
+/* svdb_select: live rows admitted by filter (NULL: all) among the n_only ids
+ * of `only` (NULL: all rows), in insertion order, `offset` skipped, at most
+ * `limit`; ids as svdb_ids returns them, metadata (if metas) as
+ * svdb_get_batch does. */
+int svdb__coll_select(svdb_coll *c, const svdb_filter *filter, const char *const *only, size_t n_only, size_t offset,
+                      size_t limit, char ***ids, char ***metas, size_t *count);
 /* n_hits has n entries, zeroed by the caller; `o` may be NULL. */
 int svdb__coll_search(svdb_coll *c, size_t n, const float *queries, uint32_t dim, size_t k,
                       const svdb_search_options *o, const svdb_filter *filter, svdb_hit **hits, size_t *n_hits);

@@ -113,41 +113,129 @@ int svdb__coll_contains(svdb_coll *db, const char *id, size_t len, int *found)
     return SVDB_OK;
 }
 
-/* The ids of live rows admitted by `filter` (NULL: all), in insertion order. */
-int svdb__coll_ids(svdb_coll *db, const svdb_filter *filter, char ***ids, size_t *count)
+static int by_seq_of(const void *a, const void *b)
+{
+    uint64_t x = ((const uint64_t *)a)[0], y = ((const uint64_t *)b)[0];
+    return (x > y) - (x < y);
+}
+
+/* The slots of the ids of `only` that exist, each once, in insertion order
+ * (read lock held). */
+static int only_in_order(const svdb_coll *db, const svdb_batch *only, uint32_t **out, size_t *n_out)
+{
+    const svdb_store_view *view = svdb__store_view(db->store);
+    uint64_t *pairs = svdb__malloc((only->n ? only->n : 1) * 2 * sizeof *pairs); /* {seq, slot} */
+    uint32_t *slots = svdb__malloc((only->n ? only->n : 1) * sizeof *slots);
+    if (!pairs || !slots) {
+        svdb__free(pairs);
+        svdb__free(slots);
+        return svdb__fail(SVDB_ENOMEM, "out of memory resolving %zu ids", only->n);
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < only->n; i++) {
+        uint32_t slot = svdb__store_find(db->store, only->ids[i], only->id_lens[i]);
+        if (slot == SVDB_NO_SLOT) continue;
+        pairs[2 * n] = svdb__row(view, slot)->seq;
+        pairs[2 * n + 1] = slot;
+        n++;
+    }
+    qsort(pairs, n, 2 * sizeof *pairs, by_seq_of);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++) /* a repeated id: the same row, adjacent once sorted */
+        if (u == 0 || slots[u - 1] != (uint32_t)pairs[2 * i + 1]) slots[u++] = (uint32_t)pairs[2 * i + 1];
+    svdb__free(pairs);
+    *out = slots;
+    *n_out = u;
+    return SVDB_OK;
+}
+
+/* Copies the chosen rows' ids (a NULL-terminated array, then the strings)
+ * and, if asked, their metadata (n pointers, then the strings) out, each in
+ * one block (read lock held). */
+static int copy_rows_out(const svdb_store_view *view, const uint32_t *slots, size_t n, char ***ids, char ***metas)
+{
+    size_t id_bytes = 0, meta_bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        const svdb_row *r = svdb__row(view, slots[i]);
+        id_bytes += r->id_len + 1;
+        if (r->meta_len) meta_bytes += r->meta_len + 1;
+    }
+    char **arr = svdb__malloc((n + 1) * sizeof(char *) + id_bytes);
+    char **m = metas ? svdb__malloc((n ? n : 1) * sizeof(char *) + meta_bytes) : NULL;
+    if (!arr || (metas && !m)) {
+        svdb__free(arr);
+        svdb__free(m);
+        return svdb__fail(SVDB_ENOMEM, "out of memory returning %zu rows", n);
+    }
+    char *s = (char *)(arr + n + 1), *t = m ? (char *)(m + (n ? n : 1)) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        const svdb_row *r = svdb__row(view, slots[i]);
+        arr[i] = memcpy(s, svdb__row_id(r), r->id_len + 1);
+        s += r->id_len + 1;
+        if (!m) continue;
+        m[i] = r->meta_len ? memcpy(t, svdb__row_meta(r), r->meta_len + 1) : NULL;
+        if (r->meta_len) t += r->meta_len + 1;
+    }
+    arr[n] = NULL;
+    *ids = arr;
+    if (metas) *metas = m;
+    return SVDB_OK;
+}
+
+/* The live rows admitted by `filter` (NULL: all) and, if `only` is given,
+ * among its ids, in insertion order; `offset` of them skipped, at most
+ * `limit` returned. */
+static int select_rows(svdb_coll *db, const svdb_filter *filter, const svdb_batch *only, size_t offset, size_t limit,
+                       char ***ids, char ***metas, size_t *count)
 {
     svdb__gate_rdlock(&db->gate);
     uint32_t *order = NULL;
-    int rc = svdb__store_order(db->store, &order);
-    size_t n = 0, bytes = 0;
-    /* Keep the admitted slots in place at the front of `order`. */
+    size_t total = 0;
+    int rc = only ? only_in_order(db, only, &order, &total) : svdb__store_order(db->store, &order);
+    if (rc == SVDB_OK && !only) total = svdb__store_count(db->store);
+    size_t n = 0, skipped = 0;
+    /* Keep the chosen slots in place at the front of `order`. */
     const svdb_store_view *view = svdb__store_view(db->store);
-    for (size_t i = 0; rc == SVDB_OK && i < svdb__store_count(db->store); i++) {
+    for (size_t i = 0; rc == SVDB_OK && i < total && n < limit; i++) {
         const svdb_row *r = svdb__row(view, order[i]);
         int m = filter ? svdb__filter_match(filter, svdb__row_meta(r), r->meta_len) : 1;
         if (m < 0) rc = svdb__filter_error(filter);
         if (m <= 0) continue;
-        order[n++] = order[i];
-        bytes += r->id_len + 1;
-    }
-    /* One block: a NULL-terminated pointer array, then the strings. */
-    char **arr = rc == SVDB_OK ? svdb__malloc((n + 1) * sizeof(char *) + bytes) : NULL;
-    if (rc == SVDB_OK && !arr) rc = svdb__fail(SVDB_ENOMEM, "out of memory listing %zu ids", n);
-    if (rc == SVDB_OK) {
-        char *s = (char *)(arr + n + 1);
-        for (size_t i = 0; i < n; i++) {
-            const svdb_row *r = svdb__row(view, order[i]);
-            memcpy(s, svdb__row_id(r), r->id_len + 1);
-            arr[i] = s;
-            s += r->id_len + 1;
+        if (skipped < offset) {
+            skipped++;
+            continue;
         }
-        arr[n] = NULL;
-        *ids = arr;
-        *count = n;
+        order[n++] = order[i];
     }
+    if (rc == SVDB_OK) rc = copy_rows_out(view, order, n, ids, metas);
+    if (rc == SVDB_OK) *count = n;
     svdb__gate_unlock(&db->gate);
     svdb__free(order);
     return rc;
+}
+
+int svdb__coll_select(svdb_coll *db, const svdb_filter *filter, const char *const *only, size_t n_only, size_t offset,
+                      size_t limit, char ***ids, char ***metas, size_t *count)
+{
+    if (!only) return select_rows(db, filter, NULL, offset, limit, ids, metas, count);
+    if (n_only == 0) { /* restricted to no id: nothing matches */
+        svdb_batch none = {0};
+        return select_rows(db, filter, &none, offset, limit, ids, metas, count);
+    }
+    svdb_batch b; /* the caller's ids copied and checked first, as every read of caller memory */
+    SVDB_TRY(svdb__batch_alloc(&b, n_only, 0));
+    void *block = NULL;
+    int rc = svdb__coll_copy_batch(&b, n_only, only, NULL, 0, NULL, &block);
+    if (rc == SVDB_OK) rc = svdb__coll_check_ids(&b);
+    if (rc == SVDB_OK) rc = select_rows(db, filter, &b, offset, limit, ids, metas, count);
+    svdb__batch_free(&b);
+    svdb__free(block);
+    return rc;
+}
+
+int svdb__coll_ids(svdb_coll *db, const svdb_filter *filter, char ***ids, size_t *count)
+{
+    return select_rows(db, filter, NULL, 0, SIZE_MAX, ids, NULL, count);
 }
 
 /* Copies the queries, then checks and normalises the copy (for cosine), so

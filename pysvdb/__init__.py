@@ -46,6 +46,7 @@ from ._lib import library_path
 from ._db import (
     BatchResult,
     GetBatchResult,
+    SelectResult,
     Durability,
     IndexType,
     Matrix,

@@ -102,6 +102,16 @@ typedef struct svdb_update_options {
     int insert_missing;
 } svdb_update_options;
 
+#define SVDB_SELECT_OPTIONS_VERSION 1
+typedef struct svdb_select_options {
+    unsigned int version;
+    const char *where;
+    const char *where_document;
+    const char *const *ids;
+    size_t n_ids;
+    size_t offset;
+    size_t limit;
+} svdb_select_options;
 #define SVDB_SEARCH_OPTIONS_VERSION 2
 typedef struct svdb_search_options {
     unsigned int version;
@@ -166,6 +176,8 @@ int svdb_index_type(svdb *db, int *index);
 int svdb_storage_type(svdb *db, int *storage);
 int svdb_ids(svdb *db, char ***ids, size_t *count);
 int svdb_ids_where(svdb *db, const char *where, const char *where_document, char ***ids, size_t *count);
+int svdb_select_options_init(svdb_select_options *opts, unsigned int version);
+int svdb_select(svdb *db, const svdb_select_options *opts, char ***ids, char ***metadatas, size_t *count);
 int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 

@@ -43,6 +43,7 @@ __all__ = [
     "SvDBPython",
     "BatchResult",
     "GetBatchResult",
+    "SelectResult",
     "Metric",
     "Durability",
     "IndexType",
@@ -118,6 +119,15 @@ class GetBatchResult(NamedTuple):
     found: npt.NDArray[np.bool_]
     metadatas: Optional[List[Optional[str]]]
     vectors: Optional[npt.NDArray[np.float32]]
+
+
+class SelectResult(NamedTuple):
+    """Result of :meth:`SvDBPython.select`: the chosen rows in insertion
+    order; unpacks as ``ids, metadatas``. ``metadatas`` holds each row's
+    metadata JSON text (None for a row without), or is None when not asked for."""
+
+    ids: List[str]
+    metadatas: Optional[List[Optional[str]]]
 
 
 # ---------------------------------------------------------------- helpers
@@ -322,6 +332,15 @@ def _distances(p: Any, m: int) -> Tuple[float, ...]:
         if m <= 1024:
             _hit_structs[m] = s
     return s.unpack(ffi.buffer(p, m * _HIT_SIZE))
+
+
+def _decode_id_block(p: Any, m: int) -> List[str]:
+    """The m (> 0) strings of an id list returned by the library (svdb_ids,
+    svdb_select): its strings follow each other in one block, so they are
+    read and decoded once and split on NUL."""
+    first, last = p[0], p[m - 1]
+    raw = ffi.unpack(first, last - first) + ffi.string(last)
+    return raw.decode("utf-8", "replace").split("\0")  # type: ignore[no-any-return]
 
 
 def _decode_ids(p: Any, m: int) -> List[str]:
@@ -975,10 +994,80 @@ class SvDBPython:
             d = dbytes if dbytes is not None else ffi.NULL
             self._ok(lib.svdb_ids_where(h, w, d, arr, cnt))
         try:
-            p = arr[0]
-            return [ffi.string(p[i]).decode("utf-8", "replace") for i in range(int(cnt[0]))]
+            n = int(cnt[0])
+            return _decode_id_block(arr[0], n) if n else []
         finally:
             lib.svdb_ids_free(arr[0])
+
+    def select(
+        self,
+        *,
+        where: Optional[Where] = None,
+        where_document: Optional[Where] = None,
+        ids: Optional[Sequence[str]] = None,
+        offset: int = 0,
+        limit: Optional[int] = None,
+        metadata: bool = False,
+    ) -> SelectResult:
+        """The rows matching the filters, in insertion order, a page of them:
+        ChromaDB's ``get`` in one library call.
+
+        Args:
+            where, where_document: filters as in :meth:`search` (None: no condition).
+            ids: only rows with these ids (None: every row); ids not in the
+                collection are ignored, repeats count once, and the rows come
+                in insertion order whatever the order given.
+            offset: matching rows skipped first.
+            limit: at most this many rows (None: all).
+            metadata: also return each row's metadata JSON text.
+
+        Insertion order: a row keeps its place when updated or upserted; a
+        row deleted and added again goes last. Ids and metadata are read
+        under one hold of the collection's read lock.
+        """
+        off = _uint("offset", offset, _U64_MAX, allow_none=False)
+        lim = _uint("limit", limit, _U64_MAX)
+        opts = ffi.new("svdb_select_options *")
+        _check(lib.svdb_select_options_init(opts, lib.SVDB_SELECT_OPTIONS_VERSION))
+        keep: List[Any] = []
+        wbytes = _encode_where(where)
+        dbytes = _encode_where(where_document, "where_document")
+        if wbytes is not None:
+            keep.append(ffi.new("char[]", wbytes))
+            opts.where = keep[-1]
+        if dbytes is not None:
+            keep.append(ffi.new("char[]", dbytes))
+            opts.where_document = keep[-1]
+        if ids is not None:
+            seq = list(_str_list(ids, "ids"))
+            if seq:
+                arr, ikeep, opts.n_ids = _id_pointers(seq)
+                opts.ids = arr
+                keep += [arr, ikeep]
+            else:  # restricted to no id
+                keep.append(ffi.new("char *[1]"))
+                opts.ids = keep[-1]
+        opts.offset = off
+        if limit is not None:
+            opts.limit = lim
+        out_ids = ffi.new("char ***")
+        out_meta = ffi.new("char ***") if metadata else ffi.NULL
+        cnt = ffi.new("size_t *")
+        h = self._acquire()
+        self._ok(lib.svdb_select(h, opts, out_ids, out_meta, cnt))
+        del keep
+        try:
+            n = int(cnt[0])
+            got = _decode_id_block(out_ids[0], n) if n else []
+            metas: Optional[List[Optional[str]]] = None
+            if metadata:
+                mp = out_meta[0]
+                metas = [None if mp[i] == ffi.NULL else ffi.string(mp[i]).decode("utf-8", "replace") for i in range(n)]
+            return SelectResult(got, metas)
+        finally:
+            lib.svdb_ids_free(out_ids[0])
+            if metadata:
+                lib.svdb_metadatas_free(out_meta[0])
 
     def get_batch(self, ids: Sequence[str], *, metadata: bool = True, vectors: bool = False) -> GetBatchResult:
         """Looks up every id in one library call (one consistent view of the

@@ -317,6 +317,121 @@ static void test_update_persists(void **state)
     assert_true(th_check_db(f->db, &f->m, 1));
 }
 
+/* ------------------------------------------------------------------ select */
+
+/* svdb_select's ids joined by ',' (and checks the metadata block matches svdb_get_batch's). */
+static void select_ok(fixture *f, const svdb_select_options *o, const char *want)
+{
+    char **ids = NULL, **metas = NULL;
+    size_t n = 99;
+    assert_int_equal(svdb_select(f->db, o, &ids, &metas, &n), SVDB_OK);
+    char got[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (i) strcat(got, ",");
+        strcat(got, ids[i]);
+        char *m = NULL;
+        assert_int_equal(svdb_get(f->db, ids[i], NULL, 0, &m), SVDB_OK);
+        if (m) assert_string_equal(metas[i], m);
+        else assert_null(metas[i]);
+        svdb_free(m);
+    }
+    assert_null(ids[n]); /* NULL-terminated, as svdb_ids */
+    assert_string_equal(got, want);
+    svdb_ids_free(ids);
+    svdb_metadatas_free(metas);
+}
+
+static void test_select(void **state)
+{
+    fixture *f = *state;
+    select_ok(f, NULL, "a,b,c,d");
+    /* an update or upsert keeps a row's place; a deleted and re-added row goes last */
+    const char *a[] = {"a"}, *b[] = {"b"};
+    update_ok(f, 1, a, NULL, (const char *[]){"{\"k\":2}"}, 0, 1);
+    assert_int_equal(svdb_upsert_batch(f->db, 1, b, V, 3, (const char *[]){"{\"k\":3}"}), SVDB_OK);
+    select_ok(f, NULL, "a,b,c,d");
+    size_t gone = 0;
+    assert_int_equal(svdb_delete(f->db, 1, a, &gone), SVDB_OK);
+    assert_int_equal(svdb_add_batch(f->db, 1, a, V, 3, NULL), SVDB_OK);
+    select_ok(f, NULL, "b,c,d,a");
+    svdb_select_options o;
+    assert_int_equal(svdb_select_options_init(&o, SVDB_SELECT_OPTIONS_VERSION), SVDB_OK);
+    assert_true(o.limit == SIZE_MAX && o.offset == 0 && !o.ids && !o.where);
+    select_ok(f, &o, "b,c,d,a");
+    /* ids: insertion order whatever the order asked, missing ignored, repeats once */
+    const char *want[] = {"a", "zz", "d", "b", "a", "d"};
+    o.ids = want;
+    o.n_ids = 6;
+    select_ok(f, &o, "b,d,a");
+    o.n_ids = 0;
+    select_ok(f, &o, ""); /* restricted to no id */
+    o.n_ids = 6;
+    /* filter among the ids, then the page */
+    o.where = "{\"k\": {\"$gte\": 3}}";
+    select_ok(f, &o, "b");
+    o.where = NULL;
+    o.offset = 1;
+    select_ok(f, &o, "d,a");
+    o.limit = 1;
+    select_ok(f, &o, "d");
+    o.limit = 0;
+    select_ok(f, &o, "");
+    o.ids = NULL;
+    o.n_ids = 0;
+    o.offset = 3;
+    o.limit = 5;
+    select_ok(f, &o, "a");
+    o.offset = 10;
+    select_ok(f, &o, "");
+    o.offset = 0;
+    o.limit = SIZE_MAX;
+    o.where_document = "{\"$contains\": \"x\"}"; /* no row has a document */
+    select_ok(f, &o, "");
+    /* ids without metadata */
+    char **ids = NULL;
+    size_t n = 0;
+    o.where_document = NULL;
+    assert_int_equal(svdb_select(f->db, &o, &ids, NULL, &n), SVDB_OK);
+    assert_int_equal(n, 4);
+    svdb_ids_free(ids);
+}
+
+static void test_select_errors(void **state)
+{
+    fixture *f = *state;
+    char **ids = (char **)0x1, **metas = (char **)0x1;
+    size_t n = 7;
+    svdb_select_options o;
+    fails(svdb_select_options_init(NULL, 1), SVDB_EINVAL);
+    fails(svdb_select_options_init(&o, 0), SVDB_EINVAL);
+    fails(svdb_select_options_init(&o, SVDB_SELECT_OPTIONS_VERSION + 1), SVDB_EINVAL);
+    svdb_select_options_init(&o, SVDB_SELECT_OPTIONS_VERSION);
+    fails(svdb_select(f->db, &o, NULL, &metas, &n), SVDB_EINVAL);
+    fails(svdb_select(f->db, &o, &ids, &metas, NULL), SVDB_EINVAL);
+    o.version = 9;
+    fails(svdb_select(f->db, &o, &ids, &metas, &n), SVDB_EINVAL);
+    assert_null(ids); /* outputs cleared on failure */
+    assert_null(metas);
+    assert_int_equal(n, 0);
+    o.version = SVDB_SELECT_OPTIONS_VERSION;
+    o.n_ids = 2; /* ids NULL */
+    fails(svdb_select(f->db, &o, &ids, &metas, &n), SVDB_EINVAL);
+    const char *bad[] = {"a", ""};
+    o.ids = bad;
+    fails(svdb_select(f->db, &o, &ids, &metas, &n), SVDB_EINVAL);
+    const char *null_id[] = {"a", NULL};
+    o.ids = null_id;
+    fails(svdb_select(f->db, &o, &ids, &metas, &n), SVDB_EINVAL);
+    o.ids = NULL;
+    o.n_ids = 0;
+    o.where = "{\"k\": {\"$gt\": \"x\"}}";
+    fails(svdb_select(f->db, &o, &ids, &metas, &n), SVDB_EINVAL);
+    o.where = "not json";
+    fails(svdb_select(f->db, &o, &ids, &metas, &n), SVDB_EINVAL);
+    fails(svdb_select(NULL, NULL, &ids, &metas, &n), SVDB_EMISUSE);
+    assert_true(th_check_db(f->db, &f->m, 1));
+}
+
 /* ------------------------------------------------------------------ search restricted to ids */
 
 static void test_search_ids(void **state)
@@ -452,6 +567,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_errors, setup_flat, teardown),
         cmocka_unit_test_setup_teardown(test_update_insert_missing, setup_hnsw, teardown),
         cmocka_unit_test_setup_teardown(test_update_persists, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_select, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_select, setup_hnsw, teardown),
+        cmocka_unit_test_setup_teardown(test_select_errors, setup_flat, teardown),
         cmocka_unit_test_setup_teardown(test_search_ids, setup_flat, teardown),
         cmocka_unit_test_setup_teardown(test_search_ids, setup_hnsw, teardown),
         cmocka_unit_test(test_autocheckpoint),

@@ -246,3 +246,60 @@ def test_autocheckpoint_bytes_is_checked(db_path: str, value: Any, exc: type) ->
     with pytest.raises(exc, match="autocheckpoint_bytes"):
         SvDBPython(db_path, autocheckpoint_bytes=value)
     assert not os.path.exists(db_path)
+
+
+# ---------------------------------------------------------------- select
+
+
+def test_select_returns_rows_in_insertion_order(rows: SvDBPython) -> None:
+    assert rows.select() == pysvdb.SelectResult(["a", "b", "c"], None)
+    rows.update(["a"], metadatas=[{"k": 5}])  # an update keeps the row's place
+    rows.upsert(["b"], [[2.0, 2.0]], [{"k": 7}])
+    assert rows.select().ids == ["a", "b", "c"]
+    rows.delete(["a"])
+    rows.add(["a"], [[1.0, 0.0]])  # re-added: last
+    ids, metas = rows.select(metadata=True)
+    assert ids == ["b", "c", "a"]
+    assert metas == ['{"k": 7}', '{"s": "x", "n": 12345678901234567890}', None]
+    assert rows.select(ids=["a", "zz", "c", "a"]).ids == ["c", "a"]  # insertion order, repeats once
+    assert rows.select(ids=[]).ids == []
+    assert rows.select(ids=["b", "c", "a"], where={"k": {"$gte": 7}}).ids == ["b"]
+    assert rows.select(offset=1).ids == ["c", "a"]
+    assert rows.select(offset=1, limit=1).ids == ["c"]
+    assert rows.select(limit=0).ids == []
+    assert rows.select(offset=5).ids == []
+    assert rows.select(where_document={"$contains": "doc"}).ids == []  # a's document went with its metadata
+
+
+def test_select_matches_ids_where(rows: SvDBPython) -> None:
+    rows.add([f"é{i}" for i in range(50)], np.random.default_rng(1).random((50, 2)), [{"i": i} for i in range(50)])
+    assert rows.select().ids == rows.get_all_ids()
+    w = {"i": {"$lt": 10}}
+    assert rows.select(where=w).ids == rows.ids_where(w) == [f"é{i}" for i in range(10)]
+    ids, metas = rows.select(where=w, metadata=True)
+    assert metas == [rows.get(i) for i in ids]
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc",
+    [
+        ({"offset": -1}, pysvdb.InvalidArgumentError),
+        ({"limit": -2}, pysvdb.InvalidArgumentError),
+        ({"offset": "1"}, pysvdb.InvalidTypeError),
+        ({"ids": "abc"}, pysvdb.InvalidTypeError),
+        ({"ids": [""]}, pysvdb.InvalidArgumentError),
+        ({"ids": ["a", 3]}, pysvdb.InvalidTypeError),
+        ({"where": {"k": {"$gt": "x"}}}, pysvdb.InvalidArgumentError),
+        ({"where_document": {"$bad": 1}}, pysvdb.InvalidArgumentError),
+    ],
+)
+def test_select_errors(rows: SvDBPython, kwargs: Dict[str, Any], exc: type) -> None:
+    with pytest.raises(exc):
+        rows.select(**kwargs)
+    assert rows.select().ids == ["a", "b", "c"]
+
+
+def test_select_on_a_closed_handle(rows: SvDBPython) -> None:
+    rows.close()
+    with pytest.raises(pysvdb.ClosedError):
+        rows.select()
