@@ -62,6 +62,7 @@ from ._db import (
 _CHROMA_NAMES = (
     "Settings",
     "ClientAPI",
+    "AdminClient",
     "Client",
     "PersistentClient",
     "EphemeralClient",
@@ -94,6 +95,7 @@ if TYPE_CHECKING:
         DEFAULT_DATABASE,
         DEFAULT_TENANT,
         URI,
+        AdminClient,
         Client,
         ClientAPI,
         Collection,
