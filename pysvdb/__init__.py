@@ -63,6 +63,7 @@ from ._db import (
 _CHROMA_NAMES = (
     "Settings",
     "ClientAPI",
+    "AdminClient",
     "Client",
     "PersistentClient",
     "EphemeralClient",
@@ -95,6 +96,7 @@ if TYPE_CHECKING:
         DEFAULT_DATABASE,
         DEFAULT_TENANT,
         URI,
+        AdminClient,
         Client,
         ClientAPI,
         Collection,

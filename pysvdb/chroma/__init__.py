@@ -17,7 +17,7 @@ ChromaDB name is used.
 from __future__ import annotations
 
 from . import errors, types
-from .client import CHROMA_API_VERSION, Client, ClientAPI, EphemeralClient, PersistentClient
+from .client import CHROMA_API_VERSION, AdminClient, Client, ClientAPI, EphemeralClient, PersistentClient
 from .collection import Collection
 from .embedding import DefaultEmbeddingFunction
 from .settings import Settings
@@ -48,6 +48,7 @@ from .validation import MAX_BATCH_SIZE
 __all__ = [
     "Settings",
     "ClientAPI",
+    "AdminClient",
     "Client",
     "PersistentClient",
     "EphemeralClient",

@@ -2,8 +2,9 @@
 client directory (``svdb_catalog_*``) and the collections' handles.
 
 A persistent client's directory holds a catalog (``pysvdb-chroma.json``:
-names, ids, metadata, HNSW settings), a lock file, and one libsvdb collection
-directory per collection, named by the collection's UUID. libsvdb keeps the
+tenants, databases, and each collection's name, id, database, metadata and
+HNSW settings), a lock file, and one libsvdb collection directory per
+collection, named by the collection's UUID. libsvdb keeps the
 catalog: its lock, atomic updates and removals are C's. Clients of one
 directory in a process share one :class:`Engine` (see :func:`acquire`).
 """
@@ -26,35 +27,69 @@ from .._db import SvDBPython
 from .._lib import ffi, lib
 from . import errors
 from .settings import Settings, SettingValue
-from .types import CollectionMetadata, HnswConfiguration
+from .types import DEFAULT_DATABASE, DEFAULT_TENANT, CollectionMetadata, Database, HnswConfiguration, Tenant
 
-__all__ = ["Record", "Engine", "acquire", "release", "stop_all"]
+__all__ = ["Record", "Scope", "DEFAULT_SCOPE", "Engine", "acquire", "release", "stop_all"]
+
+#: A (tenant, database) pair: where a client works and a collection lives.
+Scope = Tuple[str, str]
+DEFAULT_SCOPE: Scope = (DEFAULT_TENANT, DEFAULT_DATABASE)
 
 
 class Record:
     """One collection's catalog entry, shared by every Collection object for it."""
 
-    __slots__ = ("id", "name", "metadata", "hnsw")
+    __slots__ = ("id", "name", "metadata", "hnsw", "path", "tenant", "database")
 
-    def __init__(self, id: uuid.UUID, name: str, metadata: Optional[CollectionMetadata], hnsw: HnswConfiguration) -> None:
+    def __init__(
+        self,
+        id: uuid.UUID,
+        name: str,
+        metadata: Optional[CollectionMetadata],
+        hnsw: HnswConfiguration,
+        path: str,
+        scope: Scope,
+    ) -> None:
         self.id = id
         self.name = name
         self.metadata = metadata
         self.hnsw = hnsw
+        self.path = path
+        self.tenant, self.database = scope
+
+    @property
+    def scope(self) -> Scope:
+        return (self.tenant, self.database)
 
 
 #: A cffi value (char pointer, catalog entry, handle): cffi types them dynamically.
 CData = Any
+
+#: ChromaDB's message for a database name under 3 bytes (libsvdb's SVDB_EINVAL).
+SHORT_DATABASE_NAME = "database name must be at least 3 characters"
 
 
 def _text(p: CData) -> str:
     return cast(bytes, ffi.string(p)).decode("utf-8")
 
 
-def _record(e: CData) -> Record:
+def _record(e: CData, scope: Scope) -> Record:
     """A Record from a C svdb_catalog_entry (libsvdb checked every field)."""
     meta = json.loads(_text(e.metadata)) if e.metadata != ffi.NULL else None
-    return Record(uuid.UUID(_text(e.id)), _text(e.name), meta, cast(HnswConfiguration, json.loads(_text(e.hnsw))))
+    hnsw = cast(HnswConfiguration, json.loads(_text(e.hnsw)))
+    return Record(uuid.UUID(_text(e.id)), _text(e.name), meta, hnsw, _text(e.path), scope)
+
+
+def _database(d: CData) -> Database:
+    return {"id": uuid.UUID(_text(d.id)), "name": _text(d.name), "tenant": _text(d.tenant)}
+
+
+def _c_name(name: str) -> bytes:
+    """A tenant or database name as C takes it: UTF-8, which a NUL would cut short."""
+    b = name.encode("utf-8")
+    if b"\0" in b:
+        raise errors.InvalidArgumentError("a tenant or database name cannot hold a NUL character: %r" % name)
+    return b
 
 
 def _c_check(rc: int) -> None:
@@ -70,10 +105,12 @@ def _warn(message: str) -> None:
 class Engine:
     """The storage behind every client of one directory (or of the ephemeral store).
 
-    The directory's catalog (names, ids, metadata, HNSW settings), its lock,
-    its atomic updates and the removal of deleted collections' directories
-    are libsvdb's (svdb_catalog_*, docs/chroma.md); this class keeps the
-    collections' handles and a copy of the catalog's entries.
+    The directory's catalog (tenants, databases, and each collection's name,
+    id, metadata, HNSW settings), its lock, its atomic updates and the
+    removal of deleted collections' directories are libsvdb's
+    (svdb_catalog_*, docs/chroma.md); this class keeps one catalog handle
+    per (tenant, database) in use (a view, svdb_catalog_open_database), the
+    collections' handles, and a copy of the entries of those databases.
 
     Belongs to the process that made it: a forked child abandons its copy
     (see :func:`_after_fork_in_child`) and never closes handles, releases the
@@ -90,6 +127,8 @@ class Engine:
         self.pid = os.getpid()
         self.ephemeral = root is None
         self.mu = threading.RLock()
+        # Only the databases with a view have their collections here (read when the view opens).
+        self.views: Dict[Scope, CData] = {}
         self.records: Dict[uuid.UUID, Record] = {}
         self.handles: Dict[uuid.UUID, SvDBPython] = {}
         self.writers: Dict[uuid.UUID, threading.Lock] = {}
@@ -114,12 +153,18 @@ class Engine:
     def _collect_warning(self, message: CData, payload: CData) -> None:
         self.warnings.append(_text(message))
 
-    def _call(self, rc: int) -> None:
-        """Raises the error of a catalog call; issues the warnings it reported."""
+    def _status(self, rc: int, *expected: int) -> int:
+        """Issues the warnings a catalog call reported; returns its status when
+        it is SVDB_OK or one of ``expected``, else raises its error."""
         pending, self.warnings = self.warnings, []
         for w in pending:
             _warn("pysvdb: " + w)
-        _c_check(rc)
+        if rc != 0 and rc not in expected:
+            _c_check(rc)
+        return rc
+
+    def _call(self, rc: int) -> None:
+        self._status(rc)
 
     def _open_catalog(self) -> None:
         """Opens (or starts) the directory's catalog: one process at a time,
@@ -132,45 +177,212 @@ class Engine:
         out = ffi.new("svdb_catalog **")
         self._call(lib.svdb_catalog_open(out, os.fsencode(self.root), opts))
         self.cat = out[0]
-        try:
-            self.records = {rec.id: rec for rec in self._list()}
-        except BaseException:
-            lib.svdb_catalog_close(self.cat)
-            self.cat = None
-            raise
 
-    def _list(self) -> List[Record]:
+    @contextmanager
+    def _held(self) -> Iterator[None]:
+        """``mu`` held on an open engine (also checked before taking it: a
+        forked child's copy of ``mu`` may be held by a thread it does not have)."""
+        self.check()
+        with self.mu:
+            self.check()
+            yield
+
+    def check(self) -> None:
+        if self.forked:
+            raise ValueError(
+                "this client was opened by process %d, and this process is a fork of it: a client is not usable "
+                "after fork; create a new client in this process (a PersistentClient once the parent has closed "
+                "the directory)" % self.pid
+            )
+        if self.closed:
+            raise ValueError("the client of this store was closed; create a new client")
+
+    # ---- databases: one view handle each, opened on first use
+
+    def _view(self, scope: Scope) -> Optional[CData]:
+        """The catalog handle of ``scope``'s database, under ``mu``: opened, and
+        its collections read, on first use; None while that database does not exist."""
+        view = self.views.get(scope)
+        if view is not None:
+            return view
+        out = ffi.new("svdb_catalog **")
+        tenant, database = scope
+        rc = self._status(
+            lib.svdb_catalog_open_database(out, self.cat, _c_name(tenant), _c_name(database)),
+            lib.SVDB_ENOTFOUND,
+            lib.SVDB_EINVAL,
+        )
+        if rc == lib.SVDB_EINVAL:
+            raise errors.InvalidArgumentError(SHORT_DATABASE_NAME)
+        if rc == lib.SVDB_ENOTFOUND:
+            return None
+        view = out[0]
+        try:
+            recs = self._list(view, scope)
+        except BaseException:
+            lib.svdb_catalog_close(view)
+            raise
+        self.views[scope] = view
+        for rec in recs:
+            self.records[rec.id] = rec
+        return view
+
+    def _scope_records(self, scope: Scope) -> List[Record]:
+        return [r for r in self.records.values() if r.scope == scope]
+
+    def _drop_scope(self, scope: Scope) -> None:
+        """Forgets a deleted database, under ``mu``: its collections' handles are
+        closed, their records dropped (old Collection objects: NotFoundError), its view closed."""
+        for rec in self._scope_records(scope):
+            self._close_handle(rec)
+            del self.records[rec.id]
+        view = self.views.pop(scope, None)
+        if view is not None:
+            lib.svdb_catalog_close(view)
+
+    def _resync(self, scope: Scope) -> None:
+        """Re-reads the database's collections from libsvdb after a failed change
+        (one whose directory fsync failed was still made), keeping the Record
+        objects of those still there."""
+        view = self.views.get(scope)
+        if view is None:
+            return
+        try:
+            fresh = {r.id: r for r in self._list(view, scope)}
+        except svdb_errors.NotFoundError:  # the database itself is gone
+            self._drop_scope(scope)
+            return
+        except svdb_errors.SvDBError:
+            return  # the copy stays as it was
+        for rec in self._scope_records(scope):
+            if rec.id not in fresh:
+                del self.records[rec.id]
+        for cid, r in fresh.items():
+            old = self.records.setdefault(cid, r)
+            old.name, old.metadata, old.hnsw = r.name, r.metadata, r.hnsw
+
+    def check_scope(self, tenant: str, database: str) -> None:
+        """Raises ChromaDB's error unless the tenant and its database exist: the
+        tenant first, then the database (ChromaDB's order and messages)."""
+        with self._held():
+            self._tenant_must_exist(tenant)
+            if self._view((tenant, database)) is None:
+                raise errors.NotFoundError("Database [%s] not found. Are you sure it exists?" % database)
+
+    def _tenant_must_exist(self, name: str) -> None:
+        rc = self._status(
+            lib.svdb_catalog_get_tenant(self.cat, _c_name(name)), lib.SVDB_ENOTFOUND, lib.SVDB_EINVAL
+        )
+        if rc != lib.SVDB_OK:  # SVDB_EINVAL: the empty name, which ChromaDB does not find either
+            raise errors.NotFoundError("Tenant [%s] not found" % name)
+
+    def create_tenant(self, name: str) -> None:
+        with self._held():
+            rc = self._status(
+                lib.svdb_catalog_create_tenant(self.cat, _c_name(name)), lib.SVDB_EEXISTS, lib.SVDB_EINVAL
+            )
+        if rc == lib.SVDB_EEXISTS:
+            raise errors.InternalError("Tenant [%s] already exists" % name)
+        if rc == lib.SVDB_EINVAL:
+            raise errors.InvalidArgumentError(
+                'Validation error: name: Validation error: length [{"value": String(%s), "min": Number(3)}]'
+                % json.dumps(name, ensure_ascii=False)
+            )
+
+    def get_tenant(self, name: str) -> Tenant:
+        with self._held():
+            self._tenant_must_exist(name)
+        return {"name": name}
+
+    def create_database(self, name: str, tenant: str) -> None:
+        with self._held():
+            rc = self._status(
+                lib.svdb_catalog_create_database(self.cat, _c_name(tenant), _c_name(name)),
+                    lib.SVDB_EEXISTS,
+                lib.SVDB_EINVAL,
+                lib.SVDB_ENOTFOUND,
+            )
+        if rc == lib.SVDB_EEXISTS:
+            raise errors.InternalError("Database [%s] already exists" % name)
+        if rc == lib.SVDB_EINVAL:
+            raise errors.InvalidArgumentError(SHORT_DATABASE_NAME)
+        if rc == lib.SVDB_ENOTFOUND:  # ChromaDB would create it in a tenant that does not exist
+            raise errors.NotFoundError("Tenant [%s] not found" % tenant)
+
+    def get_database(self, name: str, tenant: str) -> Database:
+        out = ffi.new("svdb_catalog_database **")
+        with self._held():
+            rc = self._status(
+                lib.svdb_catalog_get_database(self.cat, _c_name(tenant), _c_name(name), out),
+                    lib.SVDB_ENOTFOUND,
+                lib.SVDB_EINVAL,
+            )
+        if rc == lib.SVDB_EINVAL:
+            raise errors.InvalidArgumentError(SHORT_DATABASE_NAME)
+        if rc == lib.SVDB_ENOTFOUND:
+            raise errors.NotFoundError("Database [%s] not found. Are you sure it exists?" % name)
+        try:
+            return _database(out[0][0])
+        finally:
+            lib.svdb_catalog_databases_free(out[0])
+
+    def list_databases(self, limit: int, offset: int, tenant: str) -> List[Database]:
+        """The tenant's databases by name, ``offset`` skipped, at most ``limit`` (-1: all)."""
+        out = ffi.new("svdb_catalog_database **")
+        n = ffi.new("size_t *")
+        with self._held():
+            self._call(lib.svdb_catalog_list_databases(self.cat, _c_name(tenant), limit, offset, out, n))
+        try:
+            return [_database(out[0][i]) for i in range(n[0])]
+        finally:
+            lib.svdb_catalog_databases_free(out[0])
+
+    def delete_database(self, name: str, tenant: str) -> None:
+        """Deletes the database and its collections (libsvdb removes their files);
+        its collections' handles are closed first, writes in flight finishing."""
+        scope = (tenant, name)
+        with self._held():
+            for rec in self._scope_records(scope):
+                self._close_handle(rec)  # libsvdb refuses while one is open
+            try:
+                rc = self._status(
+                    lib.svdb_catalog_delete_database(self.cat, _c_name(tenant), _c_name(name)),
+                            lib.SVDB_ENOTFOUND,
+                    lib.SVDB_EINVAL,
+                )
+            except svdb_errors.SvDBError:
+                self._resync(scope)
+                raise
+            if rc != lib.SVDB_OK:  # SVDB_EINVAL: a name under 3 bytes, which ChromaDB does not find either
+                raise errors.NotFoundError("Database [%s] not found" % name)
+            self._drop_scope(scope)
+
+    # ---- the collections of one database
+
+    def _list(self, view: CData, scope: Scope) -> List[Record]:
         entries = ffi.new("svdb_catalog_entry **")
         n = ffi.new("size_t *")
-        self._call(lib.svdb_catalog_list(self.cat, entries, n))
+        self._call(lib.svdb_catalog_list(view, entries, n))
         try:
-            return [_record(entries[0][i]) for i in range(n[0])]
+            return [_record(entries[0][i], scope) for i in range(n[0])]
         finally:
             lib.svdb_catalog_entries_free(entries[0])
 
-    def _get(self, name: str) -> Record:
+    def _get(self, view: CData, name: str, scope: Scope) -> Record:
         entry = ffi.new("svdb_catalog_entry **")
-        self._call(lib.svdb_catalog_get(self.cat, name.encode("utf-8"), entry))
+        self._call(lib.svdb_catalog_get(view, name.encode("utf-8"), entry))
         try:
-            return _record(entry[0][0])
+            return _record(entry[0][0], scope)
         finally:
             lib.svdb_catalog_entries_free(entry[0])
 
-    def _change(self, rc: int) -> None:
-        """Raises the error of a catalog change, with the records resynchronised
-        from libsvdb first: a change whose directory fsync failed was still made."""
+    def _change(self, rc: int, scope: Scope) -> None:
+        """Raises the error of a catalog change, with the database's records
+        resynchronised from libsvdb first: a change whose directory fsync failed was still made."""
         try:
             self._call(rc)
         except svdb_errors.SvDBError:
-            try:
-                fresh = {r.id: r for r in self._list()}
-            except svdb_errors.SvDBError:
-                fresh = {r.id: r for r in self.records.values()}
-            for cid in [k for k in self.records if k not in fresh]:
-                del self.records[cid]
-            for cid, r in fresh.items():
-                old = self.records.setdefault(cid, r)
-                old.name, old.metadata, old.hnsw = r.name, r.metadata, r.hnsw
+            self._resync(scope)
             raise
 
     def _remove_collection_dir(self, cid: uuid.UUID) -> None:
@@ -184,23 +396,11 @@ class Engine:
 
     def _forget(self, rec: Record) -> None:
         """The catalog forgets the collection (one atomic change); its directory is marked as being deleted."""
-        self._change(lib.svdb_catalog_forget(self.cat, rec.name.encode("utf-8")))
+        self._change(lib.svdb_catalog_forget(self.views[rec.scope], rec.name.encode("utf-8")), rec.scope)
 
-    def check(self) -> None:
-        if self.forked:
-            raise ValueError(
-                "this client was opened by process %d, and this process is a fork of it: a client is not usable "
-                "after fork; create a new client in this process (a PersistentClient once the parent has closed "
-                "the directory)" % self.pid
-            )
-        if self.closed:
-            raise ValueError("the client of this store was closed; create a new client")
-
-    # ---- the catalog's collections
-
-    def _find(self, name: str) -> Optional[Record]:
+    def _find(self, name: str, scope: Scope) -> Optional[Record]:
         for rec in self.records.values():
-            if rec.name == name:
+            if rec.name == name and rec.scope == scope:
                 return rec
         return None
 
@@ -209,36 +409,43 @@ class Engine:
         if self.records.get(rec.id) is not rec:
             raise errors.NotFoundError("Collection [%s] does not exist." % rec.id)
 
-    def entries(self) -> List[Record]:
-        """Every collection, in creation order."""
-        self.check()
-        with self.mu:
-            return list(self.records.values())
+    def entries(self, scope: Scope = DEFAULT_SCOPE) -> List[Record]:
+        """Every collection of the database, in creation order (none once it was deleted)."""
+        with self._held():
+            if self._view(scope) is None:
+                return []
+            return self._scope_records(scope)
 
-    def by_name(self, name: str) -> Record:
-        self.check()
-        with self.mu:
-            rec = self._find(name)
+    def by_name(self, name: str, scope: Scope = DEFAULT_SCOPE) -> Record:
+        with self._held():
+            self._view(scope)
+            rec = self._find(name, scope)
         if rec is None:
             raise errors.NotFoundError("Collection [%s] does not exist" % name)
         return rec
 
-    def by_id(self, cid: uuid.UUID) -> Record:
-        self.check()
-        with self.mu:
+    def by_id(self, cid: uuid.UUID, scope: Scope = DEFAULT_SCOPE) -> Record:
+        with self._held():
+            self._view(scope)
             rec = self.records.get(cid)
-        if rec is None:
+        if rec is None or rec.scope != scope:
             raise errors.NotFoundError("Collection [%s] does not exist" % cid)
         return rec
 
     def create(
-        self, name: str, metadata: Optional[CollectionMetadata], hnsw: HnswConfiguration, get_or_create: bool
+        self,
+        name: str,
+        metadata: Optional[CollectionMetadata],
+        hnsw: HnswConfiguration,
+        get_or_create: bool,
+        scope: Scope = DEFAULT_SCOPE,
     ) -> Record:
         """A new collection; with ``get_or_create`` an existing one of that name as it is."""
-        self.check()
-        with self.mu:
-            self.check()
-            existing = self._find(name)
+        with self._held():
+            view = self._view(scope)
+            if view is None:
+                raise errors.InvalidArgumentError("Database [%s] does not exist" % scope[1])
+            existing = self._find(name, scope)
             if existing is not None:
                 if get_or_create:
                     return existing
@@ -246,10 +453,11 @@ class Engine:
             entry = ffi.new("svdb_catalog_entry **")
             meta = json.dumps(dict(metadata)).encode("utf-8") if metadata is not None else ffi.NULL
             self._change(
-                lib.svdb_catalog_create(self.cat, name.encode("utf-8"), meta, json.dumps(hnsw).encode("utf-8"), entry)
+                lib.svdb_catalog_create(view, name.encode("utf-8"), meta, json.dumps(hnsw).encode("utf-8"), entry),
+                scope,
             )
             try:
-                rec = _record(entry[0][0])
+                rec = _record(entry[0][0], scope)
             finally:
                 lib.svdb_catalog_entries_free(entry[0])
             self.records[rec.id] = rec
@@ -259,39 +467,47 @@ class Engine:
         self, rec: Record, name: Optional[str], metadata: Optional[CollectionMetadata], hnsw: HnswConfiguration
     ) -> None:
         """Renames, replaces the metadata and updates HNSW settings in one atomic change."""
-        self.check()
-        with self.mu:
-            self.check()
+        with self._held():
             self._current(rec)
-            if name is not None and name != rec.name and self._find(name) is not None:
+            if name is not None and name != rec.name and self._find(name, rec.scope) is not None:
                 raise errors.InternalError("Collection [%s] already exists" % name)
+            view = self.views[rec.scope]
             self._change(
                 lib.svdb_catalog_modify(
-                    self.cat,
+                    view,
                     rec.name.encode("utf-8"),
                     name.encode("utf-8") if name is not None else ffi.NULL,
                     json.dumps(dict(metadata)).encode("utf-8") if metadata is not None else ffi.NULL,
                     json.dumps(hnsw).encode("utf-8") if hnsw else ffi.NULL,
-                )
+                ),
+                rec.scope,
             )
-            fresh = self._get(name if name is not None else rec.name)
+            fresh = self._get(view, name if name is not None else rec.name, rec.scope)
             rec.name, rec.metadata, rec.hnsw = fresh.name, fresh.metadata, fresh.hnsw
 
-    def delete(self, name: str) -> None:
+    def delete(self, name: str, scope: Scope = DEFAULT_SCOPE) -> None:
         """Deletes the collection named ``name``; NotFoundError when there is none."""
-        self.check()
-        with self.mu:
-            rec = self._find(name)
+        with self._held():
+            self._view(scope)
+            rec = self._find(name, scope)
             if rec is None:
                 raise errors.NotFoundError("Collection [%s] does not exist" % name)
             self._drop(rec)
         self._remove_collection_dir(rec.id)
 
-    def reset(self) -> None:
-        """Deletes every collection."""
-        self.check()
-        with self.mu:
-            recs = list(self.records.values())
+    def reset(self, tenants: List[str]) -> None:
+        """Deletes every collection of the tenants' databases (and of the default
+        tenant's): every database but the default one is deleted; the default
+        one is emptied, keeping its id (made again if it was deleted)."""
+        with self._held():
+            for tenant in dict.fromkeys([DEFAULT_TENANT, *tenants]):
+                for db in self.list_databases(-1, 0, tenant):
+                    if (tenant, db["name"]) != DEFAULT_SCOPE:
+                        self.delete_database(db["name"], tenant)
+            if self._view(DEFAULT_SCOPE) is None:
+                self.create_database(DEFAULT_DATABASE, DEFAULT_TENANT)
+                self._view(DEFAULT_SCOPE)
+            recs = self._scope_records(DEFAULT_SCOPE)
             for rec in recs:
                 self._drop(rec)
         for rec in recs:
@@ -301,15 +517,13 @@ class Engine:
 
     def _open(self, rec: Record) -> Tuple[SvDBPython, threading.Lock]:
         """The collection's handle (opened on first use) and its writer lock."""
-        self.check()  # before taking the lock: a forked child's copy of it may be held by a thread it does not have
-        with self.mu:
-            self.check()
+        with self._held():
             self._current(rec)
             h = self.handles.get(rec.id)
             if h is None:
                 hn = rec.hnsw
                 h = SvDBPython(
-                    os.path.join(self.root, str(rec.id)),
+                    rec.path,
                     metric=hn["space"],
                     durability="persist" if self.durability == "persist" else "sync",
                     index="hnsw",
@@ -325,7 +539,7 @@ class Engine:
                     # The catalog lists it, so it is ours: libsvdb says so in the
                     # directory (also for collections made before markers existed,
                     # and after a delete interrupted before the catalog forgot it).
-                    self._call(lib.svdb_catalog_claim(self.cat, rec.name.encode("utf-8")))
+                    self._call(lib.svdb_catalog_claim(self.views[rec.scope], rec.name.encode("utf-8")))
                 except BaseException:
                     h.close()
                     raise
@@ -370,6 +584,12 @@ class Engine:
         being deleted and the catalog forgets it (atomically). Its files go
         next, in :meth:`_remove_collection_dir` (marker last)."""
         self.check()
+        self._close_handle(rec)
+        self._forget(rec)  # on failure the collection stays whole; its handle reopens when used
+        del self.records[rec.id]
+
+    def _close_handle(self, rec: Record) -> None:
+        """Closes the collection's handle, if open, once writes in flight finish; under ``mu``."""
         h = self.handles.pop(rec.id, None)
         lock = self.writers.pop(rec.id, None)
         if lock is not None:
@@ -380,8 +600,6 @@ class Engine:
                 h.close()
             except svdb_errors.SvDBError:
                 pass  # what was logged stays; the collection is deleted next (or reopened if that fails)
-        self._forget(rec)  # on failure the collection stays whole; its handle reopens when used
-        del self.records[rec.id]
 
     def abandon(self) -> None:
         """In a forked child: forgets the parent's store without touching it.
@@ -392,6 +610,7 @@ class Engine:
         self.forked = True
         self.mu = threading.RLock()
         self.handles.clear()
+        self.views.clear()
         self.cat = None
 
     def stop(self) -> None:
@@ -411,7 +630,8 @@ class Engine:
             except svdb_errors.SvDBError as e:
                 first = first or e
         cat, self.cat = self.cat, None
-        lib.svdb_catalog_close(cat)  # releases the directory's lock
+        self.views.clear()
+        lib.svdb_catalog_close(cat)  # closes the views too, and releases the directory's lock
         if self.ephemeral:
             self._remove_ephemeral_root()
         if first is not None:

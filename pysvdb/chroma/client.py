@@ -1,15 +1,17 @@
-"""The clients of the ChromaDB-compatible API: ``ClientAPI`` and the
-``PersistentClient``/``EphemeralClient``/``Client`` constructors."""
+"""The clients of the ChromaDB-compatible API: ``ClientAPI``, the
+``PersistentClient``/``EphemeralClient``/``Client`` constructors, and
+``AdminClient`` (tenants and databases)."""
 
 from __future__ import annotations
 
+import operator
 import os
 import time
 import uuid
 from typing import List, Mapping, Optional, Union, cast
 
 from . import catalog, errors
-from .catalog import Engine, Record
+from .catalog import Engine, Record, Scope
 from .collection import Collection
 from .embedding import DefaultEmbeddingFunction, default_space, is_default
 from .settings import Settings
@@ -18,8 +20,10 @@ from .types import (
     DEFAULT_TENANT,
     CollectionMetadata,
     CreateCollectionConfiguration,
+    Database,
     DataLoaderLike,
     EmbeddingFunctionLike,
+    Tenant,
 )
 from .validation import (
     MAX_BATCH_SIZE,
@@ -29,14 +33,16 @@ from .validation import (
     validate_collection_name,
 )
 
-__all__ = ["ClientAPI", "Client", "PersistentClient", "EphemeralClient", "CHROMA_API_VERSION"]
+__all__ = ["ClientAPI", "AdminClient", "Client", "PersistentClient", "EphemeralClient", "CHROMA_API_VERSION"]
 
 #: The ChromaDB release whose API this package follows (what get_version() reports).
 CHROMA_API_VERSION = "1.5.9"
 
 
 class ClientAPI:
-    """A client of a persistent directory or of the in-memory store.
+    """A client of a persistent directory or of the in-memory store, working
+    in one database of one tenant (``tenant``, ``database``; see
+    :meth:`set_tenant`), which must exist (else ``NotFoundError``).
 
     Create it with :func:`PersistentClient`, :func:`EphemeralClient` or
     :func:`Client`. Clients of the same directory in one process share one
@@ -51,19 +57,17 @@ class ClientAPI:
         database: str = DEFAULT_DATABASE,
     ) -> None:
         self._closed = True
-        if settings is None:
-            settings = Settings()
-        if not isinstance(settings, Settings):
-            raise TypeError("settings must be a pysvdb.Settings, not %s" % type(settings).__name__)
+        settings = _settings(settings)
         tenant, database = str(tenant), str(database)
-        if tenant != DEFAULT_TENANT:
-            raise ValueError("Could not connect to tenant %s. Are you sure it exists?" % tenant)
-        if database != DEFAULT_DATABASE:
-            raise ValueError("Could not connect to database %s for tenant %s. Are you sure it exists?" % (database, tenant))
-        self.tenant = tenant
-        self.database = database
         self._settings = settings
         self._engine = catalog.acquire(settings)
+        try:
+            self._engine.check_scope(tenant, database)
+        except BaseException:
+            catalog.release(self._engine)
+            raise
+        self.tenant = tenant
+        self.database = database
         self._closed = False
 
     # ------------------------------------------------------------ lifecycle
@@ -86,6 +90,10 @@ class ClientAPI:
             raise ValueError("this client was closed; create a new one")
         self._engine.check()
         return self._engine
+
+    @property
+    def _scope(self) -> Scope:
+        return (self.tenant, self.database)
 
     # ------------------------------------------------------------ informational
 
@@ -117,18 +125,18 @@ class ClientAPI:
     def _collection(
         self, rec: Record, embedding_function: Optional[EmbeddingFunctionLike], data_loader: Optional[DataLoaderLike]
     ) -> Collection:
-        return Collection(self._engine, rec, embedding_function, data_loader, self.tenant, self.database)
+        return Collection(self._engine, rec, embedding_function, data_loader)
 
     def list_collections(self, limit: Optional[int] = None, offset: Optional[int] = None) -> List[Collection]:
-        """Every collection, in creation order (ChromaDB's order is arbitrary)."""
+        """Every collection of the client's database, in creation order (ChromaDB's order is arbitrary)."""
         lim = unsigned("limit", limit)
         off = unsigned("offset", offset) or 0
-        recs = self._live().entries()
+        recs = self._live().entries(self._scope)
         recs = recs[off : off + lim] if lim is not None else recs[off:]
         return [self._collection(r, DefaultEmbeddingFunction(), None) for r in recs]
 
     def count_collections(self) -> int:
-        return len(self._live().entries())
+        return len(self._live().entries(self._scope))
 
     def create_collection(
         self,
@@ -165,7 +173,7 @@ class ClientAPI:
         hnsw = hnsw_from_create_args(
             cast(Optional[Mapping[str, object]], configuration), metadata, lambda: default_space(ef)
         )
-        rec = self._live().create(name, metadata, hnsw, get_or_create)
+        rec = self._live().create(name, metadata, hnsw, get_or_create, self._scope)
         return self._collection(rec, embedding_function, data_loader)
 
     def get_or_create_collection(
@@ -193,7 +201,7 @@ class ClientAPI:
 
         Embedding functions are not stored with the collection: pass it again here.
         """
-        return self._collection(self._live().by_name(name), embedding_function, data_loader)
+        return self._collection(self._live().by_name(name, self._scope), embedding_function, data_loader)
 
     def get_collection_by_id(
         self,
@@ -203,28 +211,137 @@ class ClientAPI:
     ) -> Collection:
         engine = self._live()
         key = id if isinstance(id, uuid.UUID) else uuid.UUID(str(id))
-        return self._collection(engine.by_id(key), embedding_function, data_loader)
+        return self._collection(engine.by_id(key, self._scope), embedding_function, data_loader)
 
     def delete_collection(self, name: str) -> None:
         """Deletes the collection and its files; NotFoundError when there is none."""
-        self._live().delete(name)
+        self._live().delete(name, self._scope)
 
     def reset(self) -> bool:
-        """Deletes every collection; only with ``Settings(allow_reset=True)``."""
+        """Deletes every collection of the default tenant's databases and of the
+        client's tenant's; only with ``Settings(allow_reset=True)``. Those
+        databases are deleted too, but for ``default_database`` (emptied; made
+        again if it was deleted). Tenants stay (ChromaDB's reset removes them)."""
         engine = self._live()
         if not engine.settings.allow_reset:
             raise errors.AuthorizationError("Reset is disabled by config")
-        engine.reset()
+        engine.reset([self.tenant])
         return True
 
     # ------------------------------------------------------------ tenants
 
     def set_tenant(self, tenant: str, database: str = DEFAULT_DATABASE) -> None:
-        if tenant != DEFAULT_TENANT or database != DEFAULT_DATABASE:
-            raise ValueError("pysvdb has one tenant and database: %s/%s" % (DEFAULT_TENANT, DEFAULT_DATABASE))
+        """Works in ``database`` of ``tenant`` from now on; both must exist
+        (``NotFoundError``, the tenant checked first), else nothing changes."""
+        tenant, database = str(tenant), str(database)
+        self._live().check_scope(tenant, database)
+        self.tenant, self.database = tenant, database
 
     def set_database(self, database: str) -> None:
+        """Works in ``database`` of the client's tenant from now on (``NotFoundError`` if it does not exist)."""
         self.set_tenant(self.tenant, database)
+
+
+class AdminClient:
+    """Creates, lists and deletes the tenants and databases of a store: the
+    directory of ``settings.persist_directory`` when ``settings.is_persistent``,
+    else the ephemeral store. It shares the store with this process's clients
+    of it; ``close()`` (or the end of a ``with`` block) releases it.
+
+    ``delete_database`` deletes the database's collections and their files;
+    clients working in it then list no collections, and its old Collection
+    objects raise ``NotFoundError``.
+    """
+
+    def __init__(self, settings: Optional[Settings] = None) -> None:
+        self._closed = True
+        self._settings = _settings(settings)
+        self._engine = catalog.acquire(self._settings)
+        self._closed = False
+
+    def close(self) -> None:
+        """Releases this client; the store closes with the last client of it. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        catalog.release(self._engine)
+
+    def __enter__(self) -> "AdminClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _live(self) -> Engine:
+        if self._closed:
+            raise ValueError("this client was closed; create a new one")
+        self._engine.check()
+        return self._engine
+
+    def create_tenant(self, name: str) -> None:
+        """Adds a tenant (a name of at least 3 characters), with no database yet;
+        ``InternalError`` if it exists."""
+        self._live().create_tenant(_name("name", name))
+
+    def get_tenant(self, name: str) -> Tenant:
+        """``{"name": name}``; ``NotFoundError`` if there is no such tenant."""
+        return self._live().get_tenant(_name("name", name))
+
+    def create_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
+        """Adds a database (a name of at least 3 bytes) to an existing tenant
+        (``NotFoundError`` if missing; ChromaDB would create it in a tenant that
+        does not exist); ``InternalError`` if the tenant has one of that name."""
+        self._live().create_database(_name("name", name), _name("tenant", tenant))
+
+    def get_database(self, name: str, tenant: str = DEFAULT_TENANT) -> Database:
+        """``{"id": UUID, "name": ..., "tenant": ...}``; ``NotFoundError`` if missing."""
+        return self._live().get_database(_name("name", name), _name("tenant", tenant))
+
+    def delete_database(self, name: str, tenant: str = DEFAULT_TENANT) -> None:
+        """Deletes the database, its collections and their files (``default_database``
+        too); ``NotFoundError`` if missing. Writes in flight to its collections finish first."""
+        self._live().delete_database(_name("name", name), _name("tenant", tenant))
+
+    def list_databases(
+        self, limit: Optional[int] = None, offset: Optional[int] = None, tenant: str = DEFAULT_TENANT
+    ) -> List[Database]:
+        """The tenant's databases ordered by name, the first ``offset`` skipped, at most
+        ``limit``; none for a tenant that does not exist. A negative ``limit``
+        or ``offset`` raises ``OverflowError``, as in ChromaDB."""
+        lim = -1 if limit is None else _count("limit", limit)
+        off = 0 if offset is None else _count("offset", offset)
+        return self._live().list_databases(lim, off, _name("tenant", tenant))
+
+
+def _settings(settings: Optional[Settings]) -> Settings:
+    if settings is None:
+        return Settings()
+    if not isinstance(settings, Settings):
+        raise TypeError("settings must be a pysvdb.Settings, not %s" % type(settings).__name__)
+    return settings
+
+
+def _name(arg: str, value: object) -> str:
+    """A tenant or database name argument: a str (TypeError otherwise, as ChromaDB's)."""
+    if not isinstance(value, str):
+        raise TypeError("argument '%s': '%s' object cannot be converted to 'PyString'" % (arg, type(value).__name__))
+    return value
+
+
+def _count(arg: str, value: object) -> int:
+    """A ``limit``/``offset`` of list_databases, checked as ChromaDB's engine does
+    (an unsigned 64-bit integer; libsvdb takes a signed one, -1 meaning no limit)."""
+    try:
+        n = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(
+            "argument '%s': '%s' object cannot be interpreted as an integer" % (arg, type(value).__name__)
+        ) from None
+    if n < 0:
+        raise OverflowError("out of range integral type conversion attempted")
+    if n >= 1 << 64:
+        raise OverflowError("Python int too large to convert to C long")
+    return min(n, (1 << 63) - 1)  # the same answer: no store has that many databases
 
 
 def PersistentClient(

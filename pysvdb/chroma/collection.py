@@ -22,8 +22,6 @@ from . import rows as rows_
 from .catalog import Engine, Record
 from .embedding import embed, is_default
 from .types import (
-    DEFAULT_DATABASE,
-    DEFAULT_TENANT,
     ID,
     IDs,
     URI,
@@ -110,8 +108,6 @@ class Collection:
         record: Record,
         embedding_function: Optional[EmbeddingFunctionLike],
         data_loader: Optional[DataLoaderLike],
-        tenant: str = DEFAULT_TENANT,
-        database: str = DEFAULT_DATABASE,
     ) -> None:
         if embedding_function is not None and not callable(embedding_function):
             raise ValueError("embedding_function must be callable, not %s" % type(embedding_function).__name__)
@@ -119,8 +115,6 @@ class Collection:
         self._record = record
         self._embedding_function = embedding_function
         self._data_loader = data_loader
-        self._tenant = tenant
-        self._database = database
 
     # ------------------------------------------------------------ properties
 
@@ -155,8 +149,8 @@ class Collection:
             self.configuration_json,
             self.metadata,
             self._engine.dimension(self._record),
-            self._tenant,
-            self._database,
+            self._record.tenant,
+            self._record.database,
         )
 
     def get_model(self) -> CollectionModel:
@@ -168,11 +162,11 @@ class Collection:
 
     @property
     def tenant(self) -> str:
-        return self._tenant
+        return self._record.tenant
 
     @property
     def database(self) -> str:
-        return self._database
+        return self._record.database
 
     def __repr__(self) -> str:
         return "Collection(name=%s)" % self.name

@@ -45,6 +45,8 @@ __all__ = [
     "DeleteResult",
     "EmbeddingFunction",
     "DataLoader",
+    "Tenant",
+    "Database",
 ]
 
 T = TypeVar("T")
@@ -141,6 +143,20 @@ class QueryResult(TypedDict):
     metadatas: Optional[List[List[Optional[RowMetadata]]]]
     distances: Optional[List[List[float]]]
     included: Include
+
+
+class Tenant(TypedDict):
+    """What ``AdminClient.get_tenant`` returns (ChromaDB's ``chromadb.types.Tenant``)."""
+
+    name: str
+
+
+class Database(TypedDict):
+    """One database of a tenant (ChromaDB's ``chromadb.types.Database``)."""
+
+    id: uuid.UUID
+    name: str
+    tenant: str
 
 
 class DeleteResult(TypedDict):
