@@ -437,21 +437,21 @@ class Collection:
             inc.append("uris")
         lim = unsigned("limit", limit)
         off = unsigned("offset", offset) or 0
+        need_rows = any(x in inc for x in ("metadatas", "documents", "uris", "data"))
         with self._engine.use(self._record) as db:
-            if where is not None or where_document is not None:
-                cand = db.ids_where(where, where_document)
-                if id_list is not None:
-                    wanted = set(id_list)
-                    cand = [i for i in cand if i in wanted]
-            elif id_list is not None and len(id_list) == 1:
-                cand = id_list if db.contains(id_list[0]) else []
-            elif id_list is not None:
-                wanted = set(id_list)
-                cand = [i for i in db.get_all_ids() if i in wanted]
-            else:
-                cand = db.get_all_ids()
-            cand = cand[off : off + lim] if lim is not None else cand[off:]
-            out_ids, rows, vecs = self._rows(db, cand, inc)
+            # One library call chooses the page, in insertion order, with its metadata.
+            sel = db.select(where=where, where_document=where_document, ids=id_list, offset=off, limit=lim, metadata=need_rows)
+            out_ids: IDs = sel.ids
+            rows = [rows_.decode(t) for t in sel.metadatas] if sel.metadatas is not None else []
+            vecs: Optional[List[npt.NDArray[np.float32]]] = None
+            if "embeddings" in inc and out_ids:
+                found, _, v = db.get_many(out_ids, metadata=False, vectors=True)
+                if len(found) != len(out_ids):  # deleted by another thread in between
+                    out_ids = [out_ids[i] for i in found]
+                    rows = [rows[i] for i in found] if rows else rows
+                vecs = list(v) if v is not None else []
+            elif "embeddings" in inc:
+                vecs = []
             dim = db.dim or 0
         result: GetResult = {
             "ids": out_ids,
