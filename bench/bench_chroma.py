@@ -400,6 +400,8 @@ medians over {repeat} run(s) per backend; the machine is small and shared, so si
 
 {table}
 
+Per-call figures at 100,000 x 64 (get, update, upsert and delete of one row, the query latency while rows are still being linked, ingest until linked against hnswlib): `bench/bench_chroma_ops.py`, summarised in [performance.md](performance.md).
+
 Raw results (every run):
 
 ```json
