@@ -14,7 +14,6 @@
 #include <string.h>
 
 #define MIN_PARALLEL 256 /* smaller batches are linked on one thread */
-#define MIN_BEFORE_YIELD 32 /* rows insert_some links before it may stop early */
 
 int svdb__hnsw_create(svdb_hnsw **out, const svdb_hnsw_params *p)
 {
@@ -389,6 +388,7 @@ typedef struct {
     size_t n, next;
     int rc;
     const int *yield; /* or NULL */
+    size_t min;       /* rows claimed before a yield may stop the batch */
     uint32_t failed[64]; /* nodes whose insert failed part way (one per thread at most) */
     unsigned n_failed;
 } insert_job;
@@ -399,7 +399,7 @@ static void *insert_worker(void *arg)
     for (;;) {
         /* checked before claiming a slot; the first few always go in, so a
          * steady stream of callers cannot stop linking altogether */
-        if (job->yield && __atomic_load_n(&job->next, __ATOMIC_RELAXED) >= MIN_BEFORE_YIELD &&
+        if (job->yield && __atomic_load_n(&job->next, __ATOMIC_RELAXED) >= job->min &&
             __atomic_load_n(job->yield, __ATOMIC_RELAXED) > 0)
             break;
         size_t i = __atomic_fetch_add(&job->next, 1, __ATOMIC_RELAXED);
@@ -439,13 +439,18 @@ int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *store, const svdb_ker
      * phase starts from a graph with some structure. */
     size_t i = 0;
     size_t serial = (threads <= 1 || n < MIN_PARALLEL) ? n : (h->max_level < 0 ? 64 : 0);
+    /* Once asked to yield, a batch stops after one row per thread: a caller
+     * waiting for the lock waits for about one insert (not a fixed number
+     * of rows, whose time grows with the graph), and each hold still links
+     * something, so a steady stream of callers cannot stop linking. */
+    size_t min = threads > 1 && serial < n ? (threads < 64 ? threads : 64) : 1;
     for (; i < serial; i++) {
-        if (yield && i >= MIN_BEFORE_YIELD && __atomic_load_n(yield, __ATOMIC_RELAXED) > 0) return SVDB_OK;
+        if (yield && i >= min && __atomic_load_n(yield, __ATOMIC_RELAXED) > 0) return SVDB_OK;
         SVDB_TRY(insert_or_undo(h, s, sp, slots[i]));
         *done = i + 1;
     }
     if (i == n) return SVDB_OK;
-    insert_job job = {h, s, sp, slots + i, n - i, 0, SVDB_OK, yield, {0}, 0};
+    insert_job job = {h, s, sp, slots + i, n - i, 0, SVDB_OK, yield, min, {0}, 0};
     if (!(h->busy = svdb__calloc(h->cap, 1))) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
     if (threads > 64) threads = 64;
     pthread_t tids[64];

@@ -8,9 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Rows linked per hold of the write lock, per build thread: searches wait
- * for one chunk at most (tens of milliseconds), and the lock is not taken
- * so often that its hand-offs cost much. */
+/* Rows linked per hold of the write lock, per build thread, while nobody
+ * waits for the lock: it is not taken so often that its hand-offs cost
+ * much. A caller that comes to wait cuts the chunk short: it waits for one
+ * row per build thread (see svdb__hnsw_insert_some), not for the chunk. */
 #define CHUNK_PER_THREAD 256
 
 void svdb__indexer_init(svdb_indexer *ix)

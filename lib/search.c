@@ -79,41 +79,82 @@ void svdb__flat_scan(const svdb_store *store, const svdb_kernels *kern, const fl
     }
 }
 
-/* Scores the rows of a slot list exactly: the rows still waiting for the
- * background indexer, which the graph walk cannot reach (so a row is found
- * from the moment its write returns), or the rows a search is restricted
- * to. A slot no longer live, or (`unlinked`) already linked, is skipped. */
-static void scan_slots(const svdb_search_plan *p, const float *q, const uint32_t *list, size_t len, int unlinked,
+/* Scores one block of consecutive slots [first, first + nb), inside one
+ * chunk, as the exact scan does: SIMD over contiguous float32 rows. */
+static void scan_block(const svdb_store_view *s, const svdb_space *sp, const float *q, size_t first, size_t nb,
                        svdb_topk *t, svdb_admit_fn admit, void *ctx)
 {
-    enum { TILE = 64 };
+    float dist[BLOCK_ROWS];
+    size_t c = first >> s->shift, b = first & (svdb__chunk_rows(s) - 1);
+    const float *norm = s->norm[c] ? s->norm[c] + b : NULL; /* cosine only */
+    sp->block(&q, 1, s->vec[c] + b * s->dim, nb, sp->dim, dist);
+    SVDB_SPACE_BY_METRIC(sp->metric, M, offer(t, M, dist, norm, s->rows[c] + b, nb, first, admit, ctx));
+}
+
+/* Slots scored by pointer gather, a tile at a time. */
+enum { TILE = 64 };
+typedef struct {
+    const float *rows[TILE];
+    uint32_t slots[TILE];
+    size_t n;
+} gather_tile;
+
+static void flush_tile(const svdb_store_view *s, const svdb_space *sp, const float *q, gather_tile *g, svdb_topk *t,
+                       svdb_admit_fn admit, void *ctx)
+{
+    float raw[TILE];
+    if (g->n) sp->gather(q, g->rows, g->n, sp->dim, raw);
+    for (size_t j = 0; j < g->n; j++) {
+        uint32_t slot = g->slots[j];
+        float d = svdb__space_dist(sp->metric, raw[j], 1.0f, SVDB_SPACE_ROW_NORM(sp->metric, *svdb__norm(s, slot)));
+        if (d > bound(t) || (admit && !admit(ctx, slot))) continue;
+        svdb_cand cand = {d, slot, svdb__row(s, slot)->seq};
+        svdb__topk_push(t, cand);
+    }
+    g->n = 0;
+}
+
+/* Runs at least this long are scored as blocks; shorter ones by gather. */
+#define MIN_RUN 8
+
+/* Scores the rows of a slot list (each slot at most once) exactly: the
+ * rows still waiting for the background indexer, which the graph walk
+ * cannot reach (so a row is found from the moment its write returns), or
+ * the rows a search is restricted to. A fresh ingest queues consecutive
+ * slots, so the list is cut into runs of consecutive slots and each run is
+ * scanned as the flat scan scans (block kernel, liveness read only for rows
+ * good enough to enter the heap); isolated slots go through the gather.
+ * Compact storage keeps float32 rows apart, one pointer each: gather only.
+ * A waiting slot is never in the graph (the indexer pops and links under
+ * the write lock), so nothing the walk found is scored twice. */
+static void scan_slots(const svdb_search_plan *p, const float *q, const uint32_t *list, size_t len, svdb_topk *t,
+                       svdb_admit_fn admit, void *ctx)
+{
     const svdb_store_view *s = svdb__store_view(p->s);
     svdb_space sp;
     svdb__space_init(&sp, s->metric, s->dim, p->kern, s->ck);
-    const float *rows[TILE];
-    uint32_t slots[TILE];
-    float raw[TILE];
-    size_t n = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len) {
-            uint32_t slot = list[i];
-            if (!svdb__slot_live(s, slot)) continue;
-            if (unlinked && svdb__hnsw_level_of(p->graph, slot) != SVDB_HNSW_NO_LEVEL) continue;
-            slots[n] = slot;
-            rows[n++] = svdb__vec(s, slot);
-            if (n < TILE) continue;
+    size_t per = svdb__chunk_rows(s);
+    gather_tile g;
+    g.n = 0;
+    for (size_t i = 0; i < len;) {
+        size_t first = list[i], run = 1;
+        size_t room = per - (first & (per - 1)); /* a block stays inside its chunk */
+        if (room > BLOCK_ROWS) room = BLOCK_ROWS;
+        while (run < room && i + run < len && list[i + run] == first + run && first + run < s->n_slots) run++;
+        if (!s->ck && run >= MIN_RUN) {
+            scan_block(s, &sp, q, first, run, t, admit, ctx);
+        } else {
+            for (size_t j = 0; j < run; j++) {
+                uint32_t slot = list[i + j];
+                if (!svdb__slot_live(s, slot)) continue; /* deleted while waiting */
+                g.slots[g.n] = slot;
+                g.rows[g.n++] = svdb__vec(s, slot);
+                if (g.n == TILE) flush_tile(s, &sp, q, &g, t, admit, ctx);
+            }
         }
-        if (n == 0) continue;
-        sp.gather(q, rows, n, sp.dim, raw);
-        for (size_t j = 0; j < n; j++) {
-            uint32_t slot = slots[j];
-            float d = svdb__space_dist(sp.metric, raw[j], 1.0f, SVDB_SPACE_ROW_NORM(sp.metric, *svdb__norm(s, slot)));
-            if (d > bound(t) || (admit && !admit(ctx, slot))) continue;
-            svdb_cand cand = {d, slot, svdb__row(s, slot)->seq};
-            svdb__topk_push(t, cand);
-        }
-        n = 0;
+        i += run;
     }
+    flush_tile(s, &sp, q, &g, t, admit, ctx);
 }
 
 /* The filter as a row predicate. */
@@ -179,14 +220,14 @@ static int run_range(batch_job *job, size_t first, size_t nq)
     }
     int rc = SVDB_OK;
     if (p->only) {
-        for (size_t j = 0; j < nq; j++) scan_slots(p, q[j], p->only, p->n_only, 0, &tops[j], admit, &job->fctx);
+        for (size_t j = 0; j < nq; j++) scan_slots(p, q[j], p->only, p->n_only, &tops[j], admit, &job->fctx);
     } else if (job->exact) {
         svdb__flat_scan(p->s, p->kern, q, nq, tops, admit, &job->fctx);
     } else {
         for (size_t j = 0; j < nq; j++) {
             int r = svdb__hnsw_search(p->graph, p->s, p->kern, q[j], job->ef, admit, &job->fctx, &tops[j]);
             if (r != SVDB_OK) rc = r;
-            if (p->n_pending) scan_slots(p, q[j], p->pending, p->n_pending, 1, &tops[j], admit, &job->fctx);
+            if (p->n_pending) scan_slots(p, q[j], p->pending, p->n_pending, &tops[j], admit, &job->fctx);
             if (tops[j].n < job->min_hits) { /* the walk starved: answer exactly */
                 tops[j].n = 0;
                 svdb__flat_scan(p->s, p->kern, &q[j], 1, &tops[j], admit, &job->fctx);

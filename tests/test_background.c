@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,6 +377,214 @@ static void test_background__parallel_linking_reaches_every_row(void **state)
     free(v);
 }
 
+/* ---- Exact scans of waiting rows: runs of consecutive slots crossing
+ * store chunks, holes, requeued and reused slots. WDIM = 512 gives chunks
+ * of 2048 rows (about 4 MiB each). Row i has id "w<i>"; the test keeps
+ * what each row holds and whether it waits. */
+#define WDIM 512
+#define WROWS 5000
+
+typedef struct {
+    svdb *db;
+    float *vec; /* WROWS x WDIM: each row's current vector */
+    int *live, *waiting;
+} wset;
+
+static void w_put(wset *w, size_t i, const float *v, int upsert)
+{
+    char id[24];
+    const char *p = id;
+    snprintf(id, sizeof id, "w%zu", i);
+    int rc = upsert ? svdb_upsert_batch(w->db, 1, &p, v, WDIM, NULL) : svdb_add_batch(w->db, 1, &p, v, WDIM, NULL);
+    ASSERT_OK(rc);
+    memcpy(w->vec + i * WDIM, v, WDIM * sizeof *v);
+    w->live[i] = 1;
+}
+
+static void w_put_range(wset *w, size_t from, size_t to, const float *v)
+{
+    size_t cnt = to - from;
+    char **ids = calloc(cnt, sizeof *ids);
+    for (size_t i = 0; i < cnt; i++) {
+        ids[i] = malloc(24);
+        snprintf(ids[i], 24, "w%zu", from + i);
+        w->live[from + i] = 1;
+    }
+    ASSERT_OK(svdb_add_batch(w->db, cnt, (const char *const *)ids, v, WDIM, NULL));
+    memcpy(w->vec + from * WDIM, v, cnt * WDIM * sizeof *v);
+    for (size_t i = 0; i < cnt; i++) free(ids[i]);
+    free(ids);
+}
+
+static void w_del(wset *w, size_t i)
+{
+    char id[24];
+    const char *p = id;
+    size_t nd;
+    snprintf(id, sizeof id, "w%zu", i);
+    ASSERT_OK(svdb_delete(w->db, 1, &p, &nd));
+    assert_int_equal(nd, 1);
+    w->live[i] = 0;
+    w->waiting[i] = 0;
+}
+
+static float wl2(const float *a, const float *b)
+{
+    float s = 0;
+    for (int d = 0; d < WDIM; d++) s += (a[d] - b[d]) * (a[d] - b[d]);
+    return s;
+}
+
+/* Checks one search's hits: distinct ids, each a live row at its true
+ * distance, sorted; and every waiting row among the true k nearest is
+ * there (the walk may miss a linked row, never a waiting one). */
+static void w_check_hits(const wset *w, const float *q, size_t k, const svdb_hit *h, size_t nh)
+{
+    float *d = malloc(WROWS * sizeof *d);
+    size_t live = 0;
+    for (size_t i = 0; i < WROWS; i++) {
+        d[i] = w->live[i] ? wl2(q, w->vec + i * WDIM) : __builtin_inff();
+        live += (size_t)w->live[i];
+    }
+    assert_int_equal(nh, k < live ? k : live);
+    int *seen = calloc(WROWS, sizeof *seen);
+    for (size_t j = 0; j < nh; j++) {
+        size_t i = strtoul(h[j].id + 1, NULL, 10);
+        assert_true(i < WROWS && w->live[i]);
+        assert_int_equal(seen[i], 0); /* no row twice */
+        seen[i] = 1;
+        assert_true(fabsf(h[j].distance - d[i]) <= 1e-3f * (1.0f + d[i]));
+        if (j) assert_true(h[j].distance >= h[j - 1].distance);
+    }
+    float kth = nh ? h[nh - 1].distance : __builtin_inff();
+    for (size_t i = 0; i < WROWS; i++) /* a waiting row nearer than the last hit is a hit */
+        if (w->waiting[i] && d[i] < kth * (1.0f - 1e-4f)) assert_int_equal(seen[i], 1);
+    free(seen);
+    free(d);
+}
+
+static void w_search_check(const wset *w, const float *q, size_t k)
+{
+    svdb_hit *h;
+    size_t nh;
+    ASSERT_OK(svdb_search(w->db, q, WDIM, k, NULL, &h, &nh));
+    w_check_hits(w, q, k, h, nh);
+    svdb_hits_free(h);
+}
+
+/* Rows waiting to be linked are scanned exactly (in runs across chunk
+ * boundaries, around holes, and one by one) beside the walk, each at most
+ * once; deletes and upserts of waiting and linked rows are seen at once;
+ * and searches running while the indexer links never return a row twice. */
+static void test_background__waiting_rows_scanned_exactly(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("bg_exact");
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.index = SVDB_INDEX_HNSW;
+    o.dim = WDIM;
+    o.background_indexing = 1;
+    o.build_threads = 2;
+    wset w = {NULL, malloc((size_t)WROWS * WDIM * sizeof(float)), calloc(WROWS, sizeof(int)),
+              calloc(WROWS, sizeof(int))};
+    ASSERT_OK(svdb_open(&w.db, dir, &o));
+    size_t nq = 24;
+    float *v = malloc((size_t)WROWS * WDIM * sizeof *v), *qs = malloc(nq * WDIM * sizeof *qs);
+    th_random(v, (size_t)WROWS * WDIM, 41);
+    th_random(qs, nq * WDIM, 42);
+    w_put_range(&w, 0, 1000, v); /* linked */
+    ASSERT_OK(svdb_index_wait(w.db));
+    svdb_indexer *ix = svdb__indexer_of(w.db);
+    svdb__indexer_pause(ix, 1);
+    w_put_range(&w, 1000, 4800, v + (size_t)1000 * WDIM); /* slots 1000..4799 wait: chunks end at 2048, 4096 */
+    for (size_t i = 1000; i < 4800; i++) w.waiting[i] = 1;
+    for (size_t i = 1500; i < 4800; i += 97) w_del(&w, i); /* holes in the runs */
+    for (size_t i = 2040; i < 2056; i += 3) w_del(&w, i); /* short runs at a chunk boundary */
+    float *nv = malloc(WDIM * sizeof *nv);
+    for (size_t i = 0; i < 40; i++) { /* replaced: linked rows requeued, waiting rows rewritten */
+        size_t r = i < 20 ? i * 37 : 1001 + i * 50;
+        th_random(nv, WDIM, 500 + (unsigned)i);
+        w_put(&w, r, nv, 1);
+        w.waiting[r] = 1;
+    }
+    for (size_t i = 4800; i < 4810; i++) { /* new rows in freed slots, queued out of order */
+        th_random(nv, WDIM, 900 + (unsigned)i);
+        w_put(&w, i, nv, 0);
+        w.waiting[i] = 1;
+    }
+    size_t pending, want = 0;
+    for (size_t i = 0; i < WROWS; i++) want += (size_t)(w.waiting[i] && w.live[i]);
+    ASSERT_OK(svdb_index_pending(w.db, &pending));
+    assert_int_equal(pending, want);
+    for (size_t j = 0; j < nq; j++) w_search_check(&w, qs + j * WDIM, 10);
+    for (size_t i = 0; i < WROWS; i += 211) /* each waiting row finds itself */
+        if (w.live[i]) w_search_check(&w, w.vec + i * WDIM, 3);
+
+    /* An id allow-list is scored by the same scan, exactly: a long run of
+     * consecutive slots, scattered ids, a deleted one and a missing one. */
+    size_t n_ids = 0;
+    char **ids = malloc(3000 * sizeof *ids);
+    for (size_t i = 0; i < WROWS && n_ids < 2998; i += i < 2500 ? 1 : 7) {
+        ids[n_ids] = malloc(24);
+        snprintf(ids[n_ids++], 24, "w%zu", i);
+    }
+    ids[n_ids++] = strdup("w1500"); /* deleted */
+    ids[n_ids++] = strdup("nope");
+    svdb_search_options so;
+    svdb_search_options_init(&so, SVDB_SEARCH_OPTIONS_VERSION);
+    so.ids = (const char *const *)ids;
+    so.n_ids = n_ids;
+    wset allowed = w; /* the allowed rows only, all compared exactly */
+    allowed.live = calloc(WROWS, sizeof(int));
+    allowed.waiting = allowed.live;
+    for (size_t j = 0; j + 2 < n_ids; j++) {
+        size_t i = strtoul(ids[j] + 1, NULL, 10);
+        allowed.live[i] = w.live[i];
+    }
+    for (size_t j = 0; j < 8; j++) {
+        svdb_hit *h;
+        size_t nh;
+        ASSERT_OK(svdb_search(w.db, qs + j * WDIM, WDIM, 15, &so, &h, &nh));
+        w_check_hits(&allowed, qs + j * WDIM, 15, h, nh);
+        svdb_hits_free(h);
+    }
+    free(allowed.live);
+    for (size_t j = 0; j < n_ids; j++) free(ids[j]);
+    free(ids);
+
+    /* While the indexer links: no row twice, every row at its distance. */
+    svdb__indexer_pause(ix, 0);
+    memset(w.waiting, 0, WROWS * sizeof(int)); /* which rows still wait is unknown now */
+    size_t rounds = 0;
+    do {
+        ASSERT_OK(svdb_index_pending(w.db, &pending));
+        w_search_check(&w, qs + (rounds % nq) * WDIM, 30);
+        rounds++;
+    } while (pending > 0);
+    ASSERT_OK(svdb_index_wait(w.db));
+    printf("searches while linking: %zu\n", rounds);
+    for (size_t i = 0; i < WROWS; i += 89) /* every row linked: each finds itself */
+        if (w.live[i]) {
+            svdb_hit *h;
+            size_t nh;
+            ASSERT_OK(svdb_search(w.db, w.vec + i * WDIM, WDIM, 1, NULL, &h, &nh));
+            char id[24];
+            snprintf(id, sizeof id, "w%zu", i);
+            assert_string_equal(h[0].id, id);
+            svdb_hits_free(h);
+        }
+    ASSERT_OK(svdb_close(w.db));
+    free(nv);
+    free(v);
+    free(qs);
+    free(w.vec);
+    free(w.live);
+    free(w.waiting);
+    th_rmrf(dir);
+    free(dir);
+}
+
 static void test_background__api_errors(void **state)
 {
     (void)state;
@@ -414,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_background__concurrent_searches),
         cmocka_unit_test(test_background__link_failure),
         cmocka_unit_test(test_background__parallel_linking_reaches_every_row),
+        cmocka_unit_test(test_background__waiting_rows_scanned_exactly),
         cmocka_unit_test(test_background__api_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
