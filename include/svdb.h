@@ -265,6 +265,13 @@ SVDB_API int svdb_ids_where(svdb *db, const char *where, const char *where_docum
 SVDB_API int svdb_select_options_init(svdb_select_options *opts, unsigned int version);
 SVDB_API int svdb_select(svdb *db, const svdb_select_options *opts, char ***ids, char ***metadatas, size_t *count);
 SVDB_API int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
+/* svdb_search into the caller's buffers, without an allocation: distances
+ * (k floats) receives the *n_hits distances, and ids (ids_cap bytes) the
+ * hits' ids one after another, each NUL-terminated, in hit order (*ids_len
+ * bytes in all). ids_cap = k * (SVDB_MAX_ID_BYTES + 1) always suffices; if
+ * the ids do not fit a smaller buffer the call fails with SVDB_ETOOBIG,
+ * *ids_len set to the bytes needed, *n_hits 0. */
+SVDB_API int svdb_search_into(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, float *distances, char *ids, size_t ids_cap, size_t *n_hits, size_t *ids_len);
 SVDB_API int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 
 /* Freeing what the library returned. All accept NULL. */

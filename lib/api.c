@@ -7,6 +7,7 @@
 #include "error.h"
 #include "filter.h"
 #include "handles.h"
+#include "search.h"
 #include "hnsw.h"
 #include "svdb.h"
 
@@ -489,7 +490,8 @@ static int search(svdb_coll *c, size_t n_queries, const float *queries, uint32_t
     for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
     svdb_filter *filter = NULL;
     if (opts) SVDB_TRY(svdb__filter_compile(opts->where, opts->where_document, &filter));
-    int rc = svdb__coll_search(c, n_queries, queries, dim, k, opts, filter, hits, n_hits);
+    svdb_hit_sink out = {hits, NULL, NULL, 0, NULL};
+    int rc = svdb__coll_search(c, n_queries, queries, dim, k, opts, filter, &out, n_hits);
     svdb__filter_free(filter);
     return rc;
 }
@@ -509,6 +511,35 @@ int svdb_search_batch(svdb *token, size_t n_queries, const float *queries, uint3
     svdb_call call;
     SVDB_TRY(begin_db(token, &call));
     return end_call(&call, search(COLL(call), n_queries, queries, dim, k, opts, hits, n_hits));
+}
+
+static int search_into(svdb_coll *c, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts,
+                       float *distances, char *ids, size_t ids_cap, size_t *n_hits, size_t *ids_len)
+{
+    SVDB_FAIL_IF(!query, SVDB_EINVAL, "query is NULL");
+    SVDB_FAIL_IF(!distances || !ids || !n_hits || !ids_len, SVDB_EINVAL,
+                 "distances, ids, n_hits or ids_len is NULL");
+    SVDB_FAIL_IF(k == 0, SVDB_EINVAL, "k must be at least 1");
+    SVDB_FAIL_IF(opts && (opts->version == 0 || opts->version > SVDB_SEARCH_OPTIONS_VERSION), SVDB_EINVAL,
+                 "search options version %u is not supported (1..%d)", opts ? opts->version : 0,
+                 SVDB_SEARCH_OPTIONS_VERSION);
+    svdb_filter *filter = NULL;
+    if (opts) SVDB_TRY(svdb__filter_compile(opts->where, opts->where_document, &filter));
+    svdb_hit_sink out = {NULL, distances, ids, ids_cap, ids_len};
+    int rc = svdb__coll_search(c, 1, query, dim, k, opts, filter, &out, n_hits);
+    svdb__filter_free(filter);
+    if (rc != SVDB_OK) *n_hits = 0;
+    return rc;
+}
+
+int svdb_search_into(svdb *token, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts,
+                     float *distances, char *ids, size_t ids_cap, size_t *n_hits, size_t *ids_len)
+{
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    if (n_hits) *n_hits = 0;
+    if (ids_len) *ids_len = 0;
+    return end_call(&call, search_into(COLL(call), query, dim, k, opts, distances, ids, ids_cap, n_hits, ids_len));
 }
 
 /* ---------------------------------------------------------------- background indexing */

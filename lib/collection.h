@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct svdb_hit_sink; /* search.h */
+
 typedef struct svdb_coll svdb_coll;
 
 /* Opens or creates the collection at path; `o` is checked (api.c). */
@@ -58,7 +60,8 @@ int svdb__coll_select(svdb_coll *c, const svdb_filter *filter, const char *const
                       size_t limit, char ***ids, char ***metas, size_t *count);
 /* n_hits has n entries, zeroed by the caller; `o` may be NULL. */
 int svdb__coll_search(svdb_coll *c, size_t n, const float *queries, uint32_t dim, size_t k,
-                      const svdb_search_options *o, const svdb_filter *filter, svdb_hit **hits, size_t *n_hits);
+                      const svdb_search_options *o, const svdb_filter *filter, const struct svdb_hit_sink *out,
+                      size_t *n_hits);
 
 void svdb__coll_set_progress(svdb_coll *c, svdb_progress_fn fn, void *ctx);
 int svdb__coll_index_wait(svdb_coll *c);

@@ -274,7 +274,8 @@ static int only_slots(const svdb_coll *db, const svdb_batch *b, uint32_t **out, 
 }
 
 static int run_search(svdb_coll *db, const float *q, size_t n_queries, size_t k, const svdb_search_options *opts,
-                      const svdb_filter *filter, const uint32_t *only, size_t n_only, svdb_hit **hits, size_t *n_hits)
+                      const svdb_filter *filter, const uint32_t *only, size_t n_only, const svdb_hit_sink *out,
+                      size_t *n_hits)
 {
     size_t live = only ? n_only : svdb__store_count(db->store);
     size_t keff = k < live ? k : live;
@@ -287,7 +288,7 @@ static int run_search(svdb_coll *db, const float *q, size_t n_queries, size_t k,
                              NULL, 0, only, n_only};
     if (db->background) plan.pending = svdb__indexer_queue(&db->ix, &plan.n_pending);
     int rc = svdb__search_many(&plan, q, n_queries, keff, threads, cands, n_hits);
-    if (rc == SVDB_OK) rc = svdb__hits_build(db->store, cands, keff, n_hits, n_queries, hits);
+    if (rc == SVDB_OK) rc = svdb__hits_build(db->store, cands, keff, n_hits, n_queries, out);
     if (rc != SVDB_OK)
         for (size_t i = 0; i < n_queries; i++) n_hits[i] = 0;
     svdb__free(cands);
@@ -295,7 +296,8 @@ static int run_search(svdb_coll *db, const float *q, size_t n_queries, size_t k,
 }
 
 int svdb__coll_search(svdb_coll *db, size_t n_queries, const float *queries, uint32_t dim, size_t k,
-                      const svdb_search_options *opts, const svdb_filter *filter, svdb_hit **hits, size_t *n_hits)
+                      const svdb_search_options *opts, const svdb_filter *filter, const svdb_hit_sink *out,
+                      size_t *n_hits)
 {
     /* An id allow-list (version 2) is copied and checked before the lock. */
     int restricted = opts && opts->version >= 2 && opts->ids;
@@ -312,7 +314,7 @@ int svdb__coll_search(svdb_coll *db, size_t n_queries, const float *queries, uin
     if (rc == SVDB_OK) rc = svdb__coll_check_dim(db, dim, "queries");
     if (rc == SVDB_OK) rc = prepare_queries(db, queries, n_queries, dim, &q);
     if (rc == SVDB_OK && restricted) rc = only_slots(db, &ids, &only, &n_only);
-    if (rc == SVDB_OK) rc = run_search(db, q, n_queries, k, opts, filter, only, n_only, hits, n_hits);
+    if (rc == SVDB_OK) rc = run_search(db, q, n_queries, k, opts, filter, only, n_only, out, n_hits);
     svdb__gate_unlock(&db->gate);
     svdb__free(only);
     svdb__free(q);

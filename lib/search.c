@@ -299,10 +299,29 @@ int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t
     return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "out of memory while searching %zu queries", n);
 }
 
+/* One query's hits into the caller's buffers. */
+static int hits_write(const svdb_store_view *s, const svdb_cand *cands, size_t count, const svdb_hit_sink *out)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < count; i++) bytes += svdb__row(s, cands[i].slot)->id_len + 1;
+    *out->ids_len = bytes;
+    if (bytes > out->ids_cap)
+        return svdb__fail(SVDB_ETOOBIG, "the hits' ids need %zu bytes but the buffer holds %zu", bytes, out->ids_cap);
+    char *str = out->ids;
+    for (size_t i = 0; i < count; i++) {
+        const svdb_row *r = svdb__row(s, cands[i].slot);
+        memcpy(str, svdb__row_id(r), r->id_len + 1);
+        str += r->id_len + 1;
+        out->distances[i] = svdb__space_reported(s->metric, cands[i].dist);
+    }
+    return SVDB_OK;
+}
+
 int svdb__hits_build(const svdb_store *store, const svdb_cand *cands, size_t k, const size_t *counts, size_t n,
-                     svdb_hit **out)
+                     const svdb_hit_sink *out)
 {
     const svdb_store_view *s = svdb__store_view(store);
+    if (!out->hits) return hits_write(s, cands, counts[0], out);
     size_t total = 0, bytes = 0;
     for (size_t q = 0; q < n; q++)
         for (size_t i = 0; i < counts[q]; i++) {
@@ -310,7 +329,7 @@ int svdb__hits_build(const svdb_store *store, const svdb_cand *cands, size_t k, 
             bytes += svdb__row(s, cands[q * k + i].slot)->id_len + 1;
         }
     if (total == 0) { /* documented: no hits means a NULL array */
-        *out = NULL;
+        *out->hits = NULL;
         return SVDB_OK;
     }
     svdb_hit *hits = svdb__malloc(total * sizeof *hits + bytes);
@@ -325,6 +344,6 @@ int svdb__hits_build(const svdb_store *store, const svdb_cand *cands, size_t k, 
             hits[h].distance = svdb__space_reported(s->metric, cands[q * k + i].dist);
             str += r->id_len + 1;
         }
-    *out = hits;
+    *out->hits = hits;
     return SVDB_OK;
 }

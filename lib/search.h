@@ -33,9 +33,21 @@ typedef struct svdb_search_plan {
 int svdb__search_many(const svdb_search_plan *plan, const float *queries, size_t n, size_t k, unsigned threads,
                       svdb_cand *cands, size_t *counts);
 
-/* Packs the candidates of n queries into one caller-owned svdb_hit array
- * (ids copied after the array; freed by svdb_hits_free). */
+/* Where a search's results go: an svdb_hit array allocated for the caller
+ * (`hits`, freed by svdb_hits_free: ids copied after the array), or, for one
+ * query, the caller's buffers (`hits` NULL): distances[k] and the ids one
+ * after another, NUL-terminated, in ids[ids_cap]; *ids_len receives the
+ * bytes written (or needed, with SVDB_ETOOBIG when they do not fit). */
+typedef struct svdb_hit_sink {
+    svdb_hit **hits;
+    float *distances;
+    char *ids;
+    size_t ids_cap;
+    size_t *ids_len;
+} svdb_hit_sink;
+
+/* Hands the candidates of n queries to the sink. */
 int svdb__hits_build(const svdb_store *s, const svdb_cand *cands, size_t k, const size_t *counts, size_t n,
-                     svdb_hit **out);
+                     const svdb_hit_sink *out);
 
 #endif

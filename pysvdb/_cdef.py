@@ -179,6 +179,7 @@ int svdb_ids_where(svdb *db, const char *where, const char *where_document, char
 int svdb_select_options_init(svdb_select_options *opts, unsigned int version);
 int svdb_select(svdb *db, const svdb_select_options *opts, char ***ids, char ***metadatas, size_t *count);
 int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
+int svdb_search_into(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, float *distances, char *ids, size_t ids_cap, size_t *n_hits, size_t *ids_len);
 int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 
 /* Freeing what the library returned. */

@@ -357,6 +357,26 @@ def _decode_ids(p: Any, m: int) -> List[str]:
 _OUT_POOL: List[Tuple[Any, Any]] = []
 
 
+#: Buffers of svdb_search_into for k <= _INTO_K (distances, ids, n_hits,
+#: ids_len), reused as _OUT_POOL's pairs are: each call takes its own set.
+_INTO_K = 64
+_INTO_CAP = _INTO_K * (int(lib.SVDB_MAX_ID_BYTES) + 1)
+_INTO_POOL: List[Tuple[Any, Any, Any, Any, Any, Any]] = []
+#: struct.Struct reading m float32 distances, by m.
+_FLOATS = [struct.Struct("=%df" % m) for m in range(_INTO_K + 1)]
+
+
+def _take_into() -> Tuple[Any, Any, Any, Any, Any, Any]:
+    """(distances, ids, n_hits, ids_len) and buffer views of the first two
+    (slicing a view is cheaper than ffi.unpack)."""
+    try:
+        return _INTO_POOL.pop()
+    except IndexError:
+        # _INTO_CAP always holds k ids of the longest length: no retry
+        d, i = ffi.new("float[]", _INTO_K), ffi.new("char[]", _INTO_CAP)
+        return d, i, ffi.new("size_t[1]"), ffi.new("size_t[1]"), ffi.buffer(d), ffi.buffer(i)
+
+
 def _take_out() -> Tuple[Any, Any]:
     try:
         return _OUT_POOL.pop()
@@ -1196,6 +1216,23 @@ class SvDBPython:
         else:
             opts, keep = self._search_options(where, ef, None, where_document, ids)
         h = self._acquire()
+        if kk <= _INTO_K:  # the common case: into reused buffers, one decode, nothing to free
+            b = _take_into()
+            rc = lib.svdb_search_into(
+                h, ffi.from_buffer("float[]", q), q.shape[0], kk, opts, b[0], b[1], _INTO_CAP, b[2], b[3]
+            )
+            del keep
+            if rc != 0:
+                _INTO_POOL.append(b)
+                raise self._fail(rc)
+            m = b[2][0]
+            if not m:
+                _INTO_POOL.append(b)
+                return []
+            ids = b[5][: b[3][0] - 1].decode("utf-8", "replace").split("\0")
+            dists = _FLOATS[m].unpack_from(b[4])
+            _INTO_POOL.append(b)
+            return list(zip(ids, dists))
         out = _take_out()
         # q is C-ready (_as_float32), so _c_array's check is skipped on this path
         rc = lib.svdb_search(h, ffi.from_buffer("float[]", q), q.shape[0], kk, opts, out[0], out[1])

@@ -432,6 +432,66 @@ static void test_select_errors(void **state)
     assert_true(th_check_db(f->db, &f->m, 1));
 }
 
+/* ------------------------------------------------------------------ search_into */
+
+static void test_search_into(void **state)
+{
+    fixture *f = *state;
+    const float q[] = {1, 0.1f, 0};
+    float dist[8];
+    char ids[64];
+    size_t n = 99, len = 99;
+    for (size_t k = 1; k <= 6; k++) { /* the same hits as svdb_search, packed */
+        svdb_hit *hits = NULL;
+        size_t nh = 0;
+        assert_int_equal(svdb_search(f->db, q, 3, k, NULL, &hits, &nh), SVDB_OK);
+        assert_int_equal(svdb_search_into(f->db, q, 3, k, NULL, dist, ids, sizeof ids, &n, &len), SVDB_OK);
+        assert_int_equal(n, nh);
+        const char *at = ids;
+        for (size_t i = 0; i < n; i++) {
+            assert_string_equal(at, hits[i].id);
+            assert_true(dist[i] == hits[i].distance);
+            at += strlen(at) + 1;
+        }
+        assert_int_equal(len, (size_t)(at - ids));
+        svdb_hits_free(hits);
+    }
+    /* filters and the allow-list apply */
+    svdb_search_options o;
+    svdb_search_options_init(&o, SVDB_SEARCH_OPTIONS_VERSION);
+    const char *only[] = {"d", "b"};
+    o.ids = only;
+    o.n_ids = 2;
+    assert_int_equal(svdb_search_into(f->db, q, 3, 4, &o, dist, ids, sizeof ids, &n, &len), SVDB_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(len, 4);
+    assert_string_equal(ids, "b");
+    assert_string_equal(ids + 2, "d");
+    /* too small a buffer: ETOOBIG with the bytes needed, no hits */
+    fails(svdb_search_into(f->db, q, 3, 4, NULL, dist, ids, 5, &n, &len), SVDB_ETOOBIG);
+    assert_int_equal(n, 0);
+    assert_int_equal(len, 8);
+    assert_int_equal(svdb_search_into(f->db, q, 3, 4, NULL, dist, ids, 8, &n, &len), SVDB_OK);
+    assert_int_equal(n, 4);
+    /* errors */
+    fails(svdb_search_into(f->db, NULL, 3, 1, NULL, dist, ids, sizeof ids, &n, &len), SVDB_EINVAL);
+    fails(svdb_search_into(f->db, q, 3, 1, NULL, NULL, ids, sizeof ids, &n, &len), SVDB_EINVAL);
+    fails(svdb_search_into(f->db, q, 3, 1, NULL, dist, NULL, sizeof ids, &n, &len), SVDB_EINVAL);
+    fails(svdb_search_into(f->db, q, 3, 1, NULL, dist, ids, sizeof ids, NULL, &len), SVDB_EINVAL);
+    fails(svdb_search_into(f->db, q, 3, 1, NULL, dist, ids, sizeof ids, &n, NULL), SVDB_EINVAL);
+    fails(svdb_search_into(f->db, q, 3, 0, NULL, dist, ids, sizeof ids, &n, &len), SVDB_EINVAL);
+    fails(svdb_search_into(f->db, q, 4, 1, NULL, dist, ids, sizeof ids, &n, &len), SVDB_EDIM);
+    o.version = 99;
+    fails(svdb_search_into(f->db, q, 3, 1, &o, dist, ids, sizeof ids, &n, &len), SVDB_EINVAL);
+    svdb_search_options_init(&o, SVDB_SEARCH_OPTIONS_VERSION);
+    o.where = "{\"k\": {\"$gt\": \"x\"}}";
+    fails(svdb_search_into(f->db, q, 3, 1, &o, dist, ids, sizeof ids, &n, &len), SVDB_EINVAL);
+    const float bad[] = {1, NAN, 0};
+    fails(svdb_search_into(f->db, bad, 3, 1, NULL, dist, ids, sizeof ids, &n, &len), SVDB_EINVAL);
+    fails(svdb_search_into(NULL, q, 3, 1, NULL, dist, ids, sizeof ids, &n, &len), SVDB_EMISUSE);
+    assert_int_equal(n, 0);
+}
+
 /* ------------------------------------------------------------------ search restricted to ids */
 
 static void test_search_ids(void **state)
@@ -570,6 +630,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_select, setup_flat, teardown),
         cmocka_unit_test_setup_teardown(test_select, setup_hnsw, teardown),
         cmocka_unit_test_setup_teardown(test_select_errors, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_search_into, setup_flat, teardown),
+        cmocka_unit_test_setup_teardown(test_search_into, setup_hnsw, teardown),
         cmocka_unit_test_setup_teardown(test_search_ids, setup_flat, teardown),
         cmocka_unit_test_setup_teardown(test_search_ids, setup_hnsw, teardown),
         cmocka_unit_test(test_autocheckpoint),

@@ -52,7 +52,7 @@ def filled(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     db.close()
 
 
-@pytest.mark.parametrize("k", [1, 3, 10, 50, 51, 1000])
+@pytest.mark.parametrize("k", [1, 3, 10, 50, 51, 64, 65, 1000])  # 64: the last k searched into reused buffers
 def test_search_matches_reference(filled: Any, k: int) -> None:
     db, vecs, ids = filled
     for i in range(0, len(ids), 7):
@@ -353,3 +353,15 @@ def test_stale_call_after_close_is_closed_error(tmp_path: Path) -> None:
     other = SvDBPython(str(tmp_path / "u"), dim=4)
     assert type(other._fail(lib.SVDB_EMISUSE)) is pysvdb.MisuseError
     other.close()
+
+
+def test_search_with_longest_ids_fills_the_reused_buffer(tmp_path: Path) -> None:
+    """64 hits of 1024-byte ids: exactly what the reused id buffer holds."""
+    db = SvDBPython(str(tmp_path / "long"), dim=2)
+    ids = [("%04d" % i) * 256 for i in range(70)]
+    assert all(len(i.encode()) == int(lib.SVDB_MAX_ID_BYTES) for i in ids)
+    db.add(ids, np.arange(140, dtype=np.float32).reshape(70, 2))
+    got = db.search([0.0, 0.0], 64)
+    assert [h[0] for h in got] == ids[:64]
+    assert got == reference_search(db, np.zeros(2, dtype=np.float32), 64)
+    db.close()
