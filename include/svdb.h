@@ -417,6 +417,13 @@ SVDB_API int svdb_catalog_list_databases(svdb_catalog *cat, const char *tenant, 
  * of its collections is open; files that could not be removed are reported
  * through the warning callback. The default database may be deleted too. */
 SVDB_API int svdb_catalog_delete_database(svdb_catalog *cat, const char *tenant, const char *name);
+/* Deletes every collection, database and tenant of the catalog (as
+ * ChromaDB's reset): afterwards only the default tenant and its empty default
+ * database exist (that database's id all zeros again). One atomic change, as
+ * svdb_catalog_delete_database: SVDB_ELOCKED (nothing changed) while any
+ * collection is open; directories that could not be removed are reported
+ * through the warning callback. A view resets the whole catalog too. */
+SVDB_API int svdb_catalog_reset(svdb_catalog *cat);
 /* A view handle of database `database` (NULL: "default_database") of the
  * tenant, which must exist (SVDB_ENOTFOUND; SVDB_EINVAL for a database name
  * under 3 bytes). Close it with svdb_catalog_close; closing the catalog

@@ -1025,12 +1025,13 @@ typedef struct held {
     int have, lock, marked;
 } held;
 
-/* Marks the directory (if any) of every collection of database `db`
- * "deleting", holding each one's lock: SVDB_ELOCKED while one is open. */
+/* Marks the directory (if any) of every collection of database `db` (NULL:
+ * of every database) "deleting", holding each one's lock: SVDB_ELOCKED while
+ * one is open. */
 static int mark_db(svdb_catalog *c, const char *db, held *hs, size_t *k)
 {
     for (size_t i = 0; i < c->n; i++) {
-        if (strcmp(c->v[i].db, db)) continue;
+        if (db && strcmp(c->v[i].db, db)) continue;
         held *x = &hs[(*k)++];
         memcpy(x->id, c->v[i].id, UUID_LEN + 1);
         x->lock = -1;
@@ -1044,15 +1045,42 @@ static int mark_db(svdb_catalog *c, const char *db, held *hs, size_t *k)
     return SVDB_OK;
 }
 
-/* Deletes database d with its collections, as svdb_catalog_delete deletes
- * one: every directory marked, one save forgets them all, then they go. */
+/* Saves the catalog with only the default tenant and its empty default
+ * database; on failure (before the rename) the old state is put back. */
+static int forget_all(svdb_catalog *c)
+{
+    c->applied = 0;
+    svdb_catalog old = *c;
+    c->v = NULL;
+    c->n = c->cap = 0;
+    c->tenants = NULL;
+    c->n_tenants = 0;
+    c->dbs = NULL;
+    c->n_dbs = 0;
+    int rc = svdb__catalog_add_tenant(c, DEFAULT_TENANT);
+    if (rc == SVDB_OK) rc = svdb__catalog_add_db(c, DEFAULT_DATABASE_ID, DEFAULT_DATABASE, DEFAULT_TENANT);
+    if (rc == SVDB_OK) rc = save(c);
+    svdb_catalog *keep = rc == SVDB_OK || c->applied ? &old : c; /* the state that goes away */
+    svdb_catalog gone = *keep;
+    if (keep == c) { /* not saved: the old state stays */
+        c->v = old.v, c->n = old.n, c->cap = old.cap;
+        c->tenants = old.tenants, c->n_tenants = old.n_tenants;
+        c->dbs = old.dbs, c->n_dbs = old.n_dbs;
+    }
+    entries_clear(&gone);
+    return rc;
+}
+
+/* Deletes database d (d < 0: every database and tenant) with its
+ * collections, as svdb_catalog_delete deletes one: every directory marked,
+ * one save forgets them all, then they go. */
 static int drop_db(svdb_catalog *c, long d)
 {
     held *hs = svdb__calloc(c->n + 1, sizeof *hs);
     SVDB_FAIL_IF(!hs, SVDB_ENOMEM, "out of memory");
     size_t k = 0;
-    int rc = mark_db(c, c->dbs[d].id, hs, &k);
-    if (rc == SVDB_OK) hook("marked"), rc = forget_db(c, d);
+    int rc = mark_db(c, d >= 0 ? c->dbs[d].id : NULL, hs, &k);
+    if (rc == SVDB_OK) hook("marked"), rc = d >= 0 ? forget_db(c, d) : forget_all(c);
     if (rc == SVDB_OK) hook("forgot");
     if (rc != SVDB_OK && !c->applied) { /* the collections stay: live again */
         char msg[1024];
@@ -1086,6 +1114,13 @@ int svdb_catalog_delete_database(svdb_catalog *h, const char *tenant, const char
     if (rc == SVDB_OK) rc = tenant_arg(c, tenant, 1, &t);
     if (rc == SVDB_OK) rc = db_named(c, t, name, &d);
     return leave(c, rc == SVDB_OK ? drop_db(c, d) : rc);
+}
+
+int svdb_catalog_reset(svdb_catalog *h)
+{
+    svdb_catalog *c;
+    SVDB_TRY(enter(h, &c));
+    return leave(c, drop_db(c, -1));
 }
 
 int svdb_catalog_open_database(svdb_catalog **out, svdb_catalog *h, const char *tenant, const char *database)

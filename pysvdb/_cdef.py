@@ -240,6 +240,7 @@ int svdb_catalog_create_database(svdb_catalog *cat, const char *tenant, const ch
 int svdb_catalog_get_database(svdb_catalog *cat, const char *tenant, const char *name, svdb_catalog_database **database);
 int svdb_catalog_list_databases(svdb_catalog *cat, const char *tenant, int64_t limit, int64_t offset, svdb_catalog_database **databases, size_t *n);
 int svdb_catalog_delete_database(svdb_catalog *cat, const char *tenant, const char *name);
+int svdb_catalog_reset(svdb_catalog *cat);
 int svdb_catalog_open_database(svdb_catalog **out, svdb_catalog *cat, const char *tenant, const char *database);
 void svdb_catalog_databases_free(svdb_catalog_database *databases);
 """

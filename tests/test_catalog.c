@@ -1109,6 +1109,95 @@ static void test_catalog__io_faults_tenants_databases(void **state)
     free(s);
 }
 
+static int op_reset(svdb_catalog *c) { return svdb_catalog_reset(c); }
+
+static void test_catalog__reset(void **state)
+{
+    fixture *f = *state;
+    char keep[37], a[37];
+    create(f, "keep", "{\"x\": 1}", keep);
+    ASSERT_OK(svdb_catalog_create_tenant(f->cat, "acme"));
+    ASSERT_OK(svdb_catalog_create_database(f->cat, "acme", "sales"));
+    ASSERT_OK(svdb_catalog_create_database(f->cat, NULL, "extra"));
+    svdb_catalog *v;
+    ASSERT_OK(svdb_catalog_open_database(&v, f->cat, "acme", "sales"));
+    svdb_catalog_entry *e;
+    ASSERT_OK(svdb_catalog_create(v, "a", NULL, NULL, &e));
+    snprintf(a, sizeof a, "%s", e->id);
+    svdb_catalog_entries_free(e);
+    svdb *db;
+    ASSERT_OK(svdb_catalog_open_collection(&db, v, "a", NULL));
+    UNCHANGED(f, svdb_catalog_reset(f->cat), SVDB_ELOCKED); /* an open collection: nothing changes */
+    char marker[64];
+    snprintf(marker, sizeof marker, "%s/pysvdb-collection.json", a);
+    char *m = file_in(f, marker);
+    assert_non_null(strstr(m, "\"state\": \"live\""));
+    free(m);
+    ASSERT_OK(svdb_close(db));
+    ASSERT_OK(svdb_catalog_open_collection(&db, f->cat, "keep", NULL));
+    ASSERT_OK(svdb_close(db));
+    ASSERT_OK(svdb_catalog_reset(v)); /* from a view: the whole catalog */
+    assert_false(exists_in(f, a));
+    assert_false(exists_in(f, keep));
+    char *d = describe(f);
+    char want[256];
+    snprintf(want, sizeof want, "acme:%d default_tenant/default_database=%s[] ", SVDB_ENOTFOUND, ZERO_ID);
+    assert_string_equal(d, want);
+    free(d);
+    ASSERT_FAILS(svdb_catalog_get_tenant(f->cat, "acme"), SVDB_ENOTFOUND);
+    size_t n;
+    ASSERT_FAILS(svdb_catalog_list(v, &e, &n), SVDB_ENOTFOUND); /* the view's database is gone */
+    ASSERT_OK(svdb_catalog_close(v));
+    /* the default database deleted, then reset: made again with its all-zeros id */
+    ASSERT_OK(svdb_catalog_delete_database(f->cat, NULL, "default_database"));
+    ASSERT_OK(svdb_catalog_reset(f->cat));
+    reopen(f);
+    d = describe(f);
+    assert_string_equal(d, want);
+    free(d);
+    /* an I/O failure at any step: the old catalog whole, or the reset one */
+    ASSERT_OK(svdb_catalog_create_tenant(f->cat, "acme"));
+    create(f, "again", NULL, keep);
+    each_fault_state(f, op_reset);
+    reopen(f);
+    d = describe(f);
+    assert_string_equal(d, want);
+    free(d);
+    assert_int_equal(f->warnings, 0);
+}
+
+static void test_catalog__interrupted_reset(void **state)
+{
+    fixture *f = *state;
+    char id[37];
+    create(f, "a", NULL, id);
+    svdb *db;
+    ASSERT_OK(svdb_catalog_open_collection(&db, f->cat, "a", NULL));
+    ASSERT_OK(svdb_close(db));
+    ASSERT_OK(svdb_catalog_close(f->cat));
+    f->cat = NULL;
+    const char *steps[] = {"marked", "forgot"};
+    for (int i = 0; i < 2; i++) {
+        pid_t pid = th_fork();
+        if (pid == 0) {
+            crash_at = steps[i];
+            svdb__catalog_hook = crash_hook;
+            int ok = open_cat(f) == SVDB_OK && svdb_catalog_reset(f->cat) == SVDB_OK;
+            th_child_exit(ok ? 2 : 1);
+        }
+        assert_int_equal(th_wait(pid), 0);
+        ASSERT_OK(open_cat(f));
+        char names[64];
+        col_names(f->cat, names, sizeof names);
+        assert_string_equal(names, i == 0 ? "a" : ""); /* before the save it stays, after it goes */
+        assert_int_equal(exists_in(f, id), i == 0);
+        ASSERT_OK(svdb_catalog_close(f->cat));
+        f->cat = NULL;
+    }
+    ASSERT_OK(open_cat(f));
+    assert_int_equal(f->warnings, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1133,6 +1222,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catalog__version_1_catalog, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog__damaged_version_2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_catalog__io_faults_tenants_databases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog__reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_catalog__interrupted_reset, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

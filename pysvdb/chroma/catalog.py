@@ -495,23 +495,23 @@ class Engine:
             self._drop(rec)
         self._remove_collection_dir(rec.id)
 
-    def reset(self, tenants: List[str]) -> None:
-        """Deletes every collection of the tenants' databases (and of the default
-        tenant's): every database but the default one is deleted; the default
-        one is emptied, keeping its id (made again if it was deleted)."""
+    def reset(self) -> None:
+        """Deletes every collection, database and tenant in one libsvdb change
+        (their files go next): afterwards only the default tenant and its empty
+        default database exist. Open collections' handles are closed first,
+        writes in flight finishing; old Collection objects raise NotFoundError."""
         with self._held():
-            for tenant in dict.fromkeys([DEFAULT_TENANT, *tenants]):
-                for db in self.list_databases(-1, 0, tenant):
-                    if (tenant, db["name"]) != DEFAULT_SCOPE:
-                        self.delete_database(db["name"], tenant)
-            if self._view(DEFAULT_SCOPE) is None:
-                self.create_database(DEFAULT_DATABASE, DEFAULT_TENANT)
-                self._view(DEFAULT_SCOPE)
-            recs = self._scope_records(DEFAULT_SCOPE)
-            for rec in recs:
-                self._drop(rec)
-        for rec in recs:
-            self._remove_collection_dir(rec.id)
+            self.check()
+            for rec in list(self.records.values()):
+                self._close_handle(rec)  # libsvdb refuses while one is open
+            try:
+                self._call(lib.svdb_catalog_reset(self.cat))
+            except svdb_errors.SvDBError:
+                for scope in list(self.views):
+                    self._resync(scope)
+                raise
+            for scope in list(self.views):
+                self._drop_scope(scope)
 
     # ---- the collections' handles
 

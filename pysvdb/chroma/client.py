@@ -39,6 +39,15 @@ __all__ = ["ClientAPI", "AdminClient", "Client", "PersistentClient", "EphemeralC
 CHROMA_API_VERSION = "1.5.9"
 
 
+class _System:
+    """The one part of ChromaDB's ``System`` that client code reads: its settings."""
+
+    __slots__ = ("settings",)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+
 class ClientAPI:
     """A client of a persistent directory or of the in-memory store, working
     in one database of one tenant (``tenant``, ``database``; see
@@ -108,6 +117,12 @@ class ClientAPI:
 
     def get_settings(self) -> Settings:
         return self._settings
+
+    @property
+    def _system(self) -> "_System":
+        """ChromaDB's client has a ``_system`` whose ``settings`` code reads
+        to make a client of the same store; pysvdb has no System, only this."""
+        return _System(self._settings)
 
     def get_max_batch_size(self) -> int:
         """The most records one add/upsert/update takes (5,461, ChromaDB's); more raise InternalError."""
@@ -218,14 +233,13 @@ class ClientAPI:
         self._live().delete(name, self._scope)
 
     def reset(self) -> bool:
-        """Deletes every collection of the default tenant's databases and of the
-        client's tenant's; only with ``Settings(allow_reset=True)``. Those
-        databases are deleted too, but for ``default_database`` (emptied; made
-        again if it was deleted). Tenants stay (ChromaDB's reset removes them)."""
+        """Deletes every collection, database and tenant of the store, as
+        ChromaDB's reset; only with ``Settings(allow_reset=True)``. Afterwards
+        only the default tenant and its empty ``default_database`` exist."""
         engine = self._live()
         if not engine.settings.allow_reset:
             raise errors.AuthorizationError("Reset is disabled by config")
-        engine.reset([self.tenant])
+        engine.reset()
         return True
 
     # ------------------------------------------------------------ tenants

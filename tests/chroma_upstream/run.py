@@ -114,15 +114,13 @@ SKIPS: Dict[str, str] = {
     "property/test_persist.py::test_batch_size_less_than_sync_with_duplicate_adds_results_in_skipped_seq_ids*": INTERNALS
     + " (calls the log_size_below_max invariant directly: ChromaDB's SQLite log via client._system)",
     "property/test_persist.py::test_persist_embeddings_state*": "a second process opens the directory while the test's "
-    "client has it open: pysvdb allows one process at a time (LockedError, docs/chroma.md, Beyond ChromaDB)",
+    "client has it open: pysvdb allows one process at a time for now (LockedError; the multi-process issue lifts it)",
     "test_client.py::test_*_client_close*": INTERNALS + " (client._system._running); also " + ONNX,
     "test_client.py::test_*_client_context_manager*": INTERNALS + " (client._system._running); also " + ONNX,
     "test_client.py::test_client_close_idempotent*": ONNX + " (adds documents without an embedding function)",
     "test_api.py::test_collection_query_with_invalid_collection_throws*": ONNX + " (query_texts; ChromaDB embeds first)",
     "test_api.py::test_collection_update_with_invalid_collection_throws*": ONNX + " (documents; ChromaDB embeds first)",
     "test_api.py::test_persist_index_loading_params*": ONNX + " (adds documents without an embedding function)",
-    "property/test_add.py::test_add_large_exceeding*": "builds get_max_batch_size() + 100 records; pysvdb has no batch "
-    "ceiling (2^31 - 1, docs/chroma.md, Beyond ChromaDB), so the batch never exists",
 }
 
 
@@ -154,99 +152,11 @@ def register_hypothesis_profiles(hypothesis: Any) -> None:
 
 
 # Known pysvdb failures (nodeid -> FAILURES.md entry): xfail(strict) in CI.
-KNOWN_FAILURES: Dict[str, str] = {
-    "api/test_delete_database.py::test_deletes_database[ephemeral]": "F1 no AdminClient / databases",
-    "api/test_delete_database.py::test_deletes_database[persistent]": "F1 no AdminClient / databases",
-    "api/test_delete_database.py::test_does_not_affect_other_databases[ephemeral]": "F1 no AdminClient / databases",
-    "api/test_delete_database.py::test_does_not_affect_other_databases[persistent]": "F1 no AdminClient / databases",
-    "api/test_delete_database.py::test_errors_when_database_does_not_exist[ephemeral]": "F1 no AdminClient / databases",
-    "api/test_delete_database.py::test_errors_when_database_does_not_exist[persistent]": "F1 no AdminClient / databases",
-    "api/test_get_database.py::test_get_database_not_found[ephemeral]": "F2 missing database raises ValueError",
-    "api/test_get_database.py::test_get_database_not_found[persistent]": "F2 missing database raises ValueError",
-    "api/test_limit_offset.py::test_get_limit_offset[ephemeral-classic]": "F3 no Collection.get_model()/_model",
-    "api/test_limit_offset.py::test_get_limit_offset[persistent-classic]": "F3 no Collection.get_model()/_model",
-    "api/test_list_databases.py::test_list_databases[ephemeral]": "F1 no AdminClient / databases",
-    "api/test_list_databases.py::test_list_databases[persistent]": "F1 no AdminClient / databases",
-    "api/test_list_databases.py::test_list_databases_with_limit_offset[ephemeral]": "F1 no AdminClient / databases",
-    "api/test_list_databases.py::test_list_databases_with_limit_offset[persistent]": "F1 no AdminClient / databases",
-    "client/test_database_tenant.py::test_database_tenant_collections[ephemeral]": "F1 no AdminClient / databases",
-    "client/test_database_tenant.py::test_database_tenant_collections[persistent]": "F1 no AdminClient / databases",
-    "client/test_database_tenant.py::test_database_collections_add[ephemeral]": "F1 no AdminClient / databases",
-    "client/test_database_tenant.py::test_database_collections_add[persistent]": "F1 no AdminClient / databases",
-    "client/test_database_tenant.py::test_tenant_collections_add[ephemeral]": "F1 no AdminClient / databases",
-    "client/test_database_tenant.py::test_tenant_collections_add[persistent]": "F1 no AdminClient / databases",
-    "client/test_database_tenant.py::test_min_len_name[ephemeral]": "F1 no AdminClient / databases",
-    "client/test_database_tenant.py::test_min_len_name[persistent]": "F1 no AdminClient / databases",
-    "client/test_multiple_clients_concurrency.py::test_multiple_clients_concurrently[ephemeral]": "F1 no AdminClient / databases",
-    "client/test_multiple_clients_concurrency.py::test_multiple_clients_concurrently[persistent]": "F1 no AdminClient / databases",
-    "property/test_add.py::test_add_miniscule[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_add.py::test_add_miniscule[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_add.py::test_add_small[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_add.py::test_add_small[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_add.py::test_add_medium[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_add.py::test_add_medium[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_add.py::test_add_large[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_add.py::test_add_large[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_add.py::test_add_partial[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_add.py::test_add_partial[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_collections_with_database_tenant.py::test_collections[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_collections_with_database_tenant.py::test_collections[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_embeddings_state[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_embeddings_state[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_add_then_delete_n_minus_1[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_add_then_delete_n_minus_1[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_embeddings_flake1[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_embeddings_flake1[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_update_none[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_update_none[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_add_delete_add[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_add_delete_add[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_multi_add[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_multi_add[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_dup_add[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_dup_add[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_query_without_add[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_query_without_add[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_get_non_existent[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_get_non_existent[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_empty_fails[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_empty_fails[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[ephemeral-classic-kwargs0]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[ephemeral-classic-kwargs1]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[ephemeral-classic-kwargs2]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[ephemeral-classic-kwargs3]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[ephemeral-classic-kwargs4]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[ephemeral-classic-kwargs5]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[persistent-classic-kwargs0]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[persistent-classic-kwargs1]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[persistent-classic-kwargs2]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[persistent-classic-kwargs3]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[persistent-classic-kwargs4]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_delete_success[persistent-classic-kwargs5]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_no_op_compaction[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_no_op_compaction[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_add_then_purge[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_add_then_purge[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_encompassing_delete[ephemeral-classic]": "F1 no AdminClient / databases",
-    "property/test_embeddings.py::test_encompassing_delete[persistent-classic]": "F1 no AdminClient / databases",
-    "property/test_filtering.py::test_filterable_metadata_get[ephemeral-classic]": "F3 no Collection.get_model()/_model",
-    "property/test_filtering.py::test_filterable_metadata_get[persistent-classic]": "F3 no Collection.get_model()/_model",
-    "property/test_filtering.py::test_filterable_metadata_get_limit_offset[ephemeral-classic]": "F3 no Collection.get_model()/_model",
-    "property/test_filtering.py::test_filterable_metadata_get_limit_offset[persistent-classic]": "F3 no Collection.get_model()/_model",
-    "property/test_filtering.py::test_filterable_metadata_query[ephemeral-classic]": "F3 no Collection.get_model()/_model",
-    "property/test_filtering.py::test_filterable_metadata_query[persistent-classic]": "F3 no Collection.get_model()/_model",
-    "property/test_filtering.py::test_query_ids_filter_property[ephemeral-classic]": "F3 no Collection.get_model()/_model",
-    "property/test_filtering.py::test_query_ids_filter_property[persistent-classic]": "F3 no Collection.get_model()/_model",
-    "property/test_persist.py::test_persist[settings0]": "F3 no Collection.get_model()/_model",
-}
+KNOWN_FAILURES: Dict[str, str] = {}  # none: every test that applies passes
 
-# Known failures in a fixture's teardown (xfail cannot cover those): skipped, listed in FAILURES.md.
-KNOWN_TEARDOWN_FAILURES: Dict[str, str] = {
-    "test_api.py::test_persist_index_loading_embedding_function[local_persist_api]": "F5 no ClientAPI.clear_system_cache()",
-    "test_api.py::test_persist_index_get_or_create_embedding_function[local_persist_api]": "F5 no ClientAPI.clear_system_cache()",
-    "test_client.py::test_ephemeral_client": "F5 no ClientAPI.clear_system_cache()",
-    "test_client.py::test_persistent_client": "F5 no ClientAPI.clear_system_cache()",
-}
+# Known pysvdb failures in fixture teardown (nodeid -> FAILURES.md entry):
+# skipped with the reason in CI (an error in teardown cannot be xfail).
+KNOWN_TEARDOWN_FAILURES: Dict[str, str] = {}
 
 
 def chromadb_test_dir() -> Path:

@@ -436,7 +436,10 @@ def test_delete_database_waits_for_writers(pstore: Store) -> None:
     assert not os.path.exists(os.path.join(pstore.path, str(col.id)))
 
 
-def test_reset_clears_databases_but_keeps_tenants(tmp_path: Path) -> None:
+def test_reset_clears_every_tenant_and_database(tmp_path: Path) -> None:
+    """As ChromaDB's reset (its own test_list_databases relies on it): every
+    collection, database and tenant goes; the default tenant and its empty
+    default database (id all zeros) remain, on disk too."""
     path = str(tmp_path / "db")
     settings = pysvdb.Settings(is_persistent=True, persist_directory=path, allow_reset=True)
     with pysvdb.AdminClient(settings) as a:
@@ -447,22 +450,41 @@ def test_reset_clears_databases_but_keeps_tenants(tmp_path: Path) -> None:
         a.create_database("untouched", tenant="other")
         with pysvdb.PersistentClient(path, settings=settings, tenant="acme", database="sales") as c:
             col = c.create_collection("docs", embedding_function=None)
+            col.add(ids=["a"], embeddings=[[1.0, 2.0]])
             c.set_tenant("default_tenant")
-            c.create_collection("docs", embedding_function=None)
-            c.set_tenant("acme", "sales")
-            assert c.reset() is True  # the default tenant's databases and the client's tenant's
-            with pytest.raises(pysvdb.errors.NotFoundError):
-                col.count()
-            assert list(c.list_collections()) == []
-            assert a.get_tenant("acme") == {"name": "acme"}
-            assert list(a.list_databases(tenant="acme")) == []
-            assert list(a.list_databases()) == [{"id": ZERO, "name": "default_database", "tenant": "default_tenant"}]
-            assert _names(a.list_databases(tenant="other")) == ["untouched"]
-            c.set_tenant("default_tenant")
+            kept = c.create_collection("docs", embedding_function=None)
+            kept.add(ids=["b"], embeddings=[[1.0, 2.0]])
+            dirs = [os.path.join(path, str(x.id)) for x in (col, kept)]
+            assert all(os.path.isdir(d) for d in dirs)
+            assert c.reset() is True
+            for old in (col, kept):
+                with pytest.raises(pysvdb.errors.NotFoundError):
+                    old.count()
+            assert not any(os.path.exists(d) for d in dirs)
             assert c.count_collections() == 0
+            for t in ("acme", "other"):
+                with pytest.raises(pysvdb.errors.NotFoundError):
+                    a.get_tenant(t)
+                assert list(a.list_databases(tenant=t)) == []
+            assert list(a.list_databases()) == [{"id": ZERO, "name": "default_database", "tenant": "default_tenant"}]
+            a.create_tenant("acme")  # the names are free again
             a.delete_database("default_database")
-            assert c.reset() is True  # makes default_database again (a new id)
-            assert _names(a.list_databases()) == ["default_database"] and c.count_collections() == 0
+            assert c.reset() is True  # makes default_database again, with its all-zeros id
+            assert list(a.list_databases()) == [{"id": ZERO, "name": "default_database", "tenant": "default_tenant"}]
+            c.create_collection("again", embedding_function=None)
+    with pysvdb.PersistentClient(path, settings=settings) as c:  # the reset state persisted
+        assert [x.name for x in c.list_collections()] == ["again"]
+    with pysvdb.AdminClient(settings) as a:
+        with pytest.raises(pysvdb.errors.NotFoundError):
+            a.get_tenant("other")
+
+
+def test_reset_needs_allow_reset(tmp_path: Path) -> None:
+    with pysvdb.PersistentClient(str(tmp_path / "db")) as c:
+        c.create_collection("docs", embedding_function=None)
+        with pytest.raises(pysvdb.errors.AuthorizationError):
+            c.reset()
+        assert c.count_collections() == 1
 
 
 def test_admin_client_lifecycle(tmp_path: Path) -> None:
