@@ -29,7 +29,7 @@ median of each figure; every run's figures are kept in the raw results.
 
 Rows waiting to be linked are read from ``collection.get_indexing_status()``
 when the client implements it, else through pysvdb's private
-``collection._db()`` (the collection's ``SvDBPython`` handle:
+``collection._engine.use(collection._record)`` (pysvdb.chroma's handle of the collection, an ``SvDBPython``:
 ``index_pending()``, ``index_wait()``); chromadb's local client implements
 neither, and its rows are linked when ``add`` returns.
 
@@ -129,9 +129,13 @@ class Linking:
             self._from_status(col.get_indexing_status())
             self.via = "get_indexing_status()"
         except (NotImplementedError, AttributeError, KeyError, TypeError):
-            db = getattr(col, "_db", None)
-            if db is not None and hasattr(db(), "index_pending"):
-                self.via = "_db().index_pending()"
+            engine, rec = getattr(col, "_engine", None), getattr(col, "_record", None)
+            if engine is not None and rec is not None and hasattr(engine, "use"):
+                self.via = "_engine.use(_record)"  # pysvdb.chroma: the collection's SvDBPython handle
+
+    def _db(self) -> Any:
+        with self.col._engine.use(self.col._record) as db:
+            return db
 
     @staticmethod
     def _from_status(st: Any) -> int:
@@ -141,13 +145,13 @@ class Linking:
     def pending(self) -> Optional[int]:
         if self.via == "get_indexing_status()":
             return self._from_status(self.col.get_indexing_status())
-        if self.via == "_db().index_pending()":
-            return int(self.col._db().index_pending())
+        if self.via == "_engine.use(_record)":
+            return int(self._db().index_pending())
         return None
 
     def wait(self) -> None:
-        if self.via == "_db().index_pending()":
-            self.col._db().index_wait()
+        if self.via == "_engine.use(_record)":
+            self._db().index_wait()
             return
         while self.via != "none" and self.pending():
             time.sleep(0.005)
