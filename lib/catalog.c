@@ -1,11 +1,12 @@
 /* The catalog of named collections under one directory: the on-disk format
  * of pysvdb's ChromaDB client (docs/chroma.md, docs/format.md), read and
- * written exactly. This file owns the handle (registry, fork, locking, views
- * of one database), the in-memory entries, tenants and databases, opening
- * and the atomic save, and the public svdb_catalog_* functions. Every change writes the whole catalog to a temporary file and
+ * written exactly. This file owns the handle (registry, fork, locking), the
+ * in-memory entries, opening and the atomic save, and the public
+ * svdb_catalog_* functions of collections. Every change writes the whole catalog to a temporary file and
  * renames it over the old one; the in-memory entries change only once that
  * succeeded. The JSON format is lib/catalog_json.c; the collection
- * directories and their markers are lib/catalog_dirs.c. */
+ * directories and their markers are lib/catalog_dirs.c; tenants, databases,
+ * their views and reset are lib/catalog_scope.c. */
 #include "catalog.h"
 #include "catalog_dirs.h"
 #include "catalog_impl.h"
@@ -26,11 +27,10 @@
 
 #define CATALOG_TMP "pysvdb-chroma.json.tmp"
 #define LOCK_FILE "pysvdb-chroma.lock"
-#define CAT_MAGIC 0x5356444243415447ull /* "SVDBCATG" */
 
 void (*svdb__catalog_hook)(const char *step);
 
-static void hook(const char *step)
+void svdb__catalog_step(const char *step)
 {
     if (svdb__catalog_hook) svdb__catalog_hook(step);
 }
@@ -69,7 +69,7 @@ static void on_child(void)
 }
 static void watch_forks(void) { pthread_atfork(on_prepare, on_parent, on_child); }
 
-static int register_cat(svdb_catalog *c)
+int svdb__catalog_register(svdb_catalog *c)
 {
     pthread_mutex_lock(&reg_mu);
     size_t i = 0;
@@ -148,9 +148,9 @@ static int enter_as(const svdb_catalog *h, svdb_catalog **out, svdb_catalog **vi
     return SVDB_OK;
 }
 
-static int enter(const svdb_catalog *h, svdb_catalog **out) { return enter_as(h, out, NULL); }
+int svdb__catalog_enter(const svdb_catalog *h, svdb_catalog **out) { return enter_as(h, out, NULL); }
 
-static int leave(svdb_catalog *c, int rc)
+int svdb__catalog_leave(svdb_catalog *c, int rc)
 {
     pthread_mutex_unlock(&c->mu);
     return rc;
@@ -170,13 +170,13 @@ void svdb__catalog_entry_free(entry *e)
     cJSON_Delete(e->hnsw);
 }
 
-static void db_free(db_rec *d)
+void svdb__catalog_db_free(db_rec *d)
 {
     svdb__free(d->name);
     svdb__free(d->tenant);
 }
 
-static void entries_clear(svdb_catalog *c)
+void svdb__catalog_entries_clear(svdb_catalog *c)
 {
     for (size_t i = 0; i < c->n; i++) svdb__catalog_entry_free(&c->v[i]);
     svdb__free(c->v);
@@ -184,7 +184,7 @@ static void entries_clear(svdb_catalog *c)
     c->n = c->cap = 0;
     for (size_t i = 0; i < c->n_tenants; i++) svdb__free(c->tenants[i]);
     svdb__free(c->tenants);
-    for (size_t i = 0; i < c->n_dbs; i++) db_free(&c->dbs[i]);
+    for (size_t i = 0; i < c->n_dbs; i++) svdb__catalog_db_free(&c->dbs[i]);
     svdb__free(c->dbs);
 }
 
@@ -240,7 +240,7 @@ int svdb__catalog_add_db(svdb_catalog *c, const char *id, const char *name, cons
     c->dbs = v;
     db_rec d = {.name = svdb__strndup(name, strlen(name)), .tenant = svdb__strndup(tenant, strlen(tenant))};
     memcpy(d.id, id, UUID_LEN + 1);
-    if (!d.name || !d.tenant) return db_free(&d), svdb__fail(SVDB_ENOMEM, "out of memory");
+    if (!d.name || !d.tenant) return svdb__catalog_db_free(&d), svdb__fail(SVDB_ENOMEM, "out of memory");
     c->dbs[c->n_dbs++] = d;
     return SVDB_OK;
 }
@@ -279,7 +279,7 @@ int svdb__catalog_write_atomic(const svdb_dir *d, const char *name, const char *
     return durable ? svdb__dir_sync(d) : SVDB_OK;
 }
 
-static int save(svdb_catalog *c)
+int svdb__catalog_save(svdb_catalog *c)
 {
     char *text = svdb__catalog_text(c);
     SVDB_FAIL_IF(!text, SVDB_ENOMEM, "out of memory writing the catalog");
@@ -295,7 +295,7 @@ static int save(svdb_catalog *c)
 
 /* ---------------------------------------------------------------- opening */
 
-static void new_uuid(char out[UUID_LEN + 1])
+void svdb__catalog_new_uuid(char out[UUID_LEN + 1])
 {
     unsigned char b[16];
     uint64_t r[2] = {svdb__os_random64(), svdb__os_random64()};
@@ -345,10 +345,10 @@ static int start_store(svdb_catalog *c, int create)
                  "away to start an empty store; nothing was changed or removed",
                  c->dir.path, CATALOG_FILE, c->dir.path, n, n == 1 ? "y" : "ies", list);
     SVDB_FAIL_IF(!create, SVDB_ENOTFOUND, "no catalog %s/%s (and create is off)", c->dir.path, CATALOG_FILE);
-    new_uuid(c->store);
+    svdb__catalog_new_uuid(c->store);
     SVDB_TRY(svdb__catalog_add_tenant(c, DEFAULT_TENANT));
     SVDB_TRY(svdb__catalog_add_db(c, DEFAULT_DATABASE_ID, DEFAULT_DATABASE, DEFAULT_TENANT));
-    return save(c);
+    return svdb__catalog_save(c);
 }
 
 static int read_whole(const svdb_catalog *c, int fd, char **text, size_t *len)
@@ -393,8 +393,8 @@ static int load(svdb_catalog *c, int create)
                           CATALOG_FILE, err);
     SVDB_TRY(rc);
     if (!c->store[0]) { /* written by a pysvdb that recorded no store id */
-        new_uuid(c->store);
-        SVDB_TRY(save(c));
+        svdb__catalog_new_uuid(c->store);
+        SVDB_TRY(svdb__catalog_save(c));
     }
     return svdb__catalog_sweep(c);
 }
@@ -421,7 +421,7 @@ static void destroy(svdb_catalog *c)
     c->magic = 0;
     svdb__fd_close(c->lock_fd);
     svdb__dir_close(&c->dir);
-    entries_clear(c);
+    svdb__catalog_entries_clear(c);
     pthread_mutex_destroy(&c->mu);
     svdb__free(c);
 }
@@ -436,7 +436,7 @@ static int open_cat(svdb_catalog *c, const char *dir, const svdb_catalog_options
                                  "no catalog %s/%s (and create is off)", c->dir.path, CATALOG_FILE);
     SVDB_TRY(take_lock(c));
     SVDB_TRY(load(c, o->create));
-    return register_cat(c);
+    return svdb__catalog_register(c);
 }
 
 int svdb_catalog_open(svdb_catalog **out, const char *dir, const svdb_catalog_options *opts)
@@ -567,7 +567,7 @@ int svdb_catalog_list(svdb_catalog *h, svdb_catalog_entry **entries, size_t *n)
     SVDB_FAIL_IF(!entries || !n, SVDB_EINVAL, "entries or n is NULL");
     *entries = NULL;
     *n = 0;
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = scope_db(c, &db);
     size_t *idx = rc == SVDB_OK ? svdb__malloc((c->n + 1) * sizeof *idx) : NULL, k = 0;
     if (rc == SVDB_OK && !idx) rc = svdb__fail(SVDB_ENOMEM, "out of memory listing the catalog");
@@ -576,7 +576,7 @@ int svdb_catalog_list(svdb_catalog *h, svdb_catalog_entry **entries, size_t *n)
     if (rc == SVDB_OK && k) rc = export_entries(c, idx, k, entries);
     if (rc == SVDB_OK) *n = k;
     svdb__free(idx);
-    return leave(c, rc);
+    return svdb__catalog_leave(c, rc);
 }
 
 /* The entry named `name` in the call's database, or SVDB_ENOTFOUND / SVDB_EINVAL. */
@@ -597,11 +597,11 @@ int svdb_catalog_get(svdb_catalog *h, const char *name, svdb_catalog_entry **ent
     long i;
     SVDB_FAIL_IF(!entry_out, SVDB_EINVAL, "entry is NULL");
     *entry_out = NULL;
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = named(c, name, &i);
     size_t at = (size_t)i;
     if (rc == SVDB_OK) rc = export_entries(c, &at, 1, entry_out);
-    return leave(c, rc);
+    return svdb__catalog_leave(c, rc);
 }
 
 int svdb_catalog_collection_path(svdb_catalog *h, const char *name, char **path)
@@ -610,15 +610,15 @@ int svdb_catalog_collection_path(svdb_catalog *h, const char *name, char **path)
     long i;
     SVDB_FAIL_IF(!path, SVDB_EINVAL, "path is NULL");
     *path = NULL;
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = named(c, name, &i);
     if (rc == SVDB_OK && !(*path = svdb__path_join(c->dir.path, c->v[i].id))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
-    return leave(c, rc);
+    return svdb__catalog_leave(c, rc);
 }
 
 /* ---------------------------------------------------------------- changes */
 
-static int check_name(const char *name, const char *what)
+int svdb__catalog_check_name(const char *name, const char *what)
 {
     SVDB_FAIL_IF(!name || !*name, SVDB_EINVAL, "%s is NULL or empty", what);
     SVDB_FAIL_IF(!svdb__catalog_utf8_valid((const unsigned char *)name, strlen(name)), SVDB_EINVAL, "%s is not UTF-8 text", what);
@@ -633,7 +633,7 @@ static int create_entry(svdb_catalog *c, const char *name, const char *metadata,
 {
     const char *db = NULL;
     char where[512];
-    SVDB_TRY(check_name(name, "name"));
+    SVDB_TRY(svdb__catalog_check_name(name, "name"));
     SVDB_TRY(scope_db(c, &db));
     SVDB_FAIL_IF(svdb__catalog_find(c, db, name) >= 0, SVDB_EEXISTS, "a collection named '%.200s' already exists%s in %s", name,
                  scope_text(c, where), c->dir.path);
@@ -645,11 +645,11 @@ static int create_entry(svdb_catalog *c, const char *name, const char *metadata,
     char err[512];
     if (rc == SVDB_OK && svdb__catalog_check_hnsw(e.hnsw, "hnsw", err)) rc = svdb__fail(SVDB_EINVAL, "%s", err);
     if (rc == SVDB_OK && !(e.name = svdb__strndup(name, strlen(name)))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
-    do new_uuid(e.id);
+    do svdb__catalog_new_uuid(e.id);
     while (svdb__catalog_find_id(c, e.id) >= 0);
     if (rc == SVDB_OK) {
         c->v[c->n++] = e;
-        if ((rc = save(c)) != SVDB_OK && !c->applied) c->n--;
+        if ((rc = svdb__catalog_save(c)) != SVDB_OK && !c->applied) c->n--;
     }
     if (rc != SVDB_OK && !c->applied) svdb__catalog_entry_free(&e);
     return rc;
@@ -659,11 +659,11 @@ int svdb_catalog_create(svdb_catalog *h, const char *name, const char *metadata,
 {
     svdb_catalog *c;
     if (entry_out) *entry_out = NULL;
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = create_entry(c, name, metadata, hnsw);
     size_t last = c->n - 1;
     if (rc == SVDB_OK && entry_out) rc = export_entries(c, &last, 1, entry_out);
-    return leave(c, rc);
+    return svdb__catalog_leave(c, rc);
 }
 
 static int modify(svdb_catalog *c, const char *name, const char *new_name, const char *metadata, const char *hnsw)
@@ -671,7 +671,7 @@ static int modify(svdb_catalog *c, const char *name, const char *new_name, const
     long i;
     char where[512];
     SVDB_TRY(named(c, name, &i));
-    if (new_name) SVDB_TRY(check_name(new_name, "new_name"));
+    if (new_name) SVDB_TRY(svdb__catalog_check_name(new_name, "new_name"));
     SVDB_FAIL_IF(new_name && strcmp(new_name, name) && svdb__catalog_find(c, c->v[i].db, new_name) >= 0, SVDB_EEXISTS,
                  "a collection named '%.200s' already exists%s in %s", new_name, scope_text(c, where), c->dir.path);
     entry *e = &c->v[i], old = *e, neu = *e;
@@ -684,7 +684,7 @@ static int modify(svdb_catalog *c, const char *name, const char *new_name, const
     cJSON_Delete(upd);
     if (rc == SVDB_OK) {
         *e = neu;
-        rc = save(c);
+        rc = svdb__catalog_save(c);
     }
     int made = rc == SVDB_OK || c->applied;
     entry *gone = made ? &old : &neu; /* what is no longer used */
@@ -698,24 +698,24 @@ static int modify(svdb_catalog *c, const char *name, const char *new_name, const
 int svdb_catalog_modify(svdb_catalog *h, const char *name, const char *new_name, const char *metadata, const char *hnsw)
 {
     svdb_catalog *c;
-    SVDB_TRY(enter(h, &c));
-    return leave(c, modify(c, name, new_name, metadata, hnsw));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
+    return svdb__catalog_leave(c, modify(c, name, new_name, metadata, hnsw));
 }
 
 int svdb_catalog_rename(svdb_catalog *h, const char *name, const char *new_name)
 {
     svdb_catalog *c;
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = new_name ? modify(c, name, new_name, NULL, NULL) : svdb__fail(SVDB_EINVAL, "new_name is NULL");
-    return leave(c, rc);
+    return svdb__catalog_leave(c, rc);
 }
 
 int svdb_catalog_set_metadata(svdb_catalog *h, const char *name, const char *metadata)
 {
     svdb_catalog *c;
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = metadata ? modify(c, name, NULL, metadata, NULL) : svdb__fail(SVDB_EINVAL, "metadata is NULL");
-    return leave(c, rc);
+    return svdb__catalog_leave(c, rc);
 }
 
 /* Marks the directory (if any) "deleting", then saves the catalog without
@@ -729,11 +729,11 @@ static int forget(svdb_catalog *c, long i, char id[UUID_LEN + 1])
     int rc = have < 0 ? have : have ? svdb__catalog_hold_collection(&d, &lock) : SVDB_OK;
     if (rc == SVDB_OK && have) rc = svdb__catalog_write_marker(c, &d, e.id, "deleting");
     if (rc == SVDB_OK) {
-        hook("marked");
+        svdb__catalog_step("marked");
         memmove(&c->v[i], &c->v[i + 1], (c->n - (size_t)i - 1) * sizeof e);
         c->n--;
-        rc = save(c);
-        if (rc == SVDB_OK || c->applied) svdb__catalog_entry_free(&e), hook("forgot");
+        rc = svdb__catalog_save(c);
+        if (rc == SVDB_OK || c->applied) svdb__catalog_entry_free(&e), svdb__catalog_step("forgot");
         else {
             memmove(&c->v[i + 1], &c->v[i], (c->n - (size_t)i) * sizeof e);
             c->v[i] = e;
@@ -754,19 +754,19 @@ int svdb_catalog_forget(svdb_catalog *h, const char *name)
     svdb_catalog *c;
     long i;
     char id[UUID_LEN + 1];
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = named(c, name, &i);
-    return leave(c, rc == SVDB_OK ? forget(c, i, id) : rc);
+    return svdb__catalog_leave(c, rc == SVDB_OK ? forget(c, i, id) : rc);
 }
 
 int svdb_catalog_purge(svdb_catalog *h, const char *id)
 {
     svdb_catalog *c;
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = !id || !svdb__catalog_is_uuid(id) ? svdb__fail(SVDB_EINVAL, "id is not a collection id (a UUID)")
              : svdb__catalog_find_id(c, id) >= 0 ? svdb__fail(SVDB_EINVAL, "collection %s is in the catalog; delete it with svdb_catalog_delete", id)
                                    : svdb__catalog_purge(c, id);
-    return leave(c, rc);
+    return svdb__catalog_leave(c, rc);
 }
 
 int svdb_catalog_delete(svdb_catalog *h, const char *name)
@@ -774,7 +774,7 @@ int svdb_catalog_delete(svdb_catalog *h, const char *name)
     svdb_catalog *c;
     long i;
     char id[UUID_LEN + 1];
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = named(c, name, &i);
     if (rc == SVDB_OK) rc = forget(c, i, id);
     if (rc == SVDB_OK && svdb__catalog_purge(c, id) != SVDB_OK) {
@@ -783,7 +783,7 @@ int svdb_catalog_delete(svdb_catalog *h, const char *name)
         svdb__catalog_warn(c, msg);
         svdb__clear_error();
     }
-    return leave(c, rc);
+    return svdb__catalog_leave(c, rc);
 }
 
 /* ---------------------------------------------------------------- collections */
@@ -792,9 +792,9 @@ int svdb_catalog_claim(svdb_catalog *h, const char *name)
 {
     svdb_catalog *c;
     long i;
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = named(c, name, &i);
-    return leave(c, rc == SVDB_OK ? svdb__catalog_claim(c, i) : rc);
+    return svdb__catalog_leave(c, rc == SVDB_OK ? svdb__catalog_claim(c, i) : rc);
 }
 
 static int open_listed(svdb **out, svdb_catalog *c, long i, const svdb_open_options *opts)
@@ -835,314 +835,8 @@ int svdb_catalog_open_collection(svdb **out, svdb_catalog *h, const char *name, 
     long i;
     SVDB_FAIL_IF(!out, SVDB_EINVAL, "out is NULL");
     *out = NULL;
-    SVDB_TRY(enter(h, &c));
+    SVDB_TRY(svdb__catalog_enter(h, &c));
     int rc = named(c, name, &i);
-    return leave(c, rc == SVDB_OK ? open_listed(out, c, i, opts) : rc);
+    return svdb__catalog_leave(c, rc == SVDB_OK ? open_listed(out, c, i, opts) : rc);
 }
 
-/* ---------------------------------------------------------------- tenants and databases */
-
-static size_t code_points(const char *s)
-{
-    size_t n = 0;
-    for (; *s; s++) n += ((unsigned char)*s & 0xc0) != 0x80;
-    return n;
-}
-
-/* ChromaDB's rules: at least 3 characters in a tenant's name, 3 bytes in a
- * database's (it measures the two differently). */
-static int check_tenant_name(const char *name)
-{
-    SVDB_TRY(check_name(name, "tenant name"));
-    SVDB_FAIL_IF(code_points(name) < 3, SVDB_EINVAL, "tenant name '%.200s' is too short: it must be at least 3 characters", name);
-    return SVDB_OK;
-}
-
-static int check_db_name(const char *name)
-{
-    SVDB_TRY(check_name(name, "database name"));
-    SVDB_FAIL_IF(strlen(name) < 3, SVDB_EINVAL, "database name '%.200s' is too short: it must be at least 3 characters (bytes)", name);
-    return SVDB_OK;
-}
-
-/* The tenant argument (NULL: the handle's), SVDB_ENOTFOUND when `must_exist` and it does not. */
-static int tenant_arg(const svdb_catalog *c, const char *tenant, int must_exist, const char **out)
-{
-    *out = tenant ? tenant : c->sc_tenant;
-    SVDB_TRY(check_name(*out, "tenant"));
-    SVDB_FAIL_IF(must_exist && svdb__catalog_find_tenant(c, *out) < 0, SVDB_ENOTFOUND, "no tenant '%.200s' in %s/%s", *out,
-                 c->dir.path, CATALOG_FILE);
-    return SVDB_OK;
-}
-
-/* The database `name` of tenant t, or SVDB_ENOTFOUND. */
-static int db_named(const svdb_catalog *c, const char *t, const char *name, long *d)
-{
-    *d = svdb__catalog_find_db(c, t, name);
-    SVDB_FAIL_IF(*d < 0, SVDB_ENOTFOUND, "no database '%.200s' in tenant '%.200s' of %s/%s", name, t, c->dir.path, CATALOG_FILE);
-    return SVDB_OK;
-}
-
-int svdb_catalog_create_tenant(svdb_catalog *h, const char *name)
-{
-    svdb_catalog *c;
-    SVDB_TRY(enter(h, &c));
-    int rc = check_tenant_name(name);
-    if (rc == SVDB_OK && svdb__catalog_find_tenant(c, name) >= 0)
-        rc = svdb__fail(SVDB_EEXISTS, "tenant '%.200s' already exists in %s/%s", name, c->dir.path, CATALOG_FILE);
-    if (rc == SVDB_OK) rc = svdb__catalog_add_tenant(c, name);
-    if (rc == SVDB_OK && (rc = save(c)) != SVDB_OK && !c->applied) svdb__free(c->tenants[--c->n_tenants]);
-    return leave(c, rc);
-}
-
-int svdb_catalog_get_tenant(svdb_catalog *h, const char *name)
-{
-    svdb_catalog *c;
-    const char *t;
-    SVDB_TRY(enter(h, &c));
-    int rc = name ? tenant_arg(c, name, 1, &t) : svdb__fail(SVDB_EINVAL, "name is NULL");
-    return leave(c, rc);
-}
-
-int svdb_catalog_create_database(svdb_catalog *h, const char *tenant, const char *name)
-{
-    svdb_catalog *c;
-    const char *t;
-    char id[UUID_LEN + 1];
-    SVDB_TRY(enter(h, &c));
-    int rc = check_db_name(name);
-    if (rc == SVDB_OK) rc = tenant_arg(c, tenant, 1, &t);
-    if (rc == SVDB_OK && svdb__catalog_find_db(c, t, name) >= 0)
-        rc = svdb__fail(SVDB_EEXISTS, "database '%.200s' already exists in tenant '%.200s' of %s/%s", name, t, c->dir.path, CATALOG_FILE);
-    if (rc == SVDB_OK) {
-        do new_uuid(id);
-        while (svdb__catalog_find_db_id(c, id) >= 0);
-        rc = svdb__catalog_add_db(c, id, name, t);
-    }
-    if (rc == SVDB_OK && (rc = save(c)) != SVDB_OK && !c->applied) db_free(&c->dbs[--c->n_dbs]);
-    return leave(c, rc);
-}
-
-/* Copies the databases at idx[0..n) into one allocation. */
-static int export_dbs(const svdb_catalog *c, const long *idx, size_t n, svdb_catalog_database **out)
-{
-    size_t bytes = n * sizeof **out + 1;
-    for (size_t i = 0; i < n; i++) bytes += UUID_LEN + 1 + strlen(c->dbs[idx[i]].name) + 1 + strlen(c->dbs[idx[i]].tenant) + 1;
-    svdb_catalog_database *v = svdb__calloc(1, bytes);
-    SVDB_FAIL_IF(!v, SVDB_ENOMEM, "out of memory listing the databases");
-    char *p = (char *)(v + n);
-#define PUT(field, s) (memcpy(p, (s), strlen(s) + 1), field = p, p += strlen(p) + 1)
-    for (size_t i = 0; i < n; i++) {
-        const db_rec *d = &c->dbs[idx[i]];
-        PUT(v[i].id, d->id);
-        PUT(v[i].name, d->name);
-        PUT(v[i].tenant, d->tenant);
-    }
-#undef PUT
-    *out = v;
-    return SVDB_OK;
-}
-
-void svdb_catalog_databases_free(svdb_catalog_database *databases) { svdb__free(databases); }
-
-int svdb_catalog_get_database(svdb_catalog *h, const char *tenant, const char *name, svdb_catalog_database **database_out)
-{
-    svdb_catalog *c;
-    const char *t;
-    long d;
-    SVDB_FAIL_IF(!database_out, SVDB_EINVAL, "database is NULL");
-    *database_out = NULL;
-    SVDB_TRY(enter(h, &c));
-    int rc = check_db_name(name);
-    if (rc == SVDB_OK) rc = tenant_arg(c, tenant, 1, &t);
-    if (rc == SVDB_OK) rc = db_named(c, t, name, &d);
-    if (rc == SVDB_OK) rc = export_dbs(c, &d, 1, database_out);
-    return leave(c, rc);
-}
-
-int svdb_catalog_list_databases(svdb_catalog *h, const char *tenant, int64_t limit, int64_t offset, svdb_catalog_database **databases,
-                                size_t *n)
-{
-    svdb_catalog *c;
-    const char *t;
-    SVDB_FAIL_IF(!databases || !n, SVDB_EINVAL, "databases or n is NULL");
-    *databases = NULL;
-    *n = 0;
-    SVDB_FAIL_IF(limit < -1, SVDB_EINVAL, "limit %lld is negative (-1: no limit)", (long long)limit);
-    SVDB_FAIL_IF(offset < 0, SVDB_EINVAL, "offset %lld is negative", (long long)offset);
-    SVDB_TRY(enter(h, &c));
-    int rc = tenant_arg(c, tenant, 0, &t); /* a tenant that does not exist has no databases, as in ChromaDB */
-    long *idx = rc == SVDB_OK ? svdb__malloc((c->n_dbs + 1) * sizeof *idx) : NULL;
-    size_t k = 0;
-    if (rc == SVDB_OK && !idx) rc = svdb__fail(SVDB_ENOMEM, "out of memory listing the databases");
-    for (size_t i = 0; idx && i < c->n_dbs; i++) { /* by name, as ChromaDB lists them: an insertion sort */
-        if (strcmp(c->dbs[i].tenant, t)) continue;
-        size_t j = k++;
-        for (; j > 0 && strcmp(c->dbs[idx[j - 1]].name, c->dbs[i].name) > 0; j--) idx[j] = idx[j - 1];
-        idx[j] = (long)i;
-    }
-    size_t from = (uint64_t)offset < k ? (size_t)offset : k, take = k - from;
-    if (limit >= 0 && (uint64_t)limit < take) take = (size_t)limit;
-    if (rc == SVDB_OK && take) rc = export_dbs(c, idx + from, take, databases);
-    if (rc == SVDB_OK) *n = take;
-    svdb__free(idx);
-    return leave(c, rc);
-}
-
-/* Saves the catalog without database d and its collections; on failure
- * (before the rename) both are put back. */
-static int forget_db(svdb_catalog *c, long d)
-{
-    entry *old = svdb__malloc(c->n * sizeof *old + 1);
-    SVDB_FAIL_IF(!old, SVDB_ENOMEM, "out of memory");
-    memcpy(old, c->v, c->n * sizeof *old);
-    size_t old_n = c->n, k = 0;
-    db_rec gone = c->dbs[d];
-    for (size_t i = 0; i < old_n; i++)
-        if (strcmp(old[i].db, gone.id)) c->v[k++] = old[i];
-    c->n = k;
-    memmove(&c->dbs[d], &c->dbs[d + 1], (c->n_dbs - (size_t)d - 1) * sizeof gone);
-    c->n_dbs--;
-    int rc = save(c);
-    if (rc == SVDB_OK || c->applied) {
-        for (size_t i = 0; i < old_n; i++)
-            if (!strcmp(old[i].db, gone.id)) svdb__catalog_entry_free(&old[i]);
-        db_free(&gone);
-    } else {
-        memcpy(c->v, old, old_n * sizeof *old);
-        c->n = old_n;
-        memmove(&c->dbs[d + 1], &c->dbs[d], (c->n_dbs - (size_t)d) * sizeof gone);
-        c->dbs[d] = gone;
-        c->n_dbs++;
-    }
-    svdb__free(old);
-    return rc;
-}
-
-typedef struct held {
-    char id[UUID_LEN + 1];
-    svdb_dir dir;
-    int have, lock, marked;
-} held;
-
-/* Marks the directory (if any) of every collection of database `db` (NULL:
- * of every database) "deleting", holding each one's lock: SVDB_ELOCKED while
- * one is open. */
-static int mark_db(svdb_catalog *c, const char *db, held *hs, size_t *k)
-{
-    for (size_t i = 0; i < c->n; i++) {
-        if (db && strcmp(c->v[i].db, db)) continue;
-        held *x = &hs[(*k)++];
-        memcpy(x->id, c->v[i].id, UUID_LEN + 1);
-        x->lock = -1;
-        int have = svdb__dir_open_at(&c->dir, x->id, &x->dir);
-        SVDB_TRY(have < 0 ? have : SVDB_OK);
-        x->have = have;
-        if (x->have) SVDB_TRY(svdb__catalog_hold_collection(&x->dir, &x->lock));
-        if (x->have) SVDB_TRY(svdb__catalog_write_marker(c, &x->dir, x->id, "deleting"));
-        x->marked = x->have;
-    }
-    return SVDB_OK;
-}
-
-/* Saves the catalog with only the default tenant and its empty default
- * database; on failure (before the rename) the old state is put back. */
-static int forget_all(svdb_catalog *c)
-{
-    c->applied = 0;
-    svdb_catalog old = *c;
-    c->v = NULL;
-    c->n = c->cap = 0;
-    c->tenants = NULL;
-    c->n_tenants = 0;
-    c->dbs = NULL;
-    c->n_dbs = 0;
-    int rc = svdb__catalog_add_tenant(c, DEFAULT_TENANT);
-    if (rc == SVDB_OK) rc = svdb__catalog_add_db(c, DEFAULT_DATABASE_ID, DEFAULT_DATABASE, DEFAULT_TENANT);
-    if (rc == SVDB_OK) rc = save(c);
-    svdb_catalog *keep = rc == SVDB_OK || c->applied ? &old : c; /* the state that goes away */
-    svdb_catalog gone = *keep;
-    if (keep == c) { /* not saved: the old state stays */
-        c->v = old.v, c->n = old.n, c->cap = old.cap;
-        c->tenants = old.tenants, c->n_tenants = old.n_tenants;
-        c->dbs = old.dbs, c->n_dbs = old.n_dbs;
-    }
-    entries_clear(&gone);
-    return rc;
-}
-
-/* Deletes database d (d < 0: every database and tenant) with its
- * collections, as svdb_catalog_delete deletes one: every directory marked,
- * one save forgets them all, then they go. */
-static int drop_db(svdb_catalog *c, long d)
-{
-    held *hs = svdb__calloc(c->n + 1, sizeof *hs);
-    SVDB_FAIL_IF(!hs, SVDB_ENOMEM, "out of memory");
-    size_t k = 0;
-    int rc = mark_db(c, d >= 0 ? c->dbs[d].id : NULL, hs, &k);
-    if (rc == SVDB_OK) hook("marked"), rc = d >= 0 ? forget_db(c, d) : forget_all(c);
-    if (rc == SVDB_OK) hook("forgot");
-    if (rc != SVDB_OK && !c->applied) { /* the collections stay: live again */
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", svdb_errmsg());
-        for (size_t i = 0; i < k; i++)
-            if (hs[i].marked) svdb__catalog_write_marker(c, &hs[i].dir, hs[i].id, "live");
-        svdb__fail(rc, "%s", msg);
-    }
-    for (size_t i = 0; i < k; i++) {
-        svdb__fd_close(hs[i].lock);
-        if (hs[i].have) svdb__dir_close(&hs[i].dir);
-    }
-    for (size_t i = 0; rc == SVDB_OK && i < k; i++)
-        if (svdb__catalog_purge(c, hs[i].id) != SVDB_OK) {
-            char msg[1024];
-            snprintf(msg, sizeof msg, "%s", svdb_errmsg());
-            svdb__catalog_warn(c, msg);
-            svdb__clear_error();
-        }
-    svdb__free(hs);
-    return rc;
-}
-
-int svdb_catalog_delete_database(svdb_catalog *h, const char *tenant, const char *name)
-{
-    svdb_catalog *c;
-    const char *t;
-    long d;
-    SVDB_TRY(enter(h, &c));
-    int rc = check_name(name, "database name");
-    if (rc == SVDB_OK) rc = tenant_arg(c, tenant, 1, &t);
-    if (rc == SVDB_OK) rc = db_named(c, t, name, &d);
-    return leave(c, rc == SVDB_OK ? drop_db(c, d) : rc);
-}
-
-int svdb_catalog_reset(svdb_catalog *h)
-{
-    svdb_catalog *c;
-    SVDB_TRY(enter(h, &c));
-    return leave(c, drop_db(c, -1));
-}
-
-int svdb_catalog_open_database(svdb_catalog **out, svdb_catalog *h, const char *tenant, const char *database)
-{
-    svdb_catalog *c;
-    const char *t, *db = database ? database : DEFAULT_DATABASE;
-    long d;
-    SVDB_FAIL_IF(!out, SVDB_EINVAL, "out is NULL");
-    *out = NULL;
-    SVDB_TRY(enter(h, &c));
-    int rc = tenant_arg(c, tenant, 1, &t);
-    if (rc == SVDB_OK) rc = check_db_name(db);
-    if (rc == SVDB_OK) rc = db_named(c, t, db, &d);
-    svdb_catalog *v = rc == SVDB_OK ? svdb__calloc(1, sizeof *v) : NULL;
-    if (v) {
-        *v = (svdb_catalog){.magic = CAT_MAGIC, .fork_gen = c->fork_gen, .base = c, .dir = {-1, NULL}, .lock_fd = -1,
-                            .view_tenant = svdb__strndup(t, strlen(t)), .view_db = svdb__strndup(db, strlen(db))};
-        rc = v->view_tenant && v->view_db ? register_cat(v) : svdb__fail(SVDB_ENOMEM, "out of memory");
-        if (rc == SVDB_OK) *out = v->token;
-        else svdb__free(v->view_tenant), svdb__free(v->view_db), svdb__free(v);
-    } else if (rc == SVDB_OK) {
-        rc = svdb__fail(SVDB_ENOMEM, "out of memory");
-    }
-    return leave(c, rc);
-}

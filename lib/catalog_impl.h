@@ -16,6 +16,7 @@
 #define UUID_LEN 36
 #define DEFAULT_TENANT "default_tenant"
 #define DEFAULT_DATABASE "default_database"
+#define CAT_MAGIC 0x5356444243415447ull /* "SVDBCATG" */
 #define DEFAULT_DATABASE_ID "00000000-0000-0000-0000-000000000000" /* as ChromaDB's */
 
 typedef struct entry {
@@ -75,5 +76,16 @@ int svdb__catalog_add_db(svdb_catalog *c, const char *id, const char *name, cons
 int svdb__catalog_write_atomic(const svdb_dir *d, const char *name, const char *tmp, const char *text, int durable, int *renamed);
 /* Passes msg to the handle's warning callback, if it has one. */
 void svdb__catalog_warn(const svdb_catalog *c, const char *msg);
+
+/* The handle's life and the atomic save (lib/catalog.c), for catalog_scope.c. */
+void svdb__catalog_step(const char *step); /* the crash-test hook, at a named step */
+int svdb__catalog_register(svdb_catalog *c);
+int svdb__catalog_enter(const svdb_catalog *h, svdb_catalog **out); /* the base catalog, locked, scope set */
+int svdb__catalog_leave(svdb_catalog *c, int rc);
+void svdb__catalog_db_free(db_rec *d);
+void svdb__catalog_entries_clear(svdb_catalog *c);
+int svdb__catalog_save(svdb_catalog *c);
+void svdb__catalog_new_uuid(char out[UUID_LEN + 1]);
+int svdb__catalog_check_name(const char *name, const char *what);
 
 #endif
