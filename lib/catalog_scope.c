@@ -169,7 +169,7 @@ static int forget_db(svdb_catalog *c, long d)
 {
     entry *old = svdb__malloc(c->n * sizeof *old + 1);
     SVDB_FAIL_IF(!old, SVDB_ENOMEM, "out of memory");
-    memcpy(old, c->v, c->n * sizeof *old);
+    if (c->n) memcpy(old, c->v, c->n * sizeof *old); /* v is NULL after a reset */
     size_t old_n = c->n, k = 0;
     db_rec gone = c->dbs[d];
     for (size_t i = 0; i < old_n; i++)
@@ -183,7 +183,7 @@ static int forget_db(svdb_catalog *c, long d)
             if (!strcmp(old[i].db, gone.id)) svdb__catalog_entry_free(&old[i]);
         svdb__catalog_db_free(&gone);
     } else {
-        memcpy(c->v, old, old_n * sizeof *old);
+        if (old_n) memcpy(c->v, old, old_n * sizeof *old);
         c->n = old_n;
         memmove(&c->dbs[d + 1], &c->dbs[d], (c->n_dbs - (size_t)d) * sizeof gone);
         c->dbs[d] = gone;
