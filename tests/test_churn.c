@@ -44,7 +44,7 @@ static svdb *open_db(const char *dir, uint32_t dim)
 /* n rows "r<i>" with vectors v (n * dim), in batches of 1000. */
 static void add_rows(svdb *db, const float *v, size_t n, uint32_t dim)
 {
-    char(*idb)[16] = malloc(1000 * sizeof *idb);
+    char(*idb)[24] = malloc(1000 * sizeof *idb);
     const char **ids = malloc(1000 * sizeof *ids);
     for (size_t b = 0; b < n; b += 1000) {
         size_t c = n - b < 1000 ? n - b : 1000;
