@@ -58,11 +58,13 @@ extern "C" {
 #define SVDB_EDIM -10     /* vector dimension does not match the collection */
 #define SVDB_ENOSPC -11   /* the disk is full; nothing was applied */
 #define SVDB_ETOOBIG -12  /* an id, record or batch exceeds a documented limit */
-#define SVDB_EREADONLY -13 /* writes refused after an I/O failure: reopen */
+#define SVDB_EREADONLY -13 /* writes refused: the handle is read-only, or after an I/O failure (reopen) */
 #define SVDB_EMETA -14    /* metadata is not a valid JSON object */
 #define SVDB_EDUPLICATE -15 /* the same id appears twice in one batch */
 #define SVDB_EMISMATCH -16  /* options disagree with the stored collection */
 #define SVDB_ECANCELED -17  /* a progress handler stopped the operation; nothing was changed */
+#define SVDB_EBUSY -18      /* another process held the collection's write lock for longer than the busy
+                               timeout; nothing was changed */
 
 /* Distance metrics (conventions of hnswlib and ChromaDB). */
 #define SVDB_METRIC_DEFAULT 0 /* the stored metric; L2 for a new collection */
@@ -88,6 +90,18 @@ extern "C" {
 #define SVDB_DURABILITY_PERSIST 0 /* log written per batch, fsync at persist/close (default) */
 #define SVDB_DURABILITY_SYNC 1    /* log fsynced per batch: survives power loss */
 
+/* Open modes: how a handle shares its collection with other handles, in
+ * this process or others (docs/api.md, "Many processes"). */
+#define SVDB_OPEN_SHARED 0    /* default: any number of shared and read-only handles at once; writers take
+                                 turns (busy_timeout_ms), readers see every write acknowledged elsewhere
+                                 at their next call */
+#define SVDB_OPEN_EXCLUSIVE 1 /* this handle alone: any other open fails with SVDB_ELOCKED (and this one,
+                                 while others are open); no per-call check of other processes' writes */
+#define SVDB_OPEN_READONLY 2  /* never writes a byte (works on a read-only file system or directory);
+                                 writes fail with SVDB_EREADONLY; sees other processes' writes */
+
+#define SVDB_BUSY_TIMEOUT_DEFAULT 5000 /* milliseconds a write waits for the write lock */
+
 /* Limits. */
 #define SVDB_MAX_ID_BYTES 1024          /* longest id, in bytes of UTF-8 */
 #define SVDB_MAX_DIM 65536              /* largest vector dimension */
@@ -101,7 +115,8 @@ extern "C" {
 /* Opaque handle to an open collection. */
 typedef struct svdb svdb;
 
-#define SVDB_OPEN_OPTIONS_VERSION 4 /* 2 added storage, 3 allow_nonempty_dir, 4 autocheckpoint_bytes */
+#define SVDB_OPEN_OPTIONS_VERSION 5 /* 2 added storage, 3 allow_nonempty_dir, 4 autocheckpoint_bytes,
+                                       5 mode, busy_timeout_ms */
 typedef struct svdb_open_options {
     unsigned int version; /* SVDB_OPEN_OPTIONS_VERSION */
     uint32_t dim;         /* 0: the stored one; on a new collection, fixed by the first add */
@@ -122,6 +137,12 @@ typedef struct svdb_open_options {
                                       checkpoints the collection before it returns (as SQLite's
                                       wal_autocheckpoint); 0 = never; default (and before version 4)
                                       SVDB_AUTOCHECKPOINT_DEFAULT */
+    int mode;             /* version >= 5: SVDB_OPEN_SHARED (default, and before version 5),
+                             SVDB_OPEN_EXCLUSIVE or SVDB_OPEN_READONLY */
+    uint32_t busy_timeout_ms; /* version >= 5: how long a write (or checkpoint) waits while another
+                                 handle holds the write lock before failing with SVDB_EBUSY; 0 fails
+                                 at once; svdb_open_options_init sets SVDB_BUSY_TIMEOUT_DEFAULT (and
+                                 so does an older version's struct) */
 } svdb_open_options;
 
 #define SVDB_AUTOCHECKPOINT_DEFAULT 67108864 /* bytes of log: 64 MiB */

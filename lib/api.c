@@ -45,12 +45,14 @@ int svdb_open_options_init(svdb_open_options *opts, unsigned int version)
                  "open options version %u is not supported (1..%d)", version, SVDB_OPEN_OPTIONS_VERSION);
     /* an older caller's struct ends before the fields its version lacks */
     memset(opts, 0,
-           version >= 4   ? sizeof *opts
+           version >= 5   ? sizeof *opts
+           : version == 4 ? offsetof(svdb_open_options, mode)
            : version == 3 ? offsetof(svdb_open_options, autocheckpoint_bytes)
            : version == 2 ? offsetof(svdb_open_options, allow_nonempty_dir)
                           : offsetof(svdb_open_options, storage));
     opts->version = version;
     if (version >= 4) opts->autocheckpoint_bytes = SVDB_AUTOCHECKPOINT_DEFAULT;
+    if (version >= 5) opts->busy_timeout_ms = SVDB_BUSY_TIMEOUT_DEFAULT;
     opts->metric = SVDB_METRIC_DEFAULT;
     opts->durability = SVDB_DURABILITY_PERSIST;
     opts->create = 1;
@@ -146,6 +148,8 @@ static int check_open_options(const svdb_open_options *o)
     int storage = o->version >= 2 ? o->storage : SVDB_STORAGE_DEFAULT;
     SVDB_FAIL_IF(storage < SVDB_STORAGE_DEFAULT || storage > SVDB_STORAGE_INT8, SVDB_EINVAL, "unknown storage type %d",
                  storage);
+    int mode = o->version >= 5 ? o->mode : SVDB_OPEN_SHARED;
+    SVDB_FAIL_IF(mode < SVDB_OPEN_SHARED || mode > SVDB_OPEN_READONLY, SVDB_EINVAL, "unknown open mode %d", mode);
     return SVDB_OK;
 }
 

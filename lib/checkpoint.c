@@ -137,6 +137,7 @@ void (*svdb__checkpoint_hook)(svdb *db);
 int svdb__coll_checkpoint(svdb_coll *db)
 {
     SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir.path);
+    SVDB_FAIL_IF(db->mode == SVDB_OPEN_READONLY, SVDB_EREADONLY, "collection %s was opened read-only", db->dir.path);
     if (db->next_lsn - 1 == db->snap_lsn) return SVDB_OK; /* nothing new since the last snapshot */
     /* A new snapshot copies the rows of the old one: they must be sound. */
     SVDB_TRY(check_wait(db));
@@ -159,16 +160,21 @@ int svdb__coll_checkpoint(svdb_coll *db)
     svdb__free(to_row);
     SVDB_TRY(rc);
     /* The snapshot is durable and replay skips the records it holds, so a
-     * failed cut of the log loses nothing and the handle stays writable; the
-     * error still tells the caller the checkpoint did not finish. */
-    return svdb__wal_reset(&db->wal);
+     * log that could not be replaced loses nothing and the handle stays
+     * writable; the error still tells the caller the checkpoint did not
+     * finish. The log is replaced, never cut in place: other processes may
+     * still be reading it (they see its inode change in the head). */
+    db->dirty = 0;
+    rc = svdb__wal_replace(&db->wal, &db->dir, SVDB_WAL_NAME, SVDB_WAL_TMP_NAME);
+    if (rc == SVDB_OK) svdb__coll_publish(db);
+    return rc;
 }
 
 int svdb__coll_persist(svdb_coll *db)
 {
-    pthread_mutex_lock(&db->write_mu);
+    SVDB_TRY(svdb__coll_write_begin(db));
     int rc = svdb__coll_checkpoint(db);
-    pthread_mutex_unlock(&db->write_mu);
+    svdb__coll_write_end(db);
     return rc;
 }
 

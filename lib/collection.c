@@ -34,14 +34,6 @@ static int make_dir(const char *path, int create)
     return svdb__dir_create(path);
 }
 
-static int take_lock(svdb_coll *db)
-{
-    int rc = svdb__file_lock(&db->dir, SVDB_LOCK_NAME, &db->lock_fd);
-    if (rc == SVDB_ELOCKED)
-        return svdb__fail(SVDB_ELOCKED, "collection %s is locked: another handle or process has it open", db->dir.path);
-    return rc;
-}
-
 /* ---------------------------------------------------------------- finding the collection */
 
 /* The storage option; absent (default) in a version-1 options struct. */
@@ -121,10 +113,19 @@ static int link_loaded(svdb_coll *db)
     return rc;
 }
 
-static int load_collection(svdb_coll *db, const svdb_open_options *o)
+/* Loads the snapshot and replays the log. The log is opened first: a
+ * checkpoint elsewhere renames the new snapshot into place before the new
+ * log, so the snapshot found next is at least as new as the log's start (a
+ * newer one only makes replay skip records; the head then names another
+ * log, and the next call loads again). `writer`: the handle holds the write
+ * lock (or the collection alone) and reads the whole log, cutting a torn
+ * tail; else replay stops at the head, where writers announce their end. */
+static int load_collection(svdb_coll *db, const svdb_open_options *o, int writer)
 {
+    SVDB_TRY(svdb__wal_open(&db->wal, &db->dir, SVDB_WAL_NAME, 0, db->mode != SVDB_OPEN_READONLY));
     svdb_snap_info info;
     SVDB_TRY(svdb__snapshot_load(&db->dir, &db->store, &db->graph, &info, db->kern, &db->check));
+    SVDB_FAIL_IF(db->wal.uuid != info.uuid, SVDB_ECORRUPT, "log %s belongs to another collection", db->wal.path);
     if (open_storage(o) && open_storage(o) != info.storage)
         return svdb__fail(SVDB_EMISMATCH, "collection %s uses %s storage, not %s", db->dir.path, storage_name(info.storage),
                           storage_name(open_storage(o)));
@@ -145,16 +146,38 @@ static int load_collection(svdb_coll *db, const svdb_open_options *o)
     if (o->metric && o->metric != metric)
         return svdb__fail(SVDB_EMISMATCH, "collection %s uses metric %s, not %s", db->dir.path, metric_name(metric),
                           metric_name(o->metric));
-    int rc = svdb__wal_open(&db->wal, &db->dir, SVDB_WAL_NAME, db->uuid);
-    uint64_t last = 0, dropped = 0;
-    if (rc == SVDB_OK) rc = svdb__wal_replay(&db->wal, info.last_lsn, svdb__coll_replay, db, &last, &dropped);
-    if (rc != SVDB_OK) return rc;
+    uint64_t last = 0, dropped = 0, limit = UINT64_MAX;
+    if (!writer) svdb__coll_head_limit(db, &limit);
+    SVDB_TRY(svdb__wal_replay(&db->wal, info.last_lsn, limit, writer, svdb__coll_replay, db, &last, &dropped));
     db->next_lsn = last + 1;
     uint32_t dim = svdb__store_dim(db->store);
     if (o->dim && dim && o->dim != dim)
         return svdb__fail(SVDB_EMISMATCH, "collection %s has dimension %u, not %u", db->dir.path, dim, o->dim);
     if (o->dim && !dim) svdb__store_set_dim(db->store, o->dim);
     return SVDB_OK;
+}
+
+/* An existing collection. A shared handle that finds the write lock free
+ * loads as a writer: it replays the whole log, cuts what a killed writer
+ * left half-written, removes the temporary files of a checkpoint that never
+ * finished, and announces the head for the readers. */
+static int open_existing(svdb_coll *db, const svdb_open_options *o)
+{
+    int writer = db->mode == SVDB_OPEN_EXCLUSIVE;
+    if (db->mode == SVDB_OPEN_SHARED) {
+        int rc = svdb__coll_lock_write(db, 0);
+        if (rc == SVDB_EBUSY) svdb__clear_error();
+        else if (rc != SVDB_OK) return rc;
+        writer = rc == SVDB_OK;
+    }
+    int rc = SVDB_OK;
+    if (writer) rc = svdb__file_unlink(&db->dir, SVDB_SNAP_TMP_NAME);
+    if (rc == SVDB_OK && writer) rc = svdb__file_unlink(&db->dir, SVDB_WAL_TMP_NAME);
+    if (rc == SVDB_OK) rc = load_collection(db, o, writer);
+    if (rc == SVDB_OK && writer) svdb__coll_publish(db);
+    else if (rc == SVDB_OK) svdb__coll_share_loaded(db);
+    if (writer) svdb__coll_unlock_write(db);
+    return rc;
 }
 
 /* Whether the directory holds anything but what an unfinished creation of
@@ -209,22 +232,13 @@ static int precheck_dir(svdb_coll *db, const svdb_open_options *o)
     return refuse_foreign(db, o);
 }
 
-/* Finds the collection's files and opens or creates it. Open never removes
- * or rewrites what it did not expect: a log with writes but no snapshot,
- * a directory full of other files, a link where a file should be, are
- * errors that change nothing. */
-static int open_files(svdb_coll *db, const svdb_open_options *o)
+/* No snapshot, the write lock held: creates the collection, unless a log
+ * with records says one existed. */
+static int create_files(svdb_coll *db, const svdb_open_options *o)
 {
     const char *dir = db->dir.path;
-    SVDB_TRY(svdb__file_unlink(&db->dir, SVDB_SNAP_TMP_NAME)); /* left by a checkpoint that never finished */
     struct stat st;
-    int have = svdb__file_stat(&db->dir, SVDB_SNAP_NAME, &st);
-    if (have < 0) return have;
-    if (have) {
-        SVDB_FAIL_IF(!S_ISREG(st.st_mode), SVDB_ECORRUPT, "%s/%s is not a regular file (a link or a directory?)", dir,
-                     SVDB_SNAP_NAME);
-        return load_collection(db, o);
-    }
+    SVDB_TRY(svdb__file_unlink(&db->dir, SVDB_SNAP_TMP_NAME)); /* left by a creation that never finished */
     int wal = svdb__file_stat(&db->dir, SVDB_WAL_NAME, &st);
     if (wal < 0) return wal;
     /* A creation that crashed before its snapshot leaves a log with no
@@ -235,7 +249,34 @@ static int open_files(svdb_coll *db, const svdb_open_options *o)
                  dir, SVDB_SNAP_NAME, SVDB_WAL_NAME, (long long)st.st_size, SVDB_SNAP_NAME, SVDB_WAL_NAME);
     SVDB_FAIL_IF(!o->create, SVDB_ENOTFOUND, "no collection at %s (and create is off)", dir);
     SVDB_TRY(refuse_foreign(db, o));
-    return create_collection(db, o);
+    SVDB_TRY(create_collection(db, o));
+    svdb__coll_publish(db);
+    return SVDB_OK;
+}
+
+/* Finds the collection's files and opens or creates it. Open never removes
+ * or rewrites what it did not expect: a log with writes but no snapshot,
+ * a directory full of other files, a link where a file should be, are
+ * errors that change nothing. */
+static int open_files(svdb_coll *db, const svdb_open_options *o)
+{
+    const char *dir = db->dir.path;
+    struct stat st;
+    int have = svdb__file_stat(&db->dir, SVDB_SNAP_NAME, &st);
+    if (have < 0) return have;
+    if (!have) {
+        SVDB_FAIL_IF(db->mode == SVDB_OPEN_READONLY, SVDB_ENOTFOUND, "no collection at %s (opened read-only)", dir);
+        /* Creation happens under the write lock: two processes creating the
+         * same collection at once make one. */
+        SVDB_TRY(svdb__coll_lock_write(db, db->busy_ms));
+        have = svdb__file_stat(&db->dir, SVDB_SNAP_NAME, &st);
+        int rc = have < 0 ? have : have ? SVDB_OK : create_files(db, o);
+        svdb__coll_unlock_write(db);
+        if (rc != SVDB_OK || !have) return rc;
+    }
+    SVDB_FAIL_IF(!S_ISREG(st.st_mode), SVDB_ECORRUPT, "%s/%s is not a regular file (a link or a directory?)", dir,
+                 SVDB_SNAP_NAME);
+    return open_existing(db, o);
 }
 
 static void destroy(svdb_coll *db)
@@ -249,6 +290,7 @@ static void destroy(svdb_coll *db)
     svdb__store_free(db->store);
     svdb__fd_close(db->lock_fd);
     pthread_mutex_destroy(&db->write_mu);
+    pthread_mutex_destroy(&db->turn_mu);
     svdb__gate_destroy(&db->gate);
     svdb__dir_close(&db->dir);
     svdb__free(db);
@@ -314,15 +356,20 @@ static uint64_t open_autocheckpoint(const svdb_open_options *o)
     return o->version >= 4 ? o->autocheckpoint_bytes : SVDB_AUTOCHECKPOINT_DEFAULT;
 }
 
-int svdb__coll_open(svdb_coll **out, const char *path, const svdb_open_options *o)
+static int open_mode(const svdb_open_options *o) { return o->version >= 5 ? o->mode : SVDB_OPEN_SHARED; }
+static uint32_t open_busy(const svdb_open_options *o)
 {
-    *out = NULL;
-    SVDB_TRY(make_dir(path, o->create));
-    svdb_coll *db = svdb__calloc(1, sizeof *db);
-    if (!db) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    return o->version >= 5 ? o->busy_timeout_ms : SVDB_BUSY_TIMEOUT_DEFAULT;
+}
+
+/* The settings a handle's state is loaded with (open, and reload). */
+static void coll_init(svdb_coll *db, const svdb_open_options *o)
+{
     db->lock_fd = -1;
     db->wal.fd = -1;
     db->dir.fd = -1;
+    db->mode = open_mode(o);
+    db->busy_ms = open_busy(o);
     db->durability = o->durability;
     db->kern = svdb__kernels();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -331,12 +378,22 @@ int svdb__coll_open(svdb_coll **out, const char *path, const svdb_open_options *
     db->background = o->background_indexing != 0;
     db->autockpt_bytes = db->autockpt_at = open_autocheckpoint(o);
     svdb__indexer_init(&db->ix);
+    pthread_mutex_init(&db->turn_mu, NULL);
     pthread_mutex_init(&db->write_mu, NULL);
     pthread_mutex_init(&db->check_mu, NULL);
     svdb__gate_init(&db->gate);
+}
+
+int svdb__coll_open(svdb_coll **out, const char *path, const svdb_open_options *o)
+{
+    *out = NULL;
+    SVDB_TRY(make_dir(path, o->create && open_mode(o) != SVDB_OPEN_READONLY));
+    svdb_coll *db = svdb__calloc(1, sizeof *db);
+    if (!db) return svdb__fail(SVDB_ENOMEM, "out of memory");
+    coll_init(db, o);
     int rc = svdb__dir_open(&db->dir, path);
     if (rc == SVDB_OK) rc = precheck_dir(db, o);
-    if (rc == SVDB_OK) rc = take_lock(db);
+    if (rc == SVDB_OK) rc = svdb__coll_share_open(db);
     if (rc == SVDB_OK) rc = open_files(db, o);
     if (db->index != SVDB_INDEX_HNSW) db->background = 0; /* a flat index has nothing to link */
     svdb_indexer_ops ops = {link_chunk, queue_empty, db};
@@ -352,14 +409,24 @@ int svdb__coll_open(svdb_coll **out, const char *path, const svdb_open_options *
     return SVDB_OK;
 }
 
+/* Close checkpoints what this handle wrote (an exclusive one: whatever the
+ * log holds). A shared handle that only read leaves the log to the writers;
+ * one that cannot get the write lock in time leaves it too: every write is
+ * in the log already. */
 int svdb__coll_close(svdb_coll *db)
 {
     int rc = SVDB_OK;
     svdb__indexer_stop(&db->ix); /* rows still queued are saved unlinked and queued again at open */
-    if (!db->poisoned) {
-        pthread_mutex_lock(&db->write_mu);
-        rc = svdb__coll_checkpoint(db);
-        pthread_mutex_unlock(&db->write_mu);
+    int want = db->mode == SVDB_OPEN_EXCLUSIVE ? 1 : db->mode == SVDB_OPEN_SHARED && db->dirty;
+    if (!db->poisoned && want) {
+        rc = svdb__coll_write_begin(db);
+        if (rc == SVDB_OK) {
+            rc = svdb__coll_checkpoint(db);
+            svdb__coll_write_end(db);
+        } else if (rc == SVDB_EBUSY) {
+            rc = SVDB_OK;
+            svdb__clear_error();
+        }
     }
     char msg[512];
     snprintf(msg, sizeof msg, "%s", svdb_errmsg());
@@ -367,10 +434,90 @@ int svdb__coll_close(svdb_coll *db)
     return rc == SVDB_OK ? SVDB_OK : svdb__fail(rc, "%s", msg);
 }
 
+/* ---------------------------------------------------------------- following other handles */
+
+int svdb__coll_follow(svdb_coll *db, uint64_t limit, int cut)
+{
+    uint64_t last = 0, dropped = 0;
+    int rc = svdb__wal_replay(&db->wal, db->next_lsn - 1, limit, cut, svdb__coll_replay, db, &last, &dropped);
+    if (last >= db->next_lsn) db->next_lsn = last + 1;
+    if (db->background) svdb__indexer_notify(&db->ix);
+    if (rc != SVDB_OK && rc != SVDB_ENOMEM) {
+        /* Part of a record may be applied: only a reopen rebuilds a state
+         * that matches the files. */
+        db->poisoned = 1;
+        return svdb__fail(rc, "%s; reopen the collection", svdb_errmsg());
+    }
+    return rc;
+}
+
+/* Moves the loaded state of `f` into `db` under the gate, and db's old one
+ * into f (freed by the caller). The indexer's queue is db's own and keeps
+ * its thread: it gets f's queued rows. */
+static int swap_state(svdb_coll *db, svdb_coll *f)
+{
+    svdb__coll_check_stop(db); /* it reads the old snapshot */
+    svdb__gate_wrlock(&db->gate);
+    int rc = db->background ? svdb__indexer_reserve(&db->ix, svdb__store_slots(f->store)) : SVDB_OK;
+    if (rc == SVDB_OK) {
+#define SWAP(field)                                                                                                    \
+    do {                                                                                                               \
+        __typeof__(db->field) t_ = db->field;                                                                          \
+        db->field = f->field;                                                                                          \
+        f->field = t_;                                                                                                 \
+    } while (0)
+        SWAP(store);
+        SWAP(graph);
+        SWAP(wal);
+        SWAP(snap_lsn);
+        SWAP(next_lsn);
+        SWAP(check);
+        SWAP(hnsw);
+#undef SWAP
+        db->hnsw.ef_search = f->hnsw.ef_search; /* this handle's default stays */
+        db->check_done = db->check_stop = db->check_failed = 0;
+        db->dirty = 0;
+        if (db->background) {
+            svdb__indexer_clear(&db->ix);
+            size_t n;
+            const uint32_t *q = svdb__indexer_queue(&f->ix, &n);
+            for (size_t i = 0; i < n; i++) svdb__indexer_push(&db->ix, q[i]);
+        }
+    }
+    svdb__gate_unlock(&db->gate);
+    if (rc == SVDB_OK && db->background) svdb__indexer_notify(&db->ix);
+    int crc = svdb__coll_check_start(db);
+    return rc != SVDB_OK ? rc : crc;
+}
+
+int svdb__coll_reload(svdb_coll *db, int writer)
+{
+    svdb_coll *f = svdb__calloc(1, sizeof *f);
+    if (!f) return svdb__fail(SVDB_ENOMEM, "out of memory loading the collection again");
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.mode = db->mode;
+    o.durability = db->durability;
+    o.build_threads = db->build_threads;
+    o.background_indexing = db->background;
+    coll_init(f, &o);
+    f->dir = db->dir; /* borrowed */
+    f->lock_fd = db->lock_fd;
+    f->hnsw.ef_search = db->hnsw.ef_search;
+    int rc = load_collection(f, &o, writer);
+    if (rc == SVDB_OK && (f->index != db->index || f->uuid != db->uuid))
+        rc = svdb__fail(SVDB_ECORRUPT, "collection %s was replaced by another collection while open", db->dir.path);
+    if (rc == SVDB_OK) rc = swap_state(db, f);
+    f->dir = (svdb_dir){-1, NULL};
+    f->lock_fd = -1;
+    destroy(f);
+    return rc;
+}
+
 /* A forked child shares the parent's open file descriptions, and with them
- * the parent's flock: it would keep the collection locked after the parent
+ * the parent's locks: it would keep the collection held after the parent
  * closed it, for as long as the child lives. The child lets go of its copy
- * (the parent keeps its lock). */
+ * of the descriptor (the parent keeps its locks). */
 void svdb__coll_forked(svdb_coll *db)
 {
     svdb__fd_close(db->lock_fd);

@@ -65,6 +65,10 @@ int svdb__coll_search(svdb_coll *c, size_t n, const float *queries, uint32_t dim
 
 void svdb__coll_set_progress(svdb_coll *c, svdb_progress_fn fn, void *ctx);
 int svdb__coll_index_wait(svdb_coll *c);
+/* Applies what other handles and processes wrote since this one last
+ * looked (one read of the lock file's head when nothing changed); every
+ * read call starts with it. No-op for an exclusive handle. */
+int svdb__coll_refresh(svdb_coll *c);
 size_t svdb__coll_index_pending(svdb_coll *c);
 
 /* Test hooks: the background indexer; and a call made by a checkpoint

@@ -25,13 +25,20 @@
 #define SVDB_WAL_NAME "wal.svdb"
 #define SVDB_SNAP_NAME "snapshot.svdb"
 #define SVDB_SNAP_TMP_NAME "snapshot.svdb.tmp"
+#define SVDB_WAL_TMP_NAME "wal.svdb.tmp"
 
 struct svdb_coll {
     svdb *token;  /* the caller's handle, for the checkpoint test hook */
     svdb_dir dir; /* held open: files are found relative to it, never by path again */
-    int lock_fd;
+    int lock_fd; /* the LOCK file (see sharing.c); -1 for a read-only handle without one */
+    int mode;    /* SVDB_OPEN_* */
+    uint32_t busy_ms;
+    /* What this handle has applied of the log (atomic; sharing.c). */
+    uint64_t seen_ino, seen_end;
+    int dirty; /* this handle logged records its last snapshot does not hold */
     int durability;
-    pthread_mutex_t write_mu; /* serializes writers and checkpoints */
+    pthread_mutex_t turn_mu;  /* writers of this handle queue here for the write lock */
+    pthread_mutex_t write_mu; /* serializes writers, checkpoints and catching up */
     svdb_rwgate gate;         /* readers vs. the brief in-memory apply */
     svdb_store *store;
     int index;             /* SVDB_INDEX_FLAT or SVDB_INDEX_HNSW */
@@ -76,6 +83,32 @@ int svdb__coll_copy_batch(svdb_batch *b, size_t n, const char *const *ids, const
                           const char *const *metas, void **block);
 /* Checks a copied batch's ids and sets their lengths. */
 int svdb__coll_check_ids(svdb_batch *b);
+
+/* collection.c: replaces the loaded state by the current snapshot and log
+ * (a checkpoint elsewhere replaced them); `writer` holds the write lock and
+ * reads the whole log, cutting a torn tail; else replay stops at the head.
+ * write_mu held. */
+int svdb__coll_reload(svdb_coll *db, int writer);
+/* Replays the log's new records up to byte `limit` (write_mu held). */
+int svdb__coll_follow(svdb_coll *db, uint64_t limit, int cut);
+
+/* sharing.c */
+int svdb__coll_share_open(svdb_coll *db);
+/* The write lock of the collection's file, waiting up to wait_ms. */
+int svdb__coll_lock_write(svdb_coll *db, uint32_t wait_ms);
+void svdb__coll_unlock_write(svdb_coll *db);
+/* Begins a write or checkpoint: this handle's turn, the write lock, write_mu,
+ * and the records other handles appended applied. On success the caller
+ * holds them until svdb__coll_write_end, which also publishes the head. */
+int svdb__coll_write_begin(svdb_coll *db);
+void svdb__coll_write_end(svdb_coll *db);
+/* Notes what the handle applied at open (and publishes the head when it
+ * holds the write lock: `publish`). */
+void svdb__coll_share_loaded(svdb_coll *db);
+void svdb__coll_publish(svdb_coll *db);
+/* Where a reader's replay stops: 1 and the head's end when the head names
+ * this log, else 0 and UINT64_MAX. */
+int svdb__coll_head_limit(const svdb_coll *db, uint64_t *limit);
 
 /* checkpoint.c; the caller holds write_mu for the checkpoints. */
 int svdb__coll_checkpoint(svdb_coll *db);

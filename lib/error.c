@@ -26,11 +26,12 @@ const char *svdb_strerror(int status)
     case SVDB_EDIM: return "dimension mismatch";
     case SVDB_ENOSPC: return "no space left on device";
     case SVDB_ETOOBIG: return "value exceeds a limit";
-    case SVDB_EREADONLY: return "handle refuses writes after an I/O failure; reopen it";
+    case SVDB_EREADONLY: return "writes refused: read-only handle, or after an I/O failure (reopen)";
     case SVDB_EMETA: return "metadata is not a valid JSON object";
     case SVDB_EDUPLICATE: return "duplicate id in batch";
     case SVDB_EMISMATCH: return "options do not match the stored collection";
     case SVDB_ECANCELED: return "canceled by the progress handler";
+    case SVDB_EBUSY: return "the write lock stayed busy past the busy timeout";
     default: return "unknown status code";
     }
 }

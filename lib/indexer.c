@@ -33,6 +33,12 @@ void svdb__indexer_free(svdb_indexer *ix)
     memset(ix, 0, sizeof *ix);
 }
 
+void svdb__indexer_clear(svdb_indexer *ix)
+{
+    for (size_t i = ix->head; i < ix->tail; i++) ix->queued[ix->q[i]] = 0;
+    ix->head = ix->tail = 0;
+}
+
 int svdb__indexer_reserve(svdb_indexer *ix, size_t n_slots)
 {
     if (n_slots <= ix->cap) return SVDB_OK;

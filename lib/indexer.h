@@ -48,6 +48,8 @@ void svdb__indexer_free(svdb_indexer *ix);
 int svdb__indexer_reserve(svdb_indexer *ix, size_t n_slots);
 /* Queues a slot; a slot already queued stays where it is. */
 void svdb__indexer_push(svdb_indexer *ix, uint32_t slot);
+/* Empties the queue (the rows it held are gone: a reload replaced them). */
+void svdb__indexer_clear(svdb_indexer *ix);
 /* Takes up to max slots from the front. */
 size_t svdb__indexer_pop(svdb_indexer *ix, uint32_t *out, size_t max);
 /* Puts a popped slot back at the front (in reverse order of popping). */

@@ -268,11 +268,52 @@ int svdb__file_lock(const svdb_dir *d, const char *name, int *fd)
     return svdb__fail_errno(SVDB_EIO, err, "cannot lock %s/%s", d->path, name);
 }
 
+int svdb__lockfile_open(const svdb_dir *d, const char *name, int writable, int *fd)
+{
+    *fd = writable ? openat(d->fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644)
+                   : openat(d->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (*fd >= 0) return SVDB_OK;
+    if (errno == ELOOP)
+        return svdb__fail(SVDB_ECORRUPT, "lock file %s/%s is a symbolic link, which svdb never follows", d->path, name);
+    if (!writable) return SVDB_OK;
+    return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create lock file %s/%s", d->path,
+                            name);
+}
+
+static int range_set(int fd, int byte, int type)
+{
+    struct flock fl = {.l_type = (short)type, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    return fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+/* Polls with a growing sleep (50 us to 1 ms): the holder's turn is short,
+ * and a blocking F_OFD_SETLKW could not time out without a signal. */
+int svdb__range_lock(int fd, int byte, int type, uint32_t wait_ms, const char *path)
+{
+    struct timespec start, now, nap = {0, 50000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (range_set(fd, byte, type) == 0) return SVDB_OK;
+        if (errno != EAGAIN && errno != EACCES && errno != EINTR)
+            return svdb__fail_errno(SVDB_EIO, errno, "cannot lock %s", path);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double ms = (double)(now.tv_sec - start.tv_sec) * 1e3 + (double)(now.tv_nsec - start.tv_nsec) / 1e6;
+        if (ms >= wait_ms) return SVDB_EBUSY;
+        nanosleep(&nap, NULL);
+        if (nap.tv_nsec < 1000000) nap.tv_nsec *= 2;
+    }
+}
+
+void svdb__range_unlock(int fd, int byte)
+{
+    if (fd >= 0) (void)range_set(fd, byte, F_UNLCK);
+}
+
 int svdb__file_try_lock(const svdb_dir *d, const char *name, int *fd)
 {
-    *fd = openat(d->fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    *fd = openat(d->fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (*fd < 0) return SVDB_OK;
-    if (flock(*fd, LOCK_EX | LOCK_NB) == 0) return SVDB_OK;
+    if (range_set(*fd, SVDB_LOCK_OPEN, F_WRLCK) == 0) return SVDB_OK;
     close(*fd);
     *fd = -1;
     return SVDB_ELOCKED;

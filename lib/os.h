@@ -85,11 +85,31 @@ int svdb__dir_list(const svdb_dir *d, svdb_dir_fn fn, void *ctx);
  * another holds it; else an error naming the file. *fd is -1 on failure. */
 int svdb__file_lock(const svdb_dir *d, const char *name, int *fd);
 
-/* Takes the lock on an existing dir/name without waiting and without
- * creating it (another's lock file, opened read-only, never through a
- * link): SVDB_OK with *fd holding the lock, or with *fd = -1 when there is
- * no such file (or it cannot be opened); SVDB_ELOCKED, with no message for
- * the caller to word, when it cannot be locked (another holds it). */
+/* A collection's LOCK file holds byte-range locks (Linux open file
+ * description locks, F_OFD_SETLK): a lock belongs to the open file, so two
+ * handles of one process exclude each other as two processes do, a forked
+ * child's copy of the descriptor shares the parent's lock instead of taking
+ * one, and the kernel drops every lock when the last descriptor closes: a
+ * killed process leaves no stale lock. Byte SVDB_LOCK_OPEN is held shared by
+ * every open handle (exclusively by an exclusive one), byte SVDB_LOCK_WRITE
+ * exclusively by the one handle writing. */
+#define SVDB_LOCK_OPEN 0
+#define SVDB_LOCK_WRITE 1
+/* Opens dir/name never through a link: writable, created if missing; or
+ * read-only, and then a missing or unreadable file gives SVDB_OK with
+ * *fd = -1 (a read-only directory of a collection copied without it). */
+int svdb__lockfile_open(const svdb_dir *d, const char *name, int writable, int *fd);
+/* Takes lock `type` (F_RDLCK or F_WRLCK) on byte `byte` of fd, waiting up to
+ * wait_ms for a conflicting holder to let go: SVDB_OK, SVDB_EBUSY (with no
+ * message for the caller to word) when it stayed held, or SVDB_EIO. */
+int svdb__range_lock(int fd, int byte, int type, uint32_t wait_ms, const char *path);
+void svdb__range_unlock(int fd, int byte);
+
+/* Takes the open lock of an existing collection's dir/name exclusively
+ * without waiting and without creating the file (never through a link):
+ * SVDB_OK with *fd holding it, or with *fd = -1 when there is no such file
+ * (or it cannot be opened); SVDB_ELOCKED, with no message for the caller to
+ * word, when a handle has the collection open. */
 int svdb__file_try_lock(const svdb_dir *d, const char *name, int *fd);
 /* Replaces the content of the lock file fd (from svdb__file_lock; path only
  * names it in messages) with this process's id, for svdb__lock_holder to

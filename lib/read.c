@@ -11,6 +11,7 @@
 
 int svdb__coll_get(svdb_coll *db, const char *id, size_t len, float *vector, uint32_t dim, char **metadata)
 {
+    SVDB_TRY(svdb__coll_refresh(db));
     svdb__gate_rdlock(&db->gate);
     int rc = SVDB_OK;
     uint32_t slot = svdb__store_find(db->store, id, len);
@@ -70,6 +71,7 @@ static int get_rows(svdb_coll *db, const svdb_batch *b, float *vectors, char ***
 int svdb__coll_get_batch(svdb_coll *db, size_t n, const char *const *ids, float *vectors, uint32_t dim,
                          char ***metadatas, int *found)
 {
+    SVDB_TRY(svdb__coll_refresh(db));
     svdb_batch b;
     SVDB_TRY(svdb__batch_alloc(&b, n, 0));
     void *block = NULL;
@@ -91,6 +93,7 @@ int svdb__coll_get_batch(svdb_coll *db, size_t n, const char *const *ids, float 
 
 size_t svdb__coll_count(svdb_coll *db)
 {
+    (void)svdb__coll_refresh(db); /* a failed catch-up shows at the next call that can report it */
     svdb__gate_rdlock(&db->gate);
     size_t n = svdb__store_count(db->store);
     svdb__gate_unlock(&db->gate);
@@ -99,6 +102,7 @@ size_t svdb__coll_count(svdb_coll *db)
 
 uint32_t svdb__coll_dim(svdb_coll *db)
 {
+    (void)svdb__coll_refresh(db); /* a failed catch-up shows at the next call that can report it */
     svdb__gate_rdlock(&db->gate);
     uint32_t dim = svdb__store_dim(db->store);
     svdb__gate_unlock(&db->gate);
@@ -107,6 +111,7 @@ uint32_t svdb__coll_dim(svdb_coll *db)
 
 int svdb__coll_contains(svdb_coll *db, const char *id, size_t len, int *found)
 {
+    SVDB_TRY(svdb__coll_refresh(db));
     svdb__gate_rdlock(&db->gate);
     *found = svdb__store_find(db->store, id, len) != SVDB_NO_SLOT;
     svdb__gate_unlock(&db->gate);
@@ -217,6 +222,7 @@ static int select_rows(svdb_coll *db, const svdb_filter *filter, const svdb_batc
 int svdb__coll_select(svdb_coll *db, const svdb_filter *filter, const char *const *only, size_t n_only, size_t offset,
                       size_t limit, char ***ids, char ***metas, size_t *count)
 {
+    SVDB_TRY(svdb__coll_refresh(db));
     if (!only) return select_rows(db, filter, NULL, offset, limit, ids, metas, count);
     if (n_only == 0) { /* restricted to no id: nothing matches */
         svdb_batch none = {0};
@@ -235,6 +241,7 @@ int svdb__coll_select(svdb_coll *db, const svdb_filter *filter, const char *cons
 
 int svdb__coll_ids(svdb_coll *db, const svdb_filter *filter, char ***ids, size_t *count)
 {
+    SVDB_TRY(svdb__coll_refresh(db));
     return select_rows(db, filter, NULL, 0, SIZE_MAX, ids, NULL, count);
 }
 
@@ -299,6 +306,7 @@ int svdb__coll_search(svdb_coll *db, size_t n_queries, const float *queries, uin
                       const svdb_search_options *opts, const svdb_filter *filter, const svdb_hit_sink *out,
                       size_t *n_hits)
 {
+    SVDB_TRY(svdb__coll_refresh(db));
     /* An id allow-list (version 2) is copied and checked before the lock. */
     int restricted = opts && opts->version >= 2 && opts->ids;
     svdb_batch ids = {0};

@@ -64,21 +64,24 @@ int svdb__wal_create(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t 
     encode_header(h, uuid);
     rc = svdb__pwrite_all(w->fd, h, sizeof h, 0, path);
     if (rc == SVDB_OK) rc = svdb__fd_sync(w->fd, path);
+    struct stat st;
+    if (rc == SVDB_OK) rc = svdb__fd_stat(w->fd, path, &st);
     if (rc != SVDB_OK) {
         svdb__wal_close(w);
         return rc;
     }
+    w->ino = (uint64_t)st.st_ino;
     w->end = SVDB_WAL_HEADER_BYTES;
     w->version = WAL_VERSION;
     return SVDB_OK;
 }
 
-int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uuid)
+int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uuid, int writable)
 {
     SVDB_TRY(set_path(w, d, name));
     w->uuid = uuid;
     const char *path = w->path;
-    int rc = svdb__file_open(d, name, O_RDWR, &w->fd);
+    int rc = svdb__file_open(d, name, writable ? O_RDWR : O_RDONLY, &w->fd);
     if (rc != SVDB_OK) {
         if (rc == SVDB_ENOTFOUND) rc = svdb__fail(SVDB_ECORRUPT, "log %s is missing", path);
         svdb__wal_close(w);
@@ -87,7 +90,8 @@ int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uu
     unsigned char h[SVDB_WAL_HEADER_BYTES], want[SVDB_WAL_HEADER_BYTES];
     rc = svdb__pread_all(w->fd, h, sizeof h, 0, path);
     if (rc == SVDB_OK) {
-        encode_header(want, uuid);
+        if (!uuid) memcpy(&w->uuid, h + 16, 8); /* the caller checks it later */
+        encode_header(want, w->uuid);
         uint32_t version;
         memcpy(&version, h + 8, 4);
         if (memcmp(h, wal_magic, 8) != 0 || svdb__crc32c(0, h, 28) != load32(h + 28))
@@ -101,6 +105,9 @@ int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uu
             rc = svdb__fail(SVDB_ECORRUPT, "log %s has a damaged header", path);
         w->version = version;
     }
+    struct stat st;
+    if (rc == SVDB_OK) rc = svdb__fd_stat(w->fd, path, &st);
+    if (rc == SVDB_OK) w->ino = (uint64_t)st.st_ino;
     if (rc != SVDB_OK) {
         svdb__wal_close(w);
         return rc;
@@ -151,13 +158,14 @@ static uint32_t record_crc(const unsigned char *hdr, const unsigned char *payloa
     return svdb__crc32c(crc, payload, len);
 }
 
-int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx, uint64_t *last_lsn,
-                     uint64_t *dropped)
+int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, uint64_t limit, int cut, svdb_wal_fn fn, void *ctx,
+                     uint64_t *last_lsn, uint64_t *dropped)
 {
     struct stat st;
     SVDB_TRY(svdb__fd_stat(w->fd, w->path, &st));
-    uint64_t size = (uint64_t)st.st_size, pos = SVDB_WAL_HEADER_BYTES, prev = 0;
-    int have_prev = 0;
+    uint64_t file_size = (uint64_t)st.st_size, pos = w->end, prev = after_lsn;
+    uint64_t size = file_size < limit ? file_size : limit;
+    int have_prev = pos > SVDB_WAL_HEADER_BYTES; /* following on: the next record must be after_lsn + 1 */
     *last_lsn = after_lsn;
     while (pos + SVDB_REC_HEADER_BYTES <= size) {
         unsigned char h[SVDB_REC_HEADER_BYTES];
@@ -197,12 +205,12 @@ int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx,
         have_prev = 1;
         pos += SVDB_REC_HEADER_BYTES + len;
     }
-    *dropped = size - pos;
-    if (pos < size) {
+    w->end = pos;
+    *dropped = file_size > pos ? file_size - pos : 0;
+    if (cut && pos < file_size) {
         SVDB_TRY(svdb__truncate(w->fd, pos, w->path));
         SVDB_TRY(svdb__fd_sync(w->fd, w->path));
     }
-    w->end = pos;
     return SVDB_OK;
 }
 
@@ -246,13 +254,24 @@ int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32
     return svdb__fail(rc, "%s", msg);
 }
 
-int svdb__wal_reset(svdb_wal *w)
+int svdb__wal_replace(svdb_wal *w, const svdb_dir *d, const char *name, const char *tmp)
 {
-    SVDB_TRY(svdb__truncate(w->fd, SVDB_WAL_HEADER_BYTES, w->path));
-    /* The file is short now, synced or not: appends must follow it, or a hole
-     * of zeros would end replay before them. */
-    w->end = SVDB_WAL_HEADER_BYTES;
-    return svdb__fd_sync(w->fd, w->path);
+    svdb_wal nw = {.fd = -1};
+    SVDB_TRY(svdb__wal_create(&nw, d, tmp, w->uuid));
+    int rc = svdb__file_rename(d, tmp, name);
+    if (rc != SVDB_OK) {
+        svdb__wal_close(&nw);
+        svdb__file_discard(d, tmp);
+        return rc;
+    }
+    svdb__free(nw.path); /* the new file goes by the log's name now */
+    nw.path = w->path;
+    w->path = NULL;
+    svdb__wal_close(w);
+    *w = nw;
+    /* Renamed: the new file is the log whether or not the rename is durable
+     * yet (the snapshot covers every record of the old one either way). */
+    return svdb__dir_sync(d);
 }
 
 int svdb__wal_cut(svdb_wal *w, uint64_t end)

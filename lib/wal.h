@@ -18,6 +18,7 @@ typedef struct svdb_wal {
     int fd;
     uint64_t end; /* offset where the next record goes */
     uint64_t uuid;
+    uint64_t ino; /* the file's inode: a checkpoint replaces the file, and other processes notice */
     char *path;
     uint32_t version; /* of the file: 2 pads payloads to 4 bytes, 1 does not */
     /* Read-only maps of the file from offset 0, each twice the last, owned
@@ -29,16 +30,22 @@ typedef struct svdb_wal {
 /* Creates the log d/name for collection `uuid` (a new file: a stale one of
  * that name is removed first), synced. */
 int svdb__wal_create(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uuid);
-/* Opens the existing log d/name and checks it belongs to collection `uuid`. */
-int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uuid);
+/* Opens the existing log d/name (read-only unless `writable`) and checks it
+ * belongs to collection `uuid` (0: any; w->uuid then tells which). */
+int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uuid, int writable);
 void svdb__wal_close(svdb_wal *w);
 
 /* `off` is the payload's offset in the file. */
 typedef int (*svdb_wal_fn)(void *ctx, uint32_t type, const unsigned char *payload, size_t len, uint64_t off);
-/* Calls fn for each record with lsn > after_lsn, in order. Stops at a torn or
- * damaged tail, cuts it off the file and reports its size in *dropped. */
-int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, svdb_wal_fn fn, void *ctx, uint64_t *last_lsn,
-                     uint64_t *dropped);
+/* Calls fn for each record with lsn > after_lsn, in order, from w->end (the
+ * header's end after open: all of the file; later, where the records read
+ * so far end, and then the next must be after_lsn + 1) up to byte `limit`
+ * at most. Stops at a torn or damaged record, or one out of sequence; with
+ * `cut` (only by the handle that holds the write lock: another may be
+ * appending) cuts everything from there off the file, synced, and reports
+ * its size in *dropped. */
+int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, uint64_t limit, int cut, svdb_wal_fn fn, void *ctx,
+                     uint64_t *last_lsn, uint64_t *dropped);
 /* Appends one record. `rec` holds SVDB_REC_HEADER_BYTES of room followed by
  * the payload. On any failure the record is cut back off the file. A full
  * disk during the write is SVDB_ENOSPC and leaves the handle writable; a
@@ -56,8 +63,10 @@ int svdb__wal_cut(svdb_wal *w, uint64_t end);
 const void *svdb__wal_view(svdb_wal *w, uint64_t off, size_t len);
 /* Unmaps every view. Pointers into them must be gone first. */
 void svdb__wal_unview(svdb_wal *w);
-/* Drops every record (after a checkpoint), synced. A failure leaves the log
- * consistent with `end`: either untouched or cut. */
-int svdb__wal_reset(svdb_wal *w);
+/* Replaces the log by an empty one (after a checkpoint): a new file d/tmp,
+ * synced, renamed over d/name, the directory synced; w then writes the new
+ * file. Other processes still reading the old file keep it until they close
+ * it (they see its inode gone). On failure w is unchanged, and so is d/name. */
+int svdb__wal_replace(svdb_wal *w, const svdb_dir *d, const char *name, const char *tmp);
 
 #endif

@@ -285,7 +285,10 @@ static int log_record(svdb_coll *db, uint32_t type, const svdb_batch *b)
     int rc = svdb__wal_append(&db->wal, rec, plen, type, db->next_lsn, db->durability == SVDB_DURABILITY_SYNC,
                               &db->poisoned);
     svdb__free(rec);
-    if (rc == SVDB_OK) db->next_lsn++;
+    if (rc == SVDB_OK) {
+        db->next_lsn++;
+        db->dirty = 1;
+    }
     return rc;
 }
 
@@ -494,8 +497,12 @@ int svdb__coll_put(svdb_coll *db, size_t n, const char *const *ids, const float 
     SVDB_TRY(svdb__batch_alloc(&b, n, 1));
     b.dim = dim;
     void *block = NULL;
-    pthread_mutex_lock(&db->write_mu);
-    int rc = writable(db);
+    int rc = svdb__coll_write_begin(db);
+    if (rc != SVDB_OK) {
+        svdb__batch_free(&b);
+        return rc;
+    }
+    rc = writable(db);
     /* The dimension first: the caller's buffer holds n * dim floats only if
      * dim is the collection's. */
     if (rc == SVDB_OK) rc = svdb__coll_check_dim(db, dim, "vectors");
@@ -509,7 +516,7 @@ int svdb__coll_put(svdb_coll *db, size_t n, const char *const *ids, const float 
     if (rc == SVDB_OK) rc = commit_put(db, &b, is_add, 1, 0, 0, db->progress_fn ? &link : NULL);
     if (rc == SVDB_OK) svdb__progress_end(&link);
     if (rc == SVDB_OK) svdb__coll_autocheckpoint(db);
-    pthread_mutex_unlock(&db->write_mu);
+    svdb__coll_write_end(db);
     svdb__batch_free(&b);
     svdb__free(block);
     return rc;
@@ -531,7 +538,11 @@ int svdb__coll_delete(svdb_coll *db, size_t n, const char *const *ids, size_t *n
     uint32_t *slots = svdb__malloc(n * sizeof *slots);
     svdb_idmap seen = {0};
     rc = slots ? svdb__idmap_reserve(&seen, n, batch_key, &hit) : svdb__fail(SVDB_ENOMEM, "out of memory");
-    pthread_mutex_lock(&db->write_mu);
+    int held = 0;
+    if (rc == SVDB_OK) {
+        rc = svdb__coll_write_begin(db);
+        held = rc == SVDB_OK;
+    }
     if (rc == SVDB_OK) rc = writable(db);
     /* Missing ids are skipped and repeats collapse: deleting is idempotent. */
     hit.n = 0;
@@ -547,7 +558,7 @@ int svdb__coll_delete(svdb_coll *db, size_t n, const char *const *ids, size_t *n
     }
     if (rc == SVDB_OK && hit.n) rc = commit_delete(db, &hit, slots, 1);
     if (rc == SVDB_OK && hit.n) svdb__coll_autocheckpoint(db);
-    pthread_mutex_unlock(&db->write_mu);
+    if (held) svdb__coll_write_end(db);
     if (rc == SVDB_OK && n_deleted) *n_deleted = hit.n;
     svdb__idmap_free(&seen);
     svdb__free(slots);
@@ -624,8 +635,12 @@ int svdb__coll_update(svdb_coll *db, size_t n, const char *const *ids, const flo
     in.dim = dim;
     void *block = NULL;
     update_rows u = {0};
-    pthread_mutex_lock(&db->write_mu);
-    int rc = writable(db);
+    int rc = svdb__coll_write_begin(db);
+    if (rc != SVDB_OK) {
+        svdb__batch_free(&in);
+        return rc;
+    }
+    rc = writable(db);
     if (rc == SVDB_OK && vectors) rc = svdb__coll_check_dim(db, dim, "vectors");
     if (rc == SVDB_OK) rc = svdb__coll_copy_batch(&in, n, ids, vectors, dim, metas, &block);
     if (rc == SVDB_OK) rc = svdb__coll_check_ids(&in);
@@ -641,7 +656,7 @@ int svdb__coll_update(svdb_coll *db, size_t n, const char *const *ids, const flo
     if (rc == SVDB_OK && u.b.n) rc = commit_put(db, &u.b, 0, 1, 0, vectors == NULL, db->progress_fn ? &link : NULL);
     if (rc == SVDB_OK && u.b.n) svdb__progress_end(&link);
     if (rc == SVDB_OK && u.b.n) svdb__coll_autocheckpoint(db);
-    pthread_mutex_unlock(&db->write_mu);
+    svdb__coll_write_end(db);
     if (rc == SVDB_OK && n_updated) *n_updated = u.b.n;
     update_rows_free(&u, n);
     svdb__batch_free(&in);
