@@ -130,7 +130,13 @@ static void drop_views(const svdb_catalog *c)
 /* The catalog behind a handle, locked, with the call's scope set to the
  * handle's database (*view: the view, or NULL); SVDB_EMISUSE for a closed,
  * made-up or inherited one. */
-static int enter_as(const svdb_catalog *h, svdb_catalog **out, svdb_catalog **view)
+static int lock_call(svdb_catalog *c);
+static void unlock_call(svdb_catalog *c);
+static int refresh(svdb_catalog *c);
+
+/* `call`: a call on the entries, which waits for other processes' calls and
+ * reads what they saved (not a close). */
+static int enter_as(const svdb_catalog *h, svdb_catalog **out, svdb_catalog **view, int call)
 {
     svdb__clear_error();
     *out = NULL;
@@ -140,6 +146,12 @@ static int enter_as(const svdb_catalog *h, svdb_catalog **out, svdb_catalog **vi
     svdb_catalog *c = v->base ? v->base : v;
     SVDB_FAIL_IF(c->fork_gen != fork_gen, SVDB_EMISUSE, "catalog handle was opened by another process (used after fork)");
     pthread_mutex_lock(&c->mu);
+    int rc = call ? lock_call(c) : SVDB_OK;
+    if (rc == SVDB_OK && call && (rc = refresh(c)) != SVDB_OK) unlock_call(c);
+    if (rc != SVDB_OK) {
+        pthread_mutex_unlock(&c->mu);
+        return rc;
+    }
     c->applied = 0;
     c->sc_tenant = v->base ? v->view_tenant : DEFAULT_TENANT;
     c->sc_db = v->base ? v->view_db : DEFAULT_DATABASE;
@@ -148,10 +160,11 @@ static int enter_as(const svdb_catalog *h, svdb_catalog **out, svdb_catalog **vi
     return SVDB_OK;
 }
 
-int svdb__catalog_enter(const svdb_catalog *h, svdb_catalog **out) { return enter_as(h, out, NULL); }
+int svdb__catalog_enter(const svdb_catalog *h, svdb_catalog **out) { return enter_as(h, out, NULL, 1); }
 
 int svdb__catalog_leave(svdb_catalog *c, int rc)
 {
+    unlock_call(c);
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
@@ -279,12 +292,15 @@ int svdb__catalog_write_atomic(const svdb_dir *d, const char *name, const char *
     return durable ? svdb__dir_sync(d) : SVDB_OK;
 }
 
+static void note_file(svdb_catalog *c);
+
 int svdb__catalog_save(svdb_catalog *c)
 {
     char *text = svdb__catalog_text(c);
     SVDB_FAIL_IF(!text, SVDB_ENOMEM, "out of memory writing the catalog");
     int rc = svdb__catalog_write_atomic(&c->dir, CATALOG_FILE, CATALOG_TMP, text, c->durable, &c->applied);
     cJSON_free(text);
+    if (c->applied) note_file(c);
     if (rc != SVDB_OK && c->applied) { /* the change is made, and stays made in memory too */
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", svdb_errmsg());
@@ -309,24 +325,61 @@ void svdb__catalog_new_uuid(char out[UUID_LEN + 1])
     }
 }
 
-/* The catalog's lock, with this process's id in the file for a second
- * process to name in its message. */
+/* Several processes may open one catalog. Each holds a shared flock on the
+ * lock file for its handle's life, which keeps out the single-process
+ * catalog of earlier svdb versions (it took the flock exclusively, and
+ * wrote its process id there), and takes byte 0 of the same file (an open
+ * file description lock, independent of flock) for every call: the call
+ * reads the catalog again if another process replaced it, changes it, and
+ * saves it, alone. */
 static int take_lock(svdb_catalog *c)
 {
-    int rc = svdb__file_lock(&c->dir, LOCK_FILE, &c->lock_fd);
+    int rc = svdb__file_lock(&c->dir, LOCK_FILE, 1, &c->lock_fd);
     if (rc == SVDB_ELOCKED) {
         char pid[32];
         svdb__lock_holder(&c->dir, LOCK_FILE, pid, sizeof pid);
         return svdb__fail(SVDB_ELOCKED,
-                          "%s is locked: another process (pid %s) has its catalog open. One process at a time may open "
-                          "it; close the other client or use another directory",
+                          "%s is locked: a process (pid %s) running an earlier svdb, whose catalog allowed one process "
+                          "at a time, has it open; close it or upgrade it",
                           c->dir.path, pid[0] ? pid : "?");
     }
-    SVDB_TRY(rc);
-    char *path = svdb__dir_file(&c->dir, LOCK_FILE);
-    rc = path ? svdb__lock_write_pid(c->lock_fd, path) : svdb__fail(SVDB_ENOMEM, "out of memory");
-    svdb__free(path);
     return rc;
+}
+
+/* Waits for the other processes' calls (SVDB_BUSY_TIMEOUT_DEFAULT at most:
+ * catalog calls take milliseconds). */
+static int lock_call(svdb_catalog *c)
+{
+    SVDB_FAIL_IF(c->lock_fd < 0, SVDB_EMISUSE, "catalog handle was opened by another process (used after fork)");
+    int rc = svdb__range_lock(c->lock_fd, 0, F_WRLCK, SVDB_BUSY_TIMEOUT_DEFAULT, c->dir.path);
+    if (rc == SVDB_EBUSY)
+        return svdb__fail(SVDB_EBUSY, "the catalog %s stayed busy with another process's call for %d ms; nothing was changed",
+                          c->dir.path, SVDB_BUSY_TIMEOUT_DEFAULT);
+    return rc;
+}
+
+static void unlock_call(svdb_catalog *c)
+{
+    if (c->lock_fd >= 0) svdb__range_unlock(c->lock_fd, 0);
+}
+
+/* Which catalog file the entries match. Saves replace the file by rename,
+ * so another process's save shows as a new inode (with size and time as a
+ * guard against a reused inode number). */
+static int file_identity(const svdb_catalog *c, uint64_t *ino, uint64_t *size, int64_t *mtime_ns)
+{
+    struct stat st;
+    int have = svdb__file_stat(&c->dir, CATALOG_FILE, &st);
+    if (have <= 0) return have;
+    *ino = (uint64_t)st.st_ino;
+    *size = (uint64_t)st.st_size;
+    *mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+    return 1;
+}
+
+static void note_file(svdb_catalog *c)
+{
+    if (file_identity(c, &c->seen_ino, &c->seen_size, &c->seen_mtime_ns) != 1) c->seen_ino = 0;
 }
 
 /* No catalog file: a new store, unless collection directories show one was lost. */
@@ -368,35 +421,77 @@ static int read_whole(const svdb_catalog *c, int fd, char **text, size_t *len)
     return rc;
 }
 
-static int load(svdb_catalog *c, int create)
+/* Reads the catalog file into the (empty) entries. */
+static int read_catalog(svdb_catalog *c, int fd)
 {
-    int fd;
-    int rc = svdb__file_open(&c->dir, CATALOG_FILE, O_RDONLY, &fd);
-    if (rc == SVDB_ENOTFOUND) return start_store(c, create);
-    SVDB_TRY(rc);
     char *text = NULL;
     size_t len = 0;
-    rc = read_whole(c, fd, &text, &len);
-    svdb__fd_close(fd);
-    SVDB_TRY(rc);
+    SVDB_TRY(read_whole(c, fd, &text, &len));
     const char *why = NULL;
     cJSON *doc = svdb__catalog_parse_json(text, len, &why);
     svdb__free(text);
     SVDB_FAIL_IF(!doc, SVDB_ECORRUPT, "cannot read the catalog %s/%s: %s; restore it from a backup (nothing was changed)",
                  c->dir.path, CATALOG_FILE, why);
     char err[512] = "";
-    rc = svdb__catalog_parse_doc(c, doc, err);
+    int rc = svdb__catalog_parse_doc(c, doc, err);
     cJSON_Delete(doc);
     if (rc == SVDB_EVERSION) return svdb__fail(rc, "the catalog %s/%s has %s", c->dir.path, CATALOG_FILE, err);
     if (rc == SVDB_ECORRUPT)
         return svdb__fail(rc, "the catalog %s/%s is damaged: %s; restore it from a backup (nothing was changed)", c->dir.path,
                           CATALOG_FILE, err);
+    return rc;
+}
+
+static int load(svdb_catalog *c, int create)
+{
+    int fd;
+    int rc = svdb__file_open(&c->dir, CATALOG_FILE, O_RDONLY, &fd);
+    if (rc == SVDB_ENOTFOUND) return start_store(c, create);
     SVDB_TRY(rc);
+    rc = read_catalog(c, fd);
+    svdb__fd_close(fd);
+    SVDB_TRY(rc);
+    note_file(c);
     if (!c->store[0]) { /* written by a pysvdb that recorded no store id */
         svdb__catalog_new_uuid(c->store);
         SVDB_TRY(svdb__catalog_save(c));
     }
     return svdb__catalog_sweep(c);
+}
+
+/* At the start of each call (the call lock held): reads the catalog again
+ * when another process saved a new one since this handle last read or
+ * wrote it. On failure the handle keeps what it had. */
+static int refresh(svdb_catalog *c)
+{
+    uint64_t ino = 0, size = 0;
+    int64_t mtime = 0;
+    int have = file_identity(c, &ino, &size, &mtime);
+    if (have < 0) return have;
+    SVDB_FAIL_IF(!have, SVDB_ECORRUPT, "the catalog %s/%s was removed while open; restore it from a backup", c->dir.path,
+                 CATALOG_FILE);
+    if (ino == c->seen_ino && size == c->seen_size && mtime == c->seen_mtime_ns) return SVDB_OK;
+    int fd;
+    SVDB_TRY(svdb__file_open(&c->dir, CATALOG_FILE, O_RDONLY, &fd));
+    svdb_catalog fresh = *c;
+    fresh.v = NULL, fresh.n = fresh.cap = 0;
+    fresh.tenants = NULL, fresh.n_tenants = 0;
+    fresh.dbs = NULL, fresh.n_dbs = 0;
+    int rc = read_catalog(&fresh, fd);
+    svdb__fd_close(fd);
+    if (rc == SVDB_OK && strcmp(fresh.store, c->store) != 0)
+        rc = svdb__fail(SVDB_ECORRUPT, "the catalog %s/%s was replaced by another store's while open", c->dir.path,
+                        CATALOG_FILE);
+    svdb_catalog *drop = rc == SVDB_OK ? c : &fresh;
+    svdb_catalog old = *drop; /* only the entry arrays are used */
+    if (rc == SVDB_OK) {
+        c->v = fresh.v, c->n = fresh.n, c->cap = fresh.cap;
+        c->tenants = fresh.tenants, c->n_tenants = fresh.n_tenants;
+        c->dbs = fresh.dbs, c->n_dbs = fresh.n_dbs;
+        note_file(c);
+    }
+    svdb__catalog_entries_clear(&old);
+    return rc;
 }
 
 int svdb_catalog_options_init(svdb_catalog_options *opts, unsigned int version)
@@ -435,7 +530,10 @@ static int open_cat(svdb_catalog *c, const char *dir, const svdb_catalog_options
     if (!o->create) SVDB_FAIL_IF(svdb__file_stat(&c->dir, CATALOG_FILE, &st) == 0, SVDB_ENOTFOUND,
                                  "no catalog %s/%s (and create is off)", c->dir.path, CATALOG_FILE);
     SVDB_TRY(take_lock(c));
-    SVDB_TRY(load(c, o->create));
+    SVDB_TRY(lock_call(c));
+    int rc = load(c, o->create);
+    unlock_call(c);
+    SVDB_TRY(rc);
     return svdb__catalog_register(c);
 }
 
@@ -476,7 +574,7 @@ int svdb_catalog_close(svdb_catalog *h)
     svdb__clear_error();
     if (!h) return SVDB_OK;
     svdb_catalog *c, *view;
-    SVDB_TRY(enter_as(h, &c, &view));
+    SVDB_TRY(enter_as(h, &c, &view, 0));
     pthread_mutex_unlock(&c->mu);
     if (!view) {
         destroy(c);

@@ -42,7 +42,9 @@ struct svdb_catalog {
     svdb_catalog *base;
     char *view_tenant, *view_db;
     svdb_dir dir;
-    int lock_fd;
+    int lock_fd; /* the catalog's lock file: flock shared for the handle's life, byte 0 for each call */
+    uint64_t seen_ino, seen_size; /* the catalog file the entries were read from (or last written) */
+    int64_t seen_mtime_ns;
     int durable;
     void (*warning)(const char *message, void *payload);
     void *payload;

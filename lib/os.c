@@ -250,7 +250,7 @@ int svdb__dir_list(const svdb_dir *d, svdb_dir_fn fn, void *ctx)
     return found;
 }
 
-int svdb__file_lock(const svdb_dir *d, const char *name, int *fd)
+int svdb__file_lock(const svdb_dir *d, const char *name, int shared, int *fd)
 {
     *fd = openat(d->fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (*fd < 0) {
@@ -260,7 +260,7 @@ int svdb__file_lock(const svdb_dir *d, const char *name, int *fd)
         return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create lock file %s/%s",
                                 d->path, name);
     }
-    if (flock(*fd, LOCK_EX | LOCK_NB) == 0) return SVDB_OK;
+    if (flock(*fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) == 0) return SVDB_OK;
     int err = errno;
     close(*fd);
     *fd = -1;
@@ -317,14 +317,6 @@ int svdb__file_try_lock(const svdb_dir *d, const char *name, int *fd)
     close(*fd);
     *fd = -1;
     return SVDB_ELOCKED;
-}
-
-int svdb__lock_write_pid(int fd, const char *path)
-{
-    char pid[32];
-    snprintf(pid, sizeof pid, "%ld", (long)getpid());
-    SVDB_TRY(svdb__truncate(fd, 0, path));
-    return svdb__pwrite_all(fd, pid, strlen(pid), 0, path);
 }
 
 void svdb__lock_holder(const svdb_dir *d, const char *name, char *pid, size_t size)

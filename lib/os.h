@@ -78,12 +78,13 @@ typedef int (*svdb_dir_fn)(void *ctx, const char *name);
 int svdb__dir_list(const svdb_dir *d, svdb_dir_fn fn, void *ctx);
 
 /* Opens dir/name (created if missing, kept between opens, never through a
- * link) and takes an exclusive lock on it without waiting, held until *fd
- * is closed. Locks belong to the open file description, so a second handle
- * in the same process conflicts too; the kernel drops the lock when the
- * process dies. SVDB_ELOCKED, with no message for the caller to word, when
- * another holds it; else an error naming the file. *fd is -1 on failure. */
-int svdb__file_lock(const svdb_dir *d, const char *name, int *fd);
+ * link) and takes a whole-file flock on it (shared or exclusive) without
+ * waiting, held until *fd is closed. Locks belong to the open file
+ * description, so a second handle in the same process conflicts too; the
+ * kernel drops the lock when the process dies. SVDB_ELOCKED, with no
+ * message for the caller to word, when another holds a conflicting one;
+ * else an error naming the file. *fd is -1 on failure. */
+int svdb__file_lock(const svdb_dir *d, const char *name, int shared, int *fd);
 
 /* A collection's LOCK file holds byte-range locks (Linux open file
  * description locks, F_OFD_SETLK): a lock belongs to the open file, so two
@@ -111,13 +112,8 @@ void svdb__range_unlock(int fd, int byte);
  * (or it cannot be opened); SVDB_ELOCKED, with no message for the caller to
  * word, when a handle has the collection open. */
 int svdb__file_try_lock(const svdb_dir *d, const char *name, int *fd);
-/* Replaces the content of the lock file fd (from svdb__file_lock; path only
- * names it in messages) with this process's id, for svdb__lock_holder to
- * report to a process that finds it locked. Goes through the fault hook
- * (a truncate, then a write). */
-int svdb__lock_write_pid(int fd, const char *path);
-/* The first word of the lock file dir/name (the holder's process id, from
- * svdb__lock_write_pid), at most size - 1 bytes, in pid; "" when it cannot
+/* The first word of the lock file dir/name (the holder's process id, which
+ * the single-process catalog of earlier svdb wrote there), at most size - 1 bytes, in pid; "" when it cannot
  * be read. No message. */
 void svdb__lock_holder(const svdb_dir *d, const char *name, char *pid, size_t size);
 

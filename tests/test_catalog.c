@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -178,12 +180,21 @@ static void test_catalog__create_if_missing(void **state)
 static void test_catalog__lock_and_use_after_close(void **state)
 {
     fixture *f = *state;
+    /* A second handle (as a second process would) shares the catalog and
+     * sees what the first saves at its next call. */
     svdb_catalog *c = NULL;
-    ASSERT_FAILS(svdb_catalog_open(&c, f->dir, NULL), SVDB_ELOCKED);
-    char pid[32];
-    snprintf(pid, sizeof pid, "pid %d", (int)getpid());
-    assert_non_null(strstr(svdb_errmsg(), pid));
-    assert_null(c);
+    ASSERT_OK(svdb_catalog_open(&c, f->dir, NULL));
+    char id[37];
+    create(f, "from-first", NULL, id);
+    svdb_catalog_entry *got;
+    ASSERT_OK(svdb_catalog_get(c, "from-first", &got));
+    assert_string_equal(got->id, id);
+    svdb_catalog_entries_free(got);
+    ASSERT_OK(svdb_catalog_create(c, "from-second", NULL, NULL, NULL));
+    ASSERT_FAILS(svdb_catalog_create(f->cat, "from-second", NULL, NULL, NULL), SVDB_EEXISTS);
+    ASSERT_OK(svdb_catalog_delete(f->cat, "from-second"));
+    ASSERT_FAILS(svdb_catalog_get(c, "from-second", &got), SVDB_ENOTFOUND);
+    ASSERT_OK(svdb_catalog_close(c));
     svdb_catalog *old = f->cat;
     ASSERT_OK(svdb_catalog_close(old));
     f->cat = NULL;
@@ -194,7 +205,22 @@ static void test_catalog__lock_and_use_after_close(void **state)
     ASSERT_FAILS(svdb_catalog_close(old), SVDB_EMISUSE);
     ASSERT_FAILS(svdb_catalog_list(NULL, &e, &n), SVDB_EMISUSE);
     ASSERT_FAILS(svdb_catalog_delete((svdb_catalog *)0x1235, "x"), SVDB_EMISUSE);
+    /* The single-process catalog of earlier versions held the lock file
+     * exclusively with its pid in it: a new handle names it and stays out. */
+    char *lock = th_path(f->dir, "pysvdb-chroma.lock");
+    int fd = open(lock, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0);
+    assert_int_equal(ftruncate(fd, 0), 0);
+    assert_int_equal(pwrite(fd, "4242", 4, 0), 4);
+    ASSERT_FAILS(svdb_catalog_open(&c, f->dir, NULL), SVDB_ELOCKED);
+    assert_non_null(strstr(svdb_errmsg(), "pid 4242"));
+    assert_null(c);
+    close(fd);
+    free(lock);
     ASSERT_OK(open_cat(f)); /* free again */
+    ASSERT_OK(svdb_catalog_get(f->cat, "from-first", &got));
+    svdb_catalog_entries_free(got);
 }
 
 static void test_catalog__fork_child_cannot_use_it(void **state)
@@ -209,12 +235,18 @@ static void test_catalog__fork_child_cannot_use_it(void **state)
         svdb_catalog *c;
         int ok = svdb_catalog_list(f->cat, &e, &n) == SVDB_EMISUSE && strstr(svdb_errmsg(), "fork");
         ok = ok && svdb_catalog_list(view, &e, &n) == SVDB_EMISUSE && strstr(svdb_errmsg(), "fork");
-        ok = ok && svdb_catalog_open(&c, f->dir, NULL) == SVDB_ELOCKED; /* the parent keeps its lock */
+        /* The child may open a handle of its own. */
+        ok = ok && svdb_catalog_open(&c, f->dir, NULL) == SVDB_OK;
+        ok = ok && svdb_catalog_create(c, "from-child", NULL, NULL, NULL) == SVDB_OK;
+        ok = ok && svdb_catalog_close(c) == SVDB_OK;
         th_child_exit(ok ? 0 : 1);
     }
     assert_int_equal(th_wait(pid), 0);
     char id[37];
     create(f, "still", NULL, id);
+    svdb_catalog_entry *got;
+    ASSERT_OK(svdb_catalog_get(f->cat, "from-child", &got));
+    svdb_catalog_entries_free(got);
 }
 
 /* ------------------------------------------------------------------ entries */
