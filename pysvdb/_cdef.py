@@ -43,6 +43,7 @@ CDEF = r"""
 #define SVDB_EDUPLICATE -15
 #define SVDB_EMISMATCH -16
 #define SVDB_ECANCELED -17
+#define SVDB_EBUSY -18
 
 /* Distance metrics. */
 #define SVDB_METRIC_DEFAULT 0
@@ -73,7 +74,7 @@ CDEF = r"""
 
 typedef struct svdb svdb;
 
-#define SVDB_OPEN_OPTIONS_VERSION 4
+#define SVDB_OPEN_OPTIONS_VERSION 5
 typedef struct svdb_open_options {
     unsigned int version;
     uint32_t dim;
@@ -90,7 +91,14 @@ typedef struct svdb_open_options {
     int storage;
     int allow_nonempty_dir;
     uint64_t autocheckpoint_bytes;
+    int mode;
+    uint32_t busy_timeout_ms;
 } svdb_open_options;
+
+#define SVDB_OPEN_SHARED 0
+#define SVDB_OPEN_EXCLUSIVE 1
+#define SVDB_OPEN_READONLY 2
+#define SVDB_BUSY_TIMEOUT_DEFAULT 5000
 
 #define SVDB_AUTOCHECKPOINT_DEFAULT 67108864
 

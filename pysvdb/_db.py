@@ -48,6 +48,7 @@ __all__ = [
     "Durability",
     "IndexType",
     "StorageType",
+    "OpenMode",
     "Vector",
     "Matrix",
     "Metadata",
@@ -62,6 +63,10 @@ Durability = Literal["persist", "sync"]
 IndexType = Literal["flat", "hnsw"]
 #: How an HNSW collection keeps the vectors its graph walk reads.
 StorageType = Literal["f32", "f16", "int8"]
+#: How a handle shares its collection: "shared" (default; many handles and
+#: processes, writers take turns), "exclusive" (this handle alone) or
+#: "readonly" (never writes; works on a read-only directory).
+OpenMode = Literal["shared", "exclusive", "readonly"]
 #: One vector: a 1-d numpy array or a sequence of numbers.
 Vector = Union[npt.NDArray[Any], Sequence[float]]
 #: Several vectors: a 2-d numpy array or a sequence of vectors.
@@ -78,6 +83,11 @@ _INDEXES = {"flat": int(lib.SVDB_INDEX_FLAT), "hnsw": int(lib.SVDB_INDEX_HNSW)}
 _INDEX_NAMES = {v: k for k, v in _INDEXES.items()}
 _STORAGES = {"f32": int(lib.SVDB_STORAGE_F32), "f16": int(lib.SVDB_STORAGE_F16), "int8": int(lib.SVDB_STORAGE_INT8)}
 _STORAGE_NAMES = {v: k for k, v in _STORAGES.items()}
+_MODES = {
+    "shared": int(lib.SVDB_OPEN_SHARED),
+    "exclusive": int(lib.SVDB_OPEN_EXCLUSIVE),
+    "readonly": int(lib.SVDB_OPEN_READONLY),
+}
 _U32_MAX = 2**32 - 1
 _U64_MAX = 2**64 - 1
 _NUMERIC_KINDS = "fiu"
@@ -576,9 +586,22 @@ class SvDBPython:
             bytes or more checkpoints the collection before it returns.
             ``None``: the library's default, 64 MiB; ``0``: never (only
             :meth:`persist` and :meth:`close` checkpoint).
+        mode: how this handle shares the collection. ``"shared"`` (default):
+            any number of shared and read-only handles, in this and other
+            processes, at once; writes take turns (waiting up to
+            ``busy_timeout_ms``) and every call first sees what the others
+            acknowledged. ``"exclusive"``: this handle alone (any other open
+            fails with :class:`LockedError`). ``"readonly"``: never writes a
+            byte (writes raise :class:`ReadOnlyError`); works on a read-only
+            directory or file system.
+        busy_timeout_ms: how long a write (or checkpoint) waits while another
+            handle holds the write lock before raising :class:`BusyError`
+            with nothing changed, as SQLite's ``busy_timeout``. ``None``: the
+            library's default, 5000; ``0``: fail at once.
 
     Raises:
-        LockedError: another handle (in this or another process) has it open.
+        LockedError: an exclusive handle has it open, or this one is
+            exclusive and another handle has it open.
         MismatchError: dim/metric/index/storage disagree with the stored collection.
         NotFoundError: no collection there and ``create=False``.
         CorruptError, FormatVersionError, SvDBIOError: the files cannot be read.
@@ -604,6 +627,8 @@ class SvDBPython:
         storage: Optional[StorageType] = None,
         allow_nonempty_dir: bool = False,
         autocheckpoint_bytes: Optional[int] = None,
+        mode: OpenMode = "shared",
+        busy_timeout_ms: Optional[int] = None,
     ) -> None:
         self._handle: Any = None
         self._close_lock = threading.Lock()
@@ -651,6 +676,9 @@ class SvDBPython:
         opts.allow_nonempty_dir = _flag("allow_nonempty_dir", allow_nonempty_dir)
         if autocheckpoint_bytes is not None:
             opts.autocheckpoint_bytes = _uint("autocheckpoint_bytes", autocheckpoint_bytes, _U64_MAX, allow_none=False)
+        opts.mode = _choice("mode", mode, _MODES)
+        if busy_timeout_ms is not None:
+            opts.busy_timeout_ms = _uint("busy_timeout_ms", busy_timeout_ms, _U32_MAX, allow_none=False)
         out = ffi.new("svdb **")
         _check(lib.svdb_open(out, cpath, opts))
         self._handle = out[0]

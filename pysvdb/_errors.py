@@ -33,6 +33,7 @@ __all__ = [
     "DuplicateIdError",
     "MismatchError",
     "CanceledError",
+    "BusyError",
     "error_class",
 ]
 
@@ -144,7 +145,7 @@ class TooBigError(SvDBError):
 
 
 class ReadOnlyError(SvDBError):
-    """SVDB_EREADONLY: writes refused after an I/O failure; reopen."""
+    """SVDB_EREADONLY: a write on a read-only handle, or after an I/O failure (reopen)."""
 
     code = int(lib.SVDB_EREADONLY)
 
@@ -173,6 +174,12 @@ class CanceledError(SvDBError):
     code = int(lib.SVDB_ECANCELED)
 
 
+class BusyError(SvDBError):
+    """SVDB_EBUSY: another process held the write lock past the busy timeout; nothing was changed."""
+
+    code = int(lib.SVDB_EBUSY)
+
+
 _BY_CODE: Dict[int, Type[SvDBError]] = {
     cls.code: cls
     for cls in (
@@ -193,6 +200,7 @@ _BY_CODE: Dict[int, Type[SvDBError]] = {
         DuplicateIdError,
         MismatchError,
         CanceledError,
+        BusyError,
     )
 }
 

@@ -167,8 +167,9 @@ class Engine:
         self._status(rc)
 
     def _open_catalog(self) -> None:
-        """Opens (or starts) the directory's catalog: one process at a time,
-        every change an atomic rename fsynced with the directory (but for the
+        """Opens (or starts) the directory's catalog, shared with the clients
+        of other processes (libsvdb serialises their changes and rereads what
+        another saved), every change an atomic rename fsynced with the directory (but for the
         ephemeral store, which needs no durability)."""
         opts = ffi.new("svdb_catalog_options *")
         _c_check(lib.svdb_catalog_options_init(opts, lib.SVDB_CATALOG_OPTIONS_VERSION))
@@ -200,11 +201,14 @@ class Engine:
     # ---- databases: one view handle each, opened on first use
 
     def _view(self, scope: Scope) -> Optional[CData]:
-        """The catalog handle of ``scope``'s database, under ``mu``: opened, and
-        its collections read, on first use; None while that database does not exist."""
+        """The catalog handle of ``scope``'s database, under ``mu``: opened on
+        first use; its collections read again (other processes may have
+        changed them; libsvdb rereads the catalog only when it changed); None
+        while that database does not exist."""
         view = self.views.get(scope)
         if view is not None:
-            return view
+            self._resync(scope, strict=True)
+            return self.views.get(scope)
         out = ffi.new("svdb_catalog **")
         tenant, database = scope
         rc = self._status(
@@ -240,10 +244,12 @@ class Engine:
         if view is not None:
             lib.svdb_catalog_close(view)
 
-    def _resync(self, scope: Scope) -> None:
-        """Re-reads the database's collections from libsvdb after a failed change
-        (one whose directory fsync failed was still made), keeping the Record
-        objects of those still there."""
+    def _resync(self, scope: Scope, strict: bool = False) -> None:
+        """Re-reads the database's collections from libsvdb, after a failed
+        change (one whose directory fsync failed was still made) or before a
+        lookup (another process may have changed them), keeping the Record
+        objects of those still there. ``strict``: a failure to read raises
+        (else the copy stays as it was)."""
         view = self.views.get(scope)
         if view is None:
             return
@@ -253,9 +259,12 @@ class Engine:
             self._drop_scope(scope)
             return
         except svdb_errors.SvDBError:
+            if strict:
+                raise
             return  # the copy stays as it was
         for rec in self._scope_records(scope):
             if rec.id not in fresh:
+                self._close_handle(rec)
                 del self.records[rec.id]
         for cid, r in fresh.items():
             old = self.records.setdefault(cid, r)

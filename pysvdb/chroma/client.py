@@ -366,8 +366,12 @@ def PersistentClient(
 ) -> ClientAPI:
     """A client storing its collections in the directory ``path`` (created if missing).
 
-    One process at a time: a client in another process raises
-    :class:`pysvdb.LockedError` at once instead of waiting.
+    Several processes may each have a client on the same directory: every
+    call sees the collections and rows the others acknowledged, and writes
+    take turns (a write that waits longer than 5 s for another process's
+    raises :class:`pysvdb.BusyError`, changing nothing). A collection that a
+    client in another process has open cannot be deleted from here
+    (:class:`pysvdb.LockedError`) until that client closes.
     """
     if settings is None:
         settings = Settings()

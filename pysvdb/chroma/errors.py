@@ -20,8 +20,10 @@ alone (not a ``ValueError``, as in ChromaDB): its name is not pysvdb's
 ``DuplicateIdError``.
 
 Failures of the storage itself keep pysvdb's own classes (all
-:class:`pysvdb.SvDBError`): :class:`LockedError` when another process has the
-client directory open, ``SvDBIOError``, ``NoSpaceError``, ``CorruptError``.
+:class:`pysvdb.SvDBError`): :class:`LockedError` when a collection to delete
+is open in another process's client, :class:`BusyError` when another process
+held a collection's write lock past the busy timeout, ``SvDBIOError``,
+``NoSpaceError``, ``CorruptError``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Type
 
 from .. import _errors as _svdb
-from .._errors import LockedError
+from .._errors import BusyError, LockedError
 
 __all__ = [
     "ChromaError",
@@ -49,6 +51,7 @@ __all__ = [
     "RateLimitError",
     "QuotaError",
     "LockedError",
+    "BusyError",
     "error_types",
 ]
 

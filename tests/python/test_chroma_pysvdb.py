@@ -1,6 +1,6 @@
 """What pysvdb's ChromaDB-compatible API does beyond (or differently from) ChromaDB,
 and the SvDBPython calls it is built on: filters evaluated in libsvdb, no batch
-ceiling, an immediate "locked" error for a second process, crash-safe catalog,
+ceiling, a second process sharing the store, crash-safe catalog,
 disk space released at checkpoints, no default model download."""
 
 from __future__ import annotations
@@ -207,34 +207,43 @@ def test_batch_size_limit_is_chromas(client: pysvdb.ClientAPI) -> None:
     assert col.delete(ids=ids) == {"deleted": n} and col.count() == 0
 
 
-def test_second_process_gets_locked_error(tmp_path: Path) -> None:
-    path = str(tmp_path / "locked")
+def test_second_process_shares_the_store(tmp_path: Path) -> None:
+    """Two processes with PersistentClient on one directory both work: each
+    sees the other's collections and rows at its next call."""
+    path = str(tmp_path / "shared")
     with pysvdb.PersistentClient(path=path) as c:
-        c.create_collection("abc", embedding_function=None)
+        col = c.create_collection("abc", embedding_function=None)
+        col.add(ids=["parent"], embeddings=[[1.0, 0.0]])
         code = textwrap.dedent(
             """
-            import sys, time, pysvdb
-            t = time.time()
-            try:
-                pysvdb.PersistentClient(path=sys.argv[1])
-            except pysvdb.LockedError as e:
-                print("LOCKED", round(time.time() - t, 3), e)
-                sys.exit(0)
-            sys.exit(1)
+            import sys, pysvdb
+            with pysvdb.PersistentClient(path=sys.argv[1]) as c:
+                col = c.get_collection("abc")
+                assert col.count() == 1, col.count()
+                col.add(ids=["child"], embeddings=[[0.0, 1.0]], metadatas=[{"who": "child"}])
+                c.create_collection("made-by-child", embedding_function=None)
+            print("OK")
             """
         )
-        out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.startswith("LOCKED") and "pid %d" % os.getpid() in out.stdout
-        assert float(out.stdout.split()[1]) < 1.0
-    # Free again once closed.
+        out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0 and out.stdout.strip() == "OK", out.stdout + out.stderr
+        assert col.count() == 2
+        assert col.get(ids=["child"])["metadatas"] == [{"who": "child"}]
+        assert sorted(x.name for x in c.list_collections()) == ["abc", "made-by-child"]
+        got = col.query(query_embeddings=[[0.0, 1.0]], n_results=1)
+        assert got["ids"] == [["child"]]
+        # A collection another process has open cannot be deleted from under it.
+        code = "import sys, pysvdb\nc = pysvdb.PersistentClient(path=sys.argv[1])\n" \
+               "try:\n    c.delete_collection('abc')\nexcept pysvdb.LockedError as e:\n    print('LOCKED', e)\n"
+        out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=120)
+        assert out.stdout.startswith("LOCKED") and "open" in out.stdout, out.stdout + out.stderr
     out = subprocess.run(
-        [sys.executable, "-c", "import sys, pysvdb; print(pysvdb.PersistentClient(path=sys.argv[1]).count_collections())", path],
+        [sys.executable, "-c", "import sys, pysvdb; print(pysvdb.PersistentClient(path=sys.argv[1]).get_collection('abc').count())", path],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    assert out.stdout.strip() == "1", out.stderr
+    assert out.stdout.strip() == "2", out.stderr
 
 
 def test_ephemeral_clients_share_and_clean_up() -> None:

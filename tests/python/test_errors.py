@@ -35,6 +35,8 @@ CODES = {
     E.MetadataError: -14,
     E.DuplicateIdError: -15,
     E.MismatchError: -16,
+    E.CanceledError: -17,
+    E.BusyError: -18,
 }
 
 
@@ -46,7 +48,7 @@ def test_hierarchy_mirrors_c_codes() -> None:
         -1: "SVDB_EINVAL", -2: "SVDB_EMISUSE", -3: "SVDB_ENOMEM", -4: "SVDB_EIO", -5: "SVDB_ECORRUPT",
         -6: "SVDB_EVERSION", -7: "SVDB_ELOCKED", -8: "SVDB_ENOTFOUND", -9: "SVDB_EEXISTS", -10: "SVDB_EDIM",
         -11: "SVDB_ENOSPC", -12: "SVDB_ETOOBIG", -13: "SVDB_EREADONLY", -14: "SVDB_EMETA",
-        -15: "SVDB_EDUPLICATE", -16: "SVDB_EMISMATCH",
+        -15: "SVDB_EDUPLICATE", -16: "SVDB_EMISMATCH", -17: "SVDB_ECANCELED", -18: "SVDB_EBUSY",
     }
     for cls, code in CODES.items():
         assert issubclass(cls, E.SvDBError) and issubclass(cls, ValueError)

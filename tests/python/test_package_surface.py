@@ -33,7 +33,7 @@ NAMES_BEFORE = [
     "InvalidArgumentError", "InvalidTypeError", "MisuseError", "ClosedError", "OutOfMemoryError", "SvDBIOError",
     "CorruptError", "FormatVersionError", "LockedError", "NotFoundError", "IdExistsError", "DimensionError",
     "NoSpaceError", "TooBigError", "ReadOnlyError", "MetadataError", "DuplicateIdError", "MismatchError",
-    "CanceledError", "ABI_VERSION", "MAX_ID_BYTES", "MAX_DIM", "MAX_METADATA_BYTES", "library_path",
+    "CanceledError", "BusyError", "ABI_VERSION", "MAX_ID_BYTES", "MAX_DIM", "MAX_METADATA_BYTES", "library_path",
     "library_version", "simd_path", "__version__",
 ]
 

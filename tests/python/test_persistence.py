@@ -39,15 +39,37 @@ def test_persist_is_idempotent(db: SvDBPython) -> None:
     assert db.count() == 1
 
 
-def test_second_handle_is_locked(db_path: str) -> None:
+def test_second_handle_shares_exclusive_is_locked(db_path: str) -> None:
     with SvDBPython(db_path) as db:
         db.add(["a"], [[1.0]])
+        with SvDBPython(db_path) as other:  # shared, the default
+            assert other.count() == 1
+            other.add(["b"], [[2.0]])
+            assert db.count() == 2 and db.get_vector("b").tolist() == [2.0]
         with pytest.raises(pysvdb.LockedError) as ei:
-            SvDBPython(db_path)
+            SvDBPython(db_path, mode="exclusive")
         assert ei.value.code == -7 and db_path in str(ei.value)
-        assert db.count() == 1
-    with SvDBPython(db_path) as db:  # free again after close
-        assert db.count() == 1
+        assert db.count() == 2
+    with SvDBPython(db_path, mode="exclusive") as db:  # free again after close
+        assert db.count() == 2
+        with pytest.raises(pysvdb.LockedError):
+            SvDBPython(db_path)
+
+
+def test_readonly_handle_and_busy_timeout(db_path: str) -> None:
+    with SvDBPython(db_path) as db:
+        db.add(["a"], [[1.0]])
+    with SvDBPython(db_path, mode="readonly") as ro:
+        assert ro.count() == 1
+        with pytest.raises(pysvdb.ReadOnlyError):
+            ro.add(["b"], [[2.0]])
+        with SvDBPython(db_path, busy_timeout_ms=0) as w:
+            w.add(["b"], [[2.0]])
+            assert ro.count() == 2
+    with pytest.raises(pysvdb.InvalidArgumentError, match="mode"):
+        SvDBPython(db_path, mode="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(pysvdb.InvalidArgumentError):
+        SvDBPython(db_path, busy_timeout_ms=-1)
 
 
 def test_mismatched_options(db_path: str) -> None:
