@@ -461,10 +461,15 @@ class Engine:
                 raise errors.InternalError("Collection [%s] already exists" % name)
             entry = ffi.new("svdb_catalog_entry **")
             meta = json.dumps(dict(metadata)).encode("utf-8") if metadata is not None else ffi.NULL
-            self._change(
-                lib.svdb_catalog_create(view, name.encode("utf-8"), meta, json.dumps(hnsw).encode("utf-8"), entry),
-                scope,
-            )
+            rc = lib.svdb_catalog_create(view, name.encode("utf-8"), meta, json.dumps(hnsw).encode("utf-8"), entry)
+            if rc == lib.SVDB_EEXISTS:  # another process made it since this one looked
+                self.warnings.clear()
+                self._resync(scope, strict=True)
+                existing = self._find(name, scope)
+                if get_or_create and existing is not None:
+                    return existing
+                raise errors.InternalError("Collection [%s] already exists" % name)
+            self._change(rc, scope)
             try:
                 rec = _record(entry[0][0], scope)
             finally:
