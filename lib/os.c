@@ -268,6 +268,13 @@ int svdb__file_lock(const svdb_dir *d, const char *name, int shared, int *fd)
     return svdb__fail_errno(SVDB_EIO, err, "cannot lock %s/%s", d->path, name);
 }
 
+int svdb__fd_flock_shared(int fd, const char *path)
+{
+    if (flock(fd, LOCK_SH | LOCK_NB) == 0) return SVDB_OK;
+    if (errno == EWOULDBLOCK) return SVDB_ELOCKED;
+    return svdb__fail_errno(SVDB_EIO, errno, "cannot lock %s", path);
+}
+
 int svdb__lockfile_open(const svdb_dir *d, const char *name, int writable, int *fd)
 {
     *fd = writable ? openat(d->fd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644)

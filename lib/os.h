@@ -104,6 +104,10 @@ int svdb__lockfile_open(const svdb_dir *d, const char *name, int writable, int *
  * wait_ms for a conflicting holder to let go: SVDB_OK, SVDB_EBUSY (with no
  * message for the caller to word) when it stayed held, or SVDB_EIO. */
 int svdb__range_lock(int fd, int byte, int type, uint32_t wait_ms, const char *path);
+/* A shared whole-file flock on fd without waiting (independent of the
+ * byte-range locks): SVDB_OK, SVDB_ELOCKED (no message) when a process
+ * holds it exclusively, or SVDB_EIO. */
+int svdb__fd_flock_shared(int fd, const char *path);
 void svdb__range_unlock(int fd, int byte);
 
 /* Takes the open lock of an existing collection's dir/name exclusively

@@ -78,8 +78,16 @@ int svdb__coll_share_open(svdb_coll *db)
     int ro = db->mode == SVDB_OPEN_READONLY;
     SVDB_TRY(svdb__lockfile_open(&db->dir, SVDB_LOCK_NAME, !ro, &db->lock_fd));
     if (db->lock_fd < 0) return SVDB_OK; /* read-only, and no lock file to read: nobody writes here */
+    /* svdb before shared opens held LOCK with an exclusive flock, which the
+     * byte-range locks below do not see: a shared flock keeps the two out of
+     * each other's way. */
+    int rc = svdb__fd_flock_shared(db->lock_fd, db->dir.path);
+    if (rc == SVDB_ELOCKED)
+        return svdb__fail(SVDB_ELOCKED, "collection %s is locked by a process running an earlier svdb (one handle at a "
+                          "time); close it or upgrade it", db->dir.path);
+    SVDB_TRY(rc);
     int type = db->mode == SVDB_OPEN_EXCLUSIVE ? F_WRLCK : F_RDLCK;
-    int rc = svdb__range_lock(db->lock_fd, SVDB_LOCK_OPEN, type, 0, db->dir.path);
+    rc = svdb__range_lock(db->lock_fd, SVDB_LOCK_OPEN, type, 0, db->dir.path);
     if (rc == SVDB_EBUSY)
         return svdb__fail(SVDB_ELOCKED,
                           db->mode == SVDB_OPEN_EXCLUSIVE

@@ -45,10 +45,10 @@ if [ "$mode" = test ] && [ "${SVDB_SKIP_CHROMADB:-0}" != 1 ] && ! python3 -c "im
 fi
 # ChromaDB's own test suite (tests/chroma_upstream/run.py) imports, besides
 # chromadb, what chromadb's test conftest imports (its "dev" extra); pinned to
-# versions known to work with chromadb 1.5.9.
+# versions known to work with chromadb 1.5.9 (hnswlib: property/test_persist.py imports it).
 if [ "$mode" = test ] && [ "${SVDB_SKIP_CHROMADB:-0}" != 1 ] && python3 -c "import chromadb" >/dev/null 2>&1 \
-  && ! python3 -c "import hypothesis, fastapi, psutil, opentelemetry.instrumentation.fastapi" >/dev/null 2>&1; then
+  && ! python3 -c "import hypothesis, fastapi, psutil, opentelemetry.instrumentation.fastapi, hnswlib" >/dev/null 2>&1; then
   echo "== installing the test dependencies of chromadb's own test suite"
-  python3 -m pip install -q hypothesis==6.170.17 fastapi==0.165.0 psutil==7.2.2 opentelemetry-instrumentation-fastapi==0.66b2 \
+  python3 -m pip install -q hypothesis==6.170.17 fastapi==0.165.0 psutil==7.2.2 opentelemetry-instrumentation-fastapi==0.66b2 hnswlib \
     || echo "== WARNING: they could not be installed; chromadb's own test suite will be skipped"
 fi

@@ -55,7 +55,7 @@ python3 -m pytest -q -p no:cacheprovider
 
 stage "chromadb's own test suite against pysvdb (bounded hypothesis examples)"
 # Known pysvdb failures are xfail(strict) by test id (tests/chroma_upstream/FAILURES.md).
-if python3 -c "import chromadb.test, hypothesis, fastapi, psutil, opentelemetry.instrumentation.fastapi" >/dev/null 2>&1; then
+if python3 -c "import chromadb.test, hypothesis, fastapi, psutil, opentelemetry.instrumentation.fastapi, hnswlib" >/dev/null 2>&1; then
   python3 tests/chroma_upstream/run.py --profile ci
 else
   echo "chromadb or its test dependencies are not installed (see ensure_deps.sh): stage skipped"

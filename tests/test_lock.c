@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +246,32 @@ static void test_lock__busy_writer_killed(void **state)
     free(dir);
 }
 
+/* svdb before shared opens held LOCK with an exclusive flock: the two
+ * versions keep out of each other's way. */
+static void test_lock__earlier_version_holder(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("lock-old");
+    svdb *db;
+    ASSERT_OK(svdb_open(&db, dir, NULL));
+    char *lock = th_path(dir, "LOCK");
+    int fd = open(lock, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), -1); /* an earlier svdb is refused */
+    ASSERT_OK(svdb_close(db));
+    assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), 0); /* ... until every handle closed */
+    svdb *b = (svdb *)0x1;
+    ASSERT_FAILS(svdb_open(&b, dir, NULL), SVDB_ELOCKED);
+    assert_non_null(strstr(svdb_errmsg(), "earlier svdb"));
+    assert_null(b);
+    close(fd);
+    ASSERT_OK(svdb_open(&db, dir, NULL));
+    ASSERT_OK(svdb_close(db));
+    free(lock);
+    th_rmrf(dir);
+    free(dir);
+}
+
 /* Different collections do not block each other. */
 static void test_lock__independent_collections(void **state)
 {
@@ -270,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_lock__other_process),
         cmocka_unit_test(test_lock__holder_killed),
         cmocka_unit_test(test_lock__busy_writer_killed),
+        cmocka_unit_test(test_lock__earlier_version_holder),
         cmocka_unit_test(test_lock__independent_collections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -113,8 +113,6 @@ SKIPS: Dict[str, str] = {
     + " (calls the log_size_below_max invariant directly: ChromaDB's SQLite log via client._system)",
     "property/test_persist.py::test_batch_size_less_than_sync_with_duplicate_adds_results_in_skipped_seq_ids*": INTERNALS
     + " (calls the log_size_below_max invariant directly: ChromaDB's SQLite log via client._system)",
-    "property/test_persist.py::test_persist_embeddings_state*": "a second process opens the directory while the test's "
-    "client has it open: pysvdb allows one process at a time for now (LockedError; the multi-process issue lifts it)",
     "test_client.py::test_*_client_close*": INTERNALS + " (client._system._running); also " + ONNX,
     "test_client.py::test_*_client_context_manager*": INTERNALS + " (client._system._running); also " + ONNX,
     "test_client.py::test_client_close_idempotent*": ONNX + " (adds documents without an embedding function)",
