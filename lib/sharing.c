@@ -23,6 +23,7 @@
 #include "error.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -122,7 +123,18 @@ static int catch_up(svdb_coll *db, int writer)
 {
     head h;
     int have = head_read(db, &h);
-    if (have && h.ino != db->wal.ino) SVDB_TRY(svdb__coll_reload(db, writer));
+    int replaced = have && h.ino != db->wal.ino;
+    if (writer && !replaced) {
+        /* Writers never trust the head: a checkpoint killed after renaming
+         * the new log into place but before announcing it leaves a head
+         * that still names the old log, and appending to that unlinked file
+         * would lose the batch. The name tells. */
+        struct stat st;
+        int found = svdb__file_stat(&db->dir, SVDB_WAL_NAME, &st);
+        if (found < 0) return found;
+        replaced = found && (uint64_t)st.st_ino != db->wal.ino;
+    }
+    if (replaced) SVDB_TRY(svdb__coll_reload(db, writer));
     else if (writer || (have && h.end > db->wal.end))
         SVDB_TRY(svdb__coll_follow(db, writer ? UINT64_MAX : h.end, writer));
     note_position(db);

@@ -72,6 +72,7 @@ int svdb__wal_create(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t 
     }
     w->ino = (uint64_t)st.st_ino;
     w->end = SVDB_WAL_HEADER_BYTES;
+    w->tail_lsn = w->tail_before = 0;
     w->version = WAL_VERSION;
     return SVDB_OK;
 }
@@ -113,6 +114,7 @@ int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uu
         return rc;
     }
     w->end = SVDB_WAL_HEADER_BYTES;
+    w->tail_lsn = w->tail_before = 0;
     return SVDB_OK;
 }
 
@@ -163,9 +165,10 @@ int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, uint64_t limit, int cut, s
 {
     struct stat st;
     SVDB_TRY(svdb__fd_stat(w->fd, w->path, &st));
-    uint64_t file_size = (uint64_t)st.st_size, pos = w->end, prev = after_lsn;
+    uint64_t file_size = (uint64_t)st.st_size, pos = w->end;
     uint64_t size = file_size < limit ? file_size : limit;
-    int have_prev = pos > SVDB_WAL_HEADER_BYTES; /* following on: the next record must be after_lsn + 1 */
+    int have_prev = pos > SVDB_WAL_HEADER_BYTES; /* following on: the next record must be tail_lsn + 1 */
+    uint64_t prev = have_prev ? w->tail_lsn : after_lsn;
     *last_lsn = after_lsn;
     while (pos + SVDB_REC_HEADER_BYTES <= size) {
         unsigned char h[SVDB_REC_HEADER_BYTES];
@@ -205,6 +208,7 @@ int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, uint64_t limit, int cut, s
         have_prev = 1;
         pos += SVDB_REC_HEADER_BYTES + len;
     }
+    if (pos != w->end) w->tail_before = w->tail_lsn, w->tail_lsn = prev;
     w->end = pos;
     *dropped = file_size > pos ? file_size - pos : 0;
     if (cut && pos < file_size) {
@@ -232,6 +236,8 @@ int svdb__wal_append(svdb_wal *w, unsigned char *rec, size_t payload_len, uint32
     }
     if (rc == SVDB_OK) {
         w->end += total;
+        w->tail_before = w->tail_lsn;
+        w->tail_lsn = lsn;
         return SVDB_OK;
     }
     /* The caller is told the batch failed, so the record must not be replayed
@@ -278,5 +284,6 @@ int svdb__wal_cut(svdb_wal *w, uint64_t end)
 {
     SVDB_TRY(svdb__truncate(w->fd, end, w->path));
     w->end = end;
+    w->tail_lsn = w->tail_before; /* the one record appended last is gone */
     return svdb__fd_sync(w->fd, w->path);
 }

@@ -19,6 +19,11 @@ typedef struct svdb_wal {
     uint64_t end; /* offset where the next record goes */
     uint64_t uuid;
     uint64_t ino; /* the file's inode: a checkpoint replaces the file, and other processes notice */
+    /* The sequence number of the record that ends at `end` (0: none), and
+     * of the one before it (for svdb__wal_cut). Following on from `end`
+     * checks the next record against it, not against what the caller has
+     * applied: a snapshot may already hold records this file holds past `end`. */
+    uint64_t tail_lsn, tail_before;
     char *path;
     uint32_t version; /* of the file: 2 pads payloads to 4 bytes, 1 does not */
     /* Read-only maps of the file from offset 0, each twice the last, owned
