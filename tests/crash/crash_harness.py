@@ -375,15 +375,19 @@ def run_multi(args: argparse.Namespace) -> int:
     work = tempfile.mkdtemp(prefix="svdb-crash-multi-")
     path = os.path.join(work, "db")
     spaces = [Space("w%d" % w, os.path.join(work, "w%d.log" % w)) for w in range(args.processes)]
-    kills = {"writer": 0, "reader": 0, "all-at-once": 0, "contended": 0, "restarts": 0}
+    kills = {"writer": 0, "reader": 0, "all-at-once": 0, "contended": 0, "restarts": 0, "at-rename": 0}
     stats = {"rounds": 0, "clean": 0, "bad": 0, "reader_errors": 0, "reader_loops": 0, "exited": 0}
     probe_ms: List[float] = []
+    problems: List[str] = []  # this round's
+    writers: Dict[int, "subprocess.Popen[bytes]"] = {}  # this round's, by namespace
     t0 = time.time()
 
     def start_writer(w: int) -> "subprocess.Popen[bytes]":
         # A busy timeout of 0 or 2 ms makes writes fail with SVDB_EBUSY, which must change nothing.
         env = dict(os.environ, SVDB_CRASH_NS=spaces[w].prefix, SVDB_CRASH_BUSY_MS=rng.choice(["5000"] * 4 + ["2", "0"]),
                    SVDB_CRASH_AUTOCKPT=str(rng.choice([0, 4096, 16384, 65536, 1 << 20])))
+        if args.kill_at_rename:
+            env.update(LD_PRELOAD=os.path.abspath(args.kill_shim), SVDB_CRASH_KILL_AT_RENAME=str(args.kill_at_rename))
         cmd = [args.c_writer, path, spaces[w].log, args.durability, str(rng.randrange(1 << 30)),
                str(spaces[w].last_op + 1), str(NID), str(DIM), args.index]
         return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
@@ -406,6 +410,33 @@ def run_multi(args: argparse.Namespace) -> int:
         for e in errs[:3]:
             print("round %d reader %d: %s" % (rnd, r, e))
 
+    def writer_died(n: int, rnd: int, restart: bool = False) -> None:
+        """Brings the model up to a dead writer's log; sometimes a successor joins at once."""
+        problem = spaces[n].replay()
+        if problem:
+            problems.append("restart of w%d: %s" % (n, problem))
+        if restart or rng.random() < 0.6:  # a new writer joins where the last one died
+            kills["restarts"] += 1
+            writers[n] = start_writer(n)
+        else:
+            del writers[n]
+
+    def wait_until(t: float, rnd: int) -> None:
+        """Sleeps; with --kill-at-rename, a successor replaces each writer the shim
+        killed at once: its open sees the renamed files while the others may not."""
+        while True:
+            left = t - time.time()
+            if not args.kill_at_rename:
+                time.sleep(max(0.0, left))
+                return
+            for n, p in list(writers.items()):
+                if p.poll() == -signal.SIGKILL:
+                    kills["at-rename"] += 1
+                    writer_died(n, rnd, restart=True)
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.002))
+
     def exited(p: "subprocess.Popen[bytes]", who: str, rnd: int) -> None:
         err = p.stderr.read().decode() if p.stderr else ""
         print("round %d: %s exited on its own (%s): %s" % (rnd, who, p.returncode, err.strip()))
@@ -413,16 +444,17 @@ def run_multi(args: argparse.Namespace) -> int:
 
     try:
         for rnd in range(args.rounds):
-            problems: List[str] = []
-            writers = {w: start_writer(w) for w in range(args.processes)}
+            problems.clear()
+            writers.clear()
+            writers.update({w: start_writer(w) for w in range(args.processes)})
             readers = {r: start_reader(r) for r in range(args.readers)}
             end = time.time() + rng.uniform(0.05, 0.6)
             for _ in range(rng.randint(0, args.processes + args.readers)):
-                time.sleep(max(0.0, rng.uniform(0.0, end - time.time())))
+                wait_until(time.time() + max(0.0, rng.uniform(0.0, end - time.time())), rnd)
                 victims = [("w", w) for w in writers] + [("r", r) for r in readers]
                 who, n = rng.choice(victims)
                 p = writers[n] if who == "w" else readers[n]
-                if p.poll() is not None:
+                if p.poll() is not None and not (args.kill_at_rename and p.returncode == -signal.SIGKILL):
                     exited(p, "%s%d" % (who, n), rnd)
                 else:
                     p.kill()
@@ -433,15 +465,8 @@ def run_multi(args: argparse.Namespace) -> int:
                     readers[n] = start_reader(n)
                     continue
                 kills["writer"] += 1
-                problem = spaces[n].replay()
-                if problem:
-                    problems.append("restart of w%d: %s" % (n, problem))
-                if rng.random() < 0.6:  # a new writer joins where the last one died
-                    kills["restarts"] += 1
-                    writers[n] = start_writer(n)
-                else:
-                    del writers[n]
-            time.sleep(max(0.0, end - time.time()))
+                writer_died(n, rnd)
+            wait_until(end, rnd)
             procs = list(writers.values()) + list(readers.values())
             if rng.random() < 0.3:
                 kills["all-at-once"] += 1
@@ -505,17 +530,17 @@ def run_multi(args: argparse.Namespace) -> int:
             fails[rc] = fails.get(rc, 0) + n
         for k, n in s.kinds.items():
             kinds[k] = kinds.get(k, 0) + n
-    print("crash-multi[%s, %s, %d writers, %d readers]: %d/%d rounds clean, %d acknowledged ops checked "
-          "(%s), %d bad rounds, %d processes exited on their own; kills: %d writers (%d restarted at once), %d readers, "
-          "round ends %d all at once + %d one by one; reader loops %d, reader errors %d; failed writes by status %s; "
-          "fresh writer after each round: max %.1f ms; %.0f s; seed %d"
+    ops = ", ".join("%s %d" % (name, kinds.get(k, 0)) for k, name in
+                    (("a", "adds"), ("u", "upserts"), ("d", "deletes"), ("p", "persists"), ("c", "reopens")))
+    print("crash-multi[%s, %s, %d writers, %d readers]: %d/%d rounds clean, %d acknowledged ops checked (%s), "
+          "%d bad rounds, %d processes exited on their own; kills: %d writers (%d restarted at once), "
+          "%d writers by themselves at a checkpoint's rename, %d readers, round ends %d all at once + %d one by one; "
+          "reader loops %d, reader errors %d; failed writes by status %s; fresh writer after each round: "
+          "max %.1f ms; %.0f s; seed %d"
           % (args.index, args.durability, args.processes, args.readers, stats["clean"], stats["rounds"],
-             sum(s.acked_ops for s in spaces),
-             ", ".join("%s %d" % (name, kinds.get(k, 0)) for k, name in
-                       (("a", "adds"), ("u", "upserts"), ("d", "deletes"), ("p", "persists"), ("c", "reopens"))),
-             stats["bad"], stats["exited"], kills["writer"], kills["restarts"],
-             kills["reader"], kills["all-at-once"], kills["contended"], stats["reader_loops"], stats["reader_errors"],
-             fails, max(probe_ms or [0.0]), time.time() - t0, args.seed))
+             sum(s.acked_ops for s in spaces), ops, stats["bad"], stats["exited"], kills["writer"], kills["restarts"],
+             kills["at-rename"], kills["reader"], kills["all-at-once"], kills["contended"], stats["reader_loops"],
+             stats["reader_errors"], fails, max(probe_ms or [0.0]), time.time() - t0, args.seed))
     ok = stats["clean"] == stats["rounds"] == args.rounds and not stats["reader_errors"] and not stats["exited"]
     return 0 if ok else 1
 
@@ -534,6 +559,10 @@ def main() -> int:
     ap.add_argument("--processes", type=int, default=0,
                     help="multi-process mode: this many C writer processes per round, each in its own namespace")
     ap.add_argument("--readers", type=int, default=2, help="multi-process mode: reader processes per round")
+    ap.add_argument("--kill-at-rename", type=float, default=0.0, metavar="P",
+                    help="multi-process mode: writers SIGKILL themselves just after a checkpoint renames its "
+                         "snapshot or log into place, with probability P (an LD_PRELOAD shim)")
+    ap.add_argument("--kill-shim", default="build/libsvdb_crash_kill_shim.so")
     ap.add_argument("--_child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
