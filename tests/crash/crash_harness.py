@@ -14,11 +14,22 @@ collection and checks that:
 * the operation in flight is applied wholly or not at all;
 * nothing else appears.
 
+With ``--processes W --readers R`` (C writer only) each round runs W writer
+processes, each in its own id namespace (``w<N>k<i>``) with its own
+acknowledgement log, and R reader processes on one collection; random ones
+are SIGKILLed (killed writers are often replaced at once by a successor that
+joins the collection), all are killed by the end of the round, and a fresh
+open checks every writer's acknowledged writes, ``svdb_verify``, that no
+reader saw an impossible state, and that a fresh writer gets the write lock
+within the busy timeout. ``--kill-at-rename P`` also makes writers kill
+themselves just after a checkpoint renames its snapshot or log into place.
+
 Usage::
 
     python3 tests/crash/crash_harness.py --writer c --c-writer build/svdb_crash_writer \\
         --durability persist --rounds 500
     python3 tests/crash/crash_harness.py --writer python --durability sync --rounds 100
+    python3 tests/crash/crash_harness.py --processes 3 --readers 2 --rounds 500 --seed 2026
 """
 
 from __future__ import annotations
