@@ -501,6 +501,9 @@ def run_multi(args: argparse.Namespace) -> int:
                 problem = s.replay()
                 if problem:
                     problems.append("restart: %s" % problem)
+            if args.keep and os.path.exists(path):
+                shutil.rmtree(os.path.join(work, "last-round"), ignore_errors=True)
+                shutil.copytree(path, os.path.join(work, "last-round"))
             problem, founds = multi_verify(path, spaces)
             if problem:
                 problems.append(problem)
@@ -523,6 +526,10 @@ def run_multi(args: argparse.Namespace) -> int:
             if problems:
                 stats["bad"] += 1
                 print("round %d (seed %d): %s" % (rnd, args.seed, "; ".join(problems)))
+                if args.keep:  # the files as the killed processes left them, and every log, for a post-mortem
+                    os.rename(os.path.join(work, "last-round"), os.path.join(work, "bad-round-%d" % rnd))
+                    for s in spaces:
+                        shutil.copy(s.log, os.path.join(work, "bad-round-%d" % rnd))
                 if problem and problem.startswith(("open failed", "verify failed")):
                     break
             else:
@@ -566,7 +573,8 @@ def main() -> int:
     ap.add_argument("--index", choices=["flat", "hnsw", "hnsw-bg", "hnsw-int8"], default="flat")
     ap.add_argument("--c-writer", default="build/svdb_crash_writer")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the work directory (multi-process mode: with each bad round's files, bad-round-N)")
     ap.add_argument("--processes", type=int, default=0,
                     help="multi-process mode: this many C writer processes per round, each in its own namespace")
     ap.add_argument("--readers", type=int, default=2, help="multi-process mode: reader processes per round")
