@@ -15,7 +15,8 @@ snapshot-rename: A's add makes an automatic checkpoint, and A is killed just
     (y1 gone), and appends z1 with a sequence number that a fresh open does
     not accept after the records before it (z1 gone).
 
-    python3 tests/crash/checkpoint_kill_repro.py [log-rename|snapshot-rename|all] [--shim build/libsvdb_crash_kill_shim.so]
+    python3 tests/crash/checkpoint_kill_repro.py [log-rename|snapshot-rename|all] \
+        [--shim build/libsvdb_crash_kill_shim.so]
 """
 
 from __future__ import annotations
