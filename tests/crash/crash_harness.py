@@ -576,7 +576,8 @@ def main() -> int:
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory (multi-process mode: with each bad round's files, bad-round-N)")
     ap.add_argument("--processes", type=int, default=0,
-                    help="multi-process mode: this many C writer processes per round, each in its own namespace")
+                    help="multi-process mode (C writer only): this many writer processes per round, "
+                         "each in its own namespace")
     ap.add_argument("--readers", type=int, default=2, help="multi-process mode: reader processes per round")
     ap.add_argument("--kill-at-rename", type=float, default=0.0, metavar="P",
                     help="multi-process mode: writers SIGKILL themselves just after a checkpoint renames its "
