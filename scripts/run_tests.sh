@@ -74,6 +74,12 @@ for writer in c python; do
       --durability persist --rounds "${SVDB_CRASH_ROUNDS:-40}"
   done
 done
+# Many processes on one collection: 3 writers and 2 readers per round, random
+# SIGKILLs; then kills just after a checkpoint's renames (kill_shim.c).
+python3 tests/crash/crash_harness.py --c-writer build/svdb_crash_writer --processes 3 --readers 2 \
+  --rounds "${SVDB_CRASH_MULTI_ROUNDS:-30}"
+python3 tests/crash/crash_harness.py --c-writer build/svdb_crash_writer --processes 3 --readers 2 \
+  --kill-at-rename 0.1 --kill-shim build/libsvdb_crash_kill_shim.so --rounds "${SVDB_CRASH_MULTI_ROUNDS:-30}"
 
 stage "fuzz smoke run (libFuzzer + ASan/UBSan, ${SVDB_FUZZ_SECONDS:-60}s per target)"
 tests/fuzz/run_fuzz.sh "${SVDB_FUZZ_SECONDS:-60}"

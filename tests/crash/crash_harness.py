@@ -14,11 +14,22 @@ collection and checks that:
 * the operation in flight is applied wholly or not at all;
 * nothing else appears.
 
+With ``--processes W --readers R`` (C writer only) each round runs W writer
+processes, each in its own id namespace (``w<N>k<i>``) with its own
+acknowledgement log, and R reader processes on one collection; random ones
+are SIGKILLed (killed writers are often replaced at once by a successor that
+joins the collection), all are killed by the end of the round, and a fresh
+open checks every writer's acknowledged writes, ``svdb_verify``, that no
+reader saw an impossible state, and that a fresh writer gets the write lock
+within the busy timeout. ``--kill-at-rename P`` also makes writers kill
+themselves just after a checkpoint renames its snapshot or log into place.
+
 Usage::
 
     python3 tests/crash/crash_harness.py --writer c --c-writer build/svdb_crash_writer \\
         --durability persist --rounds 500
     python3 tests/crash/crash_harness.py --writer python --durability sync --rounds 100
+    python3 tests/crash/crash_harness.py --processes 3 --readers 2 --rounds 500 --seed 2026
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ import numpy as np
 
 NID = 200
 DIM = 8
+EBUSY = -18  # SVDB_EBUSY
 
 
 def vec_for(ident: int, ver: int, dim: int) -> np.ndarray:
@@ -232,6 +244,325 @@ def verify(path: str, model: Model, inflight: Optional[Tuple[str, List[Tuple[int
         db.close()
 
 
+# ---------------------------------------------------------------- many processes
+
+Op = Tuple[str, List[Tuple[int, int]]]
+
+
+@dataclass
+class Space:
+    """One writer's id namespace (ids "w<N>k<i>") and its acknowledgement log,
+    written by one writer process at a time: a killed writer's successor
+    appends to the same log."""
+
+    prefix: str
+    log: str
+    ver: Dict[int, int] = field(default_factory=dict)
+    present: Dict[int, bool] = field(default_factory=dict)
+    acked_ops: int = 0
+    last_op: int = -1
+    offset: int = 0
+    pending: Optional[Op] = None  # the batch in flight when its writer died, not yet resolved
+    fails: Dict[str, int] = field(default_factory=dict)  # failed calls by status, this round
+    fails_total: Dict[str, int] = field(default_factory=dict)
+    kinds: Dict[str, int] = field(default_factory=dict)  # acknowledged ops by kind (a, u, d, p, c)
+
+    def state(self) -> Dict[int, int]:
+        return {i: v for i, v in self.ver.items() if self.present.get(i)}
+
+    def check(self, found: Dict[int, int]) -> Optional[str]:
+        """found (id -> version of the present rows) must be the acknowledged
+        state, with the batch in flight applied wholly or not at all."""
+        base = self.state()
+        if found == base:
+            return None
+        if self.pending is not None and self.pending[0] in "aud":
+            kind, pairs = self.pending
+            after = dict(base)
+            for i, v in pairs:
+                if kind == "d":
+                    after.pop(i, None)
+                else:
+                    after[i] = v
+            if found == after:
+                return None
+        diff = sorted(i for i in set(found) | set(base) if found.get(i) != base.get(i))[:6]
+        return "%s: ids %s found %s, acknowledged %s (in flight: %s)" % (
+            self.prefix, diff, [found.get(i) for i in diff], [base.get(i) for i in diff], self.pending)
+
+    def adopt(self, found: Dict[int, int]) -> None:
+        for i in set(self.present) | set(found):
+            self.present[i] = i in found
+            if i in found:
+                self.ver[i] = found[i]
+        self.pending = None
+
+    def replay(self) -> Optional[str]:
+        """Reads what the log's (dead) writers added; an R line, a successor's
+        view at its start, is checked and becomes the state."""
+        if not os.path.exists(self.log):
+            return None
+        with open(self.log, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        self.offset += len(data)
+        problem = None
+        for line in data.decode().splitlines():
+            parts = line.split()
+            if not parts or parts[0] == "O":
+                continue
+            if parts[0] == "R":
+                found = {int(a): int(b) for a, b in (p.split(":") for p in parts[1:])}
+                problem = problem or self.check(found)
+                self.adopt(found)
+            elif parts[0] == "I":
+                self.last_op = int(parts[1])
+                self.pending = (parts[2], [(int(a), int(b)) for a, b in (p.split(":") for p in parts[3:])])
+            elif parts[0] in ("A", "F") and self.pending is not None:
+                if parts[0] == "A":
+                    self.acked_ops += 1
+                    kind, pairs = self.pending
+                    self.kinds[kind] = self.kinds.get(kind, 0) + 1
+                    for i, v in pairs:
+                        if kind in "aud":
+                            self.ver[i] = v
+                            self.present[i] = kind != "d"
+                else:
+                    rc = parts[2] if len(parts) > 2 else "?"
+                    self.fails[rc] = self.fails.get(rc, 0) + 1
+                self.pending = None
+        return problem
+
+
+def multi_verify(path: str, spaces: List[Space]) -> Tuple[Optional[str], List[Dict[int, int]]]:
+    """Opens the collection afresh: it must open and verify, each namespace
+    must match its writers' acknowledgements (batches all or nothing, exact
+    vectors and metadata), and nothing else may be there."""
+    import pysvdb
+
+    founds: List[Dict[int, int]] = [{} for _ in spaces]
+    if not os.path.exists(os.path.join(path, "snapshot.svdb")) and not any(s.acked_ops for s in spaces):
+        return None, founds
+    try:
+        db = pysvdb.SvDBPython(path)
+    except pysvdb.SvDBError as e:
+        return "open failed: %s" % e, founds
+    try:
+        try:
+            db.verify()
+        except pysvdb.SvDBError as e:
+            return "verify failed: %s" % e, founds
+        problems: List[str] = []
+        byprefix = {s.prefix: n for n, s in enumerate(spaces)}
+        for key in db.get_all_ids():
+            head, sep, tail = key.partition("k")
+            if not sep or head not in byprefix or not tail.isdigit() or int(tail) >= NID:
+                problems.append("unexpected id %s" % key)
+                continue
+            i = int(tail)
+            meta = db.get(key) or ""
+            try:
+                v = int(json.loads(meta)["v"])
+            except (ValueError, KeyError):
+                problems.append("%s: metadata %r" % (key, meta))
+                continue
+            if meta != meta_for(i, v) or not np.array_equal(db.get_vector(key), vec_for(i, v, DIM)):
+                problems.append("%s: vector or metadata not those of v%d" % (key, v))
+            founds[byprefix[head]][i] = v
+        for s, found in zip(spaces, founds):
+            p = s.check(found)
+            if p:
+                problems.append(p)
+        return ("; ".join(problems[:4]) if problems else None), founds
+    finally:
+        db.close()
+
+
+def run_multi(args: argparse.Namespace) -> int:
+    """Each round: W writers (own namespaces and logs) and R readers on one
+    collection, random SIGKILLs (restarting some writers at once), all killed
+    by the end; then a fresh open checks every acknowledged write."""
+    rng = random.Random(args.seed)
+    work = tempfile.mkdtemp(prefix="svdb-crash-multi-")
+    path = os.path.join(work, "db")
+    spaces = [Space("w%d" % w, os.path.join(work, "w%d.log" % w)) for w in range(args.processes)]
+    kills = {"writer": 0, "reader": 0, "all-at-once": 0, "contended": 0, "restarts": 0, "at-rename": 0}
+    stats = {"rounds": 0, "clean": 0, "bad": 0, "reader_errors": 0, "reader_loops": 0, "exited": 0}
+    probe_ms: List[float] = []
+    problems: List[str] = []  # this round's
+    writers: Dict[int, "subprocess.Popen[bytes]"] = {}  # this round's, by namespace
+    t0 = time.time()
+
+    def start_writer(w: int) -> "subprocess.Popen[bytes]":
+        # A busy timeout of 0 or 2 ms makes writes fail with SVDB_EBUSY, which must change nothing.
+        env = dict(os.environ, SVDB_CRASH_NS=spaces[w].prefix, SVDB_CRASH_BUSY_MS=rng.choice(["5000"] * 4 + ["2", "0"]),
+                   SVDB_CRASH_AUTOCKPT=str(rng.choice([0, 4096, 16384, 65536, 1 << 20])))
+        if args.kill_at_rename:
+            env.update(LD_PRELOAD=os.path.abspath(args.kill_shim), SVDB_CRASH_KILL_AT_RENAME=str(args.kill_at_rename))
+        cmd = [args.c_writer, path, spaces[w].log, args.durability, str(rng.randrange(1 << 30)),
+               str(spaces[w].last_op + 1), str(NID), str(DIM), args.index]
+        return subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE)
+
+    def start_reader(r: int) -> "subprocess.Popen[bytes]":
+        cmd = [args.c_writer, "reader", path, os.path.join(work, "r%d.log" % r), str(rng.randrange(1 << 30)),
+               str(NID), str(DIM), str(args.processes), rng.choice(["shared", "readonly"])]
+        return subprocess.Popen(cmd, stderr=subprocess.PIPE)
+
+    def reader_report(r: int, rnd: int) -> None:
+        log = os.path.join(work, "r%d.log" % r)
+        if not os.path.exists(log):
+            return
+        with open(log) as f:
+            lines = f.read().splitlines()
+        os.unlink(log)
+        errs = [ln for ln in lines if ln.startswith("E")]
+        stats["reader_loops"] += max([int(ln.split()[1]) for ln in lines if ln.startswith("Q")] or [0])
+        stats["reader_errors"] += len(errs)
+        for e in errs[:3]:
+            print("round %d reader %d: %s" % (rnd, r, e))
+
+    def writer_died(n: int, rnd: int, restart: bool = False) -> None:
+        """Brings the model up to a dead writer's log; sometimes a successor joins at once."""
+        problem = spaces[n].replay()
+        if problem:
+            problems.append("restart of w%d: %s" % (n, problem))
+        if restart or rng.random() < 0.6:  # a new writer joins where the last one died
+            kills["restarts"] += 1
+            writers[n] = start_writer(n)
+        else:
+            del writers[n]
+
+    def wait_until(t: float, rnd: int) -> None:
+        """Sleeps; with --kill-at-rename, a successor replaces each writer the shim
+        killed at once: its open sees the renamed files while the others may not."""
+        while True:
+            left = t - time.time()
+            if not args.kill_at_rename:
+                time.sleep(max(0.0, left))
+                return
+            for n, p in list(writers.items()):
+                if p.poll() == -signal.SIGKILL:
+                    kills["at-rename"] += 1
+                    writer_died(n, rnd, restart=True)
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.002))
+
+    def exited(p: "subprocess.Popen[bytes]", who: str, rnd: int) -> None:
+        err = p.stderr.read().decode() if p.stderr else ""
+        print("round %d: %s exited on its own (%s): %s" % (rnd, who, p.returncode, err.strip()))
+        stats["exited"] += 1
+
+    try:
+        for rnd in range(args.rounds):
+            problems.clear()
+            writers.clear()
+            writers.update({w: start_writer(w) for w in range(args.processes)})
+            readers = {r: start_reader(r) for r in range(args.readers)}
+            end = time.time() + rng.uniform(0.05, 0.6)
+            for _ in range(rng.randint(0, args.processes + args.readers)):
+                wait_until(time.time() + max(0.0, rng.uniform(0.0, end - time.time())), rnd)
+                victims = [("w", w) for w in writers] + [("r", r) for r in readers]
+                who, n = rng.choice(victims)
+                p = writers[n] if who == "w" else readers[n]
+                if p.poll() is not None and not (args.kill_at_rename and p.returncode == -signal.SIGKILL):
+                    exited(p, "%s%d" % (who, n), rnd)
+                else:
+                    p.kill()
+                p.wait()
+                if who == "r":
+                    kills["reader"] += 1
+                    reader_report(n, rnd)
+                    readers[n] = start_reader(n)
+                    continue
+                kills["writer"] += 1
+                writer_died(n, rnd)
+            wait_until(end, rnd)
+            procs = list(writers.values()) + list(readers.values())
+            if rng.random() < 0.3:
+                kills["all-at-once"] += 1
+                for p in procs:
+                    p.kill()
+            else:
+                # Each waits for the write lock or holds it, so a kill
+                # lands while others contend for it.
+                kills["contended"] += 1
+                rng.shuffle(procs)
+                for p in procs:
+                    time.sleep(rng.uniform(0.0, 0.01))
+                    p.kill()
+            for p in procs:
+                p.wait()
+                if p.returncode != -signal.SIGKILL:
+                    exited(p, "a process", rnd)
+            for r in readers:
+                reader_report(r, rnd)
+            for s in spaces:
+                problem = s.replay()
+                if problem:
+                    problems.append("restart: %s" % problem)
+            if args.keep and os.path.exists(path):
+                shutil.rmtree(os.path.join(work, "last-round"), ignore_errors=True)
+                shutil.copytree(path, os.path.join(work, "last-round"))
+            problem, founds = multi_verify(path, spaces)
+            if problem:
+                problems.append(problem)
+            if problem is None or not problem.startswith(("open failed", "verify failed")):
+                probe = subprocess.run([args.c_writer, "probe", path], capture_output=True, text=True, timeout=60)
+                if probe.returncode != 0 or float(probe.stdout) > 5000:
+                    problems.append("fresh writer: %s" % probe.stdout.strip())
+                else:
+                    probe_ms.append(float(probe.stdout))
+            for s in spaces:
+                # In its own namespace a writer's add fails with EEXISTS, or its
+                # persist with anything but EBUSY, only if its writes were lost or
+                # came back: one the final check may not see if later writes hid it.
+                odd = {rc: n for rc, n in s.fails.items() if rc != str(EBUSY)}
+                if odd:
+                    problems.append("%s: failed calls by status %s" % (s.prefix, odd))
+                s.fails_total.update({rc: s.fails_total.get(rc, 0) + n for rc, n in s.fails.items()})
+                s.fails.clear()
+            stats["rounds"] += 1
+            if problems:
+                stats["bad"] += 1
+                print("round %d (seed %d): %s" % (rnd, args.seed, "; ".join(problems)))
+                if args.keep:  # the files as the killed processes left them, and every log, for a post-mortem
+                    os.rename(os.path.join(work, "last-round"), os.path.join(work, "bad-round-%d" % rnd))
+                    for s in spaces:
+                        shutil.copy(s.log, os.path.join(work, "bad-round-%d" % rnd))
+                if problem and problem.startswith(("open failed", "verify failed")):
+                    break
+            else:
+                stats["clean"] += 1
+            for s, found in zip(spaces, founds):  # the next round starts from what is there
+                s.adopt(found)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print("work directory kept:", work)
+    fails: Dict[str, int] = {}
+    kinds: Dict[str, int] = {}
+    for s in spaces:
+        for rc, n in s.fails_total.items():
+            fails[rc] = fails.get(rc, 0) + n
+        for k, n in s.kinds.items():
+            kinds[k] = kinds.get(k, 0) + n
+    ops = ", ".join("%s %d" % (name, kinds.get(k, 0)) for k, name in
+                    (("a", "adds"), ("u", "upserts"), ("d", "deletes"), ("p", "persists"), ("c", "reopens")))
+    print("crash-multi[%s, %s, %d writers, %d readers]: %d/%d rounds clean, %d acknowledged ops checked (%s), "
+          "%d bad rounds, %d processes exited on their own; kills: %d writers (%d restarted at once), "
+          "%d writers by themselves at a checkpoint's rename, %d readers, round ends %d all at once + %d one by one; "
+          "reader loops %d, reader errors %d; failed writes by status %s; fresh writer after each round: "
+          "max %.1f ms; %.0f s; seed %d"
+          % (args.index, args.durability, args.processes, args.readers, stats["clean"], stats["rounds"],
+             sum(s.acked_ops for s in spaces), ops, stats["bad"], stats["exited"], kills["writer"], kills["restarts"],
+             kills["at-rename"], kills["reader"], kills["all-at-once"], kills["contended"], stats["reader_loops"],
+             stats["reader_errors"], fails, max(probe_ms or [0.0]), time.time() - t0, args.seed))
+    ok = stats["clean"] == stats["rounds"] == args.rounds and not stats["reader_errors"] and not stats["exited"]
+    return 0 if ok else 1
+
+
 # ---------------------------------------------------------------- the driver
 
 def main() -> int:
@@ -242,7 +573,16 @@ def main() -> int:
     ap.add_argument("--index", choices=["flat", "hnsw", "hnsw-bg", "hnsw-int8"], default="flat")
     ap.add_argument("--c-writer", default="build/svdb_crash_writer")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the work directory (multi-process mode: with each bad round's files, bad-round-N)")
+    ap.add_argument("--processes", type=int, default=0,
+                    help="multi-process mode (C writer only): this many writer processes per round, "
+                         "each in its own namespace")
+    ap.add_argument("--readers", type=int, default=2, help="multi-process mode: reader processes per round")
+    ap.add_argument("--kill-at-rename", type=float, default=0.0, metavar="P",
+                    help="multi-process mode: writers SIGKILL themselves just after a checkpoint renames its "
+                         "snapshot or log into place, with probability P (an LD_PRELOAD shim)")
+    ap.add_argument("--kill-shim", default="build/libsvdb_crash_kill_shim.so")
     ap.add_argument("--_child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
@@ -250,6 +590,8 @@ def main() -> int:
         seed, first = (int(x) for x in rest.split(","))
         python_writer(path, log, durability, seed, first, index)
         return 0
+    if args.processes:
+        return run_multi(args)
 
     rng = random.Random(args.seed)
     work = tempfile.mkdtemp(prefix="svdb-crash-")
