@@ -1,6 +1,9 @@
-"""Two deterministic reproductions of lost writes when a process is killed
-in the middle of a checkpoint while other processes share the collection.
-Each prints what a fresh open holds; exit status 1 when a write was lost.
+"""Two deterministic replays of a process killed in the middle of a
+checkpoint while other processes share the collection; both lost
+acknowledged writes until the fix of lib/sharing.c and lib/wal.c (writers
+check the log's inode by name; following a log checks continuity against the
+log's own last record). Each prints what a fresh open holds; exit status 1
+when a write was lost. CI runs both.
 
 log-rename: A checkpoints and is SIGKILLed just after renaming the new log
     into place (tests/crash/kill_shim.c), before its head record names the
