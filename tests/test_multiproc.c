@@ -547,7 +547,7 @@ static void test_multiproc__busy_timeout(void **state)
     ASSERT_FAILS(svdb_add_batch(now, 1, ids, v, MP_DIM, NULL), SVDB_EBUSY);
     double at_once = now_s() - t0;
     fprintf(stderr, "busy: 300 ms timeout failed after %.3f s, 0 ms after %.3f s\n", waited, at_once);
-    assert_true(at_once < 0.2);
+    assert_true(at_once < 0.25);
     ASSERT_OK(svdb_count(db, &count));
     assert_int_equal(count, 0);
     send(&h, "release");
@@ -637,6 +637,11 @@ static void test_multiproc__canceled_batch_unseen(void **state)
         char want[32];
         snprintf(want, sizeof want, "added %d", 64 * (round + 1));
         expect(&h, want, NULL, 0);
+        /* Checked by db and a new handle; ro's next call comes during the
+         * next canceled batch: it must catch up with this one, and stop
+         * there. */
+        late = open_opts(dir, SVDB_OPEN_READONLY, 0);
+        hs[1] = late;
         for (int i = 0; i < 2; i++) {
             size_t count = 9;
             int found = 0;
@@ -645,7 +650,11 @@ static void test_multiproc__canceled_batch_unseen(void **state)
             ASSERT_OK(svdb_count(hs[i], &count));
             assert_int_equal(count, (size_t)(round + 1) * 64);
         }
+        ASSERT_OK(svdb_close(late));
     }
+    size_t count = 0;
+    ASSERT_OK(svdb_count(ro, &count));
+    assert_int_equal(count, 3 * 64);
     send(&h, "quit");
     finish(&h);
     ASSERT_OK(svdb_close(ro));
