@@ -899,80 +899,69 @@ static void test_multiproc__read_only(void **state)
 
 /* ---------------------------------------------------------------- HNSW across processes */
 
+/* A worker of role hnsw (see multiproc_worker.c) on siftsmall's first nb rows. */
+static void spawn_hnsw(proc *p, const char *dir, int bg, size_t nb, size_t nq, unsigned part, unsigned nparts)
+{
+    char a[8][64];
+    spawn(p, "hnsw", dir, "index=hnsw", "seed=1", "batch=100", u(a[0], "dim", 128), u(a[1], "bg", (unsigned)bg),
+          u(a[2], "nb", nb), u(a[3], "nq", nq), u(a[4], "part", part), u(a[5], "nparts", nparts), NULL);
+}
+
+/* Runs the workers of p through their phases (all at once); their recalls. */
+static void run_hnsw(proc *p, unsigned n, double *recall)
+{
+    char rest[64];
+    for (unsigned i = 0; i < n; i++) expect(&p[i], "ready", NULL, 0);
+    send_all(p, n, "go");
+    for (unsigned i = 0; i < n; i++) expect(&p[i], "written", NULL, 0);
+    send_all(p, n, "go");
+    for (unsigned i = 0; i < n; i++) {
+        expect(&p[i], "recall ", rest, sizeof rest);
+        recall[i] = atof(rest);
+        finish(&p[i]);
+    }
+}
+
 static void hnsw_across(int bg)
 {
-    size_t nb_max = th_slow_tool() ? 2000 : 10000, nq_max = th_slow_tool() ? 50 : 100, batch = 100;
+    size_t nb_max = th_slow_tool() ? 2000 : 10000, nq_max = th_slow_tool() ? 50 : 100;
     float *base, *query;
     size_t nb, nq, dim;
     if (!mp_load_sift(nb_max, nq_max, &base, &nb, &query, &nq, &dim)) {
         fprintf(stderr, "siftsmall not found under %s: skipped\n", SVDB_TEST_DATA_DIR);
         skip();
     }
-    float *kth = mp_kth(base, nb, query, nq, dim, 10);
-    svdb_open_options o;
-    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
-    o.dim = (uint32_t)dim;
-    o.index = SVDB_INDEX_HNSW;
-    o.background_indexing = bg;
-    o.seed = 1;
+    free(base);
+    free(query);
+    assert_int_equal(dim, 128);
 
-    /* One process, the same options and batches. */
-    double t0 = now_s();
+    /* The reference: one process, the same options and batches (in a
+     * worker too, so that it runs at full speed under valgrind). */
+    double t0 = now_s(), single, r[4];
     char *dir = th_tmpdir("mp-hnsw1");
-    svdb *db;
-    ASSERT_OK(svdb_open(&db, dir, &o));
-    const char *ids[100];
-    char idbuf[100][32];
-    for (size_t b = 0; b * batch < nb; b++) {
-        size_t n = nb - b * batch < batch ? nb - b * batch : batch;
-        for (size_t i = 0; i < n; i++) {
-            snprintf(idbuf[i], sizeof idbuf[i], "%zu", b * batch + i);
-            ids[i] = idbuf[i];
-        }
-        ASSERT_OK(svdb_add_batch(db, n, ids, base + b * batch * dim, (uint32_t)dim, NULL));
-    }
-    ASSERT_OK(svdb_index_wait(db));
-    double single = mp_recall(db, base, query, nq, dim, 10, kth);
-    ASSERT_OK(svdb_close(db));
+    proc p[3];
+    spawn_hnsw(&p[0], dir, bg, nb, nq, 0, 1);
+    run_hnsw(p, 1, &single);
     th_rmrf(dir);
     free(dir);
     double t1 = now_s();
 
     /* Two writers, each half the batches (interleaved), and a follower
      * opened before them that only reads: each links every row into its
-     * own graph. */
+     * own graph. Then a process that opens the result afterwards. */
     dir = th_tmpdir("mp-hnsw");
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.dim = (uint32_t)dim;
+    o.index = SVDB_INDEX_HNSW;
+    o.seed = 1;
+    svdb *db;
     ASSERT_OK(svdb_open(&db, dir, &o));
     ASSERT_OK(svdb_close(db));
-    char a[8][64];
-    proc p[3];
-    const char *index = "index=hnsw";
-    for (unsigned i = 0; i < 3; i++)
-        spawn(&p[i], "hnsw", dir, index, u(a[0], "dim", dim), u(a[1], "bg", (unsigned)bg), u(a[2], "seed", 1),
-              u(a[3], "nb", nb), u(a[4], "nq", nq), u(a[5], "batch", batch), u(a[6], "part", i), u(a[7], "nparts", 2),
-              NULL);
-    for (unsigned i = 0; i < 3; i++) expect(&p[i], "ready", NULL, 0);
-    send_all(p, 3, "go");
-    for (unsigned i = 0; i < 3; i++) expect(&p[i], "written", NULL, 0);
-    send_all(p, 3, "go");
-    double r[4];
-    char rest[64];
-    for (unsigned i = 0; i < 3; i++) {
-        expect(&p[i], "recall ", rest, sizeof rest);
-        r[i] = atof(rest);
-        finish(&p[i]);
-    }
-    /* And a process that opens the result afterwards. */
-    spawn(&p[0], "hnsw", dir, index, u(a[0], "dim", dim), u(a[1], "bg", (unsigned)bg), u(a[2], "seed", 1),
-          u(a[3], "nb", nb), u(a[4], "nq", nq), u(a[5], "batch", batch), u(a[6], "part", 2), u(a[7], "nparts", 2),
-          NULL);
-    expect(&p[0], "ready", NULL, 0);
-    send(&p[0], "go");
-    expect(&p[0], "written", NULL, 0);
-    send(&p[0], "go");
-    expect(&p[0], "recall ", rest, sizeof rest);
-    r[3] = atof(rest);
-    finish(&p[0]);
+    for (unsigned i = 0; i < 3; i++) spawn_hnsw(&p[i], dir, bg, nb, nq, i, 2);
+    run_hnsw(p, 3, r);
+    spawn_hnsw(&p[0], dir, bg, nb, nq, 2, 2);
+    run_hnsw(p, 1, &r[3]);
     fprintf(stderr,
             "hnsw (background %d, %zu rows): recall@10 single process %.4f (%.1f s); writers %.4f %.4f, follower %.4f, "
             "reopened %.4f (%.1f s)\n",
@@ -980,9 +969,6 @@ static void hnsw_across(int bg)
     for (int i = 0; i < 4; i++) assert_true(fabs(r[i] - single) <= 0.01);
     th_rmrf(dir);
     free(dir);
-    free(kth);
-    free(base);
-    free(query);
 }
 
 static void test_multiproc__hnsw(void **state)
