@@ -386,7 +386,8 @@ static void holder(void)
 /* ---------------------------------------------------------------- HNSW
  * Writes (part < nparts) its share of siftsmall's first nb rows, batch b
  * going to part b % nparts; then, after "go", waits for the index and
- * reports recall@10. part=nparts writes nothing (a follower). */
+ * reports recall@10. part=nparts writes nothing (a follower). "written N":
+ * N log replacements (checkpoints) seen between its batches. */
 static void hnsw(void)
 {
     size_t nb_max = arg_u("nb", 10000), nq_max = arg_u("nq", 100), batch = arg_u("batch", 100);
@@ -399,13 +400,17 @@ static void hnsw(void)
     expect("go");
     char **ids = malloc(batch * sizeof *ids);
     for (size_t i = 0; i < batch; i++) ids[i] = malloc(32);
+    uint64_t ino = wal_ino(arg_s("dir", ".")), ckpts = 0;
     for (size_t b = 0; part < nparts && b * batch < nb; b++) {
         if (b % nparts != part) continue;
         size_t n = nb - b * batch < batch ? nb - b * batch : batch;
         for (size_t i = 0; i < n; i++) snprintf(ids[i], 32, "%zu", b * batch + i);
         CHECK_OK(svdb_add_batch(db, n, (const char *const *)ids, base + b * batch * dim, (uint32_t)dim, NULL));
+        uint64_t now = wal_ino(arg_s("dir", "."));
+        ckpts += now != ino;
+        ino = now;
     }
-    say("written");
+    say("written %llu", (unsigned long long)ckpts);
     expect("go");
     size_t count = 0, pending = 1;
     CHECK_OK(svdb_count(db, &count));

@@ -903,23 +903,32 @@ static void test_multiproc__read_only(void **state)
 static void spawn_hnsw(proc *p, const char *dir, int bg, size_t nb, size_t nq, unsigned part, unsigned nparts)
 {
     char a[8][64];
-    spawn(p, "hnsw", dir, "index=hnsw", "seed=1", "batch=100", u(a[0], "dim", 128), u(a[1], "bg", (unsigned)bg),
-          u(a[2], "nb", nb), u(a[3], "nq", nq), u(a[4], "part", part), u(a[5], "nparts", nparts), NULL);
+    /* An automatic checkpoint every quarter of the rows' log: the other
+     * processes load the snapshot again on the way. */
+    spawn(p, "hnsw", dir, "index=hnsw", "seed=1", "batch=100", u(a[6], "autockpt", nb * 128 * 4 / 4),
+          u(a[0], "dim", 128), u(a[1], "bg", (unsigned)bg), u(a[2], "nb", nb), u(a[3], "nq", nq), u(a[4], "part", part),
+          u(a[5], "nparts", nparts), NULL);
 }
 
-/* Runs the workers of p through their phases (all at once); their recalls. */
-static void run_hnsw(proc *p, unsigned n, double *recall)
+/* Runs the workers of p through their phases (all at once); their recalls,
+ * and the log replacements they saw. */
+static unsigned run_hnsw(proc *p, unsigned n, double *recall)
 {
     char rest[64];
+    unsigned ckpts = 0;
     for (unsigned i = 0; i < n; i++) expect(&p[i], "ready", NULL, 0);
     send_all(p, n, "go");
-    for (unsigned i = 0; i < n; i++) expect(&p[i], "written", NULL, 0);
+    for (unsigned i = 0; i < n; i++) {
+        expect(&p[i], "written ", rest, sizeof rest);
+        ckpts += (unsigned)atoi(rest);
+    }
     send_all(p, n, "go");
     for (unsigned i = 0; i < n; i++) {
         expect(&p[i], "recall ", rest, sizeof rest);
         recall[i] = atof(rest);
         finish(&p[i]);
     }
+    return ckpts;
 }
 
 static void hnsw_across(int bg)
@@ -959,13 +968,14 @@ static void hnsw_across(int bg)
     ASSERT_OK(svdb_open(&db, dir, &o));
     ASSERT_OK(svdb_close(db));
     for (unsigned i = 0; i < 3; i++) spawn_hnsw(&p[i], dir, bg, nb, nq, i, 2);
-    run_hnsw(p, 3, r);
+    unsigned ckpts = run_hnsw(p, 3, r);
     spawn_hnsw(&p[0], dir, bg, nb, nq, 2, 2);
     run_hnsw(p, 1, &r[3]);
     fprintf(stderr,
             "hnsw (background %d, %zu rows): recall@10 single process %.4f (%.1f s); writers %.4f %.4f, follower %.4f, "
-            "reopened %.4f (%.1f s)\n",
-            bg, nb, single, t1 - t0, r[0], r[1], r[2], r[3], now_s() - t1);
+            "reopened %.4f (%.1f s, %u log replacements seen by the writers)\n",
+            bg, nb, single, t1 - t0, r[0], r[1], r[2], r[3], now_s() - t1, ckpts);
+    assert_true(ckpts >= 1);
     for (int i = 0; i < 4; i++) assert_true(fabs(r[i] - single) <= 0.01);
     th_rmrf(dir);
     free(dir);
