@@ -258,6 +258,7 @@ static void ns_writer(void)
     unsigned w = (unsigned)arg_u("w", 0), W = (unsigned)arg_u("W", 2), H = (unsigned)arg_u("H", 4);
     unsigned nops = (unsigned)arg_u("ops", 100), rounds = (unsigned)arg_u("rounds", 3);
     int persist_pct = (int)arg_u("persist_pct", 3);
+    uint64_t pace = arg_u("pace_us", 200);
     uint64_t seed = arg_u("seed", 1);
     unsigned ring = W * H;
     char **ids = malloc(ring * sizeof *ids), **metas = malloc(ring * sizeof *metas);
@@ -287,6 +288,7 @@ static void ns_writer(void)
         if (rc != SVDB_OK) fail("op %u (kind %d, %zu ids): %d (%s)", i, op.kind, op.n, rc, svdb_errmsg());
         th_op_model(&ns.model, &op);
         th_op_free(&op);
+        if (pace) usleep((useconds_t)pace); /* lets the others in between: interleaved, not in turns */
     }
     if (!mp_check_ns(db, ns.prefix, &ns.model)) fail("own namespace differs from its model right after the ops");
     mp_ns_free(&ns);
@@ -431,6 +433,33 @@ static void hnsw(void)
     say("done");
 }
 
+/* ---------------------------------------------------------------- creator
+ * Opens a collection that may not exist yet the moment it reads "go",
+ * adds its row "c<w>" and says "opened RC MESSAGE" (RC the first failure). */
+static void creator(void)
+{
+    unsigned w = (unsigned)arg_u("w", 0);
+    say("ready");
+    expect("go");
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.dim = MP_DIM;
+    o.busy_timeout_ms = 30000;
+    svdb *db = NULL;
+    int rc = svdb_open(&db, arg_s("dir", "."), &o);
+    if (rc == SVDB_OK) {
+        char id[32];
+        float v[MP_DIM];
+        snprintf(id, sizeof id, "c%u", w);
+        mp_row_vec(v, MP_DIM, w);
+        const char *ids[] = {id};
+        rc = svdb_add_batch(db, 1, ids, v, MP_DIM, NULL);
+    }
+    say("opened %d %s", rc, rc == SVDB_OK ? "" : svdb_errmsg());
+    if (db) CHECK_OK(svdb_close(db));
+    say("done");
+}
+
 int main(int argc, char **argv)
 {
     g_argc = argc;
@@ -443,6 +472,7 @@ int main(int argc, char **argv)
     else if (strcmp(role, "ns-writer") == 0) ns_writer();
     else if (strcmp(role, "holder") == 0) holder();
     else if (strcmp(role, "hnsw") == 0) hnsw();
+    else if (strcmp(role, "creator") == 0) creator();
     else fail("unknown role %s", role);
     return 0;
 }

@@ -513,6 +513,49 @@ static void test_multiproc__four_writers(void **state)
     writers_interleaving(4);
 }
 
+/* ---------------------------------------------------------------- creating at once */
+
+/* KNOWN CORE BUG (fails until the core is fixed): processes that open the
+ * same new collection at once must all succeed and make one collection
+ * ("two processes creating the same collection at once make one"). Today
+ * all but one can fail with SVDB_EIO "cannot create directory ...: File
+ * exists": make_dir (lib/collection.c) stats the path, then mkdir()s it,
+ * and svdb__dir_create (lib/os.c) fails on the EEXIST of a process that
+ * came in between. */
+static void test_multiproc__create_at_once(void **state)
+{
+    (void)state;
+    enum { N = 6 };
+    unsigned rounds = th_slow_tool() ? 4 : 10, failed = 0;
+    char first[512] = "";
+    for (unsigned round = 0; round < rounds; round++) {
+        char *dir = th_tmpdir("mp-create"), a[N][32], rest[512];
+        proc p[N];
+        for (unsigned i = 0; i < N; i++) spawn(&p[i], "creator", dir, u(a[i], "w", i), NULL);
+        for (unsigned i = 0; i < N; i++) expect(&p[i], "ready", NULL, 0);
+        send_all(p, N, "go");
+        unsigned ok = 0;
+        for (unsigned i = 0; i < N; i++) {
+            expect(&p[i], "opened ", rest, sizeof rest);
+            if (atoi(rest) == SVDB_OK) ok++;
+            else if (!first[0]) snprintf(first, sizeof first, "%s", rest);
+            finish(&p[i]);
+        }
+        failed += N - ok;
+        svdb *db = open_opts(dir, SVDB_OPEN_SHARED, 5000);
+        size_t count = 0;
+        ASSERT_OK(svdb_count(db, &count));
+        assert_int_equal(count, ok); /* one collection, with every row of the opens that worked */
+        ASSERT_OK(svdb_close(db));
+        th_rmrf(dir);
+        free(dir);
+    }
+    if (failed)
+        fprintf(stderr, "KNOWN CORE BUG: %u of %u concurrent creating opens failed, first: %s\n", failed, rounds * N,
+                first);
+    assert_int_equal(failed, 0);
+}
+
 /* ---------------------------------------------------------------- busy timeout */
 
 static void test_multiproc__busy_timeout(void **state)
@@ -1001,6 +1044,7 @@ int main(void)
         cmocka_unit_test_teardown(test_multiproc__next_call_sees_peer_batch, teardown),
         cmocka_unit_test_teardown(test_multiproc__two_writers, teardown),
         cmocka_unit_test_teardown(test_multiproc__four_writers, teardown),
+        cmocka_unit_test_teardown(test_multiproc__create_at_once, teardown),
         cmocka_unit_test_teardown(test_multiproc__busy_timeout, teardown),
         cmocka_unit_test_teardown(test_multiproc__canceled_batch_unseen, teardown),
         cmocka_unit_test_teardown(test_multiproc__read_only, teardown),
