@@ -39,9 +39,13 @@ typedef struct proc {
     char buf[8192];
 } proc;
 
-/* Every worker still running, killed by the teardown when a test fails. */
+/* Every worker still running, killed by the teardown when a test fails.
+ * Copies: a failed test's proc structs went with its stack. */
 #define MAX_PROCS 16
-static proc *live[MAX_PROCS];
+static struct {
+    pid_t pid;
+    int in, out;
+} live[MAX_PROCS];
 
 static int line_timeout_ms(void) { return th_slow_tool() ? 900000 : 120000; }
 
@@ -86,8 +90,10 @@ static void spawn(proc *p, const char *role, const char *dir, ...)
     p->in = to[1];
     p->out = from[0];
     for (int i = 0; i < MAX_PROCS; i++)
-        if (!live[i]) {
-            live[i] = p;
+        if (!live[i].pid) {
+            live[i].pid = pid;
+            live[i].in = p->in;
+            live[i].out = p->out;
             break;
         }
 }
@@ -95,7 +101,7 @@ static void spawn(proc *p, const char *role, const char *dir, ...)
 static void forget(proc *p)
 {
     for (int i = 0; i < MAX_PROCS; i++)
-        if (live[i] == p) live[i] = NULL;
+        if (live[i].pid == p->pid) live[i].pid = 0;
     close(p->in);
     close(p->out);
     p->pid = 0;
@@ -160,11 +166,12 @@ static int teardown(void **state)
 {
     (void)state;
     for (int i = 0; i < MAX_PROCS; i++) {
-        proc *p = live[i];
-        if (!p) continue;
-        kill(p->pid, SIGKILL);
-        waitpid(p->pid, NULL, 0);
-        forget(p);
+        if (!live[i].pid) continue;
+        kill(live[i].pid, SIGKILL);
+        waitpid(live[i].pid, NULL, 0);
+        close(live[i].in);
+        close(live[i].out);
+        live[i].pid = 0;
     }
     return 0;
 }
