@@ -533,7 +533,7 @@ static void test_multiproc__create_at_once(void **state)
 {
     (void)state;
     enum { N = 6 };
-    unsigned rounds = th_slow_tool() ? 4 : 10, failed = 0;
+    unsigned rounds = 10, failed = 0;
     char first[512] = "";
     for (unsigned round = 0; round < rounds; round++) {
         char *dir = th_tmpdir("mp-create"), a[N][32], rest[512];
