@@ -231,8 +231,9 @@ static void reader(void)
 
 /* ---------------------------------------------------------------- namespace writer
  * Writer w of W: races the others to add its slice of the ring, then runs
- * its namespace workload with whole-ring upsert rounds in between, then
- * deletes the ring; the test checks the outcome between the phases. */
+ * its namespace workload with whole-ring upsert rounds in between, merges
+ * a metadata key into the ring, then deletes it; the test checks the
+ * outcome between the phases. */
 static void ring_batch(unsigned w, unsigned round, unsigned first, unsigned n, unsigned ring, char **ids, char **metas,
                        float *v)
 {
@@ -296,8 +297,22 @@ static void ns_writer(void)
     expect("go");
     report_view("view", db);
     expect("go");
+    /* Everyone merges a key of its own into every ring row's metadata, no
+     * vectors: a writer that applied its merge to a stale row would drop
+     * the keys merged before it. */
+    for (unsigned i = 0; i < ring; i++) {
+        mp_ring_id(ids[i], 32, i);
+        snprintf(metas[i], 32, "{\"m%u\":%u}", w, w);
+    }
+    svdb_update_options uo;
+    svdb_update_options_init(&uo, SVDB_UPDATE_OPTIONS_VERSION);
+    uo.merge_metadata = 1;
+    size_t updated = 0;
+    CHECK_OK(
+        svdb_update_batch(db, ring, (const char *const *)ids, NULL, MP_DIM, (const char *const *)metas, &uo, &updated));
+    say("merged %zu", updated);
+    expect("go");
     size_t deleted = 0;
-    for (unsigned i = 0; i < ring; i++) mp_ring_id(ids[i], 32, i);
     CHECK_OK(svdb_delete(db, ring, (const char *const *)ids, &deleted));
     say("deleted %zu", deleted);
     expect("go");

@@ -464,6 +464,33 @@ static void writers_interleaving(unsigned W)
         if (strcmp(rest, want) != 0) fail_msg("writer %u's view:%s, ours:%s", w, rest, want);
     }
 
+    /* Merge phase: every writer merges its key into every ring row (an
+     * update without vectors): each row ends with all W keys, its value
+     * of before, and its vector. */
+    send_all(p, W, "go");
+    for (unsigned w = 0; w < W; w++) {
+        expect(&p[w], "merged ", rest, sizeof rest);
+        assert_int_equal(strtoul(rest, NULL, 10), ring);
+    }
+    for (unsigned s = 0; s < ring; s++) {
+        char id[32], key[32];
+        float vec[MP_DIM];
+        mp_ring_id(id, sizeof id, s);
+        ASSERT_OK(svdb_get(db, id, v, MP_DIM, &meta));
+        assert_non_null(meta);
+        mp_ring_vec(vec, MP_DIM, lw, rounds, s);
+        assert_memory_equal(v, vec, sizeof v);
+        snprintf(key, sizeof key, "\"w\":%u", lw);
+        assert_non_null(strstr(meta, key));
+        snprintf(key, sizeof key, "\"r\":%u", rounds);
+        assert_non_null(strstr(meta, key));
+        for (unsigned w = 0; w < W; w++) {
+            snprintf(key, sizeof key, "\"m%u\":%u", w, w);
+            if (!strstr(meta, key)) fail_msg("ring row %s lost writer %u's merged key: %s", id, w, meta);
+        }
+        svdb_free(meta);
+    }
+
     /* Delete phase: all delete the whole ring; each row is deleted once. */
     send_all(p, W, "go");
     size_t deleted = 0;
