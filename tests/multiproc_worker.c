@@ -14,7 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -450,10 +452,25 @@ static void hnsw(void)
 
 /* ---------------------------------------------------------------- creator
  * Opens a collection that may not exist yet the moment it reads "go",
- * adds its row "c<w>" and says "opened RC MESSAGE" (RC the first failure). */
+ * adds its row "c<w>" and says "opened RC MESSAGE" (RC the first failure).
+ * race=1: the first mkdir() (the library's, linked in statically) finds
+ * the directory made just before by "another process", as when two
+ * processes create a collection at once, without the luck of timing. */
+static int mkdir_race;
+
+int mkdir(const char *path, mode_t mode)
+{
+    if (mkdir_race) {
+        mkdir_race = 0;
+        (void)syscall(SYS_mkdirat, AT_FDCWD, path, mode);
+    }
+    return (int)syscall(SYS_mkdirat, AT_FDCWD, path, mode);
+}
+
 static void creator(void)
 {
     unsigned w = (unsigned)arg_u("w", 0);
+    mkdir_race = (int)arg_u("race", 0);
     say("ready");
     expect("go");
     svdb_open_options o;

@@ -562,6 +562,23 @@ static void test_multiproc__create_at_once(void **state)
     enum { N = 6 };
     unsigned rounds = 10, failed = 0;
     char first[512] = "";
+    /* Deterministic: the directory appears between the check and mkdir. */
+    {
+        char *dir = th_tmpdir("mp-create"), rest[512];
+        proc p;
+        spawn(&p, "creator", dir, "race=1", NULL);
+        expect(&p, "ready", NULL, 0);
+        send(&p, "go");
+        expect(&p, "opened ", rest, sizeof rest);
+        finish(&p);
+        if (atoi(rest) != SVDB_OK) {
+            failed++;
+            snprintf(first, sizeof first, "%s", rest);
+        }
+        th_rmrf(dir);
+        free(dir);
+    }
+    /* And for real: processes opening at once. */
     for (unsigned round = 0; round < rounds; round++) {
         char *dir = th_tmpdir("mp-create"), a[N][32], rest[512];
         proc p[N];
@@ -585,8 +602,8 @@ static void test_multiproc__create_at_once(void **state)
         free(dir);
     }
     if (failed)
-        fprintf(stderr, "KNOWN CORE BUG: %u of %u concurrent creating opens failed, first: %s\n", failed, rounds * N,
-                first);
+        fprintf(stderr, "KNOWN CORE BUG: %u of %u concurrent creating opens failed, first: %s\n", failed,
+                rounds * N + 1, first);
     assert_int_equal(failed, 0);
 }
 
