@@ -3,7 +3,7 @@
  * told to write. Readers see whole batches only, at their next call; writers
  * take turns with the add/upsert/delete semantics of one process; checkpoints
  * run under readers; the busy timeout; a canceled batch is never seen;
- * processes creating one collection at once make one (test_create_at_once:
+ * processes creating one collection at once make one (create_at_once:
  * a known core bug, failing until fixed); read-only handles change no byte,
  * on a read-only directory too; HNSW graphs built by several processes find
  * the rows as well as one process's. */
