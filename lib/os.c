@@ -219,8 +219,14 @@ int svdb__path_stat(const char *path, struct stat *st)
 
 int svdb__dir_create(const char *path)
 {
-    if (mkdir(path, 0755) != 0)
-        return svdb__fail_errno(errno == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, errno, "cannot create directory %s", path);
+    if (mkdir(path, 0755) != 0) {
+        int err = errno;
+        struct stat st;
+        /* Another process made it first (several opening a new collection
+         * at once): a directory is what was asked for. */
+        if (err == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return SVDB_OK;
+        return svdb__fail_errno(err == ENOSPC ? SVDB_ENOSPC : SVDB_EIO, err, "cannot create directory %s", path);
+    }
     /* Make the new directory entry itself durable. */
     char *parent = svdb__strndup(path, strlen(path));
     if (!parent) return svdb__fail(SVDB_ENOMEM, "out of memory");

@@ -551,13 +551,10 @@ static void test_multiproc__four_writers(void **state)
 
 /* ---------------------------------------------------------------- creating at once */
 
-/* KNOWN CORE BUG (fails until the core is fixed): processes that open the
- * same new collection at once must all succeed and make one collection
- * ("two processes creating the same collection at once make one"). Today
- * all but one can fail with SVDB_EIO "cannot create directory ...: File
- * exists": make_dir (lib/collection.c) stats the path, then mkdir()s it,
- * and svdb__dir_create (lib/os.c) fails on the EEXIST of a process that
- * came in between. */
+/* Processes that open the same new collection at once all succeed and make
+ * one collection. (Regression: all but one could fail with SVDB_EIO "cannot
+ * create directory ...: File exists" when another process's mkdir() came
+ * between make_dir's stat and its own.) */
 static void test_multiproc__create_at_once(void **state)
 {
     (void)state;
@@ -604,7 +601,7 @@ static void test_multiproc__create_at_once(void **state)
         free(dir);
     }
     if (failed)
-        fprintf(stderr, "KNOWN CORE BUG: %u of %u concurrent creating opens failed, first: %s\n", failed,
+        fprintf(stderr, "%u of %u concurrent creating opens failed, first: %s\n", failed,
                 rounds * N + 1, first);
     assert_int_equal(failed, 0);
 }
