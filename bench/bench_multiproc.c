@@ -563,32 +563,46 @@ static void add_rows(svdb *db, size_t from, size_t to, const char *prefix, size_
 
 /* ---------------------------------------------------------------- per-call check cost */
 
-#define CALLS 200000
-#define ROUNDS 9
+#define CALLS 100000
+#define ROUNDS 11
 
+/* One round of CALLS calls of one kind, ns per call. */
 static double ns_per_call(int what, svdb *db, int fd)
 {
-    double r[ROUNDS];
-    for (int k = 0; k < ROUNDS; k++) {
-        double t0 = now();
-        for (int i = 0; i < CALLS; i++) {
-            if (what == 0) {
-                size_t n;
-                check(svdb_count(db, &n), "svdb_count");
-            } else if (what == 1) {
-                int found;
-                check(svdb_contains(db, "p123", &found), "svdb_contains");
-            } else if (what == 2) {
-                struct stat st;
-                if (fstat(fd, &st) != 0) abort();
-            } else {
-                unsigned char b[32];
-                if (pread(fd, b, sizeof b, 0) != (ssize_t)sizeof b) abort();
-            }
+    double t0 = now();
+    for (int i = 0; i < CALLS; i++) {
+        if (what == 0) {
+            size_t n;
+            check(svdb_count(db, &n), "svdb_count");
+        } else if (what == 1) {
+            int found;
+            check(svdb_contains(db, "p123", &found), "svdb_contains");
+        } else if (what == 2) {
+            struct stat st;
+            if (fstat(fd, &st) != 0) abort();
+        } else {
+            unsigned char b[32];
+            if (pread(fd, b, sizeof b, 0) != (ssize_t)sizeof b) abort();
         }
-        r[k] = (now() - t0) / CALLS * 1e9;
     }
-    return median(r, ROUNDS);
+    return (now() - t0) / CALLS * 1e9;
+}
+
+/* The kinds interleaved round by round, so that the machine's load of the
+ * moment weighs on all of them alike: c[kind][round], kinds count and
+ * contains shared (0, 1) and exclusive (2, 3), fstat (4), pread (5). */
+static void check_costs(const char *path, int fd, double c[6][ROUNDS])
+{
+    for (int k = 0; k < ROUNDS; k++) {
+        for (int ex = 0; ex < 2; ex++) {
+            svdb *db = svdb_open_mode(path, ex ? SVDB_OPEN_EXCLUSIVE : SVDB_OPEN_SHARED, 1);
+            c[2 * ex][k] = ns_per_call(0, db, fd);
+            c[2 * ex + 1][k] = ns_per_call(1, db, fd);
+            check(svdb_close(db), "close");
+        }
+        c[4][k] = ns_per_call(2, NULL, fd);
+        c[5][k] = ns_per_call(3, NULL, fd);
+    }
 }
 
 /* ---------------------------------------------------------------- report */
@@ -734,24 +748,18 @@ int main(int argc, char **argv)
     char lockp[4200];
     snprintf(lockp, sizeof lockp, "%s/LOCK", path);
     int fd = open(lockp, O_RDONLY);
-    double cost[6];
-    db = svdb_open_mode(path, SVDB_OPEN_SHARED, 1);
-    cost[0] = ns_per_call(0, db, fd);
-    cost[1] = ns_per_call(1, db, fd);
-    check(svdb_close(db), "close");
-    db = svdb_open_mode(path, SVDB_OPEN_EXCLUSIVE, 1);
-    cost[2] = ns_per_call(0, db, fd);
-    cost[3] = ns_per_call(1, db, fd);
-    check(svdb_close(db), "close");
-    cost[4] = ns_per_call(2, NULL, fd);
-    cost[5] = ns_per_call(3, NULL, fd);
+    double cc[6][ROUNDS], d[2][ROUNDS], m[6];
+    check_costs(path, fd, cc);
     close(fd);
-    printf("## per-call cost on a caught-up handle (ns per call, median of %d rounds of %d calls)\n\n", ROUNDS, CALLS);
-    printf("| call | shared | exclusive | shared - exclusive |\n|---|---|---|---|\n");
-    printf("| svdb_count | %.0f | %.0f | %.0f |\n", cost[0], cost[2], cost[0] - cost[2]);
-    printf("| svdb_contains | %.0f | %.0f | %.0f |\n", cost[1], cost[3], cost[1] - cost[3]);
-    printf("| bare fstat() of LOCK | %.0f | | |\n", cost[4]);
-    printf("| bare pread() of 32 bytes of LOCK | %.0f | | |\n\n", cost[5]);
+    for (int k = 0; k < ROUNDS; k++) d[0][k] = cc[0][k] - cc[2][k], d[1][k] = cc[1][k] - cc[3][k];
+    for (int w = 0; w < 6; w++) m[w] = median(cc[w], ROUNDS);
+    printf("## per-call cost on a caught-up handle (ns per call, medians of %d interleaved rounds of %d calls)\n\n",
+           ROUNDS, CALLS);
+    printf("| call | shared | exclusive | shared - exclusive (median of per-round differences) |\n|---|---|---|---|\n");
+    printf("| svdb_count | %.0f | %.0f | %.0f |\n", m[0], m[2], median(d[0], ROUNDS));
+    printf("| svdb_contains | %.0f | %.0f | %.0f |\n", m[1], m[3], median(d[1], ROUNDS));
+    printf("| bare fstat() of LOCK | %.0f | | |\n", m[4]);
+    printf("| bare pread() of 32 bytes of LOCK | %.0f | | |\n\n", m[5]);
     fflush(stdout);
 
     /* The phases, each configuration once per repetition, interleaved so
@@ -803,13 +811,14 @@ int main(int argc, char **argv)
            "repetitions; writer \"on\" at full speed, \"%.0f/s\" held to that many rows a second\n\n",
            seconds, batch, reps, rate);
     printf("| engine | readers | writer | per-reader QPS | vs no writer | QPS per reader CPU-s | vs no writer | "
-           "p50 us | p99 us | total QPS | ingest rows/s | vs writer alone | rows per writer CPU-s |\n"
-           "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+           "p50 us | p99 us | total QPS | ingest rows/s | vs writer alone | writer CPU us per row | "
+           "reader replay CPU us per row |\n"
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < n_rows; i++) {
         row *r = &rows[i];
         double q = med(r->qps, r->n), cq = med(r->cpu_qps, r->n);
         char ratio[32] = "", cratio[32] = "", ing[32] = "", iratio[32] = "", icpu[32] = "", qs[32] = "", cqs[32] = "",
-             p50[32] = "", p99[32] = "", tot[32] = "";
+             p50[32] = "", p99[32] = "", tot[32] = "", replay[32] = "";
         if (r->readers) {
             snprintf(qs, sizeof qs, "%.0f", q);
             snprintf(cqs, sizeof cqs, "%.0f", cq);
@@ -821,20 +830,26 @@ int main(int argc, char **argv)
             row *b = find_row(rows, &n_rows, r->engine, r->readers, 0, 0, 0);
             snprintf(ratio, sizeof ratio, "%.2f", q / med(b->qps, b->n));
             snprintf(cratio, sizeof cratio, "%.2f", cq / med(b->cpu_qps, b->n));
+            /* a reader's CPU a second less what its searches cost without a
+             * writer: what following the writer's log costs it, per row */
+            if (r->writer) {
+                double extra = q / cq - q / med(b->cpu_qps, b->n);
+                snprintf(replay, sizeof replay, "%.0f", extra / med(r->ingest, r->n) * 1e6);
+            }
         }
         if (r->writer) {
             row *b = find_row(rows, &n_rows, r->engine, 0, 1, 0, 0);
             snprintf(ing, sizeof ing, "%.0f", med(r->ingest, r->n));
-            snprintf(icpu, sizeof icpu, "%.0f", med(r->ingest_cpu, r->n));
+            snprintf(icpu, sizeof icpu, "%.0f", 1e6 / med(r->ingest_cpu, r->n));
             if (r->readers && r->writer == 1)
                 snprintf(iratio, sizeof iratio, "%.2f", med(r->ingest, r->n) / med(b->ingest, b->n));
         }
         char wr[32];
         snprintf(wr, sizeof wr, "%s", r->after ? "gone (after)" : r->writer == 1 ? "on" : "off");
         if (r->writer == 2) snprintf(wr, sizeof wr, "%.0f/s", rate);
-        printf("| %s%s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->engine,
+        printf("| %s%s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->engine,
                r->exclusive ? " exclusive" : "", r->readers, wr, qs, ratio, cqs, cratio, p50, p99, tot, ing, iratio,
-               icpu);
+               icpu, replay);
     }
     return 0;
 }
