@@ -834,13 +834,13 @@ int main(int argc, char **argv)
              * writer: what following the writer's log costs it, per row */
             if (r->writer) {
                 double extra = q / cq - q / med(b->cpu_qps, b->n);
-                snprintf(replay, sizeof replay, "%.0f", extra / med(r->ingest, r->n) * 1e6);
+                snprintf(replay, sizeof replay, "%.1f", extra < 0 ? 0 : extra / med(r->ingest, r->n) * 1e6);
             }
         }
         if (r->writer) {
             row *b = find_row(rows, &n_rows, r->engine, 0, 1, 0, 0);
             snprintf(ing, sizeof ing, "%.0f", med(r->ingest, r->n));
-            snprintf(icpu, sizeof icpu, "%.0f", 1e6 / med(r->ingest_cpu, r->n));
+            snprintf(icpu, sizeof icpu, "%.1f", 1e6 / med(r->ingest_cpu, r->n));
             if (r->readers && r->writer == 1)
                 snprintf(iratio, sizeof iratio, "%.2f", med(r->ingest, r->n) / med(b->ingest, b->n));
         }
