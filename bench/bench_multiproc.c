@@ -26,7 +26,9 @@
  * baseline, which searches the collection a full-speed writer just grew
  * (to tell the graph's growth from the writer's presence).
  *
- * Also: ns per call of svdb_count and svdb_contains on a caught-up handle,
+ * Also: what a reader's replay of the log costs per row against the
+ * writer's own cost, in one process without contention; and ns per call
+ * of svdb_count and svdb_contains on a caught-up handle,
  * shared (one head check a call) against exclusive (none), beside a bare
  * fstat() and a bare 32-byte pread() of the LOCK file. */
 #define _GNU_SOURCE
@@ -588,6 +590,39 @@ static double ns_per_call(int what, svdb *db, int fd)
     return (now() - t0) / CALLS * 1e9;
 }
 
+/* What following the log costs a reader, without the noise of other
+ * processes: two shared handles in this process, one adding `batches`
+ * batches of B rows (base rows PRELOAD on), the other catching up (one
+ * svdb_count) after every `every` batches. us per row of each. */
+static void replay_cost(const char *path, size_t B, int batches, int every, double *writer_us, double *reader_us)
+{
+    svdb *w = svdb_open_mode(path, SVDB_OPEN_SHARED, 1), *r = svdb_open_mode(path, SVDB_OPEN_SHARED, 1);
+    char **ids = malloc(B * sizeof *ids);
+    for (size_t i = 0; i < B; i++) ids[i] = malloc(32);
+    double tw = 0, tr = 0;
+    size_t rows = 0;
+    for (int b = 0; b < batches && PRELOAD + rows + B <= n_base; b++) {
+        for (size_t i = 0; i < B; i++) snprintf(ids[i], 32, "w%zu", rows + i);
+        double t0 = now();
+        check(svdb_add_batch(w, B, (const char *const *)ids, base + (PRELOAD + rows) * dim, (uint32_t)dim, NULL),
+              "add");
+        tw += now() - t0;
+        rows += B;
+        if ((b + 1) % every == 0 || b + 1 == batches) {
+            size_t n;
+            t0 = now();
+            check(svdb_count(r, &n), "svdb_count");
+            tr += now() - t0;
+        }
+    }
+    check(svdb_close(r), "close");
+    check(svdb_close(w), "close");
+    for (size_t i = 0; i < B; i++) free(ids[i]);
+    free(ids);
+    *writer_us = tw / (double)rows * 1e6;
+    *reader_us = tr / (double)rows * 1e6;
+}
+
 /* The kinds interleaved round by round, so that the machine's load of the
  * moment weighs on all of them alike: c[kind][round], kinds count and
  * contains shared (0, 1) and exclusive (2, 3), fstat (4), pread (5). */
@@ -741,6 +776,21 @@ int main(int argc, char **argv)
     if (!g_ef) g_ef = efs[n_ef - 1];
     check(svdb_close(db), "close");
     printf("\nef_search %u: recall@10 %.3f on 5,000 rows, %.3f on 10,000 rows\n\n", g_ef, rec5k, rec10k);
+    fflush(stdout);
+
+    /* Replay against the writer's own cost, one process, no contention. */
+    printf("## following the log: reader replay against the writer, one process, two shared handles "
+           "(us per row, %zu-row batches, 5,000 rows)\n\n| reader catches up after every | writer us per row | "
+           "reader replay us per row |\n|---|---|---|\n",
+           batch);
+    int everies[] = {1, 10, 50};
+    for (int k = 0; k < 3; k++) {
+        double wu, ru;
+        run_cmd("rm -rf '%s' && cp -a '%s' '%s'", path, tmpl, path);
+        replay_cost(path, batch, (int)((n_base - PRELOAD) / batch), everies[k], &wu, &ru);
+        printf("| %d batches | %.1f | %.1f |\n", everies[k], wu, ru);
+    }
+    printf("\n");
     fflush(stdout);
 
     /* Per-call cost of the head check on a caught-up handle. */
