@@ -288,6 +288,7 @@ static void destroy(svdb_coll *db)
     svdb__wal_close(&db->wal);
     svdb__hnsw_free(db->graph);
     svdb__store_free(db->store);
+    svdb__map_release(&db->head_map);
     svdb__fd_close(db->lock_fd);
     pthread_mutex_destroy(&db->write_mu);
     pthread_mutex_destroy(&db->turn_mu);

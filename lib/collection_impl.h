@@ -35,6 +35,13 @@ struct svdb_coll {
     uint32_t busy_ms;
     /* What this handle has applied of the log (atomic; sharing.c). */
     uint64_t seen_ino, seen_end;
+    /* LOCK's first page, mapped shared once the head exists (sharing.c):
+     * head_base is set once (atomically) by the thread that mapped it, and
+     * head_map, its owner, is released at close. head_nomap: mapping failed,
+     * keep to pread. */
+    void *head_base;
+    svdb_map head_map;
+    int head_nomap;
     int dirty; /* this handle logged records its last snapshot does not hold */
     int durability;
     pthread_mutex_t turn_mu;  /* writers of this handle queue here for the write lock */
@@ -108,7 +115,7 @@ void svdb__coll_share_loaded(svdb_coll *db);
 void svdb__coll_publish(svdb_coll *db);
 /* Where a reader's replay stops: 1 and the head's end when the head names
  * this log, else 0 and UINT64_MAX. */
-int svdb__coll_head_limit(const svdb_coll *db, uint64_t *limit);
+int svdb__coll_head_limit(svdb_coll *db, uint64_t *limit);
 
 /* checkpoint.c; the caller holds write_mu for the checkpoints. */
 int svdb__coll_checkpoint(svdb_coll *db);

@@ -34,14 +34,48 @@ typedef struct head {
     uint64_t ino, end;
 } head;
 
+/* Maps LOCK's first page (the head's) shared, so that later checks are a
+ * load from memory rather than a system call, as SQLite's readers check its
+ * -shm file. Only once the file holds a head: reading a mapped page wholly
+ * past the end of a file faults, and svdb never shortens LOCK. Another
+ * thread may race this; one map wins. */
+static void map_head(svdb_coll *db)
+{
+    if (__atomic_load_n(&db->head_nomap, __ATOMIC_RELAXED)) return;
+    svdb_map m;
+    if (svdb__map_file(&m, db->lock_fd, HEAD_BYTES, SVDB_MAP_SHARED, "lock file", db->dir.path) != SVDB_OK) {
+        svdb__clear_error(); /* the pread keeps working */
+        __atomic_store_n(&db->head_nomap, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    void *none = NULL;
+    if (__atomic_compare_exchange_n(&db->head_base, &none, svdb__map_base(&m), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        db->head_map = m; /* read again only at close */
+    else svdb__map_release(&m);
+}
+
+/* The head's 32 bytes as they are now: a copy from the map, or a pread
+ * (which then maps it). 0 when LOCK holds no head yet. */
+static int head_bytes(svdb_coll *db, unsigned char *b)
+{
+    const volatile unsigned char *m = __atomic_load_n(&db->head_base, __ATOMIC_ACQUIRE);
+    if (m) {
+        for (int i = 0; i < HEAD_BYTES; i++) b[i] = m[i]; /* a writer may be changing it: the crc decides */
+        return 1;
+    }
+    if (pread(db->lock_fd, b, HEAD_BYTES, 0) != (ssize_t)HEAD_BYTES) return 0;
+    map_head(db);
+    return 1;
+}
+
 /* 1 with a sound head in *h, 0 when there is none (never written, or torn
  * by a concurrent write three times in a row). */
-static int head_read(const svdb_coll *db, head *h)
+static int head_read(svdb_coll *db, head *h)
 {
     if (db->lock_fd < 0) return 0;
     for (int tries = 0; tries < 3; tries++) {
         unsigned char b[HEAD_BYTES];
-        if (pread(db->lock_fd, b, sizeof b, 0) != (ssize_t)sizeof b) return 0;
+        if (!head_bytes(db, b)) return 0;
         uint32_t crc;
         memcpy(&crc, b + 28, 4);
         if (memcmp(b, head_magic, 8) != 0) return 0;
@@ -196,7 +230,7 @@ void svdb__coll_publish(svdb_coll *db)
     if (db->mode != SVDB_OPEN_EXCLUSIVE && db->lock_fd >= 0) head_publish(db);
 }
 
-int svdb__coll_head_limit(const svdb_coll *db, uint64_t *limit)
+int svdb__coll_head_limit(svdb_coll *db, uint64_t *limit)
 {
     head h;
     if (head_read(db, &h) && h.ino == db->wal.ino) {
