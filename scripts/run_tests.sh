@@ -22,9 +22,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 stage "threaded C tests under ThreadSanitizer"
 cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSVDB_TSAN=ON -DSVDB_BUILD_BENCH=OFF >/dev/null
-cmake --build build-tsan -j"$jobs" --target test_concurrency test_index test_lock test_api test_background test_storage test_mapped test_close_race >/dev/null
+cmake --build build-tsan -j"$jobs" --target test_concurrency test_index test_lock test_api test_background test_storage test_mapped test_close_race test_multiproc multiproc_worker >/dev/null
 TSAN_OPTIONS=halt_on_error=1:report_signal_unsafe=0 \
-  ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R 'test_(concurrency|index|lock|api|background|storage|mapped|close_race)$'
+  ctest --test-dir build-tsan --output-on-failure -j"$jobs" -R 'test_(concurrency|index|lock|api|background|storage|mapped|close_race|multiproc)$'
 
 stage "C suite under valgrind (memcheck, leaks are errors), $jobs at a time"
 # valgrind runs one thread at a time, so two tests side by side use both cores.
