@@ -22,27 +22,6 @@
 
 #define MAX_ROUNDS 64
 
-static float *read_fvecs(const char *path, size_t *n, size_t *dim)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    int d = 0;
-    if (fread(&d, 4, 1, f) != 1 || d <= 0) {
-        fclose(f);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    size_t rows = (size_t)ftell(f) / (4 + 4 * (size_t)d);
-    fseek(f, 0, SEEK_SET);
-    float *out = malloc(rows * (size_t)d * sizeof *out);
-    for (size_t i = 0; i < rows; i++)
-        if (fread(&d, 4, 1, f) != 1 || fread(out + i * (size_t)d, 4, (size_t)d, f) != (size_t)d) abort();
-    fclose(f);
-    *n = rows;
-    *dim = (size_t)d;
-    return out;
-}
-
 static void check(int rc, const char *what)
 {
     if (rc != SVDB_OK) {
@@ -117,7 +96,7 @@ int main(int argc, char **argv)
         return 2;
     }
     size_t nq, dim;
-    float *q = read_fvecs(argv[3], &nq, &dim);
+    float *q = bench_read_fvecs(argv[3], &nq, &dim);
     if (!q) {
         fprintf(stderr, "bench_calls: cannot read %s\n", argv[3]);
         return 1;

@@ -21,27 +21,6 @@
 
 #include "bench_common.h"
 
-static float *read_fvecs(const char *path, size_t *n, size_t *dim)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    int d = 0;
-    if (fread(&d, 4, 1, f) != 1 || d <= 0) {
-        fclose(f);
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    size_t rows = (size_t)ftell(f) / (4 + 4 * (size_t)d);
-    fseek(f, 0, SEEK_SET);
-    float *out = malloc(rows * (size_t)d * sizeof *out);
-    for (size_t i = 0; i < rows; i++)
-        if (fread(&d, 4, 1, f) != 1 || fread(out + i * (size_t)d, 4, (size_t)d, f) != (size_t)d) abort();
-    fclose(f);
-    *n = rows;
-    *dim = (size_t)d;
-    return out;
-}
-
 /* Uniform floats in [0, 1) from xorshift64*; deterministic for a seed. */
 static float *generate(size_t n, size_t dim, uint64_t seed)
 {
@@ -195,9 +174,9 @@ int main(int argc, char **argv)
     char p[1024];
     size_t n, nq, dim, d2;
     snprintf(p, sizeof p, "%s/siftsmall_base.fvecs", argv[1]);
-    float *base = read_fvecs(p, &n, &dim);
+    float *base = bench_read_fvecs(p, &n, &dim);
     snprintf(p, sizeof p, "%s/siftsmall_query.fvecs", argv[1]);
-    float *q = read_fvecs(p, &nq, &d2);
+    float *q = bench_read_fvecs(p, &nq, &d2);
     if (!base || !q) {
         fprintf(stderr, "cannot read siftsmall from %s\n", argv[1]);
         return 1;

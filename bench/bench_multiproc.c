@@ -64,23 +64,12 @@
 
 static float *read_vecs(const char *path, size_t *n, size_t *dim)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    float *v = bench_read_fvecs(path, n, dim);
+    if (!v) {
         fprintf(stderr, "bench_multiproc: cannot read %s\n", path);
         exit(1);
     }
-    int d = 0;
-    if (fread(&d, 4, 1, f) != 1 || d <= 0) abort();
-    fseek(f, 0, SEEK_END);
-    size_t rows = (size_t)ftell(f) / (4 + 4 * (size_t)d);
-    fseek(f, 0, SEEK_SET);
-    float *out = malloc(rows * (size_t)d * sizeof *out);
-    for (size_t i = 0; i < rows; i++)
-        if (fread(&d, 4, 1, f) != 1 || fread(out + i * (size_t)d, 4, (size_t)d, f) != (size_t)d) abort();
-    fclose(f);
-    *n = rows;
-    *dim = (size_t)d;
-    return out;
+    return v;
 }
 
 static float *base, *queries, *gt_dist;
