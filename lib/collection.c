@@ -535,6 +535,20 @@ void svdb__coll_set_progress(svdb_coll *db, svdb_progress_fn fn, void *ctx)
     pthread_mutex_unlock(&db->write_mu);
 }
 
-int svdb__coll_metric(const svdb_coll *db) { return svdb__store_metric(db->store); }
-int svdb__coll_storage(const svdb_coll *db) { return svdb__store_storage(db->store); }
+/* Under the read lock: a reload (another handle's checkpoint) replaces the store. */
+int svdb__coll_metric(svdb_coll *db)
+{
+    svdb__gate_rdlock(&db->gate);
+    int m = svdb__store_metric(db->store);
+    svdb__gate_unlock(&db->gate);
+    return m;
+}
+
+int svdb__coll_storage(svdb_coll *db)
+{
+    svdb__gate_rdlock(&db->gate);
+    int s = svdb__store_storage(db->store);
+    svdb__gate_unlock(&db->gate);
+    return s;
+}
 int svdb__coll_index(const svdb_coll *db) { return db->index; }

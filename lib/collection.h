@@ -47,8 +47,8 @@ int svdb__coll_contains(svdb_coll *c, const char *id, size_t len, int *found);
 size_t svdb__coll_count(svdb_coll *c);
 uint32_t svdb__coll_dim(svdb_coll *c);
 /* Fixed for the collection's lifetime. */
-int svdb__coll_metric(const svdb_coll *c);
-int svdb__coll_storage(const svdb_coll *c);
+int svdb__coll_metric(svdb_coll *c);
+int svdb__coll_storage(svdb_coll *c);
 int svdb__coll_index(const svdb_coll *c);
 /* Live ids admitted by filter (NULL: all) in insertion order, one block. */
 int svdb__coll_ids(svdb_coll *c, const svdb_filter *filter, char ***ids, size_t *count);
