@@ -1,6 +1,6 @@
-/* The catalog's shared state, for lib/catalog.c, catalog_json.c and
- * catalog_dirs.c only: the handle with its in-memory entries, and the
- * helpers of catalog.c the other two call. */
+/* The catalog's shared state, for lib/catalog.c, catalog_file.c,
+ * catalog_json.c, catalog_dirs.c and catalog_scope.c only: the handle with
+ * its in-memory entries, and the helpers these files call in each other. */
 #ifndef SVDB_CATALOG_IMPL_H
 #define SVDB_CATALOG_IMPL_H
 
@@ -87,6 +87,17 @@ int svdb__catalog_leave(svdb_catalog *c, int rc);
 void svdb__catalog_db_free(db_rec *d);
 void svdb__catalog_entries_clear(svdb_catalog *c);
 int svdb__catalog_save(svdb_catalog *c);
+
+/* The catalog file between processes (lib/catalog_file.c): the shared flock
+ * of the handle's life; the per-call lock (waiting for other processes'
+ * calls, SVDB_EBUSY after SVDB_BUSY_TIMEOUT_DEFAULT); loading at open
+ * (starting a new store when there is none); reading it again when another
+ * process saved it. */
+int svdb__catalog_take_lock(svdb_catalog *c);
+int svdb__catalog_lock_call(svdb_catalog *c);
+void svdb__catalog_unlock_call(svdb_catalog *c);
+int svdb__catalog_load(svdb_catalog *c, int create);
+int svdb__catalog_refresh(svdb_catalog *c);
 void svdb__catalog_new_uuid(char out[UUID_LEN + 1]);
 int svdb__catalog_check_name(const char *name, const char *what);
 
