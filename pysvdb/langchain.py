@@ -414,13 +414,15 @@ def _check_metadata(i: int, meta: object) -> None:
     if not isinstance(meta, dict):
         raise TypeError("metadata of document %d must be a dict, not %s" % (i, type(meta).__name__))
     for key, value in meta.items():
+        if isinstance(key, str) and (not key or key[0] in "#$"):
+            # "#document" holds the text; ChromaDB reserves both prefixes.
+            raise ValueError("metadata of document %d: key %r is reserved (empty, or starting with # or $)" % (i, key))
         if value is None:
             raise ValueError("metadata of document %d: key %r is None; drop the key or give a value" % (i, key))
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("metadata of document %d: key %r is %r, which cannot be stored" % (i, key, value))
     try:
         validation.validate_metadata(meta)
-        validation.check_metadata_storable([meta], allow_none_values=False)
     except (ValueError, TypeError) as e:
         raise type(e)("metadata of document %d: %s" % (i, e)) from None
 
