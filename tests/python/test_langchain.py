@@ -10,7 +10,7 @@ import math
 import os
 import subprocess
 import sys
-from typing import Dict, Iterator, List, Sequence
+from typing import Iterator, List, Mapping, Sequence
 
 import pytest
 
@@ -21,7 +21,7 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings  # noqa: E402
 from langchain_tests.integration_tests import VectorStoreIntegrationTests  # noqa: E402
 
-import pysvdb  # noqa: E402
+from pysvdb.chroma import PersistentClient  # noqa: E402
 from pysvdb.chroma import errors as chroma_errors  # noqa: E402
 from pysvdb.langchain import SvdbVectorStore  # noqa: E402
 
@@ -37,7 +37,7 @@ class TestSvdbStandard(VectorStoreIntegrationTests):
     """langchain-tests' suite, sync and async, get_by_ids included."""
 
     @pytest.fixture()
-    def vectorstore(self) -> Iterator[SvdbVectorStore]:  # type: ignore[override]
+    def vectorstore(self) -> Iterator[SvdbVectorStore]:
         store = SvdbVectorStore(self.get_embeddings())
         try:
             yield store
@@ -51,7 +51,7 @@ class TestSvdbStandard(VectorStoreIntegrationTests):
 class TableEmbeddings(Embeddings):
     """Known texts to given vectors; counts calls (sync and async)."""
 
-    def __init__(self, table: Dict[str, Sequence[float]]) -> None:
+    def __init__(self, table: Mapping[str, Sequence[float]]) -> None:
         self.table = {k: [float(x) for x in v] for k, v in table.items()}
         self.calls: List[str] = []
 
@@ -199,7 +199,7 @@ def test_delete_collection(tmp_path: "os.PathLike[str]", fake: Embeddings) -> No
     with SvdbVectorStore(fake, path, "gone") as s:
         s.add_texts(["red apple pie"])
         s.delete_collection()
-    client = pysvdb.PersistentClient(path)
+    client = PersistentClient(path)
     try:
         assert [c.name for c in client.list_collections()] == []
     finally:
@@ -361,7 +361,7 @@ def test_persists_across_reopen(tmp_path: "os.PathLike[str]", fake: Embeddings) 
         assert again.similarity_search("carrot soup", k=1) == [FRUIT[3]]
         again.add_texts(["pear tart"], [{"kind": "fruit"}], ids=["p2"])
     # The directory is a pysvdb.PersistentClient's.
-    client = pysvdb.PersistentClient(path)
+    client = PersistentClient(path)
     try:
         col = client.get_collection("langchain")
         assert col.count() == len(FRUIT) + 1
@@ -371,7 +371,7 @@ def test_persists_across_reopen(tmp_path: "os.PathLike[str]", fake: Embeddings) 
 
 
 def test_given_client_is_used_and_left_open(tmp_path: "os.PathLike[str]", fake: Embeddings) -> None:
-    client = pysvdb.PersistentClient(str(tmp_path))
+    client = PersistentClient(str(tmp_path))
     try:
         with SvdbVectorStore(fake, collection_name="shared", client=client) as s:
             s.add_texts(["red apple pie"], ids=["r"])
@@ -439,3 +439,18 @@ def test_argument_errors(store: SvdbVectorStore) -> None:
     with pytest.raises(TypeError, match="unexpected keyword arguments: batch"):
         store.add_texts(["a"], batch=3)
     assert store.collection.count() == 0
+
+
+# ---------------------------------------------------------------- the example
+
+
+def test_example_runs_offline(tmp_path: "os.PathLike[str]") -> None:
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "langchain_rag.py")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    for args in ([], [os.path.join(str(tmp_path), "db")]):
+        out = subprocess.run([sys.executable, example, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        first = lines[lines.index("Context (2025 and later):") + 1]
+        assert first.startswith("- [doc04, ") and "graph walk" in first
