@@ -119,11 +119,19 @@ class SvdbVectorStore(VectorStore):
 
     def close(self) -> None:
         """Releases the client the store opened (an in-memory store's rows go). Idempotent."""
-        if self._owned is not None:
-            self._owned.close()
-            self._owned = None
-        if self._finalizer is not None:
-            self._finalizer()
+        owned, self._owned = self._owned, None
+        fin, self._finalizer = self._finalizer, None
+        try:
+            if owned is not None:
+                owned.close()
+        finally:
+            dropped = fin.detach() if fin is not None else None
+            if dropped is not None:  # here, unlike at exit, a failure is reported
+                admin, name = dropped[2]
+                try:
+                    admin.delete_database(name)
+                finally:
+                    admin.close()
 
     def __enter__(self) -> "SvdbVectorStore":
         return self
@@ -340,11 +348,11 @@ class SvdbVectorStore(VectorStore):
 
 
 def _drop_database(admin: chroma.AdminClient, name: str) -> None:
-    """Removes an in-memory store's database (its files) and releases the admin client."""
+    """An unclosed in-memory store's finalizer: removes its database (its files)."""
     try:
         admin.delete_database(name)
     except Exception:
-        pass  # the ephemeral store already went (interpreter exit); its directory goes with it
+        pass  # at exit the ephemeral store may have gone first, and its directory with it
     finally:
         admin.close()
 

@@ -5,6 +5,7 @@ per space, MMR, persistence, replacing writes, errors)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import math
 import os
@@ -21,7 +22,7 @@ from langchain_core.documents import Document  # noqa: E402
 from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings  # noqa: E402
 from langchain_tests.integration_tests import VectorStoreIntegrationTests  # noqa: E402
 
-from pysvdb.chroma import PersistentClient  # noqa: E402
+from pysvdb.chroma import AdminClient, PersistentClient, Settings  # noqa: E402
 from pysvdb.chroma import errors as chroma_errors  # noqa: E402
 from pysvdb.langchain import SvdbVectorStore  # noqa: E402
 
@@ -164,11 +165,31 @@ def test_from_texts_and_from_documents(fake: Embeddings) -> None:
         t.close()
 
 
-def test_in_memory_stores_are_separate(fake: Embeddings) -> None:
-    with SvdbVectorStore(fake) as one, SvdbVectorStore(fake) as two:
-        one.add_texts(["red apple pie"], ids=["x"])
-        assert two.get_by_ids(["x"]) == []
-        assert one.collection.name == two.collection.name == "langchain"
+def test_in_memory_stores_are_separate_and_go_away(fake: Embeddings) -> None:
+    admin = AdminClient(Settings())  # the process's ephemeral store
+    try:
+        before = len(admin.list_databases())
+        with SvdbVectorStore(fake) as one, SvdbVectorStore(fake) as two:
+            one.add_texts(["red apple pie"], ids=["x"])
+            assert two.get_by_ids(["x"]) == []
+            assert one.collection.name == two.collection.name == "langchain"
+            assert len(admin.list_databases()) == before + 2
+        one.close()  # again: nothing
+        assert len(admin.list_databases()) == before
+        dropped = SvdbVectorStore(fake)
+        dropped.add_texts(["red apple pie"])
+        del dropped
+        gc.collect()  # an unclosed store's rows go when it does
+        assert len(admin.list_databases()) == before
+    finally:
+        admin.close()
+
+
+def test_list_metadata_round_trips(store: SvdbVectorStore) -> None:
+    meta = {"tags": ["a", "b"], "years": [2020, 2021], "w": [0.5]}
+    store.add_texts(["red apple pie"], [meta], ids=["x"])
+    assert store.get_by_ids(["x"])[0].metadata == meta
+    assert [d.id for d in store.similarity_search("pear tart", filter={"tags": {"$contains": "b"}})] == ["x"]
 
 
 def test_more_than_one_chroma_batch_in_one_call() -> None:
