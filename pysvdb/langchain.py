@@ -10,9 +10,10 @@ also a ``pysvdb.PersistentClient(path)`` directory. See docs/langchain.md.
 from __future__ import annotations
 
 import math
+import os
 import uuid
 import weakref
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, TypeVar, Union, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -74,7 +75,7 @@ class SvdbVectorStore(VectorStore):
     def __init__(
         self,
         embedding: Embeddings,
-        path: Optional[str] = None,
+        path: Optional[Union[str, "os.PathLike[str]"]] = None,
         collection_name: str = "langchain",
         *,
         client: Optional[chroma.ClientAPI] = None,
@@ -87,9 +88,9 @@ class SvdbVectorStore(VectorStore):
         self._relevance_score_fn = relevance_score_fn
         self._owned: Optional[chroma.ClientAPI] = None
         self._finalizer: Optional[weakref.finalize] = None  # type: ignore[type-arg]
-        if client is None:
-            client = self._open_client(path)
         try:
+            if client is None:
+                client = self._open_client(path)
             self._client = client
             self._collection = client.get_or_create_collection(
                 collection_name, metadata=collection_metadata, embedding_function=None
@@ -98,7 +99,7 @@ class SvdbVectorStore(VectorStore):
             self.close()
             raise
 
-    def _open_client(self, path: Optional[str]) -> chroma.ClientAPI:
+    def _open_client(self, path: Optional[Union[str, "os.PathLike[str]"]]) -> chroma.ClientAPI:
         if path is not None:
             self._owned = chroma.PersistentClient(path)
             return self._owned
@@ -108,11 +109,11 @@ class SvdbVectorStore(VectorStore):
         admin = chroma.AdminClient(chroma.Settings(is_persistent=False))
         try:
             admin.create_database(name)
-            self._owned = chroma.EphemeralClient(database=name)
         except BaseException:
             admin.close()
             raise
         self._finalizer = weakref.finalize(self, _drop_database, admin, name)
+        self._owned = chroma.EphemeralClient(database=name)
         return self._owned
 
     # ------------------------------------------------------------ lifecycle

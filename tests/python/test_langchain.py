@@ -176,6 +176,9 @@ def test_in_memory_stores_are_separate_and_go_away(fake: Embeddings) -> None:
             assert len(admin.list_databases()) == before + 2
         one.close()  # again: nothing
         assert len(admin.list_databases()) == before
+        with pytest.raises(ValueError, match="Expected a name containing 3-512 characters"):
+            SvdbVectorStore(fake, collection_name="x")  # too short: nothing is left behind
+        assert len(admin.list_databases()) == before
         dropped = SvdbVectorStore(fake)
         dropped.add_texts(["red apple pie"])
         del dropped
@@ -376,7 +379,7 @@ def test_persists_across_reopen(tmp_path: "os.PathLike[str]", fake: Embeddings) 
     path = str(tmp_path)
     s = SvdbVectorStore.from_documents(FRUIT, fake, path=path, collection_metadata={"hnsw:space": "cosine"})
     s.close()
-    with SvdbVectorStore(fake, path) as again:
+    with SvdbVectorStore(fake, tmp_path) as again:  # a path-like works too
         assert again.space == "cosine"
         assert again.get_by_ids([d.id or "" for d in FRUIT]) == FRUIT
         assert again.similarity_search("carrot soup", k=1) == [FRUIT[3]]
