@@ -116,6 +116,15 @@ def test_import_pysvdb_does_not_import_langchain() -> None:
     assert out.stdout.strip() == "ok"
 
 
+def test_without_langchain_core_the_error_names_the_extra() -> None:
+    code = "import sys; sys.modules['langchain_core'] = None; import pysvdb.langchain"
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "ImportError: pysvdb.langchain needs langchain-core: pip install pysvdb[langchain]" in out.stderr
+
+
 # ---------------------------------------------------------------- writes and reads
 
 
