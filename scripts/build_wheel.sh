@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     -o) [ $# -ge 2 ] || { echo "build_wheel.sh: -o needs a directory" >&2; exit 2; }; out=$2; shift 2 ;;
     --no-isolation) isolation=(--no-isolation); shift ;;
     --plat) [ $# -ge 2 ] || { echo "build_wheel.sh: --plat needs a tag" >&2; exit 2; }; plat=(--plat "$2"); shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build_wheel.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -30,7 +30,11 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 raw="$out/raw"
 
-"$root/scripts/ensure_deps.sh" demo # compilers, CMake, the cJSON and RE2 headers
+# Compilers, CMake, the cJSON and RE2 headers. ensure_deps.sh speaks apt; elsewhere
+# (a manylinux image: dnf) they must be installed first, and CMake says which is missing.
+if command -v apt-get >/dev/null 2>&1; then
+  "$root/scripts/ensure_deps.sh" demo
+fi
 # The build front end and the repair tools, from PyPI when missing.
 tools=()
 python3 -c "import build" >/dev/null 2>&1 || tools+=(build)
