@@ -143,7 +143,7 @@ def __dir__() -> List[str]:
     return sorted(set(globals()) | set(__all__) | {"chroma"})
 
 
-__version__: str = "0.1.0"
+from ._version import __version__ as __version__
 
 #: ABI version of the loaded libsvdb (equals the SOVERSION).
 ABI_VERSION: int = int(_clib.svdb_abi_version())
