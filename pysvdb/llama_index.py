@@ -35,17 +35,21 @@ from .chroma.validation import MAX_BATCH_SIZE
 
 __all__ = ["SvdbVectorStore", "to_where"]
 
-# llama-index's operator -> the where grammar's; the others have no faithful translation.
-_OPERATORS: Dict[FilterOperator, str] = {
-    FilterOperator.EQ: "$eq",
-    FilterOperator.NE: "$ne",
-    FilterOperator.GT: "$gt",
-    FilterOperator.GTE: "$gte",
-    FilterOperator.LT: "$lt",
-    FilterOperator.LTE: "$lte",
-    FilterOperator.IN: "$in",
-    FilterOperator.NIN: "$nin",
+# llama-index's operator -> the where grammar's, plain and negated (for NOT).
+# NE, NIN and $not_contains match records without the key, as the negation of
+# EQ, IN and CONTAINS must; the range operators have no such negation.
+_OPERATORS: Dict[FilterOperator, Tuple[str, Optional[str]]] = {
+    FilterOperator.EQ: ("$eq", "$ne"),
+    FilterOperator.NE: ("$ne", "$eq"),
+    FilterOperator.GT: ("$gt", None),
+    FilterOperator.GTE: ("$gte", None),
+    FilterOperator.LT: ("$lt", None),
+    FilterOperator.LTE: ("$lte", None),
+    FilterOperator.IN: ("$in", "$nin"),
+    FilterOperator.NIN: ("$nin", "$in"),
 }
+# Membership in list metadata; only a store with flat_metadata=False stores lists.
+_LIST_OPERATORS = (FilterOperator.CONTAINS, FilterOperator.ANY, FilterOperator.ALL)
 
 
 class _Nothing:
@@ -57,27 +61,43 @@ _NOTHING = _Nothing()
 _Clause = Union[None, _Nothing, Where]
 
 
-def _leaf(f: MetadataFilter) -> _Clause:
-    op = _OPERATORS.get(f.operator)
-    if op is None:
+def _unsupported(f: MetadataFilter, why: str) -> ValueError:
+    return ValueError("SvdbVectorStore cannot filter with %s on %r: %s" % (f.operator.name, f.key, why))
+
+
+def _leaf(f: MetadataFilter, negate: bool, lists: bool) -> _Clause:
+    value = f.value
+    if f.operator in _LIST_OPERATORS:
+        if not lists:
+            raise _unsupported(
+                f, "it tests list metadata, which a store with flat_metadata=True never holds (and never a substring)"
+            )
+        values: List[Any] = list(value) if isinstance(value, list) else [value]
+        if f.operator == FilterOperator.CONTAINS and len(values) != 1:
+            raise _unsupported(f, "it takes one value")
+        op = "$not_contains" if negate else "$contains"
+        # ANY: one of the values is in the list; ALL: every one is.
+        any_ = f.operator == FilterOperator.ANY
+        return _combine("$or" if any_ != negate else "$and", [{f.key: {op: v}} for v in values])
+    ops = _OPERATORS.get(f.operator)
+    if ops is None:
         hint = ""
         if f.operator in (FilterOperator.TEXT_MATCH, FilterOperator.TEXT_MATCH_INSENSITIVE):
-            hint = "; libsvdb matches text in the node's text only: query(..., where_document={'$contains': s})"
-        raise ValueError(
-            "SvdbVectorStore does not support the filter operator %s (key %r); supported: %s%s"
-            % (f.operator.name, f.key, ", ".join(o.name for o in _OPERATORS), hint)
-        )
-    value = f.value
+            hint = " (libsvdb matches text in the node's text only: query(..., where_document={'$contains': s}))"
+        raise _unsupported(f, "the where grammar has no such operator" + hint)
+    where_op = ops[1] if negate else ops[0]
+    if where_op is None:
+        raise _unsupported(f, "under NOT it would also have to match nodes without the key, which the where grammar cannot say")
     if value is None:
-        raise ValueError("filter on %r: a value of None cannot be compared (use NE/NIN to match a missing key)" % f.key)
-    if op in ("$in", "$nin"):
-        values = list(value) if isinstance(value, list) else [value]  # a scalar: a list of one
-        if not values:  # the where grammar refuses empty lists; say what they mean
-            return _NOTHING if op == "$in" else None
-        return {f.key: {op: values}}
+        raise _unsupported(f, "None is no value (a node without the key matches NE and NIN)")
+    if where_op in ("$in", "$nin"):
+        members: List[Any] = list(value) if isinstance(value, list) else [value]  # a scalar: a list of one
+        if not members:  # the where grammar refuses empty lists; say what they mean
+            return _NOTHING if where_op == "$in" else None
+        return {f.key: {where_op: members}}
     if isinstance(value, list):
-        raise ValueError("filter on %r: operator %s takes one value, not a list" % (f.key, f.operator.name))
-    return {f.key: {op: value}}
+        raise _unsupported(f, "it takes one value, not a list")
+    return {f.key: {where_op: value}}
 
 
 def _combine(op: str, clauses: Sequence[_Clause]) -> _Clause:
@@ -87,33 +107,44 @@ def _combine(op: str, clauses: Sequence[_Clause]) -> _Clause:
     for c in clauses:
         if c is absorbing:
             return absorbing
-        if c is not neutral:
-            kept.append(c)  # type: ignore[arg-type]  # neither None nor _NOTHING here
+        if isinstance(c, dict):
+            kept.append(c)
     if not kept:
         return neutral
     return kept[0] if len(kept) == 1 else {op: kept}
 
 
-def _clause(filters: MetadataFilters) -> _Clause:
-    condition = filters.condition or FilterCondition.AND
-    if condition not in (FilterCondition.AND, FilterCondition.OR):
-        raise ValueError(
-            "SvdbVectorStore does not support the filter condition %s; supported: AND, OR" % condition.name
-        )
+def _clause(filters: MetadataFilters, negate: bool = False, lists: bool = False) -> _Clause:
+    """``filters`` (or their negation) as a clause; NOT is "none of them match",
+    as in SimpleVectorStore, turned into AND/OR by De Morgan."""
     if not filters.filters:
-        return None
-    parts = [_clause(f) if isinstance(f, MetadataFilters) else _leaf(f) for f in filters.filters]
-    return _combine("$and" if condition == FilterCondition.AND else "$or", parts)
+        return _NOTHING if negate else None
+    condition = filters.condition or FilterCondition.AND
+    if condition == FilterCondition.NOT:
+        op, negate_children = ("$or", False) if negate else ("$and", True)
+    elif condition in (FilterCondition.AND, FilterCondition.OR):
+        op = "$and" if (condition == FilterCondition.AND) != negate else "$or"
+        negate_children = negate
+    else:
+        raise ValueError("SvdbVectorStore does not support the filter condition %r" % (condition,))
+    return _combine(
+        op,
+        [
+            _clause(f, negate_children, lists) if isinstance(f, MetadataFilters) else _leaf(f, negate_children, lists)
+            for f in filters.filters
+        ],
+    )
 
 
-def to_where(filters: Optional[MetadataFilters]) -> Optional[Where]:
+def to_where(filters: Optional[MetadataFilters], lists: bool = False) -> Optional[Where]:
     """The ``where`` clause of pysvdb's ChromaDB client for llama-index ``filters``.
 
-    None when every record matches. Raises ``ValueError`` for operators and
-    conditions without a faithful translation, and for ``IN []`` (which
-    matches nothing; the store methods handle it without calling this).
+    None when every record matches. ``lists``: translate CONTAINS/ANY/ALL
+    (membership in list metadata). Raises ``ValueError`` for operators and
+    conditions without a faithful translation, and for filters that match
+    nothing (``IN []``), which the grammar cannot spell.
     """
-    c = _clause(filters) if filters is not None else None
+    c = _clause(filters, lists=lists) if filters is not None else None
     if isinstance(c, _Nothing):
         raise ValueError("these filters match no record (IN with an empty list)")
     return c
@@ -289,7 +320,7 @@ class SvdbVectorStore(BasePydanticVectorStore):
             raise TypeError("unexpected arguments: %s" % ", ".join(sorted(delete_kwargs)))
         if node_ids is None and filters is None:
             raise ValueError("delete_nodes needs node_ids or filters; clear() deletes every node")
-        clause = _clause(filters) if filters is not None else None
+        clause = _clause(filters, lists=not self.flat_metadata) if filters is not None else None
         if isinstance(clause, _Nothing) or (node_ids is not None and not node_ids):
             return
         if clause is None and node_ids is None:  # filters that match everything
@@ -312,7 +343,7 @@ class SvdbVectorStore(BasePydanticVectorStore):
     ) -> List[BaseNode]:
         """The nodes in ``node_ids`` (in that order; missing ones left out)
         that match ``filters``; every node when both are None."""
-        clause = _clause(filters) if filters is not None else None
+        clause = _clause(filters, lists=not self.flat_metadata) if filters is not None else None
         if isinstance(clause, _Nothing) or (node_ids is not None and not node_ids):
             return []
         got = self._collection.get(
@@ -335,8 +366,8 @@ class SvdbVectorStore(BasePydanticVectorStore):
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         """The ``similarity_top_k`` nodes nearest to ``query.query_embedding``.
 
-        Honours ``filters``, ``doc_ids`` and ``node_ids`` (an empty list
-        matches nothing). ``kwargs``: ``where`` and ``where_document``, in
+        Honours ``filters``, ``doc_ids`` and ``node_ids`` (None or an empty
+        list: no restriction). ``kwargs``: ``where`` and ``where_document``, in
         pysvdb's ChromaDB grammar, ANDed with the rest.
         """
         where_kw: Optional[Where] = kwargs.pop("where", None)
@@ -350,16 +381,18 @@ class SvdbVectorStore(BasePydanticVectorStore):
         k = query.similarity_top_k
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise ValueError("similarity_top_k must be a non-negative integer, got %r" % (k,))
-        parts: List[_Clause] = [where_kw, _clause(query.filters) if query.filters is not None else None]
-        if query.doc_ids is not None:
-            parts.append(_NOTHING if not query.doc_ids else {"doc_id": {"$in": list(query.doc_ids)}})
+        parts: List[_Clause] = [where_kw, _clause(query.filters, lists=not self.flat_metadata) if query.filters is not None else None]
+        # An empty doc_ids/node_ids restricts nothing: VectorStoreIndex.as_retriever()
+        # passes node_ids=[] for stores that keep the text (its own list is empty).
+        if query.doc_ids:
+            parts.append({"doc_id": {"$in": list(query.doc_ids)}})
         clause = _combine("$and", parts)
-        if k == 0 or isinstance(clause, _Nothing) or (query.node_ids is not None and not query.node_ids):
+        if k == 0 or isinstance(clause, _Nothing):
             return VectorStoreQueryResult(nodes=[], similarities=[], ids=[])
         res = self._collection.query(
             query_embeddings=[list(query.query_embedding)],
             n_results=k,
-            ids=list(query.node_ids) if query.node_ids is not None else None,
+            ids=list(query.node_ids) if query.node_ids else None,
             where=clause,
             where_document=where_document,
             include=["metadatas", "documents", "distances"],
