@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from llama_index.core.bridge.pydantic import PrivateAttr
@@ -198,7 +199,7 @@ class SvdbVectorStore(BasePydanticVectorStore):
 
     def __init__(
         self,
-        path: Optional[str] = None,
+        path: Union[str, "os.PathLike[str]", None] = None,
         collection_name: str = "llama_index",
         *,
         client: Optional[ClientAPI] = None,
@@ -209,7 +210,7 @@ class SvdbVectorStore(BasePydanticVectorStore):
             raise ValueError("give either path or client, not both")
         fields: Dict[str, Any] = dict(
             kwargs,
-            path=None if path is None else str(path),
+            path=None if path is None else os.fspath(path),
             collection_name=collection_name,
             collection_metadata=collection_metadata,
         )
@@ -218,7 +219,9 @@ class SvdbVectorStore(BasePydanticVectorStore):
         if client is None:
             client = PersistentClient(path) if path is not None else EphemeralClient()
         try:
-            meta: CollectionMetadata = dict(collection_metadata or {"hnsw:space": "cosine"})
+            meta: CollectionMetadata = dict(
+                {"hnsw:space": "cosine"} if collection_metadata is None else collection_metadata
+            )
             collection = client.get_or_create_collection(collection_name, metadata=meta, embedding_function=None)
             space = str(collection.configuration_json["hnsw"]["space"])
         except BaseException:

@@ -510,8 +510,11 @@ def test_persistence_across_reopen(tmp_path: Path) -> None:
     before = s.query(VectorStoreQuery(query_embedding=[0.2, 0.7], similarity_top_k=3))
     s.close()
     s.close()  # idempotent
-    again = SvdbVectorStore(path, "docs")  # the collection keeps its own metric
+    with pytest.raises(ValueError, match="closed"):
+        s.get_nodes()
+    again = SvdbVectorStore(Path(path), "docs")  # the collection keeps its own metric
     try:
+        assert again.path == path
         after = again.query(VectorStoreQuery(query_embedding=[0.2, 0.7], similarity_top_k=3))
         assert after.ids == before.ids
         assert after.similarities == pytest.approx(before.similarities or [])
