@@ -291,14 +291,26 @@ class SvdbVectorStore(BasePydanticVectorStore):
         ids = list(rows)
         for start in range(0, len(ids), MAX_BATCH_SIZE):
             chunk = ids[start : start + MAX_BATCH_SIZE]
-            existing = self._collection.get(ids=chunk, include=[])["ids"]
-            if existing:
-                # ChromaDB's upsert would merge the old metadata into the new.
-                self._collection.delete(ids=existing)
-            self._collection.add(
+            old = self._collection.get(ids=chunk, include=["metadatas"])
+            metadatas: List[Any] = [rows[i][1] for i in chunk]
+            if not old["ids"]:
+                self._collection.add(
+                    ids=chunk,
+                    embeddings=[rows[i][0] for i in chunk],
+                    metadatas=metadatas,
+                    documents=[rows[i][2] for i in chunk],
+                )
+                continue
+            # upsert merges metadata key by key: the old node's other keys are set
+            # to None (removed), so the node is replaced, in one write.
+            stale = {i: m or {} for i, m in zip(old["ids"], old["metadatas"] or [])}
+            for pos, id_ in enumerate(chunk):
+                if id_ in stale:
+                    metadatas[pos] = dict({k: None for k in stale[id_]}, **metadatas[pos])
+            self._collection.upsert(
                 ids=chunk,
                 embeddings=[rows[i][0] for i in chunk],
-                metadatas=[rows[i][1] for i in chunk],
+                metadatas=metadatas,
                 documents=[rows[i][2] for i in chunk],
             )
         return [node.node_id for node in nodes]

@@ -178,6 +178,22 @@ def test_add_replaces_an_existing_node(store: SvdbVectorStore) -> None:
     assert _ids(store, MetadataFilters(filters=[_f("weight", FilterOperator.EQ, 1.0)])) == []
 
 
+def test_failed_replacement_keeps_the_old_node(tmp_path: Path) -> None:
+    s = SvdbVectorStore(str(tmp_path), flat_metadata=False)
+    try:
+        s.add(_nodes(lists=True))
+        bad = TextNode(id_=W1, text="bad", embedding=[0.0, 1.0], metadata={"nested": {"x": 1}})
+        fresh = TextNode(id_="fresh", text="fresh", embedding=[0.0, 1.0])
+        with pytest.raises(ValueError, match="Expected metadata value"):  # ChromaDB's upsert check
+            s.add([fresh, bad])
+        assert s.collection.count() == 4
+        (node,) = s.get_nodes([W1])
+        assert node.get_content() == "lorem ipsum AF3B"
+        assert node.metadata["quality"] == ["medium", "high"]
+    finally:
+        s.close()
+
+
 def test_add_duplicate_ids_in_one_call_last_wins(tmp_path: Path) -> None:
     s = SvdbVectorStore(str(tmp_path))
     try:
@@ -245,6 +261,8 @@ def test_records_written_through_the_client_read_as_text_nodes(store: SvdbVector
     [
         (_f("weight", FilterOperator.EQ, 2.0), {W2}),
         (_f("n", FilterOperator.EQ, 2), {W2}),
+        (_f("weight", FilterOperator.EQ, 2), {W2}),  # an int equals the stored float 2.0
+        (_f("n", FilterOperator.GT, 1.5), {W2, W3}),
         (_f("rank", FilterOperator.EQ, "c"), {W2, W3}),
         (_f("weight", FilterOperator.NE, 1.0), {W2, W3, W4}),  # W4 has no weight
         (_f("weight", FilterOperator.GT, 1.5), {W2, W3}),
