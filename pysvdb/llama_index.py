@@ -88,7 +88,9 @@ def _leaf(f: MetadataFilter, negate: bool, lists: bool) -> _Clause:
         raise _unsupported(f, "the where grammar has no such operator" + hint)
     where_op = ops[1] if negate else ops[0]
     if where_op is None:
-        raise _unsupported(f, "under NOT it would also have to match nodes without the key, which the where grammar cannot say")
+        raise _unsupported(
+            f, "under NOT it would also have to match nodes without the key, which the where grammar cannot say"
+        )
     if value is None:
         raise _unsupported(f, "None is no value (a node without the key matches NE and NIN)")
     if where_op in ("$in", "$nin"):
@@ -396,7 +398,10 @@ class SvdbVectorStore(BasePydanticVectorStore):
         k = query.similarity_top_k
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise ValueError("similarity_top_k must be a non-negative integer, got %r" % (k,))
-        parts: List[_Clause] = [where_kw, _clause(query.filters, lists=not self.flat_metadata) if query.filters is not None else None]
+        filters = query.filters
+        parts: List[_Clause] = [where_kw]
+        if filters is not None:
+            parts.append(_clause(filters, lists=not self.flat_metadata))
         # An empty doc_ids/node_ids restricts nothing: VectorStoreIndex.as_retriever()
         # passes node_ids=[] for stores that keep the text (its own list is empty).
         if query.doc_ids:

@@ -646,12 +646,19 @@ class _WordEmbedding(BaseEmbedding):
         return self._vec(query)
 
 
-def test_vector_store_index_end_to_end(tmp_path: Path) -> None:
+@pytest.fixture()
+def mock_llm() -> Iterator[None]:
+    saved = Settings._llm
     Settings.llm = None  # type: ignore[assignment]  # a MockLLM: nothing reaches a network
+    yield
+    Settings._llm = saved
+
+
+def test_vector_store_index_end_to_end(tmp_path: Path, mock_llm: None) -> None:
     docs = [
         Document(id_="fruit", text="An apple and a banana. Apple pie.", metadata={"topic": "food", "year": 2020}),
         Document(id_="cars", text="The engine turns the wheel. Engine oil.", metadata={"topic": "cars", "year": 2022}),
-        Document(id_="nature", text="A river and a cherry tree by the river.", metadata={"topic": "nature", "year": 2024}),
+        Document(id_="nature", text="A river and a cherry tree by the river.", metadata={"topic": "x", "year": 2024}),
     ]
     store = SvdbVectorStore(str(tmp_path / "db"))
     try:
