@@ -106,9 +106,18 @@ def test_import_pysvdb_does_not_import_llama_index() -> None:
     )
     root = str(Path(pysvdb.__file__).resolve().parents[1])
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(Path(pysvdb.__file__).resolve())
+
+
+def test_without_llama_index_core_the_error_names_the_extra() -> None:
+    code = "import sys; sys.modules['llama_index.core'] = None; import pysvdb.llama_index"
+    root = str(Path(pysvdb.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "ImportError: pysvdb.llama_index needs llama-index-core: pip install pysvdb[llama-index]" in out.stderr
 
 
 def test_class_attributes(store: SvdbVectorStore) -> None:
