@@ -1,0 +1,647 @@
+"""Arrow, pandas and Parquet for pysvdb: tables in and out of a collection.
+
+Needs the optional extra ``pip install pysvdb[arrow]`` (pyarrow, pandas); this
+module is imported only by the methods that use it (``SvDBPython.add_arrow``,
+``to_arrow``, ... and the Chroma collection's), never by ``import pysvdb``.
+
+Tables read from a collection have the columns ``id`` (string),
+``embedding`` (``fixed_size_list<float32>[dim]``, one buffer for the whole
+batch) and ``metadata`` (each row's JSON text, null for a row without).
+Metadata stays JSON text because rows of one collection need not share keys
+or value types: a struct column would need one schema for every row, and
+Arrow would fill every missing key with null (which the filters treat as a
+value). ``pyarrow.compute`` and ``pandas.json_normalize`` parse it when one
+schema does fit.
+
+Bulk adds go batch by batch, each batch one library call (all or nothing). A
+``fixed_size_list<float32>`` column without nulls goes to C without a copy:
+its values buffer is viewed as an ``(n, dim)`` numpy array, which
+``SvDBPython.add`` hands to C as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from ._errors import InvalidArgumentError, InvalidTypeError, MetadataError
+from ._progress import RowProgress, check_progress
+
+try:
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+    import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
+    import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError("pysvdb's Arrow, pandas and Parquet support needs pyarrow: pip install 'pysvdb[arrow]' (%s)" % e) from None
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "Batch",
+    "Columns",
+    "as_batches",
+    "parquet_batches",
+    "dataframe_table",
+    "table_of",
+    "empty_table",
+    "write_batches",
+]
+
+#: Rows per library call in bulk adds and per batch read back: at dim 768,
+#: 30 MiB of float32 vectors, large enough that the call's fixed cost is lost.
+DEFAULT_BATCH_SIZE = 10_000
+
+#: Anything that yields record batches: a Table, a RecordBatch, a
+#: RecordBatchReader (or any object with ``__arrow_c_stream__``), or an
+#: iterable of RecordBatches or Tables.
+Source = Any
+MetadataColumn = Union[None, str, Sequence[str]]
+
+
+class Columns(NamedTuple):
+    """Where each field of a row comes from in an input table."""
+
+    id: str
+    embedding: Optional[str]
+    metadata: MetadataColumn = None
+    document: Optional[str] = None
+
+    def names(self) -> List[str]:
+        """The columns read, each once, in order."""
+        out: List[str] = [self.id]
+        if self.embedding is not None:
+            out.append(self.embedding)
+        if isinstance(self.metadata, str):
+            out.append(self.metadata)
+        elif self.metadata is not None:
+            out += list(self.metadata)
+        if self.document is not None:
+            out.append(self.document)
+        return list(dict.fromkeys(out))
+
+
+class Batch(NamedTuple):
+    """One input batch converted: ids, float32 vectors (or None), metadata
+    (JSON text or dicts, as asked; None when no metadata column), documents."""
+
+    ids: List[str]
+    vectors: Optional[npt.NDArray[np.float32]]
+    metadatas: Optional[List[Any]]
+    documents: Optional[List[Optional[str]]]
+
+
+# ---------------------------------------------------------------- checks
+
+
+def check_columns(cols: Columns) -> Columns:
+    """The column names given to a bulk add, checked before any table is read."""
+    for what, name in (("id_column", cols.id), ("embedding_column", cols.embedding), ("document_column", cols.document)):
+        if name is not None and not isinstance(name, str):
+            raise InvalidTypeError("%s must be a column name (str), not %s" % (what, type(name).__name__), -1)
+    if cols.embedding is None and cols.document is None:
+        raise InvalidArgumentError("embedding_column is None and there is no document_column to embed", -1)
+    m = cols.metadata
+    if m is not None and not isinstance(m, str):
+        if isinstance(m, (bytes, Mapping)) or not isinstance(m, Iterable):
+            raise InvalidTypeError("metadata_column must be a column name or a list of them, not %s" % type(m).__name__, -1)
+        m = list(m)
+        if not m or not all(isinstance(x, str) for x in m):
+            raise InvalidArgumentError("metadata_column must be a column name or a non-empty list of names", -1)
+        cols = cols._replace(metadata=m)
+    return cols
+
+
+def _is_text(t: Any) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def _is_list(t: Any) -> bool:
+    return bool(
+        pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t)
+        or pa.types.is_large_list_view(t)
+    )
+
+
+def _is_number(t: Any) -> bool:
+    return bool(pa.types.is_floating(t) or pa.types.is_integer(t))
+
+
+def check_schema(schema: Any, cols: Columns) -> None:
+    """Every column the add reads exists and has a type it can take; raises
+    before anything is written, naming the column and its type."""
+    names = list(schema.names)
+    for name in cols.names():
+        if name not in names:
+            raise InvalidArgumentError("column %r is not in the table (its columns: %s)" % (name, ", ".join(names)), -1)
+    t = schema.field(cols.id).type
+    if not _is_text(t):
+        raise InvalidTypeError(
+            "id column %r must hold strings, not %s (cast it: table.set_column(..., pc.cast(col, pa.string())))" % (cols.id, t),
+            -1,
+        )
+    if cols.embedding is not None:
+        t = schema.field(cols.embedding).type
+        if not (_is_list(t) and _is_number(t.value_type)):
+            raise InvalidTypeError(
+                "embedding column %r must be a list of numbers (fixed_size_list<float32>[dim] is passed without a copy), "
+                "not %s" % (cols.embedding, t),
+                -1,
+            )
+    if cols.document is not None:
+        t = schema.field(cols.document).type
+        if not _is_text(t):
+            raise InvalidTypeError("document column %r must hold strings, not %s" % (cols.document, t), -1)
+    if isinstance(cols.metadata, str):
+        t = schema.field(cols.metadata).type
+        if not (_is_text(t) or pa.types.is_struct(t) or pa.types.is_map(t)):
+            raise InvalidTypeError(
+                "metadata column %r must hold JSON object text, structs or maps, not %s" % (cols.metadata, t), -1
+            )
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _rebatch(batches: Iterable[Any], batch_size: int) -> Iterator[Any]:
+    """Each batch, cut into slices of at most batch_size rows (slices share the buffers)."""
+    for b in batches:
+        if isinstance(b, pa.Table):
+            yield from b.to_batches(max_chunksize=batch_size)
+            continue
+        if not isinstance(b, pa.RecordBatch):
+            raise InvalidTypeError("a bulk add reads pyarrow RecordBatches or Tables, not %s" % type(b).__name__, -1)
+        for start in range(0, b.num_rows, batch_size):
+            yield b.slice(start, batch_size)
+
+
+def as_batches(source: Source, batch_size: int) -> "tuple[Optional[Any], Optional[int], Iterator[Any]]":
+    """(schema, or None when only the first batch will tell; rows, or None
+    when unknown; the batches of at most batch_size rows)."""
+    if isinstance(source, pa.Table):
+        return source.schema, source.num_rows, iter(source.to_batches(max_chunksize=batch_size))
+    if isinstance(source, pa.RecordBatch):
+        return source.schema, source.num_rows, _rebatch([source], batch_size)
+    if isinstance(source, pa.RecordBatchReader):
+        return source.schema, None, _rebatch(source, batch_size)
+    if hasattr(source, "__arrow_c_stream__") and not hasattr(source, "to_batches"):
+        reader = pa.RecordBatchReader.from_stream(source)
+        return reader.schema, None, _rebatch(reader, batch_size)
+    if _is_dataframe(source):
+        raise InvalidTypeError("a pandas DataFrame goes to add_dataframe(), not add_arrow()", -1)
+    if isinstance(source, (str, bytes, os.PathLike)):
+        raise InvalidTypeError("a file path goes to add_parquet(), not add_arrow()", -1)
+    if isinstance(source, Iterable):
+        return None, None, _rebatch(source, batch_size)
+    raise InvalidTypeError(
+        "add_arrow takes a pyarrow Table, RecordBatch, RecordBatchReader or an iterable of RecordBatches, not %s"
+        % type(source).__name__,
+        -1,
+    )
+
+
+def parquet_batches(path: Any, cols: Columns, batch_size: int) -> "tuple[Any, int, Iterator[Any], Any]":
+    """(schema, rows, batches, the open file to close): a Parquet file read a
+    batch at a time, only the columns the add needs."""
+    try:
+        f = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as e:
+        raise InvalidArgumentError("cannot read %r as Parquet: %s" % (os.fspath(path) if isinstance(path, (str, os.PathLike)) else path, e), -1) from None
+    schema = f.schema_arrow
+    check_schema(schema, cols)
+    return schema, f.metadata.num_rows, f.iter_batches(batch_size=batch_size, columns=cols.names()), f
+
+
+def _is_dataframe(x: object) -> bool:
+    return type(x).__name__ == "DataFrame" and type(x).__module__.startswith("pandas")
+
+
+def dataframe_table(df: Any, cols: Columns) -> Any:
+    """The columns an add reads of a pandas DataFrame, as an Arrow table. An
+    embedding column of numpy arrays (or lists) becomes a list column; one of
+    ``pd.ArrowDtype(fixed_size_list)`` passes its buffer through."""
+    if not _is_dataframe(df):
+        raise InvalidTypeError("add_dataframe takes a pandas DataFrame, not %s" % type(df).__name__, -1)
+    names = [str(c) for c in df.columns]
+    missing = [c for c in cols.names() if c not in names]
+    if missing:
+        raise InvalidArgumentError(
+            "column %r is not in the DataFrame (its columns: %s)" % (missing[0], ", ".join(names)), -1
+        )
+    try:
+        return pa.Table.from_pandas(df[cols.names()], preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError) as e:
+        raise InvalidArgumentError("cannot convert the DataFrame's columns to Arrow: %s" % e, -1) from None
+
+
+# ---------------------------------------------------------------- batch conversion
+
+
+def _column(batch: Any, name: str) -> Any:
+    a = batch.column(name)
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+
+
+def _first_null(a: Any) -> int:
+    return int(pc.index(a.is_null(), True).as_py())
+
+
+def _ids(batch: Any, name: str, first_row: int) -> List[str]:
+    a = _column(batch, name)
+    if a.null_count:
+        raise InvalidArgumentError("id column %r is null in row %d" % (name, first_row + _first_null(a)), -1)
+    out: List[str] = a.to_pylist()
+    return out
+
+
+def _vectors(batch: Any, name: str, first_row: int) -> npt.NDArray[np.float32]:
+    """The embedding column as an (n, dim) float32 array: a view of the Arrow
+    buffer when it is a fixed_size_list<float32> without nulls, else a copy."""
+    a = _column(batch, name)
+    n = len(a)
+    if a.null_count:
+        raise InvalidArgumentError("embedding column %r is null in row %d" % (name, first_row + _first_null(a)), -1)
+    t = a.type
+    if pa.types.is_fixed_size_list(t):
+        dim = int(t.list_size)
+    else:
+        lengths = pc.list_value_length(a).to_numpy(zero_copy_only=False)
+        dim = int(lengths[0]) if n else 0
+        bad = np.flatnonzero(lengths != dim)
+        if len(bad):
+            i = int(bad[0])
+            raise InvalidArgumentError(
+                "embedding column %r is ragged: row %d has %d values, row %d has %d"
+                % (name, first_row + i, int(lengths[i]), first_row, dim),
+                -1,
+            )
+    values = a.flatten()  # the rows' values only (a slice's offset applied), no copy for a fixed-size list
+    if values.null_count:
+        i = _first_null(values) // max(dim, 1)
+        raise InvalidArgumentError("embedding column %r has a null value in row %d" % (name, first_row + i), -1)
+    if pa.types.is_float32(values.type):
+        flat = values.to_numpy(zero_copy_only=True)
+    else:
+        flat = values.to_numpy(zero_copy_only=False).astype(np.float32)
+    return flat.reshape(n, dim)  # type: ignore[no-any-return]
+
+
+def _drop_nulls(d: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+    """A struct row or a row of scalar columns without its null fields: Arrow
+    fills a missing key with null, and a row should not gain keys it never had."""
+    if d is None:
+        return None
+    out = {k: v for k, v in d.items() if v is not None}
+    return out or None
+
+
+def _metadatas(batch: Any, col: MetadataColumn, first_row: int, as_text: bool) -> Optional[List[Any]]:
+    """Each row's metadata: JSON text (as_text) or a dict; None for a row without."""
+    if col is None:
+        return None
+    rows: List[Any]
+    if isinstance(col, str):
+        a = _column(batch, col)
+        if _is_text(a.type):
+            rows = a.to_pylist()
+            if as_text:
+                return rows
+            return [_parse(t, col, first_row + i) for i, t in enumerate(rows)]
+        if pa.types.is_map(a.type):
+            rows = [None if r is None else dict(r) for r in a.to_pylist()]
+        else:
+            rows = [_drop_nulls(r) for r in a.to_pylist()]
+    else:
+        rows = [_drop_nulls(r) for r in batch.select(list(col)).to_pylist()]
+    if not as_text:
+        return rows
+    return [_dump(r, first_row + i) for i, r in enumerate(rows)]
+
+
+def _parse(text: Optional[str], col: str, row: int) -> Optional[Dict[str, Any]]:
+    if text is None:
+        return None
+    try:
+        d = json.loads(text)
+    except ValueError as e:
+        raise MetadataError("metadata column %r, row %d: not JSON: %s" % (col, row, e), -14) from None
+    if not isinstance(d, dict):
+        raise MetadataError("metadata column %r, row %d: not a JSON object" % (col, row), -14)
+    return d or None
+
+
+def _dump(d: Optional[Dict[str, Any]], row: int) -> Optional[str]:
+    if d is None:
+        return None
+    try:
+        return json.dumps(d, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise MetadataError("metadata of row %d cannot be stored as JSON: %s (cast the column first)" % (row, e), -14) from None
+
+
+def convert(batch: Any, cols: Columns, first_row: int, *, metadata_as_text: bool) -> Batch:
+    """One record batch as the lists and arrays an add takes; raises before
+    any write on a null id, a null or ragged vector, or bad metadata."""
+    ids = _ids(batch, cols.id, first_row)
+    vecs = _vectors(batch, cols.embedding, first_row) if cols.embedding is not None else None
+    metas = _metadatas(batch, cols.metadata, first_row, metadata_as_text)
+    docs: Optional[List[Optional[str]]] = None
+    if cols.document is not None:
+        docs = _column(batch, cols.document).to_pylist()
+    return Batch(ids, vecs, metas, docs)
+
+
+# ---------------------------------------------------------------- the bulk add loop
+
+
+def write_batches(
+    schema: Optional[Any],
+    total: Optional[int],
+    batches: Iterator[Any],
+    cols: Columns,
+    write: Callable[[Batch], None],
+    *,
+    metadata_as_text: bool,
+    atomic: bool,
+    progress: object,
+    engine_progress: Optional[Callable[[Optional[Callable[[str, int, int], None]]], Any]] = None,
+) -> int:
+    """Converts and writes each batch (one ``write`` call per batch, all or
+    nothing each) and returns the rows written. With ``atomic``, every batch
+    is converted first and written in one call. ``engine_progress(fn)``
+    installs (fn) or removes (None) a report of the engine's steps."""
+    check_progress(progress)
+    if schema is not None:
+        check_schema(schema, cols)
+    done = 0
+    with RowProgress(progress, total, "adding") as bar:
+        if engine_progress is not None and bar.enabled:
+            engine_progress(bar.step)
+        try:
+            if atomic:
+                b = _concat([convert(x, cols, i, metadata_as_text=metadata_as_text) for i, x in _numbered(batches, cols, schema)])
+                if b is not None:
+                    write(b)
+                    done = len(b.ids)
+                    bar.update(done)
+                return done
+            for first, rb in _numbered(batches, cols, schema):
+                b = convert(rb, cols, first, metadata_as_text=metadata_as_text)
+                if not b.ids:
+                    continue
+                write(b)
+                done += len(b.ids)
+                bar.update(len(b.ids))
+        finally:
+            if engine_progress is not None and bar.enabled:
+                engine_progress(None)
+    return done
+
+
+def _numbered(batches: Iterator[Any], cols: Columns, schema: Optional[Any]) -> Iterator["tuple[int, Any]"]:
+    """(row number of its first row, batch); a stream's batches have their
+    schema checked one by one (its schema is not known before)."""
+    first = 0
+    for b in batches:
+        if schema is None:
+            check_schema(b.schema, cols)
+        yield first, b
+        first += b.num_rows
+
+
+def _concat(parts: List[Batch]) -> Optional[Batch]:
+    parts = [p for p in parts if p.ids]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    ids = [i for p in parts for i in p.ids]
+    vecs = None
+    if parts[0].vectors is not None:
+        dims = {int(p.vectors.shape[1]) for p in parts if p.vectors is not None}
+        if len(dims) > 1:
+            raise InvalidArgumentError("the batches' embeddings have different dimensions: %s" % sorted(dims), -1)
+        vecs = np.concatenate([p.vectors for p in parts if p.vectors is not None])
+    metas = None if parts[0].metadatas is None else [m for p in parts for m in (p.metadatas or [])]
+    docs = None if parts[0].documents is None else [d for p in parts for d in (p.documents or [])]
+    return Batch(ids, vecs, metas, docs)
+
+
+# ---------------------------------------------------------------- output tables
+
+
+def schema_of(dim: int, *, vectors: bool, metadata: bool, document: bool = False) -> Any:
+    fields = [pa.field("id", pa.string(), nullable=False)]
+    if vectors:
+        fields.append(pa.field("embedding", pa.list_(pa.float32(), dim), nullable=False))
+    if metadata:
+        fields.append(pa.field("metadata", pa.string()))
+    if document:
+        fields.append(pa.field("document", pa.string()))
+    return pa.schema(fields)
+
+
+def table_of(
+    ids: List[str],
+    vectors: Optional[npt.NDArray[np.float32]],
+    metadatas: Optional[Sequence[Optional[str]]],
+    dim: int,
+    documents: Optional[Sequence[Optional[str]]] = None,
+    *,
+    vectors_col: bool,
+    metadata_col: bool,
+) -> Any:
+    """A record batch of the rows: the embedding column is built on the one
+    (n, dim) buffer, without a Python loop per row."""
+    schema = schema_of(dim, vectors=vectors_col, metadata=metadata_col, document=documents is not None)
+    arrays = [pa.array(ids, type=pa.string())]
+    if vectors_col:
+        flat = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1) if vectors is not None else np.empty(0, np.float32)
+        arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), dim))
+    if metadata_col:
+        arrays.append(pa.array(list(metadatas) if metadatas is not None else [None] * len(ids), type=pa.string()))
+    if documents is not None:
+        arrays.append(pa.array(list(documents), type=pa.string()))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def empty_table(dim: int, *, vectors: bool, metadata: bool) -> Any:
+    return schema_of(dim, vectors=vectors, metadata=metadata).empty_table()
+
+
+def to_pandas(table: Any) -> Any:
+    """The table as a DataFrame: ``embedding`` holds one float32 numpy array
+    per row (``np.stack(df.embedding)`` makes the (n, dim) matrix)."""
+    return table.to_pandas()
+
+
+# ---------------------------------------------------------------- SvDBPython's methods
+
+
+def check_batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise InvalidTypeError("batch_size must be an int, not %s" % type(batch_size).__name__, -1)
+    if batch_size < 1:
+        raise InvalidArgumentError("batch_size must be at least 1, not %d" % batch_size, -1)
+    return int(batch_size)
+
+
+def iter_rows(
+    db: Any,
+    ids: Optional[Sequence[str]],
+    where: Any,
+    where_document: Any,
+    *,
+    vectors: bool,
+    metadata: bool,
+    batch_size: object,
+) -> Iterator[Any]:
+    """The matching rows in insertion order, batch_size rows per RecordBatch.
+
+    The ids are chosen once (one ``select``); each batch then reads its
+    vectors and metadata in one ``get_batch`` call, so a batch is one
+    consistent view, and a row deleted in between is left out.
+    """
+    size = check_batch_size(batch_size)
+    chosen: List[str] = db.select(where=where, where_document=where_document, ids=ids).ids
+    dim = int(db.dim or 0)
+    for start in range(0, len(chosen), size):
+        chunk = chosen[start : start + size]
+        vecs, metas = None, None
+        if vectors or metadata:
+            r = db.get_batch(chunk, metadata=metadata, vectors=vectors)
+            vecs, metas = r.vectors, r.metadatas
+            if not r.found.all():  # deleted since the select
+                keep = np.flatnonzero(r.found)
+                chunk = [chunk[i] for i in keep]
+                vecs = vecs[keep] if vecs is not None else None
+                metas = [metas[i] for i in keep] if metas is not None else None
+        yield table_of(chunk, vecs, metas, dim, vectors_col=vectors, metadata_col=metadata)
+
+
+def read_table(db: Any, ids: Optional[Sequence[str]], where: Any, where_document: Any, *, vectors: bool, metadata: bool, batch_size: object) -> Any:
+    batches = list(iter_rows(db, ids, where, where_document, vectors=vectors, metadata=metadata, batch_size=batch_size))
+    schema = schema_of(int(db.dim or 0), vectors=vectors, metadata=metadata)
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def _writer(db: Any, upsert: bool) -> Callable[[Batch], None]:
+    put = db.upsert if upsert else db.add
+
+    def write(b: Batch) -> None:
+        put(b.ids, b.vectors, b.metadatas)
+
+    return write
+
+
+def add_source(
+    db: Any,
+    kind: str,
+    source: Any,
+    *,
+    id_column: str,
+    embedding_column: str,
+    metadata_column: MetadataColumn,
+    upsert: bool,
+    batch_size: object,
+    atomic: bool,
+    progress: object,
+) -> int:
+    """SvDBPython.add_arrow / add_dataframe / add_parquet: rows written."""
+    if embedding_column is None:
+        raise InvalidArgumentError("embedding_column is None: SvDBPython needs the vectors", -1)
+    cols = check_columns(Columns(id_column, embedding_column, metadata_column))
+    return add_columns(db, kind, source, cols, _writer(db, upsert), batch_size=batch_size, atomic=atomic, progress=progress, metadata_as_text=True)
+
+
+def add_columns(
+    db: Any,
+    kind: str,
+    source: Any,
+    cols: Columns,
+    write: Callable[[Batch], None],
+    *,
+    batch_size: object,
+    atomic: bool,
+    progress: object,
+    metadata_as_text: bool,
+) -> int:
+    """The bulk add of kind "arrow", "dataframe" or "parquet", batch by batch through write."""
+    size = check_batch_size(batch_size)
+    check_progress(progress)
+    opened = None
+    total: Optional[int]
+    if kind == "parquet":
+        schema, total, batches, opened = parquet_batches(source, cols, size)
+    elif kind == "dataframe":
+        table = dataframe_table(source, cols)
+        schema, total, batches = table.schema, table.num_rows, iter(table.to_batches(max_chunksize=size))
+    else:
+        schema, total, batches = as_batches(source, size)
+    try:
+        return write_batches(
+            schema, total, batches, cols, write, metadata_as_text=metadata_as_text, atomic=atomic, progress=progress
+        )
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+# ---------------------------------------------------------------- the Chroma collection's methods
+
+
+def chroma_table(result: Mapping[str, Any], dim: int) -> Any:
+    """A Chroma ``get`` result as a table: ``id``, then what ``include`` asked
+    for among ``embedding``, ``metadata`` (JSON text of the user's keys),
+    ``document`` and ``uri``."""
+    ids: List[str] = list(result["ids"])
+    fields = [pa.field("id", pa.string(), nullable=False)]
+    arrays = [pa.array(ids, type=pa.string())]
+    emb = result.get("embeddings")
+    if emb is not None:
+        vecs = np.asarray(emb, dtype=np.float32)
+        d = int(vecs.shape[1]) if vecs.ndim == 2 else dim
+        flat = np.ascontiguousarray(vecs).reshape(-1)
+        fields.append(pa.field("embedding", pa.list_(pa.float32(), d), nullable=False))
+        arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), d))
+    metas = result.get("metadatas")
+    if metas is not None:
+        fields.append(pa.field("metadata", pa.string()))
+        arrays.append(pa.array([_dump(m, i) for i, m in enumerate(metas)], type=pa.string()))
+    for key, name in (("documents", "document"), ("uris", "uri")):
+        col = result.get(key)
+        if col is not None:
+            fields.append(pa.field(name, pa.string()))
+            arrays.append(pa.array(list(col), type=pa.string()))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def chroma_add(
+    collection: Any,
+    kind: str,
+    source: Any,
+    *,
+    id_column: str,
+    embedding_column: Optional[str],
+    metadata_column: MetadataColumn,
+    document_column: Optional[str],
+    upsert: bool,
+    batch_size: object,
+    max_batch_size: int,
+    progress: object,
+) -> int:
+    """Collection.add_arrow / add_dataframe / add_parquet: each batch is one
+    ``Collection.add`` (or ``upsert``) call, with ChromaDB's checks and the
+    collection's embedding function for rows without an embedding column."""
+    size = check_batch_size(batch_size)
+    if size > max_batch_size:
+        raise InvalidArgumentError("batch_size %d is over the collection's max batch size %d" % (size, max_batch_size), -1)
+    cols = check_columns(Columns(id_column, embedding_column, metadata_column, document_column))
+    put = collection.upsert if upsert else collection.add
+
+    def write(b: Batch) -> None:
+        put(ids=b.ids, embeddings=b.vectors, metadatas=b.metadatas, documents=b.documents)
+
+    return add_columns(collection, kind, source, cols, write, batch_size=size, atomic=False, progress=progress, metadata_as_text=False)
