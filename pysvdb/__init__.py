@@ -54,6 +54,8 @@ from ._db import (
     Metadata,
     Metric,
     OpenMode,
+    ProgressFn,
+    ProgressOp,
     StorageType,
     SvDBPython,
     Vector,

@@ -10,6 +10,7 @@ import threading
 import weakref
 from typing import (
     Any,
+    Callable,
     Dict,
     Iterable,
     List,
@@ -53,6 +54,8 @@ __all__ = [
     "Matrix",
     "Metadata",
     "Where",
+    "ProgressFn",
+    "ProgressOp",
 ]
 
 #: Distance metric names (see docs/python.md): squared L2, 1 - cosine, 1 - dot.
@@ -75,6 +78,10 @@ Matrix = Union[npt.NDArray[Any], Sequence[Vector]]
 Metadata = Union[str, Mapping[str, Any], None]
 #: A metadata filter (Chroma-style where clause): a dict or its JSON text.
 Where = Union[str, Mapping[str, Any]]
+#: What a long operation reports progress of (see SvDBPython.set_progress_handler).
+ProgressOp = Literal["write", "link", "checkpoint", "verify"]
+#: A progress handler: called with (op, done, total); a truthy return cancels.
+ProgressFn = Callable[[ProgressOp, int, int], Optional[bool]]
 
 _METRICS = {"l2": int(lib.SVDB_METRIC_L2), "cosine": int(lib.SVDB_METRIC_COSINE), "ip": int(lib.SVDB_METRIC_IP)}
 _METRIC_NAMES = {v: k for k, v in _METRICS.items()}
@@ -99,6 +106,56 @@ _F32 = np.dtype(np.float32)
 # cffi types looked up once for ffi.new: a type given as a string is looked up on every use.
 _CHARS = ffi.typeof("char[]")
 _CHAR_PTRS = ffi.typeof("char *[]")
+_ECANCELED = int(lib.SVDB_ECANCELED)
+_PROGRESS_OPS: Dict[int, ProgressOp] = {
+    int(lib.SVDB_PROGRESS_WRITE): "write",
+    int(lib.SVDB_PROGRESS_LINK): "link",
+    int(lib.SVDB_PROGRESS_CHECKPOINT): "checkpoint",
+    int(lib.SVDB_PROGRESS_VERIFY): "verify",
+}
+
+
+class _Progress:
+    """One handler installed on a handle (ctx of the C callback)."""
+
+    __slots__ = ("fn", "cdata")
+
+    def __init__(self, fn: ProgressFn) -> None:
+        self.fn = fn
+        self.cdata: Any = ffi.new_handle(self)
+
+
+# What a progress handler raised (a KeyboardInterrupt from Ctrl-C, say), per
+# thread: the handler runs on the thread that made the call, so the call,
+# once C has undone its work, raises it instead of CanceledError.
+_progress_raised = threading.local()
+
+
+def _progress_take() -> Optional[BaseException]:
+    e: Optional[BaseException] = getattr(_progress_raised, "exc", None)
+    _progress_raised.exc = None
+    return e
+
+
+def _progress_error(exc_type: Any, exc: Optional[BaseException], tb: Any) -> int:
+    # An exception raised before _progress_call's try (a signal is delivered
+    # at the first bytecode of the callback): cancel and keep it as well.
+    _progress_raised.exc = exc
+    return 1
+
+
+def _progress_call(ctx: Any, op: int, done: int, total: int) -> int:
+    try:
+        state: _Progress = ffi.from_handle(ctx)
+        return 1 if state.fn(_PROGRESS_OPS.get(op, "write"), int(done), int(total)) else 0
+    except BaseException as e:  # noqa: B902 - KeyboardInterrupt must cancel the C call too
+        _progress_raised.exc = e
+        return 1
+
+
+# One C callback serves every handle (ctx says which): cffi callbacks are
+# costly to create and must outlive every call that may invoke them.
+_progress_trampoline: Any = ffi.callback("svdb_progress_fn", _progress_call, onerror=_progress_error)
 
 
 class BatchResult(NamedTuple):
@@ -607,7 +664,7 @@ class SvDBPython:
         CorruptError, FormatVersionError, SvDBIOError: the files cannot be read.
     """
 
-    __slots__ = ("_handle", "_close_lock", "_path", "_durability", "_pid", "__weakref__")
+    __slots__ = ("_handle", "_close_lock", "_path", "_durability", "_pid", "_progress", "_progress_old", "__weakref__")
 
     def __init__(
         self,
@@ -632,6 +689,10 @@ class SvDBPython:
     ) -> None:
         self._handle: Any = None
         self._close_lock = threading.Lock()
+        self._progress: Optional[_Progress] = None
+        # Replaced handlers stay alive until close: a call in another thread
+        # may still be running with the old one's context pointer.
+        self._progress_old: List[_Progress] = []
         self._pid = os.getpid()
         try:
             fspath = os.fspath(path)
@@ -698,11 +759,18 @@ class SvDBPython:
             raise self._closed_error()
         return h
 
-    def _fail(self, rc: int) -> SvDBError:
-        """The exception for a failed call on this handle."""
+    def _fail(self, rc: int) -> BaseException:
+        """The exception for a failed call on this handle: for a call that
+        the progress handler canceled by raising, what it raised."""
         if rc == _EMISUSE and self._handle is None:  # close() retired the token under the call
             return self._closed_error()
-        return _error(rc)
+        err = _error(rc)
+        if rc == _ECANCELED:
+            raised = _progress_take()
+            if raised is not None:
+                raised.__context__ = err
+                return raised
+        return err
 
     def _ok(self, rc: int) -> None:
         if rc != 0:
@@ -755,7 +823,13 @@ class SvDBPython:
                 return  # closed, or inherited from the parent by fork (see _forget_in_child)
             self._handle = None
         _open_handles.discard(self)
-        _check(lib.svdb_close(h))  # waits in C for the calls in flight
+        rc = lib.svdb_close(h)  # waits in C for the calls in flight
+        try:
+            if rc != 0:
+                raise self._fail(rc)
+        finally:
+            self._progress = None
+            self._progress_old.clear()
 
     @property
     def closed(self) -> bool:
@@ -793,6 +867,32 @@ class SvDBPython:
         """
         h = self._acquire()
         self._ok(lib.svdb_index_wait(h))
+
+    def set_progress_handler(self, fn: Optional[ProgressFn]) -> None:
+        """Installs ``fn`` as this handle's progress handler (None removes it).
+
+        As SQLite's ``sqlite3_progress_handler``, one handler serves every
+        long operation of the handle: checking a batch's rows (``"write"``),
+        linking them into the HNSW graph (``"link"``), checkpoints, automatic
+        ones and close's included (``"checkpoint"``), and :meth:`verify`
+        (``"verify"``). It is called as ``fn(op, done, total)`` on the thread
+        that made the call, at most every few tens of milliseconds. A truthy
+        return cancels the operation: it undoes what it did and raises
+        :class:`CanceledError`. An exception raised by ``fn`` (a
+        ``KeyboardInterrupt`` from Ctrl-C included) cancels it too, and is
+        then raised from the call. ``fn`` must not call this handle.
+        """
+        h = self._acquire()
+        if fn is not None and not callable(fn):
+            raise InvalidTypeError("progress handler must be callable or None, not %s" % _typename(fn), -1)
+        state = _Progress(fn) if fn is not None else None
+        if state is None:
+            self._ok(lib.svdb_progress_handler(h, ffi.NULL, ffi.NULL))
+        else:
+            self._ok(lib.svdb_progress_handler(h, _progress_trampoline, state.cdata))
+        if self._progress is not None:
+            self._progress_old.append(self._progress)
+        self._progress = state
 
     def index_pending(self) -> int:
         """The number of rows waiting to be linked (0 without background indexing)."""
