@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Union
+from contextlib import contextmanager, nullcontext
+from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
 
-from ._errors import InvalidArgumentError, InvalidTypeError, MetadataError
+from ._errors import InvalidArgumentError, InvalidTypeError, MetadataError, SvDBError
 from ._progress import RowProgress, check_progress
 
 try:
@@ -189,8 +190,6 @@ def as_batches(source: Source, batch_size: int) -> "tuple[Optional[Any], Optiona
     if hasattr(source, "__arrow_c_stream__") and not hasattr(source, "to_batches"):
         reader = pa.RecordBatchReader.from_stream(source)
         return reader.schema, None, _rebatch(reader, batch_size)
-    if _is_dataframe(source):
-        raise InvalidTypeError("a pandas DataFrame goes to add_dataframe(), not add_arrow()", -1)
     if isinstance(source, (str, bytes, os.PathLike)):
         raise InvalidTypeError("a file path goes to add_parquet(), not add_arrow()", -1)
     if isinstance(source, Iterable):
@@ -310,7 +309,7 @@ def _metadatas(batch: Any, col: MetadataColumn, first_row: int, as_text: bool) -
                 return rows
             return [_parse(t, col, first_row + i) for i, t in enumerate(rows)]
         if pa.types.is_map(a.type):
-            rows = [None if r is None else dict(r) for r in a.to_pylist()]
+            rows = [None if r is None else _drop_nulls(dict(r)) for r in a.to_pylist()]
         else:
             rows = [_drop_nulls(r) for r in a.to_pylist()]
     else:
@@ -366,38 +365,43 @@ def write_batches(
     metadata_as_text: bool,
     atomic: bool,
     progress: object,
-    engine_progress: Optional[Callable[[Optional[Callable[[str, int, int], None]]], Any]] = None,
+    around: Optional[Callable[[RowProgress], ContextManager[None]]] = None,
 ) -> int:
     """Converts and writes each batch (one ``write`` call per batch, all or
     nothing each) and returns the rows written. With ``atomic``, every batch
-    is converted first and written in one call. ``engine_progress(fn)``
-    installs (fn) or removes (None) a report of the engine's steps."""
+    is converted first and written in one call. ``around(bar)`` is entered
+    for the whole loop (the engine's reports)."""
     check_progress(progress)
     if schema is not None:
         check_schema(schema, cols)
     done = 0
-    with RowProgress(progress, total, "adding") as bar:
-        if engine_progress is not None and bar.enabled:
-            engine_progress(bar.step)
-        try:
-            if atomic:
-                b = _concat([convert(x, cols, i, metadata_as_text=metadata_as_text) for i, x in _numbered(batches, cols, schema)])
-                if b is not None:
-                    write(b)
-                    done = len(b.ids)
-                    bar.update(done)
-                return done
-            for first, rb in _numbered(batches, cols, schema):
-                b = convert(rb, cols, first, metadata_as_text=metadata_as_text)
-                if not b.ids:
-                    continue
+    with RowProgress(progress, total, "adding") as bar, (around(bar) if around is not None else nullcontext()):
+        if atomic:
+            b = _concat([convert(x, cols, i, metadata_as_text=metadata_as_text) for i, x in _numbered(batches, cols, schema)])
+            if b is not None:
                 write(b)
-                done += len(b.ids)
-                bar.update(len(b.ids))
-        finally:
-            if engine_progress is not None and bar.enabled:
-                engine_progress(None)
+                done = len(b.ids)
+                bar.update(done)
+            return done
+        for first, rb in _numbered(batches, cols, schema):
+            b = convert(rb, cols, first, metadata_as_text=metadata_as_text)
+            if not b.ids:
+                continue
+            try:
+                write(b)
+            except SvDBError as e:
+                raise _located(e, first) from None
+            done += len(b.ids)
+            bar.update(len(b.ids))
     return done
+
+
+def _located(e: SvDBError, first: int) -> SvDBError:
+    """The library's error about a batch (its rows counted from 0), saying
+    where that batch starts in the input."""
+    if first == 0 or type(e).__module__ != SvDBError.__module__:  # ChromaDB's errors keep ChromaDB's words
+        return e
+    return type(e)("%s (in the batch that starts at row %d of the input)" % (e.message, first), e.__dict__.get("code"))
 
 
 def _numbered(batches: Iterator[Any], cols: Columns, schema: Optional[Any]) -> Iterator["tuple[int, Any]"]:
@@ -553,7 +557,34 @@ def add_source(
     if embedding_column is None:
         raise InvalidArgumentError("embedding_column is None: SvDBPython needs the vectors", -1)
     cols = check_columns(Columns(id_column, embedding_column, metadata_column))
-    return add_columns(db, kind, source, cols, _writer(db, upsert), batch_size=batch_size, atomic=atomic, progress=progress, metadata_as_text=True)
+    return add_columns(
+        db, kind, source, cols, _writer(db, upsert), batch_size=batch_size, atomic=atomic, progress=progress,
+        metadata_as_text=True, around=lambda bar: _engine_reports(db, bar),
+    )
+
+
+@contextmanager
+def _engine_reports(db: Any, bar: RowProgress) -> Iterator[None]:
+    """For the whole bulk add, a progress handler on db that shows the
+    engine's steps of a long batch under the row bar, and calls the handler
+    the user installed (whose answer still cancels). Installed even without
+    a bar: Ctrl-C during a long batch then cancels that batch in C (the
+    handler is where Python raises the KeyboardInterrupt) instead of waiting
+    for it to finish."""
+    state = db._progress
+    user: Optional[Callable[[str, int, int], Optional[bool]]] = state.fn if state is not None else None
+
+    def report(op: str, done: int, total: int) -> Optional[bool]:
+        bar.step(op, done, total)
+        return user(op, done, total) if user is not None else None
+
+    db.set_progress_handler(report)
+    try:
+        yield
+    finally:
+        bar.end_step()
+        if not db.closed:
+            db.set_progress_handler(user)
 
 
 def add_columns(
@@ -567,12 +598,15 @@ def add_columns(
     atomic: bool,
     progress: object,
     metadata_as_text: bool,
+    around: Optional[Callable[[RowProgress], ContextManager[None]]] = None,
 ) -> int:
     """The bulk add of kind "arrow", "dataframe" or "parquet", batch by batch through write."""
     size = check_batch_size(batch_size)
     check_progress(progress)
     opened = None
     total: Optional[int]
+    if kind == "arrow" and _is_dataframe(source):  # pandas 3 DataFrames are Arrow streams too: same path
+        kind = "dataframe"
     if kind == "parquet":
         schema, total, batches, opened = parquet_batches(source, cols, size)
     elif kind == "dataframe":
@@ -582,7 +616,8 @@ def add_columns(
         schema, total, batches = as_batches(source, size)
     try:
         return write_batches(
-            schema, total, batches, cols, write, metadata_as_text=metadata_as_text, atomic=atomic, progress=progress
+            schema, total, batches, cols, write, metadata_as_text=metadata_as_text, atomic=atomic, progress=progress,
+            around=around,
         )
     finally:
         if opened is not None:
