@@ -24,7 +24,20 @@ from __future__ import annotations
 import json
 import os
 from contextlib import contextmanager, nullcontext
-from typing import Any, Callable, ContextManager, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Union
+from typing import (
+    Any,
+    Callable,
+    ContextManager,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Union,
+)
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +50,9 @@ try:
     import pyarrow.compute as pc  # type: ignore[import-untyped, unused-ignore]
     import pyarrow.parquet as pq  # type: ignore[import-untyped, unused-ignore]
 except ImportError as e:  # pragma: no cover - depends on the environment
-    raise ImportError("pysvdb's Arrow, pandas and Parquet support needs pyarrow: pip install 'pysvdb[arrow]' (%s)" % e) from None
+    raise ImportError(
+        "pysvdb's Arrow, pandas and Parquet support needs pyarrow: pip install 'pysvdb[arrow]' (%s)" % e
+    ) from None
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -99,7 +114,8 @@ class Batch(NamedTuple):
 
 def check_columns(cols: Columns) -> Columns:
     """The column names given to a bulk add, checked before any table is read."""
-    for what, name in (("id_column", cols.id), ("embedding_column", cols.embedding), ("document_column", cols.document)):
+    named = (("id_column", cols.id), ("embedding_column", cols.embedding), ("document_column", cols.document))
+    for what, name in named:
         if name is not None and not isinstance(name, str):
             raise InvalidTypeError("%s must be a column name (str), not %s" % (what, type(name).__name__), -1)
     if cols.embedding is None and cols.document is None:
@@ -107,7 +123,9 @@ def check_columns(cols: Columns) -> Columns:
     m = cols.metadata
     if m is not None and not isinstance(m, str):
         if isinstance(m, (bytes, Mapping)) or not isinstance(m, Iterable):
-            raise InvalidTypeError("metadata_column must be a column name or a list of them, not %s" % type(m).__name__, -1)
+            raise InvalidTypeError(
+                "metadata_column must be a column name or a list of them, not %s" % type(m).__name__, -1
+            )
         m = list(m)
         if not m or not all(isinstance(x, str) for x in m):
             raise InvalidArgumentError("metadata_column must be a column name or a non-empty list of names", -1)
@@ -140,15 +158,15 @@ def check_schema(schema: Any, cols: Columns) -> None:
     t = schema.field(cols.id).type
     if not _is_text(t):
         raise InvalidTypeError(
-            "id column %r must hold strings, not %s (cast it: table.set_column(..., pc.cast(col, pa.string())))" % (cols.id, t),
+            "id column %r must hold strings, not %s (cast it: pc.cast(column, pa.string()))" % (cols.id, t),
             -1,
         )
     if cols.embedding is not None:
         t = schema.field(cols.embedding).type
         if not (_is_list(t) and _is_number(t.value_type)):
             raise InvalidTypeError(
-                "embedding column %r must be a list of numbers (fixed_size_list<float32>[dim] is passed without a copy), "
-                "not %s" % (cols.embedding, t),
+                "embedding column %r must be a list of numbers "
+                "(fixed_size_list<float32>[dim] is passed without a copy), not %s" % (cols.embedding, t),
                 -1,
             )
     if cols.document is not None:
@@ -167,23 +185,49 @@ def check_schema(schema: Any, cols: Columns) -> None:
 
 
 def _rebatch(batches: Iterable[Any], batch_size: int) -> Iterator[Any]:
-    """Each batch, cut into slices of at most batch_size rows (slices share the buffers)."""
-    for b in batches:
-        if isinstance(b, pa.Table):
-            yield from b.to_batches(max_chunksize=batch_size)
-            continue
-        if not isinstance(b, pa.RecordBatch):
-            raise InvalidTypeError("a bulk add reads pyarrow RecordBatches or Tables, not %s" % type(b).__name__, -1)
-        for start in range(0, b.num_rows, batch_size):
-            yield b.slice(start, batch_size)
+    """The rows of batches (RecordBatches or Tables) in batches of batch_size
+    rows: a large batch is sliced (the slices share its buffers), small ones
+    (a table of many small chunks, a stream of small batches) are joined, a
+    copy that saves a library call per small batch."""
+    pending: List[Any] = []
+    rows = 0
+    for item in batches:
+        if isinstance(item, pa.Table):
+            parts = item.to_batches()
+        elif isinstance(item, pa.RecordBatch):
+            parts = [item]
+        else:
+            raise InvalidTypeError("a bulk add reads pyarrow RecordBatches or Tables, not %s" % type(item).__name__, -1)
+        for b in parts:
+            if pending and b.schema != pending[0].schema:  # a changed schema is checked on its own
+                yield _joined(pending)
+                pending, rows = [], 0
+            start = 0
+            if pending and rows + b.num_rows >= batch_size:  # complete the pending batch
+                start = batch_size - rows
+                pending.append(b.slice(0, start))
+                yield _joined(pending)
+                pending, rows = [], 0
+            while b.num_rows - start >= batch_size:
+                yield b.slice(start, batch_size)
+                start += batch_size
+            if start < b.num_rows:
+                pending.append(b.slice(start))
+                rows += b.num_rows - start
+    if pending:
+        yield _joined(pending)
+
+
+def _joined(parts: List[Any]) -> Any:
+    if len(parts) == 1:
+        return parts[0]
+    return pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
 
 
 def as_batches(source: Source, batch_size: int) -> "tuple[Optional[Any], Optional[int], Iterator[Any]]":
     """(schema, or None when only the first batch will tell; rows, or None
     when unknown; the batches of at most batch_size rows)."""
-    if isinstance(source, pa.Table):
-        return source.schema, source.num_rows, iter(source.to_batches(max_chunksize=batch_size))
-    if isinstance(source, pa.RecordBatch):
+    if isinstance(source, (pa.Table, pa.RecordBatch)):
         return source.schema, source.num_rows, _rebatch([source], batch_size)
     if isinstance(source, pa.RecordBatchReader):
         return source.schema, None, _rebatch(source, batch_size)
@@ -207,7 +251,8 @@ def parquet_batches(path: Any, cols: Columns, batch_size: int) -> "tuple[Any, in
     try:
         f = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as e:
-        raise InvalidArgumentError("cannot read %r as Parquet: %s" % (os.fspath(path) if isinstance(path, (str, os.PathLike)) else path, e), -1) from None
+        shown = os.fspath(path) if isinstance(path, (str, os.PathLike)) else path
+        raise InvalidArgumentError("cannot read %r as Parquet: %s" % (shown, e), -1) from None
     schema = f.schema_arrow
     check_schema(schema, cols)
     return schema, f.metadata.num_rows, f.iter_batches(batch_size=batch_size, columns=cols.names()), f
@@ -337,7 +382,9 @@ def _dump(d: Optional[Dict[str, Any]], row: int) -> Optional[str]:
     try:
         return json.dumps(d, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as e:
-        raise MetadataError("metadata of row %d cannot be stored as JSON: %s (cast the column first)" % (row, e), -14) from None
+        raise MetadataError(
+            "metadata of row %d cannot be stored as JSON: %s (cast the column first)" % (row, e), -14
+        ) from None
 
 
 def convert(batch: Any, cols: Columns, first_row: int, *, metadata_as_text: bool) -> Batch:
@@ -377,7 +424,9 @@ def write_batches(
     done = 0
     with RowProgress(progress, total, "adding") as bar, (around(bar) if around is not None else nullcontext()):
         if atomic:
-            b = _concat([convert(x, cols, i, metadata_as_text=metadata_as_text) for i, x in _numbered(batches, cols, schema)])
+            numbered = _numbered(batches, cols, schema)
+            parts = [convert(x, cols, i, metadata_as_text=metadata_as_text) for i, x in numbered]
+            b = _concat(parts)
             if b is not None:
                 write(b)
                 done = len(b.ids)
@@ -462,7 +511,9 @@ def table_of(
     schema = schema_of(dim, vectors=vectors_col, metadata=metadata_col, document=documents is not None)
     arrays = [pa.array(ids, type=pa.string())]
     if vectors_col:
-        flat = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1) if vectors is not None else np.empty(0, np.float32)
+        flat = np.empty(0, np.float32)
+        if vectors is not None:
+            flat = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1)
         arrays.append(pa.FixedSizeListArray.from_arrays(pa.array(flat, type=pa.float32()), dim))
     if metadata_col:
         arrays.append(pa.array(list(metadatas) if metadatas is not None else [None] * len(ids), type=pa.string()))
@@ -525,7 +576,16 @@ def iter_rows(
         yield table_of(chunk, vecs, metas, dim, vectors_col=vectors, metadata_col=metadata)
 
 
-def read_table(db: Any, ids: Optional[Sequence[str]], where: Any, where_document: Any, *, vectors: bool, metadata: bool, batch_size: object) -> Any:
+def read_table(
+    db: Any,
+    ids: Optional[Sequence[str]],
+    where: Any,
+    where_document: Any,
+    *,
+    vectors: bool,
+    metadata: bool,
+    batch_size: object,
+) -> Any:
     batches = list(iter_rows(db, ids, where, where_document, vectors=vectors, metadata=metadata, batch_size=batch_size))
     schema = schema_of(int(db.dim or 0), vectors=vectors, metadata=metadata)
     return pa.Table.from_batches(batches, schema=schema)
@@ -611,7 +671,7 @@ def add_columns(
         schema, total, batches, opened = parquet_batches(source, cols, size)
     elif kind == "dataframe":
         table = dataframe_table(source, cols)
-        schema, total, batches = table.schema, table.num_rows, iter(table.to_batches(max_chunksize=size))
+        schema, total, batches = table.schema, table.num_rows, _rebatch([table], size)
     else:
         schema, total, batches = as_batches(source, size)
     try:
@@ -672,11 +732,15 @@ def chroma_add(
     collection's embedding function for rows without an embedding column."""
     size = check_batch_size(batch_size)
     if size > max_batch_size:
-        raise InvalidArgumentError("batch_size %d is over the collection's max batch size %d" % (size, max_batch_size), -1)
+        raise InvalidArgumentError(
+            "batch_size %d is over the collection's max batch size %d" % (size, max_batch_size), -1
+        )
     cols = check_columns(Columns(id_column, embedding_column, metadata_column, document_column))
     put = collection.upsert if upsert else collection.add
 
     def write(b: Batch) -> None:
         put(ids=b.ids, embeddings=b.vectors, metadatas=b.metadatas, documents=b.documents)
 
-    return add_columns(collection, kind, source, cols, write, batch_size=size, atomic=False, progress=progress, metadata_as_text=False)
+    return add_columns(
+        collection, kind, source, cols, write, batch_size=size, atomic=False, progress=progress, metadata_as_text=False
+    )

@@ -269,6 +269,24 @@ def test_sliced_and_chunked_columns(db: SvDBPython) -> None:
     assert json.loads(db.get("r42") or "") == {"n": 42, "even": True}
 
 
+def test_small_chunks_are_joined_into_full_batches(db: SvDBPython, monkeypatch: pytest.MonkeyPatch) -> None:
+    t, v = _table(100)
+    small = pa.concat_tables([t.slice(i, 7) for i in range(0, 100, 7)])  # 15 chunks
+    calls: List[int] = []
+    real_add = SvDBPython.add
+
+    def spy(self: SvDBPython, ids: Any, embeddings: Any, metadatas: Any = None) -> None:
+        calls.append(len(ids))
+        real_add(self, ids, embeddings, metadatas)
+
+    monkeypatch.setattr(SvDBPython, "add", spy)
+    assert db.add_arrow(small, batch_size=30) == 100
+    assert calls == [30, 30, 30, 10]
+    assert db.add_arrow(pa.table({"id": pa.array([], pa.string()), "embedding": _embedding(v[:0])})) == 0
+    assert calls == [30, 30, 30, 10]  # an empty table makes no call
+    assert np.array_equal(np.stack(db.to_pandas()["embedding"].to_numpy()), v)
+
+
 def test_sources_batch_reader_and_iterables(db: SvDBPython) -> None:
     t, v = _table(30)
     reader = pa.RecordBatchReader.from_batches(t.schema, t.to_batches(max_chunksize=13))
@@ -341,7 +359,7 @@ def _bad_tables() -> List[Tuple[str, Any, Dict[str, Any], type, str]]:
         ("missing id", pa.table({"key": ids, "embedding": emb}), {}, InvalidArgumentError, r"column 'id' is not in the table \(its columns: key, embedding\)"),
         ("missing embedding", pa.table({"id": ids}), {}, InvalidArgumentError, "column 'embedding' is not in the table"),
         ("missing metadata", pa.table({"id": ids, "embedding": emb}), {"metadata_column": "m"}, InvalidArgumentError, "column 'm' is not in the table"),
-        ("int ids", pa.table({"id": [1, 2, 3], "embedding": emb}), {}, InvalidTypeError, "id column 'id' must hold strings, not int64"),
+        ("int ids", pa.table({"id": [1, 2, 3], "embedding": emb}), {}, InvalidTypeError, "id column 'id' must hold strings, not int64 \\(cast it"),
         ("string embedding", pa.table({"id": ids, "embedding": ["x", "y", "z"]}), {}, InvalidTypeError, "embedding column 'embedding' must be a list of numbers"),
         ("list<string> embedding", pa.table({"id": ids, "embedding": [["x"], ["y"], ["z"]]}), {}, InvalidTypeError, "must be a list of numbers"),
         ("null id", pa.table({"id": ["a", None, "c"], "embedding": emb}), {}, InvalidArgumentError, "id column 'id' is null in row 1"),
@@ -469,10 +487,45 @@ def test_keyboard_interrupt_keeps_earlier_batches_and_none_of_the_interrupted_on
     with _hnsw(tmp_path / "h") as db:
         db.set_progress_handler(interrupt)
         with pytest.raises(KeyboardInterrupt):
-            db.add_arrow(batches())
+            db.add_arrow(batches(), batch_size=2000)
         assert db.count() == 4000 and db.contains("r3999") and not db.contains("r4000")
     with _hnsw(tmp_path / "h") as db:
         assert db.count() == 4000
+
+
+_SIGINT_SCRIPT = """
+import os, signal, sys, threading
+import numpy as np, pyarrow as pa
+import pysvdb
+
+path = sys.argv[1]
+v = np.random.default_rng(0).standard_normal((12000, 48)).astype(np.float32)
+table = pa.table({"id": [f"r{i}" for i in range(12000)],
+                  "embedding": pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), 48)})
+
+def batches():
+    for i, b in enumerate(table.to_batches(max_chunksize=3000)):
+        if i == 1:  # Ctrl-C 50 ms into the second batch, which links for several times that
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        yield b
+
+db = pysvdb.SvDBPython(path, dim=48, index="hnsw", build_threads=1, seed=3)
+try:
+    db.add_arrow(batches(), batch_size=3000)
+except KeyboardInterrupt:
+    print("interrupted", db.count())
+db.close()
+"""
+
+
+def test_ctrl_c_cancels_the_batch_in_flight(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    path = str(tmp_path / "h")
+    out = subprocess.run([sys.executable, "-c", _SIGINT_SCRIPT, path], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["interrupted", "3000"]  # the first batch, none of the second
+    with SvDBPython(path) as db:
+        assert db.count() == 3000 and not db.contains("r3000")
 
 
 def test_interrupt_between_batches(db: SvDBPython) -> None:
@@ -483,7 +536,7 @@ def test_interrupt_between_batches(db: SvDBPython) -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        db.add_arrow(batches())
+        db.add_arrow(batches(), batch_size=10)
     assert db.count() == 20
 
 
