@@ -36,6 +36,7 @@ from typing import (
     NamedTuple,
     Optional,
     Sequence,
+    Tuple,
     Union,
 )
 
@@ -56,14 +57,12 @@ except ImportError as e:  # pragma: no cover - depends on the environment
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
-    "Batch",
-    "Columns",
-    "as_batches",
-    "parquet_batches",
-    "dataframe_table",
-    "table_of",
-    "empty_table",
-    "write_batches",
+    "add_source",
+    "chroma_add",
+    "chroma_table",
+    "iter_rows",
+    "read_table",
+    "to_pandas",
 ]
 
 #: Rows per library call in bulk adds and per batch read back: at dim 768,
@@ -224,7 +223,7 @@ def _joined(parts: List[Any]) -> Any:
     return pa.Table.from_batches(parts).combine_chunks().to_batches()[0]
 
 
-def as_batches(source: Source, batch_size: int) -> "tuple[Optional[Any], Optional[int], Iterator[Any]]":
+def as_batches(source: Source, batch_size: int) -> Tuple[Optional[Any], Optional[int], Iterator[Any]]:
     """(schema, or None when only the first batch will tell; rows, or None
     when unknown; the batches of at most batch_size rows)."""
     if isinstance(source, (pa.Table, pa.RecordBatch)):
@@ -245,7 +244,7 @@ def as_batches(source: Source, batch_size: int) -> "tuple[Optional[Any], Optiona
     )
 
 
-def parquet_batches(path: Any, cols: Columns, batch_size: int) -> "tuple[Any, int, Iterator[Any], Any]":
+def parquet_batches(path: Any, cols: Columns, batch_size: int) -> Tuple[Any, int, Iterator[Any], Any]:
     """(schema, rows, batches, the open file to close): a Parquet file read a
     batch at a time, only the columns the add needs."""
     try:
@@ -453,7 +452,7 @@ def _located(e: SvDBError, first: int) -> SvDBError:
     return type(e)("%s (in the batch that starts at row %d of the input)" % (e.message, first), e.__dict__.get("code"))
 
 
-def _numbered(batches: Iterator[Any], cols: Columns, schema: Optional[Any]) -> Iterator["tuple[int, Any]"]:
+def _numbered(batches: Iterator[Any], cols: Columns, schema: Optional[Any]) -> Iterator[Tuple[int, Any]]:
     """(row number of its first row, batch); a stream's batches have their
     schema checked one by one (its schema is not known before)."""
     first = 0
@@ -522,10 +521,6 @@ def table_of(
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def empty_table(dim: int, *, vectors: bool, metadata: bool) -> Any:
-    return schema_of(dim, vectors=vectors, metadata=metadata).empty_table()
-
-
 def to_pandas(table: Any) -> Any:
     """The table as a DataFrame: ``embedding`` holds one float32 numpy array
     per row (``np.stack(df.embedding)`` makes the (n, dim) matrix)."""
@@ -561,7 +556,10 @@ def iter_rows(
     """
     size = check_batch_size(batch_size)
     chosen: List[str] = db.select(where=where, where_document=where_document, ids=ids).ids
-    dim = int(db.dim or 0)
+    return _read_batches(db, chosen, int(db.dim or 0), size, vectors, metadata)
+
+
+def _read_batches(db: Any, chosen: List[str], dim: int, size: int, vectors: bool, metadata: bool) -> Iterator[Any]:
     for start in range(0, len(chosen), size):
         chunk = chosen[start : start + size]
         vecs, metas = None, None

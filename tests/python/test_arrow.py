@@ -98,8 +98,10 @@ def test_to_arrow_columns_and_batches(db: SvDBPython) -> None:
     assert batches[0].column("metadata").null_count == 10
     assert db.to_arrow(vectors=False).schema.names == ["id", "metadata"]
     assert db.to_arrow(metadata=False).schema.names == ["id", "embedding"]
-    with pytest.raises(InvalidArgumentError, match="batch_size"):
-        list(db.iter_arrow_batches(batch_size=0))
+    with pytest.raises(InvalidArgumentError, match="batch_size must be at least 1"):
+        db.iter_arrow_batches(batch_size=0)  # checked at the call, not at the first batch
+    with pytest.raises(InvalidTypeError, match="ids must be a list of str"):
+        db.to_arrow(ids="r1")
 
 
 def test_to_arrow_of_an_empty_collection(tmp_path: Path) -> None:
