@@ -1522,13 +1522,16 @@ class SvDBPython:
         vectors: bool = True,
         metadata: bool = True,
         batch_size: int = 10_000,
+        progress: Union[bool, Literal["always"]] = False,
     ) -> Any:
         """The matching rows as one ``pyarrow.Table`` (the batches of
-        :meth:`iter_arrow_batches`, not copied again). Needs ``pysvdb[arrow]``."""
+        :meth:`iter_arrow_batches`, not copied again); ``progress`` as in
+        :meth:`add_arrow`. Needs ``pysvdb[arrow]``."""
         from . import arrow
 
         return arrow.read_table(
-            self, ids, where, where_document, vectors=vectors, metadata=metadata, batch_size=batch_size
+            self, ids, where, where_document, vectors=vectors, metadata=metadata, batch_size=batch_size,
+            progress=progress,
         )
 
     def to_pandas(
@@ -1540,6 +1543,7 @@ class SvDBPython:
         vectors: bool = True,
         metadata: bool = True,
         batch_size: int = 10_000,
+        progress: Union[bool, Literal["always"]] = False,
     ) -> Any:
         """The matching rows as a ``pandas.DataFrame`` (through :meth:`to_arrow`):
         ``id``, ``embedding`` (one float32 numpy array per row;
@@ -1547,7 +1551,9 @@ class SvDBPython:
         ``metadata`` (JSON text or None). Needs ``pysvdb[arrow]``."""
         from . import arrow
 
-        table = self.to_arrow(ids, where, where_document, vectors=vectors, metadata=metadata, batch_size=batch_size)
+        table = self.to_arrow(
+            ids, where, where_document, vectors=vectors, metadata=metadata, batch_size=batch_size, progress=progress
+        )
         return arrow.to_pandas(table)
 
     def add_arrow(

@@ -19,11 +19,11 @@ Progress = Union[bool, Literal["always"]]
 
 def check_progress(progress: object) -> Progress:
     """progress, checked: False, True or "always"."""
-    if progress is None or progress is False or progress == 0:
+    if progress is None or progress is False:
         return False
-    if progress is True or progress == 1:
+    if progress is True:
         return True
-    if progress == "always":
+    if isinstance(progress, str) and progress == "always":
         return "always"
     raise TypeError("progress must be False, True or 'always', not %r" % (progress,))
 
@@ -42,7 +42,9 @@ class RowProgress:
         self._step_op = ""
         if mode is False:
             return
-        from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
+        # tqdm itself, not tqdm.auto: the notebook widget needs ipywidgets, and
+        # a missing optional package must not fail an add.
+        from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
 
         # disable=None: tqdm turns itself off when stderr is not a terminal.
         self._bar = tqdm(
@@ -66,7 +68,7 @@ class RowProgress:
             return
         if self._step is None or op != self._step_op:
             self.end_step()
-            from tqdm.auto import tqdm  # type: ignore[import-untyped, unused-ignore]
+            from tqdm import tqdm  # type: ignore[import-untyped, unused-ignore]
 
             self._step = tqdm(total=total, desc="  " + op, unit="row", leave=False, disable=False)
             self._step_op = op

@@ -583,10 +583,19 @@ def read_table(
     vectors: bool,
     metadata: bool,
     batch_size: object,
+    progress: object = False,
 ) -> Any:
-    batches = list(iter_rows(db, ids, where, where_document, vectors=vectors, metadata=metadata, batch_size=batch_size))
-    schema = schema_of(int(db.dim or 0), vectors=vectors, metadata=metadata)
-    return pa.Table.from_batches(batches, schema=schema)
+    """iter_rows' batches as one table (not copied again), with a bar over rows."""
+    size = check_batch_size(batch_size)
+    check_progress(progress)
+    chosen: List[str] = db.select(where=where, where_document=where_document, ids=ids).ids
+    dim = int(db.dim or 0)
+    batches = []
+    with RowProgress(progress, len(chosen), "reading") as bar:
+        for b in _read_batches(db, chosen, dim, size, vectors, metadata):
+            batches.append(b)
+            bar.update(b.num_rows)
+    return pa.Table.from_batches(batches, schema=schema_of(dim, vectors=vectors, metadata=metadata))
 
 
 def _writer(db: Any, upsert: bool) -> Callable[[Batch], None]:

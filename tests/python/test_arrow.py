@@ -440,6 +440,16 @@ def test_progress_bar_forced(db: SvDBPython, capsys: pytest.CaptureFixture[str])
     assert "adding" in err and "30/30" in err and "row/s" in err and "100%" in err
 
 
+def test_progress_bar_on_reads(db: SvDBPython, capsys: pytest.CaptureFixture[str]) -> None:
+    db.add_arrow(_table(30)[0])
+    capsys.readouterr()
+    assert len(db.to_pandas(batch_size=7, progress="always")) == 30
+    err = capsys.readouterr().err
+    assert "reading" in err and "30/30" in err
+    with pytest.raises(TypeError, match="progress must be"):
+        db.to_arrow(progress="loud")
+
+
 def test_progress_true_is_silent_when_stderr_is_not_a_terminal(db: SvDBPython, capsys: pytest.CaptureFixture[str]) -> None:
     t, _ = _table(30)
     db.add_arrow(t, batch_size=10, progress=True)
