@@ -132,15 +132,27 @@ def check_columns(cols: Columns) -> Columns:
     return cols
 
 
+def _never(t: Any) -> bool:
+    return False
+
+
+# string_view and list_view came in pyarrow 16; the extra asks for 14.
+_TEXT_TESTS = (pa.types.is_string, pa.types.is_large_string, getattr(pa.types, "is_string_view", _never))
+_LIST_TESTS = (
+    pa.types.is_fixed_size_list,
+    pa.types.is_list,
+    pa.types.is_large_list,
+    getattr(pa.types, "is_list_view", _never),
+    getattr(pa.types, "is_large_list_view", _never),
+)
+
+
 def _is_text(t: Any) -> bool:
-    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+    return any(f(t) for f in _TEXT_TESTS)
 
 
 def _is_list(t: Any) -> bool:
-    return bool(
-        pa.types.is_fixed_size_list(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_list_view(t)
-        or pa.types.is_large_list_view(t)
-    )
+    return any(f(t) for f in _LIST_TESTS)
 
 
 def _is_number(t: Any) -> bool:
@@ -230,7 +242,7 @@ def as_batches(source: Source, batch_size: int) -> Tuple[Optional[Any], Optional
         return source.schema, source.num_rows, _rebatch([source], batch_size)
     if isinstance(source, pa.RecordBatchReader):
         return source.schema, None, _rebatch(source, batch_size)
-    if hasattr(source, "__arrow_c_stream__") and not hasattr(source, "to_batches"):
+    if hasattr(source, "__arrow_c_stream__") and hasattr(pa.RecordBatchReader, "from_stream"):  # pyarrow >= 15
         reader = pa.RecordBatchReader.from_stream(source)
         return reader.schema, None, _rebatch(reader, batch_size)
     if isinstance(source, (str, bytes, os.PathLike)):

@@ -298,7 +298,13 @@ def test_sources_batch_reader_and_iterables(db: SvDBPython) -> None:
     t3, _ = _table(3, start=40)
     assert db.add_arrow(t3.to_batches()[0]) == 3
     assert db.add_arrow([_table(2, start=50)[0]]) == 2  # an iterable of Tables
-    assert db.count() == 45
+
+    class Stream:  # another library's table (polars, duckdb, ...): the Arrow C stream interface
+        def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+            return _table(4, start=60)[0].__arrow_c_stream__(requested_schema)
+
+    assert db.add_arrow(Stream()) == 4
+    assert db.count() == 49 and db.contains("r63")
     with pytest.raises(InvalidTypeError, match="RecordBatches or Tables, not int"):
         db.add_arrow([1, 2])
     with pytest.raises(InvalidTypeError, match="add_parquet"):
