@@ -1489,6 +1489,8 @@ class SvDBPython:
     #
     # Thin: pysvdb.arrow (imported here, on first use, so that `import pysvdb`
     # never imports pyarrow or pandas) converts; the calls above do the work.
+    # batch_size 10,000: 30 MiB of vectors at dim 768, enough that a call's
+    # fixed cost is lost, small enough to stream a file larger than memory.
 
     def iter_arrow_batches(
         self,

@@ -56,7 +56,6 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     ) from None
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE",
     "add_source",
     "chroma_add",
     "chroma_table",
@@ -64,10 +63,6 @@ __all__ = [
     "read_table",
     "to_pandas",
 ]
-
-#: Rows per library call in bulk adds and per batch read back: at dim 768,
-#: 30 MiB of float32 vectors, large enough that the call's fixed cost is lost.
-DEFAULT_BATCH_SIZE = 10_000
 
 #: Anything that yields record batches: a Table, a RecordBatch, a
 #: RecordBatchReader (or any object with ``__arrow_c_stream__``), or an
