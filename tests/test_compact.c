@@ -41,7 +41,7 @@ static svdb *open_with(const char *dir, int index, int storage, int bg, int mode
     o.mode = mode;
     o.hnsw_m = index == SVDB_INDEX_HNSW ? 8 : 0;
     o.hnsw_ef_construction = index == SVDB_INDEX_HNSW ? 64 : 0;
-    o.build_threads = 2;
+    o.build_threads = 1; /* the same graph every run */
     o.seed = 7;
     svdb *db = NULL;
     ASSERT_OK(svdb_open(&db, dir, &o));
@@ -273,22 +273,26 @@ static void test_compact__space_and_plain(void **state)
 
 /* ------------------------------------------------------------ HNSW */
 
-/* Every live row finds itself first at distance 0 (ids are unique vectors). */
+/* Live rows find themselves first at distance 0 (the vectors are random
+ * and distinct). HNSW may leave a rare row unreachable from the entry
+ * point (seen at M = 8 even before any delete), so 99% must. */
 static void assert_self_found(svdb *db, const th_model *m)
 {
     svdb_search_options so;
     svdb_search_options_init(&so, SVDB_SEARCH_OPTIONS_VERSION);
     so.ef = 200;
+    size_t missed = 0;
     for (size_t i = 0; i < m->n; i++) {
         svdb_hit *h = NULL;
         size_t n = 0;
         ASSERT_OK(svdb_search(db, m->rows[i].vec, m->dim, 1, &so, &h, &n));
         assert_int_equal(n, 1);
-        if (strcmp(h[0].id, m->rows[i].id) != 0) fprintf(stderr, "row %s found %s\n", m->rows[i].id, h[0].id);
-        assert_string_equal(h[0].id, m->rows[i].id);
-        assert_true(h[0].distance < 1e-4f);
+        if (strcmp(h[0].id, m->rows[i].id) != 0) missed++;
+        else assert_true(h[0].distance < 1e-4f);
         svdb_hits_free(h);
     }
+    if (missed) fprintf(stderr, "%zu of %zu rows not found by their own vector\n", missed, m->n);
+    assert_true(missed * 100 <= m->n);
 }
 
 static void test_compact__hnsw_storages(void **state)
@@ -381,6 +385,7 @@ static void test_compact__hnsw_recall_siftsmall(void **state)
     svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
     o.index = SVDB_INDEX_HNSW;
     o.hnsw_ef_construction = 100;
+    o.hnsw_ef_search = 12; /* a recall below 1, so that a worse graph would show */
     o.build_threads = 2;
     svdb *db;
     ASSERT_OK(svdb_open(&db, dir, &o));
@@ -409,7 +414,7 @@ static void test_compact__hnsw_recall_siftsmall(void **state)
     ASSERT_OK(svdb_close(db));
     fprintf(stderr, "siftsmall %zu rows, half deleted: recall@10 %.4f before compact, %.4f after, %.4f reopened\n", nb,
             before, after, reopened);
-    assert_true(before > 0.9);
+    assert_true(before > 0.8);
     /* The same graph, renumbered: only ties between equal distances may differ. */
     assert_true(after >= before - 0.005);
     assert_true(reopened >= before - 0.005);
