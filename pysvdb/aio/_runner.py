@@ -129,7 +129,8 @@ class Runner:
     async def _finish(self, final: Optional[Callable[[], None]]) -> None:
         try:
             while True:
-                pending = [f for f in self._calls if not f.done()]
+                # copy() is one C call: pool threads remove finished calls meanwhile
+                pending = [f for f in self._calls.copy() if not f.done()]
                 if not pending:
                     break
                 await asyncio.wait([asyncio.wrap_future(f) for f in pending])

@@ -186,6 +186,7 @@ async def test_200_concurrent_tasks_match_the_sync_api(tmp_path: Path) -> None:
     queries = vectors(50, dim, 2)
     new = vectors(50 * 5, dim, 3)
 
+    threads_before = threading.active_count()
     async with aio.AsyncSvDB(str(tmp_path / "c"), max_workers=4) as db:
         await db.add(base_ids, base, base_meta)
         expected: Dict[int, object] = {}
@@ -207,6 +208,7 @@ async def test_200_concurrent_tasks_match_the_sync_api(tmp_path: Path) -> None:
                 calls.append(db.get_vector(base_ids[t]))
                 expected[t] = ref.get_vector(base_ids[t])
         results = await asyncio.gather(*calls)
+        assert threading.active_count() <= threads_before + 4  # a bounded pool, not a thread per call
         for t, got in enumerate(results):
             if isinstance(got, np.ndarray):
                 np.testing.assert_array_equal(got, expected[t])
