@@ -379,7 +379,7 @@ async def test_a_cancelled_open_closes_what_it_opened(tmp_path: Path) -> None:
     for t in (queued, opening):
         with pytest.raises(asyncio.CancelledError):
             await t
-    for _ in range(200):  # the open that ran is closed by a task of its own
+    for _ in range(2000):  # the open that ran is closed by a task of its own (polled: up to 10 s)
         await asyncio.sleep(0.005)
         try:
             with SvDBPython(str(tmp_path / "never"), mode="exclusive") as sync:
