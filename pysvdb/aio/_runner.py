@@ -159,7 +159,6 @@ class Offload(Generic[_P, _R]):
     the pool, typed as the sync method (its parameters, its result, or what
     ``convert`` makes of its result: an async collection for a sync one)."""
 
-
     def __init__(self, method: Callable[..., Any], convert: Optional[Callable[[Any, Any], Any]]) -> None:
         self._name: str = method.__name__
         self._convert = convert
