@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Union
 from .._db import Durability, IndexType, Metric, StorageType, SvDBPython
 from .._errors import ClosedError
 from ._handle import AsyncHandle
-from ._runner import offload
+from ._runner import offload, offload_iter
 
 if TYPE_CHECKING:
     from ._chroma import (
@@ -97,6 +97,9 @@ class AsyncSvDB(AsyncHandle[SvDBPython]):
     update = offload(SvDBPython.update)
     delete = offload(SvDBPython.delete)
     persist = offload(SvDBPython.persist)
+    compact = offload(SvDBPython.compact)
+    stats = offload(SvDBPython.stats)
+    set_progress_handler = offload(SvDBPython.set_progress_handler)  # the handler runs on the pool's threads
     verify = offload(SvDBPython.verify)
     index_wait = offload(SvDBPython.index_wait)
     index_pending = offload(SvDBPython.index_pending)
@@ -111,6 +114,13 @@ class AsyncSvDB(AsyncHandle[SvDBPython]):
     get_many = offload(SvDBPython.get_many)
     search = offload(SvDBPython.search)
     search_batch = offload(SvDBPython.search_batch)
+    # Arrow, pandas, Parquet (pysvdb[arrow]): reading and converting run on the pool too.
+    iter_arrow_batches = offload_iter(SvDBPython.iter_arrow_batches)  # async for; rows chosen at the first step
+    to_arrow = offload(SvDBPython.to_arrow)
+    to_pandas = offload(SvDBPython.to_pandas)
+    add_arrow = offload(SvDBPython.add_arrow)
+    add_dataframe = offload(SvDBPython.add_dataframe)
+    add_parquet = offload(SvDBPython.add_parquet)
 
     # Properties read what the open handle already holds (no file access).
     @property

@@ -74,6 +74,13 @@ class AsyncCollection(AsyncBase):
     fork_count = offload(Collection.fork_count)
     search = offload(Collection.search)  # type: ignore[arg-type]  # mypy cannot split self off a (self, *args, **kwargs) method
     get_indexing_status = offload(Collection.get_indexing_status)
+    # pysvdb's Arrow, pandas, Parquet extensions (pysvdb[arrow])
+    get_arrow = offload(Collection.get_arrow)
+    to_arrow = offload(Collection.to_arrow)
+    to_pandas = offload(Collection.to_pandas)
+    add_arrow = offload(Collection.add_arrow)
+    add_dataframe = offload(Collection.add_dataframe)
+    add_parquet = offload(Collection.add_parquet)
 
     @property
     def id(self) -> uuid.UUID:

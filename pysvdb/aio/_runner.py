@@ -16,7 +16,7 @@ import os
 import sys
 import weakref
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Generic, Optional, Set, TypeVar, overload
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Generic, Iterable, Iterator, Optional, Set, TypeVar, overload
 
 from .._errors import InvalidArgumentError, InvalidTypeError
 
@@ -154,21 +154,36 @@ class AsyncBase:
         raise NotImplementedError
 
 
-class Offload(Generic[_P, _R]):
+class _Twin:
+    """What the async twins of sync methods share: the sync method's name
+    (the attribute's: an alias such as ``Collection.to_arrow`` calls its own
+    name), docstring and signature less ``self`` (for help() and IDEs)."""
+
+    def __init__(self, method: Callable[..., Any]) -> None:
+        self._name: str = method.__name__
+        self.__doc__ = method.__doc__
+        sig = inspect.signature(method)
+        self._signature = sig.replace(parameters=list(sig.parameters.values())[1:])
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    def _dress(self, fn: Any, obj: AsyncBase) -> Any:
+        fn.__name__ = self._name
+        fn.__qualname__ = "%s.%s" % (type(obj).__qualname__, self._name)
+        fn.__doc__ = self.__doc__
+        fn.__signature__ = self._signature
+        return fn
+
+
+class Offload(_Twin, Generic[_P, _R]):
     """An async method running the sync object's method of the same name on
     the pool, typed as the sync method (its parameters, its result, or what
     ``convert`` makes of its result: an async collection for a sync one)."""
 
     def __init__(self, method: Callable[..., Any], convert: Optional[Callable[[Any, Any], Any]]) -> None:
-        self._name: str = method.__name__
+        super().__init__(method)
         self._convert = convert
-        self.__doc__ = method.__doc__
-        sig = inspect.signature(method)  # help() and IDEs show the sync parameters, without self
-        self._signature = sig.replace(parameters=list(sig.parameters.values())[1:])
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        if name != self._name:
-            raise TypeError("%s.%s would call the sync method %r" % (owner.__name__, name, self._name))
 
     @overload
     def __get__(self, obj: None, owner: type) -> "Offload[_P, _R]": ...
@@ -186,16 +201,52 @@ class Offload(Generic[_P, _R]):
             result = await obj._runner_of().run(getattr(obj._sync_target(), name), *args, **kwargs)
             return convert(obj, result) if convert is not None else result  # type: ignore[no-any-return]
 
-        call.__name__ = name
-        call.__qualname__ = "%s.%s" % (type(obj).__qualname__, name)
-        call.__doc__ = self.__doc__
-        call.__signature__ = self._signature  # type: ignore[attr-defined]
-        return call
+        return self._dress(call, obj)
+
+
+_END = object()
+
+
+class OffloadIter(_Twin, Generic[_P, _R]):
+    """For a sync method returning an iterable: an async iterator of its
+    items (``async for``). The sync call runs on the pool at the first step,
+    then each ``next()`` on the pool, one at a time."""
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> "OffloadIter[_P, _R]": ...
+
+    @overload
+    def __get__(self, obj: AsyncBase, owner: type) -> Callable[_P, AsyncIterator[_R]]: ...
+
+    def __get__(self, obj: Optional[AsyncBase], owner: type) -> Any:
+        if obj is None:
+            return self
+        name = self._name
+
+        async def call(*args: _P.args, **kwargs: _P.kwargs) -> AsyncIterator[_R]:
+            runner = obj._runner_of()
+            it: Iterator[_R] = iter(await runner.run(getattr(obj._sync_target(), name), *args, **kwargs))
+
+            def step() -> Any:
+                return next(it, _END)
+
+            while True:
+                item = await runner.run(step)
+                if item is _END:
+                    return
+                yield item
+
+        return self._dress(call, obj)
 
 
 def offload(method: "Callable[Concatenate[_S, _P], _R]") -> Offload[_P, _R]:
     """The async twin of the sync ``method`` (an unbound method of the sync class)."""
     return Offload(method, None)
+
+
+def offload_iter(method: "Callable[Concatenate[_S, _P], Iterable[_T]]") -> OffloadIter[_P, _T]:
+    """The async iterator twin of the sync ``method``, which returns an iterable."""
+    return OffloadIter(method)
 
 
 def offload_as(method: "Callable[Concatenate[_S, _P], _T]", convert: Callable[[Any, _T], _R]) -> Offload[_P, _R]:

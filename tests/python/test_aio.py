@@ -87,7 +87,9 @@ def check_mirror(sync_cls: type, async_obj: object, sync_only: Set[str]) -> None
     methods, props = public_members(sync_cls)
     for name in methods - sync_only:
         twin = getattr(async_obj, name)
-        assert inspect.iscoroutinefunction(twin), "%s.%s is not async" % (type(async_obj).__name__, name)
+        # a sync method returning an iterator becomes an async iterator (async for)
+        is_async = inspect.isasyncgenfunction if name.startswith("iter_") else inspect.iscoroutinefunction
+        assert is_async(twin), "%s.%s is not async" % (type(async_obj).__name__, name)
         if name != "close":  # generated twins take exactly the sync parameters
             sync_params = list(inspect.signature(getattr(sync_cls, name)).parameters)[1:]
             assert list(inspect.signature(twin).parameters) == sync_params, name
@@ -403,6 +405,63 @@ async def test_a_shared_executor_is_not_shut_down_by_a_handle(tmp_path: Path) ->
         assert await b.count() == 1
         await b.close()
         assert ex.submit(lambda: 7).result() == 7
+
+
+# ---------------------------------------------------------------- newer sync methods
+
+
+@run_async
+async def test_progress_handler_runs_on_the_pool_and_can_cancel(tmp_path: Path) -> None:
+    async with aio.AsyncSvDB(str(tmp_path / "c"), index="hnsw", build_threads=1) as db:
+        seen: List[Tuple[str, str]] = []
+
+        def stop(op: str, done: int, total: int) -> bool:
+            seen.append((op, threading.current_thread().name))
+            return op == "link"
+
+        await db.set_progress_handler(stop)
+        with pytest.raises(pysvdb.CanceledError):
+            await db.add(["r%d" % i for i in range(30_000)], vectors(30_000, 32, 10))
+        assert seen and all(name.startswith("pysvdb-aio") for _, name in seen)
+        assert await db.count() == 0  # the cancelled add was undone
+        await db.set_progress_handler(None)
+        await db.add(["a", "b"], vectors(2, 32, 11))
+        await db.delete(["a"])
+        await db.compact()
+        st = await db.stats()
+        assert (st.count, st.free_slots) == (1, 0)
+
+
+@run_async
+async def test_arrow_twins_match_the_sync_ones(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")  # the pysvdb[arrow] extra
+    data = vectors(250, 4, 12)
+    table = pa.table(
+        {
+            "id": ["r%d" % i for i in range(250)],
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(data.ravel()), 4),
+            "n": list(range(250)),
+        }
+    )
+    with SvDBPython(str(tmp_path / "s")) as sync:
+        sync.add_arrow(table, metadata_column=["n"])
+        want = sync.to_arrow(where={"n": {"$lt": 120}})
+        want_batches = [b.num_rows for b in sync.iter_arrow_batches(batch_size=100)]
+    async with aio.AsyncSvDB(str(tmp_path / "c")) as db:
+        assert await db.add_arrow(table, metadata_column=["n"]) == 250
+        assert (await db.to_arrow(where={"n": {"$lt": 120}})).equals(want)
+        batches = [b async for b in db.iter_arrow_batches(batch_size=100)]
+        assert [b.num_rows for b in batches] == want_batches == [100, 100, 50]
+        assert pa.Table.from_batches(batches).column("id").to_pylist() == table.column("id").to_pylist()
+        with pytest.raises(pysvdb.InvalidArgumentError):
+            [b async for b in db.iter_arrow_batches(batch_size=0)]
+
+    client = await aio.AsyncPersistentClient(str(tmp_path / "chroma"))
+    col = await client.create_collection("arrow")
+    await col.add(ids=["a", "b"], embeddings=[[1, 0], [0, 1]], documents=["x", "y"])
+    got = await col.get_arrow()
+    assert got.column("id").to_pylist() == ["a", "b"] and got.column("document").to_pylist() == ["x", "y"]
+    await client.close()
 
 
 # ---------------------------------------------------------------- errors
