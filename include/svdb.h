@@ -295,6 +295,46 @@ SVDB_API int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, c
 SVDB_API int svdb_search_into(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, float *distances, char *ids, size_t ids_cap, size_t *n_hits, size_t *ids_len);
 SVDB_API int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 
+/* Compaction and statistics. */
+/* Gives back the space of deleted rows: a checkpoint that writes the live
+ * rows densely (renumbered; the HNSW graph and the rows waiting for the
+ * background indexer follow them), after which this handle loads the new
+ * snapshot, so memory shrinks as the files do. Ids, vectors, metadata,
+ * insertion order and search results stay as they were. As crash-safe as a
+ * checkpoint: a process killed at any point leaves the collection with
+ * every acknowledged row. Without deleted rows it is svdb_persist. Takes the
+ * write lock (SVDB_EBUSY after the busy timeout); SVDB_EREADONLY on a
+ * read-only handle; reports SVDB_PROGRESS_CHECKPOINT, and a cancel
+ * (SVDB_ECANCELED) leaves the collection as it was. Other handles load the
+ * compacted collection at their next call. */
+SVDB_API int svdb_compact(svdb *db);
+
+#define SVDB_STATS_VERSION 1
+/* What svdb_get_stats fills; svdb_stats_init sets version (the caller's struct
+ * ends after that version's fields, and only those are written). */
+typedef struct svdb_stats {
+    unsigned int version;    /* SVDB_STATS_VERSION */
+    uint32_t dim;            /* 0 until the first row fixes it */
+    int metric;              /* SVDB_METRIC_* */
+    int index;               /* SVDB_INDEX_* */
+    int storage;             /* SVDB_STORAGE_* */
+    uint64_t count;          /* live rows */
+    uint64_t slots;          /* row slots allocated: count + free_slots */
+    uint64_t free_slots;     /* slots of deleted rows awaiting reuse (svdb_compact gives them back) */
+    uint64_t pending;        /* rows waiting for the background indexer */
+    uint64_t snapshot_bytes; /* size of the snapshot file */
+    uint64_t log_bytes;      /* size of the log file */
+    uint64_t other_bytes;    /* the other files of the collection's directory (lock file, leftovers) */
+    uint32_t hnsw_m;         /* HNSW only (else 0): links per node */
+    uint32_t hnsw_ef_construction; /* HNSW only: build candidate list */
+    uint32_t hnsw_ef_search;       /* HNSW only: this handle's default search candidate list */
+} svdb_stats;
+SVDB_API int svdb_stats_init(svdb_stats *stats, unsigned int version);
+/* The collection as of this call (after other processes' writes, as every
+ * read), under one hold of the read lock; stats->version must be set
+ * (svdb_stats_init). */
+SVDB_API int svdb_get_stats(svdb *db, svdb_stats *stats);
+
 /* Freeing what the library returned. All accept NULL. */
 SVDB_API void svdb_free(void *ptr);
 SVDB_API void svdb_ids_free(char **ids);

@@ -226,6 +226,43 @@ int svdb_persist(svdb *token)
     return end_call(&call, svdb__coll_persist(COLL(call)));
 }
 
+int svdb_compact(svdb *token)
+{
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    return end_call(&call, svdb__coll_compact(COLL(call)));
+}
+
+int svdb_stats_init(svdb_stats *stats, unsigned int version)
+{
+    svdb__clear_error();
+    SVDB_FAIL_IF(!stats, SVDB_EINVAL, "stats is NULL");
+    SVDB_FAIL_IF(version == 0 || version > SVDB_STATS_VERSION, SVDB_EINVAL,
+                 "stats version %u is not supported (1..%d)", version, SVDB_STATS_VERSION);
+    memset(stats, 0, sizeof *stats); /* version 1 is the whole struct; later ones cut it at their first field */
+    stats->version = version;
+    return SVDB_OK;
+}
+
+int svdb_get_stats(svdb *token, svdb_stats *stats)
+{
+    svdb_call call;
+    SVDB_TRY(begin_db(token, &call));
+    if (!stats) return end_call(&call, svdb__fail(SVDB_EINVAL, "stats is NULL"));
+    unsigned version = stats->version;
+    if (version == 0 || version > SVDB_STATS_VERSION)
+        return end_call(&call, svdb__fail(SVDB_EINVAL, "stats version %u is not supported (1..%d); set it with "
+                                                       "svdb_stats_init", version, SVDB_STATS_VERSION));
+    svdb_stats all;
+    memset(&all, 0, sizeof all);
+    int rc = svdb__coll_stats(COLL(call), &all);
+    all.version = version;
+    /* A caller built against an older version has a shorter struct: only
+     * its fields are written (version 1 is the whole of this one). */
+    if (rc == SVDB_OK) memcpy(stats, &all, sizeof all);
+    return end_call(&call, rc);
+}
+
 int svdb_verify(svdb *token)
 {
     svdb_call call;

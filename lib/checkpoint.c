@@ -133,30 +133,43 @@ static int remap_snapshot(svdb_coll *db, uint64_t graph_gen, const uint32_t *to_
 
 void (*svdb__checkpoint_hook)(svdb *db);
 
-/* Checkpoint; the caller holds write_mu. */
-int svdb__coll_checkpoint(svdb_coll *db)
+int svdb__coll_write_snapshot(svdb_coll *db, int pack, uint64_t *graph_gen, uint32_t **to_row)
 {
-    SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir.path);
-    SVDB_FAIL_IF(db->mode == SVDB_OPEN_READONLY, SVDB_EREADONLY, "collection %s was opened read-only", db->dir.path);
-    if (db->next_lsn - 1 == db->snap_lsn) return SVDB_OK; /* nothing new since the last snapshot */
     /* A new snapshot copies the rows of the old one: they must be sound. */
     SVDB_TRY(check_wait(db));
     svdb_snap_info info = svdb__coll_snap_info(db, db->next_lsn - 1);
     svdb__gate_rdlock(&db->gate); /* searches go on; writers wait on write_mu */
-    uint64_t gen = db->graph ? svdb__hnsw_generation(db->graph) : 0;
-    uint32_t *to_row = NULL;
+    *graph_gen = db->graph ? svdb__hnsw_generation(db->graph) : 0;
     svdb_progress pr;
     svdb__progress_begin(&pr, db->progress_fn, db->progress_ctx, SVDB_PROGRESS_CHECKPOINT, 0);
-    int rc = svdb__snapshot_write(&db->dir, db->store, db->graph, &info, &to_row, db->progress_fn ? &pr : NULL);
+    int rc = svdb__snapshot_write(&db->dir, db->store, db->graph, &info, pack, to_row, db->progress_fn ? &pr : NULL);
     if (rc == SVDB_OK) svdb__progress_end(&pr);
     svdb__gate_unlock(&db->gate);
     if (rc != SVDB_OK) return rc;
     db->snap_lsn = info.last_lsn;
     if (svdb__checkpoint_hook) svdb__checkpoint_hook(db->token);
+    return SVDB_OK;
+}
+
+int svdb__coll_writable(const svdb_coll *db)
+{
+    SVDB_FAIL_IF(db->poisoned, SVDB_EREADONLY, "collection %s refuses writes after an I/O failure; reopen it", db->dir.path);
+    SVDB_FAIL_IF(db->mode == SVDB_OPEN_READONLY, SVDB_EREADONLY, "collection %s was opened read-only", db->dir.path);
+    return SVDB_OK;
+}
+
+/* Checkpoint; the caller holds write_mu. */
+int svdb__coll_checkpoint(svdb_coll *db)
+{
+    SVDB_TRY(svdb__coll_writable(db));
+    if (db->next_lsn - 1 == db->snap_lsn) return SVDB_OK; /* nothing new since the last snapshot */
+    uint64_t gen;
+    uint32_t *to_row = NULL;
+    SVDB_TRY(svdb__coll_write_snapshot(db, 0, &gen, &to_row));
     /* Rows move to the new snapshot's map before the log may be cut (a
      * compact store reads originals from the log's map). If that fails they
      * stay where they are, valid, and the log stays too (replay skips it). */
-    rc = remap_snapshot(db, gen, to_row);
+    int rc = remap_snapshot(db, gen, to_row);
     svdb__free(to_row);
     SVDB_TRY(rc);
     /* The snapshot is durable and replay skips the records it holds, so a

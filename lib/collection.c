@@ -73,7 +73,7 @@ static int create_collection(svdb_coll *db, const svdb_open_options *o)
     int rc = svdb__wal_create(&db->wal, &db->dir, SVDB_WAL_NAME, db->uuid);
     if (rc == SVDB_OK) {
         svdb_snap_info info = svdb__coll_snap_info(db, 0);
-        rc = svdb__snapshot_write(&db->dir, db->store, db->graph, &info, NULL, NULL);
+        rc = svdb__snapshot_write(&db->dir, db->store, db->graph, &info, 0, NULL, NULL);
     }
     db->next_lsn = 1;
     return rc;
@@ -337,12 +337,18 @@ static int queue_empty(void *arg)
 
 int svdb__coll_index_wait(svdb_coll *db) { return db->background ? svdb__indexer_wait(&db->ix) : SVDB_OK; }
 
-size_t svdb__coll_index_pending(svdb_coll *db)
+size_t svdb__coll_pending_locked(svdb_coll *db)
 {
     size_t n = 0, len;
-    svdb__gate_rdlock(&db->gate);
     const uint32_t *q = db->background ? svdb__indexer_queue(&db->ix, &len) : NULL;
     for (size_t i = 0; q && i < len; i++) n += (size_t)is_pending(db, q[i]);
+    return n;
+}
+
+size_t svdb__coll_index_pending(svdb_coll *db)
+{
+    svdb__gate_rdlock(&db->gate);
+    size_t n = svdb__coll_pending_locked(db);
     svdb__gate_unlock(&db->gate);
     return n;
 }

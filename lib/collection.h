@@ -31,6 +31,10 @@ int svdb__coll_sound(const svdb_coll *c);
 /* Waits for that check. */
 int svdb__coll_verify(svdb_coll *c);
 int svdb__coll_persist(svdb_coll *c);
+/* compact.c: svdb_compact (packs the rows into a new snapshot and loads it),
+ * and svdb_get_stats (every field of `st`, whatever its version). */
+int svdb__coll_compact(svdb_coll *c);
+int svdb__coll_stats(svdb_coll *c, svdb_stats *st);
 
 /* Writes (arrays already checked non-NULL, n >= 1). */
 int svdb__coll_put(svdb_coll *c, size_t n, const char *const *ids, const float *vectors, uint32_t dim,

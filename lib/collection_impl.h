@@ -96,6 +96,8 @@ int svdb__coll_check_ids(svdb_batch *b);
  * reads the whole log, cutting a torn tail; else replay stops at the head.
  * write_mu held. */
 int svdb__coll_reload(svdb_coll *db, int writer);
+/* Rows waiting for the background indexer (the gate held). */
+size_t svdb__coll_pending_locked(svdb_coll *db);
 /* Replays the log's new records up to byte `limit` (write_mu held). */
 int svdb__coll_follow(svdb_coll *db, uint64_t limit, int cut);
 
@@ -119,6 +121,14 @@ int svdb__coll_head_limit(svdb_coll *db, uint64_t *limit);
 
 /* checkpoint.c; the caller holds write_mu for the checkpoints. */
 int svdb__coll_checkpoint(svdb_coll *db);
+/* SVDB_EREADONLY (with its message) for a read-only or poisoned handle. */
+int svdb__coll_writable(const svdb_coll *db);
+/* A checkpoint's first half: waits for the deferred check, writes the
+ * snapshot (packed when `pack` and a slot is free; see
+ * svdb__snapshot_write for *to_row) and advances snap_lsn. The log and the
+ * in-memory rows are the caller's to move on; *graph_gen is the graph's
+ * generation the snapshot was written from. */
+int svdb__coll_write_snapshot(svdb_coll *db, int pack, uint64_t *graph_gen, uint32_t **to_row);
 void svdb__coll_autocheckpoint(svdb_coll *db);
 int svdb__coll_check_start(svdb_coll *db);
 void svdb__coll_check_stop(svdb_coll *db);

@@ -380,14 +380,14 @@ static void header_of(svdb_snap_header *h, const svdb_store *s, const svdb_snap_
     h->storage = (uint32_t)svdb__store_storage(s);
 }
 
-/* With more than a quarter of the slots free, the live slots in order and
- * each slot's row (UINT32_MAX: free); else both NULL. */
-static int pack_plan(const svdb_store *s, uint32_t **order, uint32_t **to_row)
+/* With more than a quarter of the slots free (with `pack`, any), the live
+ * slots in order and each slot's row (UINT32_MAX: free); else both NULL. */
+static int pack_plan(const svdb_store *s, int pack, uint32_t **order, uint32_t **to_row)
 {
     const svdb_store_view *v = svdb__store_view(s);
-    size_t live = svdb__store_count(s);
+    size_t live = svdb__store_count(s), n_free = svdb__store_free_count(s);
     *order = *to_row = NULL;
-    if (svdb__store_free_count(s) * 4 <= v->n_slots) return SVDB_OK;
+    if (!n_free || (!pack && n_free * 4 <= v->n_slots)) return SVDB_OK;
     *order = svdb__malloc((live ? live : 1) * sizeof **order);
     *to_row = svdb__malloc(v->n_slots * sizeof **to_row);
     if (!*order || !*to_row) return svdb__fail(SVDB_ENOMEM, "out of memory writing a snapshot");
@@ -399,14 +399,14 @@ static int pack_plan(const svdb_store *s, uint32_t **order, uint32_t **to_row)
 }
 
 int svdb__snapshot_write(const svdb_dir *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info,
-                         uint32_t **to_row_out, svdb_progress *pr)
+                         int pack, uint32_t **to_row_out, svdb_progress *pr)
 {
     char *tmp = svdb__dir_file(dir, SNAP_TMP);
     writer w = {-1, tmp, NULL, 0, (size_t)1 << 20, 0, 0};
     uint32_t *order = NULL, *to_row = NULL;
     if (to_row_out) *to_row_out = NULL;
     int rc = !tmp ? svdb__fail(SVDB_ENOMEM, "out of memory") : SVDB_OK;
-    if (rc == SVDB_OK) rc = pack_plan(s, &order, &to_row);
+    if (rc == SVDB_OK) rc = pack_plan(s, pack, &order, &to_row);
     if (rc == SVDB_OK && !(w.buf = svdb__malloc(w.cap))) rc = svdb__fail(SVDB_ENOMEM, "out of memory");
     /* A new file, never a link planted in its place (O_EXCL | O_NOFOLLOW). */
     if (rc == SVDB_OK) rc = svdb__file_create(dir, SNAP_TMP, &w.fd);

@@ -23,13 +23,14 @@ typedef struct svdb_snap_info {
 
 /* Writes `s` (and its graph, for HNSW) to dir/snapshot.svdb through
  * dir/snapshot.svdb.tmp. Slot i is written as row i, unless more than a
- * quarter of the slots are free: then the live rows are packed, and
+ * quarter of the slots are free, or `pack` is set and any is (svdb_compact):
+ * then the live rows are packed, and
  * *to_row (when to_row is not NULL) receives each slot's row
  * (UINT32_MAX: free), for the caller to free; else it is set to NULL.
  * `pr` (or NULL) is told the rows written and may cancel: SVDB_ECANCELED,
  * the temporary file removed, the previous snapshot in place. */
 int svdb__snapshot_write(const svdb_dir *dir, const svdb_store *s, const svdb_hnsw *g, const svdb_snap_info *info,
-                         uint32_t **to_row, svdb_progress *pr);
+                         int pack, uint32_t **to_row, svdb_progress *pr);
 /* Loads dir/snapshot.svdb into a store created here (*s), and for an HNSW
  * collection a graph created here (*g, else NULL). Both are NULL on
  * failure. A format-2 snapshot stays mapped (privately) by the store: its

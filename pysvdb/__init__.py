@@ -48,6 +48,7 @@ from ._db import (
     BatchResult,
     GetBatchResult,
     SelectResult,
+    Stats,
     Durability,
     IndexType,
     Matrix,

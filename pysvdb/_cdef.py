@@ -190,6 +190,29 @@ int svdb_search(svdb *db, const float *query, uint32_t dim, size_t k, const svdb
 int svdb_search_into(svdb *db, const float *query, uint32_t dim, size_t k, const svdb_search_options *opts, float *distances, char *ids, size_t ids_cap, size_t *n_hits, size_t *ids_len);
 int svdb_search_batch(svdb *db, size_t n_queries, const float *queries, uint32_t dim, size_t k, const svdb_search_options *opts, svdb_hit **hits, size_t *n_hits);
 
+/* Compaction and statistics. */
+int svdb_compact(svdb *db);
+#define SVDB_STATS_VERSION 1
+typedef struct svdb_stats {
+    unsigned int version;
+    uint32_t dim;
+    int metric;
+    int index;
+    int storage;
+    uint64_t count;
+    uint64_t slots;
+    uint64_t free_slots;
+    uint64_t pending;
+    uint64_t snapshot_bytes;
+    uint64_t log_bytes;
+    uint64_t other_bytes;
+    uint32_t hnsw_m;
+    uint32_t hnsw_ef_construction;
+    uint32_t hnsw_ef_search;
+} svdb_stats;
+int svdb_stats_init(svdb_stats *stats, unsigned int version);
+int svdb_get_stats(svdb *db, svdb_stats *stats);
+
 /* Freeing what the library returned. */
 void svdb_free(void *ptr);
 void svdb_ids_free(char **ids);

@@ -8,6 +8,7 @@ import os
 import struct
 import threading
 import weakref
+from dataclasses import dataclass
 from typing import (
     Any,
     Callable,
@@ -45,6 +46,7 @@ __all__ = [
     "BatchResult",
     "GetBatchResult",
     "SelectResult",
+    "Stats",
     "Metric",
     "Durability",
     "IndexType",
@@ -195,6 +197,37 @@ class SelectResult(NamedTuple):
 
     ids: List[str]
     metadatas: Optional[List[Optional[str]]]
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What :meth:`SvDBPython.stats` reports: the collection as of the call
+    (after what other handles and processes wrote, as every read).
+
+    ``slots`` is the rows' allocated slots, ``count`` + ``free_slots``: a
+    deleted row's slot waits for reuse by a later insert, or for
+    :meth:`SvDBPython.compact`. ``pending`` counts the rows the background
+    indexer has not linked yet. ``snapshot_bytes`` and ``log_bytes`` are the
+    sizes of the collection's two data files, ``disk_bytes`` those and every
+    other file of its directory (lock file, leftovers). ``dim`` is None
+    while no add has fixed it; ``M``, ``ef_construction`` and ``ef_search``
+    (this handle's default) are None for a flat index.
+    """
+
+    count: int
+    dim: Optional[int]
+    metric: Metric
+    index: IndexType
+    storage: StorageType
+    slots: int
+    free_slots: int
+    pending: int
+    snapshot_bytes: int
+    log_bytes: int
+    disk_bytes: int
+    M: Optional[int]
+    ef_construction: Optional[int]
+    ef_search: Optional[int]
 
 
 # ---------------------------------------------------------------- helpers
@@ -845,6 +878,25 @@ class SvDBPython:
         h = self._acquire()
         self._ok(lib.svdb_persist(h))
 
+    def compact(self) -> None:
+        """Gives back the space of deleted rows, on disk and in memory.
+
+        A deleted row's slot stays allocated until an insert reuses it; this
+        writes a snapshot of the live rows only (the HNSW graph follows them)
+        and loads it in place of this handle's rows, then empties the log.
+        Ids, vectors, metadata, insertion order and search results stay as
+        they were; other handles load the compacted collection at their next
+        call. Crash-safe as :meth:`persist` (which it is when no row was
+        deleted).
+
+        Raises:
+            ReadOnlyError: the handle is read-only.
+            BusyError: another handle held the write lock for the busy timeout;
+                nothing changed.
+        """
+        h = self._acquire()
+        self._ok(lib.svdb_compact(h))
+
     def verify(self) -> None:
         """Waits for the integrity check of the collection's snapshot.
 
@@ -900,6 +952,30 @@ class SvDBPython:
         n = ffi.new("size_t *")
         self._ok(lib.svdb_index_pending(h, n))
         return int(n[0])
+
+    def stats(self) -> Stats:
+        """Counts and sizes of the collection (see :class:`Stats`), read at once."""
+        h = self._acquire()
+        st = ffi.new("svdb_stats *")
+        _check(lib.svdb_stats_init(st, lib.SVDB_STATS_VERSION))
+        self._ok(lib.svdb_get_stats(h, st))
+        hnsw = int(st.index) == _INDEXES["hnsw"]
+        return Stats(
+            count=int(st.count),
+            dim=int(st.dim) or None,
+            metric=_METRIC_NAMES[int(st.metric)],  # type: ignore[arg-type]
+            index=_INDEX_NAMES[int(st.index)],  # type: ignore[arg-type]
+            storage=_STORAGE_NAMES[int(st.storage)],  # type: ignore[arg-type]
+            slots=int(st.slots),
+            free_slots=int(st.free_slots),
+            pending=int(st.pending),
+            snapshot_bytes=int(st.snapshot_bytes),
+            log_bytes=int(st.log_bytes),
+            disk_bytes=int(st.snapshot_bytes) + int(st.log_bytes) + int(st.other_bytes),
+            M=int(st.hnsw_m) if hnsw else None,
+            ef_construction=int(st.hnsw_ef_construction) if hnsw else None,
+            ef_search=int(st.hnsw_ef_search) if hnsw else None,
+        )
 
     def __enter__(self) -> "SvDBPython":
         if self._handle is None:
