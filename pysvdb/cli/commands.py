@@ -117,6 +117,9 @@ _INFO_ROWS = (
     ("slots", "slots", str),
     ("free slots", "free_slots", str),
     ("pending links", "pending", str),
+    ("HNSW M", "M", str),
+    ("ef_construction", "ef_construction", str),
+    ("ef_search", "ef_search", str),
 )
 
 
@@ -148,7 +151,7 @@ def info(path: str, name: Optional[str], as_json: bool) -> None:
         if kind == "chroma":
             click.echo(c["name"])
         for label, key, fmt in _INFO_ROWS:
-            if key in c:
+            if c.get(key) is not None:
                 click.echo("  %-14s %s" % (label, fmt(c[key])))
 
 
