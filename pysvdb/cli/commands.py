@@ -152,7 +152,7 @@ def info(path: str, name: Optional[str], as_json: bool) -> None:
             click.echo(c["name"])
         for label, key, fmt in _INFO_ROWS:
             if c.get(key) is not None:
-                click.echo("  %-14s %s" % (label, fmt(c[key])))
+                click.echo("  %-16s %s" % (label, fmt(c[key])))
 
 
 # ---------------------------------------------------------------- maintenance
