@@ -117,7 +117,8 @@ class _GeneratedIds(_Ids):
 
 
 class _FileIds(_Ids):
-    """One id a line of a UTF-8 text file (``--ids-from``), as many as rows."""
+    """One id a line of a UTF-8 text file (``--ids-from``), as many as rows
+    (line ends \\n or \\r\\n)."""
 
     def __init__(self, path: str, rows: int) -> None:
         self._path, self._rows, self._taken = path, rows, 0
@@ -130,7 +131,7 @@ class _FileIds(_Ids):
                 line = self._f.readline()
                 if not line:
                     raise FormatError("%s has %d ids, the vectors file %d rows" % (self._path, self._taken + len(out), self._rows))
-                out.append(line[:-1] if line.endswith("\n") else line)
+                out.append(line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith("\n") else line)
         except UnicodeDecodeError as e:
             raise FormatError("%s: not UTF-8 text (%s)" % (self._path, e)) from None
         self._taken += n

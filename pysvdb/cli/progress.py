@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 from .._db import ProgressFn, ProgressOp, SvDBPython
 
-__all__ = ["Bar", "Interrupt", "bars_enabled", "engine_handler"]
+__all__ = ["Bar", "EngineBars", "Interrupt", "bars_enabled"]
 
 #: Unit and wording of each operation the engine reports.
 _OPS: Dict[str, str] = {
@@ -79,10 +79,6 @@ class Interrupt:
 
     def __exit__(self, *exc: object) -> None:
         signal.signal(signal.SIGINT, self._old)
-
-
-def engine_handler(stop: Interrupt, enabled: bool, label: str = "") -> "EngineBars":
-    return EngineBars(stop, enabled, label)
 
 
 class EngineBars:

@@ -565,6 +565,85 @@ def test_ctrl_c_keeps_whole_batches(tmp_path: Path) -> None:
         h.verify()
 
 
+def test_ctrl_c_during_export_writes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    with pysvdb.SvDBPython(db) as h:
+        h.add([str(i) for i in range(200_000)], vectors(200_000, 32))
+    out = tmp_path / "out.jsonl"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "pysvdb.cli", "export", str(db), str(out), "--batch-size", "500"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and p.poll() is None:
+        partial = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+        if partial and (tmp_path / partial[0]).stat().st_size > 1 << 20:
+            break
+        time.sleep(0.02)
+    assert p.poll() is None, "the export finished before it could be interrupted"
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "Traceback" not in err and "nothing written" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["db"]
+
+
+def test_progress_bars_only_on_a_terminal(tmp_path: Path) -> None:
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    np.save(tmp_path / "v.npy", vectors(3000))
+
+    def stderr_of(*args: object) -> str:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))  # a terminal's size
+        try:
+            r = subprocess.run(
+                [sys.executable, "-m", "pysvdb.cli", *map(str, args)], stdout=subprocess.PIPE, stderr=slave, env=_env(), timeout=120
+            )
+            os.close(slave)
+            slave = -1
+            chunks = []
+            while True:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the child closed its end
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            assert r.returncode == 0
+            return b"".join(chunks).decode("utf-8", "replace")
+        finally:
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+
+    err = stderr_of("import", tmp_path / "db", tmp_path / "v.npy", "--batch-size", 500)
+    assert "checking v.npy" in err and "importing v.npy" in err and "3000/3000" in err and "rows/s" in err
+    assert stderr_of("import", tmp_path / "db2", tmp_path / "v.npy", "--quiet") == ""
+    assert "exporting to o.npy" in stderr_of("export", tmp_path / "db", tmp_path / "o.npy")
+    assert svdb("import", tmp_path / "db3", tmp_path / "v.npy").stderr == ""  # stderr not a terminal
+
+
+def test_ids_from_with_crlf_lines(tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", vectors(3))
+    (tmp_path / "ids.txt").write_bytes(b"a b\r\nc\r\nd\r\n")
+    ok("import", tmp_path / "db", tmp_path / "v.npy", "--ids-from", tmp_path / "ids.txt")
+    with pysvdb.SvDBPython(tmp_path / "db", create=False) as h:
+        assert h.get_all_ids() == ["a b", "c", "d"]
+
+
+def test_main_entry_point() -> None:
+    code = "from pysvdb.cli import main; main(['--version'])"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    assert r.returncode == 0 and r.stdout.startswith("svdb (pysvdb) ")
+
+
 # ---------------------------------------------------------------- the walk-through
 
 
