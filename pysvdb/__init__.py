@@ -96,35 +96,36 @@ _CHROMA_NAMES = (
 )
 
 if TYPE_CHECKING:
-    from . import chroma, errors
+    from . import chroma as chroma
+    from . import errors as errors
     from .chroma import (
-        DEFAULT_DATABASE,
-        DEFAULT_TENANT,
-        URI,
-        AdminClient,
-        Client,
-        ClientAPI,
-        Collection,
-        CollectionMetadata,
-        DataLoader,
-        DefaultEmbeddingFunction,
-        DeleteResult,
-        Document,
-        Documents,
-        Embedding,
-        EmbeddingFunction,
-        Embeddings,
-        EphemeralClient,
-        GetResult,
-        ID,
-        IDs,
-        Include,
-        Metadatas,
-        PersistentClient,
-        QueryResult,
-        Settings,
-        URIs,
-        WhereDocument,
+        DEFAULT_DATABASE as DEFAULT_DATABASE,
+        DEFAULT_TENANT as DEFAULT_TENANT,
+        URI as URI,
+        AdminClient as AdminClient,
+        Client as Client,
+        ClientAPI as ClientAPI,
+        Collection as Collection,
+        CollectionMetadata as CollectionMetadata,
+        DataLoader as DataLoader,
+        DefaultEmbeddingFunction as DefaultEmbeddingFunction,
+        DeleteResult as DeleteResult,
+        Document as Document,
+        Documents as Documents,
+        Embedding as Embedding,
+        EmbeddingFunction as EmbeddingFunction,
+        Embeddings as Embeddings,
+        EphemeralClient as EphemeralClient,
+        GetResult as GetResult,
+        ID as ID,
+        IDs as IDs,
+        Include as Include,
+        Metadatas as Metadatas,
+        PersistentClient as PersistentClient,
+        QueryResult as QueryResult,
+        Settings as Settings,
+        URIs as URIs,
+        WhereDocument as WhereDocument,
     )
 
 
@@ -143,7 +144,7 @@ def __dir__() -> List[str]:
     return sorted(set(globals()) | set(__all__) | {"chroma"})
 
 
-__version__: str = "0.1.0"
+from ._version import __version__ as __version__
 
 #: ABI version of the loaded libsvdb (equals the SOVERSION).
 ABI_VERSION: int = int(_clib.svdb_abi_version())

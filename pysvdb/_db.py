@@ -1560,3 +1560,159 @@ class SvDBPython:
             )
         except SvDBError:
             return "<SvDBPython path=%r closed>" % self._path
+
+    # ------------------------------------------------------------ Arrow, pandas, Parquet
+    #
+    # Thin: pysvdb.arrow (imported here, on first use, so that `import pysvdb`
+    # never imports pyarrow or pandas) converts; the calls above do the work.
+    # batch_size 10,000: 30 MiB of vectors at dim 768, enough that a call's
+    # fixed cost is lost, small enough to stream a file larger than memory.
+
+    def iter_arrow_batches(
+        self,
+        ids: Optional[Sequence[str]] = None,
+        where: Optional[Where] = None,
+        where_document: Optional[Where] = None,
+        *,
+        vectors: bool = True,
+        metadata: bool = True,
+        batch_size: int = 10_000,
+    ) -> Iterable[Any]:
+        """The rows matching ``ids``/``where``/``where_document`` (as :meth:`select`),
+        in insertion order, as ``pyarrow.RecordBatch`` es of ``batch_size`` rows:
+        columns ``id`` (string), ``embedding`` (``fixed_size_list<float32>[dim]``,
+        unless ``vectors=False``) and ``metadata`` (JSON text, null for a row
+        without; unless ``metadata=False``). The ids are chosen once; each batch
+        is read in one :meth:`get_batch` call. Needs ``pysvdb[arrow]``.
+        """
+        from . import arrow
+
+        return arrow.iter_rows(
+            self, ids, where, where_document, vectors=vectors, metadata=metadata, batch_size=batch_size
+        )
+
+    def to_arrow(
+        self,
+        ids: Optional[Sequence[str]] = None,
+        where: Optional[Where] = None,
+        where_document: Optional[Where] = None,
+        *,
+        vectors: bool = True,
+        metadata: bool = True,
+        batch_size: int = 10_000,
+        progress: Union[bool, Literal["always"]] = False,
+    ) -> Any:
+        """The matching rows as one ``pyarrow.Table`` (the batches of
+        :meth:`iter_arrow_batches`, not copied again); ``progress`` as in
+        :meth:`add_arrow`. Needs ``pysvdb[arrow]``."""
+        from . import arrow
+
+        return arrow.read_table(
+            self, ids, where, where_document, vectors=vectors, metadata=metadata, batch_size=batch_size,
+            progress=progress,
+        )
+
+    def to_pandas(
+        self,
+        ids: Optional[Sequence[str]] = None,
+        where: Optional[Where] = None,
+        where_document: Optional[Where] = None,
+        *,
+        vectors: bool = True,
+        metadata: bool = True,
+        batch_size: int = 10_000,
+        progress: Union[bool, Literal["always"]] = False,
+    ) -> Any:
+        """The matching rows as a ``pandas.DataFrame`` (through :meth:`to_arrow`):
+        ``id``, ``embedding`` (one float32 numpy array per row;
+        ``np.stack(df["embedding"])`` gives the ``(n, dim)`` matrix) and
+        ``metadata`` (JSON text or None). Needs ``pysvdb[arrow]``."""
+        from . import arrow
+
+        table = self.to_arrow(
+            ids, where, where_document, vectors=vectors, metadata=metadata, batch_size=batch_size, progress=progress
+        )
+        return arrow.to_pandas(table)
+
+    def add_arrow(
+        self,
+        data: Any,
+        *,
+        id_column: str = "id",
+        embedding_column: str = "embedding",
+        metadata_column: Union[None, str, Sequence[str]] = None,
+        upsert: bool = False,
+        batch_size: int = 10_000,
+        atomic: bool = False,
+        progress: Union[bool, Literal["always"]] = False,
+    ) -> int:
+        """Adds the rows of an Arrow table (or RecordBatch, RecordBatchReader,
+        iterable of RecordBatches) ``batch_size`` rows per :meth:`add` call;
+        returns the number of rows written.
+
+        Each batch is all or nothing; a failure keeps the batches written
+        before it (``atomic=True``: every row in one call, all or nothing,
+        when the whole input fits in memory). Column types are checked before
+        anything is written. See docs/arrow.md.
+
+        Args:
+            id_column: string ids, no nulls.
+            embedding_column: ``fixed_size_list<float32>[dim]`` without nulls
+                (passed to C without a copy), or a list of numbers of any
+                width, every row ``dim`` long (copied as float32).
+            metadata_column: None (no metadata); a column of JSON object text,
+                structs or maps; or a list of scalar columns, each a key (a
+                null leaves the key out).
+            upsert: overwrite rows whose id exists (:meth:`upsert`).
+            progress: True: a progress bar over rows on stderr when it is a
+                terminal; "always": even when it is not.
+        """
+        from . import arrow
+
+        return arrow.add_source(
+            self, "arrow", data, id_column=id_column, embedding_column=embedding_column,
+            metadata_column=metadata_column, upsert=upsert, batch_size=batch_size, atomic=atomic, progress=progress,
+        )
+
+    def add_dataframe(
+        self,
+        df: Any,
+        *,
+        id_column: str = "id",
+        embedding_column: str = "embedding",
+        metadata_column: Union[None, str, Sequence[str]] = None,
+        upsert: bool = False,
+        batch_size: int = 10_000,
+        atomic: bool = False,
+        progress: Union[bool, Literal["always"]] = False,
+    ) -> int:
+        """:meth:`add_arrow` for a ``pandas.DataFrame``: the embedding column
+        holds one numpy array (or list) per row, or is a
+        ``pd.ArrowDtype(pa.list_(pa.float32(), dim))`` column."""
+        from . import arrow
+
+        return arrow.add_source(
+            self, "dataframe", df, id_column=id_column, embedding_column=embedding_column,
+            metadata_column=metadata_column, upsert=upsert, batch_size=batch_size, atomic=atomic, progress=progress,
+        )
+
+    def add_parquet(
+        self,
+        path: Union[str, "os.PathLike[str]"],
+        *,
+        id_column: str = "id",
+        embedding_column: str = "embedding",
+        metadata_column: Union[None, str, Sequence[str]] = None,
+        upsert: bool = False,
+        batch_size: int = 10_000,
+        atomic: bool = False,
+        progress: Union[bool, Literal["always"]] = False,
+    ) -> int:
+        """:meth:`add_arrow` for a Parquet file, read ``batch_size`` rows at a
+        time (only the columns used), so a file larger than memory works."""
+        from . import arrow
+
+        return arrow.add_source(
+            self, "parquet", path, id_column=id_column, embedding_column=embedding_column,
+            metadata_column=metadata_column, upsert=upsert, batch_size=batch_size, atomic=atomic, progress=progress,
+        )

@@ -136,11 +136,15 @@ def _load() -> Tuple[Any, str]:
                     return _open(str(cand)), str(cand)
                 except ImportError as e:
                     errors.append(str(e))
-    detail = ("; ".join(errors) + "; ") if errors else ""
+    if errors:  # found, but the loader refused it (a missing dependency, say)
+        raise ImportError(
+            "pysvdb: libsvdb was found but could not be loaded: %s. Reinstall the package (the "
+            "wheel bundles the libraries it needs), or set SVDB_LIBRARY to a working build" % "; ".join(errors)
+        )
     raise ImportError(
-        "pysvdb: libsvdb was not found (%slooked in %s). Install the package with "
+        "pysvdb: libsvdb was not found (looked in %s). Install the package with "
         "`pip install .` (which builds and bundles the library), or set SVDB_LIBRARY "
-        "to a built libsvdb, e.g. SVDB_LIBRARY=build/libsvdb.so" % (detail, ", ".join(tried))
+        "to a built libsvdb, e.g. SVDB_LIBRARY=build/libsvdb.so" % ", ".join(tried)
     )
 
 

@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# The whole svdb test suite: C tests (plain, ASan+UBSan, valgrind) and the
-# Python tests against a pip-installed pysvdb. Installs what it needs.
+# svdb's tests. Installs what it needs.
+#   scripts/run_tests.sh          the everyday suite: the C tests and the Python
+#                                 tests against a pip-installed pysvdb (a few minutes)
+#   scripts/run_tests.sh --full   everything CI runs (.ci/run): also the C suite
+#                                 under ASan+UBSan, ThreadSanitizer and valgrind,
+#                                 the install/wheel tests, chromadb's own suite,
+#                                 the crash-kill harness and a fuzz smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 jobs=$(nproc 2>/dev/null || echo 2)
-scripts/ensure_deps.sh test
+full=0
+case "${1:-}" in
+  --full) full=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--full]" >&2; exit 2 ;;
+esac
+if [ "$full" = 1 ]; then scripts/ensure_deps.sh full; else scripts/ensure_deps.sh test; fi
 # Each stage prints its own duration so a slow CI run shows where the time went.
 stage() { echo "== [$((SECONDS / 60))m$((SECONDS % 60))s] $*"; }
 
@@ -14,6 +25,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs" >/dev/null
 ctest --test-dir build --output-on-failure -j"$jobs"
 
+if [ "$full" = 1 ]; then
 stage "C suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSVDB_SANITIZE=ON -DSVDB_BUILD_BENCH=OFF >/dev/null
 cmake --build build-asan -j"$jobs" >/dev/null
@@ -47,11 +59,20 @@ vg_order="build/tests/test_index build/tests/test_hnsw build/tests/test_mapped b
 vg_list=$( (for t in $vg_order; do [ -x "$t" ] && echo "$t"; done; for t in build/tests/test_*; do
   [ -x "$t" ] && [[ "$t" != *.* ]] && ! grep -qx "$t" <<<"$(tr ' ' '\n' <<<"$vg_order")" && echo "$t"; done) )
 printf '%s\n' $vg_list | xargs -P "$jobs" -I{} bash -c 'vg_one "$@"' _ {} || { echo "valgrind: a test failed"; exit 1; }
+fi
 
 stage "pysvdb: type check, pip install ., then the Python suite against the installed package"
 python3 -m mypy --strict pysvdb
 python3 -m pip install -q .
-python3 -m pytest -q -p no:cacheprovider
+if [ "$full" = 1 ]; then
+  python3 -m pytest -q -p no:cacheprovider
+else # the tests that build wheels and fresh virtual environments run with --full
+  python3 -m pytest -q -p no:cacheprovider -m "not install"
+fi
+if [ "$full" = 0 ]; then
+  stage "everyday suite passed (scripts/run_tests.sh --full runs everything CI runs)"
+  exit 0
+fi
 
 stage "chromadb's own test suite against pysvdb (bounded hypothesis examples)"
 # Known pysvdb failures are xfail(strict) by test id (tests/chroma_upstream/FAILURES.md).

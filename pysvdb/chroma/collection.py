@@ -645,3 +645,111 @@ class Collection:
 
     def get_indexing_status(self) -> None:
         raise NotImplementedError("Indexing status is not implemented for Local Chroma")
+
+    # ------------------------------------------------------------ Arrow, pandas, Parquet (pysvdb extensions)
+    #
+    # pysvdb.arrow is imported on first use: `import pysvdb` never imports pyarrow or pandas.
+
+    def get_arrow(
+        self,
+        ids: Optional[OneOrMany[ID]] = None,
+        where: Optional[Where] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        where_document: Optional[WhereDocument] = None,
+        include: Include = ["embeddings", "metadatas", "documents"],  # noqa: B006 - never mutated
+    ) -> Any:
+        """:meth:`get` as a ``pyarrow.Table``: ``id``, then, as ``include``
+        asks, ``embedding`` (``fixed_size_list<float32>[dim]``), ``metadata``
+        (JSON text of the record's metadata), ``document`` and ``uri``.
+        Needs ``pysvdb[arrow]``."""
+        from .. import arrow
+
+        res = self.get(ids=ids, where=where, limit=limit, offset=offset, where_document=where_document, include=include)
+        return arrow.chroma_table(res, self._engine.dimension(self._record) or 0)
+
+    to_arrow = get_arrow
+
+    def to_pandas(
+        self,
+        ids: Optional[OneOrMany[ID]] = None,
+        where: Optional[Where] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+        where_document: Optional[WhereDocument] = None,
+        include: Include = ["embeddings", "metadatas", "documents"],  # noqa: B006 - never mutated
+    ) -> Any:
+        """:meth:`get_arrow` as a ``pandas.DataFrame`` (``embedding``: one
+        float32 numpy array per row)."""
+        from .. import arrow
+
+        return arrow.to_pandas(self.get_arrow(ids, where, limit, offset, where_document, include))
+
+    def _add_table(self, kind: str, data: Any, options: Dict[str, Any]) -> int:
+        from .. import arrow
+        from .validation import MAX_BATCH_SIZE
+
+        return arrow.chroma_add(self, kind, data, max_batch_size=MAX_BATCH_SIZE, **options)
+
+    def add_arrow(
+        self,
+        data: Any,
+        *,
+        id_column: str = "id",
+        embedding_column: Optional[str] = "embedding",
+        metadata_column: Union[None, str, Sequence[str]] = None,
+        document_column: Optional[str] = None,
+        upsert: bool = False,
+        batch_size: int = 5000,
+        progress: Union[bool, Literal["always"]] = False,
+    ) -> int:
+        """Adds the records of an Arrow table (or RecordBatch, RecordBatchReader,
+        iterable of RecordBatches), ``batch_size`` per :meth:`add` (or
+        :meth:`upsert`) call; returns the number of rows read. Each batch is
+        all or nothing and a failure keeps the earlier ones.
+
+        ``embedding_column=None`` embeds ``document_column`` with the
+        collection's embedding function. ``metadata_column``: a column of
+        JSON object text, structs or maps, or a list of scalar columns. See
+        docs/arrow.md. Needs ``pysvdb[arrow]``.
+        """
+        return self._add_table("arrow", data, dict(
+            id_column=id_column, embedding_column=embedding_column, metadata_column=metadata_column,
+            document_column=document_column, upsert=upsert, batch_size=batch_size, progress=progress,
+        ))
+
+    def add_dataframe(
+        self,
+        df: Any,
+        *,
+        id_column: str = "id",
+        embedding_column: Optional[str] = "embedding",
+        metadata_column: Union[None, str, Sequence[str]] = None,
+        document_column: Optional[str] = None,
+        upsert: bool = False,
+        batch_size: int = 5000,
+        progress: Union[bool, Literal["always"]] = False,
+    ) -> int:
+        """:meth:`add_arrow` for a ``pandas.DataFrame``."""
+        return self._add_table("dataframe", df, dict(
+            id_column=id_column, embedding_column=embedding_column, metadata_column=metadata_column,
+            document_column=document_column, upsert=upsert, batch_size=batch_size, progress=progress,
+        ))
+
+    def add_parquet(
+        self,
+        path: Any,
+        *,
+        id_column: str = "id",
+        embedding_column: Optional[str] = "embedding",
+        metadata_column: Union[None, str, Sequence[str]] = None,
+        document_column: Optional[str] = None,
+        upsert: bool = False,
+        batch_size: int = 5000,
+        progress: Union[bool, Literal["always"]] = False,
+    ) -> int:
+        """:meth:`add_arrow` for a Parquet file, read a batch at a time."""
+        return self._add_table("parquet", path, dict(
+            id_column=id_column, embedding_column=embedding_column, metadata_column=metadata_column,
+            document_column=document_column, upsert=upsert, batch_size=batch_size, progress=progress,
+        ))

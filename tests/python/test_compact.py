@@ -136,3 +136,19 @@ def test_compact_errors(tmp_path: Path) -> None:
         db.compact()
     with pytest.raises(ClosedError):
         db.stats()
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_compact_exclusive_and_background(tmp_path: Path, background: bool) -> None:
+    path = tmp_path / "x"
+    with SvDBPython(path, index="hnsw", mode="exclusive", background_indexing=background, build_threads=1) as db:
+        vecs = _fill(db, 400, 8, seed=3)
+        db.delete(["r%d" % i for i in range(0, 400, 2)])
+        db.compact()
+        db.index_wait()
+        st = db.stats()
+        assert (st.count, st.free_slots, st.pending) == (200, 0, 0)
+        assert db.get_all_ids() == ["r%d" % i for i in range(1, 400, 2)]
+        np.testing.assert_array_equal(db.get_vector("r399"), vecs[399])
+    with SvDBPython(path) as db:
+        assert db.count() == 200
