@@ -15,10 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import __version__, library_path, library_version, simd_path
-from .._db import IndexType, Metric
+from .._db import IndexType, Metric, ProgressOp
 from .._errors import CanceledError, CorruptError, FormatVersionError, SvDBError
 from .formats import VECTOR_ONLY, Batch, FormatError, format_of, open_reader, open_writer
-from .progress import Bar, EngineBars, Interrupt, bars_enabled
+from .._progress import RowProgress
+from .progress import EngineBars, Interrupt, bars_enabled
 from .target import CliError, Target, is_client_dir, is_collection_dir, open_targets
 
 __all__ = ["cli", "Interrupted"]
@@ -269,9 +270,8 @@ def _check_batch(batch: Batch, t: Optional[Target], dim: Optional[int], upsert: 
 def _prepass(reader: Any, file: str, t: Optional[Target], size: int, upsert: bool, quiet: bool, stop: Interrupt) -> int:
     """Reads the whole file once, checking it: a bad file imports nothing."""
     dim = t.db.dim if t is not None else None
-    bar = Bar("checking %s" % os.path.basename(file), reader.rows, "rows", bars_enabled(quiet))
     rows = 0
-    try:
+    with RowProgress(not quiet, reader.rows, "checking %s" % os.path.basename(file)) as bar:
         for batch in reader.batches(size):
             if stop.requested:
                 raise Interrupted("interrupted while checking %s: nothing imported" % file)
@@ -280,16 +280,20 @@ def _prepass(reader: Any, file: str, t: Optional[Target], size: int, upsert: boo
             _check_batch(batch, t, dim, upsert, "%s (rows %d..%d)" % (file, rows, rows + len(batch.ids) - 1))
             rows += len(batch.ids)
             bar.update(len(batch.ids))
-    finally:
-        bar.close()
     return rows
 
 
 def _write_all(reader: Any, file: str, t: Target, size: int, total: int, upsert: bool, quiet: bool, stop: Interrupt) -> int:
     done = 0
-    bar = Bar("importing %s" % os.path.basename(file), total, "rows", bars_enabled(quiet))
-    try:
-        with EngineBars(stop, False, "").attach(t.db):  # no bar of its own: it cancels on Ctrl-C
+    with RowProgress(not quiet, total, "importing %s" % os.path.basename(file)) as bar:
+
+        def on_progress(op: ProgressOp, step_done: int, step_total: int) -> bool:
+            # the engine's steps of a long batch under the rows bar; Ctrl-C cancels the batch
+            bar.step(op, step_done, step_total)
+            return stop.requested
+
+        t.db.set_progress_handler(on_progress)
+        try:
             for batch in reader.batches(size):
                 if stop.requested:
                     break
@@ -304,8 +308,8 @@ def _write_all(reader: Any, file: str, t: Target, size: int, total: int, upsert:
                     ) from None
                 done += len(batch.ids)
                 bar.update(len(batch.ids))
-    finally:
-        bar.close()
+        finally:
+            t.db.set_progress_handler(None)
     if stop.requested:
         raise Interrupted(
             "interrupted: imported %d rows before the interrupt (of %d); the interrupted batch was not applied" % (done, total)
@@ -393,7 +397,7 @@ def export(path: str, file: str, name: Optional[str], batch_size: int, ids_to: O
     with open_targets(path, name, write=False, one=True) as (t,), Interrupt() as stop:
         ids = t.db.get_all_ids()
         writer = open_writer(file, fmt, t.db.dim or 0, max((len(i) for i in ids), default=1), ids_to)
-        bar = Bar("exporting to %s" % os.path.basename(file), len(ids), "rows", bars_enabled(quiet))
+        bar = RowProgress(not quiet, len(ids), "exporting to %s" % os.path.basename(file))
         done = 0
         try:
             for i in range(0, len(ids), batch_size):

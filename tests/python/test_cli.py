@@ -624,7 +624,7 @@ def test_progress_bars_only_on_a_terminal(tmp_path: Path) -> None:
                 os.close(slave)
 
     err = stderr_of("import", tmp_path / "db", tmp_path / "v.npy", "--batch-size", 500)
-    assert "checking v.npy" in err and "importing v.npy" in err and "3000/3000" in err and "rows/s" in err
+    assert "checking v.npy" in err and "importing v.npy" in err and "3000/3000" in err and "row/s" in err
     assert stderr_of("import", tmp_path / "db2", tmp_path / "v.npy", "--quiet") == ""
     assert "exporting to o.npy" in stderr_of("export", tmp_path / "db", tmp_path / "o.npy")
     assert svdb("import", tmp_path / "db3", tmp_path / "v.npy").stderr == ""  # stderr not a terminal
