@@ -17,10 +17,19 @@ import numpy.typing as npt
 from .. import __version__, library_path, library_version, simd_path
 from .._db import IndexType, Metric, ProgressOp
 from .._errors import CanceledError, CorruptError, FormatVersionError, SvDBError
-from .formats import VECTOR_ONLY, Batch, FormatError, format_of, open_reader, open_writer
 from .._progress import RowProgress
+from .formats import VECTOR_ONLY, Batch, FormatError, format_of, open_reader, open_writer
 from .progress import EngineBars, Interrupt, bars_enabled
-from .target import CliError, Target, is_client_dir, is_collection_dir, open_targets
+from .target import (
+    CliError,
+    Target,
+    collection_names,
+    is_client_dir,
+    is_collection_dir,
+    name_needed,
+    not_a_client_dir,
+    open_targets,
+)
 
 __all__ = ["cli", "Interrupted"]
 
@@ -226,17 +235,16 @@ def compact(path: str, name: Optional[str], quiet: bool) -> None:
 
 
 def _target_exists(path: str, name: Optional[str]) -> bool:
-    if name is None:
-        return is_collection_dir(path)
-    if not is_client_dir(path):
-        return False
-    from ..chroma import PersistentClient
-
-    client = PersistentClient(path)
-    try:
-        return name in [c.name for c in client.list_collections()]
-    finally:
-        client.close()
+    """Whether the collection to import into exists. A PATH that cannot take
+    the import is refused here, before the file is read."""
+    if is_client_dir(path):
+        names = collection_names(path)
+        if name is None:
+            raise name_needed(path, names)
+        return name in names
+    if name is not None and os.path.exists(path) and (is_collection_dir(path) or os.listdir(path)):
+        raise not_a_client_dir(path)
+    return name is None and is_collection_dir(path)
 
 
 def _check_batch(batch: Batch, t: Optional[Target], dim: Optional[int], upsert: bool, where: str) -> None:

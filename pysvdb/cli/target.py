@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ..chroma.client import ClientAPI
     from ..chroma.collection import Collection
 
-__all__ = ["CliError", "Target", "open_targets", "is_client_dir", "is_collection_dir"]
+__all__ = ["CliError", "Target", "open_targets", "is_client_dir", "is_collection_dir", "collection_names", "name_needed", "not_a_client_dir"]
 
 #: The catalog file of a ChromaDB client directory, and a collection's files.
 _CATALOG = "pysvdb-chroma.json"
@@ -111,6 +111,28 @@ def _client(path: str) -> "ClientAPI":
     return PersistentClient(path)
 
 
+def collection_names(path: str) -> List[str]:
+    """The collections of the client directory ``path``."""
+    client = _client(path)
+    try:
+        return [c.name for c in client.list_collections()]
+    finally:
+        client.close()
+
+
+def name_needed(path: str, names: List[str]) -> CliError:
+    return CliError(
+        "%s is a ChromaDB client directory: name the collection with --collection (%s)"
+        % (path, ", ".join(names) or "it has none")
+    )
+
+
+def not_a_client_dir(path: str) -> CliError:
+    if is_collection_dir(path):
+        return CliError("%s is one collection, not a ChromaDB client directory: drop --collection" % path)
+    return CliError("%s is not a ChromaDB client directory" % path)
+
+
 def _chroma_target(col: "Collection") -> Target:
     # The collection's engine handle: the same object its own calls use, so a
     # progress handler set on it sees them.
@@ -144,9 +166,7 @@ def open_targets(
             yield _client_targets(client, path, name, one=one, create=create, metric=metric, index=index)
         return
     if name is not None:
-        if is_collection_dir(path):
-            raise CliError("%s is one collection, not a ChromaDB client directory: drop --collection" % path)
-        raise CliError("%s is not a ChromaDB client directory" % path)
+        raise not_a_client_dir(path)
     if not is_collection_dir(path) and not create:
         raise CliError("%s is not a collection or a ChromaDB client directory" % path)
     db = SvDBPython(path, metric=metric, index=index, create=create, mode="shared" if write else "readonly")
@@ -171,10 +191,7 @@ def _client_targets(
     names = [c.name for c in client.list_collections()]
     if name is None:
         if one:
-            raise CliError(
-                "%s is a ChromaDB client directory: name the collection with --collection (%s)"
-                % (path, ", ".join(names) or "it has none")
-            )
+            raise name_needed(path, names)
         return [_chroma_target(client.get_collection(n)) for n in names]
     if name not in names:
         if not create:

@@ -252,6 +252,11 @@ def test_no_create_and_mismatched_options(tmp_path: Path) -> None:
     assert not (tmp_path / "db").exists()
     ok("import", tmp_path / "db", tmp_path / "v.npy", "--metric", "cosine")
     fails("import", tmp_path / "db", tmp_path / "v.npy", "--metric", "l2", "--upsert", expect="metric")
+    fails("import", tmp_path / "db", tmp_path / "v.npy", "-c", "x", expect="drop --collection")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    fails("import", tmp_path / "other", tmp_path / "v.npy", "-c", "x", expect="not a ChromaDB client directory")
+    assert os.listdir(tmp_path / "other") == ["notes.txt"]
 
 
 # ---------------------------------------------------------------- bad input
