@@ -117,7 +117,7 @@ def _info(t: Target) -> Dict[str, Any]:
 
 _INFO_ROWS = (
     ("count", "count", str),
-    ("dimension", "dim", lambda v: "-" if not v else str(v)),
+    ("dimension", "dim", lambda v: "- (fixed by the first row)" if v is None else str(v)),
     ("metric", "metric", str),
     ("index", "index", str),
     ("storage", "storage", str),
@@ -161,7 +161,7 @@ def info(path: str, name: Optional[str], as_json: bool) -> None:
         if kind == "chroma":
             click.echo(c["name"])
         for label, key, fmt in _INFO_ROWS:
-            if c.get(key) is not None:
+            if c.get(key) is not None or key == "dim":
                 click.echo("  %-16s %s" % (label, fmt(c[key])))
 
 
