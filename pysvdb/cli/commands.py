@@ -18,7 +18,8 @@ from .. import __version__, library_path, library_version, simd_path
 from .._db import IndexType, Metric, ProgressOp
 from .._errors import CanceledError, CorruptError, FormatVersionError, SvDBError
 from .._progress import RowProgress
-from .formats import VECTOR_ONLY, Batch, FormatError, format_of, open_reader, open_writer
+from .formats import VECTOR_ONLY, Batch, FormatError, format_of, open_reader
+from .writers import open_writer
 from .progress import EngineBars, Interrupt, bars_enabled
 from .target import (
     CliError,
