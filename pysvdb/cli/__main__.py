@@ -1,0 +1,5 @@
+"""``python -m pysvdb.cli``: the ``svdb`` command."""
+
+from . import main
+
+main()
