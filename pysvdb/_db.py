@@ -1019,10 +1019,15 @@ class SvDBPython:
             keep_metas: List[Any] = []
         else:
             meta_arr, keep_metas = _pointer_array(metas)
+        self._put_prepared(fn, n, id_arr, vecs, meta_arr)
+        del keep_ids, keep_metas
+
+    def _put_prepared(self, fn: Any, n: int, id_arr: Any, vecs: npt.NDArray[np.float32], meta_arr: Any) -> None:
+        """The C call of an add or upsert whose ids and metadata are already C
+        string arrays (pysvdb.arrow lays them out straight from Arrow buffers)."""
         vptr = _c_array("float[]", vecs)
         h = self._acquire()
         self._ok(fn(h, n, id_arr, vptr, vecs.shape[1], meta_arr))
-        del keep_ids, keep_metas
 
     def add(
         self,

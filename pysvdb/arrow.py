@@ -44,6 +44,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ._errors import InvalidArgumentError, InvalidTypeError, MetadataError, SvDBError
+from ._db import _c_array, _metadata_list, _pointer_array
+from ._lib import ffi, lib
 from ._progress import RowProgress, check_progress
 
 try:
@@ -306,6 +308,19 @@ def _ids(batch: Any, name: str, first_row: int) -> List[str]:
     return out
 
 
+def _id_array(batch: Any, name: str, first_row: int) -> Any:
+    """The id column as a string array, checked for nulls and NULs (the
+    library checks the rest: empty, too long)."""
+    a: Any = _plain_text(_column(batch, name))  # check_schema made sure it is text
+    if a.null_count:
+        raise InvalidArgumentError("id column %r is null in row %d" % (name, first_row + _first_null(a)), -1)
+    if _has_nul(a):
+        raise InvalidArgumentError(
+            "id column %r, row %d: an id contains a NUL character" % (name, first_row + _first_true(pc.match_substring(a, "\x00"))), -1
+        )
+    return a
+
+
 def _vectors(batch: Any, name: str, first_row: int) -> npt.NDArray[np.float32]:
     """The embedding column as an (n, dim) float32 array: a view of the Arrow
     buffer when it is a fixed_size_list<float32> without nulls, else a copy."""
@@ -393,12 +408,108 @@ def _dump(d: Optional[Dict[str, Any]], row: int) -> Optional[str]:
         ) from None
 
 
+# ------------------------------------------------ Arrow strings to C, no Python per row
+
+
+def _plain_text(a: Any) -> Optional[Any]:
+    """a as a string or large_string array (whose buffers are offsets + bytes), or None."""
+    t = a.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return a
+    if _is_text(t):  # string_view and the like: one cast, still no Python per row
+        return a.cast(pa.large_string())
+    return None
+
+
+def _has_nul(a: Any) -> bool:
+    return bool(pc.any(pc.match_substring(a, "\x00")).as_py())
+
+
+def _first_true(mask: Any) -> int:
+    return int(np.flatnonzero(mask.to_numpy(zero_copy_only=False))[0])
+
+
+def c_strings(a: Any) -> Tuple[Any, List[Any]]:
+    """A ``const char *[]`` of a string array's values (NULL for a null) and
+    the objects to keep alive with it: the bytes copied once, with a NUL after
+    each value, by numpy, without a Python step per row."""
+    n = len(a)
+    wide = pa.types.is_large_string(a.type)
+    offsets = np.frombuffer(a.buffers()[1], np.int64 if wide else np.int32)[a.offset : a.offset + n + 1].astype(np.int64)
+    data = a.buffers()[2]
+    raw = np.frombuffer(data, np.uint8)[offsets[0] : offsets[-1]] if data is not None else np.zeros(0, np.uint8)
+    rel = offsets - offsets[0]
+    blob = np.insert(raw, rel[1:], 0)  # a NUL at the end of each value
+    blob = np.append(blob, np.uint8(0)) if n == 0 else blob
+    buf = ffi.from_buffer(blob)
+    addrs = (rel[:-1] + np.arange(n, dtype=np.int64) + int(ffi.cast("uintptr_t", buf))).astype(np.uintp)
+    if a.null_count:
+        addrs[a.is_null().to_numpy(zero_copy_only=False)] = 0
+    return _c_array("char *[]", addrs), [blob, buf, addrs]
+
+
+_JSON_ESCAPES = (("\\", "\\\\"), ('"', '\\"'))
+
+
+def _json_value(a: Any, name: str, first_row: int) -> Optional[Any]:
+    """Each value of a scalar column as JSON text (null stays null), by Arrow
+    compute; None for a type that takes the per-row path."""
+    t = a.type
+    if pa.types.is_boolean(t):
+        return pc.if_else(a, "true", "false")
+    if pa.types.is_integer(t):
+        return pc.cast(a, pa.string())
+    if pa.types.is_floating(t):
+        bad = pc.invert(pc.is_finite(a))
+        if pc.any(bad).as_py():
+            raise MetadataError(
+                "metadata column %r, row %d: %s is not a JSON number" % (name, first_row + _first_true(bad), a[_first_true(bad)]), -14
+            )
+        text = pc.cast(a, pa.string())  # shortest round-trip form: "1" for 1.0, "1e+20"
+        return pc.if_else(pc.match_substring_regex(text, "[.e]"), text, pc.binary_join_element_wise(text, ".0", ""))
+    v = _plain_text(a)
+    if v is not None and not pa.types.is_string(v.type):
+        v = v.cast(pa.string())  # one string type for the joins below (a batch is far below 2 GiB)
+    if v is None or pc.any(pc.match_substring_regex(v, "[\\x00-\\x1f]")).as_py():
+        return None  # a control character needs a \u escape: json.dumps does it
+    for old, new in _JSON_ESCAPES:
+        v = pc.replace_substring(v, old, new)
+    return pc.binary_join_element_wise('"', v, '"', "")
+
+
+def _text_array(batch: Any, col: MetadataColumn, first_row: int) -> Optional[Any]:
+    """Each row's metadata as JSON text in one string array (null: none), by
+    Arrow compute; None when the column needs the per-row path (structs,
+    maps, nested values, strings with control characters)."""
+    if isinstance(col, str):
+        a = _plain_text(_column(batch, col))
+        if a is not None and _has_nul(a):
+            raise MetadataError("metadata column %r, row %d: a NUL character" % (col, first_row + _first_true(pc.match_substring(a, "\x00"))), -14)
+        return a
+    assert col is not None
+    pieces = []
+    for name in col:
+        v = _json_value(_column(batch, name), name, first_row)
+        if v is None:
+            return None
+        pieces.append(pc.binary_join_element_wise(json.dumps(name, ensure_ascii=False) + ": ", v, ""))  # null value: null piece
+    body = pc.binary_join_element_wise(*pieces, ", ", null_handling="skip")  # a null value's key is left out
+    text = pc.binary_join_element_wise("{", body, "}", "")
+    return pc.if_else(pc.equal(body, ""), pa.scalar(None, pa.string()), text)
+
+
 def convert(batch: Any, cols: Columns, first_row: int, *, metadata_as_text: bool) -> Batch:
     """One record batch as the lists and arrays an add takes; raises before
     any write on a null id, a null or ragged vector, or bad metadata."""
-    ids = _ids(batch, cols.id, first_row)
+    if metadata_as_text:  # SvDBPython: ids and metadata go to C from Arrow buffers (see write_arrays)
+        ids: Any = _id_array(batch, cols.id, first_row)
+        metas: Any = _text_array(batch, cols.metadata, first_row) if cols.metadata is not None else None
+        if metas is None and cols.metadata is not None:
+            metas = _metadatas(batch, cols.metadata, first_row, True)
+    else:
+        ids = _ids(batch, cols.id, first_row)
+        metas = _metadatas(batch, cols.metadata, first_row, False)
     vecs = _vectors(batch, cols.embedding, first_row) if cols.embedding is not None else None
-    metas = _metadatas(batch, cols.metadata, first_row, metadata_as_text)
     docs: Optional[List[Optional[str]]] = None
     if cols.document is not None:
         docs = _column(batch, cols.document).to_pylist()
@@ -440,7 +551,7 @@ def write_batches(
             return done
         for first, rb in _numbered(batches, cols, schema):
             b = convert(rb, cols, first, metadata_as_text=metadata_as_text)
-            if not b.ids:
+            if not len(b.ids):
                 continue
             try:
                 write(b)
@@ -476,16 +587,29 @@ def _concat(parts: List[Batch]) -> Optional[Batch]:
         return None
     if len(parts) == 1:
         return parts[0]
-    ids = [i for p in parts for i in p.ids]
+    if isinstance(parts[0].ids, list):
+        ids: Any = [i for p in parts for i in p.ids]
+    else:
+        ids = pa.concat_arrays([p.ids.cast(pa.large_string()) for p in parts])
     vecs = None
     if parts[0].vectors is not None:
         dims = {int(p.vectors.shape[1]) for p in parts if p.vectors is not None}
         if len(dims) > 1:
             raise InvalidArgumentError("the batches' embeddings have different dimensions: %s" % sorted(dims), -1)
         vecs = np.concatenate([p.vectors for p in parts if p.vectors is not None])
-    metas = None if parts[0].metadatas is None else [m for p in parts for m in (p.metadatas or [])]
+    metas: Any = None
+    if parts[0].metadatas is not None:
+        arrays: List[Any] = [p.metadatas for p in parts]
+        if all(not isinstance(m, list) for m in arrays):
+            metas = pa.concat_arrays([m.cast(pa.large_string()) for m in arrays])
+        else:
+            metas = [m for p in parts for m in _as_list(p.metadatas)]
     docs = None if parts[0].documents is None else [d for p in parts for d in (p.documents or [])]
     return Batch(ids, vecs, metas, docs)
+
+
+def _as_list(m: Any) -> List[Any]:
+    return m if isinstance(m, list) else list(m.to_pylist())
 
 
 # ---------------------------------------------------------------- output tables
@@ -606,10 +730,22 @@ def read_table(
 
 
 def _writer(db: Any, upsert: bool) -> Callable[[Batch], None]:
-    put = db.upsert if upsert else db.add
+    fn = lib.svdb_upsert_batch if upsert else lib.svdb_add_batch
 
     def write(b: Batch) -> None:
-        put(b.ids, b.vectors, b.metadatas)
+        assert b.vectors is not None
+        id_arr, keep_ids = c_strings(b.ids)
+        keep_metas: List[Any]
+        if b.metadatas is None:
+            meta_arr, keep_metas = ffi.NULL, []
+        elif isinstance(b.metadatas, list):  # the per-row path's JSON text
+            meta_arr, keep_metas = _pointer_array(_metadata_list(b.metadatas, len(b.metadatas)) or [])
+        else:
+            meta_arr, keep_metas = c_strings(b.metadatas)
+        if b.vectors.shape[0] != len(b.ids):
+            raise InvalidArgumentError("there are %d ids but %d embeddings" % (len(b.ids), b.vectors.shape[0]), -1)
+        db._put_prepared(fn, len(b.ids), id_arr, b.vectors, meta_arr)
+        del keep_ids, keep_metas
 
     return write
 

@@ -180,13 +180,13 @@ def test_add_parquet_streams_row_groups(db: SvDBPython, tmp_path: Path, monkeypa
     pq.write_table(t, path, row_group_size=37)
     assert pq.ParquetFile(path).metadata.num_row_groups == 28
     calls: List[int] = []
-    real_add = SvDBPython.add
+    real_put = SvDBPython._put_prepared
 
-    def spy(self: SvDBPython, ids: Any, embeddings: Any, metadatas: Any = None) -> None:
-        calls.append(len(ids))
-        real_add(self, ids, embeddings, metadatas)
+    def spy(self: SvDBPython, fn: Any, n: int, *args: Any) -> None:
+        calls.append(n)
+        real_put(self, fn, n, *args)
 
-    monkeypatch.setattr(SvDBPython, "add", spy)
+    monkeypatch.setattr(SvDBPython, "_put_prepared", spy)
     assert db.add_parquet(path, metadata_column="meta", batch_size=100) == 1000
     assert calls == [100] * 10  # read and written a batch at a time
     out = db.to_arrow()
@@ -275,13 +275,13 @@ def test_small_chunks_are_joined_into_full_batches(db: SvDBPython, monkeypatch: 
     t, v = _table(100)
     small = pa.concat_tables([t.slice(i, 7) for i in range(0, 100, 7)])  # 15 chunks
     calls: List[int] = []
-    real_add = SvDBPython.add
+    real_put = SvDBPython._put_prepared
 
-    def spy(self: SvDBPython, ids: Any, embeddings: Any, metadatas: Any = None) -> None:
-        calls.append(len(ids))
-        real_add(self, ids, embeddings, metadatas)
+    def spy(self: SvDBPython, fn: Any, n: int, *args: Any) -> None:
+        calls.append(n)
+        real_put(self, fn, n, *args)
 
-    monkeypatch.setattr(SvDBPython, "add", spy)
+    monkeypatch.setattr(SvDBPython, "_put_prepared", spy)
     assert db.add_arrow(small, batch_size=30) == 100
     assert calls == [30, 30, 30, 10]
     assert db.add_arrow(pa.table({"id": pa.array([], pa.string()), "embedding": _embedding(v[:0])})) == 0
@@ -641,3 +641,72 @@ def test_chroma_add_arrow_errors(client: Any) -> None:
     with pytest.raises(ValueError):  # ChromaDB rejects nested metadata values
         col.add_arrow(t.set_column(2, "meta", pa.array(['{"a": {"b": 1}}'] * 4)), metadata_column="meta")
     assert col.count() == 0
+
+
+# ---------------------------------------------------------------- ids and metadata to C from Arrow buffers
+
+
+def test_scalar_metadata_columns_become_the_same_json_as_per_row(db: SvDBPython) -> None:
+    """The Arrow-compute JSON of scalar columns parses to what the per-row path
+    (json.dumps of each row's non-null values) stores, for every scalar type,
+    escapes, nulls, a row with no value, a sliced table and large strings."""
+    n = 9
+    v = _vectors(n)
+    words = ['plain', 'a "quote"', "back\\slash", "ünïcödé ✓", None, "", "tab\tcontrol", "x", "y"]
+    t = pa.table(
+        {
+            "id": pa.array(["m%d" % i for i in range(n)], pa.large_string()),
+            "embedding": _embedding(v),
+            "i": pa.array([1, -2, None, 2**53 + 1, 0, 7, 8, None, 10], pa.int64()),
+            "f": pa.array([1.0, 0.1, -0.0, 1e20, None, 2.5e-7, 3.0, None, 4.0], pa.float64()),
+            "f32": pa.array([0.5, None, 1.0, 2.0, 3.0, 4.0, 5.0, None, 6.0], pa.float32()),
+            "b": pa.array([True, False, None, True, None, False, True, None, True]),
+            "s": pa.array(words),
+        }
+    ).slice(0)
+    cols = ["i", "f", "f32", "b", "s"]
+    assert db.add_arrow(t.slice(0, 6), metadata_column=cols) == 6  # row 6 has a tab: that batch goes per row
+    assert db.add_arrow(t.slice(6), metadata_column=cols) == 3
+    for i, row in enumerate(t.select(cols).to_pylist()):
+        want = {k: x for k, x in row.items() if x is not None} or None
+        got = db.get("m%d" % i)
+        assert (json.loads(got) if got is not None else None) == want, (i, got)
+    assert json.loads(db.get("m0") or "")["f"] == 1.0 and isinstance(json.loads(db.get("m0") or "")["f"], float)
+    assert db.search(v[3], k=1, where={"i": 2**53 + 1})[0][0] == "m3"  # integers stay exact
+
+
+def test_non_finite_float_metadata_is_refused(db: SvDBPython) -> None:
+    v = _vectors(3)
+    t = pa.table({"id": ["a", "b", "c"], "embedding": _embedding(v), "x": pa.array([1.0, float("nan"), 2.0])})
+    with pytest.raises(MetadataError, match=r"column 'x', row 1: nan is not a JSON number"):
+        db.add_arrow(t, metadata_column=["x"])
+    assert db.count() == 0
+
+
+def test_nul_in_an_id_or_in_metadata_text_is_refused(db: SvDBPython) -> None:
+    v = _vectors(2)
+    with pytest.raises(InvalidArgumentError, match=r"row 1: an id contains a NUL"):
+        db.add_arrow(pa.table({"id": ["a", "b\x00c"], "embedding": _embedding(v)}))
+    with pytest.raises(MetadataError, match=r"row 0: a NUL"):
+        db.add_arrow(pa.table({"id": ["a", "b"], "embedding": _embedding(v), "m": ['{"k": "x\x00y"}', None]}), metadata_column="m")
+    assert db.count() == 0
+
+
+def test_ids_and_metadata_text_reach_c_from_arrow_buffers(db: SvDBPython, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Python list of ids or metadata is built: the per-row converters are not called."""
+    import pysvdb.arrow as arrow
+
+    def boom(*a: Any, **k: Any) -> None:
+        raise AssertionError("per-row path used")
+
+    monkeypatch.setattr(arrow, "_ids", boom)
+    monkeypatch.setattr(arrow, "_metadatas", boom)
+    v = _vectors(50)
+    metas = [None if i % 7 == 0 else json.dumps({"n": i}) for i in range(50)]
+    t = pa.table({"id": ["k%d" % i for i in range(50)], "embedding": _embedding(v), "m": metas})
+    assert db.add_arrow(t.slice(5), metadata_column="m", batch_size=20) == 45  # sliced: offsets not at 0
+    assert db.add_arrow(t.slice(0, 5), metadata_column="m", atomic=True) == 5
+    assert db.add_arrow(pa.table({"id": ["q", "r"], "embedding": _embedding(v[:2]), "n": [1, None]}), metadata_column=["n"]) == 2
+    for i in range(50):
+        assert db.get("k%d" % i) == metas[i]
+    assert db.get("q") == '{"n": 1}' and db.get("r") is None
