@@ -233,13 +233,23 @@ int svdb_compact(svdb *token)
     return end_call(&call, svdb__coll_compact(COLL(call)));
 }
 
+/* The bytes of an svdb_stats of this version, the only ones written: a
+ * caller built against an older header has a shorter struct. Version 1 is
+ * the whole of today's struct; version 2's first field will mark its end,
+ * as the options structs' sizes do above. */
+static size_t stats_size(unsigned version)
+{
+    (void)version;
+    return sizeof(svdb_stats);
+}
+
 int svdb_stats_init(svdb_stats *stats, unsigned int version)
 {
     svdb__clear_error();
     SVDB_FAIL_IF(!stats, SVDB_EINVAL, "stats is NULL");
     SVDB_FAIL_IF(version == 0 || version > SVDB_STATS_VERSION, SVDB_EINVAL,
                  "stats version %u is not supported (1..%d)", version, SVDB_STATS_VERSION);
-    memset(stats, 0, sizeof *stats); /* version 1 is the whole struct; later ones cut it at their first field */
+    memset(stats, 0, stats_size(version));
     stats->version = version;
     return SVDB_OK;
 }
@@ -257,9 +267,7 @@ int svdb_get_stats(svdb *token, svdb_stats *stats)
     memset(&all, 0, sizeof all);
     int rc = svdb__coll_stats(COLL(call), &all);
     all.version = version;
-    /* A caller built against an older version has a shorter struct: only
-     * its fields are written (version 1 is the whole of this one). */
-    if (rc == SVDB_OK) memcpy(stats, &all, sizeof all);
+    if (rc == SVDB_OK) memcpy(stats, &all, stats_size(version));
     return end_call(&call, rc);
 }
 

@@ -108,7 +108,6 @@ _F32 = np.dtype(np.float32)
 # cffi types looked up once for ffi.new: a type given as a string is looked up on every use.
 _CHARS = ffi.typeof("char[]")
 _CHAR_PTRS = ffi.typeof("char *[]")
-_ECANCELED = int(lib.SVDB_ECANCELED)
 _PROGRESS_OPS: Dict[int, ProgressOp] = {
     int(lib.SVDB_PROGRESS_WRITE): "write",
     int(lib.SVDB_PROGRESS_LINK): "link",
@@ -118,18 +117,22 @@ _PROGRESS_OPS: Dict[int, ProgressOp] = {
 
 
 class _Progress:
-    """One handler installed on a handle (ctx of the C callback)."""
+    """A handle's progress handler: the C callback's ctx, one per handle for
+    the handle's life (a call in flight in another thread may still report
+    to it), whose ``fn`` set_progress_handler replaces."""
 
     __slots__ = ("fn", "cdata")
 
-    def __init__(self, fn: ProgressFn) -> None:
-        self.fn = fn
+    def __init__(self) -> None:
+        self.fn: Optional[ProgressFn] = None
         self.cdata: Any = ffi.new_handle(self)
 
 
 # What a progress handler raised (a KeyboardInterrupt from Ctrl-C, say), per
 # thread: the handler runs on the thread that made the call, so the call,
-# once C has undone its work, raises it instead of CanceledError.
+# once C has undone its work, raises it instead of CanceledError (or, when it
+# was raised at the operation's final report, after the operation is done).
+# Every call that can report takes it as it returns (_ok, _fail, close).
 _progress_raised = threading.local()
 
 
@@ -148,8 +151,8 @@ def _progress_error(exc_type: Any, exc: Optional[BaseException], tb: Any) -> int
 
 def _progress_call(ctx: Any, op: int, done: int, total: int) -> int:
     try:
-        state: _Progress = ffi.from_handle(ctx)
-        return 1 if state.fn(_PROGRESS_OPS.get(op, "write"), int(done), int(total)) else 0
+        fn = ffi.from_handle(ctx).fn
+        return 1 if fn is not None and fn(_PROGRESS_OPS.get(op, "write"), int(done), int(total)) else 0
     except BaseException as e:  # noqa: B902 - KeyboardInterrupt must cancel the C call too
         _progress_raised.exc = e
         return 1
@@ -697,7 +700,7 @@ class SvDBPython:
         CorruptError, FormatVersionError, SvDBIOError: the files cannot be read.
     """
 
-    __slots__ = ("_handle", "_close_lock", "_path", "_durability", "_pid", "_progress", "_progress_old", "__weakref__")
+    __slots__ = ("_handle", "_close_lock", "_path", "_durability", "_pid", "_progress", "__weakref__")
 
     def __init__(
         self,
@@ -722,10 +725,7 @@ class SvDBPython:
     ) -> None:
         self._handle: Any = None
         self._close_lock = threading.Lock()
-        self._progress: Optional[_Progress] = None
-        # Replaced handlers stay alive until close: a call in another thread
-        # may still be running with the old one's context pointer.
-        self._progress_old: List[_Progress] = []
+        self._progress: Optional[_Progress] = None  # made by the first set_progress_handler
         self._pid = os.getpid()
         try:
             fspath = os.fspath(path)
@@ -798,16 +798,19 @@ class SvDBPython:
         if rc == _EMISUSE and self._handle is None:  # close() retired the token under the call
             return self._closed_error()
         err = _error(rc)
-        if rc == _ECANCELED:
-            raised = _progress_take()
-            if raised is not None:
-                raised.__context__ = err
-                return raised
+        raised = _progress_take() if self._progress is not None else None
+        if raised is not None:
+            raised.__context__ = err
+            return raised
         return err
 
     def _ok(self, rc: int) -> None:
         if rc != 0:
             raise self._fail(rc)
+        if self._progress is not None:
+            raised = _progress_take()
+            if raised is not None:  # raised at the final report: the operation is done, the exception stands
+                raise raised
 
     def _closed_error(self) -> ClosedError:
         if self._pid != os.getpid():
@@ -856,13 +859,8 @@ class SvDBPython:
                 return  # closed, or inherited from the parent by fork (see _forget_in_child)
             self._handle = None
         _open_handles.discard(self)
-        rc = lib.svdb_close(h)  # waits in C for the calls in flight
-        try:
-            if rc != 0:
-                raise self._fail(rc)
-        finally:
-            self._progress = None
-            self._progress_old.clear()
+        rc = lib.svdb_close(h)  # waits in C for the calls in flight; its checkpoint may report
+        self._ok(rc)
 
     @property
     def closed(self) -> bool:
@@ -937,14 +935,14 @@ class SvDBPython:
         h = self._acquire()
         if fn is not None and not callable(fn):
             raise InvalidTypeError("progress handler must be callable or None, not %s" % _typename(fn), -1)
-        state = _Progress(fn) if fn is not None else None
-        if state is None:
+        with self._close_lock:  # one ctx per handle, even when two threads set a handler at once
+            if self._progress is None:
+                self._progress = _Progress()
+            self._progress.fn = fn
+        if fn is None:  # C stops calling; the ctx stays for calls already in flight
             self._ok(lib.svdb_progress_handler(h, ffi.NULL, ffi.NULL))
         else:
-            self._ok(lib.svdb_progress_handler(h, _progress_trampoline, state.cdata))
-        if self._progress is not None:
-            self._progress_old.append(self._progress)
-        self._progress = state
+            self._ok(lib.svdb_progress_handler(h, _progress_trampoline, self._progress.cdata))
 
     def index_pending(self) -> int:
         """The number of rows waiting to be linked (0 without background indexing)."""
@@ -994,6 +992,7 @@ class SvDBPython:
             self._handle = None
             try:
                 lib.svdb_close(h)
+                _progress_take()  # nobody to raise it to
             except Exception:  # pragma: no cover - interpreter shutdown
                 pass
 

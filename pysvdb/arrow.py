@@ -465,7 +465,10 @@ def _json_value(a: Any, name: str, first_row: int) -> Optional[Any]:
             raise MetadataError(
                 "metadata column %r, row %d: %s is not a JSON number" % (name, first_row + _first_true(bad), a[_first_true(bad)]), -14
             )
-        text = pc.cast(a, pa.string())  # shortest round-trip form: "1" for 1.0, "1e+20"
+        # As the per-row path (json.dumps of a Python float): a float32 value is
+        # written as the float64 it widens to, in its shortest round-trip form
+        # ("1" for 1.0 gets its ".0" below, "1e+20" stays).
+        text = pc.cast(a.cast(pa.float64()), pa.string())
         return pc.if_else(pc.match_substring_regex(text, "[.e]"), text, pc.binary_join_element_wise(text, ".0", ""))
     v = _plain_text(a)
     if v is not None and not pa.types.is_string(v.type):

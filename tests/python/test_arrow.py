@@ -675,6 +675,17 @@ def test_scalar_metadata_columns_become_the_same_json_as_per_row(db: SvDBPython)
     assert db.search(v[3], k=1, where={"i": 2**53 + 1})[0][0] == "m3"  # integers stay exact
 
 
+def test_a_float32_value_is_stored_alike_on_both_paths(db: SvDBPython) -> None:
+    """A batch whose strings need json.dumps (a control character) takes the
+    per-row path; its float32 values are written as the other batches' are."""
+    v = _vectors(2)
+    t = pa.table({"id": ["a", "b"], "embedding": _embedding(v), "score": pa.array([0.4, 0.4], pa.float32()),
+                  "note": ["plain", "tab\there"]})
+    assert db.add_arrow(t, metadata_column=["score", "note"], batch_size=1) == 2
+    assert json.loads(db.get("a") or "")["score"] == json.loads(db.get("b") or "")["score"]
+    assert sorted(db.ids_where({"score": float(np.float32(0.4))})) == ["a", "b"]
+
+
 def test_non_finite_float_metadata_is_refused(db: SvDBPython) -> None:
     v = _vectors(3)
     t = pa.table({"id": ["a", "b", "c"], "embedding": _embedding(v), "x": pa.array([1.0, float("nan"), 2.0])})

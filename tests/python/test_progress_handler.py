@@ -134,3 +134,39 @@ def test_ctrl_c_during_a_batch_leaves_the_collection_as_before(tmp_path: Path) -
     assert out.strip() == "interrupted 1"
     with SvDBPython(str(path)) as db:
         assert db.count() == 1 and db.contains("first")
+
+
+def test_exception_at_the_final_report_is_raised_by_that_call_only(tmp_path: Path) -> None:
+    """The last report (done == total) cannot cancel: the operation is done.
+    What the handler raised there is raised by that call, after it, and never
+    by a later, unrelated call on this thread."""
+    ids, vecs = _rows()
+
+    class Late(Exception):
+        pass
+
+    def at_the_end(op: str, done: int, total: int) -> None:
+        if op == "link" and done == total:
+            raise Late()
+
+    with _open(tmp_path / "a") as a, _open(tmp_path / "b") as b:
+        a.set_progress_handler(at_the_end)
+        with pytest.raises(Late):
+            a.add(ids, vecs)
+        assert a.count() == N  # done, and kept
+        b.set_progress_handler(lambda op, d, t: True)
+        with pytest.raises(CanceledError):  # not the Late from a's call
+            b.add(ids, vecs)
+        b.set_progress_handler(None)
+        b.add(ids[:10], vecs[:10])  # and no stale exception on a plain call
+        assert b.count() == 10
+
+
+def test_replacing_the_handler_keeps_one_context_per_handle(tmp_path: Path) -> None:
+    with _open(tmp_path / "db") as db:
+        db.set_progress_handler(lambda op, d, t: None)
+        ctx = db._progress
+        for _ in range(100):
+            db.set_progress_handler(lambda op, d, t: None)
+            db.set_progress_handler(None)
+        assert db._progress is ctx
