@@ -11,12 +11,12 @@ import shutil
 import tempfile
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from ..chroma import PersistentClient, errors
+from ..chroma import Collection, PersistentClient, errors
 
 #: The hidden metadata key holding a row's collection-wide insertion number:
 #: merging shards by it gives the single collection's insertion order.
@@ -48,13 +48,62 @@ class Shard:
     method returns after pysvdb has made the write durable in its log.
     """
 
-    def __init__(self, directory: str, metadata: Meta, hnsw: Dict[str, Any]) -> None:
+    def __init__(self, directory: str, metadata: Meta, hnsw: Dict[str, Any], peers: Sequence[str] = (),
+                 namespace: str = "pysvdb", sync_timeout: float = 30.0) -> None:
         os.makedirs(directory, exist_ok=True)
         self._dir = directory
+        self._metadata = metadata
+        self._hnsw = hnsw
         self._client = PersistentClient(directory)
-        self._col = self._client.get_or_create_collection(
-            "shard", metadata=metadata, configuration={"hnsw": hnsw}, embedding_function=None
+        self._col = self._open()
+        if peers:
+            import ray  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+            if ray.get_runtime_context().was_current_actor_reconstructed:
+                # Writes may have gone to the peers while this replica was down (or it
+                # restarted on a node without its files): copy a live peer before serving.
+                self._catch_up(peers, namespace, sync_timeout)
+
+    def _open(self) -> Collection:
+        return self._client.get_or_create_collection(
+            "shard", metadata=self._metadata, configuration={"hnsw": self._hnsw}, embedding_function=None
         )
+
+    def _catch_up(self, peers: Sequence[str], namespace: str, timeout: float) -> bool:
+        import ray  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+        for name in peers:
+            try:
+                peer = ray.get_actor(name, namespace=namespace)
+                rows = cast(Dict[str, Any], ray.get(peer.export.remote(), timeout=timeout))
+            except Exception:  # that peer is down too: try the next
+                continue
+            self._rebuild(rows)
+            return True
+        return False  # no live peer: serve the local files
+
+    def export(self) -> Dict[str, Any]:
+        """Every row, with its hidden insertion number, in insertion order (a peer's catch-up)."""
+        res = self._col.get(include=["embeddings", "metadatas", "documents", "uris"])
+        return {"ids": res["ids"], "embeddings": res["embeddings"], "metadatas": res["metadatas"],
+                "documents": res["documents"], "uris": res["uris"]}
+
+    def _rebuild(self, rows: Dict[str, Any]) -> None:
+        """Replaces this replica's rows by ``rows``, added in insertion-number order."""
+        self._client.delete_collection("shard")
+        self._col = self._open()
+        order = sorted(range(len(rows["ids"])), key=lambda i: _split_seq(rows["metadatas"][i])[0])
+        for s in range(0, len(order), 5000):
+            part = order[s:s + 5000]
+            self._col.add(ids=[rows["ids"][i] for i in part], embeddings=np.asarray(rows["embeddings"])[part],
+                          metadatas=[rows["metadatas"][i] for i in part],
+                          documents=[rows["documents"][i] for i in part], uris=[rows["uris"][i] for i in part])
+
+    def node(self) -> str:
+        """The id of the Ray node this replica runs on."""
+        import ray  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+        return str(ray.get_runtime_context().get_node_id())
 
     def add(self, ids: List[str], vecs: npt.NDArray[np.float32], metas: Optional[List[Meta]],
             docs: Optional[List[Optional[str]]], uris: Optional[List[Optional[str]]], seqs: List[int]) -> None:
@@ -122,6 +171,11 @@ class Shard:
         """Closes the collection and removes the shard's directory (the collection is deleted)."""
         self._client.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+        for parent in (os.path.dirname(self._dir), os.path.dirname(os.path.dirname(self._dir))):
+            try:  # the shard's and the collection's directories, once their last replica is gone
+                os.rmdir(parent)
+            except OSError:
+                break
 
     def pause(self, seconds: float) -> None:
         """Blocks the actor (tests: a shard that does not answer)."""

@@ -16,6 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 import ray  # type: ignore[import-untyped, import-not-found, unused-ignore]
+from ray.util.scheduling_strategies import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
+    NodeAffinitySchedulingStrategy,
+    PlacementGroupSchedulingStrategy,
+)
 
 from ..chroma import errors
 from ..chroma import rows as rows_
@@ -152,7 +156,11 @@ class RayCollection:
         self._client = client
         self._rec = rec
         self._ef = embedding_function
-        self._shards = [client._shard(rec, k) for k in range(int(rec["shards"]))]
+        #: _replicas[k][r]: replica r of shard k (one actor each).
+        self._replicas = [[client._shard(rec, k, r) for r in range(int(rec["replicas"]))]
+                          for k in range(int(rec["shards"]))]
+        self._shards = [reps[0] for reps in self._replicas]
+        self._turn = 0  # rotates the replica that answers reads
 
     # ------------------------------------------------------------ properties
 
@@ -182,11 +190,45 @@ class RayCollection:
 
     # ------------------------------------------------------------ internals
 
-    def _name(self, k: int) -> str:
-        return "shard %d of collection %r (actor %s)" % (k, self.name, self._client._shard_name(self._rec, k))
+    def _name(self, k: int, r: int = 0) -> str:
+        rep = " replica %d" % r if self.replicas > 1 else ""
+        return "shard %d%s of collection %r (actor %s)" % (k, rep, self.name, self._client._shard_name(self._rec, k, r))
 
-    def _call(self, calls: Sequence[Tuple[int, Any]]) -> List[Any]:
-        return _gather([(self._name(k), ref) for k, ref in calls], self._client._timeout)
+    def _write(self, calls: Sequence[Tuple[int, str, Tuple[Any, ...]]]) -> None:
+        """Runs each (shard, method, args) on every replica of the shard; returns
+        when all have it (acknowledged), in parallel across shards and replicas."""
+        refs = [(self._name(k, r), getattr(rep, m).remote(*a))
+                for k, m, a in calls for r, rep in enumerate(self._replicas[k])]
+        _gather(refs, self._client._timeout)
+
+    def _read(self, calls: Sequence[Tuple[int, str, Tuple[Any, ...]]]) -> List[Any]:
+        """Runs each (shard, method, args) on one replica of the shard, in parallel;
+        a replica that fails or does not answer is replaced by the next one."""
+        n = self.replicas
+        self._turn += 1
+        first = [(self._turn + k) % n for k, _, _ in calls]
+
+        def submit(k: int, r: int, m: str, a: Tuple[Any, ...]) -> Any:
+            # No retry on a dead replica when another can answer: fail fast, ask the next.
+            method = getattr(self._replicas[k][r], m)
+            return (method.options(max_task_retries=0) if n > 1 else method).remote(*a)
+
+        refs = [submit(k, r, m, a) for (k, m, a), r in zip(calls, first)]
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=self._client._timeout)
+        out = []
+        for (k, m, a), r0, ref in zip(calls, first, refs):
+            for attempt in range(n):
+                r = (r0 + attempt) % n
+                if attempt:
+                    ref = submit(k, r, m, a)
+                try:
+                    out.append(_gather([(self._name(k, r), ref)], self._client._timeout)[0])
+                    break
+                except ShardUnavailableError:
+                    if attempt == n - 1:
+                        raise
+        return out
 
     def _dim(self) -> Optional[int]:
         if self._rec["dim"] is None:
@@ -229,10 +271,10 @@ class RayCollection:
             check_metadata_storable(rs.metas, allow_none_values=False)
         self._check_vectors(rs.vecs)
         seqs = self._seqs(len(rs.ids))
-        calls = []
+        calls: List[Tuple[int, str, Tuple[Any, ...]]] = []
         for k, pos in group_by_shard(rs.ids, self.shards).items():
-            calls.append((k, self._shards[k].add.remote(*rs.part(pos), [seqs[i] for i in pos])))
-        self._call(calls)
+            calls.append((k, "add", (*rs.part(pos), [seqs[i] for i in pos])))
+        self._write(calls)
 
     def _merge_write(self, op: str, ids: Any, embeddings: Any, metadatas: Any, documents: Any,
                      images: Any, uris: Any) -> None:
@@ -246,13 +288,13 @@ class RayCollection:
         if rs.vecs is not None:
             self._check_vectors(rs.vecs)
         seqs = self._seqs(len(rs.ids)) if op == "upsert" else []
-        calls = []
+        calls: List[Tuple[int, str, Tuple[Any, ...]]] = []
         for k, pos in group_by_shard(rs.ids, self.shards).items():
             if op == "upsert":
-                calls.append((k, self._shards[k].upsert.remote(*rs.part(pos), [seqs[i] for i in pos])))
+                calls.append((k, "upsert", (*rs.part(pos), [seqs[i] for i in pos])))
             else:
-                calls.append((k, self._shards[k].update.remote(*rs.part(pos))))
-        self._call(calls)
+                calls.append((k, "update", rs.part(pos)))
+        self._write(calls)
 
     def update(self, ids: Any, embeddings: Any = None, metadatas: Any = None, documents: Any = None,
                images: Any = None, uris: Any = None) -> None:
@@ -288,15 +330,14 @@ class RayCollection:
             gone = cast(List[str], id_list)
         else:
             gone = self.get(ids=id_list, where=where, where_document=where_document, limit=limit, include=[])["ids"]
-        self._call([(k, self._shards[k].delete.remote([gone[i] for i in pos]))
-                    for k, pos in group_by_shard(gone, self.shards).items()])
+        self._write([(k, "delete", ([gone[i] for i in pos],)) for k, pos in group_by_shard(gone, self.shards).items()])
         return {"deleted": len(gone)}
 
     # ------------------------------------------------------------ reads
 
     def count(self) -> int:
         """The number of records: the sum of the shards' counts."""
-        return sum(self._call([(k, s.count.remote()) for k, s in enumerate(self._shards)]))
+        return sum(self._read([(k, "count", ()) for k in range(self.shards)]))
 
     def get(self, ids: Any = None, where: Any = None, limit: Optional[int] = None, offset: Optional[int] = None,
             where_document: Any = None,
@@ -317,12 +358,13 @@ class RayCollection:
         off = unsigned("offset", offset) or 0
         # Each shard's first off+lim matches hold the global page: merge them by insertion number.
         fetch = None if lim is None else off + lim
+        calls: List[Tuple[int, str, Tuple[Any, ...]]]
         if id_list is not None:
-            calls = [(k, self._shards[k].get.remote([id_list[i] for i in pos], where, where_document, fetch, inc))
+            calls = [(k, "get", ([id_list[i] for i in pos], where, where_document, fetch, inc))
                      for k, pos in group_by_shard(id_list, self.shards).items()]
         else:
-            calls = [(k, s.get.remote(None, where, where_document, fetch, inc)) for k, s in enumerate(self._shards)]
-        parts = self._call(calls)
+            calls = [(k, "get", (None, where, where_document, fetch, inc)) for k in range(self.shards)]
+        parts = self._read(calls)
         order = sorted((seq, p, j) for p, part in enumerate(parts) for j, seq in enumerate(part["seqs"]))
         order = order[off:off + lim] if lim is not None else order[off:]
 
@@ -384,12 +426,10 @@ class RayCollection:
             parts: List[Any] = []
         elif filter_ids is not None:
             allowed = list(dict.fromkeys(filter_ids))
-            parts = self._call([(s, self._shards[s].query.remote(qvecs, k, where, where_document,
-                                                                 [allowed[i] for i in pos], inc))
+            parts = self._read([(s, "query", (qvecs, k, where, where_document, [allowed[i] for i in pos], inc))
                                 for s, pos in group_by_shard(allowed, self.shards).items()])
         else:
-            parts = self._call([(s, sh.query.remote(qvecs, k, where, where_document, None, inc))
-                                for s, sh in enumerate(self._shards)])
+            parts = self._read([(s, "query", (qvecs, k, where, where_document, None, inc)) for s in range(self.shards)])
         merged = []
         for q in range(nq):
             cands = sorted((d, part["seqs"][q][j], p, j) for p, part in enumerate(parts)
@@ -434,7 +474,7 @@ class RayCollection:
                                                   % ", ".join(sorted(extra)))
             hnsw = dict(cast(Dict[str, Any], configuration.get("hnsw") or {}))
         if metadata is not None or hnsw:
-            self._call([(k, s.modify.remote(metadata, hnsw)) for k, s in enumerate(self._shards)])
+            self._write([(k, "modify", (metadata, hnsw)) for k in range(self.shards)])
         self._rec = self._client._catalog_call("modify", self.id, name, metadata, hnsw)
 
     # ------------------------------------------------------------ Ray Data
@@ -478,22 +518,57 @@ class RayClient:
         self._catalog = ray.remote(Catalog).options(
             name="svdb-catalog-" + self._key, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
             max_restarts=-1, max_task_retries=_TASK_RETRIES, num_cpus=0,
+            # Near the driver that created it (soft: restarted elsewhere if that node goes).
+            scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True),
         ).remote(self._path)
 
     def _catalog_call(self, method: str, *args: Any) -> Any:
         return _gather([("the catalog of %s" % self._path, getattr(self._catalog, method).remote(*args))],
                        self._timeout)[0]
 
-    def _shard_name(self, rec: Record, k: int) -> str:
-        return "svdb-shard-%s-%s-%d" % (self._key, rec["id"], k)
+    def _shard_name(self, rec: Record, k: int, r: int = 0) -> str:
+        return "svdb-shard-%s-%s-%d-%d" % (self._key, rec["id"], k, r)
 
-    def _shard(self, rec: Record, k: int) -> Any:
-        directory = os.path.join(self._path, str(rec["id"]), "shard-%d" % k)
+    def _shard(self, rec: Record, k: int, r: int) -> Any:
+        """Replica r of shard k: the running actor of that name, else a new one. The
+        replicas of a shard are placed by a STRICT_SPREAD placement group (one node
+        each; Ray moves a bundle, and restarts its replica, when a node goes); a
+        shard without replicas is placed with the SPREAD strategy."""
+        name = self._shard_name(rec, k, r)
+        try:
+            return ray.get_actor(name, namespace=NAMESPACE)
+        except ValueError:
+            pass
+        n = int(rec["replicas"])
+        strategy: Any = "SPREAD"
+        if n > 1:
+            strategy = PlacementGroupSchedulingStrategy(self._placement(rec, k), placement_group_bundle_index=r)
+        directory = os.path.join(self._path, str(rec["id"]), "shard-%d" % k, "replica-%d" % r)
+        peers = [self._shard_name(rec, k, p) for p in range(n) if p != r]
         return ray.remote(Shard).options(
-            name=self._shard_name(rec, k), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-            max_restarts=-1, max_task_retries=_TASK_RETRIES, num_cpus=0,
-        ).remote(directory, rec["metadata"], rec["hnsw"])
+            name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+            max_restarts=-1, max_task_retries=_TASK_RETRIES, num_cpus=0, scheduling_strategy=strategy,
+        ).remote(directory, rec["metadata"], rec["hnsw"], peers, NAMESPACE, self._timeout)
 
+    def _pg_name(self, rec: Record, k: int) -> str:
+        return "svdb-pg-%s-%s-%d" % (self._key, rec["id"], k)
+
+    def _placement(self, rec: Record, k: int) -> Any:
+        name = self._pg_name(rec, k)
+        try:
+            return ray.util.get_placement_group(name)
+        except ValueError:
+            pass
+        n = int(rec["replicas"])
+        # A token bundle: it reserves a node per replica, not capacity (the actors take none).
+        pg = ray.util.placement_group([{"CPU": 0.001}] * n, strategy="STRICT_SPREAD", name=name, lifetime="detached")
+        ready, _ = ray.wait([pg.ready()], timeout=self._timeout)
+        if not ready:
+            ray.util.remove_placement_group(pg)
+            raise ShardUnavailableError(
+                "cannot place the %d replicas of shard %d of collection %r on %d different nodes "
+                "(each needs 0.001 CPU free)" % (n, k, rec["name"], n))
+        return pg
     def heartbeat(self) -> int:
         """The catalog actor's clock in nanoseconds (it answers: the cluster is up)."""
         return int(self._catalog_call("ping"))
@@ -508,8 +583,11 @@ class RayClient:
         validate_collection_metadata(metadata)
         if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
             raise ValueError("shards must be a positive integer, got %r" % (shards,))
-        if replicas != 1:
-            raise NotImplementedError("replicas > 1 is not supported yet by pysvdb.ray (see docs/ray.md)")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+            raise ValueError("replicas must be a positive integer, got %r" % (replicas,))
+        alive = len([n for n in ray.nodes() if n["Alive"]])  # type: ignore[no-untyped-call, unused-ignore]
+        if replicas > alive:
+            raise ValueError("replicas=%d needs as many nodes; the cluster has %d" % (replicas, alive))
         hnsw = hnsw_from_create_args(cast(Optional[Dict[str, object]], configuration), metadata, lambda: None)
         rec = self._catalog_call("create", name, shards, replicas, metadata, dict(hnsw), get_or_create)
         col = RayCollection(self, rec, embedding_function)
@@ -545,7 +623,12 @@ class RayClient:
     def delete_collection(self, name: str) -> None:
         """Deletes the collection: its catalog entry, then its shards' actors and files."""
         rec = self._catalog_call("delete", name)
-        shards = [self._shard(rec, k) for k in range(int(rec["shards"]))]
-        _gather([("shard %d of %r" % (k, name), s.drop.remote()) for k, s in enumerate(shards)], self._timeout)
-        for s in shards:
+        shards = [(k, r, self._shard(rec, k, r)) for k in range(int(rec["shards"])) for r in range(int(rec["replicas"]))]
+        _gather([("shard %d replica %d of %r" % (k, r, name), s.drop.remote()) for k, r, s in shards], self._timeout)
+        for _, _, s in shards:
             ray.kill(s, no_restart=True)
+        for k in range(int(rec["shards"])):
+            try:
+                ray.util.remove_placement_group(ray.util.get_placement_group(self._pg_name(rec, k)))
+            except ValueError:  # no replicas, or created by a driver in another namespace
+                pass

@@ -45,15 +45,32 @@ def test_import_pysvdb_neither_needs_nor_imports_ray() -> None:
 # ---------------------------------------------------------------- fixtures
 
 
+MB = 1024 * 1024
+
+
 @pytest.fixture(scope="module")
-def ray_mod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def cluster() -> Iterator[Any]:
+    """A head (2 CPUs) and two worker nodes (1 CPU each), 100 MB of object store apiece."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024 * 1024, log_to_driver=False,
-             configure_logging=False)
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 2, "object_store_memory": 100 * MB, "include_dashboard": False})
+    for _ in range(2):
+        c.add_node(num_cpus=1, object_store_memory=100 * MB)
+    ray.init(address=c.address, log_to_driver=False, configure_logging=False)
     try:
-        yield ray
+        yield c
     finally:
         ray.shutdown()
+        c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_mod(cluster: Any) -> Any:
+    import ray
+
+    return ray
 
 
 @pytest.fixture(scope="module")
@@ -246,10 +263,13 @@ def test_catalog_survives_its_actor_and_a_new_client(client: Any, ray_mod: Any) 
     assert isinstance(client.heartbeat(), int)
 
 
-def test_replicas_are_refused_clearly(client: Any) -> None:
-    with pytest.raises(NotImplementedError, match="replicas"):
-        client.create_collection("repl", shards=2, replicas=2)
-    assert "repl" not in [c.name for c in client.list_collections()]
+def test_bad_shard_and_replica_counts(client: Any) -> None:
+    for kw in ({"shards": 0}, {"replicas": 0}, {"shards": 1.5}, {"replicas": True}):
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            client.create_collection("counts", **kw)
+    with pytest.raises(ValueError, match="replicas=4 needs as many nodes; the cluster has 3"):
+        client.create_collection("counts", replicas=4)
+    assert "counts" not in [c.name for c in client.list_collections()]
 
 
 # ---------------------------------------------------------------- failures
@@ -375,3 +395,57 @@ def test_query_dataset_equals_per_row_queries(pair: Tuple[Any, Any, np.ndarray],
                              include=["distances"])
         assert list(row["ids"]) == want["ids"][0]
         np.testing.assert_allclose(row["distances"], want["distances"][0], rtol=1e-6)
+
+
+# ---------------------------------------------------------------- replicas (last: removes a node)
+
+
+@pytest.mark.slow
+def test_replicas_keep_answering_when_a_node_goes(cluster: Any, client: Any, single: Any, ray_mod: Any) -> None:
+    col = client.create_collection("repl", shards=2, replicas=2)
+    one = single.create_collection("repl")
+    where = {(k, r): ray_mod.get(rep.node.remote()) for k, reps in enumerate(col._replicas) for r, rep in enumerate(reps)}
+    assert all(where[(k, 0)] != where[(k, 1)] for k in range(2)), "replicas of a shard on different nodes"
+    ids, vecs, metas, docs = _rows(400, seed=5)
+    for c in (col, one):
+        c.add(ids=ids[:200], embeddings=vecs[:200], metadatas=metas[:200], documents=docs[:200])
+
+    failures: List[BaseException] = []
+    answered = [0]
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                r = col.query(query_embeddings=vecs[:3], n_results=5, include=["distances"])
+                assert [len(x) for x in r["ids"]] == [5, 5, 5]
+                answered[0] += 1
+            except BaseException as e:  # noqa: BLE001 - reported below
+                failures.append(e)
+                return
+
+    t = threading.Thread(target=reader)
+    t.start()
+    time.sleep(0.5)
+    victim = next(n for n in cluster.worker_nodes if n.node_id in where.values())
+    cluster.remove_node(victim)
+    before_removal = answered[0]
+    for s in range(200, 400, 25):  # writes during and after: each acknowledged when it returns
+        for c in (col, one):
+            c.add(ids=ids[s:s + 25], embeddings=vecs[s:s + 25], metadatas=metas[s:s + 25], documents=docs[s:s + 25])
+    time.sleep(0.5)
+    stop.set()
+    t.join()
+    assert not failures, failures
+    assert answered[0] > before_removal > 0
+
+    assert col.count() == one.count() == 400
+    _eq(col.get(include=["metadatas", "documents", "embeddings"]), one.get(include=["metadatas", "documents", "embeddings"]))
+    q = vecs[[0, 150, 399]]
+    _eq(col.query(query_embeddings=q, n_results=7), one.query(query_embeddings=q, n_results=7))
+    # The replicas that were on the removed node run elsewhere, caught up: each one alone has every row of its shard.
+    for k, reps in enumerate(col._replicas):
+        got = [ray_mod.get(rep.get.remote(None, None, None, None, []), timeout=60)["ids"] for rep in reps]
+        assert got[0] == got[1] and len(got[0]) > 0
+        assert all(ray_mod.get(rep.node.remote()) != victim.node_id for rep in reps)
+    assert sum(len(ray_mod.get(reps[0].get.remote(None, None, None, None, []))["ids"]) for reps in col._replicas) == 400
