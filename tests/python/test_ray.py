@@ -397,6 +397,26 @@ def test_query_dataset_equals_per_row_queries(pair: Tuple[Any, Any, np.ndarray],
         np.testing.assert_allclose(row["distances"], want["distances"][0], rtol=1e-6)
 
 
+def test_a_replica_that_lost_its_files_catches_up_from_its_peer(client: Any, ray_mod: Any) -> None:
+    import shutil
+
+    col = client.create_collection("catchup", shards=1, replicas=2)
+    ids, vecs, metas, docs = _rows(120, seed=9)
+    col.add(ids=ids[:100], embeddings=vecs[:100], metadatas=metas[:100], documents=docs[:100])
+    col.delete(ids=["id5"])
+    want = ray_mod.get(col._replicas[0][0].export.remote())
+    # As if replica 1 restarted on a node without its files: remove them, then kill its process.
+    shutil.rmtree(Path(client._path) / col.id / "shard-0" / "replica-1")
+    ray_mod.kill(col._replicas[0][1], no_restart=False)
+    col.add(ids=ids[100:], embeddings=vecs[100:], metadatas=metas[100:], documents=docs[100:])  # waits for both
+    want = ray_mod.get(col._replicas[0][0].export.remote())
+    got = ray_mod.get(col._replicas[0][1].export.remote(), timeout=60)
+    assert len(got["ids"]) == 119
+    assert got["ids"] == want["ids"] and got["metadatas"] == want["metadatas"]
+    assert got["documents"] == want["documents"]
+    np.testing.assert_array_equal(np.asarray(got["embeddings"]), np.asarray(want["embeddings"]))
+
+
 # ---------------------------------------------------------------- replicas (last: removes a node)
 
 
