@@ -56,7 +56,7 @@ from ..chroma.validation import (
     validate_where,
     validate_where_document,
 )
-from ._actors import SEQ_KEY, Catalog, Record, Shard, group_by_shard
+from ._actors import SEQ_KEY, Catalog, Record, Shard, _split_seq, group_by_shard
 
 __all__ = ["RayClient", "RayCollection", "ShardUnavailableError"]
 
@@ -619,6 +619,27 @@ class RayClient:
 
     def count_collections(self) -> int:
         return len(self._catalog_call("list"))
+
+    def copy_collection(self, name: str, new_name: str, *, shards: int = 1, replicas: int = 1,
+                        batch_size: int = 5000) -> RayCollection:
+        """Re-sharding: a new collection ``new_name`` with ``shards`` shards and
+        ``replicas`` replicas, holding ``name``'s rows in ``name``'s insertion order
+        (same metadata and HNSW settings). Each source shard's rows travel once
+        through the object store, so a shard must fit in the driver's memory.
+        Writes to ``name`` during the copy may be missed: stop them first."""
+        src = self.get_collection(name)
+        dst = self.create_collection(new_name, shards=shards, replicas=replicas, metadata=src.metadata,
+                                     configuration=cast(CreateCollectionConfiguration, {"hnsw": src._rec["hnsw"]}))
+        parts = src._read([(k, "export", ()) for k in range(src.shards)])
+        rows = sorted((_split_seq(m)[0], p, j) for p, part in enumerate(parts) for j, m in enumerate(part["metadatas"]))
+        for s in range(0, len(rows), batch_size):
+            page = rows[s:s + batch_size]
+            dst.add(ids=[parts[p]["ids"][j] for _, p, j in page],
+                    embeddings=np.stack([parts[p]["embeddings"][j] for _, p, j in page]),
+                    metadatas=[_split_seq(parts[p]["metadatas"][j])[1] for _, p, j in page],
+                    documents=[parts[p]["documents"][j] for _, p, j in page],
+                    uris=[parts[p]["uris"][j] for _, p, j in page])
+        return dst
 
     def delete_collection(self, name: str) -> None:
         """Deletes the collection: its catalog entry, then its shards' actors and files."""

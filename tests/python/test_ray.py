@@ -185,6 +185,16 @@ def test_equal_distances_merge_in_insertion_order(pair: Tuple[Any, Any, np.ndarr
     assert len(set(got["distances"][0])) == 1
 
 
+def test_copy_collection_reshards_keeping_everything(client: Any, pair: Tuple[Any, Any, np.ndarray]) -> None:
+    sharded, one, vecs = pair
+    two = client.copy_collection("pair", "pair-2", shards=2)
+    assert (two.shards, two.count(), two.metadata) == (2, one.count(), sharded.metadata)
+    inc = ["metadatas", "documents", "embeddings", "uris"]
+    _eq(two.get(include=inc), one.get(include=inc))
+    _eq(two.query(query_embeddings=vecs[[40, 7]], n_results=6), one.query(query_embeddings=vecs[[40, 7]], n_results=6))
+    client.delete_collection("pair-2")
+
+
 def test_rows_live_only_on_their_hashed_shard(pair: Tuple[Any, Any, np.ndarray], ray_mod: Any) -> None:
     from pysvdb.ray._actors import shard_of
 
