@@ -477,6 +477,32 @@ class RayCollection:
             self._write([(k, "modify", (metadata, hnsw)) for k in range(self.shards)])
         self._rec = self._client._catalog_call("modify", self.id, name, metadata, hnsw)
 
+    # ------------------------------------------------------------ not supported (docs/ray.md)
+
+    def _unsupported(self, what: str, instead: str) -> NotImplementedError:
+        return NotImplementedError("%s is not supported by RayClient collections; %s" % (what, instead))
+
+    def fork(self, new_name: str) -> "RayCollection":
+        raise self._unsupported("fork", "use RayClient.copy_collection")
+
+    def search(self, *args: object, **kwargs: object) -> None:
+        raise self._unsupported("search", "use query")
+
+    def get_arrow(self, *args: object, **kwargs: object) -> None:
+        raise self._unsupported("get_arrow", "use get")
+
+    def to_pandas(self, *args: object, **kwargs: object) -> None:
+        raise self._unsupported("to_pandas", "use get")
+
+    def add_arrow(self, *args: object, **kwargs: object) -> None:
+        raise self._unsupported("add_arrow", "use add_dataset(ray.data.from_arrow(table))")
+
+    def add_dataframe(self, *args: object, **kwargs: object) -> None:
+        raise self._unsupported("add_dataframe", "use add_dataset(ray.data.from_pandas(df))")
+
+    def add_parquet(self, *args: object, **kwargs: object) -> None:
+        raise self._unsupported("add_parquet", "use add_dataset(ray.data.read_parquet(path))")
+
     # ------------------------------------------------------------ Ray Data
 
     def add_dataset(self, ds: Any, *, id_column: str = "id", embedding_column: str = "embedding",
@@ -640,6 +666,15 @@ class RayClient:
                     documents=[parts[p]["documents"][j] for _, p, j in page],
                     uris=[parts[p]["uris"][j] for _, p, j in page])
         return dst
+
+    def reset(self) -> bool:
+        raise NotImplementedError("reset is not supported by RayClient; delete the collections one by one")
+
+    def set_tenant(self, tenant: str, database: str = "default_database") -> None:
+        raise NotImplementedError("RayClient has no tenants or databases: use one path per tenant")
+
+    def set_database(self, database: str) -> None:
+        raise NotImplementedError("RayClient has no tenants or databases: use one path per database")
 
     def delete_collection(self, name: str) -> None:
         """Deletes the collection: its catalog entry, then its shards' actors and files."""

@@ -246,6 +246,25 @@ def test_the_hidden_order_key_is_refused(pair: Tuple[Any, Any, np.ndarray]) -> N
     assert sharded.count() == n
 
 
+@pytest.mark.parametrize("method", ["fork", "search", "get_arrow", "to_pandas", "add_arrow", "add_dataframe",
+                                    "add_parquet"])
+def test_unsupported_collection_methods_say_so(pair: Tuple[Any, Any, np.ndarray], method: str) -> None:
+    with pytest.raises(NotImplementedError, match="not supported by RayClient collections; use"):
+        getattr(pair[0], method)("x")
+
+
+def test_images_and_data_loaders_are_refused(pair: Tuple[Any, Any, np.ndarray]) -> None:
+    sharded = pair[0]
+    n = sharded.count()
+    with pytest.raises(ValueError, match="do not store images"):
+        sharded.add(ids=["img"], images=[np.zeros((2, 2, 3))])
+    with pytest.raises(ValueError, match="not images or uris"):
+        sharded.query(query_uris=["file:///x"])
+    with pytest.raises(ValueError, match="data loader"):
+        sharded.get(include=["data"])
+    assert sharded.count() == n
+
+
 # ---------------------------------------------------------------- catalog
 
 
