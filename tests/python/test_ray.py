@@ -265,6 +265,22 @@ def test_images_and_data_loaders_are_refused(pair: Tuple[Any, Any, np.ndarray]) 
     assert sharded.count() == n
 
 
+def _embed_text(input: List[str]) -> List[List[float]]:
+    return [[float(len(t)), float(t.count("a")), 1.0] for t in input]
+
+
+def test_documents_embedded_by_the_embedding_function(client: Any, single: Any) -> None:
+    cols = [client.create_collection("texts", shards=2, embedding_function=_embed_text),
+            single.create_collection("texts", embedding_function=_embed_text)]
+    docs = ["a", "banana", "cab", "apple pie", "zz", "aaaa a"]
+    for c in cols:
+        c.add(ids=["d%d" % i for i in range(len(docs))], documents=docs)
+        c.upsert(ids=["d1", "d9"], documents=["bandana", "aa"])
+    got = [c.query(query_texts=["aab", "pineapple"], n_results=3) for c in cols]
+    _eq(got[0], got[1])
+    _eq(cols[0].get(include=["documents", "embeddings"]), cols[1].get(include=["documents", "embeddings"]))
+
+
 # ---------------------------------------------------------------- catalog
 
 
