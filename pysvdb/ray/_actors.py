@@ -86,10 +86,13 @@ class Shard:
         """Every row, with its hidden insertion number, in insertion order (a peer's catch-up)."""
         res = self._col.get(include=["embeddings", "metadatas", "documents", "uris"])
         return {"ids": res["ids"], "embeddings": res["embeddings"], "metadatas": res["metadatas"],
-                "documents": res["documents"], "uris": res["uris"]}
+                "documents": res["documents"], "uris": res["uris"],
+                # modify() may have changed them since this actor was created with its arguments
+                "metadata": self._col.metadata, "hnsw": dict(self._col.configuration_json["hnsw"] or {})}
 
     def _rebuild(self, rows: Dict[str, Any]) -> None:
         """Replaces this replica's rows by ``rows``, added in insertion-number order."""
+        self._metadata, self._hnsw = rows["metadata"], rows["hnsw"]
         self._client.delete_collection("shard")
         self._col = self._open()
         order = sorted(range(len(rows["ids"])), key=lambda i: _split_seq(rows["metadatas"][i])[0])

@@ -449,7 +449,7 @@ def test_a_replica_that_lost_its_files_catches_up_from_its_peer(client: Any, ray
     ids, vecs, metas, docs = _rows(120, seed=9)
     col.add(ids=ids[:100], embeddings=vecs[:100], metadatas=metas[:100], documents=docs[:100])
     col.delete(ids=["id5"])
-    want = ray_mod.get(col._replicas[0][0].export.remote())
+    col.modify(metadata={"v": 2}, configuration={"hnsw": {"ef_search": 33}})
     # As if replica 1 restarted on a node without its files: remove them, then kill its process.
     shutil.rmtree(Path(client._path) / col.id / "shard-0" / "replica-1")
     ray_mod.kill(col._replicas[0][1], no_restart=False)
@@ -459,6 +459,7 @@ def test_a_replica_that_lost_its_files_catches_up_from_its_peer(client: Any, ray
     assert len(got["ids"]) == 119
     assert got["ids"] == want["ids"] and got["metadatas"] == want["metadatas"]
     assert got["documents"] == want["documents"]
+    assert (got["metadata"], got["hnsw"]["ef_search"]) == ({"v": 2}, 33) and got["hnsw"] == want["hnsw"]
     np.testing.assert_array_equal(np.asarray(got["embeddings"]), np.asarray(want["embeddings"]))
 
 
