@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -24,6 +25,24 @@ SEQ_KEY = "svdb:seq"
 
 Record = Dict[str, Any]
 Meta = Optional[Dict[str, Any]]
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def owned_shard_dir(directory: str) -> bool:
+    """True when ``directory`` is a replica directory this package made,
+    ``<path>/<collection uuid>/shard-<k>/replica-<r>``, reached through no
+    symbolic link: the one tree ``Shard.drop`` may remove."""
+    d = os.path.normpath(directory)
+    replica, shard, cid = os.path.basename(d), os.path.dirname(d), os.path.dirname(os.path.dirname(d))
+    return bool(
+        re.fullmatch(r"replica-[0-9]+", replica)
+        and re.fullmatch(r"shard-[0-9]+", os.path.basename(shard))
+        and _UUID.fullmatch(os.path.basename(cid))
+        and not any(os.path.islink(p) for p in (d, shard, cid))
+        and os.path.isdir(d)
+    )
 
 
 def _with_seq(meta: Meta, seq: int) -> Dict[str, Any]:
@@ -173,6 +192,8 @@ class Shard:
     def drop(self) -> None:
         """Closes the collection and removes the shard's directory (the collection is deleted)."""
         self._client.close()
+        if not owned_shard_dir(self._dir):  # a tampered catalog or a link must not aim the removal elsewhere
+            raise errors.InternalError("refusing to remove %r: not a shard directory of pysvdb.ray" % self._dir)
         shutil.rmtree(self._dir, ignore_errors=True)
         for parent in (os.path.dirname(self._dir), os.path.dirname(os.path.dirname(self._dir))):
             try:  # the shard's and the collection's directories, once their last replica is gone
@@ -197,8 +218,7 @@ class Catalog:
         self._file = os.path.join(path, "catalog.json")
         self._recs: List[Record] = []
         if os.path.exists(self._file):
-            with open(self._file, encoding="utf-8") as f:
-                self._recs = json.load(f)["collections"]
+            self._recs = _load_records(self._file)
 
     def _save(self) -> None:
         d = os.path.dirname(self._file)
@@ -282,6 +302,32 @@ class Catalog:
         rec["next_seq"] = first + n
         self._save()
         return first
+
+
+def _load_records(path: str) -> List[Record]:
+    """The catalog file's records, each checked: a damaged or tampered file is
+    an error naming it, never an id that would make a path outside the store."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            recs = json.load(f)["collections"]
+        if not isinstance(recs, list):
+            raise ValueError("collections is not a list")
+        for r in recs:
+            ok = (
+                isinstance(r, dict)
+                and isinstance(r.get("id"), str) and _UUID.fullmatch(r["id"])
+                and isinstance(r.get("name"), str)
+                and all(isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] >= 1 for k in ("shards", "replicas"))
+                and isinstance(r.get("next_seq"), int) and r["next_seq"] >= 0
+                and (r.get("dim") is None or (isinstance(r["dim"], int) and r["dim"] >= 1))
+                and isinstance(r.get("hnsw"), dict)
+                and (r.get("metadata") is None or isinstance(r["metadata"], dict))
+            )
+            if not ok:
+                raise ValueError("a bad collection record: %.200r" % (r,))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise errors.InternalError("the catalog %s is damaged: %s" % (path, e)) from None
+    return cast(List[Record], recs)
 
 
 def shard_of(id_: str, shards: int) -> int:

@@ -250,7 +250,14 @@ def test_rmtree_only_behind_ownership_checks() -> None:
     removals = re.findall(r"(?:shutil\.rmtree|os\.unlink|os\.remove|os\.rmdir)\([^)]*\)", export.read_text())
     assert removals == ["os.unlink(self.tmp)"], removals
     assert re.findall(r"tempfile\.\w+", export.read_text()) == ["tempfile.mkstemp"]
-    others = [p for p in sorted(pkg.rglob("*.py")) if p.name != "catalog.py" and p != export]
+    # pysvdb.ray's shard removes its replica directory only after owned_shard_dir said it is one;
+    # its catalog file is written through a temporary file of its own.
+    actors = pkg / "ray" / "_actors.py"
+    src = actors.read_text()
+    removals = re.findall(r"(?:shutil\.rmtree|os\.unlink|os\.remove|os\.rmdir)\([^)]*\)", src)
+    assert removals == ["shutil.rmtree(self._dir, ignore_errors=True)", "os.rmdir(parent)"], removals
+    assert src.index("if not owned_shard_dir(self._dir)") < src.index("shutil.rmtree(self._dir")
+    others = [p for p in sorted(pkg.rglob("*.py")) if p.name != "catalog.py" and p not in (export, actors)]
     assert len(others) >= 14
     for other in others:
         assert not re.search(r"rmtree|os\.unlink|os\.remove\(|os\.rmdir|tempfile", other.read_text()), other
@@ -557,3 +564,38 @@ def test_chroma_ids_that_are_not_str(api: types.SimpleNamespace, filled: Any, id
     with pytest.raises(TypeError):
         filled.query(query_embeddings=[1.0, 0.0], ids=ids, where={"k": 1})
     assert filled.count() == 3
+
+
+# ---------------------------------------------------------------- pysvdb.ray: a tampered catalog aims no removal
+
+
+def test_ray_shard_directories_and_catalog_records_are_checked(tmp_path: Path) -> None:
+    from pysvdb.chroma import errors as chroma_errors
+    from pysvdb.ray._actors import _load_records, owned_shard_dir
+
+    cid = "0b7e1c7a-93b1-4f43-9e2f-1a2b3c4d5e6f"
+    good = tmp_path / cid / "shard-0" / "replica-1"
+    good.mkdir(parents=True)
+    assert owned_shard_dir(str(good))
+    assert not owned_shard_dir(str(tmp_path / cid / "shard-0"))  # not a replica directory
+    other = tmp_path / "home"
+    other.mkdir()
+    assert not owned_shard_dir(str(other))
+    (tmp_path / "not-a-uuid" / "shard-0" / "replica-0").mkdir(parents=True)
+    assert not owned_shard_dir(str(tmp_path / "not-a-uuid" / "shard-0" / "replica-0"))
+    linked = tmp_path / "1b7e1c7a-93b1-4f43-9e2f-1a2b3c4d5e6f"
+    (linked / "shard-0").mkdir(parents=True)
+    os.symlink(other, linked / "shard-0" / "replica-0")  # a link to elsewhere is never removed through
+    assert not owned_shard_dir(str(linked / "shard-0" / "replica-0"))
+
+    rec = {"id": cid, "name": "docs", "shards": 2, "replicas": 1, "metadata": None, "hnsw": {}, "dim": None, "next_seq": 0}
+    f = tmp_path / "catalog.json"
+    f.write_text(json.dumps({"version": 1, "collections": [rec]}))
+    assert _load_records(str(f)) == [rec]
+    for bad in ({"id": "../../etc"}, {"shards": 0}, {"replicas": True}, {"next_seq": -1}, {"dim": "x"}):
+        f.write_text(json.dumps({"version": 1, "collections": [{**rec, **bad}]}))
+        with pytest.raises(chroma_errors.ChromaError, match="catalog .* is damaged"):
+            _load_records(str(f))
+    f.write_text("{not json")
+    with pytest.raises(chroma_errors.ChromaError, match="is damaged"):
+        _load_records(str(f))
