@@ -662,3 +662,81 @@ def test_walkthrough_example_runs(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "walk-through done" in r.stdout
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+def _client_dir(tmp_path: Path) -> Path:
+    """A ChromaDB client directory holding one collection, "first"."""
+    write_jsonl(tmp_path / "first.jsonl", rich_rows(3))
+    client_dir = tmp_path / "chroma"
+    ok("import", client_dir, tmp_path / "first.jsonl", "-c", "first")
+    return client_dir
+
+
+def _collections(client_dir: Path) -> List[str]:
+    client = pysvdb.PersistentClient(str(client_dir))
+    try:
+        return sorted(c.name for c in client.list_collections())
+    finally:
+        client.close()
+
+
+def test_new_chroma_collection_gets_chromas_checks_first(tmp_path: Path) -> None:
+    client_dir = _client_dir(tmp_path)
+    rows = rich_rows(10)
+    rows[7]["metadata"] = {"nested": {"a": 1}}
+    write_jsonl(tmp_path / "bad.jsonl", rows)
+    err = fails("import", client_dir, tmp_path / "bad.jsonl", "--batch-size", 5, "-c", "second", expect="row 7")
+    assert "Expected metadata value" in err, err
+    assert _collections(client_dir) == ["first"]  # nothing imported, "second" not created
+    # the same into a client directory that does not exist yet: it is not created
+    fails("import", tmp_path / "new", tmp_path / "bad.jsonl", "--batch-size", 5, "-c", "second", expect="row 7")
+    assert not (tmp_path / "new").exists()
+    # and into an existing collection (checked before too): the file row is named
+    fails("import", client_dir, tmp_path / "bad.jsonl", "--batch-size", 5, "-c", "first", "--upsert", expect="row 7")
+    assert _collections(client_dir) == ["first"]
+
+
+def test_ids_are_checked_across_the_whole_file(tmp_path: Path) -> None:
+    rows = rich_rows(10)
+    rows[8]["id"] = rows[2]["id"]  # in another batch
+    write_jsonl(tmp_path / "dup.jsonl", rows)
+    db = tmp_path / "db"
+    fails("import", db, tmp_path / "dup.jsonl", "--batch-size", 5, expect="rows 2 and 8 have the same id 'doc-2'")
+    assert not db.exists()
+    client_dir = _client_dir(tmp_path)
+    fails("import", client_dir, tmp_path / "dup.jsonl", "--batch-size", 5, "-c", "second", expect="rows 2 and 8 have the same id")
+    assert _collections(client_dir) == ["first"]
+    fails("import", client_dir, tmp_path / "dup.jsonl", "--batch-size", 5, "-c", "first", "--upsert", expect="rows 2 and 8")
+    # within one batch, named by the file's rows (not the index within the batch)
+    rows = rich_rows(10)
+    rows[9]["id"] = rows[7]["id"]
+    write_jsonl(tmp_path / "dup2.jsonl", rows)
+    fails("import", db, tmp_path / "dup2.jsonl", "--batch-size", 5, expect="rows 7 and 9 have the same id 'doc-7'")
+    assert not db.exists()
+    # ids the library refuses: a NUL, too long, empty
+    for i, (bad, expect) in enumerate(
+        [("a\0b", "row 6: id 'a\\x00b' holds a NUL"), ("x" * (pysvdb.MAX_ID_BYTES + 1), "row 6: the id is %d bytes" % (pysvdb.MAX_ID_BYTES + 1))]
+    ):
+        rows = rich_rows(10)
+        rows[6]["id"] = bad
+        write_jsonl(tmp_path / ("bad%d.jsonl" % i), rows)
+        fails("import", db, tmp_path / ("bad%d.jsonl" % i), "--batch-size", 5, expect=expect)
+        assert not db.exists()  # no empty collection is left behind
+        fails("import", client_dir, tmp_path / ("bad%d.jsonl" % i), "--batch-size", 5, "-c", "second", expect=expect)
+        assert _collections(client_dir) == ["first"]
+    rows = rich_rows(4)
+    rows[3]["id"] = "é" * (pysvdb.MAX_ID_BYTES // 2)  # exactly the limit in UTF-8 bytes
+    write_jsonl(tmp_path / "longest.jsonl", rows)
+    ok("import", tmp_path / "db2", tmp_path / "longest.jsonl")
+    np.save(tmp_path / "v.npy", vectors(3))
+    (tmp_path / "ids.txt").write_text("a\n\nc\n")
+    fails("import", db, tmp_path / "v.npy", "--ids-from", tmp_path / "ids.txt", expect="row 1: the id is empty")
+    assert not db.exists()
+    # an id in the collection already: the row of the file is named
+    ok("import", db, tmp_path / "v.npy", "--id-prefix", "doc-")
+    write_jsonl(tmp_path / "r.jsonl", rich_rows(10)[5:] + rich_rows(10)[:1])
+    fails("import", db, tmp_path / "r.jsonl", "--batch-size", 3, expect="row 5: id 'doc-0' exists")
+    assert count(db) == 3
