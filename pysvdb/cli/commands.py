@@ -186,14 +186,19 @@ def verify(path: str, name: Optional[str], quiet: bool) -> None:
     try:
         with open_targets(path, name, write=False, one=False) as targets, Interrupt() as stop:
             for t in targets:
+                if stop.requested:
+                    raise Interrupted("\n".join(damaged + ["interrupted: verify stopped before %s (nothing is changed by verify)" % t.name]))
                 try:
                     _engine_call(t, quiet, stop, t.name, t.db.verify)
                 except CanceledError:
                     raise Interrupted("interrupted: verify of %s stopped (nothing is changed by verify)" % t.name) from None
                 except (CorruptError, FormatVersionError) as e:
                     damaged.append("%s: damaged: %s" % (t.name, e))
-                    continue
-                click.echo("%s: sound (%d rows)" % (t.name, t.db.count()))
+                else:
+                    click.echo("%s: sound (%d rows)" % (t.name, t.db.count()))
+                # a call shorter than the handler's report interval never sees Ctrl-C
+                if stop.requested:
+                    raise Interrupted("\n".join(damaged + ["interrupted: after verifying %s (nothing is changed by verify)" % t.name]))
     except (CorruptError, FormatVersionError) as e:  # found while opening
         raise CliError("damaged: %s" % e) from None
     if damaged:
@@ -209,11 +214,16 @@ def checkpoint(path: str, name: Optional[str], quiet: bool) -> None:
     """Write a snapshot and empty the log (persist)."""
     with open_targets(path, name, write=True, one=False) as targets, Interrupt() as stop:
         for t in targets:
+            if stop.requested:
+                raise Interrupted("interrupted: checkpoint stopped before %s; every write is kept" % t.name)
             try:
                 _engine_call(t, quiet, stop, t.name, t.db.persist)
             except CanceledError:
                 raise Interrupted("interrupted: checkpoint of %s canceled; its log still holds every write" % t.name) from None
             click.echo("%s: checkpointed (log %s)" % (t.name, _size(t.db.stats().log_bytes)))
+            # a call shorter than the handler's report interval never sees Ctrl-C
+            if stop.requested:
+                raise Interrupted("interrupted: after the checkpoint of %s; every write is kept" % t.name)
 
 
 @cli.command()
@@ -225,12 +235,17 @@ def compact(path: str, name: Optional[str], quiet: bool) -> None:
     """Rewrite the collection without the space of deleted rows."""
     with open_targets(path, name, write=True, one=False) as targets, Interrupt() as stop:
         for t in targets:
+            if stop.requested:
+                raise Interrupted("interrupted: compaction stopped before %s, which is as it was" % t.name)
             before = t.db.stats().disk_bytes
             try:
                 _engine_call(t, quiet, stop, t.name, t.db.compact)
             except CanceledError:
                 raise Interrupted("interrupted: compaction of %s canceled; the collection is as it was" % t.name) from None
             click.echo("%s: compacted, %s -> %s on disk" % (t.name, _size(before), _size(t.db.stats().disk_bytes)))
+            # a call shorter than the handler's report interval never sees Ctrl-C
+            if stop.requested:
+                raise Interrupted("interrupted: after the compaction of %s" % t.name)
 
 
 # ---------------------------------------------------------------- import

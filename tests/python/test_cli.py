@@ -740,3 +740,30 @@ def test_ids_are_checked_across_the_whole_file(tmp_path: Path) -> None:
     write_jsonl(tmp_path / "r.jsonl", rich_rows(10)[5:] + rich_rows(10)[:1])
     fails("import", db, tmp_path / "r.jsonl", "--batch-size", 3, expect="row 5: id 'doc-0' exists")
     assert count(db) == 3
+
+
+_CTRL_C_AFTER = """
+import os, signal
+import pysvdb._db as _db
+_orig = _db.SvDBPython.{method}
+def _then_ctrl_c(self, *a, **k):
+    r = _orig(self, *a, **k)
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once the (short) call is done
+    return r
+_db.SvDBPython.{method} = _then_ctrl_c
+"""
+
+
+@pytest.mark.parametrize("command,method", [("verify", "verify"), ("checkpoint", "persist"), ("compact", "compact")])
+def test_ctrl_c_after_a_short_maintenance_call(tmp_path: Path, command: str, method: str) -> None:
+    client_dir = _client_dir(tmp_path)
+    write_jsonl(tmp_path / "more.jsonl", rich_rows(5))
+    ok("import", client_dir, tmp_path / "more.jsonl", "-c", "second")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_CTRL_C_AFTER.format(method=method))
+    r = svdb(command, client_dir, "-q", extra_path=str(hook))
+    assert r.returncode == 130, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "interrupted" in r.stderr, r.stderr
+    assert len(r.stdout.splitlines()) == 1, r.stdout  # the second collection was not started
+    assert "sound" in ok("verify", client_dir)
