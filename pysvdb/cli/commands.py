@@ -494,6 +494,9 @@ def export(path: str, file: str, name: Optional[str], batch_size: int, ids_to: O
     for out in filter(None, (file, ids_to)):
         if os.path.exists(out) and not overwrite:
             raise CliError("%s exists; pass --overwrite to replace it" % out)
+        folder = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(folder):
+            raise CliError("%s: directory %s does not exist" % (out, os.path.dirname(out) or folder))
     with open_targets(path, name, write=False, one=True) as (t,), Interrupt() as stop:
         ids = t.db.get_all_ids()
         writer = open_writer(file, fmt, t.db.dim or 0, max((len(i) for i in ids), default=1), ids_to)

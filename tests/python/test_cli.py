@@ -767,3 +767,36 @@ def test_ctrl_c_after_a_short_maintenance_call(tmp_path: Path, command: str, met
     assert "Traceback" not in r.stderr and "interrupted" in r.stderr, r.stderr
     assert len(r.stdout.splitlines()) == 1, r.stdout  # the second collection was not started
     assert "sound" in ok("verify", client_dir)
+
+
+def test_export_keeps_a_non_string_document_key(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    with pysvdb.SvDBPython(db) as h:
+        h.add(["n", "s"], vectors(2), ['{"#document": 7, "a": 1}', '{"#document": "text", "a": 2}'])
+    ok("export", db, tmp_path / "o.jsonl")
+    back = read_jsonl(tmp_path / "o.jsonl")
+    assert [(r["metadata"], r["document"]) for r in back] == [({"#document": 7, "a": 1}, None), ({"a": 2}, "text")]
+
+
+_PARQUET_WRITER_FAILS = """
+import pyarrow.parquet as pq
+class _Failing:
+    def __init__(self, *a, **k):
+        raise OSError("parquet writer refused")
+pq.ParquetWriter = _Failing
+"""
+
+
+def test_export_names_the_users_path_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    db = _collection(tmp_path)
+    err = fails("export", db, tmp_path / "nodir" / "x.jsonl", expect=str(tmp_path / "nodir"))
+    assert ".tmp" not in err and "does not exist" in err, err
+    fails("export", db, tmp_path / "o.npy", "--ids-to", tmp_path / "nodir" / "ids.txt", expect="does not exist")
+    assert sorted(os.listdir(tmp_path)) == ["db", "good.npy"]
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_PARQUET_WRITER_FAILS)
+    fails("export", db, tmp_path / "out" / "o.parquet", expect="does not exist")
+    (tmp_path / "out").mkdir()
+    fails("export", db, tmp_path / "out" / "o.parquet", expect="parquet writer refused", extra_path=str(hook))
+    assert os.listdir(tmp_path / "out") == []
