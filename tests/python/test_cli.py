@@ -800,3 +800,21 @@ def test_export_names_the_users_path_and_leaves_no_temporary_file(tmp_path: Path
     (tmp_path / "out").mkdir()
     fails("export", db, tmp_path / "out" / "o.parquet", expect="parquet writer refused", extra_path=str(hook))
     assert os.listdir(tmp_path / "out") == []
+
+
+def test_ids_from_drops_a_byte_order_mark(tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", vectors(3))
+    (tmp_path / "ids.txt").write_bytes(b"\xef\xbb\xbfa\nb\nc\n")
+    ok("import", tmp_path / "db", tmp_path / "v.npy", "--ids-from", tmp_path / "ids.txt")
+    with pysvdb.SvDBPython(tmp_path / "db", create=False) as h:
+        assert h.get_all_ids() == ["a", "b", "c"]
+
+
+def test_cli_reuses_the_librarys_constants() -> None:
+    cli_dir = Path(pysvdb.__file__).parent / "cli"
+    assert '"#document"' not in (cli_dir / "formats.py").read_text()
+    assert "5461" not in (cli_dir / "commands.py").read_text()
+    from pysvdb._cdef import DOCUMENT_KEY
+    from pysvdb.cli.formats import DOCUMENT_KEY as cli_key
+
+    assert cli_key is DOCUMENT_KEY
