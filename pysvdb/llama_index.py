@@ -285,6 +285,8 @@ class SvdbVectorStore(BasePydanticVectorStore):
         if add_kwargs:
             raise TypeError("unexpected arguments: %s" % ", ".join(sorted(add_kwargs)))
         # Convert everything first, so a bad node fails before anything is written.
+        # The writes are then one atomic write per chunk of MAX_BATCH_SIZE nodes: a
+        # write that fails leaves its chunk as it was, but the chunks before it stay written.
         rows: Dict[str, Tuple[List[float], Dict[str, Any], str]] = {}
         for node in nodes:
             rows.pop(node.node_id, None)  # keep the order of the last occurrence

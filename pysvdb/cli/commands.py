@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import os
 import sys
@@ -14,7 +15,7 @@ import click
 import numpy as np
 import numpy.typing as npt
 
-from .. import __version__, library_path, library_version, simd_path
+from .. import MAX_ID_BYTES, __version__, library_path, library_version, simd_path
 from .._db import IndexType, Metric, ProgressOp
 from .._errors import CanceledError, CorruptError, FormatVersionError, SvDBError
 from .._progress import RowProgress
@@ -185,14 +186,19 @@ def verify(path: str, name: Optional[str], quiet: bool) -> None:
     try:
         with open_targets(path, name, write=False, one=False) as targets, Interrupt() as stop:
             for t in targets:
+                if stop.requested:
+                    raise Interrupted("\n".join(damaged + ["interrupted: verify stopped before %s (nothing is changed by verify)" % t.name]))
                 try:
                     _engine_call(t, quiet, stop, t.name, t.db.verify)
                 except CanceledError:
                     raise Interrupted("interrupted: verify of %s stopped (nothing is changed by verify)" % t.name) from None
                 except (CorruptError, FormatVersionError) as e:
                     damaged.append("%s: damaged: %s" % (t.name, e))
-                    continue
-                click.echo("%s: sound (%d rows)" % (t.name, t.db.count()))
+                else:
+                    click.echo("%s: sound (%d rows)" % (t.name, t.db.count()))
+                # a call shorter than the handler's report interval never sees Ctrl-C
+                if stop.requested:
+                    raise Interrupted("\n".join(damaged + ["interrupted: after verifying %s (nothing is changed by verify)" % t.name]))
     except (CorruptError, FormatVersionError) as e:  # found while opening
         raise CliError("damaged: %s" % e) from None
     if damaged:
@@ -208,11 +214,16 @@ def checkpoint(path: str, name: Optional[str], quiet: bool) -> None:
     """Write a snapshot and empty the log (persist)."""
     with open_targets(path, name, write=True, one=False) as targets, Interrupt() as stop:
         for t in targets:
+            if stop.requested:
+                raise Interrupted("interrupted: checkpoint stopped before %s; every write is kept" % t.name)
             try:
                 _engine_call(t, quiet, stop, t.name, t.db.persist)
             except CanceledError:
                 raise Interrupted("interrupted: checkpoint of %s canceled; its log still holds every write" % t.name) from None
             click.echo("%s: checkpointed (log %s)" % (t.name, _size(t.db.stats().log_bytes)))
+            # a call shorter than the handler's report interval never sees Ctrl-C
+            if stop.requested:
+                raise Interrupted("interrupted: after the checkpoint of %s; every write is kept" % t.name)
 
 
 @cli.command()
@@ -224,12 +235,17 @@ def compact(path: str, name: Optional[str], quiet: bool) -> None:
     """Rewrite the collection without the space of deleted rows."""
     with open_targets(path, name, write=True, one=False) as targets, Interrupt() as stop:
         for t in targets:
+            if stop.requested:
+                raise Interrupted("interrupted: compaction stopped before %s, which is as it was" % t.name)
             before = t.db.stats().disk_bytes
             try:
                 _engine_call(t, quiet, stop, t.name, t.db.compact)
             except CanceledError:
                 raise Interrupted("interrupted: compaction of %s canceled; the collection is as it was" % t.name) from None
             click.echo("%s: compacted, %s -> %s on disk" % (t.name, _size(before), _size(t.db.stats().disk_bytes)))
+            # a call shorter than the handler's report interval never sees Ctrl-C
+            if stop.requested:
+                raise Interrupted("interrupted: after the compaction of %s" % t.name)
 
 
 # ---------------------------------------------------------------- import
@@ -248,47 +264,118 @@ def _target_exists(path: str, name: Optional[str]) -> bool:
     return name is None and is_collection_dir(path)
 
 
-def _check_batch(batch: Batch, t: Optional[Target], dim: Optional[int], upsert: bool, where: str) -> None:
-    """What can be checked of a batch before anything is written."""
-    if dim is not None and batch.vectors.shape[1] != dim:
-        raise CliError("%s has %d-d vectors, the collection %d-d" % (where, batch.vectors.shape[1], dim))
-    if len(set(batch.ids)) != len(batch.ids):
-        seen = set()
-        for id_ in batch.ids:
+class _IdCheck:
+    """The checks of every id of the file the library makes when writing:
+    non-empty, no NUL, at most MAX_ID_BYTES bytes of UTF-8, and unique across
+    the whole file. Uniqueness keeps a 64-bit hash and the row number of each
+    id (16 bytes a row, not the ids); equal hashes are confirmed by reading
+    those rows' ids again."""
+
+    def __init__(self, file: str) -> None:
+        self._file = file
+        self._hashes: List[npt.NDArray[np.uint64]] = []
+        self._rows: List[npt.NDArray[np.int64]] = []
+
+    def batch(self, ids: List[str], first: int) -> None:
+        hashes = np.empty(len(ids), dtype=np.uint64)
+        for i, id_ in enumerate(ids):
+            where = "%s: row %d" % (self._file, first + i)
+            try:
+                b = id_.encode("utf-8")
+            except UnicodeEncodeError:
+                raise CliError("%s: id %r cannot be encoded as UTF-8" % (where, id_)) from None
+            if not b:
+                raise CliError("%s: the id is empty" % where)
+            if b"\0" in b:
+                raise CliError("%s: id %r holds a NUL character" % (where, id_))
+            if len(b) > MAX_ID_BYTES:
+                raise CliError("%s: the id is %d bytes of UTF-8; the limit is %d" % (where, len(b), MAX_ID_BYTES))
+            hashes[i] = int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little")
+        self._hashes.append(hashes)
+        self._rows.append(np.arange(first, first + len(ids), dtype=np.int64))
+
+    def finish(self, reader: Any, size: int) -> None:
+        """Raises if two rows of the file have the same id."""
+        if not self._hashes:
+            return
+        hashes, rows = np.concatenate(self._hashes), np.concatenate(self._rows)
+        self._hashes, self._rows = [], []
+        order = np.argsort(hashes, kind="stable")
+        hashes, rows = hashes[order], rows[order]
+        same = np.flatnonzero(hashes[1:] == hashes[:-1])
+        if not len(same):
+            return
+        # rows whose hash another row has: read their ids to tell a repeat from a hash collision
+        suspects = np.unique(np.concatenate([rows[same], rows[same + 1]]))
+        wanted = set(suspects.tolist())
+        ids: Dict[int, str] = {}
+        first = 0
+        for batch in reader.batches(size):
+            for i in range(len(batch.ids)):
+                if first + i in wanted:
+                    ids[first + i] = batch.ids[i]
+            first += len(batch.ids)
+            if len(ids) == len(wanted):
+                break
+        seen: Dict[str, int] = {}
+        for row in sorted(ids):
+            id_ = ids[row]
             if id_ in seen:
-                raise CliError("%s: id %r appears twice" % (where, id_))
-            seen.add(id_)
+                raise CliError("%s: rows %d and %d have the same id %r" % (self._file, seen[id_], row, id_))
+            seen[id_] = row
+
+
+def _check_batch(batch: Batch, t: Optional[Target], chroma: bool, dim: Optional[int], upsert: bool, file: str, first: int) -> None:
+    """What can be checked of a batch (rows ``first``... of ``file``) before
+    anything is written. ``chroma``: the target is, or will be, a collection
+    of a ChromaDB client directory."""
+    if dim is not None and batch.vectors.shape[1] != dim:
+        raise CliError("%s: row %d has %d-d vectors, the collection %d-d" % (file, first, batch.vectors.shape[1], dim))
     if t is not None and not upsert and batch.ids:
         there = t.existing(batch.ids)
         if there:
-            raise CliError("%s: id %r exists in the collection already (%d of these rows do); use --upsert to overwrite" % (where, there[0], len(there)))
-    if t is not None and t.collection is not None:
-        from ..chroma.validation import check_metadata_storable, validate_metadatas
+            row = first + batch.ids.index(there[0])
+            raise CliError(
+                "%s: row %d: id %r exists in the collection already (%d rows of rows %d..%d do); use --upsert to overwrite"
+                % (file, row, there[0], len(there), first, first + len(batch.ids) - 1)
+            )
+    if chroma:
+        from ..chroma.validation import check_metadata_storable, validate_metadata
 
-        if batch.metadatas is not None:
-            metas = [m or None for m in batch.metadatas]
-            validate_metadatas(metas)
-            check_metadata_storable(metas, allow_none_values=False)
+        for i, m in enumerate(batch.metadatas or ()):
+            try:
+                validate_metadata(m or None)
+                check_metadata_storable([m or None], allow_none_values=False)
+            except Exception as e:
+                raise CliError("%s: row %d: %s" % (file, first + i, str(e).replace(" at index 0", ""))) from None
     elif batch.metadatas is not None or batch.documents is not None:
         from .target import _row_text
 
-        for row in range(len(batch.ids)):
-            _row_text(batch, row)
+        for i in range(len(batch.ids)):
+            try:
+                _row_text(batch, i)
+            except (CliError, ValueError) as e:
+                raise CliError("%s: row %d: %s" % (file, first + i, e)) from None
 
 
-def _prepass(reader: Any, file: str, t: Optional[Target], size: int, upsert: bool, quiet: bool, stop: Interrupt) -> int:
+def _prepass(reader: Any, file: str, t: Optional[Target], chroma: bool, size: int, upsert: bool, quiet: bool, stop: Interrupt) -> int:
     """Reads the whole file once, checking it: a bad file imports nothing."""
     dim = t.db.dim if t is not None else None
     rows = 0
+    ids = _IdCheck(file)
     with RowProgress(not quiet, reader.rows, "checking %s" % os.path.basename(file)) as bar:
         for batch in reader.batches(size):
             if stop.requested:
                 raise Interrupted("interrupted while checking %s: nothing imported" % file)
             if dim is None and len(batch.ids):
                 dim = batch.vectors.shape[1]
-            _check_batch(batch, t, dim, upsert, "%s (rows %d..%d)" % (file, rows, rows + len(batch.ids) - 1))
+            ids.batch(batch.ids, rows)
+            _check_batch(batch, t, chroma, dim, upsert, file, rows)
             rows += len(batch.ids)
             bar.update(len(batch.ids))
+        ids.finish(reader, size)
+    if stop.requested:
+        raise Interrupted("interrupted while checking %s: nothing imported" % file)
     return rows
 
 
@@ -365,24 +452,28 @@ def import_(
     with Interrupt() as stop:
         if exists:
             with open_targets(path, name, write=True, one=True, **opts) as (t,):
-                size = _batch_size(t, batch_size)
-                total = _prepass(reader, file, t, size, upsert, quiet, stop)
+                size = _batch_size(batch_size, t.collection is not None)
+                total = _prepass(reader, file, t, t.collection is not None, size, upsert, quiet, stop)
                 done = _write_all(reader, file, t, size, total, upsert, quiet, stop)
                 count = t.db.count()
         else:
-            size = min(batch_size, _CHROMA_BATCH) if name else batch_size
-            total = _prepass(reader, file, None, size, upsert, quiet, stop)
+            # with --collection the new collection is one of a client directory
+            # (_target_exists refused anything else): ChromaDB's checks apply
+            size = _batch_size(batch_size, name is not None)
+            total = _prepass(reader, file, None, name is not None, size, upsert, quiet, stop)
             with open_targets(path, name, write=True, one=True, create=True, **opts) as (t,):
                 done = _write_all(reader, file, t, size, total, upsert, quiet, stop)
                 count = t.db.count()
     click.echo("imported %d rows from %s into %s (%d rows now)" % (done, file, t.name, count))
 
 
-_CHROMA_BATCH = 5461  # ChromaDB's largest batch (get_max_batch_size)
+def _batch_size(size: int, chroma: bool) -> int:
+    """At most ChromaDB's largest batch for a client directory's collection."""
+    if not chroma:
+        return size
+    from ..chroma.validation import MAX_BATCH_SIZE  # (imported only when needed)
 
-
-def _batch_size(t: Target, size: int) -> int:
-    return min(size, _CHROMA_BATCH) if t.collection is not None else size
+    return min(size, MAX_BATCH_SIZE)
 
 
 # ---------------------------------------------------------------- export
@@ -403,6 +494,9 @@ def export(path: str, file: str, name: Optional[str], batch_size: int, ids_to: O
     for out in filter(None, (file, ids_to)):
         if os.path.exists(out) and not overwrite:
             raise CliError("%s exists; pass --overwrite to replace it" % out)
+        folder = os.path.dirname(os.path.abspath(out))
+        if not os.path.isdir(folder):
+            raise CliError("%s: directory %s does not exist" % (out, os.path.dirname(out) or folder))
     with open_targets(path, name, write=False, one=True) as (t,), Interrupt() as stop:
         ids = t.db.get_all_ids()
         writer = open_writer(file, fmt, t.db.dim or 0, max((len(i) for i in ids), default=1), ids_to)

@@ -24,6 +24,7 @@ from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 import numpy as np
 import numpy.typing as npt
 
+from .._cdef import DOCUMENT_KEY  # the reserved key a row's document is kept under (SVDB_DOCUMENT_KEY)
 from .._lib import lib
 
 __all__ = [
@@ -38,8 +39,6 @@ __all__ = [
     "DOCUMENT_KEY",
 ]
 
-#: The reserved metadata key a row's document is kept under (libsvdb's where_document reads it).
-DOCUMENT_KEY = "#document"
 #: Formats by file name suffix.
 FORMATS = {".npy": "npy", ".npz": "npz", ".fvecs": "fvecs", ".parquet": "parquet", ".jsonl": "jsonl"}
 #: Formats that carry vectors (and for .npz ids) only.
@@ -128,6 +127,8 @@ class _FileIds(_Ids):
                 if not line:
                     raise FormatError("%s has %d ids, the vectors file %d rows" % (self._path, self._taken + len(out), self._rows))
                 out.append(line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith("\n") else line)
+                if self._taken + len(out) == 1 and out[0].startswith("\ufeff"):
+                    out[0] = out[0][1:]  # a UTF-8 byte-order mark is not part of the first id
         except UnicodeDecodeError as e:
             raise FormatError("%s: not UTF-8 text (%s)" % (self._path, e)) from None
         self._taken += n

@@ -45,9 +45,15 @@ def split_row(text: Optional[str]) -> Tuple[Optional[Dict[str, Any]], Optional[s
     if text is None:
         return None, None
     d: Dict[str, Any] = json.loads(text)
-    doc = d.pop(DOCUMENT_KEY, None)
+    doc = d.get(DOCUMENT_KEY)
+    if isinstance(doc, str):
+        del d[DOCUMENT_KEY]
+    else:
+        # not a document (a plain collection's row may hold any value under the
+        # key): kept in the metadata, so that nothing is lost
+        doc = None
     d.pop("#uri", None)
-    return (d or None), (doc if isinstance(doc, str) else None)
+    return (d or None), doc
 
 
 class Target:

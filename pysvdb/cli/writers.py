@@ -9,7 +9,8 @@ import os
 import struct
 import tempfile
 import zipfile
-from typing import IO, Any, Dict, List, Optional, Tuple
+from contextlib import contextmanager
+from typing import IO, Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +38,11 @@ class _Temp:
         # mkstemp makes the file 0600; the output gets the usual mode (0666 less the umask)
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(fd, 0o666 & ~umask)
+        try:
+            os.chmod(fd, 0o666 & ~umask)
+        except BaseException:
+            self.abort()
+            raise
 
     def commit(self) -> None:
         self.f.flush()
@@ -58,11 +63,28 @@ class Writer:
 
     def __init__(self) -> None:
         self._temps: List[_Temp] = []
+        #: temporary files that are never moved into place (removed by abort)
+        self._scratch: List[_Temp] = []
 
     def _temp(self, path: str) -> _Temp:
         t = _Temp(path)
         self._temps.append(t)
         return t
+
+    def _scratch_temp(self, path: str) -> _Temp:
+        t = _Temp(path)
+        self._scratch.append(t)
+        return t
+
+    @contextmanager
+    def _opening(self) -> Iterator[None]:
+        """Around a writer's opening: a failure removes the temporary files
+        made before it."""
+        try:
+            yield
+        except BaseException:
+            self.abort()
+            raise
 
     def write(self, batch: Batch) -> None:
         raise NotImplementedError
@@ -76,7 +98,7 @@ class Writer:
             t.commit()
 
     def abort(self) -> None:
-        for t in self._temps:
+        for t in self._scratch + self._temps:
             t.abort()
 
 
@@ -113,8 +135,9 @@ class _NpyStream:
 class NpyWriter(Writer):
     def __init__(self, path: str, dim: int, ids_to: Optional[str]) -> None:
         super().__init__()
-        self._v = _NpyStream(self._temp(path), "<f4", (dim,))
-        self._ids = _IdsText(self, ids_to) if ids_to else None
+        with self._opening():
+            self._v = _NpyStream(self._temp(path), "<f4", (dim,))
+            self._ids = _IdsText(self, ids_to) if ids_to else None
 
     def write(self, batch: Batch) -> None:
         self._v.write(batch.vectors.astype("<f4", copy=False))
@@ -131,12 +154,13 @@ class NpzWriter(Writer):
 
     def __init__(self, path: str, dim: int, max_id_len: int) -> None:
         super().__init__()
-        self._path = path
-        self._zip = self._temp(path)
-        self._parts = [_Temp(path + ".embeddings"), _Temp(path + ".ids")]
-        self._v = _NpyStream(self._parts[0], "<f4", (dim,))
-        self._idlen = max(max_id_len, 1)
-        self._i = _NpyStream(self._parts[1], "<U%d" % self._idlen, ())
+        with self._opening():
+            self._path = path
+            self._zip = self._temp(path)
+            self._parts = [self._scratch_temp(path + ".embeddings"), self._scratch_temp(path + ".ids")]
+            self._v = _NpyStream(self._parts[0], "<f4", (dim,))
+            self._idlen = max(max_id_len, 1)
+            self._i = _NpyStream(self._parts[1], "<U%d" % self._idlen, ())
 
     def write(self, batch: Batch) -> None:
         self._v.write(batch.vectors.astype("<f4", copy=False))
@@ -150,23 +174,17 @@ class NpzWriter(Writer):
         with zipfile.ZipFile(self._zip.f, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
             z.write(self._parts[0].tmp, "embeddings.npy")
             z.write(self._parts[1].tmp, "ids.npy")
-        self.abort_parts()
-
-    def abort_parts(self) -> None:
         for p in self._parts:
             p.abort()
-
-    def abort(self) -> None:
-        self.abort_parts()
-        super().abort()
 
 
 class FvecsWriter(Writer):
     def __init__(self, path: str, dim: int, ids_to: Optional[str]) -> None:
         super().__init__()
-        self._t = self._temp(path)
-        self._dim = dim
-        self._ids = _IdsText(self, ids_to) if ids_to else None
+        with self._opening():
+            self._t = self._temp(path)
+            self._dim = dim
+            self._ids = _IdsText(self, ids_to) if ids_to else None
 
     def write(self, batch: Batch) -> None:
         rows = np.empty((len(batch.ids), self._dim + 1), dtype="<i4")
@@ -189,11 +207,12 @@ class ParquetWriter(Writer):
         super().__init__()
         pa, pq = pyarrow_modules()
         self._pa, self._dim = pa, dim
-        self._t = self._temp(path)
-        self._schema = pa.schema(
-            [("id", pa.string()), ("embedding", pa.list_(pa.float32(), dim)), ("metadata", pa.string()), ("document", pa.string())]
-        )
-        self._w = pq.ParquetWriter(self._t.f, self._schema)
+        with self._opening():
+            self._t = self._temp(path)
+            self._schema = pa.schema(
+                [("id", pa.string()), ("embedding", pa.list_(pa.float32(), dim)), ("metadata", pa.string()), ("document", pa.string())]
+            )
+            self._w = pq.ParquetWriter(self._t.f, self._schema)
 
     def write(self, batch: Batch) -> None:
         pa = self._pa
@@ -212,7 +231,8 @@ class ParquetWriter(Writer):
 
     def abort(self) -> None:
         try:
-            self._w.close()
+            if hasattr(self, "_w"):  # (not there when opening failed)
+                self._w.close()
         finally:
             super().abort()
 

@@ -662,3 +662,159 @@ def test_walkthrough_example_runs(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "walk-through done" in r.stdout
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+def _client_dir(tmp_path: Path) -> Path:
+    """A ChromaDB client directory holding one collection, "first"."""
+    write_jsonl(tmp_path / "first.jsonl", rich_rows(3))
+    client_dir = tmp_path / "chroma"
+    ok("import", client_dir, tmp_path / "first.jsonl", "-c", "first")
+    return client_dir
+
+
+def _collections(client_dir: Path) -> List[str]:
+    client = pysvdb.PersistentClient(str(client_dir))
+    try:
+        return sorted(c.name for c in client.list_collections())
+    finally:
+        client.close()
+
+
+def test_new_chroma_collection_gets_chromas_checks_first(tmp_path: Path) -> None:
+    client_dir = _client_dir(tmp_path)
+    rows = rich_rows(10)
+    rows[7]["metadata"] = {"nested": {"a": 1}}
+    write_jsonl(tmp_path / "bad.jsonl", rows)
+    err = fails("import", client_dir, tmp_path / "bad.jsonl", "--batch-size", 5, "-c", "second", expect="row 7")
+    assert "Expected metadata value" in err, err
+    assert _collections(client_dir) == ["first"]  # nothing imported, "second" not created
+    # the same into a client directory that does not exist yet: it is not created
+    fails("import", tmp_path / "new", tmp_path / "bad.jsonl", "--batch-size", 5, "-c", "second", expect="row 7")
+    assert not (tmp_path / "new").exists()
+    # and into an existing collection (checked before too): the file row is named
+    fails("import", client_dir, tmp_path / "bad.jsonl", "--batch-size", 5, "-c", "first", "--upsert", expect="row 7")
+    assert _collections(client_dir) == ["first"]
+
+
+def test_ids_are_checked_across_the_whole_file(tmp_path: Path) -> None:
+    rows = rich_rows(10)
+    rows[8]["id"] = rows[2]["id"]  # in another batch
+    write_jsonl(tmp_path / "dup.jsonl", rows)
+    db = tmp_path / "db"
+    fails("import", db, tmp_path / "dup.jsonl", "--batch-size", 5, expect="rows 2 and 8 have the same id 'doc-2'")
+    assert not db.exists()
+    client_dir = _client_dir(tmp_path)
+    fails("import", client_dir, tmp_path / "dup.jsonl", "--batch-size", 5, "-c", "second", expect="rows 2 and 8 have the same id")
+    assert _collections(client_dir) == ["first"]
+    fails("import", client_dir, tmp_path / "dup.jsonl", "--batch-size", 5, "-c", "first", "--upsert", expect="rows 2 and 8")
+    # within one batch, named by the file's rows (not the index within the batch)
+    rows = rich_rows(10)
+    rows[9]["id"] = rows[7]["id"]
+    write_jsonl(tmp_path / "dup2.jsonl", rows)
+    fails("import", db, tmp_path / "dup2.jsonl", "--batch-size", 5, expect="rows 7 and 9 have the same id 'doc-7'")
+    assert not db.exists()
+    # ids the library refuses: a NUL, too long, empty
+    for i, (bad, expect) in enumerate(
+        [("a\0b", "row 6: id 'a\\x00b' holds a NUL"), ("x" * (pysvdb.MAX_ID_BYTES + 1), "row 6: the id is %d bytes" % (pysvdb.MAX_ID_BYTES + 1))]
+    ):
+        rows = rich_rows(10)
+        rows[6]["id"] = bad
+        write_jsonl(tmp_path / ("bad%d.jsonl" % i), rows)
+        fails("import", db, tmp_path / ("bad%d.jsonl" % i), "--batch-size", 5, expect=expect)
+        assert not db.exists()  # no empty collection is left behind
+        fails("import", client_dir, tmp_path / ("bad%d.jsonl" % i), "--batch-size", 5, "-c", "second", expect=expect)
+        assert _collections(client_dir) == ["first"]
+    rows = rich_rows(4)
+    rows[3]["id"] = "é" * (pysvdb.MAX_ID_BYTES // 2)  # exactly the limit in UTF-8 bytes
+    write_jsonl(tmp_path / "longest.jsonl", rows)
+    ok("import", tmp_path / "db2", tmp_path / "longest.jsonl")
+    np.save(tmp_path / "v.npy", vectors(3))
+    (tmp_path / "ids.txt").write_text("a\n\nc\n")
+    fails("import", db, tmp_path / "v.npy", "--ids-from", tmp_path / "ids.txt", expect="row 1: the id is empty")
+    assert not db.exists()
+    # an id in the collection already: the row of the file is named
+    ok("import", db, tmp_path / "v.npy", "--id-prefix", "doc-")
+    write_jsonl(tmp_path / "r.jsonl", rich_rows(10)[5:] + rich_rows(10)[:1])
+    fails("import", db, tmp_path / "r.jsonl", "--batch-size", 3, expect="row 5: id 'doc-0' exists")
+    assert count(db) == 3
+
+
+_CTRL_C_AFTER = """
+import os, signal
+import pysvdb._db as _db
+_orig = _db.SvDBPython.{method}
+def _then_ctrl_c(self, *a, **k):
+    r = _orig(self, *a, **k)
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C once the (short) call is done
+    return r
+_db.SvDBPython.{method} = _then_ctrl_c
+"""
+
+
+@pytest.mark.parametrize("command,method", [("verify", "verify"), ("checkpoint", "persist"), ("compact", "compact")])
+def test_ctrl_c_after_a_short_maintenance_call(tmp_path: Path, command: str, method: str) -> None:
+    client_dir = _client_dir(tmp_path)
+    write_jsonl(tmp_path / "more.jsonl", rich_rows(5))
+    ok("import", client_dir, tmp_path / "more.jsonl", "-c", "second")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_CTRL_C_AFTER.format(method=method))
+    r = svdb(command, client_dir, "-q", extra_path=str(hook))
+    assert r.returncode == 130, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "interrupted" in r.stderr, r.stderr
+    assert len(r.stdout.splitlines()) == 1, r.stdout  # the second collection was not started
+    assert "sound" in ok("verify", client_dir)
+
+
+def test_export_keeps_a_non_string_document_key(tmp_path: Path) -> None:
+    db = tmp_path / "db"
+    with pysvdb.SvDBPython(db) as h:
+        h.add(["n", "s"], vectors(2), ['{"#document": 7, "a": 1}', '{"#document": "text", "a": 2}'])
+    ok("export", db, tmp_path / "o.jsonl")
+    back = read_jsonl(tmp_path / "o.jsonl")
+    assert [(r["metadata"], r["document"]) for r in back] == [({"#document": 7, "a": 1}, None), ({"a": 2}, "text")]
+
+
+_PARQUET_WRITER_FAILS = """
+import pyarrow.parquet as pq
+class _Failing:
+    def __init__(self, *a, **k):
+        raise OSError("parquet writer refused")
+pq.ParquetWriter = _Failing
+"""
+
+
+def test_export_names_the_users_path_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    db = _collection(tmp_path)
+    err = fails("export", db, tmp_path / "nodir" / "x.jsonl", expect=str(tmp_path / "nodir"))
+    assert ".tmp" not in err and "does not exist" in err, err
+    fails("export", db, tmp_path / "o.npy", "--ids-to", tmp_path / "nodir" / "ids.txt", expect="does not exist")
+    assert sorted(os.listdir(tmp_path)) == ["db", "good.npy"]
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_PARQUET_WRITER_FAILS)
+    fails("export", db, tmp_path / "out" / "o.parquet", expect="does not exist")
+    (tmp_path / "out").mkdir()
+    fails("export", db, tmp_path / "out" / "o.parquet", expect="parquet writer refused", extra_path=str(hook))
+    assert os.listdir(tmp_path / "out") == []
+
+
+def test_ids_from_drops_a_byte_order_mark(tmp_path: Path) -> None:
+    np.save(tmp_path / "v.npy", vectors(3))
+    (tmp_path / "ids.txt").write_bytes(b"\xef\xbb\xbfa\nb\nc\n")
+    ok("import", tmp_path / "db", tmp_path / "v.npy", "--ids-from", tmp_path / "ids.txt")
+    with pysvdb.SvDBPython(tmp_path / "db", create=False) as h:
+        assert h.get_all_ids() == ["a", "b", "c"]
+
+
+def test_cli_reuses_the_librarys_constants() -> None:
+    cli_dir = Path(pysvdb.__file__).parent / "cli"
+    assert '"#document"' not in (cli_dir / "formats.py").read_text()
+    assert "5461" not in (cli_dir / "commands.py").read_text()
+    from pysvdb._cdef import DOCUMENT_KEY
+    from pysvdb.cli.formats import DOCUMENT_KEY as cli_key
+
+    assert cli_key is DOCUMENT_KEY
