@@ -97,6 +97,7 @@ _CHROMA_NAMES = (
 
 if TYPE_CHECKING:
     from . import aio as aio
+    from . import ray as ray
     from . import chroma as chroma
     from . import errors as errors
     from .chroma import (
@@ -133,7 +134,7 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> object:
     if name in _CHROMA_NAMES:
         value: object = getattr(importlib.import_module(".chroma", __name__), name)
-    elif name in ("chroma", "errors", "aio"):
+    elif name in ("chroma", "errors", "aio", "ray"):
         value = importlib.import_module("." + name, __name__)
     else:
         raise AttributeError("module %r has no attribute %r" % (__name__, name))

