@@ -60,6 +60,7 @@ from .validation import (
     unsigned,
     validate_collection_metadata,
     validate_collection_name,
+    validate_delete,
     validate_documents,
     validate_ids,
     validate_images,
@@ -360,22 +361,7 @@ class Collection:
         Returns ``{"deleted": n}``; with ids only, n is the number of ids
         given (as in ChromaDB), else the number of records removed.
         """
-        if ids is None and where is None and where_document is None:
-            raise ValueError("At least one of ids, where, or where_document must be provided")
-        if limit is not None:
-            if not isinstance(limit, int) or isinstance(limit, bool):
-                raise TypeError("limit must be a non-negative integer")
-            if limit < 0:
-                raise ValueError("limit must be a non-negative integer")
-            if where is None and where_document is None:
-                raise ValueError("limit can only be specified when a where or where_document clause is provided")
-        id_list = one_or_many(ids)
-        if id_list is not None:
-            validate_ids(id_list)
-        if where is not None:
-            validate_where(where)
-        if where_document is not None:
-            validate_where_document(where_document)
+        id_list = validate_delete(ids, where, where_document, limit)
         with self._engine.use(self._record, write=True) as db:
             if where is None and where_document is None:
                 ids_ = cast(IDs, id_list)

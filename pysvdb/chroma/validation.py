@@ -386,6 +386,27 @@ def _validate_where(where: object) -> None:
                     )
 
 
+def validate_delete(ids: object, where: object, where_document: object, limit: object) -> Optional[List[str]]:
+    """ChromaDB's checks of ``delete``'s arguments; returns the ids as a list (None when not given)."""
+    if ids is None and where is None and where_document is None:
+        raise ValueError("At least one of ids, where, or where_document must be provided")
+    if limit is not None:
+        if not isinstance(limit, int) or isinstance(limit, bool):
+            raise TypeError("limit must be a non-negative integer")
+        if limit < 0:
+            raise ValueError("limit must be a non-negative integer")
+        if where is None and where_document is None:
+            raise ValueError("limit can only be specified when a where or where_document clause is provided")
+    id_list = one_or_many(ids)
+    if id_list is not None:
+        validate_ids(id_list)
+    if where is not None:
+        validate_where(where)
+    if where_document is not None:
+        validate_where_document(where_document)
+    return id_list
+
+
 def validate_where(where: object) -> None:
     """Chroma's where check (ValueError), then the "#" keys its engine rejects."""
     _validate_where(where)
