@@ -105,7 +105,9 @@ def test_ctrl_c_during_a_batch_leaves_the_collection_as_before(tmp_path: Path) -
     path = tmp_path / "db"
     script = textwrap.dedent(
         f"""
-        import sys, numpy as np, pysvdb
+        import signal, sys, numpy as np, pysvdb
+        # As in a terminal: a run started in the background (CI) hands us SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         db = pysvdb.SvDBPython({str(path)!r}, dim={DIM}, index="hnsw", ef_construction=400, seed=7)
         db.add(["first"], np.ones((1, {DIM}), np.float32))
         started = []
