@@ -180,9 +180,11 @@ static int open_existing(svdb_coll *db, const svdb_open_options *o)
     return rc;
 }
 
-/* Whether the directory holds anything but what an unfinished creation of
- * a collection leaves (the lock, an empty log): 1 with the first such name
- * in `name`, 0, or an error. */
+/* Whether the directory holds anything but a collection's own files: 1
+ * with the first such name in `name`, 0, or an error. The snapshot counts as
+ * ours too: precheck_dir runs without the lock, so another process creating
+ * the same collection may add its files between precheck's stats and this
+ * listing (open_files then finds the snapshot under the lock). */
 typedef struct foreign_ctx {
     char *name;
     size_t cap;
@@ -191,7 +193,10 @@ typedef struct foreign_ctx {
 static int is_foreign(void *ctx, const char *n)
 {
     foreign_ctx *f = ctx;
-    if (!strcmp(n, SVDB_LOCK_NAME) || !strcmp(n, SVDB_WAL_NAME)) return 0;
+    static const char *const ours[] = {SVDB_LOCK_NAME, SVDB_WAL_NAME, SVDB_SNAP_NAME, SVDB_SNAP_TMP_NAME,
+                                       SVDB_WAL_TMP_NAME};
+    for (size_t i = 0; i < sizeof ours / sizeof ours[0]; i++)
+        if (!strcmp(n, ours[i])) return 0;
     snprintf(f->name, f->cap, "%s", n);
     return 1;
 }

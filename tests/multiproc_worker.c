@@ -7,6 +7,8 @@
 #include "multiproc_common.h"
 #include "progress.h"
 
+#include <dirent.h>
+#include <dlfcn.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +19,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -455,8 +458,33 @@ static void hnsw(void)
  * adds its row "c<w>" and says "opened RC MESSAGE" (RC the first failure).
  * race=1: the first mkdir() (the library's, linked in statically) finds
  * the directory made just before by "another process", as when two
- * processes create a collection at once, without the luck of timing. */
-static int mkdir_race;
+ * processes create a collection at once, without the luck of timing.
+ * race=2: just before the first listing of a directory (open's check that
+ * a new collection goes into an empty one, made without the lock) a child
+ * creates the whole collection, as a faster process would. */
+static int mkdir_race, list_race;
+static const char *race_dir;
+
+DIR *fdopendir(int fd)
+{
+    static DIR *(*real)(int);
+    if (!real) *(void **)&real = dlsym(RTLD_NEXT, "fdopendir");
+    if (list_race) {
+        list_race = 0;
+        pid_t pid = fork();
+        if (pid == 0) {
+            svdb_open_options o;
+            svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+            o.dim = MP_DIM;
+            svdb *db = NULL;
+            _exit(svdb_open(&db, race_dir, &o) == SVDB_OK && svdb_close(db) == SVDB_OK ? 0 : 1);
+        }
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fail("race=2: the child could not create the collection");
+    }
+    return real(fd);
+}
 
 int mkdir(const char *path, mode_t mode)
 {
@@ -470,7 +498,10 @@ int mkdir(const char *path, mode_t mode)
 static void creator(void)
 {
     unsigned w = (unsigned)arg_u("w", 0);
-    mkdir_race = (int)arg_u("race", 0);
+    unsigned race = (unsigned)arg_u("race", 0);
+    mkdir_race = race == 1;
+    list_race = race == 2;
+    race_dir = arg_s("dir", ".");
     say("ready");
     expect("go");
     svdb_open_options o;
