@@ -95,7 +95,11 @@ _CHROMA_NAMES = (
     "WhereDocument",
 )
 
+#: pysvdb.ray's client, loaded (with ray) on first use, as the Chroma names are.
+_RAY_NAMES = ("RayClient", "RayCollection")
+
 if TYPE_CHECKING:
+    from .ray import RayClient as RayClient, RayCollection as RayCollection
     from . import aio as aio
     from . import ray as ray
     from . import chroma as chroma
@@ -134,6 +138,8 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> object:
     if name in _CHROMA_NAMES:
         value: object = getattr(importlib.import_module(".chroma", __name__), name)
+    elif name in _RAY_NAMES:  # pysvdb.RayClient as the API shows it; ray loads only now
+        value = getattr(importlib.import_module(".ray", __name__), name)
     elif name in ("chroma", "errors", "aio", "ray"):
         value = importlib.import_module("." + name, __name__)
     else:

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, cast
@@ -17,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, cast
 import numpy as np
 import numpy.typing as npt
 
+from .._db import SvDBPython
 from ..chroma import Collection, PersistentClient, errors
 
 #: The hidden metadata key holding a row's collection-wide insertion number:
@@ -60,6 +60,35 @@ def _split_seq(meta: Meta) -> "tuple[int, Meta]":
     return int(seq), (m or None)
 
 
+#: What a replica's copy leaves out: the locks, which each opener makes.
+_NOT_COPIED = frozenset({"LOCK", "pysvdb-chroma.lock"})
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _finish_install(directory: str) -> None:
+    """Completes or undoes a copy from a peer that a crash interrupted
+    (Shard._install): a complete ``.incoming`` is only ever renamed after the
+    old directory moved to ``.old``, so a missing directory with an ``.incoming``
+    beside it takes it, one with only an ``.old`` gets it back; leftovers go."""
+    incoming, old = directory + ".incoming", directory + ".old"
+    if not os.path.exists(directory):
+        if os.path.isdir(incoming) and os.path.isdir(old):
+            os.rename(incoming, directory)
+        elif os.path.isdir(old):
+            os.rename(old, directory)
+    for leftover in (incoming, old):
+        if os.path.isdir(leftover) and not os.path.islink(leftover) and os.path.basename(
+                os.path.dirname(directory)).startswith("shard-"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 class Shard:
     """One shard: the only writer of the collection in ``directory``.
 
@@ -69,8 +98,9 @@ class Shard:
 
     def __init__(self, directory: str, metadata: Meta, hnsw: Dict[str, Any], peers: Sequence[str] = (),
                  namespace: str = "pysvdb", sync_timeout: float = 30.0) -> None:
-        os.makedirs(directory, exist_ok=True)
         self._dir = directory
+        _finish_install(directory)
+        os.makedirs(directory, exist_ok=True)
         self._metadata = metadata
         self._hnsw = hnsw
         self._client = PersistentClient(directory)
@@ -94,32 +124,68 @@ class Shard:
         for name in peers:
             try:
                 peer = ray.get_actor(name, namespace=namespace)
-                rows = cast(Dict[str, Any], ray.get(peer.export.remote(), timeout=timeout))
+                copy = cast(Dict[str, Any], ray.get(peer.export_files.remote(), timeout=timeout))
             except Exception:  # that peer is down too: try the next
                 continue
-            self._rebuild(rows)
+            self._install(copy)
             return True
         return False  # no live peer: serve the local files
 
+    def export_files(self) -> Dict[str, Any]:
+        """This replica's collection as files, for a peer's catch-up: a checkpoint
+        first (the snapshot then holds every row and the linked graph, the log
+        what came after it: nothing, as the actor runs one call at a time), then
+        the bytes of every file but the locks, which each opener makes."""
+        with self._col._engine.use(self._col._record, write=True) as db:
+            db.persist()
+        files = []
+        for root, _, names in os.walk(self._dir):
+            for n in sorted(names):
+                if n in _NOT_COPIED or n.endswith(".tmp"):
+                    continue
+                full = os.path.join(root, n)
+                with open(full, "rb") as f:
+                    files.append((os.path.relpath(full, self._dir), f.read()))
+        # modify() may have changed them since this actor was created with its arguments
+        return {"files": files, "metadata": self._col.metadata,
+                "hnsw": dict(self._col.configuration_json["hnsw"] or {})}
+
+    def _install(self, copy: Dict[str, Any]) -> None:
+        """Replaces this replica's files by a peer's: written and synced beside
+        them in ``<dir>.incoming``, then swapped in by two renames (a crash in
+        between is finished by the next start: _finish_install), then reopened."""
+        incoming, old = self._dir + ".incoming", self._dir + ".old"
+        if not owned_shard_dir(self._dir):
+            raise errors.InternalError("refusing to replace %r: not a shard directory of pysvdb.ray" % self._dir)
+        shutil.rmtree(incoming, ignore_errors=True)
+        for rel, data in copy["files"]:
+            target = os.path.normpath(os.path.join(incoming, rel))
+            if os.path.isabs(rel) or not target.startswith(incoming + os.sep):
+                raise errors.InternalError("a peer sent a file outside its directory: %r" % (rel,))
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with open(target, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for root, dirs, _ in os.walk(incoming, topdown=False):
+            for d in [root] + [os.path.join(root, x) for x in dirs]:
+                _fsync_dir(d)
+        self._client.close()
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(self._dir, old)
+        os.rename(incoming, self._dir)
+        _fsync_dir(os.path.dirname(self._dir))
+        shutil.rmtree(old, ignore_errors=True)
+        self._metadata, self._hnsw = copy["metadata"], copy["hnsw"]
+        self._client = PersistentClient(self._dir)
+        self._col = self._open()
+
     def export(self) -> Dict[str, Any]:
-        """Every row, with its hidden insertion number, in insertion order (a peer's catch-up)."""
+        """Every row, with its hidden insertion number, in insertion order (re-sharding)."""
         res = self._col.get(include=["embeddings", "metadatas", "documents", "uris"])
         return {"ids": res["ids"], "embeddings": res["embeddings"], "metadatas": res["metadatas"],
-                "documents": res["documents"], "uris": res["uris"],
-                # modify() may have changed them since this actor was created with its arguments
-                "metadata": self._col.metadata, "hnsw": dict(self._col.configuration_json["hnsw"] or {})}
-
-    def _rebuild(self, rows: Dict[str, Any]) -> None:
-        """Replaces this replica's rows by ``rows``, added in insertion-number order."""
-        self._metadata, self._hnsw = rows["metadata"], rows["hnsw"]
-        self._client.delete_collection("shard")
-        self._col = self._open()
-        order = sorted(range(len(rows["ids"])), key=lambda i: _split_seq(rows["metadatas"][i])[0])
-        for s in range(0, len(order), 5000):
-            part = order[s:s + 5000]
-            self._col.add(ids=[rows["ids"][i] for i in part], embeddings=np.asarray(rows["embeddings"])[part],
-                          metadatas=[rows["metadatas"][i] for i in part],
-                          documents=[rows["documents"][i] for i in part], uris=[rows["uris"][i] for i in part])
+                "documents": res["documents"], "uris": res["uris"], "metadata": self._col.metadata,
+                "hnsw": dict(self._col.configuration_json["hnsw"] or {})}
 
     def node(self) -> str:
         """The id of the Ray node this replica runs on."""
@@ -207,32 +273,28 @@ class Shard:
 
 
 class Catalog:
-    """The collections of one RayClient path, in ``<path>/catalog.json``.
+    """The collections of one RayClient path: one row per collection in an svdb
+    collection of its own, ``<path>/catalog`` (on the head node; see
+    RayClient). The engine makes every change durable before the call returns,
+    so a restarted actor finds the records as they were acknowledged.
 
-    Every change is written to a temporary file, fsynced and renamed over the
-    old one before the call returns, so a restarted actor finds it.
+    Insertion numbers are reserved in leases of :data:`SEQ_LEASE`: a record
+    stores the ceiling of what may have been handed out, and a restarted
+    catalog starts from that ceiling, so numbers only grow (a restart leaves a
+    gap) and most reservations write nothing.
     """
 
     def __init__(self, path: str) -> None:
         os.makedirs(path, exist_ok=True)
-        self._file = os.path.join(path, "catalog.json")
-        self._recs: List[Record] = []
-        if os.path.exists(self._file):
-            self._recs = _load_records(self._file)
+        self._db = SvDBPython(os.path.join(path, "catalog"), dim=1, durability="sync", index="flat", mode="exclusive")
+        ids, texts = self._db.select(metadata=True)
+        self._recs: List[Record] = [_parse_record(self._db.path, i, t) for i, t in zip(ids, texts or [])]
+        #: next insertion number per collection id (in memory; the records hold the durable ceilings)
+        self._next: Dict[str, int] = {r["id"]: int(r["next_seq"]) for r in self._recs}
 
-    def _save(self) -> None:
-        d = os.path.dirname(self._file)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".catalog-")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"version": 1, "collections": self._recs}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._file)
-        dfd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+    def _save(self, rec: Record, new: bool = False) -> None:
+        meta = [{"record": json.dumps(rec, sort_keys=True)}]
+        (self._db.add if new else self._db.upsert)([rec["id"]], _ONE, meta)
 
     def _find(self, name: str) -> Optional[Record]:
         return next((r for r in self._recs if r["name"] == name), None)
@@ -255,8 +317,9 @@ class Catalog:
             raise errors.InternalError("Collection [%s] already exists" % name)
         rec: Record = {"id": str(uuid.uuid4()), "name": name, "shards": shards, "replicas": replicas,
                        "metadata": metadata, "hnsw": hnsw, "dim": None, "next_seq": 0}
+        self._save(rec, new=True)
         self._recs.append(rec)
-        self._save()
+        self._next[rec["id"]] = 0
         return rec
 
     def get(self, name: str) -> Record:
@@ -270,64 +333,76 @@ class Catalog:
 
     def delete(self, name: str) -> Record:
         rec = self.get(name)
+        self._db.delete([rec["id"]])
         self._recs.remove(rec)
-        self._save()
+        self._next.pop(rec["id"], None)
         return rec
 
     def modify(self, cid: str, name: Optional[str], metadata: Meta, hnsw: Optional[Dict[str, Any]]) -> Record:
         rec = self._by_id(cid)
         if name is not None and name != rec["name"] and self._find(name) is not None:
             raise errors.InternalError("Collection [%s] already exists" % name)
+        new = dict(rec)
         if name is not None:
-            rec["name"] = name
+            new["name"] = name
         if metadata is not None:
-            rec["metadata"] = metadata
+            new["metadata"] = metadata
         if hnsw:
-            rec["hnsw"] = {**rec["hnsw"], **hnsw}
-        self._save()
+            new["hnsw"] = {**rec["hnsw"], **hnsw}
+        self._save(new)  # durable first; memory changes only once it is
+        rec.update(new)
         return rec
 
     def set_dim(self, cid: str, dim: int) -> int:
         """Fixes the collection's dimension at its first write; returns the fixed one."""
         rec = self._by_id(cid)
         if rec["dim"] is None:
+            self._save({**rec, "dim": dim})
             rec["dim"] = dim
-            self._save()
         return int(rec["dim"])
 
     def next_seqs(self, cid: str, n: int) -> int:
-        """Reserves n insertion numbers; returns the first (durable before it is handed out)."""
+        """Reserves n insertion numbers; returns the first. Numbers up to the
+        record's durable ceiling are handed out without a write."""
         rec = self._by_id(cid)
-        first = int(rec["next_seq"])
-        rec["next_seq"] = first + n
-        self._save()
+        first = self._next[cid]
+        if first + n > int(rec["next_seq"]):
+            ceiling = first + n + SEQ_LEASE
+            self._save({**rec, "next_seq": ceiling})
+            rec["next_seq"] = ceiling
+        self._next[cid] = first + n
         return first
 
+    def close(self) -> None:
+        self._db.close()
 
-def _load_records(path: str) -> List[Record]:
-    """The catalog file's records, each checked: a damaged or tampered file is
-    an error naming it, never an id that would make a path outside the store."""
+
+#: How many insertion numbers one durable write of the catalog reserves.
+SEQ_LEASE = 1 << 20
+_ONE = np.ones((1, 1), dtype=np.float32)
+
+
+def _parse_record(where: str, rid: str, text: Optional[str]) -> Record:
+    """A catalog row's record, checked: a damaged or tampered catalog is an
+    error naming it, never an id that would make a path outside the store."""
     try:
-        with open(path, encoding="utf-8") as f:
-            recs = json.load(f)["collections"]
-        if not isinstance(recs, list):
-            raise ValueError("collections is not a list")
-        for r in recs:
-            ok = (
-                isinstance(r, dict)
-                and isinstance(r.get("id"), str) and _UUID.fullmatch(r["id"])
-                and isinstance(r.get("name"), str)
-                and all(isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] >= 1 for k in ("shards", "replicas"))
-                and isinstance(r.get("next_seq"), int) and r["next_seq"] >= 0
-                and (r.get("dim") is None or (isinstance(r["dim"], int) and r["dim"] >= 1))
-                and isinstance(r.get("hnsw"), dict)
-                and (r.get("metadata") is None or isinstance(r["metadata"], dict))
-            )
-            if not ok:
-                raise ValueError("a bad collection record: %.200r" % (r,))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise errors.InternalError("the catalog %s is damaged: %s" % (path, e)) from None
-    return cast(List[Record], recs)
+        r = json.loads(json.loads(text or "null")["record"])
+        ok = (
+            isinstance(r, dict)
+            and r.get("id") == rid and isinstance(rid, str) and _UUID.fullmatch(rid)
+            and isinstance(r.get("name"), str)
+            and all(isinstance(r.get(k), int) and not isinstance(r.get(k), bool) and r[k] >= 1
+                    for k in ("shards", "replicas"))
+            and isinstance(r.get("next_seq"), int) and not isinstance(r["next_seq"], bool) and r["next_seq"] >= 0
+            and (r.get("dim") is None or (isinstance(r["dim"], int) and r["dim"] >= 1))
+            and isinstance(r.get("hnsw"), dict)
+            and (r.get("metadata") is None or isinstance(r["metadata"], dict))
+        )
+        if not ok:
+            raise ValueError("a bad collection record: %.200r" % (r,))
+    except (ValueError, KeyError, TypeError) as e:
+        raise errors.InternalError("the catalog %s is damaged (row %.80r): %s" % (where, rid, e)) from None
+    return cast(Record, r)
 
 
 def shard_of(id_: str, shards: int) -> int:

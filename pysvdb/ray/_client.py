@@ -80,6 +80,18 @@ class ShardUnavailableError(errors.ChromaError):
         return "ShardUnavailableError"
 
 
+def _head_node_strategy() -> Any:
+    """The catalog's place: the head node, whose disk then holds every
+    collection's record. Ray's head (its GCS) is the cluster's one node that
+    cannot go without taking the cluster with it, so the catalog adds no new
+    single point of failure; a cluster restarted on the same head finds it.
+    Without a head node marker (an unusual Ray), the driver's node, softly."""
+    for n in ray.nodes():  # type: ignore[no-untyped-call, unused-ignore]
+        if n.get("Alive") and "node:__internal_head__" in (n.get("Resources") or {}):
+            return NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+    return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+
+
 def _path_key(path: str) -> str:
     return hashlib.blake2b(path.encode("utf-8"), digest_size=8).hexdigest()
 
@@ -516,7 +528,7 @@ class RayClient:
 
     ``path`` is a directory on each node's local disk (the same path on every
     node): shard k of a collection lives in ``<path>/<collection id>/shard-<k>``
-    on the node its actor runs on, the catalog in ``<path>/catalog.json``.
+    on the node its actor runs on, the catalog in ``<path>/catalog`` on the head node.
     Calls to the actors wait at most ``timeout`` seconds. Connects to the
     running Ray (``ray.init()`` first; started here if none is).
     """
@@ -530,8 +542,7 @@ class RayClient:
         self._catalog = ray.remote(Catalog).options(
             name="svdb-catalog-" + self._key, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
             max_restarts=-1, max_task_retries=_TASK_RETRIES, num_cpus=0,
-            # Near the driver that created it (soft: restarted elsewhere if that node goes).
-            scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True),
+            scheduling_strategy=_head_node_strategy(),
         ).remote(self._path)
 
     def _catalog_call(self, method: str, *args: Any) -> Any:

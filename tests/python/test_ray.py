@@ -7,6 +7,7 @@ One small Ray instance (2 CPUs, 100 MB object store) serves the whole module.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,10 +37,21 @@ def test_import_pysvdb_neither_needs_nor_imports_ray() -> None:
         "    import pysvdb.ray\n"
         "except ImportError:\n"
         "    print('ok')\n"
+        "try:\n"
+        "    pysvdb.RayClient\n"
+        "except ImportError as e:\n"
+        "    print('ok', 'ray' in str(e))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ.copy())
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    assert out.stdout.split("\n")[:2] == ["ok", "ok True"]
+
+
+def test_ray_client_is_reachable_as_pysvdb_attribute() -> None:
+    pytest.importorskip("ray")
+    import pysvdb.ray
+
+    assert pysvdb.RayClient is pysvdb.ray.RayClient and pysvdb.RayCollection is pysvdb.ray.RayCollection
 
 
 # ---------------------------------------------------------------- fixtures
@@ -290,7 +302,7 @@ def test_catalog_survives_its_actor_and_a_new_client(client: Any, ray_mod: Any) 
     col = client.create_collection("cat-a", shards=2, metadata={"owner": "x", "hnsw:space": "cosine"})
     col.add(ids=["a", "b", "c"], embeddings=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     col.modify(name="cat-b", metadata={"owner": "y"})
-    ray_mod.kill(client._catalog, no_restart=False)  # Ray restarts it; it reloads catalog.json
+    ray_mod.kill(client._catalog, no_restart=False)  # Ray restarts it; it reopens <path>/catalog
     again = RayClient(client._path)
     got = again.get_collection("cat-b")
     assert (got.metadata, got.shards, got.count()) == ({"owner": "y"}, 2, 3)
@@ -306,6 +318,68 @@ def test_catalog_survives_its_actor_and_a_new_client(client: Any, ray_mod: Any) 
     with pytest.raises(pysvdb.chroma.errors.NotFoundError):
         client.get_collection("cat-b")
     assert isinstance(client.heartbeat(), int)
+
+
+def test_insertion_order_continues_across_a_catalog_restart(client: Any, ray_mod: Any) -> None:
+    col = client.create_collection("cat-order", shards=3)
+    col.add(ids=["a", "b", "c"], embeddings=[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    ray_mod.kill(client._catalog, no_restart=False)  # the restarted catalog skips the rest of its lease
+    col.add(ids=["d", "e"], embeddings=[[2.0, 0.0], [0.0, 2.0]])
+    col.upsert(ids=["b", "f"], embeddings=[[0.0, 3.0], [3.0, 3.0]])
+    assert col.get(include=[])["ids"] == ["a", "b", "c", "d", "e", "f"]
+    assert col.get(limit=2, offset=3, include=[])["ids"] == ["d", "e"]
+    client.delete_collection("cat-order")
+
+
+def _catalog_row(cat_dir: Path, rid: str, record: Any) -> None:
+    db = pysvdb.SvDBPython(cat_dir, dim=1, durability="sync", index="flat")
+    db.upsert([rid], np.ones((1, 1), dtype=np.float32), [{"record": json.dumps(record)}])
+    db.close()
+
+
+def test_catalog_records_are_durable_rows_of_an_svdb_collection(tmp_path: Path) -> None:
+    from pysvdb.ray._actors import SEQ_LEASE, Catalog
+
+    cat = Catalog(str(tmp_path))
+    rec = cat.create("one", 2, 1, {"k": "v"}, {"space": "l2"}, False)
+    assert cat.set_dim(rec["id"], 8) == 8 and cat.set_dim(rec["id"], 4) == 8
+    firsts = [cat.next_seqs(rec["id"], n) for n in (3, 5, 1)]
+    assert firsts == [0, 3, 8]
+    cat.modify(rec["id"], "uno", None, {"ef_search": 50})
+    with pytest.raises(pysvdb.SvDBError, match="open in another handle or process"):  # one catalog per path
+        Catalog(str(tmp_path))
+    cat.close()
+    assert not (tmp_path / "catalog.json").exists()
+
+    again = Catalog(str(tmp_path))
+    got = again.get("uno")
+    assert (got["id"], got["shards"], got["dim"], got["metadata"]) == (rec["id"], 2, 8, {"k": "v"})
+    assert got["hnsw"] == {"space": "l2", "ef_search": 50}
+    # The first reservation wrote the ceiling 3 + SEQ_LEASE (the next two wrote
+    # nothing); the reopened catalog starts there, above every number handed out.
+    assert again.next_seqs(rec["id"], 2) == 3 + SEQ_LEASE
+    with pytest.raises(pysvdb.chroma.errors.NotFoundError):
+        again.get("one")
+    again.delete("uno")
+    again.close()
+    assert Catalog(str(tmp_path)).list() == []
+
+
+@pytest.mark.parametrize("record", [
+    {"id": "../../etc", "name": "x", "shards": 1, "replicas": 1, "hnsw": {}, "next_seq": 0},
+    {"name": "x", "shards": 0, "replicas": 1, "hnsw": {}, "next_seq": 0},
+    {"name": "x", "shards": 1, "replicas": 1, "hnsw": {}, "next_seq": -1},
+    "not a record",
+])
+def test_a_damaged_catalog_row_is_an_error_naming_it(tmp_path: Path, record: Any) -> None:
+    from pysvdb.ray._actors import Catalog
+
+    rid = "0b9a4a38-1111-4c2e-9c55-6f4d1e0c1b2a"
+    if isinstance(record, dict) and "id" not in record:
+        record = {"id": rid, **record}
+    _catalog_row(tmp_path / "catalog", rid, record)
+    with pytest.raises(pysvdb.chroma.errors.InternalError, match="catalog .* is damaged"):
+        Catalog(str(tmp_path))
 
 
 def test_bad_shard_and_replica_counts(client: Any) -> None:
@@ -461,6 +535,32 @@ def test_a_replica_that_lost_its_files_catches_up_from_its_peer(client: Any, ray
     assert got["documents"] == want["documents"]
     assert (got["metadata"], got["hnsw"]["ef_search"]) == ({"v": 2}, 33) and got["hnsw"] == want["hnsw"]
     np.testing.assert_array_equal(np.asarray(got["embeddings"]), np.asarray(want["embeddings"]))
+    # It received its peer's files (snapshot and log), not the rows: the same
+    # collection directory, named by the peer's collection id, is now in both.
+    shard = Path(client._path) / col.id / "shard-0"
+    subdirs = [sorted(p.name for p in (shard / r).iterdir() if p.is_dir()) for r in ("replica-0", "replica-1")]
+    assert subdirs[0] == subdirs[1] and len(subdirs[0]) == 1
+    assert sorted(p.name for p in shard.iterdir()) == ["replica-0", "replica-1"]  # no .incoming or .old left
+
+
+@pytest.mark.parametrize("state", ["incoming only", "both", "old only", "done"])
+def test_an_interrupted_copy_is_finished_or_undone_at_start(tmp_path: Path, state: str) -> None:
+    from pysvdb.ray._actors import _finish_install
+
+    d = tmp_path / "shard-0" / "replica-1"
+    d.parent.mkdir()
+    made = {"incoming only": ["incoming", "dir"], "both": ["incoming", "old"], "old only": ["old"],
+            "done": ["dir", "old"]}[state]
+    for m in made:
+        p = d if m == "dir" else d.with_name(d.name + "." + m)
+        p.mkdir()
+        (p / "which").write_text(m)
+    _finish_install(str(d))
+    # both: the complete copy was about to be renamed in; old only: the copy never began
+    # its swap; incoming only / done: the directory is there, the leftover goes.
+    want = {"incoming only": "dir", "both": "incoming", "old only": "old", "done": "dir"}[state]
+    assert (d / "which").read_text() == want
+    assert sorted(p.name for p in d.parent.iterdir()) == ["replica-1"]
 
 
 # ---------------------------------------------------------------- replicas (last: removes a node)
