@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
+import time
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -90,6 +91,24 @@ def _head_node_strategy() -> Any:
         if n.get("Alive") and "node:__internal_head__" in (n.get("Resources") or {}):
             return NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
     return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+
+
+#: How often a write that waits on a replica checks whether that replica is live.
+_LIVENESS_POLL_S = 0.5
+
+
+def _actor_alive(handle: Any) -> bool:
+    """Whether Ray reports the actor ALIVE (not restarting, pending placement or
+    dead). The state comes from Ray's GCS through ``ray._private.state`` (the
+    public state API needs the dashboard); when it cannot be read the actor
+    counts as alive, so a write waits for it as for any live replica."""
+    try:
+        from ray._private import state  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+        info = state.actors(handle._actor_id.hex())
+        return str(info.get("State", "ALIVE")) == "ALIVE"
+    except Exception:
+        return True
 
 
 def _path_key(path: str) -> str:
@@ -208,39 +227,102 @@ class RayCollection:
         return "shard %d%s of collection %r (actor %s)" % (k, rep, self.name, self._client._shard_name(self._rec, k, r))
 
     def _write(self, calls: Sequence[Tuple[int, str, Tuple[Any, ...]]]) -> None:
-        """Runs each (shard, method, args) on every replica of the shard; returns
-        when all have it (acknowledged), in parallel across shards and replicas."""
-        refs = [(self._name(k, r), getattr(rep, m).remote(*a))
-                for k, m, a in calls for r, rep in enumerate(self._replicas[k])]
-        _gather(refs, self._client._timeout)
+        """Runs each (shard, method, args) on every replica of the shard, in
+        parallel across shards and replicas, and returns once every *live*
+        replica of each involved shard has it (acknowledged). A replica that is
+        not live (Ray is restarting it, cannot place it, or it died) is not
+        waited for once another replica of its shard has the write: its call
+        stays queued, and it copies a live peer before it serves again. An
+        error raised inside a shard (bad input) is raised as itself."""
+        pending: Dict[Any, Tuple[int, int]] = {}
+        for k, m, a in calls:
+            for r, rep in enumerate(self._replicas[k]):
+                pending[getattr(rep, m).remote(*a)] = (k, r)
+        involved = {k for k, _, _ in calls}
+        acked: Set[int] = set()
+        lost: Dict[int, str] = {}
+        deadline = time.monotonic() + self._client._timeout
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                names = [self._name(k, r) for k, r in pending.values()]
+                raise ShardUnavailableError("%s did not answer within %g s" % (", ".join(names), self._client._timeout))
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=min(left, _LIVENESS_POLL_S))
+            for ref in done:
+                k, r = pending.pop(ref)
+                try:
+                    ray.get(ref)
+                    acked.add(k)
+                except ray.exceptions.RayActorError as e:  # dead for good: not live
+                    lost.setdefault(k, "%s is unavailable: %s" % (self._name(k, r), str(e).splitlines()[0]))
+                except ray.exceptions.RayTaskError as e:
+                    cause = getattr(e, "cause", None)
+                    if isinstance(cause, BaseException):
+                        raise cause from None
+                    raise
+            for ref, (k, r) in list(pending.items()):
+                if k in acked and not _actor_alive(self._replicas[k][r]):
+                    del pending[ref]
+        for k in sorted(involved - acked):
+            raise ShardUnavailableError(lost.get(k, "no replica of shard %d of collection %r answered" % (k, self.name)))
 
     def _read(self, calls: Sequence[Tuple[int, str, Tuple[Any, ...]]]) -> List[Any]:
-        """Runs each (shard, method, args) on one replica of the shard, in parallel;
-        a replica that fails or does not answer is replaced by the next one."""
+        """Runs each (shard, method, args) on one replica of the shard, in
+        parallel, the replicas taken in turn. A replica that fails is replaced
+        by the next one; one that is not live while its answer is awaited (Ray
+        is restarting it, or cannot place it) gets the next one asked beside it,
+        and the first answer counts. ShardUnavailableError when every replica
+        of a shard failed, or when ``timeout`` passed."""
         n = self.replicas
         self._turn += 1
-        first = [(self._turn + k) % n for k, _, _ in calls]
 
         def submit(k: int, r: int, m: str, a: Tuple[Any, ...]) -> Any:
             # No retry on a dead replica when another can answer: fail fast, ask the next.
             method = getattr(self._replicas[k][r], m)
             return (method.options(max_task_retries=0) if n > 1 else method).remote(*a)
 
-        refs = [submit(k, r, m, a) for (k, m, a), r in zip(calls, first)]
-        if refs:
-            ray.wait(refs, num_returns=len(refs), timeout=self._client._timeout)
-        out = []
-        for (k, m, a), r0, ref in zip(calls, first, refs):
-            for attempt in range(n):
-                r = (r0 + attempt) % n
-                if attempt:
-                    ref = submit(k, r, m, a)
+        out: List[Any] = [None] * len(calls)
+        asked = [0] * len(calls)  # replicas asked so far, per call: (first + j) % n for j < asked
+        first = [(self._turn + k) % n for k, _, _ in calls]
+        pending: Dict[Any, Tuple[int, int]] = {}  # ref -> (call, replica)
+        errors_: Dict[int, str] = {}
+
+        def ask_next(i: int) -> bool:
+            if asked[i] >= n:
+                return False
+            k, m, a = calls[i]
+            r = (first[i] + asked[i]) % n
+            asked[i] += 1
+            pending[submit(k, r, m, a)] = (i, r)
+            return True
+
+        for i in range(len(calls)):
+            ask_next(i)
+        deadline = time.monotonic() + self._client._timeout
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                names = [self._name(calls[i][0], r) for i, r in pending.values()]
+                raise ShardUnavailableError("%s did not answer within %g s" % (", ".join(names), self._client._timeout))
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=min(left, _LIVENESS_POLL_S))
+            for ref in done:
+                i, r = pending.pop(ref, (-1, -1))
+                if i < 0:
+                    continue
                 try:
-                    out.append(_gather([(self._name(k, r), ref)], self._client._timeout)[0])
-                    break
-                except ShardUnavailableError:
-                    if attempt == n - 1:
-                        raise
+                    out[i] = _gather([(self._name(calls[i][0], r), ref)], left)[0]
+                except ShardUnavailableError as e:
+                    errors_[i] = str(e)
+                    ask_next(i)
+                    if not any(j == i for j, _ in pending.values()):
+                        raise ShardUnavailableError(errors_[i]) from None
+                    continue
+                for other in [x for x, (j, _) in pending.items() if j == i]:  # answered: drop the spares
+                    del pending[other]
+            if n > 1:
+                for ref, (i, r) in list(pending.items()):
+                    if not _actor_alive(self._replicas[calls[i][0]][r]):
+                        ask_next(i)
         return out
 
     def _dim(self) -> Optional[int]:

@@ -570,6 +570,9 @@ def test_an_interrupted_copy_is_finished_or_undone_at_start(tmp_path: Path, stat
 def test_replicas_keep_answering_when_a_node_goes(cluster: Any, client: Any, single: Any, ray_mod: Any) -> None:
     col = client.create_collection("repl", shards=2, replicas=2)
     one = single.create_collection("repl")
+    # A replica on every node: once a node goes, one of its replicas has nowhere to run.
+    three = client.create_collection("repl3", shards=1, replicas=3)
+    three.add(ids=["t0"], embeddings=[[0.0] * 8])
     where = {(k, r): ray_mod.get(rep.node.remote()) for k, reps in enumerate(col._replicas) for r, rep in enumerate(reps)}
     assert all(where[(k, 0)] != where[(k, 1)] for k in range(2)), "replicas of a shard on different nodes"
     ids, vecs, metas, docs = _rows(400, seed=5)
@@ -599,11 +602,25 @@ def test_replicas_keep_answering_when_a_node_goes(cluster: Any, client: Any, sin
     for s in range(200, 400, 25):  # writes during and after: each acknowledged when it returns
         for c in (col, one):
             c.add(ids=ids[s:s + 25], embeddings=vecs[s:s + 25], metadatas=metas[s:s + 25], documents=docs[s:s + 25])
+    # Writes to the shard whose third replica cannot be placed are acknowledged by
+    # the two live replicas, without waiting out the timeout for the third.
+    waits = []
+    for s in range(0, 40, 10):
+        t0 = time.monotonic()
+        three.add(ids=ids[s:s + 10], embeddings=vecs[s:s + 10])
+        waits.append(time.monotonic() - t0)
+    assert max(waits) < client._timeout / 4, waits
     time.sleep(0.5)
     stop.set()
     t.join()
     assert not failures, failures
     assert answered[0] > before_removal > 0
+    assert three.count() == 41
+    # A new node: Ray places the third replica there; it copies a live peer before it answers.
+    cluster.add_node(num_cpus=1, object_store_memory=100 * MB)
+    third = three._replicas[0][2]
+    assert sorted(ray_mod.get(third.get.remote(None, None, None, None, []), timeout=120)["ids"]) == sorted(
+        ["t0"] + ids[:40])
 
     assert col.count() == one.count() == 400
     _eq(col.get(include=["metadatas", "documents", "embeddings"]), one.get(include=["metadatas", "documents", "embeddings"]))
