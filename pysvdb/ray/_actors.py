@@ -72,6 +72,20 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+_STAGING = re.compile(r"replica-[0-9]+\.(incoming|old)")
+
+
+def _remove_staging(path: str) -> None:
+    """Removes a replica's staging directory (Shard._install's ``.incoming`` or
+    ``.old``): only a real directory of that name inside a ``shard-<k>`` one."""
+    if not os.path.isdir(path) or os.path.islink(path):
+        return
+    if not (_STAGING.fullmatch(os.path.basename(path))
+            and re.fullmatch(r"shard-[0-9]+", os.path.basename(os.path.dirname(path)))):
+        raise errors.InternalError("refusing to remove %r: not a staging directory of pysvdb.ray" % path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _finish_install(directory: str) -> None:
     """Completes or undoes a copy from a peer that a crash interrupted
     (Shard._install): a complete ``.incoming`` is only ever renamed after the
@@ -84,9 +98,7 @@ def _finish_install(directory: str) -> None:
         elif os.path.isdir(old):
             os.rename(old, directory)
     for leftover in (incoming, old):
-        if os.path.isdir(leftover) and not os.path.islink(leftover) and os.path.basename(
-                os.path.dirname(directory)).startswith("shard-"):
-            shutil.rmtree(leftover, ignore_errors=True)
+        _remove_staging(leftover)
 
 
 class Shard:
@@ -157,7 +169,7 @@ class Shard:
         incoming, old = self._dir + ".incoming", self._dir + ".old"
         if not owned_shard_dir(self._dir):
             raise errors.InternalError("refusing to replace %r: not a shard directory of pysvdb.ray" % self._dir)
-        shutil.rmtree(incoming, ignore_errors=True)
+        _remove_staging(incoming)
         for rel, data in copy["files"]:
             target = os.path.normpath(os.path.join(incoming, rel))
             if os.path.isabs(rel) or not target.startswith(incoming + os.sep):
@@ -171,11 +183,11 @@ class Shard:
             for d in [root] + [os.path.join(root, x) for x in dirs]:
                 _fsync_dir(d)
         self._client.close()
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_staging(old)
         os.rename(self._dir, old)
         os.rename(incoming, self._dir)
         _fsync_dir(os.path.dirname(self._dir))
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_staging(old)
         self._metadata, self._hnsw = copy["metadata"], copy["hnsw"]
         self._client = PersistentClient(self._dir)
         self._col = self._open()
@@ -261,6 +273,8 @@ class Shard:
         if not owned_shard_dir(self._dir):  # a tampered catalog or a link must not aim the removal elsewhere
             raise errors.InternalError("refusing to remove %r: not a shard directory of pysvdb.ray" % self._dir)
         shutil.rmtree(self._dir, ignore_errors=True)
+        for staging in (self._dir + ".incoming", self._dir + ".old"):
+            _remove_staging(staging)
         for parent in (os.path.dirname(self._dir), os.path.dirname(os.path.dirname(self._dir))):
             try:  # the shard's and the collection's directories, once their last replica is gone
                 os.rmdir(parent)

@@ -250,13 +250,17 @@ def test_rmtree_only_behind_ownership_checks() -> None:
     removals = re.findall(r"(?:shutil\.rmtree|os\.unlink|os\.remove|os\.rmdir)\([^)]*\)", export.read_text())
     assert removals == ["os.unlink(self.tmp)"], removals
     assert re.findall(r"tempfile\.\w+", export.read_text()) == ["tempfile.mkstemp"]
-    # pysvdb.ray's shard removes its replica directory only after owned_shard_dir said it is one;
-    # its catalog file is written through a temporary file of its own.
+    # pysvdb.ray's shard removes its replica directory only after owned_shard_dir said it is one,
+    # and the staging directories of a catch-up only after _remove_staging checked their names.
     actors = pkg / "ray" / "_actors.py"
     src = actors.read_text()
     removals = re.findall(r"(?:shutil\.rmtree|os\.unlink|os\.remove|os\.rmdir)\([^)]*\)", src)
-    assert removals == ["shutil.rmtree(self._dir, ignore_errors=True)", "os.rmdir(parent)"], removals
+    assert removals == ["shutil.rmtree(path, ignore_errors=True)", "shutil.rmtree(self._dir, ignore_errors=True)",
+                        "os.rmdir(parent)"], removals
     assert src.index("if not owned_shard_dir(self._dir)") < src.index("shutil.rmtree(self._dir")
+    staging = src.index("def _remove_staging(")
+    assert staging < src.index("_STAGING.fullmatch(", staging) < src.index("shutil.rmtree(path", staging)
+    assert "tempfile" not in src
     others = [p for p in sorted(pkg.rglob("*.py")) if p.name != "catalog.py" and p not in (export, actors)]
     assert len(others) >= 14
     for other in others:

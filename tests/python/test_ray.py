@@ -563,6 +563,21 @@ def test_an_interrupted_copy_is_finished_or_undone_at_start(tmp_path: Path, stat
     assert sorted(p.name for p in d.parent.iterdir()) == ["replica-1"]
 
 
+def test_staging_removal_refuses_what_is_not_a_staging_directory(tmp_path: Path) -> None:
+    from pysvdb.ray._actors import _remove_staging
+
+    for bad in (tmp_path / "elsewhere" / "replica-1.incoming", tmp_path / "shard-0" / "data.old"):
+        bad.mkdir(parents=True)
+        with pytest.raises(pysvdb.chroma.errors.InternalError, match="not a staging directory"):
+            _remove_staging(str(bad))
+        assert bad.is_dir()
+    target = tmp_path / "keep"
+    target.mkdir()
+    (tmp_path / "shard-0" / "replica-0.old").symlink_to(target)  # a link is left alone, its target too
+    _remove_staging(str(tmp_path / "shard-0" / "replica-0.old"))
+    assert target.is_dir()
+
+
 # ---------------------------------------------------------------- replicas (last: removes a node)
 
 
