@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import types
 import uuid
 import warnings
@@ -575,7 +576,7 @@ def test_chroma_ids_that_are_not_str(api: types.SimpleNamespace, filled: Any, id
 
 def test_ray_shard_directories_and_catalog_records_are_checked(tmp_path: Path) -> None:
     from pysvdb.chroma import errors as chroma_errors
-    from pysvdb.ray._actors import _load_records, owned_shard_dir
+    from pysvdb.ray._actors import Catalog, owned_shard_dir
 
     cid = "0b7e1c7a-93b1-4f43-9e2f-1a2b3c4d5e6f"
     good = tmp_path / cid / "shard-0" / "replica-1"
@@ -593,13 +594,24 @@ def test_ray_shard_directories_and_catalog_records_are_checked(tmp_path: Path) -
     assert not owned_shard_dir(str(linked / "shard-0" / "replica-0"))
 
     rec = {"id": cid, "name": "docs", "shards": 2, "replicas": 1, "metadata": None, "hnsw": {}, "dim": None, "next_seq": 0}
-    f = tmp_path / "catalog.json"
-    f.write_text(json.dumps({"version": 1, "collections": [rec]}))
-    assert _load_records(str(f)) == [rec]
+    one = np.ones((1, 1), dtype=np.float32)
+
+    def catalog_with(row_id: str, meta: Any) -> Any:
+        shutil.rmtree(tmp_path / "cat", ignore_errors=True)
+        (tmp_path / "cat").mkdir()
+        db = pysvdb.SvDBPython(tmp_path / "cat" / "catalog", dim=1, index="flat")
+        db.add([row_id], one, [meta])
+        db.close()
+        return Catalog(str(tmp_path / "cat"))
+
+    cat = catalog_with(cid, {"record": json.dumps(rec)})
+    assert cat.list() == [rec]
+    cat.close()
     for bad in ({"id": "../../etc"}, {"shards": 0}, {"replicas": True}, {"next_seq": -1}, {"dim": "x"}):
-        f.write_text(json.dumps({"version": 1, "collections": [{**rec, **bad}]}))
         with pytest.raises(chroma_errors.ChromaError, match="catalog .* is damaged"):
-            _load_records(str(f))
-    f.write_text("{not json")
-    with pytest.raises(chroma_errors.ChromaError, match="is damaged"):
-        _load_records(str(f))
+            catalog_with(cid, {"record": json.dumps({**rec, **bad})})
+    for meta in ({"record": "{not json"}, {"other": 1}, None):
+        with pytest.raises(chroma_errors.ChromaError, match="is damaged"):
+            catalog_with(cid, meta)
+    with pytest.raises(chroma_errors.ChromaError, match="is damaged"):  # a row id that is no uuid
+        catalog_with("../x", {"record": json.dumps({**rec, "id": "../x"})})

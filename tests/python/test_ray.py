@@ -7,7 +7,6 @@ One small Ray instance (2 CPUs, 100 MB object store) serves the whole module.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -331,12 +330,6 @@ def test_insertion_order_continues_across_a_catalog_restart(client: Any, ray_mod
     client.delete_collection("cat-order")
 
 
-def _catalog_row(cat_dir: Path, rid: str, record: Any) -> None:
-    db = pysvdb.SvDBPython(cat_dir, dim=1, durability="sync", index="flat")
-    db.upsert([rid], np.ones((1, 1), dtype=np.float32), [{"record": json.dumps(record)}])
-    db.close()
-
-
 def test_catalog_records_are_durable_rows_of_an_svdb_collection(tmp_path: Path) -> None:
     from pysvdb.ray._actors import SEQ_LEASE, Catalog
 
@@ -363,23 +356,6 @@ def test_catalog_records_are_durable_rows_of_an_svdb_collection(tmp_path: Path) 
     again.delete("uno")
     again.close()
     assert Catalog(str(tmp_path)).list() == []
-
-
-@pytest.mark.parametrize("record", [
-    {"id": "../../etc", "name": "x", "shards": 1, "replicas": 1, "hnsw": {}, "next_seq": 0},
-    {"name": "x", "shards": 0, "replicas": 1, "hnsw": {}, "next_seq": 0},
-    {"name": "x", "shards": 1, "replicas": 1, "hnsw": {}, "next_seq": -1},
-    "not a record",
-])
-def test_a_damaged_catalog_row_is_an_error_naming_it(tmp_path: Path, record: Any) -> None:
-    from pysvdb.ray._actors import Catalog
-
-    rid = "0b9a4a38-1111-4c2e-9c55-6f4d1e0c1b2a"
-    if isinstance(record, dict) and "id" not in record:
-        record = {"id": rid, **record}
-    _catalog_row(tmp_path / "catalog", rid, record)
-    with pytest.raises(pysvdb.chroma.errors.InternalError, match="catalog .* is damaged"):
-        Catalog(str(tmp_path))
 
 
 def test_bad_shard_and_replica_counts(client: Any) -> None:
