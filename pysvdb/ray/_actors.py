@@ -11,7 +11,7 @@ import re
 import shutil
 import time
 import uuid
-from typing import Any, Dict, List, Optional, Sequence, cast
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -60,6 +60,8 @@ def _split_seq(meta: Meta) -> "tuple[int, Meta]":
     return int(seq), (m or None)
 
 
+#: Bytes per call of a catch-up: a shard's files travel in pieces of this size.
+COPY_CHUNK = 32 << 20
 #: What a replica's copy leaves out: the locks, which each opener makes.
 _NOT_COPIED = frozenset({"LOCK", "pysvdb-chroma.lock"})
 
@@ -111,6 +113,8 @@ class Shard:
     def __init__(self, directory: str, metadata: Meta, hnsw: Dict[str, Any], peers: Sequence[str] = (),
                  namespace: str = "pysvdb", sync_timeout: float = 30.0) -> None:
         self._dir = directory
+        #: copies of this replica in progress for peers (export_begin): token -> (start, open files)
+        self._exports: Dict[str, Tuple[float, Dict[str, int]]] = {}
         _finish_install(directory)
         os.makedirs(directory, exist_ok=True)
         self._metadata = metadata
@@ -136,59 +140,107 @@ class Shard:
         for name in peers:
             try:
                 peer = ray.get_actor(name, namespace=namespace)
-                copy = cast(Dict[str, Any], ray.get(peer.export_files.remote(), timeout=timeout))
+                begin = cast(Dict[str, Any], ray.get(peer.export_begin.remote(), timeout=timeout))
             except Exception:  # that peer is down too: try the next
                 continue
-            self._install(copy)
+
+            def read(rel: str, offset: int, size: int) -> bytes:
+                return cast(bytes, ray.get(peer.export_read.remote(begin["token"], rel, offset, size), timeout=timeout))
+
+            try:
+                self._copy_in(begin, read)
+            except Exception:  # the peer went during the copy: the next one
+                continue
+            finally:
+                peer.export_end.remote(begin["token"])
+            self._swap_in(begin)
             return True
         return False  # no live peer: serve the local files
 
-    def export_files(self) -> Dict[str, Any]:
-        """This replica's collection as files, for a peer's catch-up: a checkpoint
-        first (the snapshot then holds every row and the linked graph, the log
-        what came after it: nothing, as the actor runs one call at a time), then
-        the bytes of every file but the locks, which each opener makes."""
+    def export_begin(self) -> Dict[str, Any]:
+        """Starts a copy of this replica for a peer's catch-up: a checkpoint (the
+        snapshot then holds every row and the linked graph), then every file but
+        the locks, which each opener makes, opened and its size taken. A later
+        checkpoint replaces files by rename and a write only appends to the log,
+        so the open files, up to those sizes, stay one consistent snapshot plus
+        the log since, whatever this replica does meanwhile: export_read serves
+        them in pieces, export_end closes them (as does an export left open for
+        an hour, when the next one begins)."""
         with self._col._engine.use(self._col._record, write=True) as db:
             db.persist()
+        now = time.monotonic()
+        for token in [t for t, (t0, _) in self._exports.items() if now - t0 > 3600]:
+            self.export_end(token)
+        fds: Dict[str, int] = {}
         files = []
-        for root, _, names in os.walk(self._dir):
-            for n in sorted(names):
-                if n in _NOT_COPIED or n.endswith(".tmp"):
-                    continue
-                full = os.path.join(root, n)
-                with open(full, "rb") as f:
-                    files.append((os.path.relpath(full, self._dir), f.read()))
+        try:
+            for root, _, names in os.walk(self._dir):
+                for n in sorted(names):
+                    if n in _NOT_COPIED or n.endswith(".tmp"):
+                        continue
+                    rel = os.path.relpath(os.path.join(root, n), self._dir)
+                    fds[rel] = os.open(os.path.join(root, n), os.O_RDONLY | os.O_CLOEXEC)
+                    files.append((rel, os.fstat(fds[rel]).st_size))
+        except BaseException:
+            for fd in fds.values():
+                os.close(fd)
+            raise
+        token = uuid.uuid4().hex
+        self._exports[token] = (now, fds)
         # modify() may have changed them since this actor was created with its arguments
-        return {"files": files, "metadata": self._col.metadata,
+        return {"token": token, "files": files, "metadata": self._col.metadata,
                 "hnsw": dict(self._col.configuration_json["hnsw"] or {})}
 
-    def _install(self, copy: Dict[str, Any]) -> None:
-        """Replaces this replica's files by a peer's: written and synced beside
-        them in ``<dir>.incoming``, then swapped in by two renames (a crash in
-        between is finished by the next start: _finish_install), then reopened."""
-        incoming, old = self._dir + ".incoming", self._dir + ".old"
+    def export_read(self, token: str, rel: str, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of file ``rel`` of the copy ``token``."""
+        if token not in self._exports or rel not in self._exports[token][1]:
+            raise errors.InternalError("no copy %r of file %r in progress here" % (token, rel))
+        return os.pread(self._exports[token][1][rel], size, offset)
+
+    def export_end(self, token: str) -> None:
+        """Closes the copy ``token`` (nothing when it is not open)."""
+        for fd in self._exports.pop(token, (0.0, {}))[1].values():
+            os.close(fd)
+
+    def _copy_in(self, begin: Dict[str, Any], read: Callable[[str, int, int], bytes]) -> None:
+        """Writes a peer's files (``begin``'s list, read with ``read(rel, offset,
+        size)`` in pieces of COPY_CHUNK bytes) into ``<dir>.incoming``, each
+        synced, then the directories."""
+        incoming = self._dir + ".incoming"
         if not owned_shard_dir(self._dir):
             raise errors.InternalError("refusing to replace %r: not a shard directory of pysvdb.ray" % self._dir)
         _remove_staging(incoming)
-        for rel, data in copy["files"]:
+        for rel, size in begin["files"]:
             target = os.path.normpath(os.path.join(incoming, rel))
             if os.path.isabs(rel) or not target.startswith(incoming + os.sep):
                 raise errors.InternalError("a peer sent a file outside its directory: %r" % (rel,))
             os.makedirs(os.path.dirname(target), exist_ok=True)
             with open(target, "wb") as f:
-                f.write(data)
+                done = 0
+                while done < size:
+                    data = read(rel, done, min(COPY_CHUNK, size - done))
+                    if not data:
+                        raise errors.InternalError("the peer's file %r ended at %d of %d bytes" % (rel, done, size))
+                    f.write(data)
+                    done += len(data)
                 f.flush()
                 os.fsync(f.fileno())
         for root, dirs, _ in os.walk(incoming, topdown=False):
             for d in [root] + [os.path.join(root, x) for x in dirs]:
                 _fsync_dir(d)
+
+    def _swap_in(self, begin: Dict[str, Any]) -> None:
+        """Replaces this replica's directory by the copy in ``<dir>.incoming`` by
+        two renames (a crash in between is finished at the next start:
+        _finish_install), then reopens it."""
+        incoming, old = self._dir + ".incoming", self._dir + ".old"
         self._client.close()
         _remove_staging(old)
         os.rename(self._dir, old)
         os.rename(incoming, self._dir)
         _fsync_dir(os.path.dirname(self._dir))
         _remove_staging(old)
-        self._metadata, self._hnsw = copy["metadata"], copy["hnsw"]
+        self._metadata, self._hnsw = begin["metadata"], begin["hnsw"]
         self._client = PersistentClient(self._dir)
         self._col = self._open()
 

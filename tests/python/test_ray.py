@@ -519,6 +519,45 @@ def test_a_replica_that_lost_its_files_catches_up_from_its_peer(client: Any, ray
     assert sorted(p.name for p in shard.iterdir()) == ["replica-0", "replica-1"]  # no .incoming or .old left
 
 
+def test_a_copy_is_the_snapshot_and_log_as_of_its_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pysvdb.ray import _actors
+
+    monkeypatch.setattr(_actors, "COPY_CHUNK", 1000)  # many pieces per file
+    shard = tmp_path / "0b7e1c7a-93b1-4f43-9e2f-1a2b3c4d5e6f" / "shard-0"
+    src = _actors.Shard(str(shard / "replica-0"), None, {})
+    ids, vecs, metas, docs = _rows(60, seed=3)
+    src.add(ids[:40], vecs[:40], metas[:40], docs[:40], None, list(range(40)))
+    src.delete(["id7"])
+    begin = src.export_begin()
+    assert {rel for rel, _ in begin["files"]} >= {"pysvdb-chroma.json"} and all(
+        "LOCK" not in rel and not rel.endswith(".lock") for rel, _ in begin["files"])
+    # After the copy began: more writes and another checkpoint, which replaces the files.
+    src.add(ids[40:], vecs[40:], metas[40:], docs[40:], None, list(range(40, 60)))
+    src.export_end(src.export_begin()["token"])
+
+    dst = _actors.Shard(str(shard / "replica-1"), None, {})
+    reads = []
+
+    def read(rel: str, offset: int, size: int) -> bytes:
+        reads.append(size)
+        return src.export_read(begin["token"], rel, offset, size)
+
+    dst._copy_in(begin, read)
+    dst._swap_in(begin)
+    src.export_end(begin["token"])
+    assert len(reads) > len(begin["files"]) and max(reads) == 1000
+    got = dst.get(None, None, None, None, ["embeddings", "documents"])
+    assert got["ids"] == [i for i in ids[:40] if i != "id7"]  # as of the start: not the later rows
+    assert got["seqs"] == [i for i in range(40) if i != 7] and got["documents"] == [d for d in docs[:40] if d != docs[7]]
+    np.testing.assert_array_equal(np.asarray(got["embeddings"]), np.delete(vecs[:40], 7, axis=0))
+    assert src.count() == 59
+    with pytest.raises(pysvdb.chroma.errors.InternalError, match="no copy"):
+        src.export_read(begin["token"], begin["files"][0][0], 0, 10)
+    with pytest.raises(pysvdb.chroma.errors.InternalError, match="outside its directory"):
+        dst._copy_in({"files": [("../../escape", 1)]}, read)
+    assert not (shard.parent / "escape").exists()
+
+
 @pytest.mark.parametrize("state", ["incoming only", "both", "old only", "done"])
 def test_an_interrupted_copy_is_finished_or_undone_at_start(tmp_path: Path, state: str) -> None:
     from pysvdb.ray._actors import _finish_install
