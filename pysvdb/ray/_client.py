@@ -665,14 +665,16 @@ class RayClient:
         except ValueError:
             pass
         n = int(rec["replicas"])
-        # A token bundle: it reserves a node per replica, not capacity (the actors take none).
-        pg = ray.util.placement_group([{"CPU": 0.001}] * n, strategy="STRICT_SPREAD", name=name, lifetime="detached")
+        # A token bundle: it reserves a node per replica, not capacity (the actors take none). One
+        # byte of memory, not a share of a CPU: a CPU share would leave 0.999 of a 1-CPU node, on
+        # which no 1-CPU task (Ray Data's, the user's) could start.
+        pg = ray.util.placement_group([{"memory": 1}] * n, strategy="STRICT_SPREAD", name=name, lifetime="detached")
         ready, _ = ray.wait([pg.ready()], timeout=self._timeout)
         if not ready:
             ray.util.remove_placement_group(pg)
             raise ShardUnavailableError(
                 "cannot place the %d replicas of shard %d of collection %r on %d different nodes "
-                "(each needs 0.001 CPU free)" % (n, k, rec["name"], n))
+                "(each needs 1 byte of Ray memory free)" % (n, k, rec["name"], n))
         return pg
     def heartbeat(self) -> int:
         """The catalog actor's clock in nanoseconds (it answers: the cluster is up)."""

@@ -603,6 +603,17 @@ def test_replicas_keep_answering_when_a_node_goes(cluster: Any, client: Any, sin
     # A replica on every node: once a node goes, one of its replicas has nowhere to run.
     three = client.create_collection("repl3", shards=1, replicas=3)
     three.add(ids=["t0"], embeddings=[[0.0] * 8])
+    # The replicas' placement holds back no CPU: a 1-CPU task still starts on each 1-CPU node.
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    @ray_mod.remote(num_cpus=1)
+    def on_node() -> str:
+        return str(ray_mod.get_runtime_context().get_node_id())
+
+    nodes = [n.node_id for n in cluster.worker_nodes]
+    ran = ray_mod.get([on_node.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n, soft=False)).remote()
+                       for n in nodes], timeout=60)
+    assert ran == nodes
     where = {(k, r): ray_mod.get(rep.node.remote()) for k, reps in enumerate(col._replicas) for r, rep in enumerate(reps)}
     assert all(where[(k, 0)] != where[(k, 1)] for k in range(2)), "replicas of a shard on different nodes"
     ids, vecs, metas, docs = _rows(400, seed=5)
