@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 import uuid
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
@@ -58,6 +59,42 @@ def _split_seq(meta: Meta) -> "tuple[int, Meta]":
     m = dict(meta)
     seq = m.pop(SEQ_KEY, -1)
     return int(seq), (m or None)
+
+
+#: The writes a shard's primary passes on to its other replicas (Shard.lead).
+_WRITES = frozenset({"add", "upsert", "update", "delete", "modify"})
+#: The Ray concurrency group in which a replica applies the writes its primary
+#: passes on: a thread of its own, so that two replicas that both lead a write
+#: (the moment drivers disagree about which replica is live) never wait on each other.
+REPLICA_GROUP = "replica"
+#: How often Ray's view of an actor is read while an answer is awaited.
+LIVENESS_POLL_S = 0.5
+
+
+class ShardUnavailableError(errors.ChromaError):
+    """A shard (or the catalog) did not answer: its actor died for good or did
+    not reply within the client's timeout. The message names it."""
+
+    def code(self) -> int:
+        return 503
+
+    @classmethod
+    def name(cls) -> str:
+        return "ShardUnavailableError"
+
+
+def actor_alive(handle: Any) -> bool:
+    """Whether Ray reports the actor ALIVE (not restarting, pending placement or
+    dead). The state comes from Ray's GCS through ``ray._private.state`` (the
+    public state API needs the dashboard); when it cannot be read the actor
+    counts as alive, so a write waits for it as for any live replica."""
+    try:
+        from ray._private import state  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+        info = state.actors(handle._actor_id.hex())
+        return str(info.get("State", "ALIVE")) == "ALIVE"
+    except Exception:
+        return True
 
 
 #: Bytes per call of a catch-up: a shard's files travel in pieces of this size.
@@ -113,6 +150,11 @@ class Shard:
     def __init__(self, directory: str, metadata: Meta, hnsw: Dict[str, Any], peers: Sequence[str] = (),
                  namespace: str = "pysvdb", sync_timeout: float = 30.0) -> None:
         self._dir = directory
+        #: held by each write and by export_begin: a primary's own writes and the
+        #: writes passed on to it (REPLICA_GROUP's thread) take turns
+        self._lock = threading.RLock()
+        #: the other replicas' actor handles, by name (Shard.lead)
+        self._peers: Dict[str, Any] = {}
         #: copies of this replica in progress for peers (export_begin): token -> (start, open files)
         self._exports: Dict[str, Tuple[float, Dict[str, int]]] = {}
         _finish_install(directory)
@@ -166,6 +208,10 @@ class Shard:
         the log since, whatever this replica does meanwhile: export_read serves
         them in pieces, export_end closes them (as does an export left open for
         an hour, when the next one begins)."""
+        with self._lock:
+            return self._export_begin()
+
+    def _export_begin(self) -> Dict[str, Any]:
         with self._col._engine.use(self._col._record, write=True) as db:
             db.persist()
         now = time.monotonic()
@@ -257,27 +303,89 @@ class Shard:
 
         return str(ray.get_runtime_context().get_node_id())
 
+    def lead(self, method: str, args: Tuple[Any, ...], backups: Sequence[str], namespace: str,
+             timeout: float) -> None:
+        """Applies a write as its shard's primary: passes it on to the other
+        replicas (``backups``, by actor name), applies it here, and returns once
+        every live backup has it. The hand-off happens under the write lock, and
+        Ray delivers one caller's calls in order, so every replica applies the
+        shard's writes in this replica's order. A backup that Ray reports not
+        live is not waited for (it copies a live peer before it serves again);
+        one that does not answer within ``timeout`` fails the write, named."""
+        import ray  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+        if method not in _WRITES:
+            raise errors.InternalError("%r is not a write" % method)
+        sent: Dict[Any, Tuple[str, Any]] = {}
+        with self._lock:
+            for name in backups:
+                peer = self._peer(name, namespace)
+                if peer is not None:
+                    ref = peer.apply.options(concurrency_group=REPLICA_GROUP).remote(method, args)
+                    sent[ref] = (name, peer)
+            getattr(self, method)(*args)
+        deadline = time.monotonic() + timeout
+        while sent:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                names = ", ".join(sorted(name for name, _ in sent.values()))
+                raise ShardUnavailableError("replica %s did not answer within %g s" % (names, timeout))
+            done, _ = ray.wait(list(sent), num_returns=len(sent), timeout=min(left, LIVENESS_POLL_S))
+            for ref in done:
+                name, _ = sent.pop(ref)
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayActorError:  # gone for good: it copies a peer if it comes back
+                    self._peers.pop(name, None)
+                except ray.exceptions.RayTaskError as e:
+                    cause = getattr(e, "cause", None)
+                    raise cause if isinstance(cause, BaseException) else e from None
+            for ref, (name, peer) in list(sent.items()):
+                if not actor_alive(peer):
+                    del sent[ref]
+
+    def apply(self, method: str, args: Tuple[Any, ...]) -> None:
+        """Applies a write that the shard's primary passes on (Shard.lead)."""
+        if method not in _WRITES:
+            raise errors.InternalError("%r is not a write" % method)
+        getattr(self, method)(*args)
+
+    def _peer(self, name: str, namespace: str) -> Any:
+        """Another replica's actor handle, or None when Ray knows no actor of that name."""
+        import ray  # type: ignore[import-untyped, import-not-found, unused-ignore]
+
+        if name not in self._peers:
+            try:
+                self._peers[name] = ray.get_actor(name, namespace=namespace)
+            except ValueError:
+                return None
+        return self._peers[name]
+
     def add(self, ids: List[str], vecs: npt.NDArray[np.float32], metas: Optional[List[Meta]],
             docs: Optional[List[Optional[str]]], uris: Optional[List[Optional[str]]], seqs: List[int]) -> None:
         m = [_with_seq(metas[i] if metas else None, s) for i, s in enumerate(seqs)]
-        self._col.add(ids=ids, embeddings=vecs, metadatas=m, documents=docs, uris=uris)  # type: ignore[arg-type]
+        with self._lock:
+            self._col.add(ids=ids, embeddings=vecs, metadatas=m, documents=docs, uris=uris)  # type: ignore[arg-type]
 
     def upsert(self, ids: List[str], vecs: npt.NDArray[np.float32], metas: Optional[List[Meta]],
                docs: Optional[List[Optional[str]]], uris: Optional[List[Optional[str]]], seqs: List[int]) -> None:
-        # Existing rows keep their number (a single collection keeps their place); new rows take theirs.
-        existing = set(self._col.get(ids=ids, include=[])["ids"])
-        m: List[Meta] = []
-        for i, (id_, s) in enumerate(zip(ids, seqs)):
-            given = metas[i] if metas else None
-            m.append(given if id_ in existing else _with_seq(given, s))
-        self._col.upsert(ids=ids, embeddings=vecs, metadatas=m, documents=docs, uris=uris)  # type: ignore[arg-type]
+        with self._lock:
+            # Existing rows keep their number (a single collection keeps their place); new rows take theirs.
+            existing = set(self._col.get(ids=ids, include=[])["ids"])
+            m: List[Meta] = []
+            for i, (id_, s) in enumerate(zip(ids, seqs)):
+                given = metas[i] if metas else None
+                m.append(given if id_ in existing else _with_seq(given, s))
+            self._col.upsert(ids=ids, embeddings=vecs, metadatas=m, documents=docs, uris=uris)  # type: ignore[arg-type]
 
     def update(self, ids: List[str], vecs: Optional[npt.NDArray[np.float32]], metas: Optional[List[Meta]],
                docs: Optional[List[Optional[str]]], uris: Optional[List[Optional[str]]]) -> None:
-        self._col.update(ids=ids, embeddings=vecs, metadatas=metas, documents=docs, uris=uris)  # type: ignore[arg-type]
+        with self._lock:
+            self._col.update(ids=ids, embeddings=vecs, metadatas=metas, documents=docs, uris=uris)  # type: ignore[arg-type]
 
     def delete(self, ids: List[str]) -> None:
-        self._col.delete(ids=ids)
+        with self._lock:
+            self._col.delete(ids=ids)
 
     def count(self) -> int:
         return self._col.count()
@@ -317,7 +425,8 @@ class Shard:
         }
 
     def modify(self, metadata: Meta, hnsw: Optional[Dict[str, Any]]) -> None:
-        self._col.modify(metadata=metadata, configuration={"hnsw": hnsw} if hnsw else None)
+        with self._lock:
+            self._col.modify(metadata=metadata, configuration={"hnsw": hnsw} if hnsw else None)
 
     def drop(self) -> None:
         """Closes the collection and removes the shard's directory (the collection is deleted)."""

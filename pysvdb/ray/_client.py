@@ -58,7 +58,18 @@ from ..chroma.validation import (
     validate_where,
     validate_where_document,
 )
-from ._actors import SEQ_KEY, Catalog, Record, Shard, _split_seq, group_by_shard
+from ._actors import (
+    LIVENESS_POLL_S,
+    REPLICA_GROUP,
+    SEQ_KEY,
+    Catalog,
+    Record,
+    Shard,
+    ShardUnavailableError,
+    _split_seq,
+    actor_alive,
+    group_by_shard,
+)
 
 __all__ = ["RayClient", "RayCollection", "ShardUnavailableError"]
 
@@ -67,18 +78,6 @@ NAMESPACE = "pysvdb"
 #: delete give the same rows when repeated), so Ray may retry any of them on a
 #: restarted actor.
 _TASK_RETRIES = 5
-
-
-class ShardUnavailableError(errors.ChromaError):
-    """A shard (or the catalog) did not answer: its actor died for good or did
-    not reply within the client's timeout. The message names it."""
-
-    def code(self) -> int:
-        return 503
-
-    @classmethod
-    def name(cls) -> str:
-        return "ShardUnavailableError"
 
 
 def _head_node_strategy() -> Any:
@@ -91,24 +90,6 @@ def _head_node_strategy() -> Any:
         if n.get("Alive") and "node:__internal_head__" in (n.get("Resources") or {}):
             return NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
     return NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
-
-
-#: How often a write that waits on a replica checks whether that replica is live.
-_LIVENESS_POLL_S = 0.5
-
-
-def _actor_alive(handle: Any) -> bool:
-    """Whether Ray reports the actor ALIVE (not restarting, pending placement or
-    dead). The state comes from Ray's GCS through ``ray._private.state`` (the
-    public state API needs the dashboard); when it cannot be read the actor
-    counts as alive, so a write waits for it as for any live replica."""
-    try:
-        from ray._private import state  # type: ignore[import-untyped, import-not-found, unused-ignore]
-
-        info = state.actors(handle._actor_id.hex())
-        return str(info.get("State", "ALIVE")) == "ALIVE"
-    except Exception:
-        return True
 
 
 def _path_key(path: str) -> str:
@@ -193,6 +174,8 @@ class RayCollection:
                           for k in range(int(rec["shards"]))]
         self._shards = [reps[0] for reps in self._replicas]
         self._turn = 0  # rotates the replica that answers reads
+        #: (shard, replica) -> (when read, whether Ray reported it live): the primary's choice
+        self._live: Dict[Tuple[int, int], Tuple[float, bool]] = {}
 
     # ------------------------------------------------------------ properties
 
@@ -227,44 +210,90 @@ class RayCollection:
         return "shard %d%s of collection %r (actor %s)" % (k, rep, self.name, self._client._shard_name(self._rec, k, r))
 
     def _write(self, calls: Sequence[Tuple[int, str, Tuple[Any, ...]]]) -> None:
-        """Runs each (shard, method, args) on every replica of the shard, in
-        parallel across shards and replicas, and returns once every *live*
-        replica of each involved shard has it (acknowledged). A replica that is
-        not live (Ray is restarting it, cannot place it, or it died) is not
-        waited for once another replica of its shard has the write: its call
-        stays queued, and it copies a live peer before it serves again. An
-        error raised inside a shard (bad input) is raised as itself."""
-        pending: Dict[Any, Tuple[int, int]] = {}
-        for k, m, a in calls:
-            for r, rep in enumerate(self._replicas[k]):
-                pending[getattr(rep, m).remote(*a)] = (k, r)
-        involved = {k for k, _, _ in calls}
-        acked: Set[int] = set()
-        lost: Dict[int, str] = {}
-        deadline = time.monotonic() + self._client._timeout
+        """Runs each (shard, method, args) on its shard, in parallel across shards,
+        and returns once every *live* replica of each involved shard has it
+        (acknowledged). With replicas, the call goes to the shard's primary, its
+        lowest-numbered live replica, which applies it and passes it on to the
+        others (Shard.lead): every replica applies a shard's writes in the
+        primary's order, whichever drivers sent them. A primary that dies or is
+        not live is replaced by the next replica and the write sent again
+        (repeating a write is harmless). An error raised inside a shard (bad
+        input) is raised as itself."""
+        n = self.replicas
+        timeout = self._client._timeout
+        pending: Dict[Any, int] = {}  # ref -> index in calls
+        used: List[List[int]] = [[] for _ in calls]  # the replicas that led each call, in turn
+
+        def submit(i: int) -> None:
+            k, m, a = calls[i]
+            if n == 1:
+                used[i].append(0)
+                pending[getattr(self._replicas[k][0], m).remote(*a)] = i
+                return
+            r = self._lead(k, used[i])
+            used[i].append(r)
+            backups = [self._client._shard_name(self._rec, k, b) for b in range(n) if b != r]
+            # No Ray retry: a lead queued on a restarting replica must not run after the next one's.
+            call = self._replicas[k][r].lead.options(max_task_retries=0)
+            # The primary waits for its backups a little less than the driver waits for it,
+            # so that a backup that does not answer is the one named.
+            pending[call.remote(m, a, backups, NAMESPACE, timeout * 0.9)] = i
+
+        def fail_over(i: int, why: str) -> None:
+            k = calls[i][0]
+            self._live[(k, used[i][-1])] = (time.monotonic(), False)
+            if len(used[i]) >= n:
+                raise ShardUnavailableError(why)
+            submit(i)
+
+        for i in range(len(calls)):
+            submit(i)
+        deadline = time.monotonic() + timeout
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                names = [self._name(k, r) for k, r in pending.values()]
-                raise ShardUnavailableError("%s did not answer within %g s" % (", ".join(names), self._client._timeout))
-            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=min(left, _LIVENESS_POLL_S))
+                names = [self._name(calls[i][0], used[i][-1]) for i in pending.values()]
+                raise ShardUnavailableError("%s did not answer within %g s" % (", ".join(names), timeout))
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=min(left, LIVENESS_POLL_S))
             for ref in done:
-                k, r = pending.pop(ref)
+                i = pending.pop(ref)
                 try:
                     ray.get(ref)
-                    acked.add(k)
-                except ray.exceptions.RayActorError as e:  # dead for good: not live
-                    lost.setdefault(k, "%s is unavailable: %s" % (self._name(k, r), str(e).splitlines()[0]))
+                except ray.exceptions.RayActorError as e:  # dead for good, or died in the call
+                    why = "%s is unavailable: %s" % (self._name(calls[i][0], used[i][-1]), str(e).splitlines()[0])
+                    if n == 1:
+                        raise ShardUnavailableError(why) from None
+                    fail_over(i, why)
                 except ray.exceptions.RayTaskError as e:
                     cause = getattr(e, "cause", None)
                     if isinstance(cause, BaseException):
                         raise cause from None
                     raise
-            for ref, (k, r) in list(pending.items()):
-                if k in acked and not _actor_alive(self._replicas[k][r]):
-                    del pending[ref]
-        for k in sorted(involved - acked):
-            raise ShardUnavailableError(lost.get(k, "no replica of shard %d of collection %r answered" % (k, self.name)))
+            if n > 1:
+                for ref, i in list(pending.items()):
+                    k, r = calls[i][0], used[i][-1]
+                    if not actor_alive(self._replicas[k][r]):
+                        del pending[ref]
+                        try:
+                            ray.cancel(ref)
+                        except Exception:  # noqa: BLE001 - already running or gone: nothing to cancel
+                            pass
+                        fail_over(i, "%s is not live and no other replica of shard %d answered" % (self._name(k, r), k))
+
+    def _lead(self, k: int, skip: Sequence[int] = ()) -> int:
+        """The primary of shard k: its lowest-numbered replica (not in ``skip``)
+        that Ray reports live, read at most every LIVENESS_POLL_S per replica so
+        that drivers agree on it within that time; else the lowest not skipped."""
+        now = time.monotonic()
+        left = [r for r in range(self.replicas) if r not in skip] or [0]
+        for r in left:
+            t, alive = self._live.get((k, r), (-1e9, True))
+            if now - t > LIVENESS_POLL_S:
+                alive = actor_alive(self._replicas[k][r])
+                self._live[(k, r)] = (now, alive)
+            if alive:
+                return r
+        return left[0]
 
     def _read(self, calls: Sequence[Tuple[int, str, Tuple[Any, ...]]]) -> List[Any]:
         """Runs each (shard, method, args) on one replica of the shard, in
@@ -304,7 +333,7 @@ class RayCollection:
             if left <= 0:
                 names = [self._name(calls[i][0], r) for i, r in pending.values()]
                 raise ShardUnavailableError("%s did not answer within %g s" % (", ".join(names), self._client._timeout))
-            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=min(left, _LIVENESS_POLL_S))
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=min(left, LIVENESS_POLL_S))
             for ref in done:
                 i, r = pending.pop(ref, (-1, -1))
                 if i < 0:
@@ -321,7 +350,7 @@ class RayCollection:
                     del pending[other]
             if n > 1:
                 for ref, (i, r) in list(pending.items()):
-                    if not _actor_alive(self._replicas[calls[i][0]][r]):
+                    if not actor_alive(self._replicas[calls[i][0]][r]):
                         ask_next(i)
         return out
 
@@ -650,7 +679,11 @@ class RayClient:
             strategy = PlacementGroupSchedulingStrategy(self._placement(rec, k), placement_group_bundle_index=r)
         directory = os.path.join(self._path, str(rec["id"]), "shard-%d" % k, "replica-%d" % r)
         peers = [self._shard_name(rec, k, p) for p in range(n) if p != r]
-        return ray.remote(Shard).options(
+        # A group of its own for the writes a primary passes on (Shard.lead); Ray takes
+        # concurrency groups at ray.remote only, not in .options().
+        groups = {REPLICA_GROUP: 1}
+        shard_cls = ray.remote(concurrency_groups=groups)(Shard)  # type: ignore[call-overload, unused-ignore]
+        return shard_cls.options(
             name=name, namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
             max_restarts=-1, max_task_retries=_TASK_RETRIES, num_cpus=0, scheduling_strategy=strategy,
         ).remote(directory, rec["metadata"], rec["hnsw"], peers, NAMESPACE, self._timeout)

@@ -519,6 +519,49 @@ def test_a_replica_that_lost_its_files_catches_up_from_its_peer(client: Any, ray
     assert sorted(p.name for p in shard.iterdir()) == ["replica-0", "replica-1"]  # no .incoming or .old left
 
 
+def test_concurrent_writers_leave_every_replica_equal(client: Any, ray_mod: Any) -> None:
+    """Several writers (Ray tasks, each its own caller) upsert, update and delete
+    the same ids at once: the replicas of each shard apply the writes in one
+    order, so they end up holding the same rows, values and insertion order."""
+    col = client.create_collection("order", shards=2, replicas=2)
+    path = str(client._path)
+
+    @ray_mod.remote(num_cpus=0)
+    def writer(w: int) -> None:
+        from pysvdb.ray import RayClient
+
+        c = RayClient(path).get_collection("order")
+        ids = ["x%d" % i for i in range(12)]
+        for r in range(30):
+            v = np.full((12, 4), w * 100 + r, dtype=np.float32)
+            c.upsert(ids=ids, embeddings=v, metadatas=[{"w": w, "r": r, "k%d" % w: r}] * 12)
+            c.update(ids=ids[:6], metadatas=[{"u": w * 100 + r}] * 6)
+            if r % 7 == w % 7:
+                c.delete(ids=ids[w::4])
+
+    ray_mod.get([writer.remote(w) for w in range(4)], timeout=300)
+    for k, reps in enumerate(col._replicas):
+        a, b = (ray_mod.get(rep.export.remote(), timeout=60) for rep in reps)
+        assert a["ids"] == b["ids"], "shard %d: rows or insertion order differ between replicas" % k
+        assert a["metadatas"] == b["metadatas"], "shard %d: metadata differs between replicas" % k
+        np.testing.assert_array_equal(np.asarray(a["embeddings"]), np.asarray(b["embeddings"]))
+
+
+def test_a_killed_primary_hands_the_writes_to_the_next_replica(client: Any, ray_mod: Any) -> None:
+    col = client.create_collection("failover", shards=1, replicas=2)
+    rng = np.random.default_rng(3)
+    acked: List[str] = []
+    for b in range(30):
+        if b in (10, 20):  # the primary (replica 0, the lowest live one), killed between writes and mid-write
+            threading.Timer(0.0 if b == 10 else 0.01, lambda: ray_mod.kill(col._replicas[0][0], no_restart=False)).start()
+        ids = ["f%d-%d" % (b, i) for i in range(20)]
+        col.upsert(ids=ids, embeddings=rng.random((20, 4), dtype=np.float32), metadatas=[{"b": b}] * 20)
+        acked += ids
+    a, b_ = (ray_mod.get(rep.export.remote(), timeout=120) for rep in col._replicas[0])
+    assert sorted(a["ids"]) == sorted(b_["ids"]) == sorted(acked)
+    assert col.count() == len(acked)
+
+
 def test_a_copy_is_the_snapshot_and_log_as_of_its_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pysvdb.ray import _actors
 
