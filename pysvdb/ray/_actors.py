@@ -335,7 +335,7 @@ class Shard:
                 name, _ = sent.pop(ref)
                 try:
                     ray.get(ref)
-                except ray.exceptions.RayActorError:  # gone for good: it copies a peer if it comes back
+                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError):  # gone: catches up if back
                     self._peers.pop(name, None)
                 except ray.exceptions.RayTaskError as e:
                     cause = getattr(e, "cause", None)

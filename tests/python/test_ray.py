@@ -681,6 +681,11 @@ def test_replicas_keep_answering_when_a_node_goes(cluster: Any, client: Any, sin
     t.start()
     time.sleep(0.5)
     victim = next(n for n in cluster.worker_nodes if n.node_id in where.values())
+    # Shards without replicas are dealt round the nodes, one each here.
+    solo = client.create_collection("solo", shards=3)
+    solo.add(ids=ids[:60], embeddings=vecs[:60])
+    solo_nodes = [ray_mod.get(s.node.remote()) for s in solo._shards]
+    assert sorted(solo_nodes) == sorted(n["NodeID"] for n in ray_mod.nodes() if n["Alive"])
     cluster.remove_node(victim)
     before_removal = answered[0]
     for s in range(200, 400, 25):  # writes during and after: each acknowledged when it returns
@@ -699,6 +704,15 @@ def test_replicas_keep_answering_when_a_node_goes(cluster: Any, client: Any, sin
     t.join()
     assert not failures, failures
     assert answered[0] > before_removal > 0
+    # The shard without replicas that lived on the removed node had its rows on that node's disk
+    # only: its calls fail, naming it, instead of an empty shard answering with rows missing.
+    from pysvdb.ray import ShardUnavailableError
+
+    lost = solo_nodes.index(victim.node_id)
+    t0 = time.monotonic()
+    with pytest.raises(ShardUnavailableError, match=r"shard %d of collection 'solo'" % lost):
+        solo.count()
+    assert time.monotonic() - t0 < client._timeout / 2
     assert three.count() == 41
     # A new node: Ray places the third replica there; it copies a live peer before it answers.
     cluster.add_node(num_cpus=1, object_store_memory=100 * MB)
