@@ -78,6 +78,8 @@ NAMESPACE = "pysvdb"
 #: delete give the same rows when repeated), so Ray may retry any of them on a
 #: restarted actor.
 _TASK_RETRIES = 5
+#: Ray's own threshold (max_direct_call_object_size): larger arguments go through the object store.
+_PUT_BYTES = 100 * 1024
 #: What Ray raises for a call to an actor that is gone: it died for good, or it
 #: is bound to a node that is gone (a shard without replicas).
 _GONE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError)
@@ -534,14 +536,17 @@ class RayCollection:
                 )
             if not np.isfinite(qvecs).all():
                 raise errors.InvalidArgumentError("Query embeddings must not contain NaN or Infinity values")
+        # A large query matrix goes to the object store once, not once per shard (Ray
+        # would store a copy for each call); a small one travels inside the calls.
+        qarg: Any = ray.put(qvecs) if qvecs.nbytes > _PUT_BYTES and self.shards > 1 else qvecs
         if dim is None:  # never written: nothing matches
             parts: List[Any] = []
         elif filter_ids is not None:
             allowed = list(dict.fromkeys(filter_ids))
-            parts = self._read([(s, "query", (qvecs, k, where, where_document, [allowed[i] for i in pos], inc))
+            parts = self._read([(s, "query", (qarg, k, where, where_document, [allowed[i] for i in pos], inc))
                                 for s, pos in group_by_shard(allowed, self.shards).items()])
         else:
-            parts = self._read([(s, "query", (qvecs, k, where, where_document, None, inc)) for s in range(self.shards)])
+            parts = self._read([(s, "query", (qarg, k, where, where_document, None, inc)) for s in range(self.shards)])
         merged = []
         for q in range(nq):
             cands = sorted((d, part["seqs"][q][j], p, j) for p, part in enumerate(parts)

@@ -188,6 +188,17 @@ def test_query_equals_one_collection(pair: Tuple[Any, Any, np.ndarray], kwargs: 
     _eq(sharded.query(query_embeddings=q, **kwargs), one.query(query_embeddings=q, **kwargs))
 
 
+def test_a_large_query_matrix_is_stored_once_for_every_shard(pair: Tuple[Any, Any, np.ndarray], ray_mod: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    sharded, one, vecs = pair
+    q = np.random.default_rng(4).random((3500, vecs.shape[1]), dtype=np.float32)  # 112 KB
+    put = ray_mod.put
+    stored: List[int] = []
+    monkeypatch.setattr(ray_mod, "put", lambda v, *a, **kw: (stored.append(v.nbytes), put(v, *a, **kw))[1])
+    _eq(sharded.query(query_embeddings=q, n_results=3), one.query(query_embeddings=q, n_results=3))
+    assert stored == [q.nbytes] and sharded.shards > 1
+
+
 def test_equal_distances_merge_in_insertion_order(pair: Tuple[Any, Any, np.ndarray]) -> None:
     sharded, one, vecs = pair
     got = sharded.query(query_embeddings=vecs[40], n_results=4, include=["distances"])
