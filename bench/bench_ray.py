@@ -567,18 +567,19 @@ def model(rows: List[Row], data: Data, once: Dict[str, float]) -> None:
                  "" if storage == "f32" else " (+ %d B/row float32 originals on disk, read to re-rank)" % (4 * mdl.dim)))
     shards = nodes["f32"]
     per_shard = mdl.rows / shards
-    fixed = median(ray1.lat) * 1e3 - ray1.parts["in shard"]
+    in_shard = median([r.parts["in shard"] for r in rows[1:] if r.parts])  # every ray row's, for less noise
+    fixed = median(ray1.lat) * 1e3 - in_shard
 
     def growth(rows_per_shard: float) -> float:
         return float(QUERY_GROWTH_PER_DECADE ** math.log10(rows_per_shard / len(data.base)))
 
     print()
     for s in (shards, 4 * shards):
-        compute = ray1.parts["in shard"] * (mdl.dim / d) * growth(mdl.rows / s)
+        compute = in_shard * (mdl.dim / d) * growth(mdl.rows / s)
         lo, hi = fixed + compute + cpu_slope * (s - 1), fixed + compute + slope * (s - 1)
         print("query, %d shards of %.0f M rows: %.2f ms fixed (1-shard p50 - in-shard) + %.2f ms in a shard "
               "(%.3f x %.2f dim x %.2f size) + (s-1) x [%.3f driver CPU .. %.3f measured here] = %.1f .. %.1f ms"
-              % (s, mdl.rows / s / 1e6, fixed, compute, ray1.parts["in shard"], mdl.dim / d, growth(mdl.rows / s),
+              % (s, mdl.rows / s / 1e6, fixed, compute, in_shard, mdl.dim / d, growth(mdl.rows / s),
                  cpu_slope, slope, lo, hi))
     print("(Ray alone, a no-op to every shard: +%.3f ms a shard here)" % fanout)
     decades = math.log10(per_shard / len(data.base))
