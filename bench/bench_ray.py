@@ -211,7 +211,6 @@ def run_single(data: Data, work: str, batch: int, repeats: int, passes: int) -> 
         links.append(len(data.base) / linked)
     row.add_rps, row.linked_rps = median(adds), median(links)
     query_figures(row, col, data, passes)
-    row.parts["in shard"] = median(row.lat) * 1e3
     client.close()
     return row
 
@@ -582,6 +581,11 @@ def model(rows: List[Row], data: Data, once: Dict[str, float]) -> None:
               % (s, mdl.rows / s / 1e6, fixed, compute, in_shard, mdl.dim / d, growth(mdl.rows / s),
                  cpu_slope, slope, lo, hi))
     print("(Ray alone, a no-op to every shard: +%.3f ms a shard here)" % fanout)
+    cpu1 = ray1.parts["driver CPU"]
+    for s in (shards, 4 * shards):
+        cpu = cpu1 + cpu_slope * (s - 1)
+        print("driver CPU per query at %d shards: %.1f ms: one driver process answers at most ~%.0f queries/s"
+              % (s, cpu, 1e3 / cpu))
     decades = math.log10(per_shard / len(data.base))
     add_rate = ray1.add_rps * d / mdl.dim
     ds_rows = [r.dataset_rps for r in rows if not math.isnan(r.dataset_rps)]
@@ -603,8 +607,10 @@ def model(rows: List[Row], data: Data, once: Dict[str, float]) -> None:
                                                mdl.disk_gbs, snap / mdl.disk_gbs / 1e9))
     print("  (one checkpoint passes 60 s from %.0f GB of shard file, %.0f M rows, at %.1f GB/s)"
           % (60 * mdl.disk_gbs, 60 * mdl.disk_gbs * 1e9 / mdl.snapshot_bytes() / 1e6, mdl.disk_gbs))
-    print("catch-up: a restarted replica copies the whole %.0f GB shard in %d calls of 32 MiB: %.0f min at %.1f GB/s"
+    print("catch-up: a restarted replica copies the whole %.0f GB shard in %d calls of 32 MiB: %.0f min at %.1f GB/s,"
           % (snap / 1e9, math.ceil(snap / (32 * MB)), snap / mdl.disk_gbs / 1e9 / 60, mdl.disk_gbs))
+    print("  after its peer's export_begin checkpointed (rewrote) the same %.0f GB inside one actor call (%.0f s), "
+          "during which that peer answers nothing" % (snap / 1e9, snap / mdl.disk_gbs / 1e9))
     cat = once.get("catalog round trip, once per add (ms)", math.nan)
     print("catalog: one next_seqs round trip (%.3f ms here) per add call, all through one actor on the head: "
           "at most ~%.0f add calls/s for the whole cluster" % (cat, 1e3 / cat))
