@@ -248,6 +248,22 @@ def _in_shard_link_wait(shard: Any) -> str:
     return str(ray.get_runtime_context().get_node_id())
 
 
+def _in_shard_add_time(shard: Any, ids: List[str], vecs: Any, seqs: List[int]) -> float:
+    import time as t_
+
+    t = t_.perf_counter()
+    shard.add(ids, vecs, None, None, None, seqs)
+    return t_.perf_counter() - t
+
+
+def _in_shard_plain_add_time(shard: Any, ids: List[str], vecs: Any) -> float:
+    import time as t_
+
+    t = t_.perf_counter()
+    shard._col.add(ids=ids, embeddings=vecs)  # as Shard.add, without the hidden insertion numbers
+    return t_.perf_counter() - t
+
+
 def _in_shard_query_times(shard: Any, qs: Any, k: int, inc: List[str]) -> List[float]:
     import time as t_
 
@@ -400,7 +416,40 @@ def run_ray(client: Any, data: Data, shards: int, replicas: int, a: argparse.Nam
     return row
 
 
-def once_per_run(client: Any, data: Data, n: int) -> Dict[str, float]:
+def add_parts(col: Any, data: Data, batch: int, calls: int = 5) -> Dict[str, float]:
+    """One add of ``batch`` rows to a 1-shard collection: the client's call; the same
+    with ``_write`` replaced by nothing (the driver's checks, catalog call and
+    routing); Shard.add timed inside the actor; the collection's own add there
+    without the hidden insertion numbers. Fresh ids each time, the data set's first rows."""
+    import ray
+
+    vecs = data.base[:batch]
+    shard = col._shards[0]
+    times: Dict[str, List[float]] = {"client": [], "driver": [], "shard": [], "plain": []}
+    for c in range(calls):
+        t = time.perf_counter()
+        col.add(ids=["c%d-%d" % (c, i) for i in range(len(vecs))], embeddings=vecs)
+        times["client"].append(time.perf_counter() - t)
+        try:
+            col._write = lambda _calls: None
+            t = time.perf_counter()
+            col.add(ids=["d%d-%d" % (c, i) for i in range(len(vecs))], embeddings=vecs)
+            times["driver"].append(time.perf_counter() - t)
+        finally:
+            del col._write
+        ids = ["s%d-%d" % (c, i) for i in range(len(vecs))]
+        seqs = list(range(10**9 + c * len(vecs), 10**9 + (c + 1) * len(vecs)))
+        times["shard"].append(ray.get(shard.__ray_call__.remote(_in_shard_add_time, ids, vecs, seqs)))
+        ids = ["p%d-%d" % (c, i) for i in range(len(vecs))]
+        times["plain"].append(ray.get(shard.__ray_call__.remote(_in_shard_plain_add_time, ids, vecs)))
+    ms = {k: median(v) * 1e3 for k, v in times.items()}
+    return {"add of %d rows, the client's call, 1 shard (ms)" % len(vecs): ms["client"],
+            "  in the driver: checks, catalog call, routing (ms)": ms["driver"],
+            "  Shard.add inside the actor (ms)": ms["shard"],
+            "    the same rows without the hidden svdb:seq metadata (ms)": ms["plain"]}
+
+
+def once_per_run(client: Any, data: Data, n: int, batch: int) -> Dict[str, float]:
     """The pieces that do not depend on the shard count: see the module docstring."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -408,13 +457,14 @@ def once_per_run(client: Any, data: Data, n: int) -> Dict[str, float]:
     out: Dict[str, float] = {}
     me = ray.get_runtime_context().get_node_id()
     alive = [nd["NodeID"] for nd in ray.nodes() if nd["Alive"]]  # type: ignore[no-untyped-call]
-    other = next(n for n in alive if n != me)
+    other = next(node for node in alive if node != me)
     col = client.create_collection("bench-ser", shards=1, configuration={"hnsw": {"space": data.space, **HNSW}},
                                    embedding_function=None)
     col.add(ids=data.ids[:1000], embeddings=data.base[:1000])
     inc = ["metadatas", "documents", "distances"]
     args = (data.queries[:1], K, None, None, None, inc)
     answer = col._read([(0, "query", args)])[0]
+    out.update(add_parts(col, data, batch))
     client.delete_collection("bench-ser")
     for where, node in (("same node", me), ("other node", other)):
         strategy = NodeAffinitySchedulingStrategy(node, soft=False)
@@ -650,7 +700,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         for shards, replicas in configs:
             rows.append(run_ray(client, data, shards, replicas, a, with_dataset=not a.quick or shards == 2))
             print("%s done (%.1f s)" % (rows[-1].label, time.perf_counter() - t0), file=sys.stderr)
-        once = once_per_run(client, data, a.calls)
+        once = once_per_run(client, data, a.calls, a.batch)
         report(data, rows, once)
         if a.model:
             model(rows, data, once)
