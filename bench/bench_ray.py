@@ -28,7 +28,10 @@ Where a query's time goes (ray rows only), each measured on its own:
 - once per run: pickling of the query arguments and of one shard answer (what Ray
   serializes), the submit of an actor call (``.remote()`` returning), a no-op
   actor call on the driver's node and on another node, a no-op Ray task (task
-  scheduling: a worker lease), and the catalog round trip each ``add`` pays.
+  scheduling: a worker lease), the catalog round trip each ``add`` pays, and one
+  ``add``'s parts: the client's call, the driver's own part (``_write`` stubbed),
+  ``Shard.add`` inside the actor, and the same rows there without the hidden
+  ``svdb:seq`` metadata.
 
 ``--model`` then prints the paper model of docs/scale-out.md (1 billion 768-d
 vectors) computed from this run's figures.
