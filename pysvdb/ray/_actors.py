@@ -484,13 +484,18 @@ class Catalog:
         return time.time_ns()
 
     def create(self, name: str, shards: int, replicas: int, metadata: Meta, hnsw: Dict[str, Any],
-               get_or_create: bool) -> Record:
+               get_or_create: bool, cid: Optional[str] = None) -> Record:
+        """A new collection's record, with the id ``cid`` that the driver chose:
+        Ray retries a call whose actor died before it answered, and the retry of
+        a create that was saved then finds its own record instead of failing."""
         old = self._find(name)
         if old is not None:
-            if get_or_create:
+            if get_or_create or (cid is not None and old["id"] == cid):
                 return old
             raise errors.InternalError("Collection [%s] already exists" % name)
-        rec: Record = {"id": str(uuid.uuid4()), "name": name, "shards": shards, "replicas": replicas,
+        if cid is not None and not _UUID.fullmatch(cid):
+            raise errors.InternalError("not a collection id: %r" % (cid,))
+        rec: Record = {"id": cid or str(uuid.uuid4()), "name": name, "shards": shards, "replicas": replicas,
                        "metadata": metadata, "hnsw": hnsw, "dim": None, "next_seq": 0}
         self._save(rec, new=True)
         self._recs.append(rec)
@@ -506,12 +511,20 @@ class Catalog:
     def list(self) -> List[Record]:
         return list(self._recs)
 
-    def delete(self, name: str) -> Record:
-        rec = self.get(name)
+    def record(self, cid: str) -> Record:
+        """The record of collection ``cid`` (whatever its name now is)."""
+        return self._by_id(cid)
+
+    def delete(self, cid: str) -> bool:
+        """Removes collection ``cid``'s record; False when there is none (so
+        that Ray's retry of a delete that was done succeeds too)."""
+        rec = next((r for r in self._recs if r["id"] == cid), None)
+        if rec is None:
+            return False
         self._db.delete([rec["id"]])
         self._recs.remove(rec)
         self._next.pop(rec["id"], None)
-        return rec
+        return True
 
     def modify(self, cid: str, name: Optional[str], metadata: Meta, hnsw: Optional[Dict[str, Any]]) -> Record:
         rec = self._by_id(cid)

@@ -9,14 +9,17 @@ batch has passed validation.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
+import uuid
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 import numpy as np
 import numpy.typing as npt
 
 import ray  # type: ignore[import-untyped, import-not-found, unused-ignore]
+from ray.util.placement_group import PlacementGroup  # type: ignore[import-untyped, import-not-found, unused-ignore]
 from ray.util.scheduling_strategies import (  # type: ignore[import-untyped, import-not-found, unused-ignore]
     NodeAffinitySchedulingStrategy,
     PlacementGroupSchedulingStrategy,
@@ -83,6 +86,19 @@ _PUT_BYTES = 100 * 1024
 #: What Ray raises for a call to an actor that is gone: it died for good, or it
 #: is bound to a node that is gone (a shard without replicas).
 _GONE = (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError)
+
+
+class _RestartableInGroupNote(logging.Filter):
+    """Drops Ray's warning, printed for each replica actor, that a restartable
+    detached actor in a placement group is killed when the group is removed:
+    pysvdb.ray removes a replica's group only when it deletes the collection,
+    after killing the actors on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "restartable detached actor with a placement group" not in record.getMessage()
+
+
+logging.getLogger("ray.actor").addFilter(_RestartableInGroupNote())
 
 
 def _head_node_strategy() -> Any:
@@ -361,7 +377,7 @@ class RayCollection:
 
     def _dim(self) -> Optional[int]:
         if self._rec["dim"] is None:
-            self._rec = self._client._catalog_call("get", self.name)
+            self._rec = self._client._catalog_call("record", self.id)  # by id: another driver may rename it
         d = self._rec["dim"]
         return int(d) if d is not None else None
 
@@ -627,7 +643,8 @@ class RayCollection:
                     upsert: bool = False, batch_size: int = 1000) -> int:
         """Adds (or upserts) the rows of a Ray Dataset in parallel Ray tasks, each
         batch through :meth:`add` (grouped by shard, one call per shard, all of a
-        batch validated first). Returns the number of rows written."""
+        batch validated first). Returns the number of rows sent: ids that already
+        existed count too, though ``add`` ignores them, as it does in one collection."""
         from ._data import add_dataset
 
         return add_dataset(self, ds, id_column, embedding_column, metadata_columns, document_column, upsert,
@@ -750,7 +767,8 @@ class RayClient:
         if replicas > alive:
             raise ValueError("replicas=%d needs as many nodes; the cluster has %d" % (replicas, alive))
         hnsw = hnsw_from_create_args(cast(Optional[Dict[str, object]], configuration), metadata, lambda: None)
-        rec = self._catalog_call("create", name, shards, replicas, metadata, dict(hnsw), get_or_create)
+        rec = self._catalog_call("create", name, shards, replicas, metadata, dict(hnsw), get_or_create,
+                                 str(uuid.uuid4()))
         col = RayCollection(self, rec, embedding_function)
         col.count()  # every shard opened its collection (and answers) before the collection is handed out
         return col
@@ -812,14 +830,18 @@ class RayClient:
         raise NotImplementedError("RayClient has no tenants or databases: use one path per database")
 
     def delete_collection(self, name: str) -> None:
-        """Deletes the collection: its catalog entry, then its shards' actors and files."""
-        rec = self._catalog_call("delete", name)
+        """Deletes the collection: its catalog entry, then its shards' actors and
+        files (a shard whose actor is gone is started to remove its files on its
+        node), then its placement groups."""
+        rec = self._catalog_call("get", name)
+        self._catalog_call("delete", rec["id"])  # by id, and a retried delete succeeds
         shards = [(k, r, self._shard(rec, k, r)) for k in range(int(rec["shards"])) for r in range(int(rec["replicas"]))]
         _gather([("shard %d replica %d of %r" % (k, r, name), s.drop.remote()) for k, r, s in shards], self._timeout)
         for _, _, s in shards:
             ray.kill(s, no_restart=True)
-        for k in range(int(rec["shards"])):
-            try:
-                ray.util.remove_placement_group(ray.util.get_placement_group(self._pg_name(rec, k)))
-            except ValueError:  # no replicas, or created by a driver in another namespace
-                pass
+        # By name in Ray's table of every job's groups: a group is named in the namespace of the
+        # driver that made it, so get_placement_group from another driver would not find it.
+        names = {self._pg_name(rec, k) for k in range(int(rec["shards"]))}
+        for pg_id, info in ray.util.placement_group_table().items():  # type: ignore[no-untyped-call, unused-ignore]
+            if info.get("name") in names and info.get("state") != "REMOVED":
+                ray.util.remove_placement_group(PlacementGroup(ray.PlacementGroupID(bytes.fromhex(pg_id))))

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Set, Tuple
 
 import numpy as np
 import pytest
@@ -364,7 +364,18 @@ def test_catalog_records_are_durable_rows_of_an_svdb_collection(tmp_path: Path) 
     assert again.next_seqs(rec["id"], 2) == 3 + SEQ_LEASE
     with pytest.raises(pysvdb.chroma.errors.NotFoundError):
         again.get("one")
-    again.delete("uno")
+    assert again.record(rec["id"])["name"] == "uno"  # by id, whatever the name
+    # Ray retries a call whose actor died before answering: a create or delete that was
+    # done answers the retry as done (the driver chose the id), not "exists"/"not found".
+    cid = "0b0e7a9c-27d2-4c58-9e3a-7f0c1c1d2e3f"
+    made = again.create("dos", 1, 1, None, {}, False, cid)
+    assert again.create("dos", 1, 1, None, {}, False, cid) == made and made["id"] == cid
+    with pytest.raises(pysvdb.chroma.errors.InternalError, match="already exists"):
+        again.create("dos", 1, 1, None, {}, False, "1b0e7a9c-27d2-4c58-9e3a-7f0c1c1d2e3f")
+    with pytest.raises(pysvdb.chroma.errors.InternalError, match="not a collection id"):
+        again.create("tres", 1, 1, None, {}, False, "../x")
+    assert again.delete(rec["id"]) is True and again.delete(rec["id"]) is False
+    assert again.delete(cid) is True
     again.close()
     assert Catalog(str(tmp_path)).list() == []
 
@@ -571,6 +582,20 @@ def test_a_killed_primary_hands_the_writes_to_the_next_replica(client: Any, ray_
     a, b_ = (ray_mod.get(rep.export.remote(), timeout=120) for rep in col._replicas[0])
     assert sorted(a["ids"]) == sorted(b_["ids"]) == sorted(acked)
     assert col.count() == len(acked)
+
+
+def test_delete_removes_the_replicas_placement_groups(client: Any, ray_mod: Any) -> None:
+    col = client.create_collection("pgdel", shards=2, replicas=2)
+    names = {client._pg_name(col._rec, k) for k in range(2)}
+
+    def live_groups() -> Set[str]:
+        return {i["name"] for i in ray_mod.util.placement_group_table().values()
+                if i["name"] in names and i["state"] != "REMOVED"}
+
+    assert live_groups() == names
+    client.delete_collection("pgdel")
+    assert live_groups() == set()
+    assert not (Path(client._path) / col.id).exists()
 
 
 def test_a_copy_is_the_snapshot_and_log_as_of_its_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
