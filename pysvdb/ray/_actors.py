@@ -484,10 +484,11 @@ class Catalog:
         return time.time_ns()
 
     def create(self, name: str, shards: int, replicas: int, metadata: Meta, hnsw: Dict[str, Any],
-               get_or_create: bool, cid: Optional[str] = None) -> Record:
+               get_or_create: bool, cid: Optional[str] = None, nodes: Optional[List[str]] = None) -> Record:
         """A new collection's record, with the id ``cid`` that the driver chose:
         Ray retries a call whose actor died before it answered, and the retry of
-        a create that was saved then finds its own record instead of failing."""
+        a create that was saved then finds its own record instead of failing.
+        ``nodes``: the node of each shard of a collection without replicas."""
         old = self._find(name)
         if old is not None:
             if get_or_create or (cid is not None and old["id"] == cid):
@@ -497,6 +498,8 @@ class Catalog:
             raise errors.InternalError("not a collection id: %r" % (cid,))
         rec: Record = {"id": cid or str(uuid.uuid4()), "name": name, "shards": shards, "replicas": replicas,
                        "metadata": metadata, "hnsw": hnsw, "dim": None, "next_seq": 0}
+        if nodes is not None:
+            rec["nodes"] = list(nodes)
         self._save(rec, new=True)
         self._recs.append(rec)
         self._next[rec["id"]] = 0
@@ -585,6 +588,8 @@ def _parse_record(where: str, rid: str, text: Optional[str]) -> Record:
             and (r.get("dim") is None or (isinstance(r["dim"], int) and r["dim"] >= 1))
             and isinstance(r.get("hnsw"), dict)
             and (r.get("metadata") is None or isinstance(r["metadata"], dict))
+            and (r.get("nodes") is None or (isinstance(r["nodes"], list) and len(r["nodes"]) == r["shards"]
+                                            and all(isinstance(n, str) for n in r["nodes"])))
         )
         if not ok:
             raise ValueError("a bad collection record: %.200r" % (r,))

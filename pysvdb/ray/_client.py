@@ -707,7 +707,7 @@ class RayClient:
         if n > 1:
             strategy = PlacementGroupSchedulingStrategy(self._placement(rec, k), placement_group_bundle_index=r)
         else:
-            strategy = NodeAffinitySchedulingStrategy(self._deal(rec, k), soft=False)
+            strategy = NodeAffinitySchedulingStrategy(self._node_of(rec, k), soft=False)
         directory = os.path.join(self._path, str(rec["id"]), "shard-%d" % k, "replica-%d" % r)
         peers = [self._shard_name(rec, k, p) for p in range(n) if p != r]
         # A group of its own for the writes a primary passes on (Shard.lead); Ray takes
@@ -719,12 +719,21 @@ class RayClient:
             max_restarts=-1, max_task_retries=_TASK_RETRIES, num_cpus=0, scheduling_strategy=strategy,
         ).remote(directory, rec["metadata"], rec["hnsw"], peers, NAMESPACE, self._timeout)
 
-    def _deal(self, rec: Record, k: int) -> str:
-        """The node for shard k of a collection without replicas: the alive nodes
-        in id order, from a place that the collection's id chooses, shard by shard."""
+    @staticmethod
+    def _deal(cid: str, shards: int) -> List[str]:
+        """The nodes for the shards of a new collection without replicas: the
+        alive nodes in id order, from a place that the collection's id chooses."""
         nodes = sorted(str(n["NodeID"]) for n in ray.nodes() if n.get("Alive"))  # type: ignore[no-untyped-call, unused-ignore]
-        start = int(_path_key(str(rec["id"])), 16)
-        return nodes[(start + k) % len(nodes)]
+        start = int(_path_key(cid), 16)
+        return [nodes[(start + k) % len(nodes)] for k in range(shards)]
+
+    def _node_of(self, rec: Record, k: int) -> str:
+        """Shard k's node, as the catalog recorded it at creation: a shard started
+        again later (by another driver, or to be deleted) goes where its files
+        are, never to an empty directory elsewhere. (Records made before nodes
+        were recorded get a fresh deal.)"""
+        nodes = rec.get("nodes") or self._deal(str(rec["id"]), int(rec["shards"]))
+        return str(nodes[k])
 
     def _pg_name(self, rec: Record, k: int) -> str:
         return "svdb-pg-%s-%s-%d" % (self._key, rec["id"], k)
@@ -767,8 +776,9 @@ class RayClient:
         if replicas > alive:
             raise ValueError("replicas=%d needs as many nodes; the cluster has %d" % (replicas, alive))
         hnsw = hnsw_from_create_args(cast(Optional[Dict[str, object]], configuration), metadata, lambda: None)
-        rec = self._catalog_call("create", name, shards, replicas, metadata, dict(hnsw), get_or_create,
-                                 str(uuid.uuid4()))
+        cid = str(uuid.uuid4())
+        nodes = self._deal(cid, shards) if replicas == 1 else None
+        rec = self._catalog_call("create", name, shards, replicas, metadata, dict(hnsw), get_or_create, cid, nodes)
         col = RayCollection(self, rec, embedding_function)
         col.count()  # every shard opened its collection (and answers) before the collection is handed out
         return col

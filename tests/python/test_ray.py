@@ -749,6 +749,14 @@ def test_replicas_keep_answering_when_a_node_goes(cluster: Any, client: Any, sin
     with pytest.raises(ShardUnavailableError, match=r"shard %d of collection 'solo'" % lost):
         solo.count()
     assert time.monotonic() - t0 < client._timeout / 2
+    # A new client starts that shard's actor again on the node the catalog recorded, not elsewhere on
+    # an empty directory: the same error, and no answer without its rows.
+    from pysvdb.ray import RayClient
+
+    assert client._catalog_call("get", "solo")["nodes"] == solo_nodes
+    again = RayClient(client._path, timeout=client._timeout).get_collection("solo")
+    with pytest.raises(ShardUnavailableError, match=r"shard %d of collection 'solo'" % lost):
+        again.get(include=[])
     assert three.count() == 41
     # A new node: Ray places the third replica there; it copies a live peer before it answers.
     cluster.add_node(num_cpus=1, object_store_memory=100 * MB)
