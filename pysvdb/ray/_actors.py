@@ -335,7 +335,8 @@ class Shard:
                 name, _ = sent.pop(ref)
                 try:
                     ray.get(ref)
-                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError):  # gone: catches up if back
+                except (ray.exceptions.RayActorError, ray.exceptions.ActorUnschedulableError):
+                    # gone: it copies a live peer if it comes back
                     self._peers.pop(name, None)
                 except ray.exceptions.RayTaskError as e:
                     cause = getattr(e, "cause", None)
@@ -381,7 +382,8 @@ class Shard:
     def update(self, ids: List[str], vecs: Optional[npt.NDArray[np.float32]], metas: Optional[List[Meta]],
                docs: Optional[List[Optional[str]]], uris: Optional[List[Optional[str]]]) -> None:
         with self._lock:
-            self._col.update(ids=ids, embeddings=vecs, metadatas=metas, documents=docs, uris=uris)  # type: ignore[arg-type]
+            self._col.update(ids=ids, embeddings=vecs, metadatas=metas,  # type: ignore[arg-type]
+                             documents=docs, uris=uris)  # type: ignore[arg-type]
 
     def delete(self, ids: List[str]) -> None:
         with self._lock:

@@ -723,7 +723,8 @@ class RayClient:
     def _deal(cid: str, shards: int) -> List[str]:
         """The nodes for the shards of a new collection without replicas: the
         alive nodes in id order, from a place that the collection's id chooses."""
-        nodes = sorted(str(n["NodeID"]) for n in ray.nodes() if n.get("Alive"))  # type: ignore[no-untyped-call, unused-ignore]
+        alive = ray.nodes()  # type: ignore[no-untyped-call, unused-ignore]
+        nodes = sorted(str(n["NodeID"]) for n in alive if n.get("Alive"))
         start = int(_path_key(cid), 16)
         return [nodes[(start + k) % len(nodes)] for k in range(shards)]
 
