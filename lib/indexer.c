@@ -110,13 +110,17 @@ void svdb__indexer_unpop(svdb_indexer *ix, uint32_t slot)
     ix->queued[slot] = 1;
 }
 
-/* Links queued rows until the queue is empty, a link fails or stop is asked. */
+/* Links queued rows until the queue is empty, a link fails, or stop or a
+ * pause is asked (a pause set while a chunk is linked takes effect before the
+ * next one: rows queued after svdb__indexer_pause returns stay queued). */
 static int drain(svdb_indexer *ix, uint32_t *chunk, size_t max)
 {
     for (;;) {
         int more = 0;
         int rc = ix->ops.link(ix->ops.ctx, chunk, max, &more);
-        if (rc != SVDB_OK || !more || __atomic_load_n(&ix->stop, __ATOMIC_ACQUIRE)) return rc;
+        if (rc != SVDB_OK || !more || __atomic_load_n(&ix->stop, __ATOMIC_ACQUIRE) ||
+            __atomic_load_n(&ix->paused, __ATOMIC_ACQUIRE))
+            return rc;
     }
 }
 
@@ -134,9 +138,11 @@ static void *run(void *arg)
         while (!ix->stop && (!ix->work || ix->err || ix->paused)) pthread_cond_wait(&ix->work_cv, &ix->mu);
         if (ix->stop) break;
         ix->work = 0;
+        ix->draining = 1;
         pthread_mutex_unlock(&ix->mu);
         int rc = drain(ix, chunk, max);
         pthread_mutex_lock(&ix->mu);
+        ix->draining = 0;
         if (rc != SVDB_OK) {
             ix->err = rc;
             snprintf(ix->errmsg, sizeof ix->errmsg, "%s", svdb_errmsg());
@@ -192,8 +198,13 @@ int svdb__indexer_wait(svdb_indexer *ix)
 void svdb__indexer_pause(svdb_indexer *ix, int paused)
 {
     pthread_mutex_lock(&ix->mu);
-    ix->paused = paused;
+    __atomic_store_n(&ix->paused, paused, __ATOMIC_RELEASE);
+    if (!paused) ix->work = 1; /* a drain cut short by the pause left rows queued */
     pthread_cond_signal(&ix->work_cv);
+    /* A pause waits out the chunk being linked (drain stops after it), so
+     * that no row queued after this returns is taken. The caller must not
+     * hold the collection's write lock, which that chunk needs. */
+    while (paused && ix->draining) pthread_cond_wait(&ix->idle_cv, &ix->mu);
     pthread_mutex_unlock(&ix->mu);
 }
 

@@ -35,6 +35,7 @@ typedef struct svdb_indexer {
     pthread_mutex_t mu; /* guards what follows */
     pthread_cond_t work_cv, idle_cv;
     int stop, work, paused;
+    int draining; /* the thread is in drain (mu released) */
     int err; /* SVDB_OK, or the status of a link that failed; linking then stops */
     char errmsg[256];
 } svdb_indexer;
@@ -70,7 +71,8 @@ int svdb__indexer_wait(svdb_indexer *ix);
 /* Nonzero once linking has failed (writes are then refused). */
 int svdb__indexer_failed(svdb_indexer *ix);
 
-/* Test hook: a paused indexer takes no new chunk until resumed. */
+/* Test hook: a paused indexer takes no new chunk until resumed; pausing
+ * waits for the chunk being linked (call it without the write lock). */
 void svdb__indexer_pause(svdb_indexer *ix, int paused);
 
 #endif
