@@ -139,7 +139,8 @@ def run_backend(backend: str, data_dir: str, batch: int) -> Dict[str, Any]:
     col.query(query_embeddings=[queries[0]], n_results=K)
     at_once_ms = (time.perf_counter() - a) * 1e3
     if backend == "pysvdb":
-        col._db().index_wait()  # pysvdb-only: until every row is in the graph
+        with col._engine.use(col._record) as db:  # pysvdb-only: the collection's SvDBPython handle
+            db.index_wait()  # until every row is in the graph
     indexed_s = time.perf_counter() - t0 - at_once_ms / 1e3
     assert col.count() == len(base)
     results: Dict[str, Any] = {

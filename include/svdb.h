@@ -115,8 +115,8 @@ extern "C" {
 /* Opaque handle to an open collection. */
 typedef struct svdb svdb;
 
-#define SVDB_OPEN_OPTIONS_VERSION 5 /* 2 added storage, 3 allow_nonempty_dir, 4 autocheckpoint_bytes,
-                                       5 mode, busy_timeout_ms */
+#define SVDB_OPEN_OPTIONS_VERSION 6 /* 2 added storage, 3 allow_nonempty_dir, 4 autocheckpoint_bytes,
+                                       5 mode, busy_timeout_ms, 6 index_backlog_bytes */
 typedef struct svdb_open_options {
     unsigned int version; /* SVDB_OPEN_OPTIONS_VERSION */
     uint32_t dim;         /* 0: the stored one; on a new collection, fixed by the first add */
@@ -124,7 +124,7 @@ typedef struct svdb_open_options {
     int durability;       /* SVDB_DURABILITY_* */
     int create;           /* nonzero (default): create the collection if missing */
     int index;            /* SVDB_INDEX_*; fixed when the collection is created */
-    uint32_t hnsw_m;      /* HNSW links per node (2..64); 0 = 16; fixed at creation */
+    uint32_t hnsw_m;      /* HNSW links per node (2..SVDB_MAX_HNSW_M); 0 = 16; fixed at creation */
     uint32_t hnsw_ef_construction; /* HNSW build candidate list; 0 = 200; fixed at creation */
     uint32_t hnsw_ef_search;       /* default search candidate list; 0 = stored or 64 */
     uint64_t seed;        /* HNSW level seed: same seed + same insertion order = same graph */
@@ -143,6 +143,11 @@ typedef struct svdb_open_options {
                                  handle holds the write lock before failing with SVDB_EBUSY; 0 fails
                                  at once; svdb_open_options_init sets SVDB_BUSY_TIMEOUT_DEFAULT (and
                                  so does an older version's struct) */
+    uint64_t index_backlog_bytes; /* version >= 6, with background_indexing: a write that leaves more
+                                     than this many bytes of vectors (rows x dim x 4) waiting to be
+                                     linked waits, once its rows are durable and searchable and no lock
+                                     is held, until no more wait, so that a search never scans more
+                                     than about this much exactly; 0 (default) = no bound */
 } svdb_open_options;
 
 #define SVDB_AUTOCHECKPOINT_DEFAULT 67108864 /* bytes of log: 64 MiB */

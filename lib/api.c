@@ -45,7 +45,8 @@ int svdb_open_options_init(svdb_open_options *opts, unsigned int version)
                  "open options version %u is not supported (1..%d)", version, SVDB_OPEN_OPTIONS_VERSION);
     /* an older caller's struct ends before the fields its version lacks */
     memset(opts, 0,
-           version >= 5   ? sizeof *opts
+           version >= 6   ? sizeof *opts
+           : version == 5 ? offsetof(svdb_open_options, index_backlog_bytes)
            : version == 4 ? offsetof(svdb_open_options, mode)
            : version == 3 ? offsetof(svdb_open_options, autocheckpoint_bytes)
            : version == 2 ? offsetof(svdb_open_options, allow_nonempty_dir)

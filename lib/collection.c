@@ -322,6 +322,7 @@ static int link_chunk(void *arg, uint32_t *chunk, size_t max, int *more)
                : SVDB_OK;
     for (size_t i = n; i-- > 0;)
         if (is_pending(db, chunk[i])) svdb__indexer_unpop(&db->ix, chunk[i]);
+    svdb__indexer_chunk_done(&db->ix);
     size_t left;
     svdb__indexer_queue(&db->ix, &left);
     *more = left > 0;
@@ -341,6 +342,15 @@ static int queue_empty(void *arg)
 }
 
 int svdb__coll_index_wait(svdb_coll *db) { return db->background ? svdb__indexer_wait(&db->ix) : SVDB_OK; }
+
+void svdb__coll_throttle(svdb_coll *db)
+{
+    if (!db->background || !db->backlog_bytes || !__atomic_load_n(&db->ix.backlog, __ATOMIC_RELAXED)) return;
+    svdb__gate_rdlock(&db->gate);
+    uint64_t row = (uint64_t)svdb__store_dim(db->store) * sizeof(float);
+    svdb__gate_unlock(&db->gate);
+    svdb__indexer_throttle(&db->ix, (size_t)(db->backlog_bytes / (row ? row : 1)));
+}
 
 size_t svdb__coll_pending_locked(svdb_coll *db)
 {
@@ -368,6 +378,7 @@ static uint64_t open_autocheckpoint(const svdb_open_options *o)
     return o->version >= 4 ? o->autocheckpoint_bytes : SVDB_AUTOCHECKPOINT_DEFAULT;
 }
 
+static uint64_t open_backlog(const svdb_open_options *o) { return o->version >= 6 ? o->index_backlog_bytes : 0; }
 static int open_mode(const svdb_open_options *o) { return o->version >= 5 ? o->mode : SVDB_OPEN_SHARED; }
 static uint32_t open_busy(const svdb_open_options *o)
 {
@@ -389,6 +400,7 @@ static void coll_init(svdb_coll *db, const svdb_open_options *o)
     db->build_threads = o->build_threads ? o->build_threads : db->ncpu;
     db->background = o->background_indexing != 0;
     db->autockpt_bytes = db->autockpt_at = open_autocheckpoint(o);
+    db->backlog_bytes = open_backlog(o);
     svdb__indexer_init(&db->ix);
     pthread_mutex_init(&db->turn_mu, NULL);
     pthread_mutex_init(&db->write_mu, NULL);

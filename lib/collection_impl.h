@@ -64,6 +64,9 @@ struct svdb_coll {
     /* Automatic checkpoints: after a write that leaves the log at or past
      * autockpt_at bytes (0: off). */
     uint64_t autockpt_bytes, autockpt_at;
+    /* Background indexing: a write waits while more than this many bytes of
+     * vectors wait to be linked (0: no bound). */
+    uint64_t backlog_bytes;
     /* The handle's progress handler (svdb_progress_handler); set and read
      * under write_mu, except by svdb_verify, which reads it once. */
     svdb_progress_fn progress_fn;
@@ -96,6 +99,9 @@ int svdb__coll_check_ids(svdb_batch *b);
  * reads the whole log, cutting a torn tail; else replay stops at the head.
  * write_mu held. */
 int svdb__coll_reload(svdb_coll *db, int writer);
+/* After a write, with no lock held: waits while more rows wait to be linked
+ * than backlog_bytes allows. */
+void svdb__coll_throttle(svdb_coll *db);
 /* Rows waiting for the background indexer (the gate held). */
 size_t svdb__coll_pending_locked(svdb_coll *db);
 /* Replays the log's new records up to byte `limit` (write_mu held). */

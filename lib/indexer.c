@@ -33,10 +33,15 @@ void svdb__indexer_free(svdb_indexer *ix)
     memset(ix, 0, sizeof *ix);
 }
 
+/* The queue's length for svdb__indexer_throttle, after each change (under
+ * the engine's write lock). */
+static void count(svdb_indexer *ix) { __atomic_store_n(&ix->backlog, ix->tail - ix->head, __ATOMIC_SEQ_CST); }
+
 void svdb__indexer_clear(svdb_indexer *ix)
 {
     for (size_t i = ix->head; i < ix->tail; i++) ix->queued[ix->q[i]] = 0;
     ix->head = ix->tail = 0;
+    count(ix);
 }
 
 int svdb__indexer_reserve(svdb_indexer *ix, size_t n_slots)
@@ -77,6 +82,7 @@ void svdb__indexer_push(svdb_indexer *ix, uint32_t slot)
     }
     ix->q[ix->tail++] = slot;
     ix->queued[slot] = 1;
+    count(ix);
 }
 
 void svdb__indexer_notify(svdb_indexer *ix)
@@ -95,7 +101,7 @@ size_t svdb__indexer_pop(svdb_indexer *ix, uint32_t *out, size_t max)
         ix->queued[slot] = 0;
         out[n++] = slot;
     }
-    return n;
+    return n; /* still counted in the backlog until svdb__indexer_chunk_done */
 }
 
 void svdb__indexer_unpop(svdb_indexer *ix, uint32_t slot)
@@ -110,6 +116,8 @@ void svdb__indexer_unpop(svdb_indexer *ix, uint32_t slot)
     ix->queued[slot] = 1;
 }
 
+void svdb__indexer_chunk_done(svdb_indexer *ix) { count(ix); }
+
 /* Links queued rows until the queue is empty, a link fails, or stop or a
  * pause is asked (a pause set while a chunk is linked takes effect before the
  * next one: rows queued after svdb__indexer_pause returns stay queued). */
@@ -118,6 +126,11 @@ static int drain(svdb_indexer *ix, uint32_t *chunk, size_t max)
     for (;;) {
         int more = 0;
         int rc = ix->ops.link(ix->ops.ctx, chunk, max, &more);
+        if (__atomic_load_n(&ix->throttled, __ATOMIC_SEQ_CST)) { /* a writer waits for the queue to shrink */
+            pthread_mutex_lock(&ix->mu);
+            pthread_cond_broadcast(&ix->idle_cv);
+            pthread_mutex_unlock(&ix->mu);
+        }
         if (rc != SVDB_OK || !more || __atomic_load_n(&ix->stop, __ATOMIC_ACQUIRE) ||
             __atomic_load_n(&ix->paused, __ATOMIC_ACQUIRE))
             return rc;
@@ -201,10 +214,27 @@ void svdb__indexer_pause(svdb_indexer *ix, int paused)
     __atomic_store_n(&ix->paused, paused, __ATOMIC_RELEASE);
     if (!paused) ix->work = 1; /* a drain cut short by the pause left rows queued */
     pthread_cond_signal(&ix->work_cv);
+    if (paused) pthread_cond_broadcast(&ix->idle_cv); /* throttled writers stop waiting */
     /* A pause waits out the chunk being linked (drain stops after it), so
      * that no row queued after this returns is taken. The caller must not
      * hold the collection's write lock, which that chunk needs. */
     while (paused && ix->draining) pthread_cond_wait(&ix->idle_cv, &ix->mu);
+    pthread_mutex_unlock(&ix->mu);
+}
+
+void svdb__indexer_throttle(svdb_indexer *ix, size_t max_rows)
+{
+    if (__atomic_load_n(&ix->backlog, __ATOMIC_SEQ_CST) <= max_rows) return;
+    pthread_mutex_lock(&ix->mu);
+    /* drain broadcasts idle_cv after each chunk while a writer waits, run()
+     * and a pause when they stop, all under mu; and drain stores the backlog
+     * before it reads `throttled` as this does the reverse (both seq_cst),
+     * so no wake-up is missed. */
+    __atomic_add_fetch(&ix->throttled, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&ix->backlog, __ATOMIC_SEQ_CST) > max_rows && ix->running && !ix->stop && !ix->err &&
+           !ix->paused)
+        pthread_cond_wait(&ix->idle_cv, &ix->mu);
+    __atomic_sub_fetch(&ix->throttled, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&ix->mu);
 }
 

@@ -14,7 +14,8 @@
 /* What the thread does, supplied by the engine, which owns the locks:
  * `link` takes the collection's write lock, pops a chunk of at most `max`
  * slots into `chunk` (svdb__indexer_pop), links them, puts back what it did
- * not link (svdb__indexer_unpop), releases the lock, and sets *more when
+ * not link (svdb__indexer_unpop), calls svdb__indexer_chunk_done, releases
+ * the lock, and sets *more when
  * slots remain; `empty` tells, under the read lock, whether nothing is
  * queued. */
 typedef struct svdb_indexer_ops {
@@ -36,6 +37,8 @@ typedef struct svdb_indexer {
     pthread_cond_t work_cv, idle_cv;
     int stop, work, paused;
     int draining; /* the thread is in drain (mu released) */
+    size_t backlog; /* atomic: rows queued or in the chunk being linked, for svdb__indexer_throttle (no engine lock) */
+    int throttled;  /* atomic: writers waiting in svdb__indexer_throttle */
     int err; /* SVDB_OK, or the status of a link that failed; linking then stops */
     char errmsg[256];
 } svdb_indexer;
@@ -55,6 +58,9 @@ void svdb__indexer_clear(svdb_indexer *ix);
 size_t svdb__indexer_pop(svdb_indexer *ix, uint32_t *out, size_t max);
 /* Puts a popped slot back at the front (in reverse order of popping). */
 void svdb__indexer_unpop(svdb_indexer *ix, uint32_t slot);
+/* After a chunk's rows are linked or put back: popped rows count as waiting
+ * (for svdb__indexer_throttle) until then. */
+void svdb__indexer_chunk_done(svdb_indexer *ix);
 /* The queued slots, in order (read lock held). */
 static inline const uint32_t *svdb__indexer_queue(const svdb_indexer *ix, size_t *n)
 {
@@ -68,6 +74,10 @@ int svdb__indexer_start(svdb_indexer *ix, const svdb_indexer_ops *ops, unsigned 
 void svdb__indexer_stop(svdb_indexer *ix);
 /* Waits until the queue is empty; returns the failure that stopped linking, if any. */
 int svdb__indexer_wait(svdb_indexer *ix);
+/* Waits (no engine lock held) until at most max_rows slots are queued, or
+ * linking stops (failed, stopped or paused): a bound on how far linking
+ * lags behind the writes. */
+void svdb__indexer_throttle(svdb_indexer *ix, size_t max_rows);
 /* Nonzero once linking has failed (writes are then refused). */
 int svdb__indexer_failed(svdb_indexer *ix);
 

@@ -517,6 +517,7 @@ int svdb__coll_put(svdb_coll *db, size_t n, const char *const *ids, const float 
     if (rc == SVDB_OK) svdb__progress_end(&link);
     if (rc == SVDB_OK) svdb__coll_autocheckpoint(db);
     svdb__coll_write_end(db);
+    if (rc == SVDB_OK) svdb__coll_throttle(db);
     svdb__batch_free(&b);
     svdb__free(block);
     return rc;
@@ -657,6 +658,7 @@ int svdb__coll_update(svdb_coll *db, size_t n, const char *const *ids, const flo
     if (rc == SVDB_OK && u.b.n) svdb__progress_end(&link);
     if (rc == SVDB_OK && u.b.n) svdb__coll_autocheckpoint(db);
     svdb__coll_write_end(db);
+    if (rc == SVDB_OK && u.b.n) svdb__coll_throttle(db);
     if (rc == SVDB_OK && n_updated) *n_updated = u.b.n;
     update_rows_free(&u, n);
     svdb__batch_free(&in);

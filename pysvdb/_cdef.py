@@ -74,7 +74,7 @@ CDEF = r"""
 
 typedef struct svdb svdb;
 
-#define SVDB_OPEN_OPTIONS_VERSION 5
+#define SVDB_OPEN_OPTIONS_VERSION 6
 typedef struct svdb_open_options {
     unsigned int version;
     uint32_t dim;
@@ -93,6 +93,7 @@ typedef struct svdb_open_options {
     uint64_t autocheckpoint_bytes;
     int mode;
     uint32_t busy_timeout_ms;
+    uint64_t index_backlog_bytes;
 } svdb_open_options;
 
 #define SVDB_OPEN_SHARED 0

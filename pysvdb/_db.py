@@ -691,6 +691,13 @@ class SvDBPython:
             handle holds the write lock before raising :class:`BusyError`
             with nothing changed, as SQLite's ``busy_timeout``. ``None``: the
             library's default, 5000; ``0``: fail at once.
+        index_backlog_bytes: with ``background_indexing``, a bound on how far
+            linking may lag behind the writes: a write that leaves more than
+            this many bytes of vectors (rows x dim x 4) waiting to be linked
+            waits, once its rows are stored and searchable, until no more
+            wait; so a search never scans much more than this exactly.
+            ``None``/``0`` (default): no bound (writes return at once and the
+            lag can reach whole batches).
 
     Raises:
         LockedError: an exclusive handle has it open, or this one is
@@ -722,6 +729,7 @@ class SvDBPython:
         autocheckpoint_bytes: Optional[int] = None,
         mode: OpenMode = "shared",
         busy_timeout_ms: Optional[int] = None,
+        index_backlog_bytes: Optional[int] = None,
     ) -> None:
         self._handle: Any = None
         self._close_lock = threading.Lock()
@@ -773,6 +781,7 @@ class SvDBPython:
         opts.mode = _choice("mode", mode, _MODES)
         if busy_timeout_ms is not None:
             opts.busy_timeout_ms = _uint("busy_timeout_ms", busy_timeout_ms, _U32_MAX, allow_none=False)
+        opts.index_backlog_bytes = _uint("index_backlog_bytes", index_backlog_bytes, _U64_MAX)
         out = ffi.new("svdb **")
         _check(lib.svdb_open(out, cpath, opts))
         self._handle = out[0]

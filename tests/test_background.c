@@ -585,6 +585,72 @@ static void test_background__waiting_rows_scanned_exactly(void **state)
     free(dir);
 }
 
+/* index_backlog_bytes: a write returns only once at most the bound's rows
+ * wait to be linked (adds, upserts and vector updates alike); a paused
+ * indexer does not hold writers; older option structs and the default have
+ * no bound. */
+static void test_background__backlog_bound(void **state)
+{
+    (void)state;
+    const size_t bound = 200, n = 3000;
+    char *dir = th_tmpdir("bg_backlog");
+    svdb_open_options o;
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    assert_int_equal(o.index_backlog_bytes, 0); /* no bound by default */
+    o.index = SVDB_INDEX_HNSW;
+    o.dim = DIM;
+    o.background_indexing = 1;
+    o.index_backlog_bytes = bound * DIM * sizeof(float) + DIM; /* a part of a row counts for nothing */
+    svdb *db = NULL;
+    ASSERT_OK(svdb_open(&db, dir, &o));
+    float *v = malloc(n * DIM * sizeof *v);
+    th_random(v, n * DIM, 41);
+    th_model m;
+    th_model_init(&m, DIM);
+    size_t pending;
+    for (size_t from = 0; from < n / 2; from += 500) {
+        put_rows(db, &m, v, from, from + 1000 > n / 2 ? n / 2 : from + 1000, from != 0); /* overlapping upserts */
+        ASSERT_OK(svdb_index_pending(db, &pending));
+        assert_true(pending <= bound);
+    }
+    /* vector updates queue rows too */
+    th_random(v, 1000 * DIM, 42);
+    const char *ids[1000];
+    char names[1000][24];
+    for (size_t i = 0; i < 1000; i++) {
+        snprintf(names[i], sizeof names[i], "r%zu", i);
+        ids[i] = names[i];
+        char meta[24]; /* kept: the update gives no metadata */
+        snprintf(meta, sizeof meta, "{\"m\": %zu}", i % 10);
+        th_model_put(&m, ids[i], v + i * DIM, meta);
+    }
+    svdb_update_options uo;
+    svdb_update_options_init(&uo, SVDB_UPDATE_OPTIONS_VERSION);
+    uo.merge_metadata = 1;
+    ASSERT_OK(svdb_update_batch(db, 1000, ids, v, DIM, NULL, &uo, NULL));
+    ASSERT_OK(svdb_index_pending(db, &pending));
+    assert_true(pending <= bound);
+    /* a paused indexer links nothing: the write must not wait for it */
+    svdb_indexer *ix = svdb__indexer_of(db);
+    svdb__indexer_pause(ix, 1);
+    put_rows(db, &m, v, n / 2, n, 0);
+    ASSERT_OK(svdb_index_pending(db, &pending));
+    assert_true(pending >= n / 2);
+    svdb__indexer_pause(ix, 0);
+    ASSERT_OK(svdb_index_wait(db));
+    assert_true(th_check_db(db, &m, 1));
+    ASSERT_OK(svdb_close(db));
+    th_rmrf(dir);
+    /* a version-5 struct ends before the field: init leaves it alone, and open reads no bound */
+    svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
+    o.index_backlog_bytes = 12345;
+    ASSERT_OK(svdb_open_options_init(&o, 5));
+    assert_int_equal(o.index_backlog_bytes, 12345);
+    th_model_free(&m);
+    free(v);
+    free(dir);
+}
+
 static void test_background__api_errors(void **state)
 {
     (void)state;
@@ -624,6 +690,7 @@ int main(void)
         cmocka_unit_test(test_background__link_failure),
         cmocka_unit_test(test_background__parallel_linking_reaches_every_row),
         cmocka_unit_test(test_background__waiting_rows_scanned_exactly),
+        cmocka_unit_test(test_background__backlog_bound),
         cmocka_unit_test(test_background__api_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -212,6 +212,25 @@ def test_hnsw_background_indexing(db_path: str) -> None:
         SvDBPython(db_path, background_indexing="yes")  # type: ignore[arg-type]
 
 
+def test_index_backlog_bytes_bounds_the_rows_waiting(db_path: str) -> None:
+    data = rows(6000, 16, seed=13)
+    ids = ["%d" % i for i in range(6000)]
+    bound = 300  # rows
+    with SvDBPython(db_path, index="hnsw", background_indexing=True, index_backlog_bytes=bound * 16 * 4) as db:
+        for start in range(0, 6000, 1500):
+            db.add(ids[start : start + 1500], data[start : start + 1500])
+            assert db.index_pending() <= bound  # the add returned only once linking had caught up
+        db.upsert(ids[:1500], data[1500:3000])
+        assert db.index_pending() <= bound
+        for i in (3000, 4500, 5999):  # rows the upsert left alone
+            assert db.search(data[i], k=1, ef=100)[0][0] == ids[i]
+        assert np.array_equal(db.get_vector(ids[0]), data[1500])
+    bad_values = (("1", pysvdb.InvalidTypeError), (-1, pysvdb.InvalidArgumentError), (2**64, pysvdb.InvalidArgumentError))
+    for bad, err in bad_values:
+        with pytest.raises(err):
+            SvDBPython(db_path, index_backlog_bytes=bad)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("storage", ["f16", "int8"])
 def test_hnsw_compact_storage(db_path: str, storage: str) -> None:
     data = rows(1500, 32, seed=21)

@@ -207,6 +207,27 @@ def test_batch_size_limit_is_chromas(client: pysvdb.ClientAPI) -> None:
     assert col.delete(ids=ids) == {"deleted": n} and col.count() == 0
 
 
+def test_add_returns_with_linking_caught_up(client: pysvdb.ClientAPI) -> None:
+    """An add returns once at most BACKLOG_BYTES of vectors wait to be linked,
+    so a query never scans a whole ingest exactly (ChromaDB links in add)."""
+    from pysvdb.chroma.catalog import BACKLOG_BYTES
+
+    dim, n = 64, 12_000
+    bound = BACKLOG_BYTES // (dim * 4)
+    assert n > 2 * bound
+    col = client.create_collection("lag")
+    rng = np.random.default_rng(5)
+    vecs = rng.standard_normal((n, dim)).astype(np.float32)
+    with col._engine.use(col._record) as h:  # the collection's SvDBPython handle
+        for start in range(0, n, 5000):
+            col.add(ids=[str(i) for i in range(start, min(n, start + 5000))], embeddings=vecs[start : start + 5000])
+            assert h.index_pending() <= bound
+        hits = col.query(query_embeddings=vecs[n - 1 : n], n_results=1)
+        assert hits["ids"] == [[str(n - 1)]]
+        h.index_wait()
+        assert h.index_pending() == 0
+
+
 def test_second_process_shares_the_store(tmp_path: Path) -> None:
     """Two processes with PersistentClient on one directory both work: each
     sees the other's collections and rows at its next call."""
