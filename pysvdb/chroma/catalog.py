@@ -65,15 +65,6 @@ class Record:
 #: A cffi value (char pointer, catalog entry, handle): cffi types them dynamically.
 CData = Any
 
-#: How far linking may lag behind a collection's writes, in bytes of vectors
-#: (SvDBPython's index_backlog_bytes): a write returns once at most this much
-#: waits to be linked, so a query never scans more than about 1 MiB of rows
-#: exactly (4,096 rows of 64 floats, 341 of 768) on top of its graph walk, as
-#: ChromaDB's add returns with at most its small brute-force buffer
-#: unindexed. Enough rows that linking goes on while the caller prepares its
-#: next batch (bench/bench_chroma_ops.py).
-BACKLOG_BYTES = 1 << 20
-
 #: ChromaDB's message for a database name under 3 bytes (libsvdb's SVDB_EINVAL).
 SHORT_DATABASE_NAME = "database name must be at least 3 characters"
 
@@ -557,7 +548,7 @@ class Engine:
                     # writes return once logged; rows are linked on a thread
                     # and searched exactly until then (docs/chroma.md)
                     background_indexing=True,
-                    index_backlog_bytes=BACKLOG_BYTES,
+                    index_backlog_bytes=self.settings.pysvdb_index_backlog_bytes,
                 )
                 try:
                     # The catalog lists it, so it is ours: libsvdb says so in the

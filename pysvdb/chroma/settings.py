@@ -11,6 +11,15 @@ __all__ = ["Settings", "SettingValue"]
 #: A setting's value: ChromaDB's settings are strings, numbers, flags, lists and dicts of strings.
 SettingValue = Union[str, int, float, bool, None, List[str], Dict[str, str], Dict[str, List[str]]]
 
+#: How far linking may lag behind a collection's writes by default, in bytes
+#: of vectors (libsvdb's index_backlog_bytes): a write returns once at most
+#: this much waits to be linked, so a query never scans more than about 1 MiB
+#: of rows exactly (4,096 rows of 64 floats, 341 of 768) on top of its graph
+#: walk, as ChromaDB's add returns with at most its small brute-force buffer
+#: unindexed. Enough rows that linking goes on while the caller prepares its
+#: next batch (bench/bench_chroma_ops.py; docs/chroma.md has the trade).
+BACKLOG_BYTES = 1 << 20
+
 #: ChromaDB 1.5's settings (chromadb/config.py) that its own code and tests
 #: read, with its defaults; each can also come from the environment variable
 #: of its name in capitals. pysvdb acts on allow_reset, is_persistent,
@@ -96,6 +105,12 @@ class Settings:
     ``pysvdb_durability`` is pysvdb's own: ``"sync"`` (default, each write is
     fsynced before it returns, as ChromaDB's SQLite commit) or ``"persist"``
     (writes survive a process crash; fsync at checkpoints and close).
+    ``pysvdb_index_backlog_bytes`` is too: how far linking rows into the
+    HNSW graph may lag behind ``add``/``upsert``/``update``, in bytes of
+    vectors (default 1 MiB: an ``add`` returns once at most that much waits
+    to be linked, so queries right after an ingest stay fast); ``0``: no
+    bound (``add`` returns as soon as its rows are durable and searchable,
+    and queries scan the rows still waiting exactly).
     """
 
     environment: str
@@ -109,15 +124,20 @@ class Settings:
     allow_reset: bool
     anonymized_telemetry: bool
     pysvdb_durability: str
+    pysvdb_index_backlog_bytes: int
 
     def __init__(self, **kwargs: SettingValue) -> None:
         for name, default in _CHROMA_FIELDS:
             setattr(self, name, _from_env(name, default))
         self.pysvdb_durability = "sync"
+        self.pysvdb_index_backlog_bytes = BACKLOG_BYTES
         for key, value in kwargs.items():
             setattr(self, key, value)
         if self.pysvdb_durability not in _DURABILITIES:
             raise ValueError("pysvdb_durability must be 'sync' or 'persist', not %r" % (self.pysvdb_durability,))
+        backlog = self.pysvdb_index_backlog_bytes
+        if type(backlog) is not int or backlog < 0:
+            raise ValueError("pysvdb_index_backlog_bytes must be an int >= 0, not %r" % (backlog,))
 
     def __getitem__(self, key: str) -> SettingValue:
         value: SettingValue = getattr(self, key)

@@ -210,7 +210,7 @@ def test_batch_size_limit_is_chromas(client: pysvdb.ClientAPI) -> None:
 def test_add_returns_with_linking_caught_up(client: pysvdb.ClientAPI) -> None:
     """An add returns once at most BACKLOG_BYTES of vectors wait to be linked,
     so a query never scans a whole ingest exactly (ChromaDB links in add)."""
-    from pysvdb.chroma.catalog import BACKLOG_BYTES
+    from pysvdb.chroma.settings import BACKLOG_BYTES
 
     dim, n = 64, 12_000
     bound = BACKLOG_BYTES // (dim * 4)
@@ -226,6 +226,23 @@ def test_add_returns_with_linking_caught_up(client: pysvdb.ClientAPI) -> None:
         assert hits["ids"] == [[str(n - 1)]]
         h.index_wait()
         assert h.index_pending() == 0
+
+
+def test_backlog_setting_reaches_the_collections(tmp_path: Path) -> None:
+    """Settings(pysvdb_index_backlog_bytes=N) is the bound the collections get:
+    with 10 rows' worth, an add returns once at most 10 rows wait."""
+    path = str(tmp_path / "db")
+    settings = pysvdb.Settings(is_persistent=True, persist_directory=path, pysvdb_index_backlog_bytes=10 * 16 * 4)
+    client = pysvdb.Client(settings)
+    try:
+        col = client.create_collection("tight")
+        vecs = np.random.default_rng(6).standard_normal((3000, 16)).astype(np.float32)
+        with col._engine.use(col._record) as h:
+            col.add(ids=[str(i) for i in range(3000)], embeddings=vecs)
+            assert h.index_pending() <= 10
+        assert col.query(query_embeddings=vecs[2999:3000], n_results=1)["ids"] == [["2999"]]
+    finally:
+        client.close()
 
 
 def test_second_process_shares_the_store(tmp_path: Path) -> None:

@@ -243,6 +243,10 @@ def test_settings_fields_and_environment(monkeypatch: pytest.MonkeyPatch) -> Non
         s.require("chroma_server_host")
     with pytest.raises(ValueError, match="pysvdb_durability"):
         pysvdb.Settings(pysvdb_durability="never")
+    assert pysvdb.Settings().pysvdb_index_backlog_bytes == 1 << 20
+    for bad in (-1, "1", 1.5, None, True):
+        with pytest.raises(ValueError, match="pysvdb_index_backlog_bytes"):
+            pysvdb.Settings(pysvdb_index_backlog_bytes=bad)
     with pytest.raises(AttributeError):
         s["no_such_setting"]
 
