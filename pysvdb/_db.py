@@ -1502,14 +1502,19 @@ class SvDBPython:
         if rc != 0:
             raise self._fail(rc)
         try:
+            total = int(counts.sum()) if p != ffi.NULL else 0
             try:
+                if total == nq * kk:  # every query has k hits (the common case): no padding
+                    hit = np.frombuffer(ffi.buffer(p, total * _HIT_SIZE), dtype=_HIT_DTYPE)["distance"]
+                    out_ids = np.empty(total, dtype=object)
+                    out_ids[:] = _decode_ids(p, total)
+                    return BatchResult(out_ids.reshape(nq, kk), hit.reshape(nq, kk).copy())
                 out_ids = np.full((nq, kk), None, dtype=object)
                 dists = np.full((nq, kk), np.inf, dtype=np.float32)
             except (MemoryError, ValueError) as e:
                 raise OutOfMemoryError("cannot allocate %d x %d results: %s" % (nq, kk, e), -3) from None
-            if p == ffi.NULL:  # no hits at all
+            if not total:  # no hits at all
                 return BatchResult(out_ids, dists)
-            total = int(counts.sum())
             mask = np.arange(kk)[None, :] < counts.astype(np.int64)[:, None]  # the hits, in row-major order
             dists[mask] = np.frombuffer(ffi.buffer(p, total * _HIT_SIZE), dtype=_HIT_DTYPE)["distance"]
             out_ids[mask] = np.array(_decode_ids(p, total), dtype=object)

@@ -145,6 +145,7 @@ def test_search_batch(db: SvDBPython) -> None:
     assert res.ids is out_ids and res.distances is dists
     assert out_ids.shape == (7, 4) and out_ids.dtype == object
     assert dists.shape == (7, 4) and dists.dtype == np.float32
+    assert dists.flags.c_contiguous and dists.flags.writeable  # an ordinary array, not a view of C's hits
     for i, q in enumerate(qs):
         single = db.search(q, k=4)
         assert out_ids[i].tolist() == [s[0] for s in single]
