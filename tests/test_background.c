@@ -592,7 +592,7 @@ static void test_background__waiting_rows_scanned_exactly(void **state)
 static void test_background__backlog_bound(void **state)
 {
     (void)state;
-    const size_t bound = 200, n = 3000;
+    const size_t bound = 200, n = th_slow_tool() ? 1200 : 3000, n_up = n / 3;
     char *dir = th_tmpdir("bg_backlog");
     svdb_open_options o;
     svdb_open_options_init(&o, SVDB_OPEN_OPTIONS_VERSION);
@@ -608,16 +608,17 @@ static void test_background__backlog_bound(void **state)
     th_model m;
     th_model_init(&m, DIM);
     size_t pending;
-    for (size_t from = 0; from < n / 2; from += 500) {
-        put_rows(db, &m, v, from, from + 1000 > n / 2 ? n / 2 : from + 1000, from != 0); /* overlapping upserts */
+    for (size_t from = 0; from < n / 2; from += n / 6) {
+        size_t to = from + n / 3 > n / 2 ? n / 2 : from + n / 3;
+        put_rows(db, &m, v, from, to, from != 0); /* overlapping upserts */
         ASSERT_OK(svdb_index_pending(db, &pending));
         assert_true(pending <= bound);
     }
     /* vector updates queue rows too */
-    th_random(v, 1000 * DIM, 42);
+    th_random(v, n_up * DIM, 42);
     const char *ids[1000];
     char names[1000][24];
-    for (size_t i = 0; i < 1000; i++) {
+    for (size_t i = 0; i < n_up; i++) {
         snprintf(names[i], sizeof names[i], "r%zu", i);
         ids[i] = names[i];
         char meta[24]; /* kept: the update gives no metadata */
@@ -627,7 +628,7 @@ static void test_background__backlog_bound(void **state)
     svdb_update_options uo;
     svdb_update_options_init(&uo, SVDB_UPDATE_OPTIONS_VERSION);
     uo.merge_metadata = 1;
-    ASSERT_OK(svdb_update_batch(db, 1000, ids, v, DIM, NULL, &uo, NULL));
+    ASSERT_OK(svdb_update_batch(db, n_up, ids, v, DIM, NULL, &uo, NULL));
     ASSERT_OK(svdb_index_pending(db, &pending));
     assert_true(pending <= bound);
     /* a paused indexer links nothing: the write must not wait for it */
