@@ -15,9 +15,8 @@
  * `link` takes the collection's write lock, pops a chunk of at most `max`
  * slots into `chunk` (svdb__indexer_pop), links them, puts back what it did
  * not link (svdb__indexer_unpop), calls svdb__indexer_chunk_done, releases
- * the lock, and sets *more when
- * slots remain; `empty` tells, under the read lock, whether nothing is
- * queued. */
+ * the lock, and sets *more when slots remain; `empty` tells, under the read
+ * lock, whether nothing is queued. */
 typedef struct svdb_indexer_ops {
     int (*link)(void *ctx, uint32_t *chunk, size_t max, int *more);
     int (*empty)(void *ctx);

@@ -658,7 +658,7 @@ int svdb__coll_update(svdb_coll *db, size_t n, const char *const *ids, const flo
     if (rc == SVDB_OK && u.b.n) svdb__progress_end(&link);
     if (rc == SVDB_OK && u.b.n) svdb__coll_autocheckpoint(db);
     svdb__coll_write_end(db);
-    if (rc == SVDB_OK && u.b.n) svdb__coll_throttle(db);
+    if (rc == SVDB_OK && u.b.n && vectors) svdb__coll_throttle(db); /* a metadata-only update queues no row */
     if (rc == SVDB_OK && n_updated) *n_updated = u.b.n;
     update_rows_free(&u, n);
     svdb__batch_free(&in);
