@@ -606,3 +606,11 @@ svdb_indexer *svdb__indexer_of(svdb *token)
     struct svdb_handle *h = svdb__handle_get(token);
     return h ? svdb__coll_indexer(h->coll) : NULL;
 }
+
+int svdb__links_counts(svdb *token, uint64_t counts[3])
+{
+    struct svdb_handle *h = svdb__handle_get(token);
+    if (!h) return SVDB_EMISUSE;
+    svdb__coll_links_counts(h->coll, counts);
+    return SVDB_OK;
+}

@@ -148,7 +148,12 @@ static int load_collection(svdb_coll *db, const svdb_open_options *o, int writer
                           metric_name(o->metric));
     uint64_t last = 0, dropped = 0, limit = UINT64_MAX;
     if (!writer) svdb__coll_head_limit(db, &limit);
-    SVDB_TRY(svdb__wal_replay(&db->wal, info.last_lsn, limit, writer, svdb__coll_replay, db, &last, &dropped));
+    int rc = svdb__wal_replay(&db->wal, info.last_lsn, limit, writer, svdb__coll_replay, db, &last, &dropped);
+    if (rc != SVDB_OK) {
+        svdb__coll_replay_reset(db);
+        return rc;
+    }
+    SVDB_TRY(svdb__coll_replay_done(db));
     db->next_lsn = last + 1;
     uint32_t dim = svdb__store_dim(db->store);
     if (o->dim && dim && o->dim != dim)
@@ -290,6 +295,7 @@ static void destroy(svdb_coll *db)
     svdb__snapshot_check_free(db->check);
     pthread_mutex_destroy(&db->check_mu);
     svdb__indexer_free(&db->ix); /* stops the thread before what it links goes */
+    svdb__free(db->replay_rows);
     svdb__wal_close(&db->wal);
     svdb__hnsw_free(db->graph);
     svdb__store_free(db->store);
@@ -465,6 +471,10 @@ int svdb__coll_follow(svdb_coll *db, uint64_t limit, int cut)
     uint64_t last = 0, dropped = 0;
     int rc = svdb__wal_replay(&db->wal, db->next_lsn - 1, limit, cut, svdb__coll_replay, db, &last, &dropped);
     if (last >= db->next_lsn) db->next_lsn = last + 1;
+    /* the rows of the records applied, also when a later one failed */
+    int drc = rc == SVDB_OK || rc == SVDB_ENOMEM ? svdb__coll_replay_done(db) : SVDB_OK;
+    svdb__coll_replay_reset(db);
+    if (rc == SVDB_OK) rc = drc;
     if (db->background) svdb__indexer_notify(&db->ix);
     if (rc != SVDB_OK && rc != SVDB_ENOMEM) {
         /* Part of a record may be applied: only a reopen rebuilds a state
@@ -499,6 +509,8 @@ static int swap_state(svdb_coll *db, svdb_coll *f)
         SWAP(hnsw);
 #undef SWAP
         db->hnsw.ef_search = f->hnsw.ef_search; /* this handle's default stays */
+        db->links_adopted += f->links_adopted;   /* the load replayed for this handle */
+        db->links_declined += f->links_declined;
         db->check_done = db->check_stop = db->check_failed = 0;
         db->dirty = 0;
         if (db->background) {

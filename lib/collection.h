@@ -83,5 +83,9 @@ void svdb__coll_set_token(svdb_coll *c, svdb *token);
 extern void (*svdb__checkpoint_hook)(svdb *db);
 /* Test hook (api.c): the indexer of an open handle, or NULL. */
 svdb_indexer *svdb__indexer_of(svdb *db);
+/* For tests: rows whose links this handle logged, and rows of others' puts
+ * whose logged links it adopted and declined (links records, write.c). */
+void svdb__coll_links_counts(svdb_coll *c, uint64_t counts[3]);
+int svdb__links_counts(svdb *db, uint64_t counts[3]);
 
 #endif

@@ -56,6 +56,15 @@ struct svdb_coll {
     uint64_t next_lsn;
     uint64_t snap_lsn;
     int poisoned;
+    /* Replay (write.c): the rows the last replayed put stored, left for the
+     * next record (or the run's end) to link unless that record is its
+     * links record; and that put's lsn, which the links record must name. */
+    uint32_t *replay_rows;
+    size_t n_replay_rows, cap_replay_rows;
+    uint64_t replay_put_lsn;
+    /* Links records: this handle writes them when others follow it (log
+     * version 3, shared mode); counts for tests and statistics. */
+    uint64_t links_logged, links_adopted, links_declined;
     const svdb_kernels *kern;
     unsigned ncpu;          /* read once: sysconf reads /sys on every call */
     unsigned build_threads; /* HNSW linking of large batches */
@@ -85,7 +94,12 @@ struct svdb_coll {
 };
 
 /* write.c */
-int svdb__coll_replay(void *ctx, uint32_t type, const unsigned char *payload, size_t len, uint64_t off);
+int svdb__coll_replay(void *ctx, uint32_t type, const unsigned char *payload, size_t len, uint64_t off, uint64_t lsn);
+/* After a run of svdb__coll_replay calls: links (or queues for the
+ * indexer) the rows of its last put that no links record linked. */
+int svdb__coll_replay_done(svdb_coll *db);
+/* Forgets the rows a failed run left (a reload or reopen rebuilds them). */
+void svdb__coll_replay_reset(svdb_coll *db);
 int svdb__coll_check_dim(const svdb_coll *db, uint32_t dim, const char *what);
 /* Copies a batch out of the caller's memory into *block (freed by the
  * caller), which b then points into; the caller's buffers are read once. */

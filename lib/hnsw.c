@@ -419,6 +419,85 @@ int svdb__hnsw_insert(svdb_hnsw *h, const svdb_store *store, const svdb_kernels 
     return insert_or_undo(h, s, &sp, slot);
 }
 
+/* ------------------------------------------------------------ adopting links */
+
+int svdb__hnsw_adopt(svdb_hnsw *h, const svdb_store *store, const svdb_kernels *k, uint32_t slot, int level,
+                     const uint32_t *const *nb, const uint32_t *n_nb)
+{
+    const svdb_store_view *s = svdb__store_view(store);
+    if (slot >= h->cap || h->level[slot] != SVDB_HNSW_NO_LEVEL) return 0;
+    int L = draw_level(h, svdb__row(s, slot)->seq);
+    if (L != level) return 0; /* another seed or sequence: not this graph's node */
+    int top = h->max_level;
+    /* Keep only neighbours this graph holds on each level; without one on
+     * level 0 (in a graph that has nodes) the row is better inserted.
+     * kept + l * m0: level l's (a little over 1 KiB a level: not on the stack). */
+    uint32_t *kept = svdb__malloc((size_t)(L + 1) * h->m0 * sizeof *kept);
+    if (!kept) return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
+    uint32_t n_kept[HNSW_MAX_LEVEL + 1] = {0};
+    for (int l = 0; l <= L && l <= top; l++)
+        for (uint32_t i = 0; i < n_nb[l] && n_kept[l] < max_links(h, l); i++) {
+            uint32_t x = nb[l][i], *kl = kept + (size_t)l * h->m0;
+            if (x == slot || x >= h->cap || !on_level(h, x, l) || !svdb__slot_live(s, x)) continue;
+            int dup = 0;
+            for (uint32_t j = 0; j < n_kept[l] && !dup; j++) dup = kl[j] == x;
+            if (!dup) kl[n_kept[l]++] = x;
+        }
+    if (top >= 0 && n_kept[0] == 0) {
+        svdb__free(kept);
+        return 0;
+    }
+    svdb_space sp = space_of(s, k);
+    searcher *sr = top >= 0 ? svdb__hnsw_take_searcher(h) : NULL;
+    if ((top >= 0 && !sr) || (L > 0 && !(h->upper[slot] = svdb__calloc((size_t)L * (h->p.m + 1), sizeof(uint32_t))))) {
+        if (sr) svdb__hnsw_give_searcher(h, sr);
+        svdb__free(kept);
+        return svdb__fail(SVDB_ENOMEM, "out of memory linking the graph");
+    }
+    __atomic_add_fetch(&h->gen, 1, __ATOMIC_RELAXED);
+    links(h, slot, 0)[0] = 0;
+    __atomic_store_n(&h->level[slot], (uint8_t)L, __ATOMIC_RELEASE);
+    int rc = SVDB_OK;
+    for (int l = (L < top ? L : top); l >= 0 && rc == SVDB_OK; l--) {
+        const uint32_t *kl = kept + (size_t)l * h->m0;
+        uint32_t *ln = links(h, slot, l);
+        memcpy(ln + 1, kl, n_kept[l] * sizeof *kl);
+        ln[0] = n_kept[l];
+        /* as insert_one's one-thread path: the links re-selection drops must
+         * leave no node cut off */
+        lost_links lost;
+        lost.n = 0;
+        for (uint32_t i = 0; i < n_kept[l] && rc == SVDB_OK; i++) rc = add_link_unlocked(h, s, &sp, kl[i], slot, l, &lost);
+        if (rc == SVDB_OK && lost.n) {
+            pair near[2 * SVDB_MAX_HNSW_M]; /* keep_reachable reads their ids only */
+            for (uint32_t i = 0; i < n_kept[l]; i++) near[i] = (pair){0.0f, kl[i]};
+            keep_reachable(h, s, &sp, sr, l, near, n_kept[l], &slot, 1, &lost, UINT32_MAX);
+        }
+    }
+    if (sr) svdb__hnsw_give_searcher(h, sr);
+    svdb__free(kept);
+    if (rc != SVDB_OK) {
+        remove_node(h, s, &sp, slot);
+        return rc;
+    }
+    if (L > h->max_level) {
+        h->entry = slot;
+        h->max_level = L;
+    }
+    return 1;
+}
+
+const uint32_t *svdb__hnsw_links(const svdb_hnsw *h, uint32_t slot, int l, uint32_t *n)
+{
+    if (slot >= h->cap || h->level[slot] == SVDB_HNSW_NO_LEVEL || l > h->level[slot]) {
+        *n = 0;
+        return NULL;
+    }
+    const uint32_t *ln = links(h, slot, l);
+    *n = ln[0];
+    return ln + 1;
+}
+
 typedef struct {
     svdb_hnsw *h;
     const svdb_store_view *s;

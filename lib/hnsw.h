@@ -53,6 +53,19 @@ int svdb__hnsw_insert_many(svdb_hnsw *h, const svdb_store *s, const svdb_kernels
  * [0, *done) are then linked and the rest untouched. */
 int svdb__hnsw_insert_some(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, const uint32_t *slots, size_t n,
                            unsigned threads, const int *yield, size_t *done);
+/* Links slot (in the store, not in the graph) to the neighbours another
+ * handle chose for it (nb[l], n_nb[l] for levels 0..level, its link
+ * lists, as a log's links record carries them) instead of searching for
+ * them: the given neighbours this graph holds on each level become its
+ * links, and each gets a link back (re-selecting when full), as an insert
+ * does. Returns 1 when linked, 0 when declined (the level is not the one
+ * this graph draws for the row, or no given neighbour is in the graph): the
+ * caller then inserts it; or a negative status (out of memory; nothing
+ * changed). One thread, under the exclusive lock. */
+int svdb__hnsw_adopt(svdb_hnsw *h, const svdb_store *s, const svdb_kernels *k, uint32_t slot, int level,
+                     const uint32_t *const *nb, const uint32_t *n_nb);
+/* A node's links on level l (*n of them), or NULL with *n = 0. */
+const uint32_t *svdb__hnsw_links(const svdb_hnsw *h, uint32_t slot, int l, uint32_t *n);
 /* Unlinks slot; the store row must still hold its vector. Searches the
  * slot's neighbourhood and re-links the nodes that pointed at it, so the
  * graph stays navigable through any number of deletes: about the cost of an

@@ -322,6 +322,13 @@ void svdb__range_unlock(int fd, int byte)
     if (fd >= 0) (void)range_set(fd, byte, F_UNLCK);
 }
 
+int svdb__range_held_by_others(int fd, int byte)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = byte, .l_len = 1};
+    if (fd < 0 || fcntl(fd, F_OFD_GETLK, &fl) != 0) return 1; /* in doubt: assume others */
+    return fl.l_type != F_UNLCK;
+}
+
 int svdb__file_try_lock(const svdb_dir *d, const char *name, int *fd)
 {
     *fd = openat(d->fd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);

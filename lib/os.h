@@ -109,6 +109,10 @@ int svdb__range_lock(int fd, int byte, int type, uint32_t wait_ms, const char *p
  * holds it exclusively, or SVDB_EIO. */
 int svdb__fd_flock_shared(int fd, const char *path);
 void svdb__range_unlock(int fd, int byte);
+/* Nonzero when another open file description (another handle, in this
+ * process or another) holds a lock on `byte` of fd's file; 1 when the check
+ * itself fails. One fcntl(F_OFD_GETLK), no waiting. */
+int svdb__range_held_by_others(int fd, int byte);
 
 /* Takes the open lock of an existing collection's dir/name exclusively
  * without waiting and without creating the file (never through a link):

@@ -1,7 +1,10 @@
 /* Encoding of log payloads.
  * PUT:    u32 dim, u32 reserved, u64 n, n*dim f32, then per row
  *         u32 id_len, u32 meta_len (0xFFFFFFFF = none), id bytes, meta bytes.
- * DELETE: u64 n, then per row u32 id_len, id bytes. */
+ * DELETE: u64 n, then per row u32 id_len, id bytes.
+ * LINKS:  u64 put_lsn, u64 n, then per row u32 slot, u32 seq (low 32 bits),
+ *         u32 level, and per level 0..level u32 count, then count pairs of
+ *         u32 slot, u32 seq (low 32 bits). */
 #include "record.h"
 
 #include "alloc.h"
@@ -219,4 +222,62 @@ int svdb__delete_decode(const unsigned char *p, size_t len, svdb_batch *b)
     if (rc == SVDB_OK && !only_padding(&r)) rc = corrupt("trailing bytes after the last id");
     if (rc != SVDB_OK) svdb__batch_free(b);
     return rc;
+}
+
+/* ---------------------------------------------------------------- links */
+
+size_t svdb__links_size(size_t n_rows, size_t n_lists, size_t n_links)
+{
+    return 16 + n_rows * 12 + n_lists * 4 + n_links * 8;
+}
+
+unsigned char *svdb__links_put_header(unsigned char *out, uint64_t put_lsn, uint64_t n)
+{
+    return put64(put64(out, put_lsn), n);
+}
+
+unsigned char *svdb__links_put_row(unsigned char *out, uint32_t slot, uint32_t seq, uint32_t level)
+{
+    return put32(put32(put32(out, slot), seq), level);
+}
+
+unsigned char *svdb__links_put_list(unsigned char *out, uint32_t count, const uint32_t *slots, const uint32_t *seqs)
+{
+    out = put32(out, count);
+    for (uint32_t i = 0; i < count; i++) out = put32(put32(out, slots[i]), seqs[i]);
+    return out;
+}
+
+int svdb__links_check(const unsigned char *p, size_t len, uint64_t *put_lsn, uint64_t *n)
+{
+    reader r = {p, len};
+    if (!take(&r, put_lsn, 8) || !take(&r, n, 8)) return corrupt("truncated links header");
+    if (*n == 0 || *n > len / 16) return corrupt("links row count does not fit the record");
+    for (uint64_t i = 0; i < *n; i++) {
+        uint32_t row[3];
+        if (!take(&r, row, 12)) return corrupt("truncated links row");
+        if (row[2] > SVDB_LINKS_MAX_LEVEL) return corrupt("links level out of range");
+        for (uint32_t l = 0; l <= row[2]; l++) {
+            uint32_t count;
+            if (!take(&r, &count, 4)) return corrupt("truncated link list");
+            if (count > 2 * SVDB_MAX_HNSW_M || !take(&r, NULL, (size_t)count * 8)) return corrupt("link list length out of range");
+        }
+    }
+    if (r.left) return corrupt("trailing bytes after the last row's links");
+    return SVDB_OK;
+}
+
+const unsigned char *svdb__links_row(const unsigned char *at, uint32_t *slot, uint32_t *seq, uint32_t *level)
+{
+    memcpy(slot, at, 4);
+    memcpy(seq, at + 4, 4);
+    memcpy(level, at + 8, 4);
+    return at + 12;
+}
+
+const unsigned char *svdb__links_list(const unsigned char *at, uint32_t *count, const unsigned char **pairs)
+{
+    memcpy(count, at, 4);
+    *pairs = at + 4;
+    return at + 4 + (size_t)*count * 8;
 }

@@ -13,9 +13,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* Version 2 pads record payloads to 4 bytes (see record.c); version-1 logs,
- * unpadded, are still read and appended to as they are. */
-#define WAL_VERSION 2
+/* Version 2 pads record payloads to 4 bytes (see record.c); version 3 may
+ * also hold links records (advice for other handles). Version-1 and -2
+ * logs are still read and appended to as they are. */
+#define WAL_VERSION 3
 #define WAL_OLDEST 1
 static const char wal_magic[8] = {'S', 'V', 'D', 'B', 'L', 'O', 'G', 0};
 
@@ -195,11 +196,11 @@ int svdb__wal_replay(svdb_wal *w, uint64_t after_lsn, uint64_t limit, int cut, s
         if (rc == SVDB_OK && !have_prev && lsn > after_lsn + 1)
             rc = svdb__fail(SVDB_ECORRUPT, "log %s starts at record %llu but the snapshot ends at %llu", w->path,
                             (unsigned long long)lsn, (unsigned long long)after_lsn);
-        if (rc == SVDB_OK && type != 1 && type != 2)
+        if (rc == SVDB_OK && type != 1 && type != 2 && !(type == 3 && w->version >= 3))
             rc = svdb__fail(SVDB_ECORRUPT, "log %s has a record of unknown type %u at offset %llu", w->path, type,
                             (unsigned long long)pos);
         if (rc == SVDB_OK && lsn > after_lsn) {
-            rc = fn(ctx, type, payload, (size_t)len, pos + SVDB_REC_HEADER_BYTES);
+            rc = fn(ctx, type, payload, (size_t)len, pos + SVDB_REC_HEADER_BYTES, lsn);
             if (rc == SVDB_OK) *last_lsn = lsn;
         }
         svdb__free(payload);

@@ -40,8 +40,9 @@ int svdb__wal_create(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t 
 int svdb__wal_open(svdb_wal *w, const svdb_dir *d, const char *name, uint64_t uuid, int writable);
 void svdb__wal_close(svdb_wal *w);
 
-/* `off` is the payload's offset in the file. */
-typedef int (*svdb_wal_fn)(void *ctx, uint32_t type, const unsigned char *payload, size_t len, uint64_t off);
+/* `off` is the payload's offset in the file, `lsn` the record's. */
+typedef int (*svdb_wal_fn)(void *ctx, uint32_t type, const unsigned char *payload, size_t len, uint64_t off,
+                           uint64_t lsn);
 /* Calls fn for each record with lsn > after_lsn, in order, from w->end (the
  * header's end after open: all of the file; later, where the records read
  * so far end, and then the next must be after_lsn + 1) up to byte `limit`

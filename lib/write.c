@@ -34,7 +34,9 @@ typedef struct put_plan {
     size_t n_new;
     int same_vectors;      /* every row exists and keeps its vector (an update of metadata only) */
     svdb_progress *link;   /* reports and may cancel the linking (NULL: not cancellable) */
+    int replay;            /* replayed: the rows wait for the run's end (or a links record) to be linked */
     put_undo undo;         /* filled when `link` is set */
+    uint64_t next_seq;     /* the store's before the batch: a canceled batch gives its sequence numbers back */
 } put_plan;
 
 static void plan_free(put_plan *p, size_t n)
@@ -165,6 +167,9 @@ static int undo_put(svdb_coll *db, const svdb_batch *b, put_plan *p, size_t link
         svdb__store_replace(s, slot, u->blobs[i], u->meta_lens[i], u->vecs[i]);
         u->blobs[i] = NULL;
     }
+    /* as if the batch never was: the next rows get the numbers a handle
+     * replaying the log gives them (levels and links records depend on it) */
+    svdb__store_set_next_seq(s, p->next_seq);
     size_t relink = 0; /* the replaced rows, in batch order */
     for (size_t i = 0; i < b->n; i++)
         if (p->slots[i] != SVDB_NO_SLOT) p->slots[relink++] = p->slots[i];
@@ -200,6 +205,11 @@ static int apply_put(svdb_coll *db, const svdb_batch *b, put_plan *p)
         if (linked) linked[i] = slot;
     }
     if (!graph) return SVDB_OK;
+    if (p->replay) { /* room reserved by commit_put */
+        memcpy(db->replay_rows + db->n_replay_rows, linked, b->n * sizeof *linked);
+        db->n_replay_rows += b->n;
+        return SVDB_OK;
+    }
     if (db->background) {
         for (size_t i = 0; i < b->n; i++) svdb__indexer_push(&db->ix, linked[i]);
         return SVDB_OK;
@@ -344,6 +354,182 @@ int svdb__coll_copy_batch(svdb_batch *b, size_t n, const char *const *ids, const
     return SVDB_OK;
 }
 
+/* ---------------------------------------------------------------- links records */
+
+static int reserve_replay_rows(svdb_coll *db, size_t n)
+{
+    if (db->n_replay_rows + n <= db->cap_replay_rows) return SVDB_OK;
+    size_t cap = db->cap_replay_rows ? db->cap_replay_rows : 1024;
+    while (cap < db->n_replay_rows + n) cap *= 2;
+    uint32_t *r = svdb__realloc(db->replay_rows, cap * sizeof *r);
+    if (!r) return svdb__fail(SVDB_ENOMEM, "out of memory replaying the log");
+    db->replay_rows = r;
+    db->cap_replay_rows = cap;
+    return SVDB_OK;
+}
+
+/* Whether a put's links are worth logging: only for handles that follow
+ * this one (another handle holds the collection open), in a log that may
+ * hold links records. One fcntl per write. */
+static int links_wanted(const svdb_coll *db)
+{
+    return db->mode == SVDB_OPEN_SHARED && db->wal.version >= 3 && db->lock_fd >= 0 &&
+           svdb__range_held_by_others(db->lock_fd, SVDB_LOCK_OPEN);
+}
+
+static uint32_t seq_lo(const svdb_store_view *v, uint32_t slot) { return (uint32_t)svdb__row(v, slot)->seq; }
+
+/* After a put linked its n rows (slots) into the graph on this thread:
+ * appends a links record with their link lists, so that the handles that
+ * replay the put adopt them rather than search (svdb__hnsw_adopt). Advice
+ * only: not synced, and a failure costs the others their shortcut, not
+ * the write (a failed append cuts itself back, or refuses later writes
+ * when it cannot, as any append). */
+static void log_links(svdb_coll *db, const uint32_t *slots, size_t n)
+{
+    if (!links_wanted(db)) return;
+    /* the read lock: a background indexer may be linking other rows */
+    svdb__gate_rdlock(&db->gate);
+    const svdb_store_view *v = svdb__store_view(db->store);
+    size_t lists = 0, nlinks = 0, rows = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t L = svdb__hnsw_level_of(db->graph, slots[i]);
+        if (L == SVDB_HNSW_NO_LEVEL) continue;
+        rows++;
+        for (int l = 0; l <= L; l++) {
+            uint32_t c;
+            svdb__hnsw_links(db->graph, slots[i], l, &c);
+            lists++;
+            nlinks += c;
+        }
+    }
+    size_t plen = svdb__links_size(rows, lists, nlinks);
+    unsigned char *rec = rows ? svdb__malloc(SVDB_REC_HEADER_BYTES + plen) : NULL;
+    if (!rec) {
+        svdb__gate_unlock(&db->gate);
+        return;
+    }
+    unsigned char *at = svdb__links_put_header(rec + SVDB_REC_HEADER_BYTES, db->next_lsn - 1, rows);
+    uint32_t seqs[2 * SVDB_MAX_HNSW_M];
+    for (size_t i = 0; i < n; i++) {
+        uint8_t L = svdb__hnsw_level_of(db->graph, slots[i]);
+        if (L == SVDB_HNSW_NO_LEVEL) continue;
+        at = svdb__links_put_row(at, slots[i], seq_lo(v, slots[i]), L);
+        for (int l = 0; l <= L; l++) {
+            uint32_t c;
+            const uint32_t *ln = svdb__hnsw_links(db->graph, slots[i], l, &c);
+            for (uint32_t j = 0; j < c; j++) seqs[j] = seq_lo(v, ln[j]);
+            at = svdb__links_put_list(at, c, ln, seqs);
+        }
+    }
+    svdb__gate_unlock(&db->gate);
+    if (svdb__wal_append(&db->wal, rec, plen, SVDB_REC_LINKS, db->next_lsn, 0, &db->poisoned) == SVDB_OK) {
+        db->next_lsn++;
+        db->links_logged += rows;
+    } else {
+        svdb__clear_error();
+    }
+    svdb__free(rec);
+}
+
+/* Adopts the links a links record carries for the rows of the put replayed
+ * just before it (its `put_lsn`, the record before this one). A row is
+ * adopted only while it waits to be linked and its slot and sequence
+ * match; a neighbour only when its slot holds the row the writer named.
+ * Anything else (another handle's slot numbering, a row replaced since) is
+ * left to the end of the run, which links it by searching, as always. */
+static int replay_links(svdb_coll *db, const unsigned char *payload, size_t len, uint64_t lsn)
+{
+    uint64_t put_lsn, n;
+    SVDB_TRY(svdb__links_check(payload, len, &put_lsn, &n));
+    if (!db->graph || put_lsn != db->replay_put_lsn || lsn != put_lsn + 1) return SVDB_OK;
+    const svdb_store_view *v = svdb__store_view(db->store);
+    const unsigned char *at = payload + 16;
+    enum { PER = 2 * SVDB_MAX_HNSW_M };
+    uint32_t *buf = svdb__malloc((SVDB_LINKS_MAX_LEVEL + 1) * PER * sizeof *buf); /* 64 KiB: not on the stack */
+    if (!buf) return svdb__fail(SVDB_ENOMEM, "out of memory replaying the log");
+    const uint32_t *nb[SVDB_LINKS_MAX_LEVEL + 1];
+    uint32_t n_nb[SVDB_LINKS_MAX_LEVEL + 1];
+    int rc = SVDB_OK;
+    svdb__gate_wrlock(&db->gate);
+    for (uint64_t i = 0; i < n && rc == SVDB_OK; i++) {
+        uint32_t slot, seq, level;
+        at = svdb__links_row(at, &slot, &seq, &level);
+        for (uint32_t l = 0; l <= level; l++) {
+            const unsigned char *pairs;
+            uint32_t c;
+            at = svdb__links_list(at, &c, &pairs);
+            uint32_t *to = buf + (size_t)l * PER;
+            n_nb[l] = 0;
+            nb[l] = to;
+            for (uint32_t j = 0; j < c; j++) {
+                uint32_t x, xs;
+                memcpy(&x, pairs + 8 * (size_t)j, 4);
+                memcpy(&xs, pairs + 8 * (size_t)j + 4, 4);
+                if (svdb__slot_live(v, x) && seq_lo(v, x) == xs) to[n_nb[l]++] = x;
+            }
+        }
+        if (!svdb__slot_live(v, slot) || seq_lo(v, slot) != seq ||
+            svdb__hnsw_level_of(db->graph, slot) != SVDB_HNSW_NO_LEVEL)
+            continue;
+        int got = svdb__hnsw_adopt(db->graph, db->store, db->kern, slot, (int)level, nb, n_nb);
+        if (got < 0) rc = got;
+        else if (got) db->links_adopted++;
+        else db->links_declined++;
+    }
+    svdb__gate_unlock(&db->gate);
+    svdb__free(buf);
+    return rc;
+}
+
+/* Links (or queues for the indexer) the rows of the last replayed put that
+ * its links record did not link: before the next record, so that rows are
+ * linked in log order, as the writes linked them. */
+static int replay_flush(svdb_coll *db)
+{
+    size_t n = 0;
+    int rc = SVDB_OK;
+    if (!db->n_replay_rows) return SVDB_OK;
+    svdb__gate_wrlock(&db->gate);
+    const svdb_store_view *v = svdb__store_view(db->store);
+    for (size_t i = 0; i < db->n_replay_rows; i++) { /* one put's slots: distinct */
+        uint32_t slot = db->replay_rows[i];
+        if (svdb__slot_live(v, slot) && svdb__hnsw_level_of(db->graph, slot) == SVDB_HNSW_NO_LEVEL)
+            db->replay_rows[n++] = slot;
+    }
+    if (db->background) {
+        for (size_t i = 0; i < n; i++) svdb__indexer_push(&db->ix, db->replay_rows[i]);
+    } else if (n) {
+        rc = svdb__hnsw_insert_many(db->graph, db->store, db->kern, db->replay_rows, n, db->build_threads);
+        if (rc != SVDB_OK) db->poisoned = 1; /* rows without a place in the graph: reopen */
+    }
+    svdb__gate_unlock(&db->gate);
+    db->n_replay_rows = 0;
+    return rc;
+}
+
+int svdb__coll_replay_done(svdb_coll *db)
+{
+    int rc = replay_flush(db);
+    svdb__coll_replay_reset(db);
+    return rc;
+}
+
+void svdb__coll_links_counts(svdb_coll *db, uint64_t counts[3])
+{
+    pthread_mutex_lock(&db->write_mu);
+    counts[0] = db->links_logged;
+    counts[1] = db->links_adopted;
+    counts[2] = db->links_declined;
+    pthread_mutex_unlock(&db->write_mu);
+}
+
+void svdb__coll_replay_reset(svdb_coll *db)
+{
+    db->n_replay_rows = 0;
+    db->replay_put_lsn = 0;
+}
+
 /* ---------------------------------------------------------------- commit */
 
 /* A put batch (checked, or read back from the log) planned, logged when
@@ -371,7 +557,10 @@ static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64
     SVDB_TRY(plan_put(db->store, b, is_add, live ? SVDB_EDUPLICATE : SVDB_ECORRUPT, &p));
     p.same_vectors = same_vectors;
     p.link = link && db->graph && !db->background && !same_vectors ? link : NULL;
+    p.replay = !live && db->graph && !same_vectors;
+    p.next_seq = svdb__store_next_seq(db->store);
     int rc = p.link ? save_undo(db, b, &p) : SVDB_OK;
+    if (rc == SVDB_OK && p.replay) rc = reserve_replay_rows(db, b->n);
     /* a cancel frees the new rows' slots again: room for that too */
     if (rc == SVDB_OK) rc = reserve(db, p.n_new, p.link ? p.n_new : 0, b->dim, &fixed);
     uint64_t log_end = db->wal.end;
@@ -402,6 +591,8 @@ static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64
                             svdb_errmsg());
         }
     }
+    /* rows linked now (not by the indexer), or kept in place by a metadata-only update */
+    if (rc == SVDB_OK && live && db->graph) log_links(db, p.slots, b->n);
     plan_free(&p, b->n);
     return rc;
 }
@@ -423,7 +614,7 @@ static int commit_delete(svdb_coll *db, const svdb_batch *b, const uint32_t *slo
 
 /* ---------------------------------------------------------------- replay */
 
-static int replay_put(svdb_coll *db, const unsigned char *payload, size_t len, uint64_t off)
+static int replay_put(svdb_coll *db, const unsigned char *payload, size_t len, uint64_t off, uint64_t lsn)
 {
     svdb_batch b;
     float *vec = NULL;
@@ -433,6 +624,7 @@ static int replay_put(svdb_coll *db, const unsigned char *payload, size_t len, u
     if (have && have != b.dim)
         rc = svdb__fail(SVDB_ECORRUPT, "log record has %u dims but the collection has %u", b.dim, have);
     if (rc == SVDB_OK) rc = commit_put(db, &b, 0, 0, off, 0, NULL);
+    if (rc == SVDB_OK) db->replay_put_lsn = lsn;
     svdb__batch_free(&b);
     svdb__free(vec);
     return rc;
@@ -454,10 +646,13 @@ static int replay_delete(svdb_coll *db, const unsigned char *payload, size_t len
     return rc;
 }
 
-int svdb__coll_replay(void *ctx, uint32_t type, const unsigned char *payload, size_t len, uint64_t off)
+int svdb__coll_replay(void *ctx, uint32_t type, const unsigned char *payload, size_t len, uint64_t off, uint64_t lsn)
 {
     svdb_coll *db = ctx;
-    return type == SVDB_REC_PUT ? replay_put(db, payload, len, off) : replay_delete(db, payload, len);
+    if (type == SVDB_REC_LINKS) return replay_links(db, payload, len, lsn);
+    SVDB_TRY(replay_flush(db));
+    db->replay_put_lsn = 0;
+    return type == SVDB_REC_PUT ? replay_put(db, payload, len, off, lsn) : replay_delete(db, payload, len);
 }
 
 /* ---------------------------------------------------------------- the calls */

@@ -101,6 +101,9 @@ python3 tests/crash/crash_harness.py --c-writer build/svdb_crash_writer --proces
   --rounds "${SVDB_CRASH_MULTI_ROUNDS:-30}"
 python3 tests/crash/crash_harness.py --c-writer build/svdb_crash_writer --processes 3 --readers 2 \
   --kill-at-rename 0.1 --kill-shim build/libsvdb_crash_kill_shim.so --rounds "${SVDB_CRASH_MULTI_ROUNDS:-30}"
+# HNSW: writers log links records that the others adopt (kills land mid-record too).
+python3 tests/crash/crash_harness.py --c-writer build/svdb_crash_writer --processes 3 --readers 2 --index hnsw \
+  --rounds "${SVDB_CRASH_MULTI_ROUNDS:-30}"
 # The two checkpoint kills that lost writes before, replayed deterministically.
 python3 tests/crash/checkpoint_kill_repro.py all --shim build/libsvdb_crash_kill_shim.so
 

@@ -4,6 +4,7 @@
  * <why>" reports a broken expectation (and exit status 1), "done" a clean
  * end. It dies with the test (PR_SET_PDEATHSIG). */
 #define _GNU_SOURCE
+#include "collection.h"
 #include "multiproc_common.h"
 #include "progress.h"
 
@@ -408,7 +409,8 @@ static void holder(void)
 /* ---------------------------------------------------------------- HNSW
  * Writes (part < nparts) its share of siftsmall's first nb rows, batch b
  * going to part b % nparts; then, after "go", waits for the index and
- * reports recall@10. part=nparts writes nothing (a follower). "written N":
+ * reports recall@10 and the rows whose logged links it adopted (see
+ * links records, write.c). part=nparts writes nothing (a follower). "written N":
  * N log replacements (checkpoints) seen between its batches. */
 static void hnsw(void)
 {
@@ -443,7 +445,9 @@ static void hnsw(void)
     float *kth = mp_kth(base, nb, query, nq, dim, 10);
     double r = mp_recall(db, base, query, nq, dim, 10, kth);
     if (r < 0) fail("search: %s", svdb_errmsg());
-    say("recall %.6f", r);
+    uint64_t links[3];
+    CHECK_OK(svdb__links_counts(db, links));
+    say("recall %.6f adopted %llu", r, (unsigned long long)links[1]);
     free(kth);
     for (size_t i = 0; i < batch; i++) free(ids[i]);
     free(ids);

@@ -524,7 +524,7 @@ static void test_corrupt__wal_bad_records(void **state)
     struct {
         uint32_t type;
         int what;
-    } cases[] = {{3, 0}, {0, 0}, {2, 1}, {1, 2}, {1, 3}, {2, 4}};
+    } cases[] = {{4, 0}, {0, 0}, {2, 1}, {1, 2}, {1, 3}, {2, 4}, {3, 0}, {3, 5}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         memset(payload, 0, sizeof payload);
         plen = 16;
@@ -558,6 +558,13 @@ static void test_corrupt__wal_bad_records(void **state)
             memcpy(payload + 13, &l, 4);
             payload[17] = 'a';
             plen = 18;
+        } else if (cases[c].what == 5) { /* links record: a row whose list runs past the payload */
+            uint64_t put_lsn = last_lsn, n = 1;
+            uint32_t row[4] = {0, 0, 0, 9};
+            memcpy(payload, &put_lsn, 8);
+            memcpy(payload + 8, &n, 8);
+            memcpy(payload + 16, row, 16);
+            plen = 32;
         }
         memcpy(b, f->wal_bytes, f->wal_len);
         size_t rl = make_record(b + f->wal_len, cases[c].type, last_lsn + 1, payload, plen);
@@ -580,7 +587,7 @@ static void test_corrupt__wal_bad_records(void **state)
     free(other);
     /* A newer log format version. */
     memcpy(b, f->wal_bytes, f->wal_len);
-    patch32(b, 8, 3);
+    patch32(b, 8, 4);
     uint32_t crc = svdb__crc32c(0, b, 28);
     memcpy(b + 28, &crc, 4);
     put_files(f, f->snap_bytes, f->snap_len, b, f->wal_len);

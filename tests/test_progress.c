@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collection.h"
 #include "helpers.h"
 #include "progress.h"
 #include "snapshot.h"
@@ -158,11 +159,22 @@ static void cancel_link(int upsert)
         svdb_hits_free(hits);
     }
     assert_true(misses <= 1);
+    /* The canceled batch gave its sequence numbers back: a handle that
+     * replays the next batch numbers its rows as this one did, so it adopts
+     * every row's links from the links record this one logs. */
+    svdb *f = open_hnsw(dir);
+    uint64_t before[3], after[3];
+    assert_int_equal(svdb__links_counts(f, before), SVDB_OK);
     /* the handle stays writable, and the batch goes in once not canceled */
     c.cancel_op = 0;
     rc = (upsert ? svdb_upsert_batch : svdb_add_batch)(db, b.n, (const char *const *)b.ids, b.v, DIM,
                                                         (const char *const *)b.metas);
     assert_int_equal(rc, SVDB_OK);
+    size_t count;
+    assert_int_equal(svdb_count(f, &count), SVDB_OK);
+    assert_int_equal(svdb__links_counts(f, after), SVDB_OK);
+    assert_int_equal(after[1] - before[1], b.n);
+    assert_int_equal(svdb_close(f), SVDB_OK);
     model_add(&m, &b);
     assert_true(th_check_db(db, &m, 1));
     /* a reopen replays exactly what was acknowledged (no close: the child
