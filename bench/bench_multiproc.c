@@ -6,7 +6,7 @@
  * with it (SVDB_BENCH_SQLITE), for the ratios, not the absolute figures.
  *
  * Usage: bench_multiproc DATA_DIR WORK_DIR [--seconds S] [--reps R] [--batch B]
- *                        [--readers 1,2,4] [--rate R] [--no-sqlite]
+ *                        [--readers 1,2,4] [--rate R] [--no-sqlite] [--background]
  *
  * Data: siftsmall (10,000 x 128, L2, 100 queries). The collection starts
  * with the first 5,000 rows (HNSW, default M and ef_construction); the
@@ -24,7 +24,11 @@
  * speed or held to --rate rows a second (default 1000). Every phase starts
  * from a fresh copy of the 5,000-row collection, except the "after"
  * baseline, which searches the collection a full-speed writer just grew
- * (to tell the graph's growth from the writer's presence).
+ * (to tell the graph's growth from the writer's presence). --background:
+ * every handle links rows on its indexer thread with a 1 MiB backlog
+ * bound, as the Chroma client's collections do; the writer's rows are then
+ * searched exactly until linked, and its links reach the readers in
+ * deferred links records.
  *
  * Also: what a reader's replay of the log costs per row against the
  * writer's own cost, in one process without contention; and ns per call
@@ -177,6 +181,8 @@ typedef struct svdb_reader {
     char ids[K * (SVDB_MAX_ID_BYTES + 1)];
 } svdb_reader;
 
+static int g_background; /* --background: every handle links on its indexer thread, as the Chroma client's */
+
 static svdb *svdb_open_mode(const char *path, int mode, uint32_t threads)
 {
     svdb_open_options o;
@@ -184,6 +190,8 @@ static svdb *svdb_open_mode(const char *path, int mode, uint32_t threads)
     o.create = 0;
     o.mode = mode;
     o.build_threads = threads;
+    o.background_indexing = g_background;
+    o.index_backlog_bytes = g_background ? 1u << 20 : 0; /* the Chroma client's bound */
     svdb *db;
     check(svdb_open(&db, path, &o), path);
     return db;
@@ -248,6 +256,7 @@ static void sv_writer_batch(void *h, size_t first, size_t n)
 static void sv_writer_close(void *h)
 {
     svdb_writer *w = h;
+    if (g_background) check(svdb_index_wait(w->db), "svdb_index_wait (writer)"); /* the grown collection saved linked */
     check(svdb_close(w->db), "svdb_close (writer)");
     for (size_t i = 0; i < w->cap; i++) free(w->ids[i]);
     free(w->ids);
@@ -677,7 +686,7 @@ int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: bench_multiproc DATA_DIR WORK_DIR [--seconds S] [--reps R] [--batch B] "
-                        "[--readers 1,2,4] [--rate R] [--no-sqlite]\n");
+                        "[--readers 1,2,4] [--rate R] [--no-sqlite] [--background]\n");
         return 2;
     }
     const char *data = argv[1], *work = argv[2];
@@ -698,6 +707,8 @@ int main(int argc, char **argv)
             rate = atof(argv[++i]);
         else if (!strcmp(argv[i], "--no-sqlite"))
             use_sqlite = 0;
+        else if (!strcmp(argv[i], "--background"))
+            g_background = 1;
         else {
             fprintf(stderr, "bench_multiproc: unknown argument %s\n", argv[i]);
             return 2;

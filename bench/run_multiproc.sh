@@ -3,7 +3,9 @@
 # processes searching while one writer process ingests, with SQLite's WAL
 # mode doing the analogous thing in the same run (when libsqlite3-dev is
 # installed; without it the SQLite rows are left out). Prints the tables and
-# keeps them in bench/results/multiproc.md.
+# keeps them in bench/results/multiproc.md (multiproc_background.md with
+# --background: every handle links on its indexer thread, as the Chroma
+# client's collections do).
 # Usage: bench/run_multiproc.sh [--quick] [extra bench_multiproc arguments]
 # (--quick: 1 s phases, one repetition, readers 1 and 2).
 set -euo pipefail
@@ -21,6 +23,8 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p bench/results
+out=bench/results/multiproc.md
+for a in "$@"; do [ "$a" = --background ] && out=bench/results/multiproc_background.md; done
 {
   echo "# bench_multiproc, $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)"
   echo
@@ -28,4 +32,4 @@ mkdir -p bench/results
   echo "command: bench/run_multiproc.sh $*  (bench_multiproc ../shared/data WORK ${args[*]} $*)"
   echo
   build-bench/bench_multiproc ../shared/data "$work" "${args[@]}" "$@"
-} | tee bench/results/multiproc.md
+} | tee "$out"

@@ -296,6 +296,7 @@ static void destroy(svdb_coll *db)
     pthread_mutex_destroy(&db->check_mu);
     svdb__indexer_free(&db->ix); /* stops the thread before what it links goes */
     svdb__free(db->replay_rows);
+    svdb__free(db->linked_rows);
     svdb__wal_close(&db->wal);
     svdb__hnsw_free(db->graph);
     svdb__store_free(db->store);
@@ -326,12 +327,11 @@ static int link_chunk(void *arg, uint32_t *chunk, size_t max, int *more)
     int rc = n ? svdb__hnsw_insert_some(db->graph, db->store, db->kern, chunk, n, db->ix.threads, &db->gate.waiters,
                                         &done)
                : SVDB_OK;
+    svdb__coll_note_linked(db, chunk, n);
     for (size_t i = n; i-- > 0;)
         if (is_pending(db, chunk[i])) svdb__indexer_unpop(&db->ix, chunk[i]);
     svdb__indexer_chunk_done(&db->ix);
-    size_t left;
-    svdb__indexer_queue(&db->ix, &left);
-    *more = left > 0;
+    *more = svdb__indexer_ready(&db->ix) > 0; /* rows a hold keeps wait for its end (indexer.c) */
     svdb__gate_unlock(&db->gate);
     if (rc == SVDB_OK && *more) svdb__gate_let_in(&db->gate, YIELD_MS);
     return rc;
@@ -346,6 +346,8 @@ static int queue_empty(void *arg)
     svdb__gate_unlock(&db->gate);
     return left == 0;
 }
+
+static void indexer_idle(void *arg) { svdb__coll_links_idle(arg); }
 
 int svdb__coll_index_wait(svdb_coll *db) { return db->background ? svdb__indexer_wait(&db->ix) : SVDB_OK; }
 
@@ -426,7 +428,7 @@ int svdb__coll_open(svdb_coll **out, const char *path, const svdb_open_options *
     if (rc == SVDB_OK) rc = svdb__coll_share_open(db);
     if (rc == SVDB_OK) rc = open_files(db, o);
     if (db->index != SVDB_INDEX_HNSW) db->background = 0; /* a flat index has nothing to link */
-    svdb_indexer_ops ops = {link_chunk, queue_empty, db};
+    svdb_indexer_ops ops = {link_chunk, queue_empty, indexer_idle, db};
     if (rc == SVDB_OK && db->background) rc = svdb__indexer_start(&db->ix, &ops, db->build_threads);
     if (rc == SVDB_OK) rc = svdb__coll_check_start(db);
     if (rc != SVDB_OK) {
@@ -511,13 +513,20 @@ static int swap_state(svdb_coll *db, svdb_coll *f)
         db->hnsw.ef_search = f->hnsw.ef_search; /* this handle's default stays */
         db->links_adopted += f->links_adopted;   /* the load replayed for this handle */
         db->links_declined += f->links_declined;
+        db->links_deferred |= f->links_deferred;
+        db->n_linked_rows = 0; /* slots of the old state */
         db->check_done = db->check_stop = db->check_failed = 0;
         db->dirty = 0;
         if (db->background) {
             svdb__indexer_clear(&db->ix);
             size_t n;
             const uint32_t *q = svdb__indexer_queue(&f->ix, &n);
-            for (size_t i = 0; i < n; i++) svdb__indexer_push(&db->ix, q[i]);
+            for (size_t i = 0; i < n; i++) {
+                if (f->ix.queued[q[i]] == 2) /* replayed from others: a hold may keep it */
+                    svdb__indexer_push_held(&db->ix, q[i]);
+                else
+                    svdb__indexer_push(&db->ix, q[i]);
+            }
         }
     }
     svdb__gate_unlock(&db->gate);

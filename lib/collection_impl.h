@@ -65,6 +65,15 @@ struct svdb_coll {
     /* Links records: this handle writes them when others follow it (log
      * version 3, shared mode); counts for tests and statistics. */
     uint64_t links_logged, links_adopted, links_declined;
+    /* Rows this handle's indexer linked since its last write, whose links
+     * that write logs first (a deferred links record); under the gate's
+     * write lock. */
+    uint32_t *linked_rows;
+    size_t n_linked_rows, cap_linked_rows;
+    size_t links_noted; /* atomic: n_linked_rows, for a check without the lock */
+    /* The log holds deferred links records: replayed rows wait a while in
+     * the indexer's queue for theirs (svdb__indexer_hold). */
+    int links_deferred;
     const svdb_kernels *kern;
     unsigned ncpu;          /* read once: sysconf reads /sys on every call */
     unsigned build_threads; /* HNSW linking of large batches */
@@ -100,6 +109,13 @@ int svdb__coll_replay(void *ctx, uint32_t type, const unsigned char *payload, si
 int svdb__coll_replay_done(svdb_coll *db);
 /* Forgets the rows a failed run left (a reload or reopen rebuilds them). */
 void svdb__coll_replay_reset(svdb_coll *db);
+/* The indexer linked these slots (gate write lock held): their links go
+ * into the next write's deferred links record when others follow. */
+void svdb__coll_note_linked(svdb_coll *db, const uint32_t *slots, size_t n);
+/* The indexer has nothing left to link (its thread, no lock held): logs the
+ * links it chose since the last write, if the write lock is free at once,
+ * so that others need not wait for this handle's next write. */
+void svdb__coll_links_idle(svdb_coll *db);
 int svdb__coll_check_dim(const svdb_coll *db, uint32_t dim, const char *what);
 /* Copies a batch out of the caller's memory into *block (freed by the
  * caller), which b then points into; the caller's buffers are read once. */
@@ -130,6 +146,9 @@ void svdb__coll_unlock_write(svdb_coll *db);
  * and the records other handles appended applied. On success the caller
  * holds them until svdb__coll_write_end, which also publishes the head. */
 int svdb__coll_write_begin(svdb_coll *db);
+/* The same, but only when nothing has to be waited for: SVDB_EBUSY when
+ * another writer of this handle or another process holds the lock. */
+int svdb__coll_write_try(svdb_coll *db);
 void svdb__coll_write_end(svdb_coll *db);
 /* Notes what the handle applied at open (and publishes the head when it
  * holds the write lock: `publish`). */

@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* Rows linked per hold of the write lock, per build thread, while nobody
  * waits for the lock: it is not taken so often that its hand-offs cost
@@ -14,12 +15,46 @@
  * row per build thread (see svdb__hnsw_insert_some), not for the chunk. */
 #define CHUNK_PER_THREAD 256
 
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 void svdb__indexer_init(svdb_indexer *ix)
 {
     memset(ix, 0, sizeof *ix);
     pthread_mutex_init(&ix->mu, NULL);
-    pthread_cond_init(&ix->work_cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* holds are timed on it */
+    pthread_cond_init(&ix->work_cv, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&ix->idle_cv, NULL);
+}
+
+/* Whether a hold is in force. */
+static int held(svdb_indexer *ix)
+{
+    int64_t until = __atomic_load_n(&ix->hold_until, __ATOMIC_RELAXED);
+    return until && now_ns() < until;
+}
+
+void svdb__indexer_hold(svdb_indexer *ix, unsigned ms)
+{
+    int64_t until = now_ns() + (int64_t)ms * 1000000;
+    if (until > __atomic_load_n(&ix->hold_until, __ATOMIC_RELAXED))
+        __atomic_store_n(&ix->hold_until, until, __ATOMIC_RELAXED);
+}
+
+/* Ends a hold and lets the thread at the queue (mu held). */
+static void release_hold(svdb_indexer *ix)
+{
+    if (!__atomic_load_n(&ix->hold_until, __ATOMIC_RELAXED)) return;
+    __atomic_store_n(&ix->hold_until, 0, __ATOMIC_RELAXED);
+    ix->work = 1;
+    pthread_cond_signal(&ix->work_cv);
 }
 
 void svdb__indexer_free(svdb_indexer *ix)
@@ -37,10 +72,13 @@ void svdb__indexer_free(svdb_indexer *ix)
  * the engine's write lock). */
 static void count(svdb_indexer *ix) { __atomic_store_n(&ix->backlog, ix->tail - ix->head, __ATOMIC_SEQ_CST); }
 
+static void set_held(svdb_indexer *ix, size_t n) { __atomic_store_n(&ix->n_held, n, __ATOMIC_SEQ_CST); }
+
 void svdb__indexer_clear(svdb_indexer *ix)
 {
     for (size_t i = ix->head; i < ix->tail; i++) ix->queued[ix->q[i]] = 0;
     ix->head = ix->tail = 0;
+    set_held(ix, 0);
     count(ix);
 }
 
@@ -69,7 +107,7 @@ int svdb__indexer_reserve(svdb_indexer *ix, size_t n_slots)
     return SVDB_OK;
 }
 
-void svdb__indexer_push(svdb_indexer *ix, uint32_t slot)
+static void push(svdb_indexer *ix, uint32_t slot, uint8_t mark)
 {
     if (ix->queued[slot]) return;
     if (ix->head == ix->tail) ix->head = ix->tail = 0;
@@ -81,7 +119,28 @@ void svdb__indexer_push(svdb_indexer *ix, uint32_t slot)
         ix->head = 0;
     }
     ix->q[ix->tail++] = slot;
-    ix->queued[slot] = 1;
+    ix->queued[slot] = mark;
+    if (mark == 2) set_held(ix, ix->n_held + 1);
+    count(ix);
+}
+
+void svdb__indexer_push(svdb_indexer *ix, uint32_t slot) { push(ix, slot, 1); }
+void svdb__indexer_push_held(svdb_indexer *ix, uint32_t slot) { push(ix, slot, 2); }
+
+void svdb__indexer_retain(svdb_indexer *ix, int (*keep)(void *ctx, uint32_t slot), void *ctx)
+{
+    size_t w = ix->head, n_held = ix->n_held;
+    for (size_t i = ix->head; i < ix->tail; i++) {
+        uint32_t slot = ix->q[i];
+        if (keep(ctx, slot)) {
+            ix->q[w++] = slot;
+        } else {
+            n_held -= ix->queued[slot] == 2;
+            ix->queued[slot] = 0;
+        }
+    }
+    ix->tail = w;
+    set_held(ix, n_held);
     count(ix);
 }
 
@@ -95,13 +154,38 @@ void svdb__indexer_notify(svdb_indexer *ix)
 
 size_t svdb__indexer_pop(svdb_indexer *ix, uint32_t *out, size_t max)
 {
-    size_t n = 0;
-    while (ix->head < ix->tail && n < max) {
-        uint32_t slot = ix->q[ix->head++];
-        ix->queued[slot] = 0;
-        out[n++] = slot;
+    size_t n = 0, n_held = ix->n_held;
+    if (!n_held || !held(ix)) {
+        while (ix->head < ix->tail && n < max) {
+            uint32_t slot = ix->q[ix->head++];
+            n_held -= ix->queued[slot] == 2;
+            ix->queued[slot] = 0;
+            out[n++] = slot;
+        }
+        set_held(ix, n_held);
+        return n; /* still counted in the backlog until svdb__indexer_chunk_done */
     }
-    return n; /* still counted in the backlog until svdb__indexer_chunk_done */
+    /* Held rows stay, in order, just before the first row not looked at. */
+    size_t i = ix->head, kept = 0;
+    for (; i < ix->tail && n < max; i++) {
+        uint32_t slot = ix->q[i];
+        if (ix->queued[slot] == 2) {
+            ix->q[ix->head + kept++] = slot;
+        } else {
+            ix->queued[slot] = 0;
+            out[n++] = slot;
+        }
+    }
+    if (kept) memmove(ix->q + i - kept, ix->q + ix->head, kept * sizeof *ix->q);
+    ix->head = i - kept;
+    return n;
+}
+
+/* Rows that can be linked now (write lock held). */
+size_t svdb__indexer_ready(const svdb_indexer *ix)
+{
+    size_t n = ix->tail - ix->head;
+    return ix->n_held && held((svdb_indexer *)ix) ? n - ix->n_held : n;
 }
 
 void svdb__indexer_unpop(svdb_indexer *ix, uint32_t slot)
@@ -118,9 +202,10 @@ void svdb__indexer_unpop(svdb_indexer *ix, uint32_t slot)
 
 void svdb__indexer_chunk_done(svdb_indexer *ix) { count(ix); }
 
-/* Links queued rows until the queue is empty, a link fails, or stop or a
- * pause is asked (a pause set while a chunk is linked takes effect before the
- * next one: rows queued after svdb__indexer_pause returns stay queued). */
+/* Links queued rows until none is left that can be linked now (a hold
+ * keeps some), a link fails, or stop or a pause is asked (a pause set while
+ * a chunk is linked takes effect before the next one: rows queued after
+ * svdb__indexer_pause returns stay queued). */
 static int drain(svdb_indexer *ix, uint32_t *chunk, size_t max)
 {
     for (;;) {
@@ -150,12 +235,24 @@ static void *run(void *arg)
     for (;;) {
         while (!ix->stop && (!ix->work || ix->err || ix->paused)) pthread_cond_wait(&ix->work_cv, &ix->mu);
         if (ix->stop) break;
+        int64_t until = __atomic_load_n(&ix->hold_until, __ATOMIC_RELAXED);
+        size_t n_held = __atomic_load_n(&ix->n_held, __ATOMIC_SEQ_CST);
+        if (n_held && n_held == __atomic_load_n(&ix->backlog, __ATOMIC_SEQ_CST) && until && now_ns() < until) {
+            /* only held rows queued: wait for the hold's end, a push, stop or pause */
+            struct timespec ts = {(time_t)(until / 1000000000), (long)(until % 1000000000)};
+            pthread_cond_timedwait(&ix->work_cv, &ix->mu, &ts);
+            continue;
+        }
         ix->work = 0;
         ix->draining = 1;
         pthread_mutex_unlock(&ix->mu);
         int rc = drain(ix, chunk, max);
+        if (rc == SVDB_OK && ix->ops.idle && !__atomic_load_n(&ix->stop, __ATOMIC_ACQUIRE) &&
+            !__atomic_load_n(&ix->paused, __ATOMIC_ACQUIRE))
+            ix->ops.idle(ix->ops.ctx);
         pthread_mutex_lock(&ix->mu);
         ix->draining = 0;
+        if (__atomic_load_n(&ix->n_held, __ATOMIC_SEQ_CST)) ix->work = 1; /* held rows: after the hold */
         if (rc != SVDB_OK) {
             ix->err = rc;
             snprintf(ix->errmsg, sizeof ix->errmsg, "%s", svdb_errmsg());
@@ -194,6 +291,7 @@ void svdb__indexer_stop(svdb_indexer *ix)
 int svdb__indexer_wait(svdb_indexer *ix)
 {
     pthread_mutex_lock(&ix->mu);
+    release_hold(ix);
     for (;;) {
         if (ix->err || !ix->running || ix->stop) break;
         /* A chunk is popped and linked under one hold of the write lock, so
@@ -231,6 +329,7 @@ void svdb__indexer_throttle(svdb_indexer *ix, size_t max_rows)
      * before it reads `throttled` as this does the reverse (both seq_cst),
      * so no wake-up is missed. */
     __atomic_add_fetch(&ix->throttled, 1, __ATOMIC_SEQ_CST);
+    release_hold(ix); /* this handle's own writes wait: link now */
     while (__atomic_load_n(&ix->backlog, __ATOMIC_SEQ_CST) > max_rows && ix->running && !ix->stop && !ix->err &&
            !ix->paused)
         pthread_cond_wait(&ix->idle_cv, &ix->mu);

@@ -193,6 +193,20 @@ int svdb__coll_write_begin(svdb_coll *db)
     return rc;
 }
 
+int svdb__coll_write_try(svdb_coll *db)
+{
+    if (pthread_mutex_trylock(&db->turn_mu) != 0) return SVDB_EBUSY;
+    int rc = svdb__coll_lock_write(db, 0);
+    if (rc != SVDB_OK) {
+        pthread_mutex_unlock(&db->turn_mu);
+        return rc;
+    }
+    pthread_mutex_lock(&db->write_mu);
+    if (db->mode != SVDB_OPEN_EXCLUSIVE && !db->poisoned) rc = catch_up(db, 1);
+    if (rc != SVDB_OK) svdb__coll_write_end(db);
+    return rc;
+}
+
 void svdb__coll_write_end(svdb_coll *db)
 {
     if (db->mode != SVDB_OPEN_EXCLUSIVE && !db->poisoned) {

@@ -379,13 +379,15 @@ static int links_wanted(const svdb_coll *db)
 
 static uint32_t seq_lo(const svdb_store_view *v, uint32_t slot) { return (uint32_t)svdb__row(v, slot)->seq; }
 
-/* After a put linked its n rows (slots) into the graph on this thread:
- * appends a links record with their link lists, so that the handles that
- * replay the put adopt them rather than search (svdb__hnsw_adopt). Advice
- * only: not synced, and a failure costs the others their shortcut, not
- * the write (a failed append cuts itself back, or refuses later writes
+/* Appends a links record for the rows in slots that the graph holds,
+ * with their link lists as they are now, so that the handles that replay
+ * it adopt them rather than search (svdb__hnsw_adopt). put_lsn: the put
+ * just logged whose rows these are (linked on this thread), or 0 for a
+ * deferred record, rows of earlier puts that the indexer linked since.
+ * Advice only: not synced, and a failure costs the others their shortcut,
+ * not the write (a failed append cuts itself back, or refuses later writes
  * when it cannot, as any append). */
-static void log_links(svdb_coll *db, const uint32_t *slots, size_t n)
+static void log_links(svdb_coll *db, const uint32_t *slots, size_t n, uint64_t put_lsn)
 {
     if (!links_wanted(db)) return;
     /* the read lock: a background indexer may be linking other rows */
@@ -393,6 +395,7 @@ static void log_links(svdb_coll *db, const uint32_t *slots, size_t n)
     const svdb_store_view *v = svdb__store_view(db->store);
     size_t lists = 0, nlinks = 0, rows = 0;
     for (size_t i = 0; i < n; i++) {
+        if (!svdb__slot_live(v, slots[i])) continue; /* deleted since it was linked */
         uint8_t L = svdb__hnsw_level_of(db->graph, slots[i]);
         if (L == SVDB_HNSW_NO_LEVEL) continue;
         rows++;
@@ -409,9 +412,10 @@ static void log_links(svdb_coll *db, const uint32_t *slots, size_t n)
         svdb__gate_unlock(&db->gate);
         return;
     }
-    unsigned char *at = svdb__links_put_header(rec + SVDB_REC_HEADER_BYTES, db->next_lsn - 1, rows);
+    unsigned char *at = svdb__links_put_header(rec + SVDB_REC_HEADER_BYTES, put_lsn, rows);
     uint32_t seqs[2 * SVDB_MAX_HNSW_M];
     for (size_t i = 0; i < n; i++) {
+        if (!svdb__slot_live(v, slots[i])) continue;
         uint8_t L = svdb__hnsw_level_of(db->graph, slots[i]);
         if (L == SVDB_HNSW_NO_LEVEL) continue;
         at = svdb__links_put_row(at, slots[i], seq_lo(v, slots[i]), L);
@@ -432,17 +436,69 @@ static void log_links(svdb_coll *db, const uint32_t *slots, size_t n)
     svdb__free(rec);
 }
 
-/* Adopts the links a links record carries for the rows of the put replayed
- * just before it (its `put_lsn`, the record before this one). A row is
- * adopted only while it waits to be linked and its slot and sequence
- * match; a neighbour only when its slot holds the row the writer named.
- * Anything else (another handle's slot numbering, a row replaced since) is
- * left to the end of the run, which links it by searching, as always. */
+void svdb__coll_note_linked(svdb_coll *db, const uint32_t *slots, size_t n)
+{
+    if (db->mode != SVDB_OPEN_SHARED) return; /* nobody can follow */
+    /* at most one entry per slot since the last write, about: a cap, not a set */
+    size_t limit = svdb__store_slots(db->store);
+    if (db->n_linked_rows + n > db->cap_linked_rows) {
+        size_t cap = db->cap_linked_rows ? db->cap_linked_rows : 1024;
+        while (cap < db->n_linked_rows + n) cap *= 2;
+        uint32_t *r = db->n_linked_rows + n <= limit ? svdb__realloc(db->linked_rows, cap * sizeof *r) : NULL;
+        if (!r) return; /* advice: these rows go without */
+        db->linked_rows = r;
+        db->cap_linked_rows = cap;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (svdb__hnsw_level_of(db->graph, slots[i]) != SVDB_HNSW_NO_LEVEL) db->linked_rows[db->n_linked_rows++] = slots[i];
+    __atomic_store_n(&db->links_noted, db->n_linked_rows, __ATOMIC_RELAXED);
+}
+
+/* Before a write's own record (write lock held, the log caught up): the
+ * links of the rows the indexer linked since the last write. */
+static void log_deferred_links(svdb_coll *db)
+{
+    if (!db->graph || !__atomic_load_n(&db->links_noted, __ATOMIC_RELAXED)) return;
+    svdb__gate_wrlock(&db->gate);
+    size_t n = db->n_linked_rows;
+    uint32_t *rows = n ? svdb__malloc(n * sizeof *rows) : NULL;
+    if (rows) memcpy(rows, db->linked_rows, n * sizeof *rows);
+    db->n_linked_rows = 0;
+    __atomic_store_n(&db->links_noted, 0, __ATOMIC_RELAXED);
+    svdb__gate_unlock(&db->gate);
+    if (rows) log_links(db, rows, n, 0);
+    svdb__free(rows);
+}
+
+/* How long a handle with background indexing keeps rows replayed from a
+ * log with deferred links records in its queue, after the last such record
+ * or put it replayed, before it links them itself: about a writer's pause
+ * between writes, after which the links a writer's indexer chose are
+ * logged (at its next write), if they ever are. */
+#define LINKS_HOLD_MS 200
+
+static int still_pending(void *ctx, uint32_t slot)
+{
+    svdb_coll *db = ctx;
+    return svdb__slot_live(svdb__store_view(db->store), slot) &&
+           svdb__hnsw_level_of(db->graph, slot) == SVDB_HNSW_NO_LEVEL;
+}
+
+/* Adopts the links a links record carries: for the rows of the put
+ * replayed just before it (its `put_lsn`, the record before this one), or,
+ * in a deferred record (put_lsn 0), for rows of earlier puts that the
+ * writer's indexer linked later. A row is adopted only while it waits to
+ * be linked (in the run's rows, or in the indexer's queue) and its slot and
+ * sequence match; a neighbour only when its slot holds the row the writer
+ * named and this graph holds it. Anything else (another handle's slot
+ * numbering, a row replaced or linked here since) is left to be linked by
+ * searching, as always. */
 static int replay_links(svdb_coll *db, const unsigned char *payload, size_t len, uint64_t lsn)
 {
     uint64_t put_lsn, n;
     SVDB_TRY(svdb__links_check(payload, len, &put_lsn, &n));
-    if (!db->graph || put_lsn != db->replay_put_lsn || lsn != put_lsn + 1) return SVDB_OK;
+    int deferred = put_lsn == 0;
+    if (!db->graph || (!deferred && (put_lsn != db->replay_put_lsn || lsn != put_lsn + 1))) return SVDB_OK;
     const svdb_store_view *v = svdb__store_view(db->store);
     const unsigned char *at = payload + 16;
     enum { PER = 2 * SVDB_MAX_HNSW_M };
@@ -477,7 +533,12 @@ static int replay_links(svdb_coll *db, const unsigned char *payload, size_t len,
         else if (got) db->links_adopted++;
         else db->links_declined++;
     }
+    if (deferred && db->background) { /* adopted rows leave the queue; the others wait a while */
+        svdb__indexer_retain(&db->ix, still_pending, db);
+        svdb__indexer_hold(&db->ix, LINKS_HOLD_MS);
+    }
     svdb__gate_unlock(&db->gate);
+    if (deferred) db->links_deferred = 1;
     svdb__free(buf);
     return rc;
 }
@@ -497,8 +558,8 @@ static int replay_flush(svdb_coll *db)
         if (svdb__slot_live(v, slot) && svdb__hnsw_level_of(db->graph, slot) == SVDB_HNSW_NO_LEVEL)
             db->replay_rows[n++] = slot;
     }
-    if (db->background) {
-        for (size_t i = 0; i < n; i++) svdb__indexer_push(&db->ix, db->replay_rows[i]);
+    if (db->background) { /* a hold keeps them while a deferred links record may come */
+        for (size_t i = 0; i < n; i++) svdb__indexer_push_held(&db->ix, db->replay_rows[i]);
     } else if (n) {
         rc = svdb__hnsw_insert_many(db->graph, db->store, db->kern, db->replay_rows, n, db->build_threads);
         if (rc != SVDB_OK) db->poisoned = 1; /* rows without a place in the graph: reopen */
@@ -528,6 +589,23 @@ void svdb__coll_replay_reset(svdb_coll *db)
 {
     db->n_replay_rows = 0;
     db->replay_put_lsn = 0;
+}
+
+void svdb__coll_links_idle(svdb_coll *db)
+{
+    if (db->mode != SVDB_OPEN_SHARED || !__atomic_load_n(&db->links_noted, __ATOMIC_RELAXED)) return;
+    if (!svdb__range_held_by_others(db->lock_fd, SVDB_LOCK_OPEN)) { /* nobody follows: forget them */
+        svdb__gate_wrlock(&db->gate);
+        db->n_linked_rows = 0;
+        __atomic_store_n(&db->links_noted, 0, __ATOMIC_RELAXED);
+        svdb__gate_unlock(&db->gate);
+        return;
+    }
+    if (svdb__coll_write_try(db) == SVDB_OK) {
+        if (!db->poisoned) log_deferred_links(db);
+        svdb__coll_write_end(db);
+    }
+    svdb__clear_error(); /* advice: a busy lock or a failed catch-up is the next write's to meet */
 }
 
 /* ---------------------------------------------------------------- commit */
@@ -563,6 +641,7 @@ static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64
     if (rc == SVDB_OK && p.replay) rc = reserve_replay_rows(db, b->n);
     /* a cancel frees the new rows' slots again: room for that too */
     if (rc == SVDB_OK) rc = reserve(db, p.n_new, p.link ? p.n_new : 0, b->dim, &fixed);
+    if (rc == SVDB_OK && live) log_deferred_links(db);
     uint64_t log_end = db->wal.end;
     if (rc == SVDB_OK && live) {
         logged_at = svdb__wal_next_payload(&db->wal);
@@ -591,8 +670,10 @@ static int commit_put(svdb_coll *db, svdb_batch *b, int is_add, int live, uint64
                             svdb_errmsg());
         }
     }
-    /* rows linked now (not by the indexer), or kept in place by a metadata-only update */
-    if (rc == SVDB_OK && live && db->graph) log_links(db, p.slots, b->n);
+    /* rows linked now, or kept in place by a metadata-only update (rows
+     * queued for the indexer go into a later write's deferred record) */
+    if (rc == SVDB_OK && live && db->graph && (!db->background || same_vectors))
+        log_links(db, p.slots, b->n, db->next_lsn - 1);
     plan_free(&p, b->n);
     return rc;
 }
@@ -602,6 +683,7 @@ static int commit_delete(svdb_coll *db, const svdb_batch *b, const uint32_t *slo
 {
     int fixed;
     SVDB_TRY(reserve(db, 0, b->n, 0, &fixed));
+    if (live) log_deferred_links(db);
     if (live) SVDB_TRY(log_record(db, SVDB_REC_DELETE, b));
     svdb__gate_wrlock(&db->gate);
     for (size_t i = 0; i < b->n; i++) {
@@ -625,6 +707,8 @@ static int replay_put(svdb_coll *db, const unsigned char *payload, size_t len, u
         rc = svdb__fail(SVDB_ECORRUPT, "log record has %u dims but the collection has %u", b.dim, have);
     if (rc == SVDB_OK) rc = commit_put(db, &b, 0, 0, off, 0, NULL);
     if (rc == SVDB_OK) db->replay_put_lsn = lsn;
+    /* its rows may get their links later: keep them queued meanwhile */
+    if (rc == SVDB_OK && db->links_deferred && db->background) svdb__indexer_hold(&db->ix, LINKS_HOLD_MS);
     svdb__batch_free(&b);
     svdb__free(vec);
     return rc;

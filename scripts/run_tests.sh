@@ -104,6 +104,9 @@ python3 tests/crash/crash_harness.py --c-writer build/svdb_crash_writer --proces
 # HNSW: writers log links records that the others adopt (kills land mid-record too).
 python3 tests/crash/crash_harness.py --c-writer build/svdb_crash_writer --processes 3 --readers 2 --index hnsw \
   --rounds "${SVDB_CRASH_MULTI_ROUNDS:-30}"
+# With background indexing: deferred links records, from a write or an idle indexer thread.
+python3 tests/crash/crash_harness.py --c-writer build/svdb_crash_writer --processes 3 --readers 2 --index hnsw-bg \
+  --rounds "${SVDB_CRASH_MULTI_ROUNDS:-30}"
 # The two checkpoint kills that lost writes before, replayed deterministically.
 python3 tests/crash/checkpoint_kill_repro.py all --shim build/libsvdb_crash_kill_shim.so
 

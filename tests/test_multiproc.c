@@ -1278,6 +1278,111 @@ static void test_multiproc__links_adopted(void **state)
     free(dir);
 }
 
+/* Search results hold distinct ids (a row both linked and queued would
+ * show twice). */
+static void assert_distinct(svdb *db, const float *q, size_t dim, size_t k)
+{
+    svdb_hit *hits;
+    size_t n;
+    ASSERT_OK(svdb_search(db, q, (uint32_t)dim, k, NULL, &hits, &n));
+    assert_int_equal(n, k);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = i + 1; j < n; j++) assert_string_not_equal(hits[i].id, hits[j].id);
+    svdb_hits_free(hits);
+}
+
+/* A writer with background indexing links its rows after the writes; the
+ * links its indexer chose go into a deferred links record at its next
+ * write, and followers adopt them: rows replayed in the same run before
+ * they were linked, and rows waiting in a follower's indexer queue, which
+ * holds them a while for that record. */
+static void test_multiproc__links_deferred(void **state)
+{
+    (void)state;
+    size_t nb_max = th_slow_tool() ? 1500 : 5000;
+    float *base, *query;
+    size_t nb, nq, dim;
+    if (!mp_load_sift(nb_max, 100, &base, &nb, &query, &nq, &dim)) {
+        fprintf(stderr, "siftsmall not found under %s: skipped\n", SVDB_TEST_DATA_DIR);
+        skip();
+    }
+    float *kth = mp_kth(base, nb, query, nq, dim, 10);
+    char *dir = th_tmpdir("mp-deferred");
+    svdb *w = open_links(dir, SVDB_OPEN_SHARED, 1, (uint32_t)dim);
+    svdb *f = open_links(dir, SVDB_OPEN_SHARED, 0, (uint32_t)dim);
+    /* The follower reads once, at the end: each batch's links record comes
+     * before the next batch, while the batch's rows wait to be linked. */
+    for (size_t at = 0; at < nb; at += 100) {
+        add_rows(w, base, at, at + 100 < nb ? at + 100 : nb, dim, 100);
+        ASSERT_OK(svdb_index_wait(w));
+    }
+    const char *tail[1] = {"tail"}; /* logs the last batch's links */
+    ASSERT_OK(svdb_add_batch(w, 1, tail, query, (uint32_t)dim, NULL));
+    uint64_t cw[3], cf[3];
+    size_t count, rec[4];
+    ASSERT_OK(svdb_count(f, &count));
+    assert_int_equal(count, nb + 1);
+    links_of(w, cw);
+    links_of(f, cf);
+    count_records(dir, rec);
+    /* the tail's own links too, when the writer's idle indexer logged them first */
+    assert_true(cw[0] == nb || cw[0] == nb + 1);
+    assert_true(cf[1] == nb || cf[1] == nb + 1);
+    assert_int_equal(cf[2], 0);
+    assert_true(rec[3] >= rec[1] - 1);
+    ASSERT_OK(svdb_index_wait(w));
+    double rw = mp_recall(w, base, query, nq, dim, 10, kth), rf = mp_recall(f, base, query, nq, dim, 10, kth);
+    fprintf(stderr, "deferred links: %zu rows, recall@10 writer %.4f, follower %.4f\n", nb, rw, rf);
+    assert_true(rw > 0.9 && fabs(rf - rw) <= 0.01);
+    ASSERT_OK(svdb_close(f));
+
+    /* A follower with background indexing that reads between the writes:
+     * the rows it replays wait in its queue (searched exactly, found once)
+     * until the record that links them. How many it adopts rather than
+     * links depends on timing (a hold is 200 ms), so it is reported; the
+     * rows must be found either way. */
+    svdb *fb = open_links(dir, SVDB_OPEN_SHARED, 1, (uint32_t)dim);
+    ASSERT_OK(svdb_index_wait(fb));
+    uint64_t c0[3];
+    links_of(fb, c0);
+    char names[100][16];
+    const char *ids[100];
+    for (int round = 0; round < 10; round++) {
+        for (int i = 0; i < 100; i++) {
+            snprintf(names[i], sizeof names[i], "m%d", round * 100 + i);
+            ids[i] = names[i];
+        }
+        /* vectors near the queries, so the searches below meet new rows */
+        float *v = malloc(100 * dim * sizeof *v);
+        for (size_t i = 0; i < 100 * dim; i++) v[i] = query[(round * 7 + i / dim) % nq * dim + i % dim] + (float)(i % 3);
+        ASSERT_OK(svdb_add_batch(w, 100, ids, v, (uint32_t)dim, NULL));
+        free(v);
+        assert_distinct(fb, query + (size_t)round * dim, dim, 10);
+        ASSERT_OK(svdb_index_wait(w));
+    }
+    ASSERT_OK(svdb_add_batch(w, 1, (const char *[]){"tail2"}, query, (uint32_t)dim, NULL));
+    assert_distinct(fb, query, dim, 10);
+    links_of(fb, cf);
+    fprintf(stderr, "deferred links, a background follower reading between writes: %llu of 1000 rows adopted\n",
+            (unsigned long long)(cf[1] - c0[1]));
+    if (!th_slow_tool()) assert_true(cf[1] - c0[1] > 0);
+    ASSERT_OK(svdb_index_wait(fb));
+    svdb_stats st;
+    ASSERT_OK(svdb_stats_init(&st, SVDB_STATS_VERSION));
+    ASSERT_OK(svdb_get_stats(fb, &st));
+    assert_int_equal(st.pending, 0);
+    ASSERT_OK(svdb_count(fb, &count));
+    assert_int_equal(count, nb + 1002);
+    for (int i = 0; i < 10; i++) assert_distinct(fb, query + (size_t)i * dim, dim, 10);
+    ASSERT_OK(svdb_close(fb));
+    ASSERT_OK(svdb_close(w));
+    free(kth);
+    free(base);
+    free(query);
+    th_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1293,6 +1398,7 @@ int main(void)
         cmocka_unit_test_teardown(test_multiproc__hnsw, teardown),
         cmocka_unit_test_teardown(test_multiproc__hnsw_background, teardown),
         cmocka_unit_test_teardown(test_multiproc__links_adopted, teardown),
+        cmocka_unit_test_teardown(test_multiproc__links_deferred, teardown),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
