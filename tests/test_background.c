@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "helpers.h"
@@ -682,6 +683,130 @@ static void test_background__api_errors(void **state)
     free(dir);
 }
 
+/* ---------------------------------------------------------------- holds
+ * Rows another handle wrote wait in the queue while a hold is in force
+ * (their links may come in a deferred links record); the handle's own rows
+ * do not, and svdb__indexer_wait ends a hold. */
+
+typedef struct fake_engine {
+    pthread_mutex_t mu; /* stands for the engine's write lock */
+    svdb_indexer *ix;
+    uint32_t linked[64];
+    size_t n_linked;
+} fake_engine;
+
+static int fake_link(void *ctx, uint32_t *chunk, size_t max, int *more)
+{
+    fake_engine *e = ctx;
+    pthread_mutex_lock(&e->mu);
+    size_t n = svdb__indexer_pop(e->ix, chunk, max);
+    for (size_t i = 0; i < n; i++) e->linked[e->n_linked++] = chunk[i];
+    svdb__indexer_chunk_done(e->ix);
+    *more = svdb__indexer_ready(e->ix) > 0;
+    pthread_mutex_unlock(&e->mu);
+    return SVDB_OK;
+}
+
+static int fake_empty(void *ctx)
+{
+    fake_engine *e = ctx;
+    pthread_mutex_lock(&e->mu);
+    size_t n;
+    svdb__indexer_queue(e->ix, &n);
+    pthread_mutex_unlock(&e->mu);
+    return n == 0;
+}
+
+static size_t fake_linked(fake_engine *e)
+{
+    pthread_mutex_lock(&e->mu);
+    size_t n = e->n_linked;
+    pthread_mutex_unlock(&e->mu);
+    return n;
+}
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int keep_odd(void *ctx, uint32_t slot)
+{
+    (void)ctx;
+    return slot & 1;
+}
+
+static void test_background__hold(void **state)
+{
+    (void)state;
+    svdb_indexer ix;
+    svdb__indexer_init(&ix);
+    ASSERT_OK(svdb__indexer_reserve(&ix, 16));
+    /* the queue alone: held rows are passed over, in place, while a hold is in force */
+    svdb__indexer_push_held(&ix, 1);
+    svdb__indexer_push(&ix, 2);
+    svdb__indexer_push_held(&ix, 3);
+    svdb__indexer_push(&ix, 4);
+    svdb__indexer_push_held(&ix, 3); /* queued already: stays where it is */
+    assert_int_equal(svdb__indexer_ready(&ix), 4); /* no hold yet */
+    svdb__indexer_hold(&ix, 60000);
+    assert_int_equal(svdb__indexer_ready(&ix), 2);
+    uint32_t out[8];
+    assert_int_equal(svdb__indexer_pop(&ix, out, 1), 1);
+    assert_int_equal(out[0], 2);
+    svdb__indexer_unpop(&ix, 2); /* back in front of the held rows it passed */
+    assert_int_equal(svdb__indexer_pop(&ix, out, 8), 2);
+    assert_int_equal(out[0], 2);
+    assert_int_equal(out[1], 4);
+    size_t n;
+    const uint32_t *q = svdb__indexer_queue(&ix, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(q[0], 1);
+    assert_int_equal(q[1], 3);
+    assert_int_equal(svdb__indexer_ready(&ix), 0);
+    svdb__indexer_push_held(&ix, 6);
+    svdb__indexer_retain(&ix, keep_odd, NULL); /* drops 6 */
+    q = svdb__indexer_queue(&ix, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(ix.n_held, 2);
+    svdb__indexer_clear(&ix);
+    assert_int_equal(ix.n_held, 0);
+    assert_int_equal(ix.backlog, 0);
+    svdb__indexer_free(&ix);
+
+    /* with the thread: own rows are linked during a hold, held rows after it */
+    fake_engine e = {.n_linked = 0};
+    pthread_mutex_init(&e.mu, NULL);
+    svdb__indexer_init(&ix);
+    e.ix = &ix;
+    ASSERT_OK(svdb__indexer_reserve(&ix, 64));
+    svdb_indexer_ops ops = {fake_link, fake_empty, NULL, &e};
+    svdb__indexer_hold(&ix, 600000);
+    pthread_mutex_lock(&e.mu);
+    for (uint32_t s = 0; s < 10; s++) svdb__indexer_push_held(&ix, s);
+    svdb__indexer_push(&ix, 20);
+    pthread_mutex_unlock(&e.mu);
+    ASSERT_OK(svdb__indexer_start(&ix, &ops, 1));
+    for (int i = 0; i < 10000 && fake_linked(&e) < 1; i++) nap_ms(1);
+    nap_ms(50);
+    assert_int_equal(fake_linked(&e), 1);
+    assert_int_equal(e.linked[0], 20);
+    /* svdb__indexer_wait ends the hold: the held rows are linked at once */
+    ASSERT_OK(svdb__indexer_wait(&ix));
+    assert_int_equal(fake_linked(&e), 11);
+    /* a short hold ends by itself */
+    svdb__indexer_hold(&ix, 100);
+    pthread_mutex_lock(&e.mu);
+    for (uint32_t s = 30; s < 35; s++) svdb__indexer_push_held(&ix, s);
+    pthread_mutex_unlock(&e.mu);
+    svdb__indexer_notify(&ix);
+    for (int i = 0; i < 10000 && fake_linked(&e) < 16; i++) nap_ms(1);
+    assert_int_equal(fake_linked(&e), 16);
+    svdb__indexer_free(&ix);
+    pthread_mutex_destroy(&e.mu);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -693,6 +818,7 @@ int main(void)
         cmocka_unit_test(test_background__waiting_rows_scanned_exactly),
         cmocka_unit_test(test_background__backlog_bound),
         cmocka_unit_test(test_background__api_errors),
+        cmocka_unit_test(test_background__hold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
