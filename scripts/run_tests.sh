@@ -44,8 +44,9 @@ vg_one() {
   local t=$1
   # --fair-sched: valgrind's default lock lets spinning searchers starve the
   # writer in test_concurrency for hours. timeout: a hang fails this test
-  # instead of eating the whole CI budget.
-  if ! SVDB_TEST_TMP="$root/build/tests/tmp-vg" SVDB_VALGRIND=1 timeout 900 valgrind -q --fair-sched=yes \
+  # instead of eating the whole CI budget (test_background, the longest,
+  # takes about 10 minutes on 2 cores with the other queue busy).
+  if ! SVDB_TEST_TMP="$root/build/tests/tmp-vg" SVDB_VALGRIND=1 timeout 1500 valgrind -q --fair-sched=yes \
       --suppressions="$root/tests/valgrind-re2.supp" --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect --trace-children=no \
       "$t" >"$t.vg.log" 2>&1; then
     echo "valgrind: $t FAILED"; tail -40 "$t.vg.log"; return 1
