@@ -6,14 +6,16 @@
  * with it (SVDB_BENCH_SQLITE), for the ratios, not the absolute figures.
  *
  * Usage: bench_multiproc DATA_DIR WORK_DIR [--seconds S] [--reps R] [--batch B]
- *                        [--readers 1,2,4] [--rate R] [--no-sqlite] [--background]
+ *                        [--readers 1,2,4] [--rate R] [--no-sqlite] [--background] [--ef N]
  *
  * Data: siftsmall (10,000 x 128, L2, 100 queries). The collection starts
  * with the first 5,000 rows (HNSW, default M and ef_construction); the
  * writer adds the other 5,000 in batches of B (default 100), then, if the
  * phase lasts longer, perturbed copies of the base under new ids. ef_search
  * is the smallest of a sweep whose recall@10 on the whole 10,000-row base
- * (texmex ground truth, tie-aware) reaches 0.95.
+ * (texmex ground truth, tie-aware) reaches 0.95, or --ef N (the sweep's
+ * graph is built on 2 threads, so its pick can differ between runs where a
+ * recall sits at 0.95).
  *
  * A phase lasts S seconds (default 3): every process opens its handle, then
  * all start together. Readers search back to back (svdb_search_into, k 10,
@@ -686,12 +688,13 @@ int main(int argc, char **argv)
 {
     if (argc < 3) {
         fprintf(stderr, "usage: bench_multiproc DATA_DIR WORK_DIR [--seconds S] [--reps R] [--batch B] "
-                        "[--readers 1,2,4] [--rate R] [--no-sqlite] [--background]\n");
+                        "[--readers 1,2,4] [--rate R] [--no-sqlite] [--background] [--ef N]\n");
         return 2;
     }
     const char *data = argv[1], *work = argv[2];
     double seconds = 3, rate = 1000;
     int reps = 3, use_sqlite = 1, nr = 0, readers[MAX_READERS];
+    uint32_t fixed_ef = 0;
     size_t batch = 100;
     const char *rlist = "1,2,4";
     for (int i = 3; i < argc; i++) {
@@ -709,6 +712,8 @@ int main(int argc, char **argv)
             use_sqlite = 0;
         else if (!strcmp(argv[i], "--background"))
             g_background = 1;
+        else if (!strcmp(argv[i], "--ef") && i + 1 < argc)
+            fixed_ef = (uint32_t)strtoul(argv[++i], NULL, 10);
         else {
             fprintf(stderr, "bench_multiproc: unknown argument %s\n", argv[i]);
             return 2;
@@ -774,6 +779,13 @@ int main(int argc, char **argv)
         }
     }
     if (!g_ef) g_ef = efs[n_ef - 1];
+    if (fixed_ef) { /* --ef: the same in every run, where the sweep's pick sits at the 0.95 edge */
+        g_ef = fixed_ef;
+        rec10k = recall_at(db, g_ef, kth10k);
+        rec5k = NAN; /* measured on the 5,000-row build for the sweep's values only */
+        for (size_t i = 0; i < n_ef; i++)
+            if (efs[i] == g_ef) rec5k = rec5k_by_ef[i];
+    }
     check(svdb_close(db), "close");
     printf("\nef_search %u: recall@10 %.3f on 5,000 rows, %.3f on 10,000 rows\n\n", g_ef, rec5k, rec10k);
     fflush(stdout);
