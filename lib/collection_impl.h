@@ -109,13 +109,7 @@ int svdb__coll_replay(void *ctx, uint32_t type, const unsigned char *payload, si
 int svdb__coll_replay_done(svdb_coll *db);
 /* Forgets the rows a failed run left (a reload or reopen rebuilds them). */
 void svdb__coll_replay_reset(svdb_coll *db);
-/* The indexer linked these slots (gate write lock held): their links go
- * into the next write's deferred links record when others follow. */
-void svdb__coll_note_linked(svdb_coll *db, const uint32_t *slots, size_t n);
-/* The indexer has nothing left to link (its thread, no lock held): logs the
- * links it chose since the last write, if the write lock is free at once,
- * so that others need not wait for this handle's next write. */
-void svdb__coll_links_idle(svdb_coll *db);
+
 int svdb__coll_check_dim(const svdb_coll *db, uint32_t dim, const char *what);
 /* Copies a batch out of the caller's memory into *block (freed by the
  * caller), which b then points into; the caller's buffers are read once. */
@@ -136,6 +130,28 @@ void svdb__coll_throttle(svdb_coll *db);
 size_t svdb__coll_pending_locked(svdb_coll *db);
 /* Replays the log's new records up to byte `limit` (write_mu held). */
 int svdb__coll_follow(svdb_coll *db, uint64_t limit, int cut);
+
+/* links.c: links records (write lock held and the log caught up, unless
+ * said otherwise) */
+/* Logs the lists of the rows in slots that the graph holds, when another
+ * handle follows this one: put_lsn the put just logged whose rows they
+ * are, or 0 for a deferred record. Advice: a failure is dropped. */
+void svdb__coll_links_log(svdb_coll *db, const uint32_t *slots, size_t n, uint64_t put_lsn);
+/* Before a write's own record: the links of the rows the indexer linked
+ * since the last write. */
+void svdb__coll_links_log_deferred(svdb_coll *db);
+/* The indexer linked these slots (gate write lock held): their links go
+ * into the next deferred links record when others follow. */
+void svdb__coll_note_linked(svdb_coll *db, const uint32_t *slots, size_t n);
+/* The indexer has nothing left to link (its thread, no lock held): logs the
+ * links it chose since the last write, if the write lock is free at once,
+ * so that others need not wait for this handle's next write. */
+void svdb__coll_links_idle(svdb_coll *db);
+/* Replays a links record (svdb__coll_replay). */
+int svdb__coll_links_replay(svdb_coll *db, const unsigned char *payload, size_t len, uint64_t lsn);
+/* A put was replayed: with background indexing, in a log that carries
+ * deferred links records, its rows wait a while for theirs. */
+void svdb__coll_links_hold(svdb_coll *db);
 
 /* sharing.c */
 int svdb__coll_share_open(svdb_coll *db);

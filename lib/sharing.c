@@ -179,10 +179,11 @@ static int catch_up(svdb_coll *db, int writer)
  * handles' write lock, and only then take write_mu, which readers of this
  * handle need to catch up: a writer waiting out the busy timeout never
  * holds them up. */
-int svdb__coll_write_begin(svdb_coll *db)
+/* With turn_mu held: the write lock (waiting up to wait_ms), write_mu, and
+ * the others' records applied; turn_mu is let go on failure. */
+static int take_write(svdb_coll *db, uint32_t wait_ms)
 {
-    pthread_mutex_lock(&db->turn_mu);
-    int rc = svdb__coll_lock_write(db, db->busy_ms);
+    int rc = svdb__coll_lock_write(db, wait_ms);
     if (rc != SVDB_OK) {
         pthread_mutex_unlock(&db->turn_mu);
         return rc;
@@ -193,18 +194,15 @@ int svdb__coll_write_begin(svdb_coll *db)
     return rc;
 }
 
+int svdb__coll_write_begin(svdb_coll *db)
+{
+    pthread_mutex_lock(&db->turn_mu);
+    return take_write(db, db->busy_ms);
+}
+
 int svdb__coll_write_try(svdb_coll *db)
 {
-    if (pthread_mutex_trylock(&db->turn_mu) != 0) return SVDB_EBUSY;
-    int rc = svdb__coll_lock_write(db, 0);
-    if (rc != SVDB_OK) {
-        pthread_mutex_unlock(&db->turn_mu);
-        return rc;
-    }
-    pthread_mutex_lock(&db->write_mu);
-    if (db->mode != SVDB_OPEN_EXCLUSIVE && !db->poisoned) rc = catch_up(db, 1);
-    if (rc != SVDB_OK) svdb__coll_write_end(db);
-    return rc;
+    return pthread_mutex_trylock(&db->turn_mu) == 0 ? take_write(db, 0) : SVDB_EBUSY;
 }
 
 void svdb__coll_write_end(svdb_coll *db)

@@ -9,7 +9,7 @@ lib="${1:-$(dirname "$0")/../lib}"
 layer() {
   case "$1" in
     api | handles | catalog | catalog_impl | catalog_file | catalog_json | catalog_dirs | catalog_scope) echo 6 ;; # the public entry points (the catalog opens collections through svdb_open)
-    collection | collection_impl | write | read | checkpoint | compact | sharing) echo 5 ;; # the engine
+    collection | collection_impl | write | links | read | checkpoint | compact | sharing) echo 5 ;; # the engine
     search | indexer | snapshot | legacy_v1 | wal | rwgate) echo 4 ;;       # what the engine drives
     hnsw | hnsw_codec | hnsw_search | hnsw_impl | store | filter | filter_json | record | meta | regex | regex_re2 | idmap) echo 3 ;;
     space | quant | quant_avx2 | topk | distance | distance_kernel | distance_avx2 | distance_avx512 | \

@@ -1149,20 +1149,32 @@ static void count_records(const char *dir, size_t counts[4])
     free(wal);
 }
 
+/* siftsmall's first rows (fewer under slow tools), 100 queries and their
+ * 10th-nearest distances; skips the test without the data. */
+typedef struct links_set {
+    float *base, *query, *kth;
+    size_t nb, nq, dim;
+} links_set;
+
+static void links_set_load(links_set *d)
+{
+    if (!mp_load_sift(th_slow_tool() ? 1500 : 5000, 100, &d->base, &d->nb, &d->query, &d->nq, &d->dim)) {
+        fprintf(stderr, "siftsmall not found under %s: skipped\n", SVDB_TEST_DATA_DIR);
+        skip();
+    }
+    d->kth = mp_kth(d->base, d->nb, d->query, d->nq, d->dim, 10);
+}
+
 /* A handle that others follow logs the links it chose for each put's rows;
  * a follower, and a handle opened later, adopt them instead of searching,
  * and find the rows as well as the writer does. A handle alone logs none. */
 static void test_multiproc__links_adopted(void **state)
 {
     (void)state;
-    size_t nb_max = th_slow_tool() ? 1500 : 5000;
-    float *base, *query;
-    size_t nb, nq, dim;
-    if (!mp_load_sift(nb_max, 100, &base, &nb, &query, &nq, &dim)) {
-        fprintf(stderr, "siftsmall not found under %s: skipped\n", SVDB_TEST_DATA_DIR);
-        skip();
-    }
-    float *kth = mp_kth(base, nb, query, nq, dim, 10);
+    links_set d;
+    links_set_load(&d);
+    float *base = d.base, *query = d.query, *kth = d.kth;
+    size_t nb = d.nb, nq = d.nq, dim = d.dim;
     char *dir = th_tmpdir("mp-links");
     svdb *w = open_links(dir, SVDB_OPEN_SHARED, 0, (uint32_t)dim);
     /* alone: nothing to advise */
@@ -1299,14 +1311,10 @@ static void assert_distinct(svdb *db, const float *q, size_t dim, size_t k)
 static void test_multiproc__links_deferred(void **state)
 {
     (void)state;
-    size_t nb_max = th_slow_tool() ? 1500 : 5000;
-    float *base, *query;
-    size_t nb, nq, dim;
-    if (!mp_load_sift(nb_max, 100, &base, &nb, &query, &nq, &dim)) {
-        fprintf(stderr, "siftsmall not found under %s: skipped\n", SVDB_TEST_DATA_DIR);
-        skip();
-    }
-    float *kth = mp_kth(base, nb, query, nq, dim, 10);
+    links_set d;
+    links_set_load(&d);
+    float *base = d.base, *query = d.query, *kth = d.kth;
+    size_t nb = d.nb, nq = d.nq, dim = d.dim;
     char *dir = th_tmpdir("mp-deferred");
     svdb *w = open_links(dir, SVDB_OPEN_SHARED, 1, (uint32_t)dim);
     svdb *f = open_links(dir, SVDB_OPEN_SHARED, 0, (uint32_t)dim);
