@@ -40,7 +40,7 @@ typedef struct svdb_indexer {
     int draining; /* the thread is in drain (mu released) */
     size_t backlog; /* atomic: rows queued or in the chunk being linked, for svdb__indexer_throttle (no engine lock) */
     int throttled;  /* atomic: writers waiting in svdb__indexer_throttle */
-    int64_t hold_until; /* atomic: CLOCK_MONOTONIC ns before which no chunk is taken (svdb__indexer_hold) */
+    int64_t hold_until; /* atomic: CLOCK_MONOTONIC ns before which held rows are passed over (svdb__indexer_hold) */
     int err; /* SVDB_OK, or the status of a link that failed; linking then stops */
     char errmsg[256];
 } svdb_indexer;
@@ -79,7 +79,7 @@ static inline const uint32_t *svdb__indexer_queue(const svdb_indexer *ix, size_t
 void svdb__indexer_retain(svdb_indexer *ix, int (*keep)(void *ctx, uint32_t slot), void *ctx);
 /* For the next `ms` milliseconds (or until a later hold ends) the rows
  * queued with svdb__indexer_push_held stay queued, and searchable exactly,
- * because another handle is expected to log their links (write.c); the
+ * because another handle is expected to log their links (links.c); the
  * others are linked as always. svdb__indexer_wait and
  * svdb__indexer_throttle end a hold: their callers want the rows linked. */
 void svdb__indexer_hold(svdb_indexer *ix, unsigned ms);

@@ -178,9 +178,9 @@ static int catch_up(svdb_coll *db, int writer)
 /* Writers of this handle queue on turn_mu, then wait for the other
  * handles' write lock, and only then take write_mu, which readers of this
  * handle need to catch up: a writer waiting out the busy timeout never
- * holds them up. */
-/* With turn_mu held: the write lock (waiting up to wait_ms), write_mu, and
- * the others' records applied; turn_mu is let go on failure. */
+ * holds them up. With turn_mu held: the write lock (waiting up to
+ * wait_ms), write_mu, and the others' records applied; turn_mu is let go
+ * on failure. */
 static int take_write(svdb_coll *db, uint32_t wait_ms)
 {
     int rc = svdb__coll_lock_write(db, wait_ms);
