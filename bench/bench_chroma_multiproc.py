@@ -13,7 +13,7 @@ against pysvdb's, with and without the writer, in one run):
 - ``reader, writer ingesting``: the same while a second process adds rows in
   batches of ``--batch`` for as long as the reader runs, as fast as ``add``
   returns (the Chroma client links on a background thread with a 1 MiB
-  backlog bound); rows added per second;
+  backlog bound) or held to ``--rate`` rows a second; rows added per second;
 - ``writer alone``: the writer's rate with no reader attached.
 
 The collection starts with ``--preload`` rows, linked. Every phase starts
@@ -23,7 +23,7 @@ libsvdb from ``$SVDB_LIBRARY`` when set (to compare two builds of the library).
 
 Usage:
     SVDB_LIBRARY=$PWD/build/libsvdb.so python3 bench/bench_chroma_multiproc.py [--dim 128]
-        [--preload 10000] [--batch 500] [--seconds 5] [--repeat 3]
+        [--preload 10000] [--batch 500] [--seconds 5] [--repeat 3] [--rate 0]
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _reader(path: str, dim: int, start: float, seconds: float, out: "mp.Queue[Di
              "p99_ms": lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3, "cpu_s": cpu, "wall_s": wall})
 
 
-def _writer(path: str, dim: int, batch: int, start: float, seconds: float,
+def _writer(path: str, dim: int, batch: int, rate: float, start: float, seconds: float,
             out: "mp.Queue[Dict[str, float]]") -> None:
     import pysvdb as chromadb
 
@@ -85,6 +85,9 @@ def _writer(path: str, dim: int, batch: int, start: float, seconds: float,
         time.sleep(0.001)
     t0, n, b = time.perf_counter(), 0, 0
     while time.perf_counter() - t0 < seconds:
+        if rate > 0 and n / rate > time.perf_counter() - t0:  # held to `rate` rows a second
+            time.sleep(min(n / rate - (time.perf_counter() - t0), 0.05))
+            continue
         at = (b % 20) * batch
         col.add(ids=[f"w{b}-{j}" for j in range(batch)], embeddings=rows[at:at + batch])
         n += batch
@@ -113,7 +116,7 @@ def _fresh(template: str, work: str) -> str:
     return path
 
 
-def _phase(template: str, work: str, dim: int, batch: int, seconds: float, reader: bool,
+def _phase(template: str, work: str, dim: int, batch: int, rate: float, seconds: float, reader: bool,
            writer: bool) -> Dict[str, float]:
     path = _fresh(template, work)
     ctx = mp.get_context("spawn")
@@ -123,7 +126,7 @@ def _phase(template: str, work: str, dim: int, batch: int, seconds: float, reade
     if reader:
         procs.append(ctx.Process(target=_reader, args=(path, dim, start, seconds, out)))
     if writer:
-        procs.append(ctx.Process(target=_writer, args=(path, dim, batch, start, seconds, out)))
+        procs.append(ctx.Process(target=_writer, args=(path, dim, batch, rate, start, seconds, out)))
     for p in procs:
         p.start()
     got: Dict[str, float] = {}
@@ -143,6 +146,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rate", type=float, default=0.0, help="writer rows a second (0: as fast as add returns)")
     a = ap.parse_args()
 
     work = tempfile.mkdtemp(prefix="svdb-chroma-mp-")
@@ -156,15 +160,16 @@ def main() -> None:
             raise SystemExit("building the collection failed")
         runs: Dict[str, List[Dict[str, float]]] = {"alone": [], "with": [], "writer": []}
         for _ in range(a.repeat):
-            runs["alone"].append(_phase(template, work, a.dim, a.batch, a.seconds, True, False))
-            runs["with"].append(_phase(template, work, a.dim, a.batch, a.seconds, True, True))
-            runs["writer"].append(_phase(template, work, a.dim, a.batch, a.seconds, False, True))
+            runs["alone"].append(_phase(template, work, a.dim, a.batch, a.rate, a.seconds, True, False))
+            runs["with"].append(_phase(template, work, a.dim, a.batch, a.rate, a.seconds, True, True))
+            runs["writer"].append(_phase(template, work, a.dim, a.batch, a.rate, a.seconds, False, True))
 
         def med(phase: str, key: str) -> float:
             return statistics.median(r[key] for r in runs[phase])
 
         lib = os.environ.get("SVDB_LIBRARY", "(the installed pysvdb's)")
-        print(f"# bench_chroma_multiproc: {a.preload:,} x {a.dim} preloaded, batches of {a.batch}, "
+        pace = f"{a.rate:,.0f} rows/s" if a.rate > 0 else "full speed"
+        print(f"# bench_chroma_multiproc: {a.preload:,} x {a.dim} preloaded, batches of {a.batch} at {pace}, "
               f"{a.seconds:g} s phases, medians of {a.repeat}; libsvdb {lib}\n")
         print("| phase | reader QPS | vs no writer | p50 ms | p99 ms | reader CPU s per s | writer rows/s | vs alone |")
         print("|---|---|---|---|---|---|---|---|")
