@@ -427,6 +427,14 @@ def test_unreachable_shard_is_named(client: Any, ray_mod: Any) -> None:
     time.sleep(3.5)
     assert impatient.count() == 4
     ray_mod.kill(col._shards[0], no_restart=True)  # gone for good
+    # ray.kill only sends the kill: the actor may answer a call or two before it dies
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            ray_mod.get(col._shards[0].ping.remote(), timeout=5)
+        except Exception:
+            break
+        time.sleep(0.05)
     with pytest.raises(ShardUnavailableError, match=r"shard 0 of collection 'dead' .* is unavailable"):
         col.query(query_embeddings=[[0.0] * 3], n_results=2)
 
