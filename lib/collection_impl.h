@@ -35,7 +35,8 @@ struct svdb_coll {
     uint32_t busy_ms;
     /* What this handle has applied of the log (atomic; sharing.c). */
     uint64_t seen_ino, seen_end;
-    /* LOCK's first page, mapped shared once the head exists (sharing.c):
+    /* LOCK's first page, mapped shared once the head exists (sharing.c;
+     * writable unless read-only: writers publish the head through it):
      * head_base is set once (atomically) by the thread that mapped it, and
      * head_map, its owner, is released at close. head_nomap: mapping failed,
      * keep to pread. */

@@ -10,8 +10,8 @@
 
 int svdb__map_file(svdb_map *out, int fd, size_t len, int mode, const char *what, const char *path)
 {
-    int priv = mode == SVDB_MAP_PRIVATE;
-    void *p = mmap(NULL, len, priv ? PROT_READ | PROT_WRITE : PROT_READ, priv ? MAP_PRIVATE : MAP_SHARED, fd, 0);
+    int priv = mode == SVDB_MAP_PRIVATE, writable = priv || mode == SVDB_MAP_SHARED_WRITE;
+    void *p = mmap(NULL, len, writable ? PROT_READ | PROT_WRITE : PROT_READ, priv ? MAP_PRIVATE : MAP_SHARED, fd, 0);
     out->base = p == MAP_FAILED ? NULL : p;
     out->len = p == MAP_FAILED ? 0 : len;
     if (p == MAP_FAILED) return svdb__fail_errno(SVDB_ENOMEM, errno, "cannot map %s %s", what, path);

@@ -23,7 +23,8 @@ typedef struct svdb_map {
 
 enum {
     SVDB_MAP_SHARED = 1, /* read-only, the file's own pages */
-    SVDB_MAP_PRIVATE = 2 /* readable and writable; a write copies the page, the file never changes */
+    SVDB_MAP_PRIVATE = 2, /* readable and writable; a write copies the page, the file never changes */
+    SVDB_MAP_SHARED_WRITE = 3 /* readable and writable, the file's own pages: a write changes the file */
 };
 
 /* Maps [0, len) of fd (which may be closed afterwards) into *out. A shared
@@ -43,7 +44,7 @@ static inline svdb_map svdb__map_take(svdb_map *from)
     return m;
 }
 
-/* The first byte (NULL when empty); writable only in a private map. */
+/* The first byte (NULL when empty); writable only in a private or shared-write map. */
 static inline void *svdb__map_base(const svdb_map *m) { return m->base; }
 /* Bytes mapped (0 when empty). */
 static inline size_t svdb__map_len(const svdb_map *m) { return m->len; }
