@@ -7,6 +7,10 @@ What is timed (microseconds per call, median of ROUNDS rounds of the mean):
   build thread); EF is the smallest in a fixed ladder whose recall@k (k = 10)
   against the data set's ground truth is at least 0.95, measured here.
 - ``search_batch``: one ``search_batch(queries, k, ef=EF, threads=1)`` call.
+- ``cffi call only``: the floor of any ABI-mode cffi wrapper: the bare
+  ``lib.svdb_search_into`` call of ``search`` with every argument prepared
+  before the timing (query pointers, options, result buffers) and nothing
+  read back, one query per call.
 - ``add``/``upsert``/``delete``: one-row calls on a flat collection of the
   same base vectors (``add`` of new ids, ``upsert`` of each, ``delete`` of
   each), durability "persist" (the log is written per call, not fsynced).
@@ -118,12 +122,26 @@ def run_hnswlib(base: npt.NDArray[np.float32], q: npt.NDArray[np.float32], gt: n
     return ef, r, us
 
 
+def bare_call(db: Any, q: npt.NDArray[np.float32], ef: int) -> float:
+    """search's C call alone, through cffi, as pysvdb makes it (the floor of
+    any ABI-mode wrapper: argument conversion, libffi, the GIL let go)."""
+    from pysvdb import _db
+
+    ffi, lib = _db.ffi, _db.lib
+    ptrs = [ffi.from_buffer("float[]", q[i]) for i in range(len(q))]
+    opts, dim, cap = _db._ef_options(ef), q.shape[1], _db._INTO_CAP
+    d, ids, n, n_len = ffi.new("float[]", K), ffi.new("char[]", cap), ffi.new("size_t[1]"), ffi.new("size_t[1]")
+    h, call = db._acquire(), lib.svdb_search_into
+    return per_call(lambda i: call(h, ptrs[i], dim, K, opts, d, ids, cap, n, n_len), len(q), 1)
+
+
 def py_round(cls: Any, hnsw: str, flat: str, q: npt.NDArray[np.float32], ef: int, wids: List[List[str]],
              rows: List[npt.NDArray[np.float32]]) -> Dict[str, float]:
     """One round of the C driver's calls through pysvdb (same order, same warm-up)."""
     out: Dict[str, float] = {}
     with cls(hnsw, create=False) as db:
         out["search"] = per_call(lambda i: db.search(q[i], K, ef=ef), len(q), 1)
+        out["cffi call only"] = bare_call(db, q, ef)
         out["search_batch"] = per_call(lambda i: db.search_batch(q, K, ef=ef, threads=1), 1, 1)
     n = len(wids)
     with cls(flat, create=False) as f:
@@ -191,6 +209,8 @@ def main() -> None:
             if driver.exists():
                 c_rounds.append(run_c(driver, hnsw, flat, qpath, ef, 1, n_writes))
             py_rounds.append(py_round(SvDBPython, hnsw, flat, q, ef, wids, rows))
+        for rd in c_rounds:  # the C side of the floor is the same C search
+            rd["cffi call only"] = rd["search"]
         c = {name: statistics.median(rd[name] for rd in c_rounds) for name in c_rounds[0]} if c_rounds else {}
         py = {name: statistics.median(rd[name] for rd in py_rounds) for name in py_rounds[0]}
         if os.environ.get("BENCH_CALLS_VERBOSE"):
@@ -203,7 +223,7 @@ def main() -> None:
     if not c:
         print("(no %s: build with -DSVDB_BUILD_BENCH=ON for the C figures)" % driver)
     print("%-13s %10s %10s %10s %12s  %s" % ("call", "pysvdb", "C API", "C/pysvdb", "pysvdb - C", "best rounds: pysvdb, C"))
-    for name in ("search", "search_batch", "add", "upsert", "delete"):
+    for name in ("search", "cffi call only", "search_batch", "add", "upsert", "delete"):
         cv = c.get(name)
         best = min(rd[name] for rd in py_rounds)
         if cv:

@@ -289,6 +289,88 @@ static void test_multiproc__checkpoints_under_readers(void **state)
 
 /* ---------------------------------------------------------------- 2: the next call sees a peer's batch */
 
+/* LOCK's head, read from the file (not through a handle's map): 1 when it
+ * is there with its magic, and the log end it announces in *end. */
+static int lock_head_end(const char *dir, uint64_t *end)
+{
+    char *lock = th_path(dir, "LOCK");
+    FILE *f = fopen(lock, "rb");
+    free(lock);
+    if (!f) return 0;
+    unsigned char b[32];
+    size_t got = fread(b, 1, sizeof b, f);
+    fclose(f);
+    if (got != sizeof b || memcmp(b, "SVDBHEAD", 8) != 0) return 0;
+    memcpy(end, b + 16, 8);
+    return 1;
+}
+
+static void add_one(svdb *db, const char *id, float x)
+{
+    float v[MP_DIM];
+    for (size_t i = 0; i < MP_DIM; i++) v[i] = x + (float)i;
+    ASSERT_OK(svdb_add_batch(db, 1, &id, v, MP_DIM, NULL));
+}
+
+/* The write path's catch-up, in one process: a writer whose log ends where
+ * it stopped reading replays nothing (the fast path), one behind replays
+ * the other handle's records, and a torn tail that appears under open
+ * handles is cut by the next write; each write's head reaches the file
+ * (published through the writable shared map of LOCK). */
+static void test_multiproc__writer_catch_up(void **state)
+{
+    (void)state;
+    char *dir = th_tmpdir("mp-catchup");
+    create(dir);
+    svdb *a = open_opts(dir, SVDB_OPEN_SHARED, 5000), *b = open_opts(dir, SVDB_OPEN_SHARED, 5000);
+    char *wal = th_path(dir, "wal.svdb");
+    uint64_t end = 0;
+    size_t count = 0;
+    char id[16];
+    for (int i = 0; i < 20; i++) { /* a's own writes back to back, then b's after a's */
+        snprintf(id, sizeof id, "a%d", i);
+        add_one(a, id, (float)i);
+        assert_true(lock_head_end(dir, &end));
+        assert_int_equal(end, (uint64_t)th_file_size(wal));
+        if (i % 5 == 4) {
+            snprintf(id, sizeof id, "b%d", i);
+            add_one(b, id, (float)-i);
+            assert_true(lock_head_end(dir, &end));
+            assert_int_equal(end, (uint64_t)th_file_size(wal));
+        }
+    }
+    ASSERT_OK(svdb_count(a, &count));
+    assert_int_equal(count, 24);
+    /* A killed writer's torn tail, appended while both are open. */
+    long good = th_file_size(wal);
+    FILE *f = fopen(wal, "ab");
+    assert_non_null(f);
+    assert_int_equal(fwrite("\x01\x02\x03\x04\x05\x06\x07", 1, 7, f), 7);
+    assert_int_equal(fclose(f), 0);
+    add_one(a, "after-tail", 0.5f);
+    long now = th_file_size(wal);
+    assert_true(now > good);
+    assert_true(lock_head_end(dir, &end));
+    assert_int_equal(end, (uint64_t)now); /* cut, then appended right after the good records */
+    int found = 0;
+    ASSERT_OK(svdb_contains(b, "after-tail", &found));
+    assert_int_equal(found, 1);
+    add_one(b, "b-last", 1.5f); /* b catches up with a's record, written over the cut tail */
+    ASSERT_OK(svdb_count(a, &count));
+    assert_int_equal(count, 26);
+    ASSERT_OK(svdb_close(a));
+    ASSERT_OK(svdb_close(b));
+    svdb *r = open_opts(dir, SVDB_OPEN_SHARED, 5000); /* a reopen reads it all back */
+    ASSERT_OK(svdb_count(r, &count));
+    assert_int_equal(count, 26);
+    ASSERT_OK(svdb_contains(r, "b-last", &found));
+    assert_int_equal(found, 1);
+    ASSERT_OK(svdb_close(r));
+    free(wal);
+    th_rmrf(dir);
+    free(dir);
+}
+
 static void test_multiproc__next_call_sees_peer_batch(void **state)
 {
     (void)state;
@@ -1397,6 +1479,7 @@ int main(void)
         cmocka_unit_test_teardown(test_multiproc__readers_during_writes, teardown),
         cmocka_unit_test_teardown(test_multiproc__checkpoints_under_readers, teardown),
         cmocka_unit_test_teardown(test_multiproc__next_call_sees_peer_batch, teardown),
+        cmocka_unit_test_teardown(test_multiproc__writer_catch_up, teardown),
         cmocka_unit_test_teardown(test_multiproc__two_writers, teardown),
         cmocka_unit_test_teardown(test_multiproc__four_writers, teardown),
         cmocka_unit_test_teardown(test_multiproc__create_at_once, teardown),
