@@ -140,6 +140,25 @@ def python_writer(path: str, log: str, durability: str, seed: int, first_op: int
 
 # ---------------------------------------------------------------- the model
 
+def read_new_lines(log: str, offset: int) -> Tuple[List[str], int]:
+    """The whole lines a dead process wrote to its log after offset, and the
+    offset after them. A SIGKILL can stop write(2) between two pages of the
+    file, so a line that crosses a page boundary may be left torn: the
+    process was killed before that line's write returned, so what it
+    announced never started (an I line) or is still in flight (an A line).
+    The torn part is dropped and the line ended, so that a successor's lines
+    start on their own."""
+    with open(log, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    whole = data.rfind(b"\n") + 1
+    if whole == len(data):
+        return data.decode().splitlines(), offset + len(data)
+    with open(log, "ab") as f:
+        f.write(b"\n")
+    return data[:whole].decode().splitlines(), offset + len(data) + 1
+
+
 @dataclass
 class Model:
     """What the collection must hold: acknowledged operations, read from the
@@ -156,11 +175,8 @@ class Model:
         inflight: Optional[Tuple[str, List[Tuple[int, int]]]] = None
         if not os.path.exists(log):  # killed before it wrote anything: nothing acknowledged
             return None
-        with open(log, "rb") as f:
-            f.seek(self.offset)
-            data = f.read()
-        self.offset += len(data)
-        for line in data.decode().splitlines():
+        lines, self.offset = read_new_lines(log, self.offset)
+        for line in lines:
             parts = line.split()
             if not parts or parts[0] == "O":
                 continue
@@ -302,12 +318,9 @@ class Space:
         view at its start, is checked and becomes the state."""
         if not os.path.exists(self.log):
             return None
-        with open(self.log, "rb") as f:
-            f.seek(self.offset)
-            data = f.read()
-        self.offset += len(data)
+        lines, self.offset = read_new_lines(self.log, self.offset)
         problem = None
-        for line in data.decode().splitlines():
+        for line in lines:
             parts = line.split()
             if not parts or parts[0] == "O":
                 continue
@@ -412,8 +425,7 @@ def run_multi(args: argparse.Namespace) -> int:
         log = os.path.join(work, "r%d.log" % r)
         if not os.path.exists(log):
             return
-        with open(log) as f:
-            lines = f.read().splitlines()
+        lines, _ = read_new_lines(log, 0)
         os.unlink(log)
         errs = [ln for ln in lines if ln.startswith("E")]
         stats["reader_loops"] += max([int(ln.split()[1]) for ln in lines if ln.startswith("Q")] or [0])

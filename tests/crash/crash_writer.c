@@ -21,7 +21,9 @@
 
 static int logfd;
 
-/* One line per write(2) on an O_APPEND descriptor: a SIGKILL never leaves half a line. */
+/* One line per write(2) on an O_APPEND descriptor. A SIGKILL can still stop the
+ * write between two pages of the file (a line across a page boundary): the
+ * harness drops such a torn last line (read_new_lines). */
 static void logline(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void logline(const char *fmt, ...)
 {
