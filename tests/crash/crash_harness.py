@@ -465,12 +465,14 @@ def run_multi(args: argparse.Namespace) -> int:
         print("round %d: %s exited on its own (%s): %s" % (rnd, who, p.returncode, err.strip()))
         stats["exited"] += 1
 
+    readers: Dict[int, "subprocess.Popen[bytes]"] = {}
     try:
         for rnd in range(args.rounds):
             problems.clear()
             writers.clear()
             writers.update({w: start_writer(w) for w in range(args.processes)})
-            readers = {r: start_reader(r) for r in range(args.readers)}
+            readers.clear()
+            readers.update({r: start_reader(r) for r in range(args.readers)})
             end = time.time() + rng.uniform(0.05, 0.6)
             for _ in range(rng.randint(0, args.processes + args.readers)):
                 wait_until(time.time() + max(0.0, rng.uniform(0.0, end - time.time())), rnd)
@@ -549,6 +551,10 @@ def run_multi(args: argparse.Namespace) -> int:
             for s, found in zip(spaces, founds):  # the next round starts from what is there
                 s.adopt(found)
     finally:
+        for p in list(writers.values()) + list(readers.values()):  # none left running if this raised
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
         else:
