@@ -9,8 +9,8 @@
  *     acknowledged record, written by a writer before it lets go of the
  *     write lock (a store into the shared map of LOCK's first page, or a
  *     pwrite before that exists). A reader compares it with what it has
- *     applied (a copy from the same map) and replays the new records, never past the head: a record a
- *     writer is still appending, or will cut again (a canceled batch, a
+ *     applied (a copy from the same map) and replays the new records,
+ *     never past the head: a record a writer is still appending, or will cut again (a canceled batch, a
  *     failed sync), is never seen. A new inode means a checkpoint replaced
  *     the log: the reader loads the new snapshot (svdb__coll_reload).
  * A writer catches up with the whole log under the write lock (records a
