@@ -10,8 +10,8 @@
  *     write lock (a store into the shared map of LOCK's first page, or a
  *     pwrite before that exists). A reader compares it with what it has
  *     applied (a copy from the same map) and replays the new records,
- *     never past the head: a record a writer is still appending, or will cut again (a canceled batch, a
- *     failed sync), is never seen. A new inode means a checkpoint replaced
+ *     never past the head: a record a writer is still appending, or will
+ *     cut again (a canceled batch, a failed sync), is never seen. A new inode means a checkpoint replaced
  *     the log: the reader loads the new snapshot (svdb__coll_reload).
  * A writer catches up with the whole log under the write lock (records a
  * killed writer made durable but could not announce included), cuts off a
